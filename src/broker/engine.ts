@@ -1,0 +1,384 @@
+/**
+ * The broker's queue logic, pure: routing commands to one queue per (command, group), credit-based
+ * round-robin dispatch, in-flight deliveries with deadlines, and settling them (ack, answer, nack,
+ * lost consumer, expired deadline). No I/O: the owner of the engine is told what to send through
+ * `EngineEvents`, and time comes from an injectable clock, so all of it is unit-tested without a
+ * network.
+ *
+ * Semantics:
+ * - A message is copied to every group that has a subscription matching its command; inside a
+ *   group, subscriptions compete. A group keeps receiving copies while none of its consumers is
+ *   connected (its queue waits for them).
+ * - A message whose command no group has subscribed to yet waits, unrouted; the first group that
+ *   subscribes to a matching pattern takes those messages.
+ * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
+ *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
+ */
+import { Deque } from './deque.js'
+import { Queue, type QueuedMessage, type Subscription } from './queue.js'
+import { compilePattern, patternError } from './topic.js'
+
+export interface InFlight<Owner = unknown> {
+  readonly tag: number
+  readonly sub: Subscription<Owner>
+  readonly queue: Queue
+  readonly message: QueuedMessage
+  readonly deadline: number
+  settled: boolean
+}
+
+export interface EngineEvents<Owner> {
+  /** Send this delivery to its subscription's owner. */
+  deliver: (delivery: InFlight<Owner>) => void
+  /** The message is done. `answer` is set when the consumer answered and the producer wants it. */
+  completed: (message: QueuedMessage, by: Owner, answer?: { kind: number, payload: Uint8Array }) => void
+  /** The message will not be attempted again; `by` is the owner of its last delivery, if any. */
+  failed: (message: QueuedMessage, error: string, by: Owner | undefined) => void
+  /** A delivery's deadline passed; it has been taken back. */
+  expired?: (delivery: InFlight<Owner>) => void
+}
+
+export interface EngineOptions {
+  /** ms a delivery may stay unsettled before it is taken back. */
+  visibilityTimeout: number
+  /** Deliveries of one message before it fails (Infinity: never). */
+  maxAttempts: number
+  /** Messages held (ready, unrouted and in flight) before publishes are refused. */
+  maxMessages: number
+  clock?: () => number
+}
+
+export interface QueueStats {
+  command: string
+  group: string
+  depth: number
+  inFlight: number
+  consumers: number
+  published: number
+  delivered: number
+  acked: number
+  nacked: number
+  failed: number
+}
+
+interface Group {
+  readonly name: string
+  /** Patterns any subscription of this group has used; they stay bound while the broker runs. */
+  readonly bindings: Map<string, (command: string) => boolean>
+  readonly subs: Set<Subscription<any>>
+  readonly queues: Map<string, Queue>
+}
+
+export class QueueEngine<Owner> {
+  private readonly groups = new Map<string, Group>()
+  private readonly unrouted = new Map<string, Deque<QueuedMessage>>()
+  private readonly routes = new Map<string, Queue[]>()
+  private readonly inFlight = new Map<number, InFlight<Owner>>()
+  /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
+  private readonly deadlines = new Deque<InFlight<Owner>>()
+  private readonly clock: () => number
+  private nextTag = 0
+  private held = 0
+
+  constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
+    this.clock = options.clock ?? Date.now
+  }
+
+  /** Messages held: ready, unrouted and in flight. */
+  get size (): number {
+    return this.held
+  }
+
+  /**
+   * Takes a message and routes it. Returns false, keeping nothing, when the broker is full.
+   * `message.attempts` should be 0.
+   */
+  publish (message: QueuedMessage): boolean {
+    if (this.held >= this.options.maxMessages) return false
+    const queues = this.route(message.command)
+    if (queues.length === 0) {
+      let waiting = this.unrouted.get(message.command)
+      if (waiting == null) {
+        waiting = new Deque()
+        this.unrouted.set(message.command, waiting)
+      }
+      waiting.push(message)
+      this.held++
+      return true
+    }
+    for (let i = 0; i < queues.length; i++) {
+      const queue = queues[i]
+      queue.published++
+      queue.ready.push(i === 0 ? message : { ...message })
+      this.held++
+      this.drain(queue)
+    }
+    return true
+  }
+
+  /** Adds a competing consumer. Throws on an invalid pattern. */
+  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number): Subscription<Owner> {
+    if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
+    for (const p of patterns) {
+      const error = patternError(p)
+      if (error != null) throw new TypeError(error)
+    }
+    if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
+    const matchers = patterns.map(compilePattern)
+    const sub: Subscription<Owner> = {
+      owner,
+      subId,
+      group,
+      patterns,
+      matches: (command) => matchers.some((m) => m(command)),
+      prefetch,
+      unacked: 0,
+      queues: [],
+      nextQueue: 0
+    }
+    const g = this.group(group)
+    let newBinding = false
+    for (let i = 0; i < patterns.length; i++) {
+      if (!g.bindings.has(patterns[i])) {
+        g.bindings.set(patterns[i], matchers[i])
+        newBinding = true
+      }
+    }
+    if (newBinding) this.routes.clear()
+    g.subs.add(sub)
+    for (const queue of g.queues.values()) {
+      if (sub.matches(queue.command)) attach(sub, queue)
+    }
+    // Messages that were waiting for any group to want them now belong to this one.
+    for (const [command, waiting] of this.unrouted) {
+      if (!sub.matches(command)) continue
+      this.unrouted.delete(command)
+      const queue = this.queueOf(g, command)
+      queue.published += waiting.length
+      for (const m of waiting.drain()) queue.ready.push(m)
+    }
+    this.fill(sub)
+    return sub
+  }
+
+  /** Removes a subscription; its unsettled deliveries go back to their queues for others. */
+  unsubscribe (sub: Subscription<Owner>): void {
+    const g = this.groups.get(sub.group)
+    if (g == null || !g.subs.delete(sub)) return
+    for (const queue of sub.queues) queue.removeConsumer(sub)
+    sub.queues.length = 0
+    const taken: Array<InFlight<Owner>> = []
+    for (const d of this.inFlight.values()) {
+      if (d.sub === sub) taken.push(d)
+    }
+    // Back to the head in reverse, so they keep their order.
+    for (let i = taken.length - 1; i >= 0; i--) this.takeBack(taken[i], 'consumer disconnected')
+    for (const d of taken) this.drain(d.queue)
+  }
+
+  /** Settles a delivery without an answer. False when the tag is unknown or not the owner's. */
+  ack (owner: Owner, tag: number): boolean {
+    const d = this.settle(owner, tag)
+    if (d == null) return false
+    d.queue.acked++
+    this.held--
+    this.events.completed(d.message, owner)
+    this.fill(d.sub)
+    return true
+  }
+
+  /** Settles a delivery with the consumer's answer. */
+  answer (owner: Owner, tag: number, kind: number, payload: Uint8Array): boolean {
+    const d = this.settle(owner, tag)
+    if (d == null) return false
+    d.queue.acked++
+    this.held--
+    this.events.completed(d.message, owner, d.message.wantsAnswer ? { kind, payload } : undefined)
+    this.fill(d.sub)
+    return true
+  }
+
+  /** The consumer failed the delivery: requeue it for another attempt, or fail it now. */
+  nack (owner: Owner, tag: number, requeue: boolean, error: string): boolean {
+    const d = this.settle(owner, tag)
+    if (d == null) return false
+    d.queue.nacked++
+    d.message.lastError = error
+    if (requeue && d.message.attempts < this.options.maxAttempts) {
+      d.queue.ready.unshift(d.message)
+      this.drain(d.queue)
+    } else {
+      this.fail(d.queue, d.message, error, owner)
+    }
+    this.fill(d.sub)
+    return true
+  }
+
+  /** Takes back every delivery whose deadline has passed. Returns how many. */
+  expire (): number {
+    const now = this.clock()
+    let count = 0
+    for (let d = this.deadlines.peek(); d != null; d = this.deadlines.peek()) {
+      if (d.settled) {
+        this.deadlines.shift()
+        continue
+      }
+      if (d.deadline > now) break
+      this.deadlines.shift()
+      count++
+      this.events.expired?.(d)
+      this.takeBack(d, 'visibility timeout')
+      this.drain(d.queue)
+      this.fill(d.sub)
+    }
+    return count
+  }
+
+  stats (): QueueStats[] {
+    const out: QueueStats[] = []
+    for (const g of this.groups.values()) {
+      for (const q of g.queues.values()) {
+        out.push({
+          command: q.command,
+          group: q.group,
+          depth: q.ready.length,
+          inFlight: q.inFlight,
+          consumers: q.consumers.length,
+          published: q.published,
+          delivered: q.delivered,
+          acked: q.acked,
+          nacked: q.nacked,
+          failed: q.failed
+        })
+      }
+    }
+    for (const [command, waiting] of this.unrouted) {
+      out.push({ command, group: '', depth: waiting.length, inFlight: 0, consumers: 0, published: waiting.length, delivered: 0, acked: 0, nacked: 0, failed: 0 })
+    }
+    return out
+  }
+
+  private group (name: string): Group {
+    let g = this.groups.get(name)
+    if (g == null) {
+      g = { name, bindings: new Map(), subs: new Set(), queues: new Map() }
+      this.groups.set(name, g)
+    }
+    return g
+  }
+
+  private queueOf (g: Group, command: string): Queue {
+    let queue = g.queues.get(command)
+    if (queue == null) {
+      queue = new Queue(command, g.name)
+      g.queues.set(command, queue)
+      for (const sub of g.subs) {
+        if (sub.matches(command)) attach(sub, queue)
+      }
+    }
+    return queue
+  }
+
+  private route (command: string): Queue[] {
+    let queues = this.routes.get(command)
+    if (queues == null) {
+      queues = []
+      for (const g of this.groups.values()) {
+        for (const matches of g.bindings.values()) {
+          if (matches(command)) {
+            queues.push(this.queueOf(g, command))
+            break
+          }
+        }
+      }
+      this.routes.set(command, queues)
+    }
+    return queues
+  }
+
+  /** Gives ready messages of `queue` to its subscriptions with credit, round robin. */
+  private drain (queue: Queue): void {
+    while (queue.ready.length > 0) {
+      const sub = queue.pickConsumer()
+      if (sub == null) return
+      this.deliver(sub as Subscription<Owner>, queue, queue.ready.shift() as QueuedMessage)
+    }
+  }
+
+  /** Uses `sub`'s credit on ready messages of its queues, round robin over the queues. */
+  private fill (sub: Subscription<Owner>): void {
+    const queues = sub.queues
+    while (sub.unacked < sub.prefetch) {
+      let queue: Queue | undefined
+      for (let i = 0; i < queues.length; i++) {
+        const idx = (sub.nextQueue + i) % queues.length
+        if (queues[idx].ready.length > 0) {
+          queue = queues[idx]
+          sub.nextQueue = (idx + 1) % queues.length
+          break
+        }
+      }
+      if (queue == null) return
+      this.deliver(sub, queue, queue.ready.shift() as QueuedMessage)
+    }
+  }
+
+  private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {
+    do {
+      this.nextTag = (this.nextTag + 1) >>> 0
+    } while (this.nextTag === 0 || this.inFlight.has(this.nextTag))
+    message.attempts++
+    const d: InFlight<Owner> = {
+      tag: this.nextTag,
+      sub,
+      queue,
+      message,
+      deadline: this.clock() + this.options.visibilityTimeout,
+      settled: false
+    }
+    this.inFlight.set(d.tag, d)
+    this.deadlines.push(d)
+    sub.unacked++
+    queue.inFlight++
+    queue.delivered++
+    this.events.deliver(d)
+  }
+
+  private settle (owner: Owner, tag: number): InFlight<Owner> | undefined {
+    const d = this.inFlight.get(tag)
+    if (d == null || d.sub.owner !== owner) return undefined
+    this.release(d)
+    // Settled deliveries at the front are dropped now, so the deadline list stays short.
+    while (this.deadlines.peek()?.settled === true) this.deadlines.shift()
+    return d
+  }
+
+  private release (d: InFlight<Owner>): void {
+    this.inFlight.delete(d.tag)
+    d.settled = true
+    d.sub.unacked--
+    d.queue.inFlight--
+  }
+
+  /** A delivery that ended without being settled: back to the head of its queue, or failed. */
+  private takeBack (d: InFlight<Owner>, reason: string): void {
+    this.release(d)
+    d.message.lastError = reason
+    if (d.message.attempts < this.options.maxAttempts) {
+      d.queue.ready.unshift(d.message)
+    } else {
+      this.fail(d.queue, d.message, reason, d.sub.owner)
+    }
+  }
+
+  private fail (queue: Queue, message: QueuedMessage, error: string, by: Owner | undefined): void {
+    queue.failed++
+    this.held--
+    this.events.failed(message, error, by)
+  }
+}
+
+function attach (sub: Subscription<any>, queue: Queue): void {
+  queue.consumers.push(sub)
+  sub.queues.push(queue)
+}

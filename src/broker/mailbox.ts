@@ -1,0 +1,60 @@
+/**
+ * Results kept for producers that are not connected, delivered when the same peer ID comes back.
+ * Bounded in count per producer and in time.
+ */
+import { Deque } from './deque.js'
+
+export interface KeptResult {
+  id: string
+  consumer: string
+  status: number
+  attempts: number
+  kind: number
+  payload: Uint8Array
+  keptAt: number
+}
+
+export class Mailbox {
+  private readonly boxes = new Map<string, Deque<KeptResult>>()
+  dropped = 0
+
+  constructor (private readonly retention: number, private readonly maxPerProducer: number) {}
+
+  keep (producer: string, result: KeptResult): void {
+    let box = this.boxes.get(producer)
+    if (box == null) {
+      box = new Deque()
+      this.boxes.set(producer, box)
+    }
+    box.push(result)
+    if (box.length > this.maxPerProducer) {
+      box.shift()
+      this.dropped++
+    }
+  }
+
+  /** Removes and returns what is kept for `producer` and still within the retention time. */
+  take (producer: string, now: number): KeptResult[] {
+    const box = this.boxes.get(producer)
+    if (box == null) return []
+    this.boxes.delete(producer)
+    return box.drain().filter((r) => now - r.keptAt <= this.retention)
+  }
+
+  /** Drops results older than the retention time. */
+  sweep (now: number): void {
+    for (const [producer, box] of this.boxes) {
+      while (box.length > 0 && now - (box.peek() as KeptResult).keptAt > this.retention) {
+        box.shift()
+        this.dropped++
+      }
+      if (box.length === 0) this.boxes.delete(producer)
+    }
+  }
+
+  get size (): number {
+    let n = 0
+    for (const box of this.boxes.values()) n += box.length
+    return n
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * One queue: the messages of one command waiting for one group, and the group's subscriptions that
+ * can take them. Pure state; the engine moves messages in and out.
+ */
+import { Deque } from './deque.js'
+import type { MessageFields } from '../protocol/frames.js'
+
+/** A message as the broker keeps it: one copy per group it was routed to. */
+export interface QueuedMessage extends MessageFields {
+  /** The producer's peer ID, from its authenticated connection. */
+  producer: string
+  /** The session it came in on, to send its result back on the same stream while it is open. */
+  origin?: unknown
+  /** When the broker took it (ms since the epoch). */
+  timestamp: number
+  wantsAnswer: boolean
+  /** Deliveries so far. */
+  attempts: number
+  lastError?: string
+}
+
+/** A subscription as the engine sees it: a competing consumer with prefetch credit. */
+export interface Subscription<Owner = unknown> {
+  readonly owner: Owner
+  readonly subId: number
+  readonly group: string
+  readonly patterns: readonly string[]
+  readonly matches: (command: string) => boolean
+  readonly prefetch: number
+  /** Deliveries out and not yet settled. */
+  unacked: number
+  /** The queues this subscription takes from, and where the round robin over them stands. */
+  readonly queues: Queue[]
+  nextQueue: number
+}
+
+export class Queue {
+  readonly ready = new Deque<QueuedMessage>()
+  readonly consumers: Subscription[] = []
+  private nextConsumer = 0
+  inFlight = 0
+  published = 0
+  delivered = 0
+  acked = 0
+  nacked = 0
+  failed = 0
+
+  constructor (readonly command: string, readonly group: string) {}
+
+  get name (): string {
+    return `${this.command}@${this.group}`
+  }
+
+  /** The next subscription in round-robin order that has credit, or undefined. */
+  pickConsumer (): Subscription | undefined {
+    const n = this.consumers.length
+    for (let i = 0; i < n; i++) {
+      const idx = (this.nextConsumer + i) % n
+      const sub = this.consumers[idx]
+      if (sub.unacked < sub.prefetch) {
+        this.nextConsumer = (idx + 1) % n
+        return sub
+      }
+    }
+    return undefined
+  }
+
+  removeConsumer (sub: Subscription): void {
+    const idx = this.consumers.indexOf(sub)
+    if (idx < 0) return
+    this.consumers.splice(idx, 1)
+    if (this.nextConsumer > idx) this.nextConsumer--
+    if (this.nextConsumer >= this.consumers.length) this.nextConsumer = 0
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The broker as a libp2p service (js-libp2p's service pattern): registered on a node with
+ * `services: { mq: broker(init) }`, started and stopped with it. It accepts producer and consumer
+ * streams, runs the queue engine, and relays results to the producers that sent the messages.
+ */
+import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
+import {
+  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
+  FRAME_OVERHEAD_LIMIT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL
+} from '../constants.js'
+import { PayloadKind } from '../payload.js'
+import { ResultStatus } from '../protocol/frames.js'
+import { QueueEngine, type QueueStats } from './engine.js'
+import { Mailbox, type KeptResult } from './mailbox.js'
+import { RecentIds } from './recent-ids.js'
+import { ConsumerSession, ProducerSession, type SessionContext } from './sessions.js'
+import type { QueuedMessage } from './queue.js'
+import type { Registrar } from '@libp2p/interface-internal'
+
+export interface BrokerInit {
+  /** Largest payload accepted, in bytes. Larger publishes are rejected with a clear error. */
+  maxPayload?: number
+  /** ms a consumer may hold a delivery before it is given to another consumer. */
+  visibilityTimeout?: number
+  /** Deliveries of a message before it fails and its producer is told. */
+  maxAttempts?: number
+  /** Messages held at once; past it, publishes are rejected ("broker full"). */
+  maxMessages?: number
+  /** ms an answer waits for its disconnected producer to reconnect. */
+  answerRetention?: number
+  /** Answers kept per disconnected producer. */
+  maxKeptAnswers?: number
+  /** ms a producer's recent message ids are remembered after it was last seen, to drop resends. */
+  dedupWindow?: number
+}
+
+export interface BrokerComponents {
+  registrar: Registrar
+  logger: ComponentLogger
+  peerId: PeerId
+}
+
+export type ClientRole = 'producer' | 'consumer'
+
+export interface ClientEvent {
+  peer: string
+  role: ClientRole
+  /** Why the stream ended, when it was not an orderly close. */
+  error?: Error
+}
+
+export interface BrokerEvents {
+  'client:join': CustomEvent<ClientEvent>
+  'client:leave': CustomEvent<ClientEvent>
+  /** A client sent a malformed, unknown or oversized frame; its stream was ended. */
+  'client:error': CustomEvent<ClientEvent>
+}
+
+export interface ClientInfo {
+  peer: string
+  role: ClientRole
+  subscriptions?: Array<{ group: string, patterns: readonly string[], prefetch: number, unacked: number }>
+}
+
+export interface BrokerStats {
+  queues: QueueStats[]
+  clients: ClientInfo[]
+  /** Messages held: waiting, unrouted and in flight. */
+  messages: number
+  /** Answers waiting for their producers to reconnect. */
+  keptAnswers: number
+}
+
+type AnySession = ProducerSession | ConsumerSession
+
+export class BrokerService extends TypedEventEmitter<BrokerEvents> implements Startable {
+  readonly [Symbol.toStringTag] = 'p2pmq-broker'
+  readonly [serviceCapabilities]: string[] = ['@p2pmq/broker']
+
+  private readonly log: Logger
+  private readonly engine: QueueEngine<ConsumerSession>
+  private readonly mailbox: Mailbox
+  private readonly sessions = new Set<AnySession>()
+  /** The open producer sessions of each peer, newest last. */
+  private readonly producers = new Map<string, ProducerSession[]>()
+  private readonly recent = new Map<string, RecentIds>()
+  private readonly ctx: SessionContext
+  private readonly options: Required<BrokerInit>
+  private timer?: ReturnType<typeof setInterval>
+  private started = false
+
+  constructor (private readonly components: BrokerComponents, init: BrokerInit = {}) {
+    super()
+    this.log = components.logger.forComponent('p2pmq:broker')
+    this.options = {
+      maxPayload: init.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      visibilityTimeout: init.visibilityTimeout ?? DEFAULT_VISIBILITY_TIMEOUT,
+      maxAttempts: init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      maxMessages: init.maxMessages ?? DEFAULT_MAX_MESSAGES,
+      answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
+      maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
+      dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW
+    }
+    this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers)
+    this.engine = new QueueEngine<ConsumerSession>({
+      deliver: (d) => { d.sub.owner.deliver(d) },
+      completed: (m, by, answer) => {
+        if (answer != null) this.relay(m, { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 })
+      },
+      failed: (m, error, by) => {
+        this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
+        if (m.wantsAnswer) {
+          this.relay(m, { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 })
+        }
+      },
+      expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) }
+    }, this.options)
+    this.ctx = {
+      engine: this.engine,
+      maxPayload: this.options.maxPayload,
+      maxFrameLength: this.options.maxPayload + FRAME_OVERHEAD_LIMIT,
+      recentIds: (peer) => {
+        let ids = this.recent.get(peer)
+        if (ids == null) {
+          ids = new RecentIds(MAX_PRODUCER_WINDOW)
+          this.recent.set(peer, ids)
+        }
+        return ids
+      },
+      closed: (s, err) => { this.closed(s, err) },
+      protocolError: (s, err) => {
+        this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
+        this.safeDispatchEvent('client:error', { detail: { peer: s.peer, role: s.role, error: err } })
+      }
+    }
+  }
+
+  async start (): Promise<void> {
+    const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
+    await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
+    await this.components.registrar.handle(CONSUMER_PROTOCOL, (s, c) => { this.accept('consumer', s, c) }, opts)
+    const tick = Math.max(10, Math.min(1000, Math.floor(this.options.visibilityTimeout / 4)))
+    this.timer = setInterval(() => { this.housekeeping() }, tick)
+    this.timer.unref?.()
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    clearInterval(this.timer)
+    await this.components.registrar.unhandle(PRODUCER_PROTOCOL)
+    await this.components.registrar.unhandle(CONSUMER_PROTOCOL)
+    for (const s of [...this.sessions]) s.close()
+  }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  /** Queues, clients and totals, as they are now. */
+  stats (): BrokerStats {
+    return {
+      queues: this.engine.stats(),
+      clients: [...this.sessions].map((s) => s.role === 'producer'
+        ? { peer: s.peer, role: s.role }
+        : {
+            peer: s.peer,
+            role: s.role,
+            subscriptions: s.subscriptions.map((sub) => ({ group: sub.group, patterns: sub.patterns, prefetch: sub.prefetch, unacked: sub.unacked }))
+          }),
+      messages: this.engine.size,
+      keptAnswers: this.mailbox.size
+    }
+  }
+
+  private accept (role: ClientRole, stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer.toString()
+    const session = role === 'producer' ? new ProducerSession(peer, stream, this.ctx) : new ConsumerSession(peer, stream, this.ctx)
+    this.sessions.add(session)
+    this.log('%s %s joined', role, peer)
+    this.safeDispatchEvent('client:join', { detail: { peer, role } })
+    if (session instanceof ProducerSession) {
+      const list = this.producers.get(peer) ?? []
+      list.push(session)
+      this.producers.set(peer, list)
+      for (const r of this.mailbox.take(peer, Date.now())) session.sendResult(r)
+    }
+  }
+
+  private closed (s: AnySession, err?: Error): void {
+    if (!this.sessions.delete(s)) return
+    if (s instanceof ProducerSession) {
+      const list = (this.producers.get(s.peer) ?? []).filter((p) => p !== s)
+      if (list.length > 0) this.producers.set(s.peer, list)
+      else this.producers.delete(s.peer)
+    }
+    this.log('%s %s left%s', s.role, s.peer, err != null ? `: ${err.message}` : '')
+    this.safeDispatchEvent('client:leave', { detail: { peer: s.peer, role: s.role, error: err } })
+  }
+
+  /** Sends a result to the stream the message came on, else to the same peer's newest stream, else keeps it. */
+  private relay (m: QueuedMessage, r: KeptResult): void {
+    const origin = m.origin as ProducerSession | undefined
+    const list = this.producers.get(m.producer)
+    const session = origin?.isOpen === true ? origin : list?.[list.length - 1]
+    if (session != null) {
+      session.sendResult(r)
+    } else {
+      r.keptAt = Date.now()
+      this.mailbox.keep(m.producer, r)
+    }
+  }
+
+  private housekeeping (): void {
+    this.engine.expire()
+    const now = Date.now()
+    this.mailbox.sweep(now)
+    for (const [peer, ids] of this.recent) {
+      if (!this.producers.has(peer) && now - ids.lastSeen > this.options.dedupWindow) this.recent.delete(peer)
+    }
+  }
+}
+
+/** The broker service factory: `createLibp2p({ services: { mq: broker() } })`. */
+export function broker (init: BrokerInit = {}): (components: BrokerComponents) => BrokerService {
+  return (components) => new BrokerService(components, init)
+}

@@ -1,0 +1,175 @@
+/**
+ * The broker's side of one client stream: a producer session (publishes in, confirms and results
+ * out) or a consumer session (subscriptions and settles in, deliveries out). Sessions translate
+ * frames to engine calls and engine events to frames; the queue logic stays in the engine.
+ */
+import { FramedChannel } from '../protocol/channel.js'
+import {
+  FrameType, NackFlags, PublishFlags, RejectCode,
+  readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeReject, writeResult,
+  writeSubscribed, writeWelcome,
+  type ConsumerFrame, type Publish
+} from '../protocol/frames.js'
+import { commandError } from './topic.js'
+import type { Stream } from '@libp2p/interface'
+import type { InFlight, QueueEngine } from './engine.js'
+import type { KeptResult } from './mailbox.js'
+import type { Subscription } from './queue.js'
+import type { RecentIds } from './recent-ids.js'
+
+export const BROKER_VERSION = '0.1.0'
+
+/** What a session needs from the broker service. */
+export interface SessionContext {
+  readonly engine: QueueEngine<ConsumerSession>
+  readonly maxPayload: number
+  readonly maxFrameLength: number
+  recentIds: (producer: string) => RecentIds
+  closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
+  protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
+}
+
+abstract class Session<In> {
+  readonly channel: FramedChannel<In>
+
+  constructor (readonly peer: string, stream: Stream, protected readonly ctx: SessionContext, read: (type: number, r: any) => In) {
+    this.channel = new FramedChannel<In>(stream, {
+      maxFrameLength: ctx.maxFrameLength,
+      read,
+      onFrame: (frame) => { this.onFrame(frame) },
+      onClose: (err) => {
+        if (err != null && isProtocolFault(err)) ctx.protocolError(this as any, err)
+        this.onClose()
+        ctx.closed(this as any, err)
+      }
+    })
+    writeWelcome(this.channel.writer, ctx.maxPayload, BROKER_VERSION)
+  }
+
+  get isOpen (): boolean {
+    return this.channel.isOpen
+  }
+
+  close (reason?: Error): void {
+    this.channel.close(reason)
+  }
+
+  protected abstract onFrame (frame: In): void
+  protected abstract onClose (): void
+}
+
+export class ProducerSession extends Session<Publish> {
+  readonly role = 'producer'
+  published = 0
+
+  constructor (peer: string, stream: Stream, ctx: SessionContext) {
+    super(peer, stream, ctx, readProducerFrame)
+  }
+
+  protected onFrame (f: Publish): void {
+    const w = this.channel.writer
+    const invalid = commandError(f.command)
+    if (invalid != null) {
+      writeReject(w, f.seq, RejectCode.Invalid, invalid)
+      return
+    }
+    if (f.id.length === 0) {
+      writeReject(w, f.seq, RejectCode.Invalid, 'A message needs an id')
+      return
+    }
+    if (f.payload.byteLength > this.ctx.maxPayload) {
+      writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
+      return
+    }
+    const now = Date.now()
+    const recent = this.ctx.recentIds(this.peer)
+    if (recent.seen(f.id, now)) {
+      // A resend of a message the broker already has: confirm it again, keep one copy.
+      writeConfirm(w, f.seq)
+      return
+    }
+    const taken = this.ctx.engine.publish({
+      command: f.command,
+      id: f.id,
+      headers: f.headers,
+      kind: f.kind,
+      payload: f.payload,
+      producer: this.peer,
+      origin: this,
+      timestamp: now,
+      wantsAnswer: (f.flags & PublishFlags.WantsAnswer) !== 0,
+      attempts: 0
+    })
+    if (!taken) {
+      writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
+      return
+    }
+    this.published++
+    writeConfirm(w, f.seq)
+  }
+
+  sendResult (r: KeptResult): void {
+    writeResult(this.channel.writer, r.id, r.consumer, r.status, r.attempts, r.kind, r.payload)
+  }
+
+  protected onClose (): void {}
+}
+
+export class ConsumerSession extends Session<ConsumerFrame> {
+  readonly role = 'consumer'
+  private readonly subs = new Map<number, Subscription<ConsumerSession>>()
+
+  constructor (peer: string, stream: Stream, ctx: SessionContext) {
+    super(peer, stream, ctx, readConsumerFrame)
+  }
+
+  get subscriptions (): Array<Subscription<ConsumerSession>> {
+    return [...this.subs.values()]
+  }
+
+  deliver (d: InFlight<ConsumerSession>): void {
+    const m = d.message
+    writeDeliver(this.channel.writer, d.sub.subId, d.tag, m.attempts, m.wantsAnswer ? PublishFlags.WantsAnswer : 0, m.timestamp, m.producer, m)
+  }
+
+  protected onFrame (f: ConsumerFrame): void {
+    const engine = this.ctx.engine
+    switch (f.type) {
+      case FrameType.Ack: engine.ack(this, f.tag); break
+      case FrameType.Answer: engine.answer(this, f.tag, f.kind, f.payload); break
+      case FrameType.Nack: engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error); break
+      case FrameType.Subscribe: {
+        if (this.subs.has(f.subId)) {
+          writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
+          return
+        }
+        // subscribe() may deliver at once, before the Subscribed frame: the client already knows
+        // the subId, so it takes those deliveries.
+        let error = ''
+        try {
+          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch))
+        } catch (err) {
+          error = (err as Error).message
+        }
+        writeSubscribed(this.channel.writer, f.subId, error)
+        break
+      }
+      case FrameType.Unsubscribe: {
+        const sub = this.subs.get(f.subId)
+        if (sub == null) return
+        this.subs.delete(f.subId)
+        engine.unsubscribe(sub)
+        break
+      }
+    }
+  }
+
+  protected onClose (): void {
+    for (const sub of this.subs.values()) this.ctx.engine.unsubscribe(sub)
+    this.subs.clear()
+  }
+}
+
+function isProtocolFault (err: Error): boolean {
+  return err.name === 'ProtocolError' || err.name === 'MessageTooLargeError'
+}

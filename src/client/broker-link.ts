@@ -1,0 +1,120 @@
+/**
+ * A client's link to its broker: finds the broker from a peer ID (through the address book on this
+ * host) or a multiaddr ending in /p2p/<peerId>, opens one stream of the given protocol, and when
+ * that stream ends, dials again with backoff until stopped. Producer and consumer see only
+ * "here is a new stream" and "the stream ended" (nats.js keeps reconnects behind one object too).
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { RECONNECT_FACTOR, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY } from '../constants.js'
+import { BrokerAddressError } from '../errors.js'
+import { lookupBrokerAddresses, p2pmqHome } from '../home.js'
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+
+export interface BrokerAddress {
+  peerId: PeerId
+  /** Set when given as a multiaddr; otherwise the address book is read at each dial. */
+  addrs?: Multiaddr[]
+}
+
+/** Parses `-broker=<peerId>` or `-broker=<multiaddr>/p2p/<peerId>`. Throws BrokerAddressError. */
+export function parseBrokerAddress (spec: string): BrokerAddress {
+  const text = spec.trim()
+  if (text.startsWith('/')) {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(text)
+    } catch (err) {
+      throw new BrokerAddressError(`"${text}" is not a valid multiaddr: ${(err as Error).message}`)
+    }
+    const id = ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+    if (id == null) throw new BrokerAddressError(`The broker address ${text} has no /p2p/<peerId> part`)
+    return { peerId: peerIdFromString(id), addrs: [ma] }
+  }
+  try {
+    return { peerId: peerIdFromString(text) }
+  } catch {
+    throw new BrokerAddressError(`"${text}" is neither a peer ID nor a multiaddr ending in /p2p/<peerId>`)
+  }
+}
+
+export interface BrokerLinkInit {
+  node: Libp2p
+  broker: BrokerAddress
+  protocol: string
+  home?: string
+  /** A new stream to the broker is open. */
+  onStream: (stream: Stream) => void
+  /** Dialing failed; the link will try again after `retryIn` ms. */
+  onRetry?: (err: Error, retryIn: number) => void
+  /** ms to wait for one dial. */
+  dialTimeout?: number
+}
+
+export class BrokerLink {
+  private stopped = false
+  private stream?: Stream
+  private wake?: () => void
+  private readonly dialTimeout: number
+
+  constructor (private readonly init: BrokerLinkInit) {
+    this.dialTimeout = init.dialTimeout ?? 5_000
+    void this.run()
+  }
+
+  get connected (): boolean {
+    return this.stream?.status === 'open'
+  }
+
+  stop (): void {
+    this.stopped = true
+    this.wake?.()
+  }
+
+  private async run (): Promise<void> {
+    let delay = RECONNECT_MIN_DELAY
+    while (!this.stopped) {
+      try {
+        const stream = await this.dial()
+        if (this.stopped) {
+          stream.abort(new Error('stopped'))
+          return
+        }
+        this.stream = stream
+        delay = RECONNECT_MIN_DELAY
+        const ended = new Promise<void>((resolve) => {
+          stream.addEventListener('close', () => { resolve() }, { once: true })
+          this.wake = resolve
+        })
+        this.init.onStream(stream)
+        await ended
+        this.stream = undefined
+        if (this.stopped) return
+      } catch (err) {
+        if (this.stopped) return
+        this.init.onRetry?.(err as Error, delay)
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay)
+          this.wake = () => { clearTimeout(t); resolve() }
+        })
+        delay = Math.min(RECONNECT_MAX_DELAY, delay * RECONNECT_FACTOR)
+      }
+    }
+  }
+
+  private async dial (): Promise<Stream> {
+    const { peerId, addrs } = this.init.broker
+    let targets = addrs
+    if (targets == null) {
+      const recorded = await lookupBrokerAddresses(peerId.toString(), this.init.home ?? p2pmqHome())
+      if (recorded == null || recorded.length === 0) {
+        throw new BrokerAddressError(`Broker ${peerId.toString()} is not in the address book of this host (${this.init.home ?? p2pmqHome()}/brokers): is it running here? Otherwise give its full multiaddr ending in /p2p/<peerId>`)
+      }
+      targets = recorded.map((a) => multiaddr(a))
+    }
+    const signal = AbortSignal.timeout(this.dialTimeout)
+    // An open connection to the broker is reused; otherwise dial its addresses.
+    const open = this.init.node.getConnections(peerId).length > 0
+    return await this.init.node.dialProtocol(open ? peerId : targets, this.init.protocol, { signal })
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * A consumer: subscribes to commands and processes the messages the broker delivers.
+ *
+ * A handler's return value is the answer (relayed to the producer); a throw is a nack that the
+ * broker retries on another attempt, and a throw of `RejectMessage` fails the message at once.
+ * A handler that runs past `timeout` is nacked so a hung handler cannot hold its credit forever.
+ * After a reconnect every subscription is made again; a delivery from the old connection is
+ * never settled on the new one (the broker has already given it to another consumer).
+ */
+import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
+import { ClosedError, RejectMessage } from '../errors.js'
+import { decodePayload, encodePayload, type Payload } from '../payload.js'
+import { FramedChannel } from '../protocol/channel.js'
+import {
+  FrameType, NackFlags, PublishFlags, readBrokerToConsumerFrame, writeAck, writeAnswer, writeNack,
+  writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
+} from '../protocol/frames.js'
+import { ClientBase, type ClientOptions } from './client-base.js'
+import { TypedEventEmitter } from '@libp2p/interface'
+
+/** A message as a handler gets it. */
+export interface Message {
+  id: string
+  command: string
+  payload: Payload
+  headers: Record<string, string>
+  /** 1 on the first delivery, higher when earlier attempts failed. */
+  attempt: number
+  /** The producer's peer ID, authenticated by its connection to the broker. */
+  producer: string
+  /** When the broker took the message (ms since the epoch). */
+  timestamp: number
+}
+
+/** Returns the answer; throws to nack. */
+export type Handler = (message: Message) => unknown
+
+export interface SubscribeOptions {
+  /** Consumers in the same group share the messages; each group gets its own copy. */
+  group?: string
+  /** Deliveries this subscription holds unsettled at most. */
+  prefetch?: number
+  /** ms a handler may run before its message is nacked for another attempt. */
+  timeout?: number
+}
+
+export interface ConsumerEvents {
+  connected: CustomEvent<void>
+  disconnected: CustomEvent<void>
+  /** A handler threw or timed out; the message was nacked. */
+  'handler:error': CustomEvent<{ message: Message, error: Error }>
+}
+
+interface Sub {
+  subId: number
+  patterns: string[]
+  group: string
+  prefetch: number
+  timeout: number
+  handler: Handler
+  /** Pending until the broker accepts or refuses the subscription on the current connection. */
+  ready?: { resolve: () => void, reject: (err: Error) => void }
+}
+
+export class SubscriptionHandle {
+  constructor (private readonly consumer: Consumer, readonly subId: number) {}
+
+  async unsubscribe (): Promise<void> {
+    this.consumer.unsubscribe(this.subId)
+  }
+}
+
+export class Consumer extends ClientBase<BrokerToConsumerFrame> {
+  readonly events = new TypedEventEmitter<ConsumerEvents>()
+  private readonly subs = new Map<number, Sub>()
+  private nextSubId = 0
+  /** Messages being handled now. */
+  active = 0
+  processed = 0
+
+  constructor (options: ClientOptions) {
+    super(options, CONSUMER_PROTOCOL)
+  }
+
+  /**
+   * Subscribes `handler` to one or more commands (exact names or patterns like `users.*`,
+   * `users.#`). Resolves once the broker has accepted the subscription; rejects if it refuses.
+   */
+  async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<SubscriptionHandle> {
+    if (this.stopped) throw new ClosedError('The consumer is stopped')
+    const patterns = Array.isArray(commands) ? commands : [commands]
+    const sub: Sub = {
+      subId: ++this.nextSubId,
+      patterns,
+      group: options.group ?? DEFAULT_GROUP,
+      prefetch: options.prefetch ?? DEFAULT_PREFETCH,
+      timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
+      handler
+    }
+    this.subs.set(sub.subId, sub)
+    const accepted = new Promise<void>((resolve, reject) => { sub.ready = { resolve, reject } })
+    if (this.channel?.isOpen === true) this.sendSubscribe(this.channel, sub)
+    try {
+      await accepted
+    } catch (err) {
+      this.subs.delete(sub.subId)
+      throw err
+    }
+    return new SubscriptionHandle(this, sub.subId)
+  }
+
+  unsubscribe (subId: number): void {
+    if (!this.subs.delete(subId)) return
+    if (this.channel?.isOpen === true) writeUnsubscribe(this.channel.writer, subId)
+  }
+
+  async stop (): Promise<void> {
+    for (const sub of this.subs.values()) sub.ready?.reject(new ClosedError('The consumer was stopped'))
+    this.subs.clear()
+    await super.stop()
+  }
+
+  protected readFrame = readBrokerToConsumerFrame
+
+  protected onOpen (channel: FramedChannel<BrokerToConsumerFrame>): void {
+    for (const sub of this.subs.values()) this.sendSubscribe(channel, sub)
+    this.events.safeDispatchEvent('connected')
+  }
+
+  protected onDisconnect (): void {
+    this.events.safeDispatchEvent('disconnected')
+  }
+
+  protected onFrame (f: BrokerToConsumerFrame): void {
+    switch (f.type) {
+      case FrameType.Deliver: void this.handle(f, this.channel as FramedChannel<BrokerToConsumerFrame>); break
+      case FrameType.Subscribed: {
+        const sub = this.subs.get(f.subId)
+        const ready = sub?.ready
+        if (sub == null || ready == null) return
+        sub.ready = undefined
+        if (f.error === '') ready.resolve()
+        else ready.reject(new TypeError(`The broker refused the subscription: ${f.error}`))
+        break
+      }
+      case FrameType.Welcome: break
+    }
+  }
+
+  private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
+    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.group, sub.patterns)
+  }
+
+  private async handle (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>): Promise<void> {
+    const sub = this.subs.get(f.subId)
+    if (sub == null) {
+      // Unsubscribed while this was on its way: give it back at once.
+      writeNack(channel.writer, f.tag, NackFlags.Requeue, 'unsubscribed')
+      return
+    }
+    let message: Message | undefined
+    this.active++
+    try {
+      message = {
+        id: f.id,
+        command: f.command,
+        payload: decodePayload(f.kind, f.payload),
+        headers: f.headers ?? {},
+        attempt: f.attempt,
+        producer: f.producer,
+        timestamp: f.timestamp
+      }
+      const answer = await withTimeout(sub.handler(message), sub.timeout)
+      if (!channel.isOpen) return
+      if ((f.flags & PublishFlags.WantsAnswer) !== 0) {
+        const { kind, bytes } = encodePayload(answer)
+        writeAnswer(channel.writer, f.tag, kind, bytes)
+      } else {
+        writeAck(channel.writer, f.tag)
+      }
+      this.processed++
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err))
+      if (message != null) this.events.safeDispatchEvent('handler:error', { detail: { message, error } })
+      if (channel.isOpen) writeNack(channel.writer, f.tag, error instanceof RejectMessage ? 0 : NackFlags.Requeue, error.message)
+    } finally {
+      this.active--
+    }
+  }
+}
+
+class HandlerTimeoutError extends Error {
+  name = 'HandlerTimeoutError'
+}
+
+async function withTimeout<T> (value: T | Promise<T>, ms: number): Promise<T> {
+  if (!(value instanceof Promise)) return value
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([
+      value,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new HandlerTimeoutError(`The handler did not finish within ${ms} ms`)) }, ms)
+      })
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * A producer: publishes messages that name a command, and gets each one's answer back.
+ *
+ * - `publish()` resolves once the broker has taken the message (a publisher confirm).
+ * - `send()` resolves with the consumer's answer, or rejects with TimeoutError or
+ *   MessageFailedError.
+ * - At most `window` messages are out at once (unconfirmed publishes plus unanswered sends); more
+ *   calls wait for a slot, so nothing grows without bound.
+ * - After a reconnect, every unconfirmed message is sent again with the same id; the broker drops
+ *   the duplicates of what it already took.
+ */
+import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
+import { ClosedError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
+import { decodePayload, encodePayload, type Payload } from '../payload.js'
+import { FramedChannel } from '../protocol/channel.js'
+import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
+import { Deque } from '../broker/deque.js'
+import { ClientBase, type ClientOptions } from './client-base.js'
+import { TypedEventEmitter } from '@libp2p/interface'
+
+export interface ProducerOptions extends ClientOptions {
+  /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 10000. */
+  window?: number
+  /** Default ms `send` waits for an answer. Default 30000. */
+  timeout?: number
+}
+
+export interface PublishOptions {
+  headers?: Record<string, string>
+  /** The message id; by default a unique one is made. The broker drops a resent id it already has. */
+  id?: string
+}
+
+export interface SendOptions extends PublishOptions {
+  /** ms to wait for the answer. */
+  timeout?: number
+}
+
+/** A consumer's answer to a `send`. */
+export interface Reply {
+  id: string
+  payload: Payload
+  /** The answering consumer's peer ID. */
+  consumer: string
+  /** The delivery attempt that answered (1 unless earlier ones failed). */
+  attempts: number
+}
+
+export interface ProducerEvents {
+  /** A result for a message this producer object did not send: one kept for this identity while it was away. */
+  result: CustomEvent<Reply & { error?: string }>
+  connected: CustomEvent<void>
+  disconnected: CustomEvent<void>
+}
+
+interface Outgoing extends MessageFields {
+  seq: number
+  flags: number
+  done: boolean
+  deadline: number
+  resolve: (value: any) => void
+  reject: (err: Error) => void
+}
+
+export class Producer extends ClientBase<BrokerToProducerFrame> {
+  readonly events = new TypedEventEmitter<ProducerEvents>()
+  private readonly window: number
+  private readonly timeout: number
+  private readonly idPrefix = `${randomId()}-`
+  private nextId = 0
+  private nextSeq = 0
+  /** Unconfirmed messages by seq, in send order: resent in that order after a reconnect. */
+  private readonly unconfirmed = new Map<number, Outgoing>()
+  /** Sends waiting for their answer, by message id. */
+  private readonly awaiting = new Map<string, Outgoing>()
+  /** Timeouts, one list per distinct timeout value, so each list is in deadline order. */
+  private readonly deadlines = new Map<number, Deque<Outgoing>>()
+  private readonly waiters = new Deque<() => void>()
+  private inUse = 0
+  private sweepTimer?: ReturnType<typeof setInterval>
+  maxPayload = Infinity
+  /** Answers that arrived after their send had timed out: dropped. */
+  lateResults = 0
+
+  constructor (options: ProducerOptions) {
+    super(options, PRODUCER_PROTOCOL)
+    const window = options.window ?? DEFAULT_PRODUCER_WINDOW
+    if (!(window >= 1 && window <= MAX_PRODUCER_WINDOW)) throw new RangeError(`window must be 1 to ${MAX_PRODUCER_WINDOW}`)
+    this.window = window
+    this.timeout = options.timeout ?? DEFAULT_SEND_TIMEOUT
+  }
+
+  /** Publishes a message; resolves with its id once the broker has taken it. */
+  async publish (command: string = DEFAULT_COMMAND, payload?: unknown, options: PublishOptions = {}): Promise<string> {
+    return await this.enqueue(command, payload, options, 0, Infinity)
+  }
+
+  /** Sends a message and resolves with the answer's payload. */
+  async send (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<Payload> {
+    return (await this.request(command, payload, options)).payload
+  }
+
+  /** Sends a message and resolves with the whole reply: payload, answering consumer, attempts. */
+  async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<Reply> {
+    return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
+  }
+
+  /** Messages out now: unconfirmed or unanswered. */
+  get pending (): number {
+    return this.inUse
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.sweepTimer)
+    const err = new ClosedError('The producer was stopped')
+    for (const o of [...this.unconfirmed.values(), ...this.awaiting.values()]) this.settle(o, err)
+    for (let w = this.waiters.shift(); w != null; w = this.waiters.shift()) w()
+    await super.stop()
+  }
+
+  private async enqueue (command: string, payload: unknown, options: PublishOptions, flags: number, timeout: number): Promise<any> {
+    if (this.stopped) throw new ClosedError('The producer is stopped')
+    const { kind, bytes } = encodePayload(payload)
+    if (bytes.byteLength > this.maxPayload) {
+      throw new MessageTooLargeError(`Payload of ${bytes.byteLength} bytes exceeds the broker's limit of ${this.maxPayload}`)
+    }
+    if (this.inUse >= this.window || this.waiters.length > 0) {
+      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+      if (this.stopped) throw new ClosedError('The producer is stopped')
+    }
+    this.inUse++
+    return await new Promise((resolve, reject) => {
+      const o: Outgoing = {
+        seq: this.nextSeq = (this.nextSeq + 1) >>> 0,
+        flags,
+        command,
+        id: options.id ?? this.idPrefix + (this.nextId++).toString(36),
+        headers: options.headers,
+        kind,
+        payload: bytes,
+        done: false,
+        deadline: Date.now() + timeout,
+        resolve,
+        reject
+      }
+      this.unconfirmed.set(o.seq, o)
+      if ((flags & PublishFlags.WantsAnswer) !== 0) {
+        this.awaiting.set(o.id, o)
+        this.watchDeadline(o, timeout)
+      }
+      if (this.channel?.isOpen === true) writePublish(this.channel.writer, o.seq, o.flags, o)
+    })
+  }
+
+  protected readFrame = readBrokerToProducerFrame
+
+  protected onOpen (channel: FramedChannel<BrokerToProducerFrame>): void {
+    for (const o of this.unconfirmed.values()) writePublish(channel.writer, o.seq, o.flags, o)
+    this.events.safeDispatchEvent('connected')
+  }
+
+  protected onDisconnect (): void {
+    this.events.safeDispatchEvent('disconnected')
+  }
+
+  protected onFrame (f: BrokerToProducerFrame): void {
+    switch (f.type) {
+      case FrameType.Confirm: {
+        const o = this.unconfirmed.get(f.seq)
+        if (o == null) return
+        this.unconfirmed.delete(f.seq)
+        if ((o.flags & PublishFlags.WantsAnswer) === 0) this.settle(o, undefined, o.id)
+        break
+      }
+      case FrameType.Reject: {
+        const o = this.unconfirmed.get(f.seq)
+        if (o == null) return
+        this.settle(o, f.code === RejectCode.TooLarge ? new MessageTooLargeError(f.reason) : new RejectedError(f.reason))
+        break
+      }
+      case FrameType.Result: this.onResult(f); break
+      case FrameType.Welcome: this.maxPayload = f.maxPayload; break
+    }
+  }
+
+  private onResult (f: Result): void {
+    const o = this.awaiting.get(f.id)
+    const failed = f.status === ResultStatus.Failed
+    if (o == null) {
+      if (f.id.startsWith(this.idPrefix)) {
+        this.lateResults++
+        return
+      }
+      const payload = failed ? undefined : decodePayload(f.kind, f.payload)
+      const error = failed ? new TextDecoder().decode(f.payload) : undefined
+      this.events.safeDispatchEvent('result', { detail: { id: f.id, payload, consumer: f.consumer, attempts: f.attempts, error } })
+      return
+    }
+    if (failed) {
+      this.settle(o, new MessageFailedError(new TextDecoder().decode(f.payload), f.consumer, f.attempts))
+      return
+    }
+    let payload: Payload
+    try {
+      payload = decodePayload(f.kind, f.payload)
+    } catch (err) {
+      this.settle(o, err as Error)
+      return
+    }
+    this.settle(o, undefined, { id: f.id, payload, consumer: f.consumer, attempts: f.attempts } satisfies Reply)
+  }
+
+  /** Ends one outgoing message: frees its slot and resolves or rejects its caller, once. */
+  private settle (o: Outgoing, err?: Error, value?: unknown): void {
+    if (o.done) return
+    o.done = true
+    this.unconfirmed.delete(o.seq)
+    if (this.awaiting.get(o.id) === o) this.awaiting.delete(o.id)
+    this.inUse--
+    this.waiters.shift()?.()
+    if (err != null) o.reject(err)
+    else o.resolve(value)
+  }
+
+  private watchDeadline (o: Outgoing, timeout: number): void {
+    let list = this.deadlines.get(timeout)
+    if (list == null) {
+      list = new Deque()
+      this.deadlines.set(timeout, list)
+    }
+    list.push(o)
+    if (this.sweepTimer == null) {
+      this.sweepTimer = setInterval(() => { this.sweep() }, 50)
+      this.sweepTimer.unref?.()
+    }
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const [timeout, list] of this.deadlines) {
+      for (let o = list.peek(); o != null; o = list.peek()) {
+        if (o.done) {
+          list.shift()
+          continue
+        }
+        if (o.deadline > now) break
+        list.shift()
+        this.settle(o, new TimeoutError(`No answer to ${o.command} message ${o.id} within ${timeout} ms`))
+      }
+      if (list.length === 0) this.deadlines.delete(timeout)
+    }
+    if (this.deadlines.size === 0) {
+      clearInterval(this.sweepTimer)
+      this.sweepTimer = undefined
+    }
+  }
+}
+
+function randomId (): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6))
+  return Array.from(bytes, (b) => b.toString(36).padStart(2, '0')).join('')
+}

@@ -1,0 +1,52 @@
+/** Protocol ids, defaults and limits, in one place (js-libp2p's constants.ts pattern). */
+
+export const PROTOCOL_PREFIX = '/p2pmq'
+export const PROTOCOL_VERSION = '1.0.0'
+/** The stream a producer opens to publish and receive confirms and answers. */
+export const PRODUCER_PROTOCOL = `${PROTOCOL_PREFIX}/producer/${PROTOCOL_VERSION}`
+/** The stream a consumer opens to subscribe, receive deliveries and settle them. */
+export const CONSUMER_PROTOCOL = `${PROTOCOL_PREFIX}/consumer/${PROTOCOL_VERSION}`
+
+/** The command a message names when the producer names none. */
+export const DEFAULT_COMMAND = 'default'
+/** The group a subscription joins when it names none. */
+export const DEFAULT_GROUP = 'default'
+
+/** Largest payload a broker accepts, in bytes (configurable per broker). */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+/** Room for a frame's fields besides its payload (ids, command, headers). */
+export const FRAME_OVERHEAD_LIMIT = 64 * 1024
+/** Unacknowledged deliveries a subscription accepts at once. */
+export const DEFAULT_PREFETCH = 1000
+/** Unconfirmed (publish) or unanswered (send) messages a producer keeps out at once. */
+export const DEFAULT_PRODUCER_WINDOW = 10_000
+/** How long a consumer may hold a delivery before the broker gives it to another. */
+export const DEFAULT_VISIBILITY_TIMEOUT = 30_000
+/** How long `send` waits for an answer. */
+export const DEFAULT_SEND_TIMEOUT = 30_000
+/** Deliveries of one message before it is given up as failed. */
+export const DEFAULT_MAX_ATTEMPTS = 10
+/** How long an answer waits for its disconnected producer to come back. */
+export const DEFAULT_ANSWER_RETENTION = 5 * 60_000
+/** Answers kept for one disconnected producer at most. */
+export const DEFAULT_MAX_KEPT_ANSWERS = 100_000
+/** How long a message id is remembered to drop a resent duplicate. */
+export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
+/** Message ids remembered at most for deduplication. */
+export const DEFAULT_DEDUP_MAX_IDS = 1_000_000
+/** Messages the broker holds in memory before it refuses publishes. */
+export const DEFAULT_MAX_MESSAGES = 2_000_000
+
+/** Reconnect backoff: first delay, ceiling, growth factor. */
+export const RECONNECT_MIN_DELAY = 100
+export const RECONNECT_MAX_DELAY = 5_000
+export const RECONNECT_FACTOR = 2
+
+/** Where identities and the broker address book live unless P2PMQ_HOME says otherwise. */
+export const DEFAULT_HOME_DIRNAME = '.p2pmq'
+
+/**
+ * Largest producer window. The broker remembers this many recent message ids per producer, which
+ * makes dropping a reconnecting producer's resent duplicates exact.
+ */
+export const MAX_PRODUCER_WINDOW = 65_536

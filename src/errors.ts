@@ -1,0 +1,60 @@
+/** Typed errors: callers match on `name` (js-libp2p style) or `instanceof`. */
+
+export class P2PMQError extends Error {
+  static name = 'P2PMQError'
+  constructor (message: string) {
+    super(message)
+    this.name = (this.constructor as typeof P2PMQError).name
+  }
+}
+
+/** A frame that cannot be decoded, is of an unknown kind or is out of place. */
+export class ProtocolError extends P2PMQError {
+  static name = 'ProtocolError'
+}
+
+/** A frame or payload larger than the configured limit. */
+export class MessageTooLargeError extends P2PMQError {
+  static name = 'MessageTooLargeError'
+}
+
+/** `send` got no answer in time. The message may still be processed; its late answer is dropped. */
+export class TimeoutError extends P2PMQError {
+  static name = 'TimeoutError'
+}
+
+/** The broker refused a message (full, too large, bad command). */
+export class RejectedError extends P2PMQError {
+  static name = 'RejectedError'
+}
+
+/** Every attempt at a message failed, or a consumer rejected it outright. `message` is the last error. */
+export class MessageFailedError extends P2PMQError {
+  static name = 'MessageFailedError'
+  constructor (message: string, readonly consumer: string, readonly attempts: number) {
+    super(message)
+  }
+}
+
+/**
+ * Thrown by a consumer handler to fail a message at once, without retries
+ * (RabbitMQ's nack with requeue=false). Any other throw is retried on another attempt.
+ */
+export class RejectMessage extends P2PMQError {
+  static name = 'RejectMessage'
+}
+
+/** Another running process holds this identity (its data directory is locked). */
+export class IdentityInUseError extends P2PMQError {
+  static name = 'IdentityInUseError'
+}
+
+/** The client or service was stopped while the operation was pending. */
+export class ClosedError extends P2PMQError {
+  static name = 'ClosedError'
+}
+
+/** A broker address that cannot be used: not a peer ID, not in the address book, no /p2p/ part. */
+export class BrokerAddressError extends P2PMQError {
+  static name = 'BrokerAddressError'
+}

@@ -1,0 +1,125 @@
+/**
+ * The p2pmq home (`~/.p2pmq`, or `P2PMQ_HOME`): identities kept in data directories, each locked
+ * while a process uses it, and the broker address book that lets a client on the same host find a
+ * broker by its peer ID alone.
+ */
+import { rmSync } from 'node:fs'
+import { mkdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { DEFAULT_HOME_DIRNAME } from './constants.js'
+import { IdentityInUseError } from './errors.js'
+import type { PrivateKey } from '@libp2p/interface'
+
+export function p2pmqHome (): string {
+  return process.env.P2PMQ_HOME ?? join(homedir(), DEFAULT_HOME_DIRNAME)
+}
+
+/** The data directory of a named client identity (`-name=X`). */
+export function clientDataDir (name: string, home = p2pmqHome()): string {
+  if (!/^[\w.-]+$/.test(name)) throw new TypeError(`Invalid name "${name}": use letters, digits, '.', '_' and '-'`)
+  return join(home, 'clients', name)
+}
+
+export function defaultBrokerDataDir (home = p2pmqHome()): string {
+  return join(home, 'broker')
+}
+
+const KEY_FILE = 'peer.key'
+const LOCK_FILE = 'identity.lock'
+
+export interface Identity {
+  privateKey: PrivateKey
+  /** Releases the data directory's lock. */
+  release: () => Promise<void>
+}
+
+/**
+ * Loads the private key kept in `dir` (creating one the first time) and locks `dir` so no second
+ * running process takes the same identity.
+ */
+export async function loadIdentity (dir: string): Promise<Identity> {
+  await mkdir(dir, { recursive: true })
+  const release = await lock(join(dir, LOCK_FILE))
+  try {
+    const keyPath = join(dir, KEY_FILE)
+    let privateKey: PrivateKey
+    try {
+      privateKey = privateKeyFromProtobuf(await readFile(keyPath))
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw err
+      privateKey = await generateKeyPair('Ed25519')
+      await writeAtomic(keyPath, privateKeyToProtobuf(privateKey), 0o600)
+    }
+    return { privateKey, release }
+  } catch (err) {
+    await release()
+    throw err
+  }
+}
+
+async function lock (path: string): Promise<() => Promise<void>> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx')
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      let released = false
+      const release = async (): Promise<void> => {
+        if (released) return
+        released = true
+        process.off('exit', releaseSync)
+        await rm(path, { force: true })
+      }
+      // On an abrupt exit the lock is left behind; the next process sees its pid is gone.
+      const releaseSync = (): void => { try { rmSync(path, { force: true }) } catch {} }
+      process.on('exit', releaseSync)
+      return release
+    } catch (err: any) {
+      if (err.code !== 'EEXIST') throw err
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+      if (pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new IdentityInUseError(`The identity in ${path.slice(0, -LOCK_FILE.length - 1)} is in use by process ${pid}; give this one another -name or -data`)
+      }
+      if (pid === process.pid) throw new IdentityInUseError(`The identity in ${path.slice(0, -LOCK_FILE.length - 1)} is already in use by this process`)
+      await rm(path, { force: true })
+    }
+  }
+  throw new IdentityInUseError(`Could not lock ${path}`)
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err: any) {
+    return err.code === 'EPERM'
+  }
+}
+
+async function writeAtomic (path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`
+  await writeFile(tmp, data, { mode })
+  await rename(tmp, path)
+}
+
+function addressBookPath (peerId: string, home: string): string {
+  return join(home, 'brokers', `${peerId}.json`)
+}
+
+/** Records where a broker listens, so clients on this host can dial it by peer ID. */
+export async function recordBrokerAddresses (peerId: string, addrs: string[], home = p2pmqHome()): Promise<void> {
+  await mkdir(join(home, 'brokers'), { recursive: true })
+  await writeAtomic(addressBookPath(peerId, home), JSON.stringify({ peerId, addrs, pid: process.pid, updated: new Date().toISOString() }, null, 2))
+}
+
+/** The addresses a broker on this host recorded, or undefined if it never ran here. */
+export async function lookupBrokerAddresses (peerId: string, home = p2pmqHome()): Promise<string[] | undefined> {
+  try {
+    const entry = JSON.parse(await readFile(addressBookPath(peerId, home), 'utf8'))
+    return Array.isArray(entry.addrs) ? entry.addrs : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * @packageDocumentation
+ *
+ * p2pmq: a message queue whose broker, producers and consumers are libp2p peers, addressed by
+ * peer ID. Producers send messages naming a command; the broker keeps each one until a consumer
+ * of each subscribed group has processed it, balancing among the consumers of a group, and
+ * relays the consumer's answer back to the producer.
+ *
+ * @example A broker, a consumer and a producer in one process
+ *
+ * ```ts
+ * import { createBroker, createConsumer, createProducer } from 'p2pmq'
+ *
+ * const broker = await createBroker({ dataDir: './broker-data' })
+ * const address = broker.getMultiaddrs()[0].toString()  // ends in /p2p/<peerId>
+ *
+ * const consumer = await createConsumer({ broker: address })
+ * await consumer.subscribe('users.*', async (msg) => `Hello ${msg.payload}`, { prefetch: 100 })
+ *
+ * const producer = await createProducer({ broker: address })
+ * console.log(await producer.send('users.greet', 'Ada'))   // "Hello Ada"
+ * await producer.publish('users.audit', { event: 'login' }) // confirmed by the broker, no answer
+ *
+ * await producer.stop(); await consumer.stop(); await broker.stop()
+ * ```
+ *
+ * @example The broker as a service of your own libp2p node
+ *
+ * ```ts
+ * import { createLibp2p } from 'libp2p'
+ * import { broker } from 'p2pmq'
+ *
+ * const node = await createLibp2p({ ...yourConfig, services: { mq: broker({ maxAttempts: 5 }) } })
+ * node.services.mq.stats()
+ * ```
+ */
+import './polyfill.js'
+import { BrokerService, broker, type BrokerInit } from './broker/service.js'
+import { Consumer } from './client/consumer.js'
+import { Producer, type ProducerOptions } from './client/producer.js'
+import { clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
+import { createNode, type P2PMQNode } from './node.js'
+import type { ClientOptions } from './client/client-base.js'
+import type { Libp2p } from '@libp2p/interface'
+
+export { broker, BrokerService }
+export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole } from './broker/service.js'
+export type { QueueStats } from './broker/engine.js'
+export { Producer, Consumer }
+export type { ProducerOptions, PublishOptions, SendOptions, Reply, ProducerEvents } from './client/producer.js'
+export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
+export { parseBrokerAddress } from './client/broker-link.js'
+export { createNode } from './node.js'
+export type { P2PMQNode, NodeOptions } from './node.js'
+export type { Payload, JsonValue } from './payload.js'
+export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
+export * from './errors.js'
+export * from './constants.js'
+
+export interface CreateBrokerOptions extends BrokerInit {
+  /** Where the broker keeps its identity (default `<home>/broker`). */
+  dataDir?: string
+  /** Multiaddrs to listen on (default `/ip4/127.0.0.1/tcp/0`). */
+  listen?: string[]
+  /** The p2pmq home, for the address book (default `~/.p2pmq` or P2PMQ_HOME). */
+  home?: string
+}
+
+export type BrokerNode = P2PMQNode<{ mq: BrokerService }>
+
+/**
+ * Builds and starts a libp2p node running the broker service, with its identity kept in
+ * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
+ */
+export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
+  const { dataDir, listen, home, ...init } = options
+  const node = await createNode({
+    dataDir: dataDir ?? defaultBrokerDataDir(home),
+    listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    services: { mq: broker(init) }
+  })
+  const record = (): void => {
+    const addrs = node.getMultiaddrs().map((a) => a.toString())
+    recordBrokerAddresses(node.peerId.toString(), addrs, home ?? p2pmqHome()).catch((err) => {
+      node.services.mq.safeDispatchEvent('client:error', { detail: { peer: node.peerId.toString(), role: 'producer', error: err } })
+    })
+  }
+  node.addEventListener('self:peer:update', record)
+  await node.start()
+  record()
+  return node
+}
+
+export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode'> {
+  /** Use this libp2p node instead of building one (it is not stopped with the client). */
+  node?: Libp2p
+  /** Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer. */
+  name?: string
+  /** Keep the identity in this directory. */
+  dataDir?: string
+}
+
+async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p, ownsNode: boolean }> {
+  if (options.node != null) return { node: options.node, ownsNode: false }
+  const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)
+  const node = await createNode({ dataDir })
+  await node.start()
+  return { node, ownsNode: true }
+}
+
+/** Creates a producer connected (and reconnecting) to the broker. */
+export async function createProducer (options: CreateClientOptions & Omit<ProducerOptions, 'node' | 'ownsNode'>): Promise<Producer> {
+  return new Producer({ ...options, ...(await clientNode(options)) })
+}
+
+/** Creates a consumer connected (and reconnecting) to the broker. */
+export async function createConsumer (options: CreateClientOptions): Promise<Consumer> {
+  return new Consumer({ ...options, ...(await clientNode(options)) })
+}

@@ -1,0 +1,84 @@
+/**
+ * A framed channel over one long-lived libp2p stream: frames in, decoded and validated with a size
+ * limit; frames out, coalesced into one `send` per tick. Any decoding error ends the stream with
+ * the reason (never an uncaught throw), and `onClose` tells the owner once.
+ *
+ * `stream.onDrain()` is broken in @libp2p/utils 7.4 (resolves at once after the first drain), so
+ * backpressure here listens for the `drain` event itself.
+ */
+import type { Stream } from '@libp2p/interface'
+import { FrameSplitter, FrameWriter, type FrameReader } from './codec.js'
+
+export interface ChannelInit<In> {
+  /** Largest frame accepted, in bytes; a larger one ends the stream. */
+  maxFrameLength: number
+  /** Decodes one frame of the kinds this side accepts; throws ProtocolError on anything else. */
+  read: (type: number, reader: FrameReader) => In
+  onFrame: (frame: In) => void
+  /** Called once when the stream ends, with the reason if it was not an orderly close. */
+  onClose: (err?: Error) => void
+  /** Called when a blocked stream can take data again. */
+  onDrain?: () => void
+}
+
+export class FramedChannel<In> {
+  readonly writer: FrameWriter
+  private readonly splitter: FrameSplitter
+  private closed = false
+  /** True while the stream's own buffer is full: senders with a choice should hold back. */
+  blocked = false
+
+  constructor (readonly stream: Stream, private readonly init: ChannelInit<In>) {
+    this.writer = new FrameWriter(this.send)
+    this.splitter = new FrameSplitter(init.maxFrameLength, (type, reader) => {
+      init.onFrame(init.read(type, reader))
+    })
+    stream.addEventListener('message', (evt) => {
+      if (this.closed) return
+      try {
+        this.splitter.push(evt.data)
+      } catch (err) {
+        this.close(err as Error)
+      }
+    })
+    stream.addEventListener('close', (evt) => { this.ended(evt.error) })
+    stream.addEventListener('remoteCloseWrite', () => { this.close() })
+    stream.addEventListener('drain', () => {
+      this.blocked = false
+      init.onDrain?.()
+    })
+  }
+
+  get isOpen (): boolean {
+    return !this.closed
+  }
+
+  /** Ends the stream: orderly (unsent frames are flushed first) or, with a reason, at once. */
+  close (reason?: Error): void {
+    if (this.closed) return
+    if (reason != null) {
+      this.stream.abort(reason)
+      this.ended(reason)
+      return
+    }
+    this.writer.flush()
+    this.stream.close().catch((err: Error) => { this.stream.abort(err) })
+    this.ended()
+  }
+
+  private ended (err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.blocked = false
+    this.init.onClose(err)
+  }
+
+  private readonly send = (bytes: Uint8Array): void => {
+    if (this.closed || this.stream.writeStatus !== 'writable') return
+    try {
+      if (!this.stream.send(bytes)) this.blocked = true
+    } catch (err) {
+      this.close(err as Error)
+    }
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * Byte-level primitives of the wire format (see PROTOCOL.md): a writer that gathers every frame
+ * made in one tick into one buffer and hands it over in one `send`, a bounds-checked reader, and a
+ * splitter that cuts a byte stream into frames with a size limit.
+ *
+ * Every frame is `length: u32 BE` (bytes that follow) then `type: u8` then the body. Integers are
+ * big-endian; a string is `u16 length` + UTF-8; bytes are `u32 length` + raw bytes.
+ */
+import { MessageTooLargeError, ProtocolError } from '../errors.js'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+const MIN_BUFFER = 64 * 1024
+/** Below this many free bytes a fresh buffer is taken for the next frames. */
+const MIN_FREE = 4 * 1024
+const MAX_STRING = 0xffff
+
+export class FrameWriter {
+  private buf = new Uint8Array(MIN_BUFFER)
+  private view = new DataView(this.buf.buffer)
+  /** Start of the bytes not yet handed to `flush`. */
+  private start = 0
+  private pos = 0
+  private frameStart = -1
+  private scheduled = false
+
+  /**
+   * @param onFlush receives the gathered frames; it owns the bytes from then on
+   */
+  constructor (private readonly onFlush: (bytes: Uint8Array) => void) {}
+
+  /** Bytes written but not flushed yet. */
+  get pending (): number {
+    return this.pos - this.start
+  }
+
+  begin (type: number): this {
+    this.ensure(5)
+    this.frameStart = this.pos
+    this.pos += 4
+    this.buf[this.pos++] = type
+    return this
+  }
+
+  end (): void {
+    this.view.setUint32(this.frameStart, this.pos - this.frameStart - 4)
+    this.frameStart = -1
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  u8 (n: number): this {
+    this.ensure(1)
+    this.buf[this.pos++] = n
+    return this
+  }
+
+  u16 (n: number): this {
+    this.ensure(2)
+    this.view.setUint16(this.pos, n)
+    this.pos += 2
+    return this
+  }
+
+  u32 (n: number): this {
+    this.ensure(4)
+    this.view.setUint32(this.pos, n)
+    this.pos += 4
+    return this
+  }
+
+  f64 (n: number): this {
+    this.ensure(8)
+    this.view.setFloat64(this.pos, n)
+    this.pos += 8
+    return this
+  }
+
+  str (s: string): this {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+    this.ensure(2 + s.length * 3)
+    const { written } = encoder.encodeInto(s, this.buf.subarray(this.pos + 2))
+    if (written > MAX_STRING) throw new MessageTooLargeError(`A string field of ${written} bytes exceeds ${MAX_STRING}`)
+    this.view.setUint16(this.pos, written)
+    this.pos += 2 + written
+    return this
+  }
+
+  bytes (b: Uint8Array): this {
+    this.ensure(4 + b.byteLength)
+    this.view.setUint32(this.pos, b.byteLength)
+    this.buf.set(b, this.pos + 4)
+    this.pos += 4 + b.byteLength
+    return this
+  }
+
+  strings (list: readonly string[]): this {
+    this.u16(list.length)
+    for (const s of list) this.str(s)
+    return this
+  }
+
+  headers (h: Readonly<Record<string, string>> | undefined): this {
+    if (h == null) return this.u16(0)
+    const keys = Object.keys(h)
+    this.u16(keys.length)
+    for (const k of keys) this.str(k).str(h[k])
+    return this
+  }
+
+  /** Abandons a frame begun but not ended (an encoding error): nothing of it is sent. */
+  cancel (): void {
+    if (this.frameStart >= 0) {
+      this.pos = this.frameStart
+      this.frameStart = -1
+    }
+  }
+
+  readonly flush = (): void => {
+    this.scheduled = false
+    if (this.pos === this.start) return
+    const out = this.buf.subarray(this.start, this.pos)
+    this.start = this.pos
+    if (this.buf.byteLength - this.pos < MIN_FREE) this.replace(MIN_BUFFER)
+    this.onFlush(out)
+  }
+
+  private ensure (n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return
+    // Carry the unflushed bytes (and any frame in progress) into a larger buffer. Bytes already
+    // flushed stay in the old one, which their receiver now owns.
+    this.replace(Math.max(MIN_BUFFER, 2 * (this.pos - this.start + n)))
+  }
+
+  private replace (size: number): void {
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(this.start, this.pos))
+    if (this.frameStart >= 0) this.frameStart -= this.start
+    this.pos -= this.start
+    this.start = 0
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+}
+
+export class FrameReader {
+  private readonly view: DataView
+  pos: number
+
+  constructor (private readonly buf: Uint8Array, start: number, private readonly end: number) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    this.pos = start
+  }
+
+  get remaining (): number {
+    return this.end - this.pos
+  }
+
+  private need (n: number): void {
+    if (this.pos + n > this.end) throw new ProtocolError('Frame is shorter than its fields')
+  }
+
+  u8 (): number {
+    this.need(1)
+    return this.buf[this.pos++]
+  }
+
+  u16 (): number {
+    this.need(2)
+    const n = this.view.getUint16(this.pos)
+    this.pos += 2
+    return n
+  }
+
+  u32 (): number {
+    this.need(4)
+    const n = this.view.getUint32(this.pos)
+    this.pos += 4
+    return n
+  }
+
+  f64 (): number {
+    this.need(8)
+    const n = this.view.getFloat64(this.pos)
+    this.pos += 8
+    return n
+  }
+
+  str (): string {
+    const len = this.u16()
+    this.need(len)
+    let s: string
+    try {
+      s = decoder.decode(this.buf.subarray(this.pos, this.pos + len))
+    } catch {
+      throw new ProtocolError('A string field is not valid UTF-8')
+    }
+    this.pos += len
+    return s
+  }
+
+  /** A copy, so a queued message never pins the (possibly large) chunk it arrived in. */
+  bytes (): Uint8Array {
+    const len = this.u32()
+    this.need(len)
+    const b = this.buf.slice(this.pos, this.pos + len)
+    this.pos += len
+    return b
+  }
+
+  strings (): string[] {
+    const n = this.u16()
+    const list = new Array<string>(n)
+    for (let i = 0; i < n; i++) list[i] = this.str()
+    return list
+  }
+
+  headers (): Record<string, string> | undefined {
+    const n = this.u16()
+    if (n === 0) return undefined
+    const h: Record<string, string> = {}
+    for (let i = 0; i < n; i++) {
+      const k = this.str()
+      h[k] = this.str()
+    }
+    return h
+  }
+
+  /** A frame's body must be used up exactly: trailing bytes mean a malformed or foreign frame. */
+  done (): void {
+    if (this.pos !== this.end) throw new ProtocolError(`Frame has ${this.end - this.pos} unexpected trailing bytes`)
+  }
+}
+
+/**
+ * Cuts incoming chunks into frames. Partial frames are kept as a list of chunks and joined once,
+ * when the whole frame is there, so a large frame arriving in many pieces costs one copy.
+ */
+export class FrameSplitter {
+  private parts: Uint8Array[] = []
+  private partsLength = 0
+
+  constructor (
+    private readonly maxFrameLength: number,
+    private readonly onFrame: (type: number, reader: FrameReader) => void
+  ) {}
+
+  /** Throws ProtocolError or MessageTooLargeError; the caller ends the stream. */
+  push (chunk: Uint8Array | { subarray: () => Uint8Array }): void {
+    let buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    if (this.partsLength > 0) {
+      this.parts.push(buf)
+      this.partsLength += buf.byteLength
+      if (this.partsLength < 4 || this.partsLength < 4 + this.checkedLength()) return
+      buf = join(this.parts, this.partsLength)
+      this.parts = []
+      this.partsLength = 0
+    }
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    let pos = 0
+    while (buf.byteLength - pos >= 4) {
+      const length = view.getUint32(pos)
+      this.check(length)
+      if (buf.byteLength - pos - 4 < length) break
+      const start = pos + 4
+      pos = start + length
+      this.onFrame(buf[start], new FrameReader(buf, start + 1, pos))
+    }
+    if (pos < buf.byteLength) {
+      const rest = buf.subarray(pos)
+      this.parts.push(rest)
+      this.partsLength = rest.byteLength
+      if (rest.byteLength >= 4) this.checkedLength()
+    }
+  }
+
+  /** True when a frame has begun but not all of it has arrived. */
+  get midFrame (): boolean {
+    return this.partsLength > 0
+  }
+
+  /** The length of the frame that the kept parts begin, checked against the limit. */
+  private checkedLength (): number {
+    const head = this.parts[0].byteLength >= 4 ? this.parts[0] : join(this.parts, this.partsLength)
+    const length = new DataView(head.buffer, head.byteOffset, 4).getUint32(0)
+    this.check(length)
+    return length
+  }
+
+  private check (length: number): void {
+    if (length === 0) throw new ProtocolError('Empty frame')
+    if (length > this.maxFrameLength) {
+      throw new MessageTooLargeError(`Frame of ${length} bytes exceeds the limit of ${this.maxFrameLength}`)
+    }
+  }
+}
+
+function join (parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0]
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}

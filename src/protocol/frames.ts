@@ -1,0 +1,258 @@
+/**
+ * Every frame of the p2pmq wire protocol, in one place: its type byte, its fields in order, how it
+ * is written and how it is read. PROTOCOL.md is the prose of this file; keep them together.
+ */
+import { ProtocolError } from '../errors.js'
+import type { FrameReader, FrameWriter } from './codec.js'
+
+export const enum FrameType {
+  // producer stream
+  Publish = 0x01,
+  Confirm = 0x02,
+  Reject = 0x03,
+  Result = 0x04,
+  // consumer stream
+  Subscribe = 0x10,
+  Subscribed = 0x11,
+  Unsubscribe = 0x12,
+  Deliver = 0x13,
+  Ack = 0x14,
+  Answer = 0x15,
+  Nack = 0x16,
+  // both streams, broker to client, first frame
+  Welcome = 0x20
+}
+
+export const enum PublishFlags {
+  WantsAnswer = 1
+}
+
+export const enum NackFlags {
+  Requeue = 1
+}
+
+export const enum ResultStatus {
+  Answered = 0,
+  Failed = 1
+}
+
+export const enum RejectCode {
+  TooLarge = 1,
+  Full = 2,
+  Invalid = 3
+}
+
+/** Producer → broker: one message. `seq` is the producer's, echoed in the confirm or reject. */
+export interface Publish {
+  type: FrameType.Publish
+  seq: number
+  flags: number
+  command: string
+  id: string
+  headers: Record<string, string> | undefined
+  kind: number
+  payload: Uint8Array
+}
+
+/** Broker → producer: the message with this `seq` is taken. */
+export interface Confirm { type: FrameType.Confirm, seq: number }
+
+/** Broker → producer: the message with this `seq` is refused; nothing of it is kept. */
+export interface Reject { type: FrameType.Reject, seq: number, code: number, reason: string }
+
+/** Broker → producer: the outcome of message `id`, an answer or a failure (payload = error text). */
+export interface Result {
+  type: FrameType.Result
+  id: string
+  consumer: string
+  status: number
+  attempts: number
+  kind: number
+  payload: Uint8Array
+}
+
+/** Consumer → broker: deliver messages whose command matches one of `patterns`. */
+export interface Subscribe {
+  type: FrameType.Subscribe
+  subId: number
+  prefetch: number
+  group: string
+  patterns: string[]
+}
+
+/** Broker → consumer: the subscription is active (`error` empty) or refused. */
+export interface Subscribed { type: FrameType.Subscribed, subId: number, error: string }
+
+export interface Unsubscribe { type: FrameType.Unsubscribe, subId: number }
+
+/** Broker → consumer: one message to process. `tag` names this delivery in the settle frames. */
+export interface Deliver {
+  type: FrameType.Deliver
+  subId: number
+  tag: number
+  attempt: number
+  flags: number
+  timestamp: number
+  command: string
+  id: string
+  producer: string
+  headers: Record<string, string> | undefined
+  kind: number
+  payload: Uint8Array
+}
+
+/** Consumer → broker: delivery `tag` processed, no answer wanted. */
+export interface Ack { type: FrameType.Ack, tag: number }
+
+/** Consumer → broker: delivery `tag` processed, with its answer. */
+export interface Answer { type: FrameType.Answer, tag: number, kind: number, payload: Uint8Array }
+
+/** Consumer → broker: delivery `tag` failed; requeue it for another attempt or fail it now. */
+export interface Nack { type: FrameType.Nack, tag: number, flags: number, error: string }
+
+/** Broker → client, first frame on each stream: the broker's limits. */
+export interface Welcome { type: FrameType.Welcome, maxPayload: number, version: string }
+
+export type ProducerFrame = Publish
+export type BrokerToProducerFrame = Welcome | Confirm | Reject | Result
+export type ConsumerFrame = Subscribe | Unsubscribe | Ack | Answer | Nack
+export type BrokerToConsumerFrame = Welcome | Subscribed | Deliver
+
+/** The fields of a message the broker relays: structurally shared by Publish and the queue's records. */
+export interface MessageFields {
+  command: string
+  id: string
+  headers: Record<string, string> | undefined
+  kind: number
+  payload: Uint8Array
+}
+
+export function writePublish (w: FrameWriter, seq: number, flags: number, m: MessageFields): void {
+  w.begin(FrameType.Publish).u32(seq).u8(flags).str(m.command).str(m.id).headers(m.headers)
+    .u8(m.kind).bytes(m.payload).end()
+}
+
+export function writeConfirm (w: FrameWriter, seq: number): void {
+  w.begin(FrameType.Confirm).u32(seq).end()
+}
+
+export function writeReject (w: FrameWriter, seq: number, code: RejectCode, reason: string): void {
+  w.begin(FrameType.Reject).u32(seq).u8(code).str(reason).end()
+}
+
+export function writeResult (w: FrameWriter, id: string, consumer: string, status: ResultStatus, attempts: number, kind: number, payload: Uint8Array): void {
+  w.begin(FrameType.Result).str(id).str(consumer).u8(status).u16(attempts).u8(kind).bytes(payload).end()
+}
+
+export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number, group: string, patterns: readonly string[]): void {
+  w.begin(FrameType.Subscribe).u32(subId).u32(prefetch).str(group).strings(patterns).end()
+}
+
+export function writeSubscribed (w: FrameWriter, subId: number, error: string): void {
+  w.begin(FrameType.Subscribed).u32(subId).str(error).end()
+}
+
+export function writeUnsubscribe (w: FrameWriter, subId: number): void {
+  w.begin(FrameType.Unsubscribe).u32(subId).end()
+}
+
+export function writeDeliver (w: FrameWriter, subId: number, tag: number, attempt: number, flags: number, timestamp: number, producer: string, m: MessageFields): void {
+  w.begin(FrameType.Deliver).u32(subId).u32(tag).u16(attempt).u8(flags).f64(timestamp)
+    .str(m.command).str(m.id).str(producer).headers(m.headers).u8(m.kind).bytes(m.payload).end()
+}
+
+export function writeAck (w: FrameWriter, tag: number): void {
+  w.begin(FrameType.Ack).u32(tag).end()
+}
+
+export function writeAnswer (w: FrameWriter, tag: number, kind: number, payload: Uint8Array): void {
+  w.begin(FrameType.Answer).u32(tag).u8(kind).bytes(payload).end()
+}
+
+export function writeNack (w: FrameWriter, tag: number, flags: number, error: string): void {
+  w.begin(FrameType.Nack).u32(tag).u8(flags).str(error).end()
+}
+
+export function writeWelcome (w: FrameWriter, maxPayload: number, version: string): void {
+  w.begin(FrameType.Welcome).u32(maxPayload).str(version).end()
+}
+
+/** Reads a frame the broker receives on a producer stream. */
+export function readProducerFrame (type: number, r: FrameReader): ProducerFrame {
+  if (type !== FrameType.Publish) throw unexpected(type, 'producer')
+  const f: Publish = {
+    type,
+    seq: r.u32(),
+    flags: r.u8(),
+    command: r.str(),
+    id: r.str(),
+    headers: r.headers(),
+    kind: r.u8(),
+    payload: r.bytes()
+  }
+  r.done()
+  return f
+}
+
+/** Reads a frame the broker receives on a consumer stream. */
+export function readConsumerFrame (type: number, r: FrameReader): ConsumerFrame {
+  let f: ConsumerFrame
+  switch (type) {
+    case FrameType.Ack: f = { type, tag: r.u32() }; break
+    case FrameType.Answer: f = { type, tag: r.u32(), kind: r.u8(), payload: r.bytes() }; break
+    case FrameType.Nack: f = { type, tag: r.u32(), flags: r.u8(), error: r.str() }; break
+    case FrameType.Subscribe: f = { type, subId: r.u32(), prefetch: r.u32(), group: r.str(), patterns: r.strings() }; break
+    case FrameType.Unsubscribe: f = { type, subId: r.u32() }; break
+    default: throw unexpected(type, 'consumer')
+  }
+  r.done()
+  return f
+}
+
+/** Reads a frame a producer receives from the broker. */
+export function readBrokerToProducerFrame (type: number, r: FrameReader): BrokerToProducerFrame {
+  let f: BrokerToProducerFrame
+  switch (type) {
+    case FrameType.Confirm: f = { type, seq: r.u32() }; break
+    case FrameType.Result:
+      f = { type, id: r.str(), consumer: r.str(), status: r.u8(), attempts: r.u16(), kind: r.u8(), payload: r.bytes() }
+      break
+    case FrameType.Reject: f = { type, seq: r.u32(), code: r.u8(), reason: r.str() }; break
+    case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
+    default: throw unexpected(type, 'producer')
+  }
+  r.done()
+  return f
+}
+
+/** Reads a frame a consumer receives from the broker. */
+export function readBrokerToConsumerFrame (type: number, r: FrameReader): BrokerToConsumerFrame {
+  let f: BrokerToConsumerFrame
+  switch (type) {
+    case FrameType.Deliver:
+      f = {
+        type,
+        subId: r.u32(),
+        tag: r.u32(),
+        attempt: r.u16(),
+        flags: r.u8(),
+        timestamp: r.f64(),
+        command: r.str(),
+        id: r.str(),
+        producer: r.str(),
+        headers: r.headers(),
+        kind: r.u8(),
+        payload: r.bytes()
+      }
+      break
+    case FrameType.Subscribed: f = { type, subId: r.u32(), error: r.str() }; break
+    case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
+    default: throw unexpected(type, 'consumer')
+  }
+  r.done()
+  return f
+}
+
+function unexpected (type: number, stream: string): ProtocolError {
+  return new ProtocolError(`Unknown or misplaced frame type 0x${type.toString(16).padStart(2, '0')} on a ${stream} stream`)
+}
