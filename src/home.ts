@@ -98,8 +98,10 @@ function isAlive (pid: number): boolean {
   }
 }
 
+let tmpCounter = 0
+
 async function writeAtomic (path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`
+  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`
   await writeFile(tmp, data, { mode })
   await rename(tmp, path)
 }

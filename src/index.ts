@@ -79,11 +79,12 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],
     services: { mq: broker(init) }
   })
+  // Writes are chained so the newest addresses are the ones left in the book.
+  let recording = Promise.resolve()
   const record = (): void => {
     const addrs = node.getMultiaddrs().map((a) => a.toString())
-    recordBrokerAddresses(node.peerId.toString(), addrs, home ?? p2pmqHome()).catch((err) => {
-      node.services.mq.safeDispatchEvent('client:error', { detail: { peer: node.peerId.toString(), role: 'producer', error: err } })
-    })
+    recording = recording.then(async () => { await recordBrokerAddresses(node.peerId.toString(), addrs, home ?? p2pmqHome()) })
+      .catch((err) => { process.emitWarning(`p2pmq: could not record the broker's addresses: ${(err as Error).message}`) })
   }
   node.addEventListener('self:peer:update', record)
   await node.start()

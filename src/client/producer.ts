@@ -105,6 +105,11 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
   }
 
+  /** A new unique message id, as `publish` and `send` make by default; pass it as `options.id`. */
+  newId (): string {
+    return this.idPrefix + (this.nextId++).toString(36)
+  }
+
   /** Messages out now: unconfirmed or unanswered. */
   get pending (): number {
     return this.inUse
@@ -134,7 +139,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
         seq: this.nextSeq = (this.nextSeq + 1) >>> 0,
         flags,
         command,
-        id: options.id ?? this.idPrefix + (this.nextId++).toString(36),
+        id: options.id ?? this.newId(),
         headers: options.headers,
         kind,
         payload: bytes,

@@ -1,0 +1,44 @@
+/** `p2pmq broker`: runs a broker until Ctrl+C. */
+import { createBroker } from '../src/index.js'
+import { defaultBrokerDataDir } from '../src/home.js'
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
+import { errorText, shutdownSignal } from './lifecycle.js'
+
+const specs = {
+  data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) lives here', default: '' },
+  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on', default: '/ip4/127.0.0.1/tcp/0' },
+  'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
+  'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
+  'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails', default: DEFAULT_MAX_ATTEMPTS },
+  quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
+} satisfies FlagSpecs
+
+export const summary = 'Run a broker. Prints its peer ID and listen addresses; clients on this host can use -broker=<peerId>.'
+
+export async function run (args: string[]): Promise<number> {
+  const flags = parseFlags(args, specs)
+  if (flags.help) {
+    console.log(usage('broker', summary, specs))
+    return 0
+  }
+  const node = await createBroker({
+    dataDir: flags.data !== '' ? flags.data : defaultBrokerDataDir(),
+    listen: list(flags.listen),
+    maxPayload: flags['max-payload'],
+    visibilityTimeout: flags['visibility-timeout'],
+    maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts']
+  })
+  const mq = node.services.mq
+  console.log(`Broker peer ID: ${node.peerId.toString()}`)
+  for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
+  if (!flags.quiet) {
+    mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
+    mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
+  }
+  mq.addEventListener('client:error', (e) => { console.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
+  await shutdownSignal()
+  console.log('Stopping broker')
+  await node.stop()
+  return 0
+}

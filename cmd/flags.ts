@@ -1,0 +1,80 @@
+/**
+ * Flag parsing for every p2pmq command, in both styles: Go's `-broker=X` (as teomq had) and GNU's
+ * `--broker X` / `--broker=X`. Each command declares its flags once; `--help` prints them.
+ */
+
+export type FlagType = 'string' | 'number' | 'boolean'
+
+export interface FlagSpec {
+  type: FlagType
+  help: string
+  default?: string | number | boolean
+  /** Shown in help instead of the type, e.g. `<peerId|multiaddr>`. */
+  value?: string
+}
+
+export type FlagSpecs = Record<string, FlagSpec>
+export type Flags<S extends FlagSpecs> = { [K in keyof S]: S[K]['type'] extends 'number' ? number : S[K]['type'] extends 'boolean' ? boolean : string } & { help: boolean }
+
+export class UsageError extends Error {
+  name = 'UsageError'
+}
+
+export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flags<S> {
+  const out: Record<string, unknown> = { help: false }
+  for (const [name, spec] of Object.entries(specs)) {
+    if (spec.default !== undefined) out[name] = spec.default
+  }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') throw new UsageError(`Unexpected argument "${arg}"`)
+    const body = arg.replace(/^--?/, '')
+    const eq = body.indexOf('=')
+    const name = eq < 0 ? body : body.slice(0, eq)
+    if (name === 'help' || name === 'h') {
+      out.help = true
+      continue
+    }
+    const spec = specs[name]
+    if (spec == null) throw new UsageError(`Unknown flag -${name}`)
+    let raw: string
+    if (eq >= 0) {
+      raw = body.slice(eq + 1)
+    } else if (spec.type === 'boolean') {
+      raw = 'true'
+    } else {
+      if (i + 1 >= args.length) throw new UsageError(`Flag -${name} needs a value`)
+      raw = args[++i]
+    }
+    out[name] = convert(name, spec.type, raw)
+  }
+  return out as Flags<S>
+}
+
+function convert (name: string, type: FlagType, raw: string): string | number | boolean {
+  if (type === 'string') return raw
+  if (type === 'boolean') {
+    if (['true', '1', 'yes', ''].includes(raw)) return true
+    if (['false', '0', 'no'].includes(raw)) return false
+    throw new UsageError(`Flag -${name} takes true or false, not "${raw}"`)
+  }
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`Flag -${name} takes a non-negative number, not "${raw}"`)
+  return n
+}
+
+export function usage (command: string, summary: string, specs: FlagSpecs): string {
+  const lines = [`Usage: p2pmq ${command} [flags]`, '', summary, '', 'Flags (-name=value or --name value):']
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = spec.type === 'boolean' ? '' : `=${spec.value ?? `<${spec.type}>`}`
+    const def = spec.default !== undefined && spec.default !== '' && spec.default !== false ? ` (default ${String(spec.default)})` : ''
+    lines.push(`  -${name}${value}`.padEnd(34) + spec.help + def)
+  }
+  lines.push('  -help'.padEnd(34) + 'Show this help')
+  return lines.join('\n')
+}
+
+/** Splits `a,b, c` into trimmed non-empty parts. */
+export function list (value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}

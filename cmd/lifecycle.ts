@@ -1,0 +1,29 @@
+/** Process lifecycle shared by the long-running commands: stop cleanly on SIGINT/SIGTERM. */
+
+/** Resolves when the process is asked to stop (Ctrl+C, SIGTERM). */
+export async function shutdownSignal (): Promise<string> {
+  return await new Promise((resolve) => {
+    const on = (signal: string): void => {
+      process.off('SIGINT', on)
+      process.off('SIGTERM', on)
+      resolve(signal)
+    }
+    process.on('SIGINT', on)
+    process.on('SIGTERM', on)
+  })
+}
+
+/** One-line text of an error for the terminal, never a stack trace. */
+export function errorText (err: unknown): string {
+  if (err instanceof Error) return err.name !== 'Error' && err.name !== undefined ? `${err.name}: ${err.message}` : err.message
+  return String(err)
+}
+
+/** Prints how a failed dial will be retried (on stderr, so stdout stays the command's output). */
+export function reportRetry (err: Error, retryIn: number): void {
+  process.stderr.write(`Cannot reach the broker: ${errorText(err)} (retrying in ${retryIn} ms)\n`)
+}
+
+export function shortPeer (peer: string): string {
+  return peer.length > 12 ? `…${peer.slice(-8)}` : peer
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo [flags]`. */
+import '../src/polyfill.js'
+import { UsageError } from './flags.js'
+import { errorText } from './lifecycle.js'
+
+const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<number>, summary: string }>> = {
+  broker: async () => await import('./broker.js'),
+  consumer: async () => await import('./consumer.js'),
+  producer: async () => await import('./producer.js'),
+  demo: async () => await import('./demo.js')
+}
+
+async function main (argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name == null || name === '-help' || name === '--help' || name === '-h' || name === 'help') {
+    const lines = ['Usage: p2pmq <command> [flags]', '', 'Commands:']
+    for (const [cmd, load] of Object.entries(commands)) lines.push(`  ${cmd.padEnd(10)} ${(await load()).summary}`)
+    lines.push('', 'Run p2pmq <command> -help for its flags.')
+    console.log(lines.join('\n'))
+    return name == null ? 2 : 0
+  }
+  const load = commands[name]
+  if (load == null) throw new UsageError(`Unknown command "${name}"; try p2pmq -help`)
+  return await (await load()).run(args)
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+  // Open handles (sockets closing, timers) must not keep a finished command alive.
+  setTimeout(() => process.exit(code), 200).unref()
+}, (err) => {
+  console.error(`p2pmq: ${errorText(err)}`)
+  if (err instanceof UsageError) console.error('Run with -help for usage.')
+  process.exit(2)
+})

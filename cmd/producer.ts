@@ -1,0 +1,90 @@
+/** `p2pmq producer`: sends messages and prints each answer (or confirm, with -publish). */
+import { createProducer } from '../src/index.js'
+import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
+import { payloadToText } from '../src/payload.js'
+import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { errorText, reportRetry, shortPeer } from './lifecycle.js'
+
+const specs = {
+  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
+  count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
+  interval: { type: 'number', value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
+  data: { type: 'string', value: '<text>', help: 'The payload; <n> is replaced by the message number', default: 'Hello world #<n>!' },
+  timeout: { type: 'number', value: '<ms>', help: 'How long to wait for each answer', default: DEFAULT_SEND_TIMEOUT },
+  window: { type: 'number', value: '<n>', help: 'Messages out (unconfirmed or unanswered) at once', default: DEFAULT_PRODUCER_WINDOW },
+  publish: { type: 'boolean', help: 'Want no answers: wait only for the broker\'s confirms' },
+  json: { type: 'boolean', help: 'Print one JSON object per line: {"n","id","answer","consumer","ms"} or {"n","id","error"}' },
+  name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home; answers kept for it arrive after a restart', default: '' },
+  'data-dir': { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' }
+} satisfies FlagSpecs
+
+export const summary = 'Run a producer. Sends -count messages naming -command and prints each answer; exits 0 when all arrived.'
+
+export async function run (args: string[]): Promise<number> {
+  const flags = parseFlags(args, specs)
+  if (flags.help) {
+    console.log(usage('producer', summary, specs))
+    return 0
+  }
+  if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  const producer = await createProducer({
+    broker: flags.broker,
+    name: flags.name !== '' ? flags.name : undefined,
+    dataDir: flags['data-dir'] !== '' ? flags['data-dir'] : undefined,
+    window: flags.window,
+    timeout: flags.timeout,
+    onRetry: reportRetry
+  })
+  const print = (line: Record<string, unknown>, text: string): void => {
+    console.log(flags.json ? JSON.stringify(line) : text)
+  }
+  producer.events.addEventListener('result', (e) => {
+    const r = e.detail
+    print({ n: null, id: r.id, ...(r.error != null ? { error: r.error } : { answer: r.payload, consumer: r.consumer }) },
+      `Kept answer to ${r.id}: ${r.error ?? payloadToText(r.payload)}`)
+  })
+
+  let stopping = false
+  const stop = (): void => { stopping = true }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+
+  let ok = 0
+  let failed = 0
+  const inFlight = new Set<Promise<void>>()
+  const one = async (n: number): Promise<void> => {
+    const payload = flags.data.replaceAll('<n>', String(n))
+    const id = producer.newId()
+    const t0 = performance.now()
+    const ms = (): number => Math.round((performance.now() - t0) * 1000) / 1000
+    try {
+      if (flags.publish) {
+        await producer.publish(flags.command, payload, { id })
+        ok++
+        print({ n, id, ms: ms() }, `Confirmed #${n} ${id} (${ms()} ms)`)
+      } else {
+        const r = await producer.request(flags.command, payload, { id })
+        ok++
+        print({ n, id: r.id, answer: r.payload, consumer: r.consumer, ms: ms() },
+          `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${payloadToText(r.payload)}`)
+      }
+    } catch (err) {
+      failed++
+      print({ n, id, error: errorText(err) }, `Message #${n} failed: ${errorText(err)}`)
+    }
+  }
+  for (let n = 1; !stopping && (flags.count === 0 || n <= flags.count); n++) {
+    const p = one(n)
+    inFlight.add(p)
+    void p.finally(() => inFlight.delete(p))
+    // The producer's window holds publishes back; keep at most a window of calls pending here too.
+    if (inFlight.size >= flags.window) await Promise.race(inFlight)
+    if (flags.interval > 0) await new Promise((resolve) => setTimeout(resolve, flags.interval))
+  }
+  await Promise.all(inFlight)
+  await producer.stop()
+  const expected = flags.count === 0 ? ok + failed : flags.count
+  if (!flags.json) console.error(`${ok} of ${expected} ${flags.publish ? 'confirmed' : 'answered'}${failed > 0 ? `, ${failed} failed` : ''}`)
+  return ok === expected && failed === 0 ? 0 : 1
+}
