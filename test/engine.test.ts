@@ -1,0 +1,289 @@
+import { describe, expect, it } from 'vitest'
+import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
+import type { QueuedMessage } from '../src/broker/queue.js'
+
+type Owner = string
+
+interface Delivery { tag: number, owner: Owner, id: string, command: string, group: string, attempt: number }
+
+let nextId = 0
+function msg (command: string, wantsAnswer = false): QueuedMessage {
+  return {
+    command,
+    id: `m${nextId++}`,
+    headers: undefined,
+    kind: 1,
+    payload: new Uint8Array([1, 2, 3]),
+    producer: 'producer',
+    timestamp: 0,
+    wantsAnswer,
+    attempts: 0
+  }
+}
+
+function setup (options: Partial<EngineOptions> = {}) {
+  let now = 1_000
+  const deliveries: Delivery[] = []
+  const completed: Array<{ id: string, by: Owner, answer?: { kind: number, payload: Uint8Array } }> = []
+  const failed: Array<{ id: string, error: string, by: Owner | undefined }> = []
+  const expired: Array<InFlight<Owner>> = []
+  let maxOverPrefetch = 0
+  const engine = new QueueEngine<Owner>({
+    deliver: (d) => {
+      maxOverPrefetch = Math.max(maxOverPrefetch, d.sub.unacked - d.sub.prefetch)
+      deliveries.push({ tag: d.tag, owner: d.sub.owner, id: d.message.id, command: d.message.command, group: d.queue.group, attempt: d.message.attempts })
+    },
+    completed: (m, by, answer) => completed.push({ id: m.id, by, answer }),
+    failed: (m, error, by) => failed.push({ id: m.id, error, by }),
+    expired: (d) => expired.push(d)
+  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, clock: () => now, ...options })
+  const of = (owner: Owner): Delivery[] => deliveries.filter((d) => d.owner === owner)
+  return {
+    engine,
+    deliveries,
+    completed,
+    failed,
+    expired,
+    of,
+    ids: (owner: Owner) => of(owner).map((d) => d.id),
+    advance: (ms: number) => { now += ms },
+    maxOverPrefetch: () => maxOverPrefetch
+  }
+}
+
+function publishMany (engine: QueueEngine<Owner>, command: string, n: number): string[] {
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) {
+    const m = msg(command)
+    expect(engine.publish(m)).toBe(true)
+    ids.push(m.id)
+  }
+  return ids
+}
+
+describe('QueueEngine', () => {
+  it('keeps unrouted messages until a matching subscriber arrives', () => {
+    const t = setup()
+    const ids = publishMany(t.engine, 'jobs', 3)
+    expect(t.deliveries).toEqual([])
+    expect(t.engine.size).toBe(3)
+    expect(t.engine.stats()).toEqual([
+      { command: 'jobs', group: '', depth: 3, inFlight: 0, consumers: 0, published: 3, delivered: 0, acked: 0, nacked: 0, failed: 0 }
+    ])
+
+    t.engine.subscribe('b', 1, 'g', ['other'], 10)
+    expect(t.deliveries).toEqual([])
+
+    t.engine.subscribe('a', 1, 'g', ['jobs'], 10)
+    expect(t.ids('a')).toEqual(ids)
+    expect(t.of('a').map((d) => d.attempt)).toEqual([1, 1, 1])
+    expect(t.engine.stats().find((s) => s.command === 'jobs')).toMatchObject({ group: 'g', depth: 0, inFlight: 3, published: 3 })
+  })
+
+  it('round-robins across the subscriptions of one group', () => {
+    const t = setup()
+    for (const owner of ['a', 'b', 'c']) t.engine.subscribe(owner, 1, 'g', ['work'], 100)
+    const ids = publishMany(t.engine, 'work', 30)
+    expect(t.deliveries.slice(0, 6).map((d) => d.owner)).toEqual(['a', 'b', 'c', 'a', 'b', 'c'])
+    expect(t.ids('a')).toEqual(ids.filter((_, i) => i % 3 === 0))
+    expect(t.ids('b')).toHaveLength(10)
+    expect(t.ids('c')).toHaveLength(10)
+  })
+
+  it('never exceeds prefetch, and an ack returns credit and triggers the next delivery', () => {
+    const t = setup()
+    const sub = t.engine.subscribe('a', 1, 'g', ['work'], 3)
+    const ids = publishMany(t.engine, 'work', 10)
+    expect(t.ids('a')).toEqual(ids.slice(0, 3))
+    expect(sub.unacked).toBe(3)
+    expect(t.engine.stats()[0]).toMatchObject({ depth: 7, inFlight: 3 })
+
+    expect(t.engine.ack('a', t.deliveries[0].tag)).toBe(true)
+    expect(t.ids('a')).toEqual(ids.slice(0, 4))
+    expect(sub.unacked).toBe(3)
+
+    for (let i = 1; i < t.deliveries.length; i++) expect(t.engine.ack('a', t.deliveries[i].tag)).toBe(true)
+    expect(t.ids('a')).toEqual(ids)
+    expect(t.completed.map((c) => c.id)).toEqual(ids)
+    expect(sub.unacked).toBe(0)
+    expect(t.maxOverPrefetch()).toBe(0)
+    expect(t.engine.size).toBe(0)
+  })
+
+  it('gives a slow consumer (small prefetch, not acking) fewer messages', () => {
+    const t = setup()
+    t.engine.subscribe('fast', 1, 'g', ['work'], 10)
+    t.engine.subscribe('slow', 1, 'g', ['work'], 2)
+    let acked = 0
+    for (let i = 0; i < 30; i++) {
+      t.engine.publish(msg('work'))
+      const fast = t.of('fast')
+      for (; acked < fast.length; acked++) t.engine.ack('fast', fast[acked].tag)
+    }
+    expect(t.of('slow')).toHaveLength(2)
+    expect(t.of('fast')).toHaveLength(28)
+  })
+
+  it('fans out to every group; consumers inside a group share', () => {
+    const t = setup()
+    t.engine.subscribe('a1', 1, 'billing', ['orders'], 100)
+    t.engine.subscribe('a2', 1, 'billing', ['orders'], 100)
+    t.engine.subscribe('b', 1, 'shipping', ['orders'], 100)
+    const ids = publishMany(t.engine, 'orders', 10)
+    expect(t.ids('b')).toEqual(ids)
+    expect(t.ids('a1')).toHaveLength(5)
+    expect(t.ids('a2')).toHaveLength(5)
+    expect([...t.ids('a1'), ...t.ids('a2')].sort()).toEqual([...ids].sort())
+    expect(t.engine.size).toBe(20)
+  })
+
+  it('routes wildcards: users.* matches one word, users.# zero or more', () => {
+    const t = setup()
+    t.engine.subscribe('star', 1, 'star', ['users.*'], 100)
+    t.engine.subscribe('hash', 1, 'hash', ['users.#'], 100)
+    for (const command of ['users.a', 'users.a.b', 'users', 'orders.x']) t.engine.publish(msg(command))
+    expect(t.of('star').map((d) => d.command)).toEqual(['users.a'])
+    expect(t.of('hash').map((d) => d.command)).toEqual(['users.a', 'users.a.b', 'users'])
+    expect(t.engine.stats().find((s) => s.command === 'orders.x')).toMatchObject({ group: '', depth: 1 })
+  })
+
+  it('nack with requeue redelivers with attempt raised, to another consumer with credit', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 1)
+    t.engine.subscribe('b', 1, 'g', ['work'], 1)
+    const [id] = publishMany(t.engine, 'work', 1)
+    expect(t.deliveries).toMatchObject([{ owner: 'a', id, attempt: 1 }])
+    expect(t.engine.nack('a', t.deliveries[0].tag, true, 'boom')).toBe(true)
+    expect(t.deliveries).toHaveLength(2)
+    expect(t.deliveries[1]).toMatchObject({ owner: 'b', id, attempt: 2 })
+    expect(t.failed).toEqual([])
+    expect(t.engine.stats()[0]).toMatchObject({ nacked: 1, delivered: 2, inFlight: 1 })
+  })
+
+  it('nack without requeue fails the message at once', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 1)
+    t.engine.subscribe('b', 1, 'g', ['work'], 1)
+    const [id] = publishMany(t.engine, 'work', 1)
+    expect(t.engine.nack('a', t.deliveries[0].tag, false, 'rejected')).toBe(true)
+    expect(t.failed).toEqual([{ id, error: 'rejected', by: 'a' }])
+    expect(t.deliveries).toHaveLength(1)
+    expect(t.engine.size).toBe(0)
+    expect(t.engine.stats()[0]).toMatchObject({ failed: 1, nacked: 1, inFlight: 0, depth: 0 })
+  })
+
+  it('fails a message after maxAttempts failed deliveries', () => {
+    const t = setup({ maxAttempts: 3 })
+    t.engine.subscribe('a', 1, 'g', ['work'], 1)
+    const [id] = publishMany(t.engine, 'work', 1)
+    for (let i = 0; i < 3; i++) {
+      expect(t.failed).toEqual([])
+      t.engine.nack('a', t.deliveries[i].tag, true, `try ${i + 1}`)
+    }
+    expect(t.deliveries.map((d) => d.attempt)).toEqual([1, 2, 3])
+    expect(t.failed).toEqual([{ id, error: 'try 3', by: 'a' }])
+    expect(t.engine.size).toBe(0)
+  })
+
+  it('unsubscribe puts in-flight messages back, in order, for other consumers', () => {
+    const t = setup()
+    const a = t.engine.subscribe('a', 1, 'g', ['work'], 3)
+    const ids = publishMany(t.engine, 'work', 4)
+    expect(t.ids('a')).toEqual(ids.slice(0, 3))
+    t.engine.subscribe('b', 1, 'g', ['work'], 10)
+    expect(t.ids('b')).toEqual([ids[3]])
+
+    t.engine.unsubscribe(a)
+    expect(t.ids('b')).toEqual([ids[3], ids[0], ids[1], ids[2]])
+    expect(t.of('b').map((d) => d.attempt)).toEqual([1, 2, 2, 2])
+    expect(t.engine.ack('a', t.deliveries[0].tag)).toBe(false)
+    expect(t.engine.stats()[0]).toMatchObject({ consumers: 1, inFlight: 4, depth: 0 })
+  })
+
+  it('expire() takes back deliveries past the visibility timeout; a late ack returns false', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 2)
+    t.engine.subscribe('b', 1, 'g', ['work'], 2)
+    const ids = publishMany(t.engine, 'work', 2)
+    expect(t.ids('a')).toEqual([ids[0]])
+    expect(t.ids('b')).toEqual([ids[1]])
+    const [first, second] = t.deliveries
+    expect(t.engine.ack('b', second.tag)).toBe(true)
+
+    t.advance(999)
+    expect(t.engine.expire()).toBe(0)
+    t.advance(1)
+    expect(t.engine.expire()).toBe(1)
+    expect(t.expired.map((d) => d.tag)).toEqual([first.tag])
+    expect(t.deliveries).toHaveLength(3)
+    expect(t.deliveries[2]).toMatchObject({ id: ids[0], attempt: 2 })
+    expect(t.engine.ack('a', first.tag)).toBe(false)
+    expect(t.engine.ack(t.deliveries[2].owner, t.deliveries[2].tag)).toBe(true)
+    expect(t.completed.map((c) => c.id)).toEqual([ids[1], ids[0]])
+    expect(t.engine.expire()).toBe(0)
+  })
+
+  it('refuses an ack from a different owner or for an unknown tag', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 1)
+    publishMany(t.engine, 'work', 1)
+    const { tag } = t.deliveries[0]
+    expect(t.engine.ack('intruder', tag)).toBe(false)
+    expect(t.engine.nack('intruder', tag, false, 'x')).toBe(false)
+    expect(t.engine.ack('a', tag + 100)).toBe(false)
+    expect(t.completed).toEqual([])
+    expect(t.engine.ack('a', tag)).toBe(true)
+    expect(t.engine.ack('a', tag)).toBe(false)
+  })
+
+  it('refuses publishes beyond maxMessages', () => {
+    const t = setup({ maxMessages: 2 })
+    expect(t.engine.publish(msg('work'))).toBe(true)
+    expect(t.engine.publish(msg('work'))).toBe(true)
+    expect(t.engine.publish(msg('work'))).toBe(false)
+    expect(t.engine.size).toBe(2)
+
+    t.engine.subscribe('a', 1, 'g', ['work'], 10)
+    expect(t.deliveries).toHaveLength(2)
+    expect(t.engine.publish(msg('work'))).toBe(false)
+    t.engine.ack('a', t.deliveries[0].tag)
+    expect(t.engine.publish(msg('work'))).toBe(true)
+    expect(t.deliveries).toHaveLength(3)
+  })
+
+  it('answer() passes the answer to completed() only when the producer wants it', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 10)
+    const asked = msg('work', true)
+    const told = msg('work', false)
+    t.engine.publish(asked)
+    t.engine.publish(told)
+    const payload = new Uint8Array([9, 8])
+    expect(t.engine.answer('a', t.deliveries[0].tag, 2, payload)).toBe(true)
+    expect(t.engine.answer('a', t.deliveries[1].tag, 2, payload)).toBe(true)
+    expect(t.completed).toEqual([
+      { id: asked.id, by: 'a', answer: { kind: 2, payload } },
+      { id: told.id, by: 'a', answer: undefined }
+    ])
+    expect(t.engine.answer('a', t.deliveries[0].tag, 2, payload)).toBe(false)
+  })
+
+  it('stats() counts depth, inFlight, consumers and acked', () => {
+    const t = setup()
+    t.engine.subscribe('a', 1, 'g', ['work'], 2)
+    t.engine.subscribe('b', 1, 'g', ['work'], 2)
+    publishMany(t.engine, 'work', 6)
+    t.engine.ack('a', t.deliveries[0].tag)
+    expect(t.engine.stats()).toEqual([
+      { command: 'work', group: 'g', depth: 1, inFlight: 4, consumers: 2, published: 6, delivered: 5, acked: 1, nacked: 0, failed: 0 }
+    ])
+    expect(t.engine.size).toBe(5)
+  })
+
+  it('rejects invalid subscriptions', () => {
+    const t = setup()
+    expect(() => t.engine.subscribe('a', 1, 'g', [], 1)).toThrow(TypeError)
+    expect(() => t.engine.subscribe('a', 1, 'g', ['a..b'], 1)).toThrow(TypeError)
+    expect(() => t.engine.subscribe('a', 1, 'g', ['work'], 0)).toThrow(TypeError)
+  })
+})

@@ -1,0 +1,65 @@
+/** Shared test fixtures: temp homes, brokers and clients that are always stopped and removed. */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach } from 'vitest'
+import { createBroker, createConsumer, createProducer, type BrokerNode, type CreateBrokerOptions, type Consumer, type Producer } from '../src/index.js'
+
+type Cleanup = () => Promise<void> | void
+const cleanups: Cleanup[] = []
+
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    try { await cleanups.pop()?.() } catch {}
+  }
+})
+
+export function onCleanup (fn: Cleanup): void {
+  cleanups.push(fn)
+}
+
+export async function tempDir (prefix = 'p2pmq-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  onCleanup(async () => { await rm(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+export interface TestBroker {
+  node: BrokerNode
+  home: string
+  dataDir: string
+  /** Its multiaddr, ending in /p2p/<peerId>. */
+  address: string
+  peerId: string
+}
+
+export async function startBroker (options: CreateBrokerOptions & { home?: string } = {}): Promise<TestBroker> {
+  const home = options.home ?? await tempDir()
+  const dataDir = options.dataDir ?? join(home, 'broker')
+  const node = await createBroker({ ...options, home, dataDir })
+  onCleanup(async () => { await node.stop() })
+  return { node, home, dataDir, address: node.getMultiaddrs()[0].toString(), peerId: node.peerId.toString() }
+}
+
+export async function consumer (broker: TestBroker, options: Partial<Parameters<typeof createConsumer>[0]> = {}): Promise<Consumer> {
+  const c = await createConsumer({ broker: broker.address, home: broker.home, ...options })
+  onCleanup(async () => { await c.stop() })
+  return c
+}
+
+export async function producer (broker: TestBroker, options: Partial<Parameters<typeof createProducer>[0]> = {}): Promise<Producer> {
+  const p = await createProducer({ broker: broker.address, home: broker.home, ...options })
+  onCleanup(async () => { await p.stop() })
+  return p
+}
+
+/** Waits until `check` is true, polling; fails after `ms`. */
+export async function until (check: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
