@@ -1,0 +1,293 @@
+/**
+ * What the benchmark's parent and its child processes share: settings, result shapes, statistics,
+ * and the two ends of the IPC channel (Proc/ProcGroup in the parent, `onCommand`/`report` in a
+ * child). Every child is forked with an IPC channel; it exits when the parent goes away.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+
+/** The command every benchmark message names. */
+export const BENCH_COMMAND = 'bench'
+export const PAYLOAD_SIZE = 100
+export const LISTEN = '/ip4/127.0.0.1/tcp/0'
+
+export function envNumber (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw == null || raw.trim() === '') return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`${name} must be a positive number, got "${raw}"`)
+  return n
+}
+
+export function payload (size = PAYLOAD_SIZE): Uint8Array {
+  const b = new Uint8Array(size)
+  for (let i = 0; i < size; i++) b[i] = 97 + (i % 26)
+  return b
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+export interface ThroughputResult {
+  /** Messages acked at the consumers between the warm-up mark and the end, all consumers. */
+  acked: number
+  /** Sum over consumers of acked / own measured seconds. */
+  rate: number
+  /** Publishes confirmed per second at the producer, over the whole run (warm-up included). */
+  confirmedRate: number
+  /** Publishes refused or failed at the producer (e.g. "broker full"). */
+  publishFailures: number
+  firstFailure?: string
+  /** Messages still held by the broker when the run ended (backlog), if known. */
+  backlog?: number
+  /** CPU time of the broker process per acked message, µs, if known. */
+  brokerCpuPerMsg?: number
+  /** CPU use of each process over the measured window, as a fraction of one core. */
+  cpu: Record<string, number>
+}
+
+export interface LatencyResult {
+  count: number
+  p50: number
+  p99: number
+  mean: number
+  max: number
+}
+
+export function percentile (sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const rank = Math.max(1, Math.ceil(p * sorted.length))
+  return sorted[Math.min(sorted.length, rank) - 1]
+}
+
+export function latencyOf (samplesUs: number[]): LatencyResult {
+  const sorted = [...samplesUs].sort((a, b) => a - b)
+  const sum = sorted.reduce((a, b) => a + b, 0)
+  return {
+    count: sorted.length,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    mean: sorted.length > 0 ? sum / sorted.length : NaN,
+    max: sorted.length > 0 ? sorted[sorted.length - 1] : NaN
+  }
+}
+
+export function median (values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  if (sorted.length === 0) return NaN
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+// ---------------------------------------------------------------------------------------------
+// Parent side
+
+/** A message on the IPC channel: children answer with `type`, parents command with `cmd`. */
+export interface Msg { type: string, [key: string]: unknown }
+export interface Cmd { cmd: string, [key: string]: unknown }
+
+interface Waiter {
+  type: string
+  resolve: (m: Msg) => void
+  reject: (err: Error) => void
+  timer: ReturnType<typeof setTimeout>
+}
+
+/** Every child this process forked and that has not exited: killed on any way out. */
+const live = new Set<ChildProcess>()
+
+export function killAll (): void {
+  for (const child of live) {
+    try { child.kill('SIGKILL') } catch {}
+  }
+}
+
+let guarded = false
+function guardExit (): void {
+  if (guarded) return
+  guarded = true
+  process.on('exit', killAll)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAll()
+      process.exit(130)
+    })
+  }
+}
+
+/** One forked child: commands out, typed messages in (kept until asked for, so none is missed). */
+export class Proc {
+  private readonly inbox: Msg[] = []
+  private readonly waiters: Waiter[] = []
+  private exitError?: Error
+  readonly exited: Promise<void>
+
+  constructor (readonly name: string, readonly child: ChildProcess) {
+    live.add(child)
+    child.on('message', (raw) => {
+      const m = raw as Msg
+      if (m.type === 'error') {
+        this.failAll(new Error(`${this.name}: ${String(m.message)}`))
+        return
+      }
+      const i = this.waiters.findIndex((w) => w.type === m.type)
+      if (i >= 0) {
+        const [w] = this.waiters.splice(i, 1)
+        clearTimeout(w.timer)
+        w.resolve(m)
+      } else {
+        this.inbox.push(m)
+      }
+    })
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        live.delete(child)
+        this.failAll(new Error(`${this.name} exited (code ${String(code)}, signal ${String(signal)})`))
+        resolve()
+      })
+    })
+    child.on('error', (err) => { this.failAll(new Error(`${this.name}: ${err.message}`)) })
+  }
+
+  get alive (): boolean {
+    return this.child.exitCode == null && this.child.signalCode == null
+  }
+
+  send (cmd: Cmd): void {
+    if (this.alive && this.child.connected) this.child.send(cmd)
+  }
+
+  /** The next message of this type (one that already arrived, or the next to come). */
+  async next<T extends Msg = Msg> (type: string, timeoutMs = 30_000): Promise<T> {
+    const i = this.inbox.findIndex((m) => m.type === type)
+    if (i >= 0) return this.inbox.splice(i, 1)[0] as T
+    if (this.exitError != null) throw this.exitError
+    return await new Promise<T>((resolve, reject) => {
+      const w: Waiter = {
+        type,
+        resolve: (m) => { resolve(m as T) },
+        reject,
+        timer: setTimeout(() => {
+          const j = this.waiters.indexOf(w)
+          if (j >= 0) this.waiters.splice(j, 1)
+          reject(new Error(`${this.name}: no "${type}" within ${timeoutMs} ms`))
+        }, timeoutMs)
+      }
+      this.waiters.push(w)
+    })
+  }
+
+  async request<T extends Msg = Msg> (cmd: Cmd, type: string, timeoutMs = 30_000): Promise<T> {
+    const answer = this.next<T>(type, timeoutMs)
+    this.send(cmd)
+    return await answer
+  }
+
+  private failAll (err: Error): void {
+    this.exitError ??= err
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer)
+      w.reject(err)
+    }
+  }
+}
+
+/** The children of one benchmark run: all stopped together, whatever happened. */
+export class ProcGroup {
+  private readonly procs: Proc[] = []
+
+  constructor (private readonly env: NodeJS.ProcessEnv) {
+    guardExit()
+  }
+
+  /** Forks `script` (an absolute path to a compiled .js file) with an IPC channel. */
+  start (name: string, script: string, args: string[], execArgv: string[] = []): Proc {
+    const child = fork(script, args, {
+      env: this.env,
+      execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json'
+    })
+    const proc = new Proc(name, child)
+    this.procs.push(proc)
+    return proc
+  }
+
+  /** Asks every child to exit, then kills what is left after `graceMs`. */
+  async close (graceMs = 3_000): Promise<void> {
+    for (const p of this.procs) p.send({ cmd: 'exit' })
+    const all = Promise.all(this.procs.map(async (p) => { await p.exited }))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([all, new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs) })])
+    clearTimeout(timer)
+    for (const p of this.procs) {
+      if (p.alive) p.child.kill('SIGKILL')
+    }
+    await all
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side
+
+/** Sends one message to the parent. */
+export function report (msg: Msg): void {
+  if (process.connected) process.send?.(msg)
+}
+
+/** Reports the error to the parent and exits. */
+export function die (err: unknown): never {
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  console.error(`[bench child ${process.pid}] ${message}`)
+  const exit = (): never => process.exit(1)
+  if (process.connected && process.send != null) {
+    process.send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () => exit())
+    setTimeout(exit, 500).unref()
+  }
+  return exit()
+}
+
+/**
+ * Handles the parent's commands in order; `exit` runs `stop` (bounded to 2 s) and exits. The child
+ * also exits when the parent goes away (the IPC channel closes).
+ */
+export function onCommand (handle: (cmd: Cmd) => void | Promise<void>, stop: () => Promise<void>): void {
+  let exiting = false
+  const exit = async (code: number): Promise<void> => {
+    if (exiting) return
+    exiting = true
+    const timer = setTimeout(() => process.exit(code), 2_000)
+    try { await stop() } catch {}
+    clearTimeout(timer)
+    process.exit(code)
+  }
+  process.on('disconnect', () => { void exit(1) })
+  process.on('unhandledRejection', (err) => { die(err) })
+  let chain = Promise.resolve()
+  process.on('message', (raw) => {
+    const cmd = raw as Cmd
+    if (cmd.cmd === 'exit') {
+      void exit(0)
+      return
+    }
+    chain = chain.then(async () => { await handle(cmd) }).catch(die)
+  })
+}
+
+/** CPU time of this process since a mark, and the wall time, for a "fraction of a core" figure. */
+export class CpuMeter {
+  private cpu = process.cpuUsage()
+  private wall = performance.now()
+
+  mark (): void {
+    this.cpu = process.cpuUsage()
+    this.wall = performance.now()
+  }
+
+  /** { µs of CPU, ms of wall time } since the mark. */
+  since (): { cpuUs: number, wallMs: number } {
+    const d = process.cpuUsage(this.cpu)
+    return { cpuUs: d.user + d.system, wallMs: performance.now() - this.wall }
+  }
+}

@@ -1,0 +1,117 @@
+/** The three CLIs as real child processes, as a user runs them (built JS from `npm test`'s pretest). */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { onCleanup, tempDir, until } from './helpers.js'
+
+const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
+
+interface Proc {
+  child: ChildProcessWithoutNullStreams
+  out: string[]
+  err: string[]
+  exited: Promise<number | null>
+}
+
+function run (args: string[], home: string): Proc {
+  // Its own process group, so killing it also kills what it spawned (-exec commands).
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
+  const out: string[] = []
+  const err: string[] = []
+  const lines = (into: string[]) => {
+    let rest = ''
+    return (b: Buffer): void => {
+      const parts = (rest + b.toString()).split('\n')
+      rest = parts.pop() ?? ''
+      into.push(...parts)
+    }
+  }
+  child.stdout.on('data', lines(out))
+  child.stderr.on('data', lines(err))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  onCleanup(async () => {
+    killGroup(child)
+    if (child.exitCode == null && child.signalCode == null) await exited
+  })
+  return { child, out, err, exited }
+}
+
+function killGroup (child: ChildProcessWithoutNullStreams): void {
+  try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+}
+
+async function startBroker (home: string): Promise<{ proc: Proc, peerId: string }> {
+  const proc = run(['broker'], home)
+  await until(() => proc.out.some((l) => l.startsWith('Listening on')), 15_000, 'the broker to listen')
+  const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
+  expect(peerId).toMatch(/^12D3KooW/)
+  const listen = proc.out.find((l) => l.startsWith('Listening on'))
+  expect(listen).toMatch(new RegExp(`^Listening on /ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${peerId}$`))
+  return { proc, peerId }
+}
+
+async function startConsumer (home: string, args: string[]): Promise<Proc> {
+  const proc = run(['consumer', ...args], home)
+  await until(() => proc.out.some((l) => l.startsWith('Subscribed to')), 15_000, 'the consumer to subscribe')
+  return proc
+}
+
+describe('p2pmq CLI', () => {
+  it('broker, two consumers and a producer: every answer arrives, from both consumers', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home)
+    await startConsumer(home, [`-broker=${peerId}`, '-quiet'])
+    await startConsumer(home, ['--broker', peerId, '--quiet'])
+    const producer = run(['producer', `-broker=${peerId}`, '-count=10', '-interval=0', '-json'], home)
+    expect(await producer.exited).toBe(0)
+    const lines = producer.out.filter((l) => l !== '').map((l) => JSON.parse(l))
+    expect(lines).toHaveLength(10)
+    expect(lines.map((l) => l.n).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    for (const l of lines) {
+      expect(l.answer).toBe(`Answer to Hello world #${l.n as number}!`)
+      expect(l.ms).toBeTypeOf('number')
+      expect(l.id).toBeTypeOf('string')
+    }
+    expect(new Set(lines.map((l) => l.consumer)).size).toBe(2)
+  })
+
+  it('a consumer killed with -9 mid-message: another consumer answers it', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home)
+    const doomed = await startConsumer(home, [`-broker=${peerId}`, '-command=job', '-exec=sleep 30'])
+    const producer = run(['producer', `-broker=${peerId}`, '-command=job', '-count=1', '-data=payload', '-timeout=20000', '-json'], home)
+    await until(() => doomed.out.some((l) => l.includes('job ') && l.includes('payload')), 10_000, 'the first delivery')
+    killGroup(doomed.child)
+    await startConsumer(home, [`-broker=${peerId}`, '-command=job', '-exec=tr a-z A-Z', '-quiet'])
+    expect(await producer.exited).toBe(0)
+    const [line] = producer.out.filter((l) => l !== '').map((l) => JSON.parse(l))
+    expect(line.answer).toBe('PAYLOAD')
+  })
+
+  it('-exec nacks on a non-zero exit with its stderr; -publish waits only for confirms', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home)
+    await startConsumer(home, [`-broker=${peerId}`, '-command=fail', '-exec=echo nope >&2; exit 3', '-quiet'])
+    const failing = run(['producer', `-broker=${peerId}`, '-command=fail', '-count=1', '-json', '-timeout=20000'], home)
+    expect(await failing.exited).toBe(1)
+    const [line] = failing.out.filter((l) => l !== '').map((l) => JSON.parse(l))
+    expect(line.error).toMatch(/nope/)
+
+    const publish = run(['producer', `-broker=${peerId}`, '-command=nobody', '-count=3', '-interval=0', '-publish'], home)
+    expect(await publish.exited).toBe(0)
+    expect(publish.out.filter((l) => l.startsWith('Confirmed #'))).toHaveLength(3)
+  })
+
+  it('prints help, and a clear error for bad flags and unknown brokers', async () => {
+    const home = await tempDir()
+    const help = run(['consumer', '--help'], home)
+    expect(await help.exited).toBe(0)
+    expect(help.out.join('\n')).toMatch(/-broker=<peerId\|multiaddr>/)
+    const bad = run(['producer', '-nope=1'], home)
+    expect(await bad.exited).toBe(2)
+    expect(bad.err.join('\n')).toMatch(/Unknown flag -nope/)
+    const unknown = run(['producer', '-broker=12D3KooWP8zuXSRHr34uZEvgcrjrLH7TCMMATTus2o91C16duto7', '-count=1'], home)
+    await until(() => unknown.err.some((l) => l.includes('not in the address book')), 10_000, 'the retry message')
+    expect(unknown.err.join('\n')).not.toMatch(/\n\s+at /) // no stack trace
+  })
+})

@@ -1,0 +1,176 @@
+/** Restarts, reconnects, bad input and identities, on real libp2p nodes over 127.0.0.1. */
+import { multiaddr } from '@multiformats/multiaddr'
+import { describe, expect, it } from 'vitest'
+import {
+  CONSUMER_PROTOCOL, IdentityInUseError, MessageTooLargeError, PRODUCER_PROTOCOL,
+  createBroker, createNode, createProducer, type BrokerNode
+} from '../src/index.js'
+import { FrameWriter } from '../src/protocol/codec.js'
+import { writePublish } from '../src/protocol/frames.js'
+import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until } from './helpers.js'
+import type { Stream } from '@libp2p/interface'
+
+async function rawStream (address: string, protocol: string): Promise<Stream> {
+  const node = await createNode()
+  await node.start()
+  onCleanup(async () => { await node.stop() })
+  return await node.dialProtocol(multiaddr(address), protocol)
+}
+
+async function closed (stream: Stream): Promise<void> {
+  if (stream.status !== 'open') return
+  await new Promise<void>((resolve) => { stream.addEventListener('close', () => { resolve() }, { once: true }) })
+}
+
+describe('resilience', () => {
+  it('clients find a restarted broker by peer ID, resubscribe and messages flow again', async () => {
+    const home = await tempDir()
+    const dataDir = `${home}/broker`
+    let broker: BrokerNode = await createBroker({ home, dataDir })
+    onCleanup(async () => { await broker.stop() })
+    const peerId = broker.peerId.toString()
+    const firstAddress = broker.getMultiaddrs()[0].toString()
+
+    const c = await consumer({ node: broker, home, dataDir, address: firstAddress, peerId }, { broker: peerId })
+    const got: string[] = []
+    await c.subscribe('tick', (m) => { got.push(m.payload as string); return 'ok' })
+    const p = await producer({ node: broker, home, dataDir, address: firstAddress, peerId }, { broker: peerId })
+    expect(await p.send('tick', 'before')).toBe('ok')
+
+    await broker.stop()
+    await until(() => !c.connected && !p.connected, 5000, 'clients to notice')
+    broker = await createBroker({ home, dataDir })
+    // Same identity, new port: the address book tells the clients where it is now.
+    expect(broker.peerId.toString()).toBe(peerId)
+    expect(broker.getMultiaddrs()[0].toString()).not.toBe(firstAddress)
+
+    expect(await p.send('tick', 'after', { timeout: 15_000 })).toBe('ok')
+    expect(got).toEqual(['before', 'after'])
+    expect(broker.services.mq.stats().clients.find((x) => x.role === 'consumer')?.subscriptions?.[0].patterns).toEqual(['tick'])
+  })
+
+  it('resends unconfirmed publishes after a reconnect', async () => {
+    const home = await tempDir()
+    const dataDir = `${home}/broker`
+    let broker: BrokerNode = await createBroker({ home, dataDir })
+    onCleanup(async () => { await broker.stop() })
+    const peerId = broker.peerId.toString()
+    const p = await createProducer({ broker: peerId, home })
+    onCleanup(async () => { await p.stop() })
+    await p.publish('q', 'first')
+    await broker.stop()
+    // Published while the broker is down: held by the producer, sent when it is back.
+    const pending = [p.publish('q', 'a'), p.publish('q', 'b')]
+    await sleep(200)
+    broker = await createBroker({ home, dataDir })
+    await Promise.all(pending)
+    const got: string[] = []
+    const c = await createConsumer(peerId, home)
+    await c.subscribe('q', (m) => { got.push(m.payload as string) })
+    await until(() => got.length === 2, 5000, 'resent messages')
+    expect(got).toEqual(['a', 'b'])
+  })
+
+  it('ends a stream that sends a malformed frame and keeps serving everyone else, losing nothing', async () => {
+    const broker = await startBroker()
+    const good = await producer(broker)
+    for (let i = 0; i < 5; i++) await good.publish('keep', i)
+    const errors: string[] = []
+    broker.node.services.mq.addEventListener('client:error', (e) => { errors.push(e.detail.error?.message ?? '') })
+
+    // Unknown frame type.
+    const s1 = await rawStream(broker.address, PRODUCER_PROTOCOL)
+    s1.send(new Uint8Array([0, 0, 0, 2, 0x7e, 1]))
+    await closed(s1)
+    // A publish frame with a truncated body.
+    const s2 = await rawStream(broker.address, PRODUCER_PROTOCOL)
+    s2.send(new Uint8Array([0, 0, 0, 3, 0x01, 0, 0]))
+    await closed(s2)
+    // Garbage on the consumer protocol.
+    const s3 = await rawStream(broker.address, CONSUMER_PROTOCOL)
+    s3.send(new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'))
+    await closed(s3)
+
+    await until(() => errors.length === 3, 5000, 'three protocol errors')
+    expect(errors[0]).toMatch(/Unknown or misplaced frame type 0x7e/)
+    expect(errors[1]).toMatch(/shorter than its fields/)
+    expect(errors[2]).toMatch(/exceeds the limit/)
+
+    for (let i = 5; i < 10; i++) await good.publish('keep', i)
+    const got: number[] = []
+    const c = await consumer(broker)
+    await c.subscribe('keep', (m) => { got.push(m.payload as number) })
+    await until(() => got.length === 10, 5000, 'all ten messages')
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  })
+
+  it('rejects an oversized payload with a clear error and ends a stream with an oversized frame', async () => {
+    const broker = await startBroker({ maxPayload: 1000 })
+    const p = await producer(broker)
+    await until(() => p.connected, 5000, 'connect')
+    await sleep(50) // the broker's welcome carries its limit
+    await expect(p.publish('big', new Uint8Array(1001))).rejects.toBeInstanceOf(MessageTooLargeError)
+    expect(await p.publish('big', new Uint8Array(1000))).toBeTypeOf('string')
+
+    // A client that ignores the limit: the broker refuses the message, the stream stays up.
+    const s = await rawStream(broker.address, PRODUCER_PROTOCOL)
+    const replies: Uint8Array[] = []
+    s.addEventListener('message', (e) => { replies.push(e.data instanceof Uint8Array ? e.data : e.data.subarray()) })
+    const w = new FrameWriter((bytes) => { s.send(bytes) })
+    writePublish(w, 7, 0, { command: 'big', id: 'x1', headers: undefined, kind: 1, payload: new Uint8Array(5000) })
+    w.flush()
+    await until(() => replies.some((r) => new TextDecoder().decode(r).includes('exceeds the broker')), 5000, 'a reject')
+    expect(s.status).toBe('open')
+
+    // A frame larger than the frame limit ends that stream.
+    writePublish(w, 8, 0, { command: 'big', id: 'x2', headers: undefined, kind: 1, payload: new Uint8Array(200_000) })
+    w.flush()
+    await closed(s)
+    expect(await p.publish('big', 'still fine')).toBeTypeOf('string')
+    expect(broker.node.services.mq.stats().messages).toBe(2)
+  })
+
+  it('keeps answers for a named producer that disconnected and delivers them when it returns', async () => {
+    const broker = await startBroker()
+    const c = await consumer(broker)
+    await c.subscribe('slow', async (m) => { await sleep(300); return `answer to ${m.payload as string}` })
+    const first = await producer(broker, { name: 'reporter' })
+    const peer = first.peerId
+    void first.send('slow', 'q1').catch(() => {})
+    await sleep(100)
+    await first.stop()
+    await sleep(400) // the answer arrives at the broker while the producer is away
+    expect(broker.node.services.mq.stats().keptAnswers).toBe(1)
+
+    const again = await producer(broker, { name: 'reporter' })
+    expect(again.peerId).toBe(peer)
+    const kept = await new Promise<{ payload: unknown }>((resolve) => {
+      again.events.addEventListener('result', (e) => { resolve(e.detail) }, { once: true })
+    })
+    expect(kept.payload).toBe('answer to q1')
+  })
+
+  it('refuses a second running process on the same identity', async () => {
+    const broker = await startBroker()
+    await producer(broker, { name: 'solo' })
+    await expect(producer(broker, { name: 'solo' })).rejects.toBeInstanceOf(IdentityInUseError)
+    await expect(createBroker({ home: broker.home, dataDir: broker.dataDir })).rejects.toBeInstanceOf(IdentityInUseError)
+  })
+
+  it('reports an unknown broker peer ID clearly and keeps retrying', async () => {
+    const home = await tempDir()
+    const retries: string[] = []
+    const p = await createProducer({ broker: '12D3KooWP8zuXSRHr34uZEvgcrjrLH7TCMMATTus2o91C16duto7', home, onRetry: (err) => { retries.push(err.message) } })
+    onCleanup(async () => { await p.stop() })
+    await until(() => retries.length >= 2, 5000, 'two retries')
+    expect(retries[0]).toMatch(/not in the address book/)
+    await expect(createProducer({ broker: 'not-a-peer', home })).rejects.toThrow(/neither a peer ID nor a multiaddr/)
+  })
+})
+
+async function createConsumer (peerId: string, home: string): Promise<import('../src/index.js').Consumer> {
+  const { createConsumer: make } = await import('../src/index.js')
+  const c = await make({ broker: peerId, home })
+  onCleanup(async () => { await c.stop() })
+  return c
+}
