@@ -236,16 +236,17 @@ export function report (msg: Msg): void {
   if (process.connected) process.send?.(msg)
 }
 
-/** Reports the error to the parent and exits. */
-export function die (err: unknown): never {
+/** Reports the error to the parent and exits (once the report is sent, or after 500 ms). */
+export function die (err: unknown): void {
   const message = err instanceof Error ? (err.stack ?? err.message) : String(err)
   console.error(`[bench child ${process.pid}] ${message}`)
-  const exit = (): never => process.exit(1)
+  const exit = (): void => { process.exit(1) }
   if (process.connected && process.send != null) {
-    process.send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () => exit())
+    process.send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () => { exit() })
     setTimeout(exit, 500).unref()
+  } else {
+    exit()
   }
-  return exit()
 }
 
 /**

@@ -134,6 +134,8 @@ describe('QueueEngine', () => {
     expect(t.ids('a1')).toHaveLength(5)
     expect(t.ids('a2')).toHaveLength(5)
     expect([...t.ids('a1'), ...t.ids('a2')].sort()).toEqual([...ids].sort())
+    // each group has its own copy: one group's delivery does not count as an attempt of the other's
+    expect(t.deliveries.map((d) => d.attempt)).toEqual(Array(20).fill(1))
     expect(t.engine.size).toBe(20)
   })
 

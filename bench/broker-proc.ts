@@ -1,0 +1,29 @@
+/**
+ * Benchmark child: the p2pmq broker, alone in its process, listening on 127.0.0.1 only.
+ * argv: <dataDir> <home>. Reports { type: 'ready', addr }, then answers 'mark' and 'stats'.
+ */
+import { createBroker } from '../src/index.js'
+import { CpuMeter, LISTEN, die, onCommand, report } from './common.js'
+
+async function main (): Promise<void> {
+  const [dataDir, home] = process.argv.slice(2)
+  if (dataDir == null || home == null) throw new Error('usage: broker-proc <dataDir> <home>')
+  const node = await createBroker({ dataDir, home, listen: [LISTEN] })
+  const cpu = new CpuMeter()
+  onCommand((cmd) => {
+    switch (cmd.cmd) {
+      case 'mark': cpu.mark(); break
+      case 'stats': {
+        const stats = node.services.mq.stats()
+        report({ type: 'stats', messages: stats.messages, queues: stats.queues, clients: stats.clients.length, ...cpu.since() })
+        break
+      }
+    }
+  }, async () => { await node.stop() })
+  const addrs = node.getMultiaddrs().map((a) => a.toString())
+  const addr = addrs.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))
+  if (addr == null) throw new Error(`The broker listens on no 127.0.0.1 TCP address: ${addrs.join(', ')}`)
+  report({ type: 'ready', addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${node.peerId.toString()}`, addrs })
+}
+
+main().catch(die)

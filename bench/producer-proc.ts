@@ -1,0 +1,89 @@
+/**
+ * Benchmark child: one p2pmq producer (its own libp2p node) in its own process.
+ * argv: <broker multiaddr> <window>.
+ * Commands:
+ * - flood: publish() 100-byte messages, keeping `window` unconfirmed, until 'stop'
+ *   (answers { type: 'flooded' }).
+ * - latency { warmup, count }: send() one message at a time and time each answer
+ *   (answers { type: 'latency', samples } in µs).
+ */
+import { createProducer } from '../src/index.js'
+import { BENCH_COMMAND, CpuMeter, die, onCommand, payload, report, sleep } from './common.js'
+
+async function main (): Promise<void> {
+  const [broker, windowText] = process.argv.slice(2)
+  if (broker == null) throw new Error('usage: producer-proc <broker> <window>')
+  const window = Number(windowText ?? 20_000)
+  const producer = await createProducer({
+    broker,
+    window,
+    onRetry: (err) => { console.error(`[producer ${process.pid}] dial failed: ${err.message}`) }
+  })
+  const body = payload()
+  const cpu = new CpuMeter()
+
+  let running = false
+  let inFlight = 0
+  let confirmed = 0
+  let failed = 0
+  let firstFailure: string | undefined
+  let started = 0
+  let scheduled = false
+  const refill = (): void => {
+    if (!scheduled && running) {
+      scheduled = true
+      setImmediate(pump)
+    }
+  }
+  const ok = (): void => { inFlight--; confirmed++; refill() }
+  const fail = (err: Error): void => { inFlight--; failed++; firstFailure ??= err.message; refill() }
+  function pump (): void {
+    scheduled = false
+    while (running && inFlight < window) {
+      inFlight++
+      producer.publish(BENCH_COMMAND, body).then(ok, fail)
+    }
+  }
+
+  onCommand(async (cmd) => {
+    switch (cmd.cmd) {
+      case 'flood':
+        running = true
+        started = performance.now()
+        pump()
+        break
+      case 'mark':
+        cpu.mark()
+        break
+      case 'stop': {
+        running = false
+        const seconds = (performance.now() - started) / 1000
+        report({ type: 'flooded', confirmed, failed, firstFailure, seconds, inFlight, ...cpu.since() })
+        break
+      }
+      case 'latency': {
+        const warmup = Number(cmd.warmup)
+        const count = Number(cmd.count)
+        const samples: number[] = []
+        for (let i = 0; i < warmup + count; i++) {
+          const t0 = performance.now()
+          await producer.send(BENCH_COMMAND, body)
+          const us = (performance.now() - t0) * 1000
+          if (i >= warmup) samples.push(us)
+        }
+        report({ type: 'latency', samples })
+        break
+      }
+    }
+  }, async () => { await producer.stop() })
+
+  // Ready once the stream to the broker is open, so the measurement does not include the dial.
+  const deadline = Date.now() + 15_000
+  while (!producer.connected) {
+    if (Date.now() > deadline) throw new Error('The producer did not connect to the broker within 15 s')
+    await sleep(10)
+  }
+  report({ type: 'ready', peer: producer.peerId })
+}
+
+main().catch(die)
