@@ -20,7 +20,7 @@ export interface EncodedPayload {
 
 const EMPTY = new Uint8Array(0)
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
 export function encodePayload (value: unknown): EncodedPayload {
   if (value === undefined) return { kind: PayloadKind.None, bytes: EMPTY }

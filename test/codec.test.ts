@@ -118,6 +118,22 @@ describe('FrameWriter + FrameSplitter', () => {
     expect(Buffer.from(frames[1].payload).equals(Buffer.from(big))).toBe(true)
   })
 
+  // When a chunk ends inside a 4-byte length header, every later chunk of that frame re-joins all
+  // parts so far (checkedLength): quadratic in the frame size, so a peer sending a large frame in
+  // small pieces burns seconds of CPU per frame.
+  it('stays linear when a chunk boundary falls inside the length header', () => {
+    const bytes = concat(flushed((w) => writeAnswer(w, 1, 1, new Uint8Array(2 * 1024 * 1024))))
+    let frames = 0
+    const splitter = new FrameSplitter(4 * 1024 * 1024, () => { frames++ })
+    const started = performance.now()
+    splitter.push(bytes.subarray(0, 3))
+    for (let i = 3; i < bytes.byteLength; i += 256) splitter.push(bytes.subarray(i, i + 256))
+    const elapsed = performance.now() - started
+    expect(frames).toBe(1)
+    // Linear: ~15 ms; quadratic: many seconds. The bound is generous for a busy machine.
+    expect(elapsed).toBeLessThan(1000)
+  })
+
   it('accepts a frame of exactly the limit and refuses one byte more', () => {
     const bytes = concat(flushed((w) => writeAnswer(w, 1, 1, new Uint8Array(90))))
     const length = bytes.byteLength - 4

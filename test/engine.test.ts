@@ -134,9 +134,19 @@ describe('QueueEngine', () => {
     expect(t.ids('a1')).toHaveLength(5)
     expect(t.ids('a2')).toHaveLength(5)
     expect([...t.ids('a1'), ...t.ids('a2')].sort()).toEqual([...ids].sort())
-    // each group has its own copy: one group's delivery does not count as an attempt of the other's
-    expect(t.deliveries.map((d) => d.attempt)).toEqual(Array(20).fill(1))
     expect(t.engine.size).toBe(20)
+  })
+
+  it('counts attempts per group: each fanned-out copy starts at attempt 1', () => {
+    const t = setup({ maxAttempts: 2 })
+    t.engine.subscribe('a', 1, 'g1', ['orders'], 1)
+    t.engine.subscribe('b', 1, 'g2', ['orders'], 1)
+    const [id] = publishMany(t.engine, 'orders', 1)
+    expect(t.deliveries.map((d) => [d.owner, d.attempt])).toEqual([['a', 1], ['b', 1]])
+    // g2's copy has one retry left, like g1's
+    t.engine.nack('b', t.deliveries[1].tag, true, 'retry')
+    expect(t.failed).toEqual([])
+    expect(t.deliveries[2]).toMatchObject({ owner: 'b', id, attempt: 2 })
   })
 
   it('routes wildcards: users.* matches one word, users.# zero or more', () => {

@@ -106,13 +106,13 @@ export class QueueEngine<Owner> {
       this.held++
       return true
     }
+    // Every group's copy is made before any is delivered: delivering raises the attempt count.
     for (let i = 0; i < queues.length; i++) {
-      const queue = queues[i]
-      queue.published++
-      queue.ready.push(i === 0 ? message : { ...message })
+      queues[i].published++
+      queues[i].ready.push(i === 0 ? message : { ...message })
       this.held++
-      this.drain(queue)
     }
+    for (const queue of queues) this.drain(queue)
     return true
   }
 

@@ -36,22 +36,24 @@ export function isWildcard (pattern: string): boolean {
 export function compilePattern (pattern: string): (command: string) => boolean {
   if (!isWildcard(pattern)) return (command) => command === pattern
   const words = pattern.split('.')
-  return (command) => matchWords(words, 0, command.split('.'), 0)
+  return (command) => matchWords(words, command.split('.'))
 }
 
-function matchWords (p: string[], i: number, c: string[], j: number): boolean {
-  while (i < p.length) {
-    const w = p[i]
-    if (w === '#') {
-      if (i === p.length - 1) return true
-      for (let k = j; k <= c.length; k++) {
-        if (matchWords(p, i + 1, c, k)) return true
-      }
-      return false
+/**
+ * Whether pattern words `p` match command words `c`. A table over (pattern word, command word)
+ * rather than backtracking, so many `#` words cost O(|p|·|c|), never exponential time.
+ */
+function matchWords (p: string[], c: string[]): boolean {
+  let ok = new Array<boolean>(c.length + 1).fill(false)
+  ok[0] = true
+  for (const w of p) {
+    const next = new Array<boolean>(c.length + 1).fill(false)
+    for (let j = 0; j <= c.length; j++) {
+      next[j] = w === '#'
+        ? ok[j] || (j > 0 && next[j - 1])
+        : j > 0 && ok[j - 1] && (w === '*' || w === c[j - 1])
     }
-    if (j >= c.length || (w !== '*' && w !== c[j])) return false
-    i++
-    j++
+    ok = next
   }
-  return j === c.length
+  return ok[c.length]
 }

@@ -9,7 +9,8 @@
 import { MessageTooLargeError, ProtocolError } from '../errors.js'
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a string that begins with U+FEFF must arrive as it was sent.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const MIN_BUFFER = 64 * 1024
 /** Below this many free bytes a fresh buffer is taken for the next frames. */
 const MIN_FREE = 4 * 1024
@@ -283,7 +284,9 @@ export class FrameSplitter {
 
   /** The length of the frame that the kept parts begin, checked against the limit. */
   private checkedLength (): number {
-    const head = this.parts[0].byteLength >= 4 ? this.parts[0] : join(this.parts, this.partsLength)
+    // Join the parts once while the header is split, not again at every chunk.
+    if (this.parts[0].byteLength < 4) this.parts = [join(this.parts, this.partsLength)]
+    const head = this.parts[0]
     const length = new DataView(head.buffer, head.byteOffset, 4).getUint32(0)
     this.check(length)
     return length

@@ -1,0 +1,256 @@
+/**
+ * p2pmq benchmark: a real relay over TCP on 127.0.0.1, with the broker, the producer and every
+ * consumer each in its own process (forked from this one, talking to it over IPC).
+ *
+ *   a. work queue, 1 consumer: publish() (confirm only), window 20000, 100-byte payloads; the
+ *      consumer's handler is synchronous and returns undefined (prefetch 5000); acked/s counted at
+ *      the consumer between the end of a warm-up and the end of the run
+ *   b. the same with 4 consumer processes (sum of their acked/s)
+ *   c. request/answer latency with one message in flight: send() in a loop, p50 and p99 in µs
+ *
+ * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
+ * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
+ *
+ * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
+ * (3000), BENCH_LATENCY_WARMUP (200), BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  ProcGroup, envNumber, killAll, latencyOf, median, sleep, PAYLOAD_SIZE,
+  type LatencyResult, type Msg, type ThroughputResult
+} from './common.js'
+import { probeRabbit, rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } from './rabbitmq.js'
+
+const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
+const SECONDS = envNumber('BENCH_SECONDS', 5)
+const WARMUP = envNumber('BENCH_WARMUP', 1)
+const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 3000))
+const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 200))
+const WINDOW = 20_000
+const PREFETCH = 5_000
+/** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()))
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const script = (name: string): string => join(HERE, name)
+
+const PROF_ROLES = new Set((process.env.BENCH_PROF ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))
+const PROF_DIR = process.env.BENCH_PROF_DIR ?? join(tmpdir(), 'p2pmq-bench-prof')
+const execArgv = (role: string): string[] => PROF_ROLES.has(role) ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []
+
+interface Ready extends Msg { addr: string }
+interface Counted extends Msg { processed: number, seconds: number, cpuUs: number, wallMs: number }
+interface Flooded extends Msg { confirmed: number, failed: number, firstFailure?: string, seconds: number, cpuUs: number, wallMs: number }
+interface Stats extends Msg { messages: number, cpuUs: number, wallMs: number }
+
+interface Env { home: string, env: NodeJS.ProcessEnv }
+
+let runCounter = 0
+
+async function startBroker (group: ProcGroup, e: Env): Promise<{ broker: ReturnType<ProcGroup['start']>, addr: string }> {
+  const dataDir = join(e.home, `broker-${++runCounter}`)
+  const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home], execArgv('broker'))
+  const { addr } = await broker.next<Ready>('ready')
+  if (!addr.startsWith('/ip4/127.0.0.1/tcp/')) throw new Error(`Unexpected broker address ${addr}`)
+  return { broker, addr }
+}
+
+async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputResult> {
+  const group = new ProcGroup(e.env)
+  try {
+    const { broker, addr } = await startBroker(group, e)
+    const cons = Array.from({ length: consumers }, (_, i) =>
+      group.start(`consumer ${i + 1}`, script('consumer-proc.js'), [addr, 'ack', String(PREFETCH)], execArgv('consumer')))
+    await Promise.all(cons.map(async (c) => await c.next('ready')))
+    const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
+    await producer.next('ready')
+
+    producer.send({ cmd: 'flood' })
+    await sleep(WARMUP * 1000)
+    for (const p of [broker, producer, ...cons]) p.send({ cmd: 'mark' })
+    await sleep(SECONDS * 1000)
+    const [stats, flood, ...counts] = await Promise.all([
+      broker.request<Stats>({ cmd: 'stats' }, 'stats'),
+      producer.request<Flooded>({ cmd: 'stop' }, 'flooded'),
+      ...cons.map(async (c) => await c.request<Counted>({ cmd: 'end' }, 'counted'))
+    ])
+    const acked = counts.reduce((a, c) => a + c.processed, 0)
+    const cpu: Record<string, number> = {
+      broker: stats.cpuUs / 1000 / stats.wallMs,
+      producer: flood.cpuUs / 1000 / flood.wallMs
+    }
+    counts.forEach((c, i) => { cpu[`consumer ${i + 1}`] = c.cpuUs / 1000 / c.wallMs })
+    // Acked messages in the broker's own measuring window, to put its CPU time per message.
+    const rate = counts.reduce((a, c) => a + c.processed / c.seconds, 0)
+    return {
+      acked,
+      rate,
+      confirmedRate: flood.confirmed / flood.seconds,
+      publishFailures: flood.failed,
+      firstFailure: flood.firstFailure,
+      backlog: stats.messages,
+      brokerCpuPerMsg: rate > 0 ? stats.cpuUs / (rate * stats.wallMs / 1000) : undefined,
+      cpu
+    }
+  } finally {
+    await group.close()
+  }
+}
+
+async function p2pmqLatency (e: Env): Promise<LatencyResult> {
+  const group = new ProcGroup(e.env)
+  try {
+    const { addr } = await startBroker(group, e)
+    const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'echo', '100'], execArgv('consumer'))
+    await consumer.next('ready')
+    const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
+    await producer.next('ready')
+    const { samples } = await producer.request<Msg & { samples: number[] }>(
+      { cmd: 'latency', warmup: LATENCY_WARMUP, count: LATENCY_N }, 'latency', 300_000)
+    return latencyOf(samples)
+  } finally {
+    await group.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const int = (n: number | undefined): string => n == null || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US')
+const pct = (f: number): string => `${Math.round(f * 100)}%`
+
+interface Row {
+  scenario: string
+  p2pmq: number[]
+  rabbit?: number[]
+  unit: (n: number) => string
+}
+
+function table (rows: Row[], rabbitNote: string | undefined): string {
+  const header = ['scenario', `p2pmq (median of ${RUNS})`, 'runs', rabbitNote == null ? `RabbitMQ (median of ${RUNS})` : 'RabbitMQ']
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.unit(median(r.p2pmq)),
+    r.p2pmq.map(r.unit).join(' / '),
+    rabbitNote ?? (r.rabbit != null ? `${r.unit(median(r.rabbit))} (${r.rabbit.map(r.unit).join(' / ')})` : '–')
+  ])
+  const all = [header, ...lines]
+  const widths = header.map((_, i) => Math.max(...all.map((l) => l[i].length)))
+  const fmt = (l: string[]): string => `| ${l.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
+}
+
+function details (name: string, runs: ThroughputResult[]): string[] {
+  return runs.map((r, i) => {
+    const cpu = Object.entries(r.cpu).map(([k, v]) => `${k} ${pct(v)}`).join(', ')
+    const failures = r.publishFailures > 0 ? `, ${int(r.publishFailures)} publishes failed (${r.firstFailure ?? '?'})` : ''
+    const perMsg = r.brokerCpuPerMsg != null ? `, broker ${r.brokerCpuPerMsg.toFixed(2)} µs CPU/msg` : ''
+    return `  ${name} run ${i + 1}: ${int(r.rate)} acked/s (${int(r.acked)} in the window), producer ${int(r.confirmedRate)} confirmed/s, ` +
+      `backlog at end ${int(r.backlog)}${failures}${perMsg}; CPU (of one core): ${cpu}`
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  const cpu = cpus()
+  console.log('# p2pmq benchmark')
+  console.log(`node ${process.version}, ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${process.platform}/${process.arch}`)
+  console.log(`TCP + noise + yamux on 127.0.0.1; broker, producer and each consumer in their own process; ${PAYLOAD_SIZE}-byte payloads`)
+  console.log(`throughput: ${WARMUP} s warm-up + ${SECONDS} s measured, producer window ${WINDOW.toLocaleString('en-US')}, prefetch ${PREFETCH.toLocaleString('en-US')}; ` +
+    `latency: ${LATENCY_N} sequential send() after ${LATENCY_WARMUP} warm-up; ${RUNS} run(s) each, fresh processes per run`)
+  if (PROF_ROLES.size > 0) {
+    await mkdir(PROF_DIR, { recursive: true })
+    console.log(`CPU profiles of ${[...PROF_ROLES].join(', ')} go to ${PROF_DIR}`)
+  }
+  console.log('')
+
+  const home = await mkdtemp(join(tmpdir(), 'p2pmq-bench-'))
+  const e: Env = { home, env: { ...process.env, P2PMQ_HOME: home } }
+  const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
+  const tp1: ThroughputResult[] = []
+  const tp4: ThroughputResult[] = []
+  const lat: LatencyResult[] = []
+  const rtp1: ThroughputResult[] = []
+  const rtp4: ThroughputResult[] = []
+  const rlat: LatencyResult[] = []
+  let rabbitNote: string | undefined
+  try {
+    // Runs are interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all.
+    for (let run = 1; run <= RUNS; run++) {
+      if (ONLY.has('a')) {
+        const a = await p2pmqThroughput(1, e)
+        tp1.push(a)
+        progress(`p2pmq run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
+      }
+      if (ONLY.has('b')) {
+        const b = await p2pmqThroughput(4, e)
+        tp4.push(b)
+        progress(`p2pmq run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
+      }
+      if (ONLY.has('c')) {
+        const c = await p2pmqLatency(e)
+        lat.push(c)
+        progress(`p2pmq run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
+      }
+    }
+
+    const unreachable = await probeRabbit(1_000)
+    if (unreachable != null) {
+      rabbitNote = 'n/a (no RabbitMQ on 127.0.0.1)'
+      progress(`RabbitMQ: not reachable on 127.0.0.1:5672 (${unreachable}); skipped`)
+    } else {
+      const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
+      for (let run = 1; run <= RUNS; run++) {
+        if (ONLY.has('a')) {
+          const a = await rabbitThroughput(1, o)
+          rtp1.push(a)
+          progress(`RabbitMQ run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
+        }
+        if (ONLY.has('b')) {
+          const b = await rabbitThroughput(4, o)
+          rtp4.push(b)
+          progress(`RabbitMQ run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
+        }
+        if (ONLY.has('c')) {
+          const c = await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
+          rlat.push(c)
+          progress(`RabbitMQ run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
+        }
+      }
+    }
+  } finally {
+    killAll()
+    await rm(home, { recursive: true, force: true })
+  }
+
+  const haveRabbit = rabbitNote == null
+  const rows: Row[] = [
+    { scenario: 'a. work queue, 1 consumer: acked msg/s', p2pmq: tp1.map((r) => r.rate), rabbit: haveRabbit ? rtp1.map((r) => r.rate) : undefined, unit: int },
+    { scenario: 'b. work queue, 4 consumers: acked msg/s', p2pmq: tp4.map((r) => r.rate), rabbit: haveRabbit ? rtp4.map((r) => r.rate) : undefined, unit: int },
+    { scenario: 'c. request/answer, 1 in flight: p50 µs', p2pmq: lat.map((r) => r.p50), rabbit: haveRabbit ? rlat.map((r) => r.p50) : undefined, unit: int },
+    { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: lat.map((r) => r.p99), rabbit: haveRabbit ? rlat.map((r) => r.p99) : undefined, unit: int }
+  ]
+  console.log(table(rows, rabbitNote))
+  console.log('')
+  console.log('Details (p2pmq):')
+  for (const line of [...details('a', tp1), ...details('b', tp4)]) console.log(line)
+  lat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
+  if (haveRabbit) {
+    console.log(`Details (RabbitMQ, prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes):`)
+    for (const line of [...details('a', rtp1), ...details('b', rtp4)]) console.log(line)
+    rlat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
+  }
+}
+
+main().then(() => {
+  process.exit(0)
+}, (err: unknown) => {
+  killAll()
+  console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+  process.exit(1)
+})
