@@ -57,6 +57,6 @@ export async function run (args: string[]): Promise<number> {
     return 0
   } finally {
     for (const stop of stops) await stop()
-    await rm(home, { recursive: true, force: true })
+    await rm(home, { recursive: true, force: true, maxRetries: 3 })
   }
 }

@@ -82,6 +82,7 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   // Writes are chained so the newest addresses are the ones left in the book.
   let recording = Promise.resolve()
   const record = (): void => {
+    if (node.status !== 'started' && node.status !== 'starting') return // stopping: addresses go away
     const addrs = node.getMultiaddrs().map((a) => a.toString())
     recording = recording.then(async () => { await recordBrokerAddresses(node.peerId.toString(), addrs, home ?? p2pmqHome()) })
       .catch((err) => { process.emitWarning(`p2pmq: could not record the broker's addresses: ${(err as Error).message}`) })
