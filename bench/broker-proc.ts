@@ -15,7 +15,7 @@ async function main (): Promise<void> {
       case 'mark': cpu.mark(); break
       case 'stats': {
         const stats = node.services.mq.stats()
-        report({ type: 'stats', messages: stats.messages, queues: stats.queues, clients: stats.clients.length, ...cpu.since() })
+        report({ type: 'stats', messages: stats.messages, queues: stats.queues, clients: stats.clients.length, rss: process.memoryUsage().rss, ...cpu.since() })
         break
       }
     }

@@ -37,8 +37,10 @@ export interface ThroughputResult {
   /** Publishes refused or failed at the producer (e.g. "broker full"). */
   publishFailures: number
   firstFailure?: string
-  /** Messages still held by the broker when the run ended (backlog), if known. */
+  /** Messages still held by the broker when the run ended (waiting or in flight), if known. */
   backlog?: number
+  /** The broker process's resident memory at the end, MB, if known. */
+  brokerRssMB?: number
   /** CPU time of the broker process per acked message, µs, if known. */
   brokerCpuPerMsg?: number
   /** CPU use of each process over the measured window, as a fraction of one core. */
@@ -196,9 +198,29 @@ export class Proc {
 /** The children of one benchmark run: all stopped together, whatever happened. */
 export class ProcGroup {
   private readonly procs: Proc[] = []
+  private closing = false
+  private failure?: Error
+  private readonly onFailure = new Set<(err: Error) => void>()
 
   constructor (private readonly env: NodeJS.ProcessEnv) {
     guardExit()
+  }
+
+  /** Waits `ms`, but fails at once if a child of the group exits before `close`. */
+  async sleep (ms: number): Promise<void> {
+    if (this.failure != null) throw this.failure
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let fail: ((err: Error) => void) | undefined
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(resolve, ms)
+        fail = reject
+        this.onFailure.add(reject)
+      })
+    } finally {
+      clearTimeout(timer)
+      if (fail != null) this.onFailure.delete(fail)
+    }
   }
 
   /** Forks `script` (an absolute path to a compiled .js file) with an IPC channel. */
@@ -211,11 +233,17 @@ export class ProcGroup {
     })
     const proc = new Proc(name, child)
     this.procs.push(proc)
+    child.once('exit', (code, signal) => {
+      if (this.closing) return
+      this.failure ??= new Error(`${name} exited during the run (code ${String(code)}, signal ${String(signal)})`)
+      for (const f of this.onFailure) f(this.failure)
+    })
     return proc
   }
 
   /** Asks every child to exit, then kills what is left after `graceMs`. */
   async close (graceMs = 3_000): Promise<void> {
+    this.closing = true
     for (const p of this.procs) p.send({ cmd: 'exit' })
     const all = Promise.all(this.procs.map(async (p) => { await p.exited }))
     let timer: ReturnType<typeof setTimeout> | undefined

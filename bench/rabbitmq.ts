@@ -90,9 +90,9 @@ export async function rabbitThroughput (consumers: number, o: RabbitRunOptions):
       const pub = group.start('rabbit publisher', SELF, ['publisher', queue, String(RABBIT_CONFIRM_BATCH)])
       await pub.next('ready')
       pub.send({ cmd: 'flood' })
-      await sleep(o.warmup * 1000)
+      await group.sleep(o.warmup * 1000)
       for (const p of [pub, ...cons]) p.send({ cmd: 'mark' })
-      await sleep(o.seconds * 1000)
+      await group.sleep(o.seconds * 1000)
       const [flood, ...counts] = await Promise.all([
         pub.request<Msg & { confirmed: number, failed: number, firstFailure?: string, seconds: number, cpuUs: number, wallMs: number }>({ cmd: 'stop' }, 'flooded'),
         ...cons.map(async (c) => await c.request<Msg & { processed: number, seconds: number, cpuUs: number, wallMs: number }>({ cmd: 'end' }, 'counted'))

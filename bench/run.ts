@@ -12,26 +12,26 @@
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
- * (3000), BENCH_LATENCY_WARMUP (200), BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * (3000), BENCH_LATENCY_WARMUP (200), BENCH_WINDOW (20000), BENCH_PREFETCH (5000), BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
+import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  ProcGroup, envNumber, killAll, latencyOf, median, sleep, PAYLOAD_SIZE,
+  ProcGroup, envNumber, killAll, latencyOf, median, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
-import { probeRabbit, rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } from './rabbitmq.js'
 
 const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
 const SECONDS = envNumber('BENCH_SECONDS', 5)
 const WARMUP = envNumber('BENCH_WARMUP', 1)
 const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 3000))
 const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 200))
-const WINDOW = 20_000
-const PREFETCH = 5_000
+const WINDOW = Math.round(envNumber('BENCH_WINDOW', 20_000))
+const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', 5_000))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()))
 
@@ -45,7 +45,7 @@ const execArgv = (role: string): string[] => PROF_ROLES.has(role) ? ['--cpu-prof
 interface Ready extends Msg { addr: string }
 interface Counted extends Msg { processed: number, seconds: number, cpuUs: number, wallMs: number }
 interface Flooded extends Msg { confirmed: number, failed: number, firstFailure?: string, seconds: number, cpuUs: number, wallMs: number }
-interface Stats extends Msg { messages: number, cpuUs: number, wallMs: number }
+interface Stats extends Msg { messages: number, rss: number, cpuUs: number, wallMs: number }
 
 interface Env { home: string, env: NodeJS.ProcessEnv }
 
@@ -70,9 +70,9 @@ async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputRe
     await producer.next('ready')
 
     producer.send({ cmd: 'flood' })
-    await sleep(WARMUP * 1000)
+    await group.sleep(WARMUP * 1000)
     for (const p of [broker, producer, ...cons]) p.send({ cmd: 'mark' })
-    await sleep(SECONDS * 1000)
+    await group.sleep(SECONDS * 1000)
     const [stats, flood, ...counts] = await Promise.all([
       broker.request<Stats>({ cmd: 'stats' }, 'stats'),
       producer.request<Flooded>({ cmd: 'stop' }, 'flooded'),
@@ -84,7 +84,7 @@ async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputRe
       producer: flood.cpuUs / 1000 / flood.wallMs
     }
     counts.forEach((c, i) => { cpu[`consumer ${i + 1}`] = c.cpuUs / 1000 / c.wallMs })
-    // Acked messages in the broker's own measuring window, to put its CPU time per message.
+    // Each consumer's count over its own clock; the broker's CPU per message uses the same rate.
     const rate = counts.reduce((a, c) => a + c.processed / c.seconds, 0)
     return {
       acked,
@@ -93,6 +93,7 @@ async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputRe
       publishFailures: flood.failed,
       firstFailure: flood.firstFailure,
       backlog: stats.messages,
+      brokerRssMB: stats.rss / 2 ** 20,
       brokerCpuPerMsg: rate > 0 ? stats.cpuUs / (rate * stats.wallMs / 1000) : undefined,
       cpu
     }
@@ -149,8 +150,9 @@ function details (name: string, runs: ThroughputResult[]): string[] {
     const cpu = Object.entries(r.cpu).map(([k, v]) => `${k} ${pct(v)}`).join(', ')
     const failures = r.publishFailures > 0 ? `, ${int(r.publishFailures)} publishes failed (${r.firstFailure ?? '?'})` : ''
     const perMsg = r.brokerCpuPerMsg != null ? `, broker ${r.brokerCpuPerMsg.toFixed(2)} µs CPU/msg` : ''
+    const rss = r.brokerRssMB != null ? `, broker RSS ${int(r.brokerRssMB)} MB` : ''
     return `  ${name} run ${i + 1}: ${int(r.rate)} acked/s (${int(r.acked)} in the window), producer ${int(r.confirmedRate)} confirmed/s, ` +
-      `backlog at end ${int(r.backlog)}${failures}${perMsg}; CPU (of one core): ${cpu}`
+      `held by the broker at end ${int(r.backlog)}${rss}${failures}${perMsg}; CPU (of one core): ${cpu}`
   })
 }
 
@@ -170,6 +172,12 @@ async function main (): Promise<void> {
   console.log('')
 
   const home = await mkdtemp(join(tmpdir(), 'p2pmq-bench-'))
+  // Also on Ctrl+C (the signal handler exits without unwinding to the finally below).
+  const removeHome = (): void => {
+    killAll()
+    try { rmSync(home, { recursive: true, force: true }) } catch {}
+  }
+  process.on('exit', removeHome)
   const e: Env = { home, env: { ...process.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   const tp1: ThroughputResult[] = []
@@ -179,6 +187,7 @@ async function main (): Promise<void> {
   const rtp4: ThroughputResult[] = []
   const rlat: LatencyResult[] = []
   let rabbitNote: string | undefined
+  let rabbitDetails = ''
   try {
     // Runs are interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all.
     for (let run = 1; run <= RUNS; run++) {
@@ -199,11 +208,18 @@ async function main (): Promise<void> {
       }
     }
 
-    const unreachable = await probeRabbit(1_000)
-    if (unreachable != null) {
+    // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
+    const rabbit = await import('./rabbitmq.js').catch((err: Error) => err)
+    const unreachable = rabbit instanceof Error ? undefined : await rabbit.probeRabbit(1_000)
+    if (rabbit instanceof Error) {
+      rabbitNote = 'n/a (amqplib not installed)'
+      progress(`RabbitMQ: skipped, amqplib could not be loaded (${rabbit.message})`)
+    } else if (unreachable != null) {
       rabbitNote = 'n/a (no RabbitMQ on 127.0.0.1)'
       progress(`RabbitMQ: not reachable on 127.0.0.1:5672 (${unreachable}); skipped`)
     } else {
+      const { rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } = rabbit
+      rabbitDetails = `prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes`
       const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
       for (let run = 1; run <= RUNS; run++) {
         if (ONLY.has('a')) {
@@ -241,7 +257,7 @@ async function main (): Promise<void> {
   for (const line of [...details('a', tp1), ...details('b', tp4)]) console.log(line)
   lat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
   if (haveRabbit) {
-    console.log(`Details (RabbitMQ, prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes):`)
+    console.log(`Details (RabbitMQ, ${rabbitDetails}):`)
     for (const line of [...details('a', rtp1), ...details('b', rtp4)]) console.log(line)
     rlat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
   }

@@ -41,13 +41,16 @@ export async function startBroker (options: CreateBrokerOptions & { home?: strin
   return { node, home, dataDir, address: node.getMultiaddrs()[0].toString(), peerId: node.peerId.toString() }
 }
 
-export async function consumer (broker: TestBroker, options: Partial<Parameters<typeof createConsumer>[0]> = {}): Promise<Consumer> {
+/** Where clients find a broker: its address and the home with its address book. */
+export type BrokerRef = Pick<TestBroker, 'address' | 'home'>
+
+export async function consumer (broker: BrokerRef, options: Partial<Parameters<typeof createConsumer>[0]> = {}): Promise<Consumer> {
   const c = await createConsumer({ broker: broker.address, home: broker.home, ...options })
   onCleanup(async () => { await c.stop() })
   return c
 }
 
-export async function producer (broker: TestBroker, options: Partial<Parameters<typeof createProducer>[0]> = {}): Promise<Producer> {
+export async function producer (broker: BrokerRef, options: Partial<Parameters<typeof createProducer>[0]> = {}): Promise<Producer> {
   const p = await createProducer({ broker: broker.address, home: broker.home, ...options })
   onCleanup(async () => { await p.stop() })
   return p

@@ -31,10 +31,11 @@ describe('resilience', () => {
     const peerId = broker.peerId.toString()
     const firstAddress = broker.getMultiaddrs()[0].toString()
 
-    const c = await consumer({ node: broker, home, dataDir, address: firstAddress, peerId }, { broker: peerId })
+    // By peer ID only: found through the address book.
+    const c = await consumer({ address: peerId, home })
     const got: string[] = []
     await c.subscribe('tick', (m) => { got.push(m.payload as string); return 'ok' })
-    const p = await producer({ node: broker, home, dataDir, address: firstAddress, peerId }, { broker: peerId })
+    const p = await producer({ address: peerId, home })
     expect(await p.send('tick', 'before')).toBe('ok')
 
     await broker.stop()
@@ -55,8 +56,7 @@ describe('resilience', () => {
     let broker: BrokerNode = await createBroker({ home, dataDir })
     onCleanup(async () => { await broker.stop() })
     const peerId = broker.peerId.toString()
-    const p = await createProducer({ broker: peerId, home })
-    onCleanup(async () => { await p.stop() })
+    const p = await producer({ address: peerId, home })
     await p.publish('q', 'first')
     await broker.stop()
     // Published while the broker is down: held by the producer, sent when it is back.
@@ -65,7 +65,7 @@ describe('resilience', () => {
     broker = await createBroker({ home, dataDir })
     await Promise.all(pending)
     const got: string[] = []
-    const c = await createConsumer(peerId, home)
+    const c = await consumer({ address: peerId, home })
     await c.subscribe('q', (m) => { got.push(m.payload as string) })
     await until(() => got.length === 2, 5000, 'resent messages')
     expect(got).toEqual(['a', 'b'])
@@ -167,10 +167,3 @@ describe('resilience', () => {
     await expect(createProducer({ broker: 'not-a-peer', home })).rejects.toThrow(/neither a peer ID nor a multiaddr/)
   })
 })
-
-async function createConsumer (peerId: string, home: string): Promise<import('../src/index.js').Consumer> {
-  const { createConsumer: make } = await import('../src/index.js')
-  const c = await make({ broker: peerId, home })
-  onCleanup(async () => { await c.stop() })
-  return c
-}

@@ -111,14 +111,6 @@ export class FrameWriter {
     return this
   }
 
-  /** Abandons a frame begun but not ended (an encoding error): nothing of it is sent. */
-  cancel (): void {
-    if (this.frameStart >= 0) {
-      this.pos = this.frameStart
-      this.frameStart = -1
-    }
-  }
-
   readonly flush = (): void => {
     this.scheduled = false
     if (this.pos === this.start) return
