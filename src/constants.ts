@@ -30,10 +30,8 @@ export const DEFAULT_MAX_ATTEMPTS = 10
 export const DEFAULT_ANSWER_RETENTION = 5 * 60_000
 /** Answers kept for one disconnected producer at most. */
 export const DEFAULT_MAX_KEPT_ANSWERS = 100_000
-/** How long a message id is remembered to drop a resent duplicate. */
+/** How long a disconnected producer session's last seq is remembered, to drop its resends. */
 export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
-/** Message ids remembered at most for deduplication. */
-export const DEFAULT_DEDUP_MAX_IDS = 1_000_000
 /** Messages the broker holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 
@@ -45,8 +43,5 @@ export const RECONNECT_FACTOR = 2
 /** Where identities and the broker address book live unless P2PMQ_HOME says otherwise. */
 export const DEFAULT_HOME_DIRNAME = '.p2pmq'
 
-/**
- * Largest producer window. The broker remembers this many recent message ids per producer, which
- * makes dropping a reconnecting producer's resent duplicates exact.
- */
+/** Largest producer window. */
 export const MAX_PRODUCER_WINDOW = 65_536

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { FrameSplitter, FrameWriter, type FrameReader } from '../src/protocol/codec.js'
 import {
   FrameType, readBrokerToConsumerFrame, readBrokerToProducerFrame, readConsumerFrame, readProducerFrame,
-  writeAck, writeAnswer, writeConfirm, writeDeliver, writeNack, writePublish, writeReject, writeResult,
+  writeAck, writeAnswer, writeConfirm, writeDeliver, writeHello, writeNack, writePublish, writeReject, writeResult,
   writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome
 } from '../src/protocol/frames.js'
 import { MessageTooLargeError, ProtocolError } from '../src/errors.js'
@@ -26,6 +26,7 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
     read: readProducerFrame,
     expected: { type: FrameType.Publish, seq: 0xffffffff, flags: 0, ...message, headers: undefined, payload: new Uint8Array(0) }
   },
+  { name: 'Hello', write: (w) => writeHello(w, 'session-ü'), read: readProducerFrame, expected: { type: FrameType.Hello, session: 'session-ü' } },
   { name: 'Confirm', write: (w) => writeConfirm(w, 42), read: readBrokerToProducerFrame, expected: { type: FrameType.Confirm, seq: 42 } },
   { name: 'Reject', write: (w) => writeReject(w, 3, 2, 'broker full'), read: readBrokerToProducerFrame, expected: { type: FrameType.Reject, seq: 3, code: 2, reason: 'broker full' } },
   {

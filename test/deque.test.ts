@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import { Deque } from '../src/broker/deque.js'
-import { RecentIds } from '../src/broker/recent-ids.js'
 import { Mailbox, type KeptResult } from '../src/broker/mailbox.js'
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i)
@@ -55,20 +54,6 @@ describe('Deque', () => {
     expect(d.shift()).toBe('a')
     d.unshift('z')
     expect(d.drain()).toEqual(['z', 'b', 'c'])
-  })
-})
-
-describe('RecentIds', () => {
-  it('reports duplicates among the last `capacity` ids and forgets older ones', () => {
-    const ids = new RecentIds(3)
-    expect(['a', 'b', 'c'].map((id) => ids.seen(id, 1))).toEqual([false, false, false])
-    expect(ids.seen('a', 2)).toBe(true)
-    expect(ids.seen('d', 3)).toBe(false) // evicts a
-    expect(ids.seen('a', 4)).toBe(false) // evicts b
-    expect(ids.seen('b', 5)).toBe(false) // evicts c
-    expect(ids.seen('d', 6)).toBe(true)
-    expect(ids.seen('c', 7)).toBe(false)
-    expect(ids.lastSeen).toBe(7)
   })
 })
 

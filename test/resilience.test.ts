@@ -5,8 +5,8 @@ import {
   CONSUMER_PROTOCOL, IdentityInUseError, MessageTooLargeError, PRODUCER_PROTOCOL,
   createBroker, createNode, createProducer, type BrokerNode
 } from '../src/index.js'
-import { FrameWriter } from '../src/protocol/codec.js'
-import { writePublish } from '../src/protocol/frames.js'
+import { FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
+import { FrameType, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
 import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until } from './helpers.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -117,6 +117,7 @@ describe('resilience', () => {
     const replies: Uint8Array[] = []
     s.addEventListener('message', (e) => { replies.push(e.data instanceof Uint8Array ? e.data : e.data.subarray()) })
     const w = new FrameWriter((bytes) => { s.send(bytes) })
+    writeHello(w, 'raw')
     writePublish(w, 7, 0, { command: 'big', id: 'x1', headers: undefined, kind: 1, payload: new Uint8Array(5000) })
     w.flush()
     await until(() => replies.some((r) => new TextDecoder().decode(r).includes('exceeds the broker')), 5000, 'a reject')
@@ -165,5 +166,42 @@ describe('resilience', () => {
     await until(() => retries.length >= 2, 5000, 'two retries')
     expect(retries[0]).toMatch(/not in the address book/)
     await expect(createProducer({ broker: 'not-a-peer', home })).rejects.toThrow(/neither a peer ID nor a multiaddr/)
+  })
+})
+
+describe('resent duplicates', () => {
+  it('confirms a resent publish again and keeps one copy; a publish before Hello ends the stream', async () => {
+    const broker = await startBroker()
+    const node = await createNode()
+    await node.start()
+    onCleanup(async () => { await node.stop() })
+    // Opens a producer stream of session-1 from `node`, publishes `seqs`, returns the confirmed seqs.
+    const publishOn = async (seqs: number[]): Promise<number[]> => {
+      const s = await node.dialProtocol(multiaddr(broker.address), PRODUCER_PROTOCOL)
+      const confirms: number[] = []
+      const splitter = new FrameSplitter(1 << 20, (type, r) => {
+        const f = readBrokerToProducerFrame(type, r)
+        if (f.type === FrameType.Confirm) confirms.push(f.seq)
+      })
+      s.addEventListener('message', (e) => { splitter.push(e.data) })
+      const w = new FrameWriter((bytes) => { s.send(bytes) })
+      writeHello(w, 'session-1')
+      for (const seq of seqs) writePublish(w, seq, 0, { command: 'dup', id: `m${seq}`, headers: undefined, kind: 0, payload: new Uint8Array(0) })
+      w.flush()
+      await until(() => confirms.length === seqs.length, 5000, 'confirms')
+      s.abort(new Error('connection lost'))
+      return confirms
+    }
+    expect(await publishOn([1, 2, 3])).toEqual([1, 2, 3])
+    // The same session on a new stream resends 2 and 3 (their confirms were "lost") and adds 4.
+    expect(await publishOn([2, 3, 4])).toEqual([2, 3, 4])
+    expect(broker.node.services.mq.stats().messages).toBe(4)
+
+    const bad = await rawStream(broker.address, PRODUCER_PROTOCOL)
+    const w = new FrameWriter((bytes) => { bad.send(bytes) })
+    writePublish(w, 1, 0, { command: 'dup', id: 'x', headers: undefined, kind: 0, payload: new Uint8Array(0) })
+    w.flush()
+    await closed(bad)
+    expect(broker.node.services.mq.stats().messages).toBe(4)
   })
 })

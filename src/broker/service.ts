@@ -7,14 +7,14 @@ import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logg
 import {
   CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  FRAME_OVERHEAD_LIMIT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL
+  FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
 import { QueueEngine, type QueueStats } from './engine.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
-import { RecentIds } from './recent-ids.js'
-import { ConsumerSession, ProducerSession, type SessionContext } from './sessions.js'
+import { commandError } from './topic.js'
+import { ConsumerSession, ProducerSession, type ProducerSeq, type SessionContext } from './sessions.js'
 import type { QueuedMessage } from './queue.js'
 import type { Registrar } from '@libp2p/interface-internal'
 
@@ -31,7 +31,7 @@ export interface BrokerInit {
   answerRetention?: number
   /** Answers kept per disconnected producer. */
   maxKeptAnswers?: number
-  /** ms a producer's recent message ids are remembered after it was last seen, to drop resends. */
+  /** ms a disconnected producer session is remembered, to drop what it resends when it returns. */
   dedupWindow?: number
 }
 
@@ -84,7 +84,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly sessions = new Set<AnySession>()
   /** The open producer sessions of each peer, newest last. */
   private readonly producers = new Map<string, ProducerSession[]>()
-  private readonly recent = new Map<string, RecentIds>()
+  private readonly producerSeqs = new Map<string, ProducerSeq>()
+  /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
+  private readonly validCommands = new Set<string>()
   private readonly ctx: SessionContext
   private readonly options: Required<BrokerInit>
   private timer?: ReturnType<typeof setInterval>
@@ -120,13 +122,20 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       engine: this.engine,
       maxPayload: this.options.maxPayload,
       maxFrameLength: this.options.maxPayload + FRAME_OVERHEAD_LIMIT,
-      recentIds: (peer) => {
-        let ids = this.recent.get(peer)
-        if (ids == null) {
-          ids = new RecentIds(MAX_PRODUCER_WINDOW)
-          this.recent.set(peer, ids)
+      commandError: (command) => {
+        if (this.validCommands.has(command)) return undefined
+        const error = commandError(command)
+        if (error == null && this.validCommands.size < 10_000) this.validCommands.add(command)
+        return error
+      },
+      producerSession: (peer, session) => {
+        const key = `${peer}/${session}`
+        let seq = this.producerSeqs.get(key)
+        if (seq == null) {
+          seq = { lastSeq: 0, lastSeen: Date.now() }
+          this.producerSeqs.set(key, seq)
         }
-        return ids
+        return seq
       },
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
@@ -216,8 +225,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     this.engine.expire()
     const now = Date.now()
     this.mailbox.sweep(now)
-    for (const [peer, ids] of this.recent) {
-      if (!this.producers.has(peer) && now - ids.lastSeen > this.options.dedupWindow) this.recent.delete(peer)
+    for (const [key, seq] of this.producerSeqs) {
+      if (now - seq.lastSeen > this.options.dedupWindow && !this.producers.has(key.slice(0, key.indexOf('/')))) this.producerSeqs.delete(key)
     }
   }
 }

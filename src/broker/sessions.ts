@@ -8,23 +8,34 @@ import {
   FrameType, NackFlags, PublishFlags, RejectCode,
   readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeReject, writeResult,
   writeSubscribed, writeWelcome,
-  type ConsumerFrame, type Publish
+  type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
-import { commandError } from './topic.js'
+import { ProtocolError } from '../errors.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { Subscription } from './queue.js'
-import type { RecentIds } from './recent-ids.js'
 
 export const BROKER_VERSION = '0.1.0'
+
+/**
+ * A producer session's highest seq taken. A producer resends its unconfirmed messages in seq
+ * order on a new stream, so a Publish whose seq is not above this one is a resent duplicate.
+ */
+export interface ProducerSeq {
+  lastSeq: number
+  lastSeen: number
+}
 
 /** What a session needs from the broker service. */
 export interface SessionContext {
   readonly engine: QueueEngine<ConsumerSession>
   readonly maxPayload: number
   readonly maxFrameLength: number
-  recentIds: (producer: string) => RecentIds
+  /** Why `command` is not a valid command name, or undefined (cached: called per publish). */
+  commandError: (command: string) => string | undefined
+  /** The record of a producer session's highest seq, shared by its streams over reconnects. */
+  producerSession: (peer: string, session: string) => ProducerSeq
   closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
   protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
 }
@@ -58,17 +69,35 @@ abstract class Session<In> {
   protected abstract onClose (): void
 }
 
-export class ProducerSession extends Session<Publish> {
+export class ProducerSession extends Session<ProducerFrame> {
   readonly role = 'producer'
-  published = 0
+  private seq?: ProducerSeq
 
   constructor (peer: string, stream: Stream, ctx: SessionContext) {
     super(peer, stream, ctx, readProducerFrame)
   }
 
-  protected onFrame (f: Publish): void {
+  protected onFrame (f: ProducerFrame): void {
+    if (f.type === FrameType.Hello) {
+      if (this.seq != null) throw new ProtocolError('A second Hello on one producer stream')
+      this.seq = this.ctx.producerSession(this.peer, f.session)
+      return
+    }
+    if (this.seq == null) throw new ProtocolError('Publish before Hello')
+    this.publish(f, this.seq)
+  }
+
+  private publish (f: Publish, seq: ProducerSeq): void {
     const w = this.channel.writer
-    const invalid = commandError(f.command)
+    const now = Date.now()
+    seq.lastSeen = now
+    if (f.seq <= seq.lastSeq) {
+      // A resend of a message the broker already has: confirm it again, keep one copy.
+      writeConfirm(w, f.seq)
+      return
+    }
+    seq.lastSeq = f.seq
+    const invalid = this.ctx.commandError(f.command)
     if (invalid != null) {
       writeReject(w, f.seq, RejectCode.Invalid, invalid)
       return
@@ -79,13 +108,6 @@ export class ProducerSession extends Session<Publish> {
     }
     if (f.payload.byteLength > this.ctx.maxPayload) {
       writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
-      return
-    }
-    const now = Date.now()
-    const recent = this.ctx.recentIds(this.peer)
-    if (recent.seen(f.id, now)) {
-      // A resend of a message the broker already has: confirm it again, keep one copy.
-      writeConfirm(w, f.seq)
       return
     }
     const taken = this.ctx.engine.publish({
@@ -104,7 +126,6 @@ export class ProducerSession extends Session<Publish> {
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
-    this.published++
     writeConfirm(w, f.seq)
   }
 

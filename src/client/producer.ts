@@ -13,7 +13,7 @@ import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRO
 import { ClosedError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
-import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
+import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
 import { Deque } from '../broker/deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
@@ -66,6 +66,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   readonly events = new TypedEventEmitter<ProducerEvents>()
   private readonly window: number
   private readonly timeout: number
+  /** Unique to this object: the session named in Hello, and the prefix of the ids it makes. */
   private readonly idPrefix = `${randomId()}-`
   private nextId = 0
   private nextSeq = 0
@@ -160,6 +161,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   protected readFrame = readBrokerToProducerFrame
 
   protected onOpen (channel: FramedChannel<BrokerToProducerFrame>): void {
+    writeHello(channel.writer, this.idPrefix)
     for (const o of this.unconfirmed.values()) writePublish(channel.writer, o.seq, o.flags, o)
     this.events.safeDispatchEvent('connected')
   }

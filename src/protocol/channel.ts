@@ -3,8 +3,8 @@
  * limit; frames out, coalesced into one `send` per tick. Any decoding error ends the stream with
  * the reason (never an uncaught throw), and `onClose` tells the owner once.
  *
- * `stream.onDrain()` is broken in @libp2p/utils 7.4 (resolves at once after the first drain), so
- * backpressure here listens for the `drain` event itself.
+ * Nothing here waits for `drain` (and `stream.onDrain()` is broken in @libp2p/utils 7.4 anyway):
+ * the bytes written are bounded by the protocol itself, consumer credit and the producer window.
  */
 import type { Stream } from '@libp2p/interface'
 import { FrameSplitter, FrameWriter, type FrameReader } from './codec.js'
@@ -17,16 +17,12 @@ export interface ChannelInit<In> {
   onFrame: (frame: In) => void
   /** Called once when the stream ends, with the reason if it was not an orderly close. */
   onClose: (err?: Error) => void
-  /** Called when a blocked stream can take data again. */
-  onDrain?: () => void
 }
 
 export class FramedChannel<In> {
   readonly writer: FrameWriter
   private readonly splitter: FrameSplitter
   private closed = false
-  /** True while the stream's own buffer is full: senders with a choice should hold back. */
-  blocked = false
 
   constructor (readonly stream: Stream, private readonly init: ChannelInit<In>) {
     this.writer = new FrameWriter(this.send)
@@ -43,10 +39,6 @@ export class FramedChannel<In> {
     })
     stream.addEventListener('close', (evt) => { this.ended(evt.error) })
     stream.addEventListener('remoteCloseWrite', () => { this.close() })
-    stream.addEventListener('drain', () => {
-      this.blocked = false
-      init.onDrain?.()
-    })
   }
 
   get isOpen (): boolean {
@@ -69,14 +61,15 @@ export class FramedChannel<In> {
   private ended (err?: Error): void {
     if (this.closed) return
     this.closed = true
-    this.blocked = false
     this.init.onClose(err)
   }
 
   private readonly send = (bytes: Uint8Array): void => {
     if (this.closed || this.stream.writeStatus !== 'writable') return
     try {
-      if (!this.stream.send(bytes)) this.blocked = true
+      // A false return means the stream buffers the bytes until it drains. What is written is
+      // bounded by the protocol (consumer credit, producer window), so there is no need to wait.
+      this.stream.send(bytes)
     } catch (err) {
       this.close(err as Error)
     }

@@ -1,6 +1,7 @@
 /**
- * Byte-level primitives of the wire format (see PROTOCOL.md): a writer that gathers every frame
- * made in one tick into one buffer and hands it over in one `send`, a bounds-checked reader, and a
+ * Byte-level primitives of the wire format (see PROTOCOL.md): a writer that gathers the frames
+ * made in one tick and hands them over in as few `send`s as possible (one per filled buffer of at
+ * least 64 KiB), a bounds-checked reader, and a
  * splitter that cuts a byte stream into frames with a size limit.
  *
  * Every frame is `length: u32 BE` (bytes that follow) then `type: u8` then the body. Integers are
@@ -122,8 +123,13 @@ export class FrameWriter {
 
   private ensure (n: number): void {
     if (this.pos + n <= this.buf.byteLength) return
-    // Carry the unflushed bytes (and any frame in progress) into a larger buffer. Bytes already
-    // flushed stay in the old one, which their receiver now owns.
+    // Hand over the frames already complete, so only a frame in progress moves to the new buffer.
+    const complete = this.frameStart >= 0 ? this.frameStart : this.pos
+    if (complete > this.start) {
+      const out = this.buf.subarray(this.start, complete)
+      this.start = complete
+      this.onFlush(out)
+    }
     this.replace(Math.max(MIN_BUFFER, 2 * (this.pos - this.start + n)))
   }
 

@@ -11,6 +11,7 @@ export const enum FrameType {
   Confirm = 0x02,
   Reject = 0x03,
   Result = 0x04,
+  Hello = 0x05,
   // consumer stream
   Subscribe = 0x10,
   Subscribed = 0x11,
@@ -53,6 +54,12 @@ export interface Publish {
   kind: number
   payload: Uint8Array
 }
+
+/**
+ * Producer → broker, first frame on each producer stream: names the producer's session (one
+ * Producer object), within which `seq` only grows. A resent Publish has a seq already seen.
+ */
+export interface Hello { type: FrameType.Hello, session: string }
 
 /** Broker → producer: the message with this `seq` is taken. */
 export interface Confirm { type: FrameType.Confirm, seq: number }
@@ -113,7 +120,7 @@ export interface Nack { type: FrameType.Nack, tag: number, flags: number, error:
 /** Broker → client, first frame on each stream: the broker's limits. */
 export interface Welcome { type: FrameType.Welcome, maxPayload: number, version: string }
 
-export type ProducerFrame = Publish
+export type ProducerFrame = Hello | Publish
 export type BrokerToProducerFrame = Welcome | Confirm | Reject | Result
 export type ConsumerFrame = Subscribe | Unsubscribe | Ack | Answer | Nack
 export type BrokerToConsumerFrame = Welcome | Subscribed | Deliver
@@ -130,6 +137,10 @@ export interface MessageFields {
 export function writePublish (w: FrameWriter, seq: number, flags: number, m: MessageFields): void {
   w.begin(FrameType.Publish).u32(seq).u8(flags).str(m.command).str(m.id).headers(m.headers)
     .u8(m.kind).bytes(m.payload).end()
+}
+
+export function writeHello (w: FrameWriter, session: string): void {
+  w.begin(FrameType.Hello).str(session).end()
 }
 
 export function writeConfirm (w: FrameWriter, seq: number): void {
@@ -179,16 +190,13 @@ export function writeWelcome (w: FrameWriter, maxPayload: number, version: strin
 
 /** Reads a frame the broker receives on a producer stream. */
 export function readProducerFrame (type: number, r: FrameReader): ProducerFrame {
-  if (type !== FrameType.Publish) throw unexpected(type, 'producer')
-  const f: Publish = {
-    type,
-    seq: r.u32(),
-    flags: r.u8(),
-    command: r.str(),
-    id: r.str(),
-    headers: r.headers(),
-    kind: r.u8(),
-    payload: r.bytes()
+  let f: ProducerFrame
+  switch (type) {
+    case FrameType.Publish:
+      f = { type, seq: r.u32(), flags: r.u8(), command: r.str(), id: r.str(), headers: r.headers(), kind: r.u8(), payload: r.bytes() }
+      break
+    case FrameType.Hello: f = { type, session: r.str() }; break
+    default: throw unexpected(type, 'producer')
   }
   r.done()
   return f
