@@ -158,6 +158,47 @@ function details (name: string, runs: ThroughputResult[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
+/** How one message queue runs the scenarios, so p2pmq and RabbitMQ go through the same loop. */
+interface System {
+  throughput: (consumers: number) => Promise<ThroughputResult>
+  latency: () => Promise<LatencyResult>
+}
+
+interface Results {
+  tp1: ThroughputResult[]
+  tp4: ThroughputResult[]
+  lat: LatencyResult[]
+}
+
+/** Runs the selected scenarios RUNS times, interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all. */
+async function runScenarios (name: string, system: System, progress: (text: string) => void): Promise<Results> {
+  const r: Results = { tp1: [], tp4: [], lat: [] }
+  for (let run = 1; run <= RUNS; run++) {
+    if (ONLY.has('a')) {
+      const a = await system.throughput(1)
+      r.tp1.push(a)
+      progress(`${name} run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
+    }
+    if (ONLY.has('b')) {
+      const b = await system.throughput(4)
+      r.tp4.push(b)
+      progress(`${name} run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
+    }
+    if (ONLY.has('c')) {
+      const c = await system.latency()
+      r.lat.push(c)
+      progress(`${name} run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
+    }
+  }
+  return r
+}
+
+function printDetails (title: string, r: Results): void {
+  console.log(`Details (${title}):`)
+  for (const line of [...details('a', r.tp1), ...details('b', r.tp4)]) console.log(line)
+  r.lat.forEach((c, i) => { console.log(`  c run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs`) })
+}
+
 async function main (): Promise<void> {
   const cpu = cpus()
   console.log('# p2pmq benchmark')
@@ -180,33 +221,12 @@ async function main (): Promise<void> {
   process.on('exit', removeHome)
   const e: Env = { home, env: { ...process.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
-  const tp1: ThroughputResult[] = []
-  const tp4: ThroughputResult[] = []
-  const lat: LatencyResult[] = []
-  const rtp1: ThroughputResult[] = []
-  const rtp4: ThroughputResult[] = []
-  const rlat: LatencyResult[] = []
+  let ours: Results = { tp1: [], tp4: [], lat: [] }
+  let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
   try {
-    // Runs are interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all.
-    for (let run = 1; run <= RUNS; run++) {
-      if (ONLY.has('a')) {
-        const a = await p2pmqThroughput(1, e)
-        tp1.push(a)
-        progress(`p2pmq run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
-      }
-      if (ONLY.has('b')) {
-        const b = await p2pmqThroughput(4, e)
-        tp4.push(b)
-        progress(`p2pmq run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
-      }
-      if (ONLY.has('c')) {
-        const c = await p2pmqLatency(e)
-        lat.push(c)
-        progress(`p2pmq run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
-      }
-    }
+    ours = await runScenarios('p2pmq', { throughput: async (n) => await p2pmqThroughput(n, e), latency: async () => await p2pmqLatency(e) }, progress)
 
     // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
     const rabbit = await import('./rabbitmq.js').catch((err: Error) => err)
@@ -221,46 +241,26 @@ async function main (): Promise<void> {
       const { rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } = rabbit
       rabbitDetails = `prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes`
       const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
-      for (let run = 1; run <= RUNS; run++) {
-        if (ONLY.has('a')) {
-          const a = await rabbitThroughput(1, o)
-          rtp1.push(a)
-          progress(`RabbitMQ run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
-        }
-        if (ONLY.has('b')) {
-          const b = await rabbitThroughput(4, o)
-          rtp4.push(b)
-          progress(`RabbitMQ run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
-        }
-        if (ONLY.has('c')) {
-          const c = await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
-          rlat.push(c)
-          progress(`RabbitMQ run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
-        }
-      }
+      theirs = await runScenarios('RabbitMQ', {
+        throughput: async (n) => await rabbitThroughput(n, o),
+        latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
+      }, progress)
     }
   } finally {
     killAll()
     await rm(home, { recursive: true, force: true })
   }
 
-  const haveRabbit = rabbitNote == null
   const rows: Row[] = [
-    { scenario: 'a. work queue, 1 consumer: acked msg/s', p2pmq: tp1.map((r) => r.rate), rabbit: haveRabbit ? rtp1.map((r) => r.rate) : undefined, unit: int },
-    { scenario: 'b. work queue, 4 consumers: acked msg/s', p2pmq: tp4.map((r) => r.rate), rabbit: haveRabbit ? rtp4.map((r) => r.rate) : undefined, unit: int },
-    { scenario: 'c. request/answer, 1 in flight: p50 µs', p2pmq: lat.map((r) => r.p50), rabbit: haveRabbit ? rlat.map((r) => r.p50) : undefined, unit: int },
-    { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: lat.map((r) => r.p99), rabbit: haveRabbit ? rlat.map((r) => r.p99) : undefined, unit: int }
+    { scenario: 'a. work queue, 1 consumer: acked msg/s', p2pmq: ours.tp1.map((r) => r.rate), rabbit: theirs?.tp1.map((r) => r.rate), unit: int },
+    { scenario: 'b. work queue, 4 consumers: acked msg/s', p2pmq: ours.tp4.map((r) => r.rate), rabbit: theirs?.tp4.map((r) => r.rate), unit: int },
+    { scenario: 'c. request/answer, 1 in flight: p50 µs', p2pmq: ours.lat.map((r) => r.p50), rabbit: theirs?.lat.map((r) => r.p50), unit: int },
+    { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int }
   ]
   console.log(table(rows, rabbitNote))
   console.log('')
-  console.log('Details (p2pmq):')
-  for (const line of [...details('a', tp1), ...details('b', tp4)]) console.log(line)
-  lat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
-  if (haveRabbit) {
-    console.log(`Details (RabbitMQ, ${rabbitDetails}):`)
-    for (const line of [...details('a', rtp1), ...details('b', rtp4)]) console.log(line)
-    rlat.forEach((r, i) => { console.log(`  c run ${i + 1}: ${r.count} round trips, p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, mean ${int(r.mean)} µs, max ${int(r.max)} µs`) })
-  }
+  printDetails('p2pmq', ours)
+  if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }
 
 main().then(() => {
