@@ -8,7 +8,7 @@ import {
 import { FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
 import { FrameType, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
 import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until } from './helpers.js'
-import type { Stream } from '@libp2p/interface'
+import type { Libp2p, Stream } from '@libp2p/interface'
 
 async function rawStream (address: string, protocol: string): Promise<Stream> {
   const node = await createNode()
@@ -169,32 +169,36 @@ describe('resilience', () => {
   })
 })
 
+/**
+ * Opens a producer stream of `session` from `node`, publishes `seqs` (the "dup" command), waits
+ * for their confirms, then drops the stream as a lost connection would. Returns the confirmed seqs.
+ */
+async function publishRaw (node: Libp2p, address: string, session: string, seqs: number[]): Promise<number[]> {
+  const s = await node.dialProtocol(multiaddr(address), PRODUCER_PROTOCOL)
+  const confirms: number[] = []
+  const splitter = new FrameSplitter(1 << 20, (type, r) => {
+    const f = readBrokerToProducerFrame(type, r)
+    if (f.type === FrameType.Confirm) confirms.push(f.seq)
+  })
+  s.addEventListener('message', (e) => { splitter.push(e.data) })
+  const w = new FrameWriter((bytes) => { s.send(bytes) })
+  writeHello(w, session)
+  for (const seq of seqs) writePublish(w, seq, 0, { command: 'dup', id: `m${seq}`, headers: undefined, kind: 0, payload: new Uint8Array(0) })
+  w.flush()
+  await until(() => confirms.length === seqs.length, 5000, 'confirms')
+  s.abort(new Error('connection lost'))
+  return confirms
+}
+
 describe('resent duplicates', () => {
   it('confirms a resent publish again and keeps one copy; a publish before Hello ends the stream', async () => {
     const broker = await startBroker()
     const node = await createNode()
     await node.start()
     onCleanup(async () => { await node.stop() })
-    // Opens a producer stream of session-1 from `node`, publishes `seqs`, returns the confirmed seqs.
-    const publishOn = async (seqs: number[]): Promise<number[]> => {
-      const s = await node.dialProtocol(multiaddr(broker.address), PRODUCER_PROTOCOL)
-      const confirms: number[] = []
-      const splitter = new FrameSplitter(1 << 20, (type, r) => {
-        const f = readBrokerToProducerFrame(type, r)
-        if (f.type === FrameType.Confirm) confirms.push(f.seq)
-      })
-      s.addEventListener('message', (e) => { splitter.push(e.data) })
-      const w = new FrameWriter((bytes) => { s.send(bytes) })
-      writeHello(w, 'session-1')
-      for (const seq of seqs) writePublish(w, seq, 0, { command: 'dup', id: `m${seq}`, headers: undefined, kind: 0, payload: new Uint8Array(0) })
-      w.flush()
-      await until(() => confirms.length === seqs.length, 5000, 'confirms')
-      s.abort(new Error('connection lost'))
-      return confirms
-    }
-    expect(await publishOn([1, 2, 3])).toEqual([1, 2, 3])
+    expect(await publishRaw(node, broker.address, 'session-1', [1, 2, 3])).toEqual([1, 2, 3])
     // The same session on a new stream resends 2 and 3 (their confirms were "lost") and adds 4.
-    expect(await publishOn([2, 3, 4])).toEqual([2, 3, 4])
+    expect(await publishRaw(node, broker.address, 'session-1', [2, 3, 4])).toEqual([2, 3, 4])
     expect(broker.node.services.mq.stats().messages).toBe(4)
 
     const bad = await rawStream(broker.address, PRODUCER_PROTOCOL)
@@ -203,5 +207,25 @@ describe('resent duplicates', () => {
     w.flush()
     await closed(bad)
     expect(broker.node.services.mq.stats().messages).toBe(4)
+  })
+
+  it('remembers a session that stayed connected but idle past the dedup window', async () => {
+    // visibilityTimeout 200 makes the broker's housekeeping run every 50 ms.
+    const broker = await startBroker({ dedupWindow: 300, visibilityTimeout: 200 })
+    const node = await createNode()
+    await node.start()
+    onCleanup(async () => { await node.stop() })
+    const s = await node.dialProtocol(multiaddr(broker.address), PRODUCER_PROTOCOL)
+    const w = new FrameWriter((bytes) => { s.send(bytes) })
+    writeHello(w, 'idle')
+    writePublish(w, 1, 0, { command: 'dup', id: 'm1', headers: undefined, kind: 0, payload: new Uint8Array(0) })
+    w.flush()
+    await until(() => broker.node.services.mq.stats().messages === 1, 5000, 'the first message')
+    await sleep(500) // connected, idle longer than the window
+    s.abort(new Error('connection lost'))
+    await sleep(150) // a reconnect backoff: several housekeeping rounds, still inside the window
+    // Resends 1, whose confirm was lost: still one copy.
+    expect(await publishRaw(node, broker.address, 'idle', [1, 2])).toEqual([1, 2])
+    expect(broker.node.services.mq.stats().messages).toBe(2)
   })
 })

@@ -132,9 +132,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const key = `${peer}/${session}`
         let seq = this.producerSeqs.get(key)
         if (seq == null) {
-          seq = { lastSeq: 0, lastSeen: Date.now() }
+          seq = { lastSeq: 0, streams: 0, closedAt: 0 }
           this.producerSeqs.set(key, seq)
         }
+        seq.streams++
         return seq
       },
       closed: (s, err) => { this.closed(s, err) },
@@ -226,7 +227,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const now = Date.now()
     this.mailbox.sweep(now)
     for (const [key, seq] of this.producerSeqs) {
-      if (now - seq.lastSeen > this.options.dedupWindow && !this.producers.has(key.slice(0, key.indexOf('/')))) this.producerSeqs.delete(key)
+      if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) this.producerSeqs.delete(key)
     }
   }
 }

@@ -24,7 +24,10 @@ export const BROKER_VERSION = '0.1.0'
  */
 export interface ProducerSeq {
   lastSeq: number
-  lastSeen: number
+  /** Producer streams of this session open now; the record is kept while any is. */
+  streams: number
+  /** When the last of them closed. */
+  closedAt: number
 }
 
 /** What a session needs from the broker service. */
@@ -34,7 +37,7 @@ export interface SessionContext {
   readonly maxFrameLength: number
   /** Why `command` is not a valid command name, or undefined (cached: called per publish). */
   commandError: (command: string) => string | undefined
-  /** The record of a producer session's highest seq, shared by its streams over reconnects. */
+  /** The record of a producer session's highest seq, shared by its streams over reconnects; counts the caller as one of them. */
   producerSession: (peer: string, session: string) => ProducerSeq
   closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
   protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
@@ -89,8 +92,6 @@ export class ProducerSession extends Session<ProducerFrame> {
 
   private publish (f: Publish, seq: ProducerSeq): void {
     const w = this.channel.writer
-    const now = Date.now()
-    seq.lastSeen = now
     if (f.seq <= seq.lastSeq) {
       // A resend of a message the broker already has: confirm it again, keep one copy.
       writeConfirm(w, f.seq)
@@ -118,7 +119,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       payload: f.payload,
       producer: this.peer,
       origin: this,
-      timestamp: now,
+      timestamp: Date.now(),
       wantsAnswer: (f.flags & PublishFlags.WantsAnswer) !== 0,
       attempts: 0
     })
@@ -133,7 +134,11 @@ export class ProducerSession extends Session<ProducerFrame> {
     writeResult(this.channel.writer, r.id, r.consumer, r.status, r.attempts, r.kind, r.payload)
   }
 
-  protected onClose (): void {}
+  protected onClose (): void {
+    if (this.seq == null) return
+    this.seq.streams--
+    this.seq.closedAt = Date.now()
+  }
 }
 
 export class ConsumerSession extends Session<ConsumerFrame> {
