@@ -26,7 +26,7 @@ const SELF = fileURLToPath(import.meta.url)
 
 async function connect (timeoutMs = 1_000): Promise<amqp.ChannelModel> {
   let timer: ReturnType<typeof setTimeout> | undefined
-  const attempt = amqp.connect(RABBIT_URL, { timeout: timeoutMs })
+  const attempt = amqp.connect(RABBIT_URL, { timeout: timeoutMs, noDelay: true })
   try {
     return await Promise.race([
       attempt,

@@ -32,6 +32,11 @@ export const DEFAULT_ANSWER_RETENTION = 5 * 60_000
 export const DEFAULT_MAX_KEPT_ANSWERS = 100_000
 /** How long a disconnected producer session's last seq is remembered, to drop its resends. */
 export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
+/**
+ * Ready messages in a queue that has consumers at which the broker holds its producers' confirms
+ * (publisher flow control), until the queue is back to half of it.
+ */
+export const DEFAULT_HIGH_WATER = 5_000
 /** Messages the broker holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 

@@ -11,6 +11,10 @@
  *   connected (its queue waits for them).
  * - A message whose command no group has subscribed to yet waits, unrouted; the first group that
  *   subscribes to a matching pattern takes those messages.
+ * - Publisher flow control: a queue with consumers whose ready messages reach `highWater` is
+ *   congested until they fall to half of that (or its consumers leave); the owner holds its
+ *   producers' confirms meanwhile, so producers cannot outrun the consumers without bound. A queue
+ *   without consumers is never congested: messages wait for them, up to `maxMessages`.
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
  */
@@ -36,6 +40,8 @@ export interface EngineEvents<Owner> {
   failed: (message: QueuedMessage, error: string, by: Owner | undefined) => void
   /** A delivery's deadline passed; it has been taken back. */
   expired?: (delivery: InFlight<Owner>) => void
+  /** A congested queue is no longer congested: confirms held for it may go. */
+  relieved?: (queue: Queue) => void
 }
 
 export interface EngineOptions {
@@ -45,6 +51,8 @@ export interface EngineOptions {
   maxAttempts: number
   /** Messages held (ready, unrouted and in flight) before publishes are refused. */
   maxMessages: number
+  /** Ready messages in a queue with consumers at which it becomes congested (Infinity: never). */
+  highWater: number
   clock?: () => number
 }
 
@@ -112,8 +120,21 @@ export class QueueEngine<Owner> {
       queues[i].ready.push(i === 0 ? message : { ...message })
       this.held++
     }
-    for (const queue of queues) this.drain(queue)
+    for (const queue of queues) {
+      this.drain(queue)
+      if (!queue.congested && queue.ready.length >= this.options.highWater && queue.consumers.length > 0) queue.congested = true
+    }
     return true
+  }
+
+  /** True when a message with this command would go to a congested queue. */
+  congested (command: string): boolean {
+    const queues = this.routes.get(command)
+    if (queues == null) return false
+    for (let i = 0; i < queues.length; i++) {
+      if (queues[i].congested) return true
+    }
+    return false
   }
 
   /** Adds a competing consumer. Throws on an invalid pattern. */
@@ -165,7 +186,10 @@ export class QueueEngine<Owner> {
   unsubscribe (sub: Subscription<Owner>): void {
     const g = this.groups.get(sub.group)
     if (g == null || !g.subs.delete(sub)) return
-    for (const queue of sub.queues) queue.removeConsumer(sub)
+    for (const queue of sub.queues) {
+      queue.removeConsumer(sub)
+      if (queue.consumers.length === 0) this.relieve(queue)
+    }
     sub.queues.length = 0
     const taken: Array<InFlight<Owner>> = []
     for (const d of this.inFlight.values()) {
@@ -301,7 +325,7 @@ export class QueueEngine<Owner> {
     while (queue.ready.length > 0) {
       const sub = queue.pickConsumer()
       if (sub == null) return
-      this.deliver(sub as Subscription<Owner>, queue, queue.ready.shift() as QueuedMessage)
+      this.deliver(sub as Subscription<Owner>, queue, this.take(queue))
     }
   }
 
@@ -319,8 +343,21 @@ export class QueueEngine<Owner> {
         }
       }
       if (queue == null) return
-      this.deliver(sub, queue, queue.ready.shift() as QueuedMessage)
+      this.deliver(sub, queue, this.take(queue))
     }
+  }
+
+  /** The next ready message of a non-empty queue. */
+  private take (queue: Queue): QueuedMessage {
+    const message = queue.ready.shift() as QueuedMessage
+    if (queue.congested && queue.ready.length <= this.options.highWater / 2) this.relieve(queue)
+    return message
+  }
+
+  private relieve (queue: Queue): void {
+    if (!queue.congested) return
+    queue.congested = false
+    this.events.relieved?.(queue)
   }
 
   private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {

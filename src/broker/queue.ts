@@ -39,6 +39,8 @@ export class Queue {
   readonly consumers: Subscription[] = []
   private nextConsumer = 0
   inFlight = 0
+  /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
+  congested = false
   published = 0
   delivered = 0
   acked = 0

@@ -5,7 +5,7 @@
  */
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
-  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_ATTEMPTS,
+  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
@@ -27,6 +27,11 @@ export interface BrokerInit {
   maxAttempts?: number
   /** Messages held at once; past it, publishes are rejected ("broker full"). */
   maxMessages?: number
+  /**
+   * Ready messages in a queue with consumers past which producers' confirms are held until the
+   * queue is down to half (publisher flow control). Infinity turns it off.
+   */
+  highWater?: number
   /** ms an answer waits for its disconnected producer to reconnect. */
   answerRetention?: number
   /** Answers kept per disconnected producer. */
@@ -85,6 +90,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** The open producer sessions of each peer, newest last. */
   private readonly producers = new Map<string, ProducerSession[]>()
   private readonly producerSeqs = new Map<string, ProducerSeq>()
+  /** Producer sessions holding confirms for congested queues. */
+  private readonly blocked = new Set<ProducerSession>()
   /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
   private readonly validCommands = new Set<string>()
   private readonly ctx: SessionContext
@@ -100,6 +107,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       visibilityTimeout: init.visibilityTimeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       maxAttempts: init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
       maxMessages: init.maxMessages ?? DEFAULT_MAX_MESSAGES,
+      highWater: init.highWater ?? DEFAULT_HIGH_WATER,
       answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
       dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW
@@ -116,7 +124,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
           this.relay(m, { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 })
         }
       },
-      expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) }
+      expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
+      relieved: () => {
+        for (const s of this.blocked) {
+          if (s.unblock()) this.blocked.delete(s)
+        }
+      }
     }, this.options)
     this.ctx = {
       engine: this.engine,
@@ -138,6 +151,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         seq.streams++
         return seq
       },
+      blocked: (s) => { this.blocked.add(s) },
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
         this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
@@ -201,6 +215,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private closed (s: AnySession, err?: Error): void {
     if (!this.sessions.delete(s)) return
     if (s instanceof ProducerSession) {
+      this.blocked.delete(s)
       const list = (this.producers.get(s.peer) ?? []).filter((p) => p !== s)
       if (list.length > 0) this.producers.set(s.peer, list)
       else this.producers.delete(s.peer)

@@ -39,6 +39,8 @@ export interface SessionContext {
   commandError: (command: string) => string | undefined
   /** The record of a producer session's highest seq, shared by its streams over reconnects; counts the caller as one of them. */
   producerSession: (peer: string, session: string) => ProducerSeq
+  /** The session holds confirms for congested queues; call its `unblock()` when one is relieved. */
+  blocked: (session: ProducerSession) => void
   closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
   protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
 }
@@ -51,6 +53,7 @@ abstract class Session<In> {
       maxFrameLength: ctx.maxFrameLength,
       read,
       onFrame: (frame) => { this.onFrame(frame) },
+      onBatchEnd: () => { this.onBatchEnd() },
       onClose: (err) => {
         if (err != null && isProtocolFault(err)) ctx.protocolError(this as any, err)
         this.onClose()
@@ -69,12 +72,23 @@ abstract class Session<In> {
   }
 
   protected abstract onFrame (frame: In): void
+  protected onBatchEnd (): void {}
   protected abstract onClose (): void
 }
 
+/**
+ * Confirms are cumulative ("every seq up to N that was not rejected is taken"), one per batch of
+ * incoming frames. A send (wants an answer) is not confirmed: its result confirms it. While a
+ * publish went to a congested queue the confirm is held, so the producer's window fills and it
+ * waits (publisher flow control).
+ */
 export class ProducerSession extends Session<ProducerFrame> {
   readonly role = 'producer'
   private seq?: ProducerSeq
+  /** The highest seq taken and not yet confirmed; 0 when there is none. */
+  private confirmUpTo = 0
+  /** Commands whose congested queues hold this session's confirms. */
+  private readonly blockedOn = new Set<string>()
 
   constructor (peer: string, stream: Stream, ctx: SessionContext) {
     super(peer, stream, ctx, readProducerFrame)
@@ -92,9 +106,10 @@ export class ProducerSession extends Session<ProducerFrame> {
 
   private publish (f: Publish, seq: ProducerSeq): void {
     const w = this.channel.writer
+    const wantsAnswer = (f.flags & PublishFlags.WantsAnswer) !== 0
     if (f.seq <= seq.lastSeq) {
       // A resend of a message the broker already has: confirm it again, keep one copy.
-      writeConfirm(w, f.seq)
+      if (!wantsAnswer && f.seq > this.confirmUpTo) this.confirmUpTo = f.seq
       return
     }
     seq.lastSeq = f.seq
@@ -120,14 +135,39 @@ export class ProducerSession extends Session<ProducerFrame> {
       producer: this.peer,
       origin: this,
       timestamp: Date.now(),
-      wantsAnswer: (f.flags & PublishFlags.WantsAnswer) !== 0,
+      wantsAnswer,
       attempts: 0
     })
     if (!taken) {
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
-    writeConfirm(w, f.seq)
+    if (wantsAnswer) return
+    this.confirmUpTo = f.seq
+    if (this.ctx.engine.congested(f.command)) {
+      if (this.blockedOn.size === 0) this.ctx.blocked(this)
+      this.blockedOn.add(f.command)
+    }
+  }
+
+  protected onBatchEnd (): void {
+    this.flushConfirm()
+  }
+
+  /** Forgets commands no longer congested; true (and the held confirm sent) once none is. */
+  unblock (): boolean {
+    for (const command of this.blockedOn) {
+      if (!this.ctx.engine.congested(command)) this.blockedOn.delete(command)
+    }
+    if (this.blockedOn.size > 0) return false
+    this.flushConfirm()
+    return true
+  }
+
+  private flushConfirm (): void {
+    if (this.confirmUpTo === 0 || this.blockedOn.size > 0 || !this.isOpen) return
+    writeConfirm(this.channel.writer, this.confirmUpTo)
+    this.confirmUpTo = 0
   }
 
   sendResult (r: KeptResult): void {

@@ -6,8 +6,8 @@
  *   MessageFailedError.
  * - At most `window` messages are out at once (unconfirmed publishes plus unanswered sends); more
  *   calls wait for a slot, so nothing grows without bound.
- * - After a reconnect, every unconfirmed message is sent again with the same id; the broker drops
- *   the duplicates of what it already took.
+ * - After a reconnect, every unconfirmed publish and unanswered send is sent again with the same
+ *   id and seq; the broker drops the duplicates of what it already took.
  */
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
 import { ClosedError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
@@ -70,9 +70,15 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   private readonly idPrefix = `${randomId()}-`
   private nextId = 0
   private nextSeq = 0
-  /** Unconfirmed messages by seq, in send order: resent in that order after a reconnect. */
-  private readonly unconfirmed = new Map<number, Outgoing>()
-  /** Sends waiting for their answer, by message id. */
+  /** Publishes not yet confirmed, by seq, in seq order. */
+  private readonly publishes = new Map<number, Outgoing>()
+  /**
+   * Sends not yet answered, by seq. The broker confirms a send only by its result, so after a
+   * reconnect these are resent with the unconfirmed publishes (a broker that still has them drops
+   * the copies; one that restarted takes them again).
+   */
+  private readonly sends = new Map<number, Outgoing>()
+  /** The same sends, by message id, for their results. */
   private readonly awaiting = new Map<string, Outgoing>()
   /** Timeouts, one list per distinct timeout value, so each list is in deadline order. */
   private readonly deadlines = new Map<number, Deque<Outgoing>>()
@@ -92,8 +98,8 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   }
 
   /** Publishes a message; resolves with its id once the broker has taken it. */
-  async publish (command: string = DEFAULT_COMMAND, payload?: unknown, options: PublishOptions = {}): Promise<string> {
-    return await this.enqueue(command, payload, options, 0, Infinity)
+  publish (command: string = DEFAULT_COMMAND, payload?: unknown, options: PublishOptions = {}): Promise<string> {
+    return this.enqueue(command, payload, options, 0, Infinity)
   }
 
   /** Sends a message and resolves with the answer's payload. */
@@ -119,40 +125,53 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   async stop (): Promise<void> {
     clearInterval(this.sweepTimer)
     const err = new ClosedError('The producer was stopped')
-    for (const o of [...this.unconfirmed.values(), ...this.awaiting.values()]) this.settle(o, err)
+    for (const o of [...this.publishes.values(), ...this.sends.values()]) this.settle(o, err)
     for (let w = this.waiters.shift(); w != null; w = this.waiters.shift()) w()
     await super.stop()
   }
 
-  private async enqueue (command: string, payload: unknown, options: PublishOptions, flags: number, timeout: number): Promise<any> {
-    if (this.stopped) throw new ClosedError('The producer is stopped')
-    const { kind, bytes } = encodePayload(payload)
-    if (bytes.byteLength > this.maxPayload) {
-      throw new MessageTooLargeError(`Payload of ${bytes.byteLength} bytes exceeds the broker's limit of ${this.maxPayload}`)
+  // Not async, and no await on the fast path: a publish costs one promise, not three.
+  private enqueue (command: string, payload: unknown, options: PublishOptions, flags: number, timeout: number): Promise<any> {
+    if (this.stopped) return Promise.reject(new ClosedError('The producer is stopped'))
+    let encoded: { kind: number, bytes: Uint8Array }
+    try {
+      encoded = encodePayload(payload)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    if (this.inUse >= this.window || this.waiters.length > 0) {
-      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    if (encoded.bytes.byteLength > this.maxPayload) {
+      return Promise.reject(new MessageTooLargeError(`Payload of ${encoded.bytes.byteLength} bytes exceeds the broker's limit of ${this.maxPayload}`))
+    }
+    if (this.inUse < this.window && this.waiters.length === 0) return this.start(command, encoded, options, flags, timeout)
+    return new Promise<void>((resolve) => { this.waiters.push(resolve) }).then(async () => {
       if (this.stopped) throw new ClosedError('The producer is stopped')
-    }
+      return await this.start(command, encoded, options, flags, timeout)
+    })
+  }
+
+  /** Takes a window slot and writes the Publish frame (now, or when the stream opens). */
+  private start (command: string, encoded: { kind: number, bytes: Uint8Array }, options: PublishOptions, flags: number, timeout: number): Promise<any> {
     this.inUse++
-    return await new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const o: Outgoing = {
         seq: this.nextSeq = (this.nextSeq + 1) >>> 0,
         flags,
         command,
         id: options.id ?? this.newId(),
         headers: options.headers,
-        kind,
-        payload: bytes,
+        kind: encoded.kind,
+        payload: encoded.bytes,
         done: false,
         deadline: Date.now() + timeout,
         resolve,
         reject
       }
-      this.unconfirmed.set(o.seq, o)
       if ((flags & PublishFlags.WantsAnswer) !== 0) {
+        this.sends.set(o.seq, o)
         this.awaiting.set(o.id, o)
         this.watchDeadline(o, timeout)
+      } else {
+        this.publishes.set(o.seq, o)
       }
       if (this.channel?.isOpen === true) writePublish(this.channel.writer, o.seq, o.flags, o)
     })
@@ -162,7 +181,9 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
 
   protected onOpen (channel: FramedChannel<BrokerToProducerFrame>): void {
     writeHello(channel.writer, this.idPrefix)
-    for (const o of this.unconfirmed.values()) writePublish(channel.writer, o.seq, o.flags, o)
+    // In seq order: the broker takes a seq it has not seen and drops the rest as duplicates.
+    const out = [...this.publishes.values(), ...this.sends.values()].sort((a, b) => a.seq - b.seq)
+    for (const o of out) writePublish(channel.writer, o.seq, o.flags, o)
     this.events.safeDispatchEvent('connected')
   }
 
@@ -173,14 +194,15 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   protected onFrame (f: BrokerToProducerFrame): void {
     switch (f.type) {
       case FrameType.Confirm: {
-        const o = this.unconfirmed.get(f.seq)
-        if (o == null) return
-        this.unconfirmed.delete(f.seq)
-        if ((o.flags & PublishFlags.WantsAnswer) === 0) this.settle(o, undefined, o.id)
+        // Cumulative: every publish up to f.seq that was not rejected is taken.
+        for (const [seq, o] of this.publishes) {
+          if (seq > f.seq) break
+          this.settle(o, undefined, o.id)
+        }
         break
       }
       case FrameType.Reject: {
-        const o = this.unconfirmed.get(f.seq)
+        const o = this.publishes.get(f.seq) ?? this.sends.get(f.seq)
         if (o == null) return
         this.settle(o, f.code === RejectCode.TooLarge ? new MessageTooLargeError(f.reason) : new RejectedError(f.reason))
         break
@@ -221,8 +243,12 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   private settle (o: Outgoing, err?: Error, value?: unknown): void {
     if (o.done) return
     o.done = true
-    this.unconfirmed.delete(o.seq)
-    if (this.awaiting.get(o.id) === o) this.awaiting.delete(o.id)
+    if ((o.flags & PublishFlags.WantsAnswer) === 0) {
+      this.publishes.delete(o.seq)
+    } else {
+      this.sends.delete(o.seq)
+      if (this.awaiting.get(o.id) === o) this.awaiting.delete(o.id)
+    }
     this.inUse--
     this.waiters.shift()?.()
     if (err != null) o.reject(err)

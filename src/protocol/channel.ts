@@ -15,6 +15,8 @@ export interface ChannelInit<In> {
   /** Decodes one frame of the kinds this side accepts; throws ProtocolError on anything else. */
   read: (type: number, reader: FrameReader) => In
   onFrame: (frame: In) => void
+  /** Called after the frames of one incoming chunk, to answer a batch with one frame. */
+  onBatchEnd?: () => void
   /** Called once when the stream ends, with the reason if it was not an orderly close. */
   onClose: (err?: Error) => void
 }
@@ -33,6 +35,7 @@ export class FramedChannel<In> {
       if (this.closed) return
       try {
         this.splitter.push(evt.data)
+        this.init.onBatchEnd?.()
       } catch (err) {
         this.close(err as Error)
       }
