@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { FrameSplitter, FrameWriter, type FrameReader } from '../src/protocol/codec.js'
 import {
   FrameType, readBrokerToConsumerFrame, readBrokerToProducerFrame, readConsumerFrame, readProducerFrame,
-  writeAck, writeAnswer, writeConfirm, writeDeliver, writeHello, writeNack, writePublish, writeReject, writeResult,
+  writeAck, writeAnswer, writeConfirm, writeDeliver, writeHello, writeNack, writeProducerRef, writePublish, writeReject, writeResult,
   writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome
 } from '../src/protocol/frames.js'
 import { MessageTooLargeError, ProtocolError } from '../src/errors.js'
@@ -49,10 +49,11 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
   { name: 'Subscribed', write: (w) => writeSubscribed(w, 5, ''), read: readBrokerToConsumerFrame, expected: { type: FrameType.Subscribed, subId: 5, error: '' } },
   {
     name: 'Deliver',
-    write: (w) => writeDeliver(w, 5, 77, 3, 1, 1712345678901.5, 'producer-peer', message),
+    write: (w) => writeDeliver(w, 5, 77, 3, 1, 1712345678901.5, 4096, message),
     read: readBrokerToConsumerFrame,
-    expected: { type: FrameType.Deliver, subId: 5, tag: 77, attempt: 3, flags: 1, timestamp: 1712345678901.5, producer: 'producer-peer', ...message }
+    expected: { type: FrameType.Deliver, subId: 5, tag: 77, attempt: 3, flags: 1, timestamp: 1712345678901.5, producer: 4096, ...message }
   },
+  { name: 'ProducerRef', write: (w) => writeProducerRef(w, 4096, 'producer-peer'), read: readBrokerToConsumerFrame, expected: { type: FrameType.ProducerRef, ref: 4096, peer: 'producer-peer' } },
   { name: 'Welcome (consumer)', write: (w) => writeWelcome(w, 1, 'v'), read: readBrokerToConsumerFrame, expected: { type: FrameType.Welcome, maxPayload: 1, version: 'v' } }
 ]
 
@@ -175,6 +176,13 @@ describe('FrameWriter + FrameSplitter', () => {
 
   // TextDecoder strips a leading BOM unless told `ignoreBOM: true`: a message id '\uFEFFid' would
   // reach the broker as 'id', and its result would not match the producer's pending send.
+  it('reads repeated and changing command names right (the reader reuses the last one)', () => {
+    const commands = ['jobs.a', 'jobs.a', 'jobs.b', 'jobs.a', 'x', 'jobs.ü', 'jobs.ü', 'jobs.a']
+    const chunks = flushed((w) => { for (const command of commands) writePublish(w, 1, 0, { ...message, command }) })
+    const frames = split(concat(chunks), 7, [readProducerFrame]) as any[]
+    expect(frames.map((f) => f.command)).toEqual(commands)
+  })
+
   it('keeps a leading U+FEFF in string fields', () => {
     const chunks = flushed((w) => writePublish(w, 1, 0, { ...message, id: '\uFEFFid' }))
     const [f] = split(chunks[0], chunks[0].byteLength, [readProducerFrame]) as any[]

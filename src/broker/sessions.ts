@@ -6,7 +6,7 @@
 import { FramedChannel } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, RejectCode,
-  readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeReject, writeResult,
+  readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
   type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
@@ -181,9 +181,14 @@ export class ProducerSession extends Session<ProducerFrame> {
   }
 }
 
+/** Refs a consumer stream gives producer peer IDs before they are reused from 1. */
+const MAX_PRODUCER_REFS = 4096
+
 export class ConsumerSession extends Session<ConsumerFrame> {
   readonly role = 'consumer'
   private readonly subs = new Map<number, Subscription<ConsumerSession>>()
+  /** Producer peer IDs named on this stream: a Deliver carries a 4-byte ref, not a 52-byte ID. */
+  private readonly producerRefs = new Map<string, number>()
 
   constructor (peer: string, stream: Stream, ctx: SessionContext) {
     super(peer, stream, ctx, readConsumerFrame)
@@ -195,7 +200,15 @@ export class ConsumerSession extends Session<ConsumerFrame> {
 
   deliver (d: InFlight<ConsumerSession>): void {
     const m = d.message
-    writeDeliver(this.channel.writer, d.sub.subId, d.tag, m.attempts, m.wantsAnswer ? PublishFlags.WantsAnswer : 0, m.timestamp, m.producer, m)
+    const w = this.channel.writer
+    let ref = this.producerRefs.get(m.producer)
+    if (ref == null) {
+      if (this.producerRefs.size >= MAX_PRODUCER_REFS) this.producerRefs.clear()
+      ref = this.producerRefs.size + 1
+      this.producerRefs.set(m.producer, ref)
+      writeProducerRef(w, ref, m.producer)
+    }
+    writeDeliver(w, d.sub.subId, d.tag, m.attempts, m.wantsAnswer ? PublishFlags.WantsAnswer : 0, m.timestamp, ref, m)
   }
 
   protected onFrame (f: ConsumerFrame): void {

@@ -8,7 +8,7 @@
  * never settled on the new one (the broker has already given it to another consumer).
  */
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
-import { ClosedError, RejectMessage } from '../errors.js'
+import { ClosedError, ProtocolError, RejectMessage } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import {
@@ -73,6 +73,8 @@ export class SubscriptionHandle {
 export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   readonly events = new TypedEventEmitter<ConsumerEvents>()
   private readonly subs = new Map<number, Sub>()
+  /** Producer peer IDs by the refs the broker gave them on the current stream. */
+  private readonly producers = new Map<number, string>()
   private nextSubId = 0
   /** Messages being handled now. */
   active = 0
@@ -123,6 +125,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   protected readFrame = readBrokerToConsumerFrame
 
   protected onOpen (channel: FramedChannel<BrokerToConsumerFrame>): void {
+    this.producers.clear()
     for (const sub of this.subs.values()) this.sendSubscribe(channel, sub)
     this.events.safeDispatchEvent('connected')
   }
@@ -133,7 +136,13 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
 
   protected onFrame (f: BrokerToConsumerFrame): void {
     switch (f.type) {
-      case FrameType.Deliver: void this.handle(f, this.channel as FramedChannel<BrokerToConsumerFrame>); break
+      case FrameType.Deliver: {
+        const producer = this.producers.get(f.producer)
+        if (producer == null) throw new ProtocolError(`Deliver names producer ref ${f.producer}, which the broker has not given`)
+        void this.handle(f, producer, this.channel as FramedChannel<BrokerToConsumerFrame>)
+        break
+      }
+      case FrameType.ProducerRef: this.producers.set(f.ref, f.peer); break
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
         const ready = sub?.ready
@@ -151,7 +160,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.group, sub.patterns)
   }
 
-  private async handle (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>): Promise<void> {
+  private async handle (f: Deliver, producer: string, channel: FramedChannel<BrokerToConsumerFrame>): Promise<void> {
     const sub = this.subs.get(f.subId)
     if (sub == null) {
       // Unsubscribed while this was on its way: give it back at once.
@@ -167,7 +176,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
         payload: decodePayload(f.kind, f.payload),
         headers: f.headers ?? {},
         attempt: f.attempt,
-        producer: f.producer,
+        producer,
         timestamp: f.timestamp
       }
       const answer = await withTimeout(sub.handler(message), sub.timeout)

@@ -144,13 +144,31 @@ export class FrameWriter {
   }
 }
 
+/**
+ * Reads the fields of one frame. The splitter keeps one reader and points it at each frame in
+ * turn (`reset`), so a frame costs no reader or DataView of its own.
+ */
 export class FrameReader {
-  private readonly view: DataView
-  pos: number
+  private buf: Uint8Array = new Uint8Array(0)
+  private view = new DataView(this.buf.buffer)
+  private end = 0
+  pos = 0
+  /** The last string read by `name()`, and its bytes: commands repeat, so most are not decoded again. */
+  private lastName = ''
+  private lastNameBytes = new Uint8Array(0)
 
-  constructor (private readonly buf: Uint8Array, start: number, private readonly end: number) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  constructor (buf?: Uint8Array, start = 0, end = buf?.byteLength ?? 0) {
+    if (buf != null) this.reset(buf, start, end)
+  }
+
+  reset (buf: Uint8Array, start: number, end: number, view?: DataView): this {
+    if (buf !== this.buf) {
+      this.buf = buf
+      this.view = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    }
     this.pos = start
+    this.end = end
+    return this
   }
 
   get remaining (): number {
@@ -200,6 +218,33 @@ export class FrameReader {
     return s
   }
 
+  /** A string that is likely the same as the last one read this way (a command name). */
+  name (): string {
+    const len = this.u16()
+    this.need(len)
+    const last = this.lastNameBytes
+    if (len === last.byteLength) {
+      let same = true
+      for (let i = 0; i < len; i++) {
+        if (this.buf[this.pos + i] !== last[i]) {
+          same = false
+          break
+        }
+      }
+      if (same) {
+        this.pos += len
+        return this.lastName
+      }
+    }
+    this.pos -= 2
+    const s = this.str()
+    if (len <= 64) {
+      this.lastName = s
+      this.lastNameBytes = this.buf.slice(this.pos - len, this.pos)
+    }
+    return s
+  }
+
   /** A copy, so a queued message never pins the (possibly large) chunk it arrived in. */
   bytes (): Uint8Array {
     const len = this.u32()
@@ -240,6 +285,7 @@ export class FrameReader {
 export class FrameSplitter {
   private parts: Uint8Array[] = []
   private partsLength = 0
+  private readonly reader = new FrameReader()
 
   constructor (
     private readonly maxFrameLength: number,
@@ -265,7 +311,7 @@ export class FrameSplitter {
       if (buf.byteLength - pos - 4 < length) break
       const start = pos + 4
       pos = start + length
-      this.onFrame(buf[start], new FrameReader(buf, start + 1, pos))
+      this.onFrame(buf[start], this.reader.reset(buf, start + 1, pos, view))
     }
     if (pos < buf.byteLength) {
       const rest = buf.subarray(pos)

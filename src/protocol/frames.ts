@@ -20,6 +20,7 @@ export const enum FrameType {
   Ack = 0x14,
   Answer = 0x15,
   Nack = 0x16,
+  ProducerRef = 0x17,
   // both streams, broker to client, first frame
   Welcome = 0x20
 }
@@ -92,7 +93,16 @@ export interface Subscribed { type: FrameType.Subscribed, subId: number, error: 
 
 export interface Unsubscribe { type: FrameType.Unsubscribe, subId: number }
 
-/** Broker → consumer: one message to process. `tag` names this delivery in the settle frames. */
+/**
+ * Broker → consumer: from now on, `ref` in a Deliver on this stream means producer `peer`. Sent
+ * before the first Deliver that needs it; the broker may later reuse a ref for another peer.
+ */
+export interface ProducerRef { type: FrameType.ProducerRef, ref: number, peer: string }
+
+/**
+ * Broker → consumer: one message to process. `tag` names this delivery in the settle frames;
+ * `producer` is a ref given by an earlier ProducerRef frame.
+ */
 export interface Deliver {
   type: FrameType.Deliver
   subId: number
@@ -102,7 +112,7 @@ export interface Deliver {
   timestamp: number
   command: string
   id: string
-  producer: string
+  producer: number
   headers: Record<string, string> | undefined
   kind: number
   payload: Uint8Array
@@ -123,7 +133,7 @@ export interface Welcome { type: FrameType.Welcome, maxPayload: number, version:
 export type ProducerFrame = Hello | Publish
 export type BrokerToProducerFrame = Welcome | Confirm | Reject | Result
 export type ConsumerFrame = Subscribe | Unsubscribe | Ack | Answer | Nack
-export type BrokerToConsumerFrame = Welcome | Subscribed | Deliver
+export type BrokerToConsumerFrame = Welcome | Subscribed | ProducerRef | Deliver
 
 /** The fields of a message the broker relays: structurally shared by Publish and the queue's records. */
 export interface MessageFields {
@@ -167,9 +177,13 @@ export function writeUnsubscribe (w: FrameWriter, subId: number): void {
   w.begin(FrameType.Unsubscribe).u32(subId).end()
 }
 
-export function writeDeliver (w: FrameWriter, subId: number, tag: number, attempt: number, flags: number, timestamp: number, producer: string, m: MessageFields): void {
+export function writeProducerRef (w: FrameWriter, ref: number, peer: string): void {
+  w.begin(FrameType.ProducerRef).u32(ref).str(peer).end()
+}
+
+export function writeDeliver (w: FrameWriter, subId: number, tag: number, attempt: number, flags: number, timestamp: number, producer: number, m: MessageFields): void {
   w.begin(FrameType.Deliver).u32(subId).u32(tag).u16(attempt).u8(flags).f64(timestamp)
-    .str(m.command).str(m.id).str(producer).headers(m.headers).u8(m.kind).bytes(m.payload).end()
+    .str(m.command).str(m.id).u32(producer).headers(m.headers).u8(m.kind).bytes(m.payload).end()
 }
 
 export function writeAck (w: FrameWriter, tag: number): void {
@@ -193,7 +207,7 @@ export function readProducerFrame (type: number, r: FrameReader): ProducerFrame 
   let f: ProducerFrame
   switch (type) {
     case FrameType.Publish:
-      f = { type, seq: r.u32(), flags: r.u8(), command: r.str(), id: r.str(), headers: r.headers(), kind: r.u8(), payload: r.bytes() }
+      f = { type, seq: r.u32(), flags: r.u8(), command: r.name(), id: r.str(), headers: r.headers(), kind: r.u8(), payload: r.bytes() }
       break
     case FrameType.Hello: f = { type, session: r.str() }; break
     default: throw unexpected(type, 'producer')
@@ -245,15 +259,16 @@ export function readBrokerToConsumerFrame (type: number, r: FrameReader): Broker
         attempt: r.u16(),
         flags: r.u8(),
         timestamp: r.f64(),
-        command: r.str(),
+        command: r.name(),
         id: r.str(),
-        producer: r.str(),
+        producer: r.u32(),
         headers: r.headers(),
         kind: r.u8(),
         payload: r.bytes()
       }
       break
     case FrameType.Subscribed: f = { type, subId: r.u32(), error: r.str() }; break
+    case FrameType.ProducerRef: f = { type, ref: r.u32(), peer: r.str() }; break
     case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
     default: throw unexpected(type, 'consumer')
   }
