@@ -8,12 +8,13 @@
  *   (answers { type: 'latency', samples } in µs).
  */
 import { createProducer } from '../src/index.js'
+import { DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { BENCH_COMMAND, CpuMeter, die, onCommand, payload, report, sleep } from './common.js'
 
 async function main (): Promise<void> {
   const [broker, windowText] = process.argv.slice(2)
   if (broker == null) throw new Error('usage: producer-proc <broker> <window>')
-  const window = Number(windowText ?? 20_000)
+  const window = Number(windowText ?? DEFAULT_PRODUCER_WINDOW)
   const producer = await createProducer({
     broker,
     window,

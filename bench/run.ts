@@ -2,8 +2,8 @@
  * p2pmq benchmark: a real relay over TCP on 127.0.0.1, with the broker, the producer and every
  * consumer each in its own process (forked from this one, talking to it over IPC).
  *
- *   a. work queue, 1 consumer: publish() (confirm only), window 20000, 100-byte payloads; the
- *      consumer's handler is synchronous and returns undefined (prefetch 5000); acked/s counted at
+ *   a. work queue, 1 consumer: publish() (confirm only), the default window, 100-byte payloads;
+ *      the consumer's handler is synchronous and returns undefined (default prefetch); acked/s counted at
  *      the consumer between the end of a warm-up and the end of the run
  *   b. the same with 4 consumer processes (sum of their acked/s)
  *   c. request/answer latency with one message in flight: send() in a loop, p50 and p99 in µs
@@ -12,7 +12,8 @@
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
- * (3000), BENCH_LATENCY_WARMUP (200), BENCH_WINDOW (20000), BENCH_PREFETCH (5000), BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * (3000), BENCH_LATENCY_WARMUP (200), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
+ * BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
 import { rmSync } from 'node:fs'
@@ -24,14 +25,15 @@ import {
   ProcGroup, envNumber, killAll, latencyOf, median, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
+import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 
 const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
 const SECONDS = envNumber('BENCH_SECONDS', 5)
 const WARMUP = envNumber('BENCH_WARMUP', 1)
 const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 3000))
 const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 200))
-const WINDOW = Math.round(envNumber('BENCH_WINDOW', 20_000))
-const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', 5_000))
+const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
+const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()))
 

@@ -18,8 +18,12 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
 export const FRAME_OVERHEAD_LIMIT = 64 * 1024
 /** Unacknowledged deliveries a subscription accepts at once. */
 export const DEFAULT_PREFETCH = 1000
-/** Unconfirmed (publish) or unanswered (send) messages a producer keeps out at once. */
-export const DEFAULT_PRODUCER_WINDOW = 10_000
+/**
+ * Unconfirmed (publish) or unanswered (send) messages a producer keeps out at once. Measured on
+ * loopback: 2,000 keeps a broker busy; larger windows only make each message live longer in the
+ * producer (more garbage-collection work) without more throughput.
+ */
+export const DEFAULT_PRODUCER_WINDOW = 2_000
 /** How long a consumer may hold a delivery before the broker gives it to another. */
 export const DEFAULT_VISIBILITY_TIMEOUT = 30_000
 /** How long `send` waits for an answer. */

@@ -86,6 +86,7 @@ export class QueueEngine<Owner> {
   private readonly deadlines = new Deque<InFlight<Owner>>()
   private readonly clock: () => number
   private nextTag = 0
+  private tagsWrapped = false
   private held = 0
 
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
@@ -361,9 +362,10 @@ export class QueueEngine<Owner> {
   }
 
   private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {
-    do {
-      this.nextTag = (this.nextTag + 1) >>> 0
-    } while (this.nextTag === 0 || this.inFlight.has(this.nextTag))
+    this.nextTag = (this.nextTag + 1) >>> 0
+    if (this.nextTag === 0) this.tagsWrapped = true
+    // Until the u32 tags wrap around, a new one cannot be in use.
+    while (this.tagsWrapped && (this.nextTag === 0 || this.inFlight.has(this.nextTag))) this.nextTag = (this.nextTag + 1) >>> 0
     message.attempts++
     const d: InFlight<Owner> = {
       tag: this.nextTag,

@@ -160,7 +160,8 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.group, sub.patterns)
   }
 
-  private async handle (f: Deliver, producer: string, channel: FramedChannel<BrokerToConsumerFrame>): Promise<void> {
+  /** Runs the handler; a synchronous one is settled at once, without a promise. */
+  private handle (f: Deliver, producer: string, channel: FramedChannel<BrokerToConsumerFrame>): void {
     const sub = this.subs.get(f.subId)
     if (sub == null) {
       // Unsubscribed while this was on its way: give it back at once.
@@ -168,7 +169,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       return
     }
     let message: Message | undefined
-    this.active++
+    let result: unknown
     try {
       message = {
         id: f.id,
@@ -179,22 +180,55 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
         producer,
         timestamp: f.timestamp
       }
-      const answer = await withTimeout(sub.handler(message), sub.timeout)
-      if (!channel.isOpen) return
-      if ((f.flags & PublishFlags.WantsAnswer) !== 0) {
-        const { kind, bytes } = encodePayload(answer)
-        writeAnswer(channel.writer, f.tag, kind, bytes)
-      } else {
-        writeAck(channel.writer, f.tag)
-      }
-      this.processed++
+      result = sub.handler(message)
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err))
-      if (message != null) this.events.safeDispatchEvent('handler:error', { detail: { message, error } })
-      if (channel.isOpen) writeNack(channel.writer, f.tag, error instanceof RejectMessage ? 0 : NackFlags.Requeue, error.message)
+      this.failed(f, channel, message, err)
+      return
+    }
+    if (result instanceof Promise) {
+      void this.settleLater(f, channel, message, result, sub.timeout)
+    } else {
+      this.settle(f, channel, message, result)
+    }
+  }
+
+  private async settleLater (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>, message: Message, result: Promise<unknown>, timeout: number): Promise<void> {
+    this.active++
+    let answer: unknown
+    try {
+      answer = await withTimeout(result, timeout)
+    } catch (err) {
+      this.failed(f, channel, message, err)
+      return
     } finally {
       this.active--
     }
+    this.settle(f, channel, message, answer)
+  }
+
+  /** Acks the delivery, or answers it when the producer wants the answer. */
+  private settle (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>, message: Message, answer: unknown): void {
+    if (!channel.isOpen) return
+    if ((f.flags & PublishFlags.WantsAnswer) !== 0) {
+      let encoded: { kind: number, bytes: Uint8Array }
+      try {
+        encoded = encodePayload(answer)
+      } catch (err) {
+        this.failed(f, channel, message, err)
+        return
+      }
+      writeAnswer(channel.writer, f.tag, encoded.kind, encoded.bytes)
+    } else {
+      writeAck(channel.writer, f.tag)
+    }
+    this.processed++
+  }
+
+  /** The handler threw, timed out or gave an answer that cannot be sent: nack, and tell listeners. */
+  private failed (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>, message: Message | undefined, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (message != null) this.events.safeDispatchEvent('handler:error', { detail: { message, error } })
+    if (channel.isOpen) writeNack(channel.writer, f.tag, error instanceof RejectMessage ? 0 : NackFlags.Requeue, error.message)
   }
 }
 
@@ -202,8 +236,7 @@ class HandlerTimeoutError extends Error {
   name = 'HandlerTimeoutError'
 }
 
-async function withTimeout<T> (value: T | Promise<T>, ms: number): Promise<T> {
-  if (!(value instanceof Promise)) return value
+async function withTimeout<T> (value: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     return await Promise.race([

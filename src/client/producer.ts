@@ -19,7 +19,7 @@ import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 
 export interface ProducerOptions extends ClientOptions {
-  /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 10000. */
+  /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 2000. */
   window?: number
   /** Default ms `send` waits for an answer. Default 30000. */
   timeout?: number

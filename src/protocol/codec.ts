@@ -25,6 +25,10 @@ export class FrameWriter {
   private pos = 0
   private frameStart = -1
   private scheduled = false
+  /** Where the last `str` field began, and the last `name` with its encoded field. */
+  private lastStrAt = 0
+  private lastName: string | undefined
+  private lastNameField = new Uint8Array(0)
 
   /**
    * @param onFlush receives the gathered frames; it owns the bytes from then on
@@ -86,7 +90,27 @@ export class FrameWriter {
     const { written } = encoder.encodeInto(s, this.buf.subarray(this.pos + 2))
     if (written > MAX_STRING) throw new MessageTooLargeError(`A string field of ${written} bytes exceeds ${MAX_STRING}`)
     this.view.setUint16(this.pos, written)
+    this.lastStrAt = this.pos
     this.pos += 2 + written
+    return this
+  }
+
+  /** `str` for a string that is likely the same as the last one written this way (a command name). */
+  name (s: string): this {
+    if (s === this.lastName) {
+      const field = this.lastNameField
+      this.ensure(field.byteLength)
+      this.buf.set(field, this.pos)
+      this.pos += field.byteLength
+      return this
+    }
+    this.str(s)
+    // The field as just written, length prefix included.
+    const length = 2 + this.view.getUint16(this.lastStrAt)
+    if (length <= 66) {
+      this.lastName = s
+      this.lastNameField = this.buf.slice(this.pos - length, this.pos)
+    }
     return this
   }
 

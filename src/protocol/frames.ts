@@ -145,7 +145,7 @@ export interface MessageFields {
 }
 
 export function writePublish (w: FrameWriter, seq: number, flags: number, m: MessageFields): void {
-  w.begin(FrameType.Publish).u32(seq).u8(flags).str(m.command).str(m.id).headers(m.headers)
+  w.begin(FrameType.Publish).u32(seq).u8(flags).name(m.command).str(m.id).headers(m.headers)
     .u8(m.kind).bytes(m.payload).end()
 }
 
@@ -183,7 +183,7 @@ export function writeProducerRef (w: FrameWriter, ref: number, peer: string): vo
 
 export function writeDeliver (w: FrameWriter, subId: number, tag: number, attempt: number, flags: number, timestamp: number, producer: number, m: MessageFields): void {
   w.begin(FrameType.Deliver).u32(subId).u32(tag).u16(attempt).u8(flags).f64(timestamp)
-    .str(m.command).str(m.id).u32(producer).headers(m.headers).u8(m.kind).bytes(m.payload).end()
+    .name(m.command).str(m.id).u32(producer).headers(m.headers).u8(m.kind).bytes(m.payload).end()
 }
 
 export function writeAck (w: FrameWriter, tag: number): void {
