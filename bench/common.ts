@@ -49,6 +49,8 @@ export interface ThroughputResult {
 
 export interface LatencyResult {
   count: number
+  /** CPU time of each process per round trip (warm-up included), µs, when measured. */
+  cpuPerTrip?: Record<string, number>
   p50: number
   p99: number
   mean: number

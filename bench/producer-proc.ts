@@ -72,7 +72,7 @@ async function main (): Promise<void> {
           const us = (performance.now() - t0) * 1000
           if (i >= warmup) samples.push(us)
         }
-        report({ type: 'latency', samples })
+        report({ type: 'latency', samples, ...cpu.since() })
         break
       }
     }

@@ -12,7 +12,7 @@
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
- * (3000), BENCH_LATENCY_WARMUP (200), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
+ * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
  * BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
@@ -30,8 +30,10 @@ import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
 const SECONDS = envNumber('BENCH_SECONDS', 5)
 const WARMUP = envNumber('BENCH_WARMUP', 1)
-const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 3000))
-const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 200))
+const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 5000))
+// Long enough for V8 to optimize the hot path (p50 drops ~20% over the first few thousand trips);
+// both systems get the same warm-up.
+const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
@@ -107,14 +109,20 @@ async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputRe
 async function p2pmqLatency (e: Env): Promise<LatencyResult> {
   const group = new ProcGroup(e.env)
   try {
-    const { addr } = await startBroker(group, e)
+    const { broker, addr } = await startBroker(group, e)
     const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'echo', '100'], execArgv('consumer'))
     await consumer.next('ready')
     const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
     await producer.next('ready')
-    const { samples } = await producer.request<Msg & { samples: number[] }>(
+    for (const p of [broker, consumer, producer]) p.send({ cmd: 'mark' })
+    const lat = await producer.request<Msg & { samples: number[], cpuUs: number }>(
       { cmd: 'latency', warmup: LATENCY_WARMUP, count: LATENCY_N }, 'latency', 300_000)
-    return latencyOf(samples)
+    const [stats, counted] = await Promise.all([
+      broker.request<Stats>({ cmd: 'stats' }, 'stats'),
+      consumer.request<Counted>({ cmd: 'end' }, 'counted')
+    ])
+    const trips = LATENCY_WARMUP + LATENCY_N
+    return { ...latencyOf(lat.samples), cpuPerTrip: { broker: stats.cpuUs / trips, consumer: counted.cpuUs / trips, producer: lat.cpuUs / trips } }
   } finally {
     await group.close()
   }
@@ -198,7 +206,10 @@ async function runScenarios (name: string, system: System, progress: (text: stri
 function printDetails (title: string, r: Results): void {
   console.log(`Details (${title}):`)
   for (const line of [...details('a', r.tp1), ...details('b', r.tp4)]) console.log(line)
-  r.lat.forEach((c, i) => { console.log(`  c run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs`) })
+  r.lat.forEach((c, i) => {
+    const cpu = c.cpuPerTrip == null ? '' : '; CPU per round trip: ' + Object.entries(c.cpuPerTrip).map(([role, us]) => `${role} ${int(us)} µs`).join(', ')
+    console.log(`  c run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs${cpu}`)
+  })
 }
 
 async function main (): Promise<void> {
