@@ -1,7 +1,7 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 
@@ -10,7 +10,9 @@ const specs = {
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on', default: '/ip4/127.0.0.1/tcp/0' },
   'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
-  'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails', default: DEFAULT_MAX_ATTEMPTS },
+  'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
+  'high-water': { type: 'number', value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
+  'max-messages': { type: 'number', value: '<n>', help: 'Messages held before publishes are refused', default: DEFAULT_MAX_MESSAGES },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -27,7 +29,9 @@ export async function run (args: string[]): Promise<number> {
     listen: list(flags.listen),
     maxPayload: flags['max-payload'],
     visibilityTimeout: flags['visibility-timeout'],
-    maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts']
+    maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
+    highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
+    maxMessages: flags['max-messages']
   })
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)

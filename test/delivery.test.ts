@@ -200,4 +200,26 @@ describe('delivery', () => {
     await c.subscribe('wait', (m) => m.payload)
     expect(await Promise.all(sends)).toEqual(Array.from({ length: 12 }, (_, i) => i))
   })
+
+  it('holds confirms while consumers lag behind (publisher flow control) and releases them as the queue drains', async () => {
+    const broker = await startBroker({ highWater: 20 })
+    const c = await consumer(broker)
+    const gate = Promise.withResolvers<void>()
+    let handled = 0
+    await c.subscribe('slow', async () => { await gate.promise; handled++ }, { prefetch: 5 })
+    const p = await producer(broker, { window: 100 })
+    let confirmed = 0
+    const publishes = Array.from({ length: 100 }, async (_, i) => { await p.publish('slow', i); confirmed++ })
+    await until(() => broker.node.services.mq.stats().messages === 100, 5000, 'all 100 at the broker')
+    await sleep(200)
+    // 5 in flight and 20 waiting congest the queue: later confirms are held.
+    expect(confirmed).toBeLessThanOrEqual(25)
+    // A queue nobody consumes does not hold confirms, nor does another producer's queue.
+    const other = await producer(broker)
+    await other.publish('nobody-listens', 'x')
+    gate.resolve()
+    await Promise.all(publishes)
+    expect(confirmed).toBe(100)
+    await until(() => handled === 100, 5000, 'all handled')
+  })
 })

@@ -27,6 +27,7 @@ function setup (options: Partial<EngineOptions> = {}) {
   const completed: Array<{ id: string, by: Owner, answer?: { kind: number, payload: Uint8Array } }> = []
   const failed: Array<{ id: string, error: string, by: Owner | undefined }> = []
   const expired: Array<InFlight<Owner>> = []
+  const relieved: string[] = []
   let maxOverPrefetch = 0
   const engine = new QueueEngine<Owner>({
     deliver: (d) => {
@@ -35,8 +36,9 @@ function setup (options: Partial<EngineOptions> = {}) {
     },
     completed: (m, by, answer) => completed.push({ id: m.id, by, answer }),
     failed: (m, error, by) => failed.push({ id: m.id, error, by }),
-    expired: (d) => expired.push(d)
-  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, clock: () => now, ...options })
+    expired: (d) => expired.push(d),
+    relieved: (q) => relieved.push(q.name)
+  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options })
   const of = (owner: Owner): Delivery[] => deliveries.filter((d) => d.owner === owner)
   return {
     engine,
@@ -44,6 +46,7 @@ function setup (options: Partial<EngineOptions> = {}) {
     completed,
     failed,
     expired,
+    relieved,
     of,
     ids: (owner: Owner) => of(owner).map((d) => d.id),
     advance: (ms: number) => { now += ms },
@@ -297,5 +300,41 @@ describe('QueueEngine', () => {
     expect(() => t.engine.subscribe('a', 1, 'g', [], 1)).toThrow(TypeError)
     expect(() => t.engine.subscribe('a', 1, 'g', ['a..b'], 1)).toThrow(TypeError)
     expect(() => t.engine.subscribe('a', 1, 'g', ['work'], 0)).toThrow(TypeError)
+  })
+})
+
+describe('publisher flow control', () => {
+  it('marks a queue with consumers congested at highWater and relieves it at half', () => {
+    const t = setup({ highWater: 10 })
+    t.engine.subscribe('c1', 1, 'g', ['work'], 2)
+    publishMany(t.engine, 'work', 11)
+    // 2 in flight, 9 ready: below the mark.
+    expect(t.engine.congested('work')).toBe(false)
+    publishMany(t.engine, 'work', 1)
+    expect(t.engine.congested('work')).toBe(true)
+    expect(t.engine.congested('other')).toBe(false)
+    // Each ack lets one more out: 10 ready → 9 → … → 5, where it is relieved, once.
+    for (let i = 0; i < 4; i++) t.engine.ack('c1', t.deliveries[i].tag)
+    expect(t.engine.congested('work')).toBe(true)
+    expect(t.relieved).toEqual([])
+    t.engine.ack('c1', t.deliveries[4].tag)
+    expect(t.engine.congested('work')).toBe(false)
+    expect(t.relieved).toEqual(['work@g'])
+    t.engine.ack('c1', t.deliveries[5].tag)
+    expect(t.relieved).toEqual(['work@g'])
+  })
+
+  it('never congests a queue without consumers, and relieves one whose last consumer leaves', () => {
+    const t = setup({ highWater: 3 })
+    publishMany(t.engine, 'waiting', 10) // unrouted: no group wants it yet
+    expect(t.engine.congested('waiting')).toBe(false)
+    const sub = t.engine.subscribe('c1', 1, 'g', ['work'], 1)
+    publishMany(t.engine, 'work', 5)
+    expect(t.engine.congested('work')).toBe(true)
+    t.engine.unsubscribe(sub)
+    expect(t.engine.congested('work')).toBe(false)
+    expect(t.relieved).toEqual(['work@g'])
+    publishMany(t.engine, 'work', 5)
+    expect(t.engine.congested('work')).toBe(false)
   })
 })

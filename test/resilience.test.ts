@@ -71,6 +71,24 @@ describe('resilience', () => {
     expect(got).toEqual(['a', 'b'])
   })
 
+  it('resends an unanswered send, so it survives a broker restart', async () => {
+    const home = await tempDir()
+    const dataDir = `${home}/broker`
+    let broker: BrokerNode = await createBroker({ home, dataDir })
+    onCleanup(async () => { await broker.stop() })
+    const peerId = broker.peerId.toString()
+    const p = await producer({ address: peerId, home })
+    const answer = p.send('later', 'x', { timeout: 20_000 })
+    await until(() => broker.services.mq.stats().messages === 1, 5000, 'the send at the broker')
+    await broker.stop()
+    broker = await createBroker({ home, dataDir })
+    // The new broker started empty; the producer's resend is what it holds.
+    await until(() => broker.services.mq.stats().messages === 1, 10_000, 'the resent send')
+    const c = await consumer({ address: peerId, home })
+    await c.subscribe('later', (m) => `got ${m.payload as string}`)
+    expect(await answer).toBe('got x')
+  })
+
   it('ends a stream that sends a malformed frame and keeps serving everyone else, losing nothing', async () => {
     const broker = await startBroker()
     const good = await producer(broker)
