@@ -17,6 +17,26 @@ async function rawStream (address: string, protocol: string): Promise<Stream> {
   return await node.dialProtocol(multiaddr(address), protocol)
 }
 
+/**
+ * A broker with a kept identity, and a restart that gives it a new port (an in-memory broker
+ * restarts empty). `ref` finds it by peer ID through the address book in `home`.
+ */
+async function restartableBroker (): Promise<{ node: BrokerNode, ref: { address: string, home: string }, restart: () => Promise<void> }> {
+  const home = await tempDir()
+  const dataDir = `${home}/broker`
+  const b = {
+    node: await createBroker({ home, dataDir }),
+    ref: { address: '', home },
+    restart: async () => {
+      await b.node.stop()
+      b.node = await createBroker({ home, dataDir })
+    }
+  }
+  b.ref.address = b.node.peerId.toString()
+  onCleanup(async () => { await b.node.stop() })
+  return b
+}
+
 async function closed (stream: Stream): Promise<void> {
   if (stream.status !== 'open') return
   await new Promise<void>((resolve) => { stream.addEventListener('close', () => { resolve() }, { once: true }) })
@@ -24,67 +44,54 @@ async function closed (stream: Stream): Promise<void> {
 
 describe('resilience', () => {
   it('clients find a restarted broker by peer ID, resubscribe and messages flow again', async () => {
-    const home = await tempDir()
-    const dataDir = `${home}/broker`
-    let broker: BrokerNode = await createBroker({ home, dataDir })
-    onCleanup(async () => { await broker.stop() })
-    const peerId = broker.peerId.toString()
-    const firstAddress = broker.getMultiaddrs()[0].toString()
+    const broker = await restartableBroker()
+    const firstAddress = broker.node.getMultiaddrs()[0].toString()
 
     // By peer ID only: found through the address book.
-    const c = await consumer({ address: peerId, home })
+    const c = await consumer(broker.ref)
     const got: string[] = []
     await c.subscribe('tick', (m) => { got.push(m.payload as string); return 'ok' })
-    const p = await producer({ address: peerId, home })
+    const p = await producer(broker.ref)
     expect(await p.send('tick', 'before')).toBe('ok')
 
-    await broker.stop()
+    await broker.node.stop()
     await until(() => !c.connected && !p.connected, 5000, 'clients to notice')
-    broker = await createBroker({ home, dataDir })
+    await broker.restart()
     // Same identity, new port: the address book tells the clients where it is now.
-    expect(broker.peerId.toString()).toBe(peerId)
-    expect(broker.getMultiaddrs()[0].toString()).not.toBe(firstAddress)
+    expect(broker.node.peerId.toString()).toBe(broker.ref.address)
+    expect(broker.node.getMultiaddrs()[0].toString()).not.toBe(firstAddress)
 
     expect(await p.send('tick', 'after', { timeout: 15_000 })).toBe('ok')
     expect(got).toEqual(['before', 'after'])
-    expect(broker.services.mq.stats().clients.find((x) => x.role === 'consumer')?.subscriptions?.[0].patterns).toEqual(['tick'])
+    expect(broker.node.services.mq.stats().clients.find((x) => x.role === 'consumer')?.subscriptions?.[0].patterns).toEqual(['tick'])
   })
 
   it('resends unconfirmed publishes after a reconnect', async () => {
-    const home = await tempDir()
-    const dataDir = `${home}/broker`
-    let broker: BrokerNode = await createBroker({ home, dataDir })
-    onCleanup(async () => { await broker.stop() })
-    const peerId = broker.peerId.toString()
-    const p = await producer({ address: peerId, home })
+    const broker = await restartableBroker()
+    const p = await producer(broker.ref)
     await p.publish('q', 'first')
-    await broker.stop()
+    await broker.node.stop()
     // Published while the broker is down: held by the producer, sent when it is back.
     const pending = [p.publish('q', 'a'), p.publish('q', 'b')]
     await sleep(200)
-    broker = await createBroker({ home, dataDir })
+    await broker.restart()
     await Promise.all(pending)
     const got: string[] = []
-    const c = await consumer({ address: peerId, home })
+    const c = await consumer(broker.ref)
     await c.subscribe('q', (m) => { got.push(m.payload as string) })
     await until(() => got.length === 2, 5000, 'resent messages')
     expect(got).toEqual(['a', 'b'])
   })
 
   it('resends an unanswered send, so it survives a broker restart', async () => {
-    const home = await tempDir()
-    const dataDir = `${home}/broker`
-    let broker: BrokerNode = await createBroker({ home, dataDir })
-    onCleanup(async () => { await broker.stop() })
-    const peerId = broker.peerId.toString()
-    const p = await producer({ address: peerId, home })
+    const broker = await restartableBroker()
+    const p = await producer(broker.ref)
     const answer = p.send('later', 'x', { timeout: 20_000 })
-    await until(() => broker.services.mq.stats().messages === 1, 5000, 'the send at the broker')
-    await broker.stop()
-    broker = await createBroker({ home, dataDir })
+    await until(() => broker.node.services.mq.stats().messages === 1, 5000, 'the send at the broker')
+    await broker.restart()
     // The new broker started empty; the producer's resend is what it holds.
-    await until(() => broker.services.mq.stats().messages === 1, 10_000, 'the resent send')
-    const c = await consumer({ address: peerId, home })
+    await until(() => broker.node.services.mq.stats().messages === 1, 10_000, 'the resent send')
+    const c = await consumer(broker.ref)
     await c.subscribe('later', (m) => `got ${m.payload as string}`)
     expect(await answer).toBe('got x')
   })

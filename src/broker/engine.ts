@@ -130,8 +130,7 @@ export class QueueEngine<Owner> {
 
   /** True when a message with this command would go to a congested queue. */
   congested (command: string): boolean {
-    const queues = this.routes.get(command)
-    if (queues == null) return false
+    const queues = this.route(command)
     for (let i = 0; i < queues.length; i++) {
       if (queues[i].congested) return true
     }

@@ -139,7 +139,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.Deliver: {
         const producer = this.producers.get(f.producer)
         if (producer == null) throw new ProtocolError(`Deliver names producer ref ${f.producer}, which the broker has not given`)
-        void this.handle(f, producer, this.channel as FramedChannel<BrokerToConsumerFrame>)
+        this.handle(f, producer, this.channel as FramedChannel<BrokerToConsumerFrame>)
         break
       }
       case FrameType.ProducerRef: this.producers.set(f.ref, f.peer); break

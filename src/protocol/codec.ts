@@ -16,6 +16,8 @@ const MIN_BUFFER = 64 * 1024
 /** Below this many free bytes a fresh buffer is taken for the next frames. */
 const MIN_FREE = 4 * 1024
 const MAX_STRING = 0xffff
+/** Longest name (in UTF-8 bytes) that `name()` remembers. */
+const MAX_CACHED_NAME = 64
 
 export class FrameWriter {
   private buf = new Uint8Array(MIN_BUFFER)
@@ -107,7 +109,7 @@ export class FrameWriter {
     this.str(s)
     // The field as just written, length prefix included.
     const length = 2 + this.view.getUint16(this.lastStrAt)
-    if (length <= 66) {
+    if (length <= 2 + MAX_CACHED_NAME) {
       this.lastName = s
       this.lastNameField = this.buf.slice(this.pos - length, this.pos)
     }
@@ -180,10 +182,6 @@ export class FrameReader {
   /** The last string read by `name()`, and its bytes: commands repeat, so most are not decoded again. */
   private lastName = ''
   private lastNameBytes = new Uint8Array(0)
-
-  constructor (buf?: Uint8Array, start = 0, end = buf?.byteLength ?? 0) {
-    if (buf != null) this.reset(buf, start, end)
-  }
 
   reset (buf: Uint8Array, start: number, end: number, view?: DataView): this {
     if (buf !== this.buf) {
@@ -262,7 +260,7 @@ export class FrameReader {
     }
     this.pos -= 2
     const s = this.str()
-    if (len <= 64) {
+    if (len <= MAX_CACHED_NAME) {
       this.lastName = s
       this.lastNameBytes = this.buf.slice(this.pos - len, this.pos)
     }
