@@ -40,6 +40,9 @@ import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
 import { clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
 import { createNode, type P2PMQNode } from './node.js'
+import { LevelStore } from './store/level-store.js'
+import { MemoryStore } from './store/store.js'
+import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -51,6 +54,9 @@ export type { ProducerOptions, PublishOptions, SendOptions, Reply, ProducerEvent
 export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
+export { LevelStore } from './store/level-store.js'
+export { MemoryStore } from './store/store.js'
+export type { Store, StoreOp } from './store/store.js'
 export type { P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
 export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
@@ -58,8 +64,10 @@ export * from './errors.js'
 export * from './constants.js'
 
 export interface CreateBrokerOptions extends BrokerInit {
-  /** Where the broker keeps its identity (default `<home>/broker`). */
+  /** Where the broker keeps its identity and its message store (default `<home>/broker`). */
   dataDir?: string
+  /** Keep messages in memory only: nothing survives a restart. Default false (LevelDB in `<dataDir>/store`). */
+  memory?: boolean
   /** Multiaddrs to listen on (default `/ip4/127.0.0.1/tcp/0`). */
   listen?: string[]
   /** The p2pmq home, for the address book (default `~/.p2pmq` or P2PMQ_HOME). */
@@ -73,11 +81,12 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService }>
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { dataDir, listen, home, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen, memory = false, ...init } = options
+  const store = init.store ?? (memory ? new MemoryStore() : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
-    dataDir: dataDir ?? defaultBrokerDataDir(home),
+    dataDir,
     listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],
-    services: { mq: broker(init) }
+    services: { mq: broker({ ...init, store }) }
   })
   // Writes are chained so the newest addresses are the ones left in the book.
   let recording = Promise.resolve()

@@ -42,6 +42,12 @@ export interface EngineEvents<Owner> {
   expired?: (delivery: InFlight<Owner>) => void
   /** A congested queue is no longer congested: confirms held for it may go. */
   relieved?: (queue: Queue) => void
+  /** A message entered a queue: a group's copy made at publish, or an unrouted message a group took. */
+  enqueued?: (message: QueuedMessage, queue: Queue) => void
+  /** A published message waits for a group that wants its command. */
+  unrouted?: (message: QueuedMessage) => void
+  /** A group bound a pattern for the first time. */
+  bound?: (group: string, pattern: string) => void
 }
 
 export interface EngineOptions {
@@ -113,13 +119,16 @@ export class QueueEngine<Owner> {
       }
       waiting.push(message)
       this.held++
+      this.events.unrouted?.(message)
       return true
     }
     // Every group's copy is made before any is delivered: delivering raises the attempt count.
     for (let i = 0; i < queues.length; i++) {
+      const copy = i === 0 ? message : { ...message }
       queues[i].published++
-      queues[i].ready.push(i === 0 ? message : { ...message })
+      queues[i].ready.push(copy)
       this.held++
+      this.events.enqueued?.(copy, queues[i])
     }
     for (const queue of queues) {
       this.drain(queue)
@@ -158,14 +167,7 @@ export class QueueEngine<Owner> {
       nextQueue: 0
     }
     const g = this.group(group)
-    let newBinding = false
-    for (let i = 0; i < patterns.length; i++) {
-      if (!g.bindings.has(patterns[i])) {
-        g.bindings.set(patterns[i], matchers[i])
-        newBinding = true
-      }
-    }
-    if (newBinding) this.routes.clear()
+    for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
     g.subs.add(sub)
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
@@ -176,7 +178,10 @@ export class QueueEngine<Owner> {
       this.unrouted.delete(command)
       const queue = this.queueOf(g, command)
       queue.published += waiting.length
-      for (const m of waiting.drain()) queue.ready.push(m)
+      for (const m of waiting.drain()) {
+        queue.ready.push(m)
+        this.events.enqueued?.(m, queue)
+      }
     }
     this.fill(sub)
     return sub
@@ -238,6 +243,38 @@ export class QueueEngine<Owner> {
     return true
   }
 
+  /** Binds a pattern to a group that has no subscription now: a binding kept from an earlier run, so no `bound` event. */
+  bind (group: string, pattern: string): void {
+    const error = patternError(pattern)
+    if (error != null) throw new TypeError(error)
+    this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
+  }
+
+  /** The queue of `command` in `group`, if it exists. */
+  queue (command: string, group: string): Queue | undefined {
+    return this.groups.get(group)?.queues.get(command)
+  }
+
+  /**
+   * Puts back a message kept from an earlier run, without events: at the tail of its group's
+   * queue, or unrouted when `group` is ''. Its attempts count the deliveries already made.
+   */
+  restore (message: QueuedMessage, group: string): void {
+    this.held++
+    if (group === '') {
+      let waiting = this.unrouted.get(message.command)
+      if (waiting == null) {
+        waiting = new Deque()
+        this.unrouted.set(message.command, waiting)
+      }
+      waiting.push(message)
+      return
+    }
+    const queue = this.queueOf(this.group(group), message.command)
+    queue.published++
+    queue.ready.push(message)
+  }
+
   /** Takes back every delivery whose deadline has passed. Returns how many. */
   expire (): number {
     const now = this.clock()
@@ -289,6 +326,13 @@ export class QueueEngine<Owner> {
       this.groups.set(name, g)
     }
     return g
+  }
+
+  private addBinding (g: Group, pattern: string, matches: (command: string) => boolean, announce = true): void {
+    if (g.bindings.has(pattern)) return
+    g.bindings.set(pattern, matches)
+    this.routes.clear()
+    if (announce) this.events.bound?.(g.name, pattern)
   }
 
   private queueOf (g: Group, command: string): Queue {

@@ -12,13 +12,16 @@ export interface KeptResult {
   kind: number
   payload: Uint8Array
   keptAt: number
+  /** Where the store keeps it (set by the journal). */
+  key?: Uint8Array
 }
 
 export class Mailbox {
   private readonly boxes = new Map<string, Deque<KeptResult>>()
   dropped = 0
 
-  constructor (private readonly retention: number, private readonly maxPerProducer: number) {}
+  /** @param removed called for every result that leaves the mailbox: taken, expired or pushed out */
+  constructor (private readonly retention: number, private readonly maxPerProducer: number, private readonly removed: (r: KeptResult) => void = () => {}) {}
 
   keep (producer: string, result: KeptResult): void {
     let box = this.boxes.get(producer)
@@ -28,7 +31,7 @@ export class Mailbox {
     }
     box.push(result)
     if (box.length > this.maxPerProducer) {
-      box.shift()
+      this.removed(box.shift() as KeptResult)
       this.dropped++
     }
   }
@@ -38,14 +41,16 @@ export class Mailbox {
     const box = this.boxes.get(producer)
     if (box == null) return []
     this.boxes.delete(producer)
-    return box.drain().filter((r) => now - r.keptAt <= this.retention)
+    const results = box.drain()
+    for (const r of results) this.removed(r)
+    return results.filter((r) => now - r.keptAt <= this.retention)
   }
 
   /** Drops results older than the retention time. */
   sweep (now: number): void {
     for (const [producer, box] of this.boxes) {
       while (box.length > 0 && now - (box.peek() as KeptResult).keptAt > this.retention) {
-        box.shift()
+        this.removed(box.shift() as KeptResult)
         this.dropped++
       }
       if (box.length === 0) this.boxes.delete(producer)

@@ -17,6 +17,8 @@ export interface QueuedMessage extends MessageFields {
   /** Deliveries so far. */
   attempts: number
   lastError?: string
+  /** Where the store keeps it (set by the journal). */
+  key?: Uint8Array
 }
 
 /** A subscription as the engine sees it: a competing consumer with prefetch credit. */

@@ -12,7 +12,9 @@ import {
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
 import { QueueEngine, type QueueStats } from './engine.js'
+import { Journal } from './journal.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
+import { MemoryStore, type Store } from '../store/store.js'
 import { commandError } from './topic.js'
 import { ConsumerSession, ProducerSession, type ProducerSeq, type SessionContext } from './sessions.js'
 import type { QueuedMessage } from './queue.js'
@@ -38,6 +40,11 @@ export interface BrokerInit {
   maxKeptAnswers?: number
   /** ms a disconnected producer session is remembered, to drop what it resends when it returns. */
   dedupWindow?: number
+  /**
+   * Where messages, bindings and kept answers are kept; the broker starts from what it holds. A
+   * publish is confirmed, and an answer relayed, once the store has synced it. Default: in memory.
+   */
+  store?: Store
 }
 
 export interface BrokerComponents {
@@ -95,7 +102,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
   private readonly validCommands = new Set<string>()
   private readonly ctx: SessionContext
-  private readonly options: Required<BrokerInit>
+  private readonly journal: Journal
+  private readonly options: Required<Omit<BrokerInit, 'store'>>
   private timer?: ReturnType<typeof setInterval>
   private started = false
 
@@ -112,18 +120,27 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
       dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW
     }
-    this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers)
+    this.journal = new Journal(init.store ?? new MemoryStore(), (err) => { this.log.error('writing to the message store failed: %s', err.message) })
+    this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal.forgetAnswer(r) })
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
       completed: (m, by, answer) => {
-        if (answer != null) this.relay(m, { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 })
+        this.journal.completed(m)
+        if (answer == null) return
+        const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
+        // Only once the completion is on disk: an answered message never comes back after a restart.
+        this.journal.whenDurable(() => { this.relay(m, result) })
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
-        if (m.wantsAnswer) {
-          this.relay(m, { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 })
-        }
+        this.journal.failed(m)
+        if (!m.wantsAnswer) return
+        const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
+        this.journal.whenDurable(() => { this.relay(m, result) })
       },
+      enqueued: (m, queue) => { this.journal.enqueued(m, queue) },
+      unrouted: (m) => { this.journal.unrouted(m) },
+      bound: (group, pattern) => { this.journal.bound(group, pattern) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => {
         for (const s of this.blocked) {
@@ -142,16 +159,16 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         return error
       },
       producerSession: (peer, session) => {
-        const key = `${peer}/${session}`
-        let seq = this.producerSeqs.get(key)
-        if (seq == null) {
-          seq = { lastSeq: 0, streams: 0, closedAt: 0 }
-          this.producerSeqs.set(key, seq)
-        }
+        const seq = this.producerSeq(peer, session)
         seq.streams++
         return seq
       },
+      storeSeq: (seq) => {
+        seq.storedSeq = seq.lastSeq
+        this.journal.producerSeq(seq.peer, seq.session, seq.lastSeq)
+      },
       blocked: (s) => { this.blocked.add(s) },
+      whenDurable: (done) => { this.journal.whenDurable(done) },
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
         this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
@@ -161,6 +178,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   async start (): Promise<void> {
+    await this.journal.store.open()
+    const recovered = await this.journal.recover(this.engine, {
+      keepAnswer: (producer, answer) => { this.mailbox.keep(producer, answer) },
+      // As if its streams had just closed: remembered for the dedup window from now.
+      producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) }
+    })
+    if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
     await this.components.registrar.handle(CONSUMER_PROTOCOL, (s, c) => { this.accept('consumer', s, c) }, opts)
@@ -176,6 +200,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     await this.components.registrar.unhandle(PRODUCER_PROTOCOL)
     await this.components.registrar.unhandle(CONSUMER_PROTOCOL)
     for (const s of [...this.sessions]) s.close()
+    await this.journal.close()
   }
 
   isStarted (): boolean {
@@ -224,6 +249,17 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     this.safeDispatchEvent('client:leave', { detail: { peer: s.peer, role: s.role, error: err } })
   }
 
+  /** The record of a producer session's seqs, made on first use. */
+  private producerSeq (peer: string, session: string): ProducerSeq {
+    const key = `${peer}/${session}`
+    let seq = this.producerSeqs.get(key)
+    if (seq == null) {
+      seq = { peer, session, lastSeq: 0, storedSeq: 0, streams: 0, closedAt: 0 }
+      this.producerSeqs.set(key, seq)
+    }
+    return seq
+  }
+
   /** Sends a result to the stream the message came on, else to the same peer's newest stream, else keeps it. */
   private relay (m: QueuedMessage, r: KeptResult): void {
     const origin = m.origin as ProducerSession | undefined
@@ -233,6 +269,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       session.sendResult(r)
     } else {
       r.keptAt = Date.now()
+      this.journal.keepAnswer(m.producer, r)
       this.mailbox.keep(m.producer, r)
     }
   }
@@ -242,7 +279,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const now = Date.now()
     this.mailbox.sweep(now)
     for (const [key, seq] of this.producerSeqs) {
-      if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) this.producerSeqs.delete(key)
+      if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) {
+        this.producerSeqs.delete(key)
+        if (seq.storedSeq > 0) this.journal.forgetProducerSeq(seq.peer, seq.session)
+      }
     }
   }
 }

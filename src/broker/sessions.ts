@@ -23,7 +23,11 @@ export const BROKER_VERSION = '0.1.0'
  * order on a new stream, so a Publish whose seq is not above this one is a resent duplicate.
  */
 export interface ProducerSeq {
+  readonly peer: string
+  readonly session: string
   lastSeq: number
+  /** The lastSeq the store has (so resends are dropped after a broker restart too). */
+  storedSeq: number
   /** Producer streams of this session open now; the record is kept while any is. */
   streams: number
   /** When the last of them closed. */
@@ -41,6 +45,10 @@ export interface SessionContext {
   producerSession: (peer: string, session: string) => ProducerSeq
   /** The session holds confirms for congested queues; call its `unblock()` when one is relieved. */
   blocked: (session: ProducerSession) => void
+  /** Writes `seq.lastSeq` to the store. */
+  storeSeq: (seq: ProducerSeq) => void
+  /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
+  whenDurable: (done: (err?: Error) => void) => void
   closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
   protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
 }
@@ -78,15 +86,18 @@ abstract class Session<In> {
 
 /**
  * Confirms are cumulative ("every seq up to N that was not rejected is taken"), one per batch of
- * incoming frames. A send (wants an answer) is not confirmed: its result confirms it. While a
- * publish went to a congested queue the confirm is held, so the producer's window fills and it
- * waits (publisher flow control).
+ * incoming frames, sent once the store has synced the batch. A send (wants an answer) is not
+ * confirmed: its result confirms it. While a publish went to a congested queue the confirm is
+ * held, so the producer's window fills and it waits (publisher flow control).
  */
 export class ProducerSession extends Session<ProducerFrame> {
   readonly role = 'producer'
   private seq?: ProducerSeq
-  /** The highest seq taken and not yet confirmed; 0 when there is none. */
-  private confirmUpTo = 0
+  /** Seqs up to these are taken, waited for on disk, on disk, and confirmed. */
+  private takenUpTo = 0
+  private syncingUpTo = 0
+  private durableUpTo = 0
+  private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
   private readonly blockedOn = new Set<string>()
 
@@ -109,7 +120,7 @@ export class ProducerSession extends Session<ProducerFrame> {
     const wantsAnswer = (f.flags & PublishFlags.WantsAnswer) !== 0
     if (f.seq <= seq.lastSeq) {
       // A resend of a message the broker already has: confirm it again, keep one copy.
-      if (!wantsAnswer && f.seq > this.confirmUpTo) this.confirmUpTo = f.seq
+      if (!wantsAnswer && f.seq > this.takenUpTo) this.takenUpTo = f.seq
       return
     }
     seq.lastSeq = f.seq
@@ -143,7 +154,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       return
     }
     if (wantsAnswer) return
-    this.confirmUpTo = f.seq
+    this.takenUpTo = f.seq
     if (this.ctx.engine.congested(f.command)) {
       if (this.blockedOn.size === 0) this.ctx.blocked(this)
       this.blockedOn.add(f.command)
@@ -151,6 +162,21 @@ export class ProducerSession extends Session<ProducerFrame> {
   }
 
   protected onBatchEnd (): void {
+    if (this.seq != null && this.seq.lastSeq > this.seq.storedSeq) this.ctx.storeSeq(this.seq)
+    if (this.takenUpTo <= this.syncingUpTo) return
+    const from = this.syncingUpTo
+    const upTo = this.syncingUpTo = this.takenUpTo
+    this.ctx.whenDurable((err) => { this.durable(from, upTo, err) })
+  }
+
+  /** Seqs (from, upTo] are on disk, or could not be written: then they are rejected, not confirmed. */
+  private durable (from: number, upTo: number, err?: Error): void {
+    if (err != null && this.isOpen) {
+      for (let seq = from + 1; seq <= upTo; seq++) {
+        writeReject(this.channel.writer, seq, RejectCode.Unavailable, `The broker could not store the message: ${err.message}`)
+      }
+    }
+    this.durableUpTo = upTo
     this.flushConfirm()
   }
 
@@ -165,9 +191,9 @@ export class ProducerSession extends Session<ProducerFrame> {
   }
 
   private flushConfirm (): void {
-    if (this.confirmUpTo === 0 || this.blockedOn.size > 0 || !this.isOpen) return
-    writeConfirm(this.channel.writer, this.confirmUpTo)
-    this.confirmUpTo = 0
+    if (this.durableUpTo <= this.confirmedUpTo || this.blockedOn.size > 0 || !this.isOpen) return
+    writeConfirm(this.channel.writer, this.durableUpTo)
+    this.confirmedUpTo = this.durableUpTo
   }
 
   sendResult (r: KeptResult): void {

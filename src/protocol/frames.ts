@@ -41,7 +41,9 @@ export const enum ResultStatus {
 export const enum RejectCode {
   TooLarge = 1,
   Full = 2,
-  Invalid = 3
+  Invalid = 3,
+  /** The broker could not store the message (a full or read-only disk). */
+  Unavailable = 4
 }
 
 /** Producer → broker: one message. `seq` is the producer's, echoed in the confirm or reject. */

@@ -1,0 +1,156 @@
+/**
+ * The journal writes the broker's state to its store as the engine changes it, and reads it back
+ * when the broker starts: every message not yet completed (delivered again after a restart), the
+ * groups' bindings, and answers kept for disconnected producers. Writes go through a group commit;
+ * `whenDurable` tells when what was written so far is on disk, which is when the broker confirms a
+ * publish or relays an answer.
+ */
+import { GroupCommit, type Durable } from '../store/group-commit.js'
+import {
+  ANSWER_PREFIX, BINDING_PREFIX, MESSAGE_PREFIX, MessageState, PRODUCER_SEQ_PREFIX, QUEUE_PREFIX,
+  answerKey, bindingKey, decodeAnswer, decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage,
+  encodeQueue, encodeSeq, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey
+} from './records.js'
+import type { Store } from '../store/store.js'
+import type { QueueEngine } from './engine.js'
+import type { KeptResult } from './mailbox.js'
+import type { Queue, QueuedMessage } from './queue.js'
+
+/** Queue id 0 holds messages that no group wants yet. */
+const UNROUTED = 0
+
+export interface Recovered {
+  messages: number
+  answers: number
+}
+
+/** What the broker holds besides queues, handed back on recovery. */
+export interface RecoverInto {
+  keepAnswer: (producer: string, answer: KeptResult) => void
+  producerSeq: (peer: string, session: string, lastSeq: number) => void
+}
+
+export class Journal {
+  private readonly commit: GroupCommit
+  private readonly queueIds = new Map<Queue, number>()
+  private nextQueueId = 1
+  private nextMessage = 1
+  private nextAnswer = 1
+
+  constructor (readonly store: Store, onError: (err: Error) => void) {
+    this.commit = new GroupCommit(store, onError)
+  }
+
+  /** Batches written and ops in them since the start. */
+  get writes (): { batches: number, ops: number } {
+    return { batches: this.commit.batches, ops: this.commit.written }
+  }
+
+  /**
+   * Reads the store into `engine` (bindings, then messages in publish order per queue), and kept
+   * answers and producer seqs into `into`. Call once, before any client is served.
+   */
+  async recover (engine: QueueEngine<any>, into: RecoverInto): Promise<Recovered> {
+    for await (const [key] of this.store.entries(BINDING_PREFIX)) {
+      const [group, pattern] = parsePairKey(key)
+      engine.bind(group, pattern)
+    }
+    for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
+      const [peer, session] = parsePairKey(key)
+      into.producerSeq(peer, session, decodeSeq(value))
+    }
+    const queues = new Map<number, { command: string, group: string }>()
+    for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
+      const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
+      queues.set(id, decodeQueue(value))
+      this.nextQueueId = Math.max(this.nextQueueId, id + 1)
+    }
+    let messages = 0
+    for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
+      const { queueId, n } = parseMessageKey(key)
+      this.nextMessage = Math.max(this.nextMessage, n + 1)
+      const { message, state } = decodeMessage(value)
+      if (state === MessageState.Completed || state === MessageState.Error) continue
+      message.key = key
+      const queue = queueId === UNROUTED ? undefined : queues.get(queueId)
+      engine.restore(message, queue?.group ?? '')
+      messages++
+    }
+    // Recovered queues keep their ids, so their messages keep their keys.
+    for (const [id, q] of queues) {
+      const queue = engine.queue(q.command, q.group)
+      if (queue != null) this.queueIds.set(queue, id)
+    }
+    let answers = 0
+    for await (const [key, value] of this.store.entries(ANSWER_PREFIX)) {
+      this.nextAnswer = Math.max(this.nextAnswer, parseAnswerKey(key) + 1)
+      const { producer, answer } = decodeAnswer(value)
+      answer.key = key
+      into.keepAnswer(producer, answer)
+      answers++
+    }
+    return { messages, answers }
+  }
+
+  /** A message entered a queue (a copy at publish, or taken from the unrouted ones). */
+  enqueued (m: QueuedMessage, queue: Queue): void {
+    if (m.key != null) this.commit.del(m.key)
+    m.key = messageKey(this.queueId(queue), this.nextMessage++)
+    this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
+  }
+
+  unrouted (m: QueuedMessage): void {
+    m.key = messageKey(UNROUTED, this.nextMessage++)
+    this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
+  }
+
+  bound (group: string, pattern: string): void {
+    this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
+  }
+
+  completed (m: QueuedMessage): void {
+    if (m.key != null) this.commit.del(m.key)
+  }
+
+  /** Kept with its last error (state Error), for the dead letters to come. */
+  failed (m: QueuedMessage): void {
+    if (m.key != null) this.commit.put(m.key, encodeMessage(m, MessageState.Error, Date.now()))
+  }
+
+  keepAnswer (producer: string, a: KeptResult): void {
+    a.key = answerKey(this.nextAnswer++)
+    this.commit.put(a.key, encodeAnswer(producer, a))
+  }
+
+  forgetAnswer (a: KeptResult): void {
+    if (a.key != null) this.commit.del(a.key)
+  }
+
+  /** The highest seq taken from a producer session, so its resends are still dropped after a restart. */
+  producerSeq (peer: string, session: string, lastSeq: number): void {
+    this.commit.put(producerSeqKey(peer, session), encodeSeq(lastSeq))
+  }
+
+  forgetProducerSeq (peer: string, session: string): void {
+    this.commit.del(producerSeqKey(peer, session))
+  }
+
+  whenDurable (done: Durable): void {
+    this.commit.whenDurable(done)
+  }
+
+  async close (): Promise<void> {
+    await this.commit.flush()
+    await this.store.close()
+  }
+
+  private queueId (queue: Queue): number {
+    let id = this.queueIds.get(queue)
+    if (id == null) {
+      id = this.nextQueueId++
+      this.queueIds.set(queue, id)
+      this.commit.put(queueKey(id), encodeQueue(queue.command, queue.group))
+    }
+    return id
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * What the broker keeps in its store, and the keys it keeps it under. Keys sort as bytes, so a
+ * prefix reads one kind, and a queue's messages come back in publish order:
+ *
+ *   M queueId:u32 n:u64   a message copy in a queue (queue 0: waiting for a group), see MessageRecord
+ *   Q queueId:u32         a queue's command and group
+ *   B group pattern       a group's binding (strings length-prefixed), empty value
+ *   A n:u64               an answer kept for a disconnected producer
+ *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
+ *
+ * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
+ * what it is, so a record is read with the same checked reader as a frame.
+ */
+import { FrameReader, FrameWriter } from '../protocol/codec.js'
+import { ProtocolError } from '../errors.js'
+import type { KeptResult } from './mailbox.js'
+import type { QueuedMessage } from './queue.js'
+
+export const enum MessageState {
+  Pending = 0,
+  InProcess = 1,
+  Completed = 2,
+  Error = 3
+}
+
+const enum Kind {
+  Message = 0x4d, // M
+  Queue = 0x51, // Q
+  Binding = 0x42, // B
+  Answer = 0x41, // A
+  ProducerSeq = 0x50 // P
+}
+
+export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
+export const QUEUE_PREFIX = new Uint8Array([Kind.Queue])
+export const BINDING_PREFIX = new Uint8Array([Kind.Binding])
+export const ANSWER_PREFIX = new Uint8Array([Kind.Answer])
+export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
+
+export function messageKey (queueId: number, n: number): Uint8Array {
+  const key = new Uint8Array(13)
+  const v = new DataView(key.buffer)
+  key[0] = Kind.Message
+  v.setUint32(1, queueId)
+  setU64(v, 5, n)
+  return key
+}
+
+export function queueKey (queueId: number): Uint8Array {
+  const key = new Uint8Array(5)
+  key[0] = Kind.Queue
+  new DataView(key.buffer).setUint32(1, queueId)
+  return key
+}
+
+export function answerKey (n: number): Uint8Array {
+  const key = new Uint8Array(9)
+  key[0] = Kind.Answer
+  setU64(new DataView(key.buffer), 1, n)
+  return key
+}
+
+export function bindingKey (group: string, pattern: string): Uint8Array {
+  return pairKey(Kind.Binding, group, pattern)
+}
+
+export function producerSeqKey (peer: string, session: string): Uint8Array {
+  return pairKey(Kind.ProducerSeq, peer, session)
+}
+
+/** The two strings of a binding or producer-seq key. */
+export function parsePairKey (key: Uint8Array): [string, string] {
+  const r = reader.reset(key, 1, key.byteLength)
+  const pair: [string, string] = [r.str(), r.str()]
+  r.done()
+  return pair
+}
+
+export function encodeSeq (seq: number): Uint8Array {
+  const value = new Uint8Array(4)
+  new DataView(value.buffer).setUint32(0, seq)
+  return value
+}
+
+export function decodeSeq (value: Uint8Array): number {
+  if (value.byteLength !== 4) throw new ProtocolError('A stored producer seq is not 4 bytes')
+  return new DataView(value.buffer, value.byteOffset, 4).getUint32(0)
+}
+
+/** A key of the kind byte and two length-prefixed strings. */
+function pairKey (kind: Kind, a: string, b: string): Uint8Array {
+  // A frame without its length field: the kind byte, then the strings.
+  return encode(kind, (w) => w.str(a).str(b)).slice(4)
+}
+
+/** The queue id and sequence number in a message key. */
+export function parseMessageKey (key: Uint8Array): { queueId: number, n: number } {
+  const v = new DataView(key.buffer, key.byteOffset, key.byteLength)
+  return { queueId: v.getUint32(1), n: getU64(v, 5) }
+}
+
+export function parseAnswerKey (key: Uint8Array): number {
+  return getU64(new DataView(key.buffer, key.byteOffset, key.byteLength), 1)
+}
+
+export function encodeMessage (m: QueuedMessage, state: MessageState, updatedAt: number): Uint8Array {
+  return encode(Kind.Message, (w) => w.u8(state).u16(Math.min(m.attempts, 0xffff)).u8(m.wantsAnswer ? 1 : 0)
+    .f64(m.timestamp).f64(updatedAt).name(m.command).str(m.id).str(m.producer).str(m.lastError ?? '')
+    .headers(m.headers).u8(m.kind).bytes(m.payload))
+}
+
+export function decodeMessage (value: Uint8Array): { message: QueuedMessage, state: MessageState, updatedAt: number } {
+  const r = open(value, Kind.Message)
+  const state = r.u8() as MessageState
+  const attempts = r.u16()
+  const wantsAnswer = r.u8() === 1
+  const timestamp = r.f64()
+  const updatedAt = r.f64()
+  const command = r.name()
+  const id = r.str()
+  const producer = r.str()
+  const lastError = r.str()
+  const message: QueuedMessage = {
+    command,
+    id,
+    producer,
+    timestamp,
+    wantsAnswer,
+    attempts,
+    lastError: lastError === '' ? undefined : lastError,
+    headers: r.headers(),
+    kind: r.u8(),
+    payload: r.bytes()
+  }
+  r.done()
+  return { message, state, updatedAt }
+}
+
+export function encodeQueue (command: string, group: string): Uint8Array {
+  return encode(Kind.Queue, (w) => w.str(command).str(group))
+}
+
+export function decodeQueue (value: Uint8Array): { command: string, group: string } {
+  const r = open(value, Kind.Queue)
+  const q = { command: r.str(), group: r.str() }
+  r.done()
+  return q
+}
+
+export function encodeAnswer (producer: string, a: KeptResult): Uint8Array {
+  return encode(Kind.Answer, (w) => w.str(producer).str(a.id).str(a.consumer).u8(a.status).u16(a.attempts)
+    .u8(a.kind).f64(a.keptAt).bytes(a.payload))
+}
+
+export function decodeAnswer (value: Uint8Array): { producer: string, answer: KeptResult } {
+  const r = open(value, Kind.Answer)
+  const producer = r.str()
+  const answer: KeptResult = { id: r.str(), consumer: r.str(), status: r.u8(), attempts: r.u16(), kind: r.u8(), keptAt: r.f64(), payload: r.bytes() }
+  r.done()
+  return { producer, answer }
+}
+
+// One writer and one reader serve every record: the writer hands each record over whole.
+let encoded: Uint8Array | undefined
+const writer = new FrameWriter((bytes) => { encoded = bytes })
+const reader = new FrameReader()
+
+function encode (kind: Kind, fields: (w: FrameWriter) => unknown): Uint8Array {
+  fields(writer.begin(kind))
+  writer.end()
+  writer.flush()
+  const out = encoded as Uint8Array
+  encoded = undefined
+  return out
+}
+
+function open (value: Uint8Array, kind: Kind): FrameReader {
+  if (value.byteLength < 5 || value[4] !== kind) throw new ProtocolError(`A stored record is not of kind ${String.fromCharCode(kind)}`)
+  return reader.reset(value, 5, value.byteLength)
+}
+
+function setU64 (v: DataView, at: number, n: number): void {
+  v.setUint32(at, Math.floor(n / 2 ** 32))
+  v.setUint32(at + 4, n >>> 0)
+}
+
+function getU64 (v: DataView, at: number): number {
+  return v.getUint32(at) * 2 ** 32 + v.getUint32(at + 4)
+}

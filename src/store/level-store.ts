@@ -1,0 +1,45 @@
+/** The broker's store in LevelDB (classic-level, prebuilt binaries shipped in the npm package). */
+import { ClassicLevel } from 'classic-level'
+import { prefixEnd, type Store, type StoreOp } from './store.js'
+
+/** Entries read from LevelDB per call while iterating. */
+const READ_BATCH = 1000
+
+export class LevelStore implements Store {
+  private readonly db: ClassicLevel<Uint8Array, Uint8Array>
+
+  constructor (readonly location: string) {
+    this.db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' })
+  }
+
+  async open (): Promise<void> {
+    try {
+      await this.db.open()
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause ?? err as Error
+      throw new Error(`Cannot open the message store in ${this.location}: ${cause.message}`, { cause: err })
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+
+  async write (ops: StoreOp[]): Promise<void> {
+    await this.db.batch(ops, { sync: true })
+  }
+
+  async * entries (prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const end = prefixEnd(prefix)
+    const it = this.db.iterator(end != null ? { gte: prefix, lt: end } : { gte: prefix })
+    try {
+      while (true) {
+        const batch = await it.nextv(READ_BATCH)
+        if (batch.length === 0) return
+        for (const entry of batch) yield entry as [Uint8Array, Uint8Array]
+      }
+    } finally {
+      await it.close()
+    }
+  }
+}
