@@ -1,14 +1,15 @@
 /**
  * Benchmark child: the p2pmq broker, alone in its process, listening on 127.0.0.1 only.
- * argv: <dataDir> <home>. Reports { type: 'ready', addr }, then answers 'mark' and 'stats'.
+ * argv: <dataDir> <home> <memory|durable>. Reports { type: 'ready', addr }, then answers 'mark'
+ * and 'stats'.
  */
 import { createBroker } from '../src/index.js'
 import { CpuMeter, LISTEN, die, onCommand, report } from './common.js'
 
 async function main (): Promise<void> {
-  const [dataDir, home] = process.argv.slice(2)
-  if (dataDir == null || home == null) throw new Error('usage: broker-proc <dataDir> <home>')
-  const node = await createBroker({ dataDir, home, listen: [LISTEN] })
+  const [dataDir, home, mode] = process.argv.slice(2)
+  if (dataDir == null || home == null || (mode !== 'memory' && mode !== 'durable')) throw new Error('usage: broker-proc <dataDir> <home> <memory|durable>')
+  const node = await createBroker({ dataDir, home, listen: [LISTEN], memory: mode === 'memory' })
   const cpu = new CpuMeter()
   onCommand((cmd) => {
     switch (cmd.cmd) {

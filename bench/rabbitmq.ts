@@ -57,13 +57,13 @@ export async function probeRabbit (timeoutMs = 1_000): Promise<string | undefine
 
 let queueCounter = 0
 
-/** Runs `body` with a fresh non-durable queue, deleted afterwards. */
-async function withQueue<T> (body: (queue: string, admin: amqp.Channel) => Promise<T>): Promise<T> {
+/** Runs `body` with a fresh queue (durable or not), deleted afterwards. */
+async function withQueue<T> (durable: boolean, body: (queue: string, admin: amqp.Channel) => Promise<T>): Promise<T> {
   const conn = await connect(2_000)
   try {
     const ch = await conn.createChannel()
     const queue = `p2pmq-bench-${process.pid}-${++queueCounter}`
-    await ch.assertQueue(queue, { durable: false, autoDelete: false })
+    await ch.assertQueue(queue, { durable, autoDelete: false })
     try {
       return await body(queue, ch)
     } finally {
@@ -80,14 +80,15 @@ export interface RabbitRunOptions {
   warmup: number
 }
 
-export async function rabbitThroughput (consumers: number, o: RabbitRunOptions): Promise<ThroughputResult> {
-  return await withQueue(async (queue, admin) => {
+/** `durable`: a durable queue and persistent messages (written to disk before the confirm). */
+export async function rabbitThroughput (consumers: number, durable: boolean, o: RabbitRunOptions): Promise<ThroughputResult> {
+  return await withQueue(durable, async (queue, admin) => {
     const group = new ProcGroup(o.env)
     try {
       const cons = Array.from({ length: consumers }, (_, i) =>
         group.start(`rabbit consumer ${i + 1}`, SELF, ['consumer', queue, String(RABBIT_PREFETCH)]))
       await Promise.all(cons.map(async (c) => await c.next('ready')))
-      const pub = group.start('rabbit publisher', SELF, ['publisher', queue, String(RABBIT_CONFIRM_BATCH)])
+      const pub = group.start('rabbit publisher', SELF, ['publisher', queue, String(RABBIT_CONFIRM_BATCH), durable ? 'persistent' : 'transient'])
       await pub.next('ready')
       pub.send({ cmd: 'flood' })
       await group.sleep(o.warmup * 1000)
@@ -116,7 +117,7 @@ export async function rabbitThroughput (consumers: number, o: RabbitRunOptions):
 }
 
 export async function rabbitLatency (warmup: number, count: number, o: RabbitRunOptions): Promise<LatencyResult> {
-  return await withQueue(async (queue) => {
+  return await withQueue(false, async (queue) => {
     const group = new ProcGroup(o.env)
     try {
       const responder = group.start('rabbit responder', SELF, ['responder', queue])
@@ -166,7 +167,7 @@ async function consumerRole (queue: string, prefetch: number, mode: 'ack' | 'rep
   report({ type: 'ready' })
 }
 
-async function publisherRole (queue: string, batch: number): Promise<void> {
+async function publisherRole (queue: string, batch: number, persistent: boolean): Promise<void> {
   const conn = await connect(2_000)
   const ch = await conn.createConfirmChannel()
   const body = Buffer.from(payload())
@@ -180,7 +181,7 @@ async function publisherRole (queue: string, batch: number): Promise<void> {
   const flood = async (): Promise<void> => {
     while (running) {
       for (let i = 0; i < batch; i++) {
-        if (!ch.sendToQueue(queue, body)) await drained()
+        if (!ch.sendToQueue(queue, body, { persistent })) await drained()
       }
       try {
         await ch.waitForConfirms()
@@ -248,12 +249,12 @@ async function requesterRole (queue: string): Promise<void> {
 }
 
 async function child (args: string[]): Promise<void> {
-  const [role, queue, n] = args
+  const [role, queue, n, mode] = args
   if (queue == null) throw new Error(`usage: rabbitmq <role> <queue> [n], got ${args.join(' ')}`)
   switch (role) {
     case 'consumer': await consumerRole(queue, Number(n ?? RABBIT_PREFETCH), 'ack'); break
     case 'responder': await consumerRole(queue, 1, 'reply'); break
-    case 'publisher': await publisherRole(queue, Number(n ?? RABBIT_CONFIRM_BATCH)); break
+    case 'publisher': await publisherRole(queue, Number(n ?? RABBIT_CONFIRM_BATCH), mode === 'persistent'); break
     case 'requester': await requesterRole(queue); break
     default: throw new Error(`Unknown role "${role}"`)
   }

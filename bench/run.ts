@@ -7,13 +7,16 @@
  *      the consumer between the end of a warm-up and the end of the run
  *   b. the same with 4 consumer processes (sum of their acked/s)
  *   c. request/answer latency with one message in flight: send() in a loop, p50 and p99 in µs
+ *   d. as a, with the broker's LevelDB store: every publish synced before its confirm (RabbitMQ:
+ *      a durable queue and persistent messages)
  *
+ * a, b and c run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * BENCH_ONLY (a,b,c,d: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
 import { rmSync } from 'node:fs'
@@ -37,7 +40,7 @@ const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const script = (name: string): string => join(HERE, name)
@@ -55,18 +58,19 @@ interface Env { home: string, env: NodeJS.ProcessEnv }
 
 let runCounter = 0
 
-async function startBroker (group: ProcGroup, e: Env): Promise<{ broker: ReturnType<ProcGroup['start']>, addr: string }> {
+/** A broker child: in memory (scenarios a, b, c) or with its LevelDB store (d). */
+async function startBroker (group: ProcGroup, e: Env, durable = false): Promise<{ broker: ReturnType<ProcGroup['start']>, addr: string }> {
   const dataDir = join(e.home, `broker-${++runCounter}`)
-  const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home], execArgv('broker'))
+  const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home, durable ? 'durable' : 'memory'], execArgv('broker'))
   const { addr } = await broker.next<Ready>('ready')
   if (!addr.startsWith('/ip4/127.0.0.1/tcp/')) throw new Error(`Unexpected broker address ${addr}`)
   return { broker, addr }
 }
 
-async function p2pmqThroughput (consumers: number, e: Env): Promise<ThroughputResult> {
+async function p2pmqThroughput (consumers: number, durable: boolean, e: Env): Promise<ThroughputResult> {
   const group = new ProcGroup(e.env)
   try {
-    const { broker, addr } = await startBroker(group, e)
+    const { broker, addr } = await startBroker(group, e, durable)
     const cons = Array.from({ length: consumers }, (_, i) =>
       group.start(`consumer ${i + 1}`, script('consumer-proc.js'), [addr, 'ack', String(PREFETCH)], execArgv('consumer')))
     await Promise.all(cons.map(async (c) => await c.next('ready')))
@@ -170,7 +174,7 @@ function details (name: string, runs: ThroughputResult[]): string[] {
 
 /** How one message queue runs the scenarios, so p2pmq and RabbitMQ go through the same loop. */
 interface System {
-  throughput: (consumers: number) => Promise<ThroughputResult>
+  throughput: (consumers: number, durable: boolean) => Promise<ThroughputResult>
   latency: () => Promise<LatencyResult>
 }
 
@@ -178,19 +182,20 @@ interface Results {
   tp1: ThroughputResult[]
   tp4: ThroughputResult[]
   lat: LatencyResult[]
+  durable: ThroughputResult[]
 }
 
 /** Runs the selected scenarios RUNS times, interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all. */
 async function runScenarios (name: string, system: System, progress: (text: string) => void): Promise<Results> {
-  const r: Results = { tp1: [], tp4: [], lat: [] }
+  const r: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   for (let run = 1; run <= RUNS; run++) {
     if (ONLY.has('a')) {
-      const a = await system.throughput(1)
+      const a = await system.throughput(1, false)
       r.tp1.push(a)
       progress(`${name} run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
     }
     if (ONLY.has('b')) {
-      const b = await system.throughput(4)
+      const b = await system.throughput(4, false)
       r.tp4.push(b)
       progress(`${name} run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
     }
@@ -199,13 +204,18 @@ async function runScenarios (name: string, system: System, progress: (text: stri
       r.lat.push(c)
       progress(`${name} run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
     }
+    if (ONLY.has('d')) {
+      const d = await system.throughput(1, true)
+      r.durable.push(d)
+      progress(`${name} run ${run}/${RUNS}: durable, 1 consumer ${int(d.rate)} acked/s`)
+    }
   }
   return r
 }
 
 function printDetails (title: string, r: Results): void {
   console.log(`Details (${title}):`)
-  for (const line of [...details('a', r.tp1), ...details('b', r.tp4)]) console.log(line)
+  for (const line of [...details('a', r.tp1), ...details('b', r.tp4), ...details('d', r.durable)]) console.log(line)
   r.lat.forEach((c, i) => {
     const cpu = c.cpuPerTrip == null ? '' : '; CPU per round trip: ' + Object.entries(c.cpuPerTrip).map(([role, us]) => `${role} ${int(us)} µs`).join(', ')
     console.log(`  c run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs${cpu}`)
@@ -234,12 +244,12 @@ async function main (): Promise<void> {
   process.on('exit', removeHome)
   const e: Env = { home, env: { ...process.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
-  let ours: Results = { tp1: [], tp4: [], lat: [] }
+  let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
   try {
-    ours = await runScenarios('p2pmq', { throughput: async (n) => await p2pmqThroughput(n, e), latency: async () => await p2pmqLatency(e) }, progress)
+    ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
 
     // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
     const rabbit = await import('./rabbitmq.js').catch((err: Error) => err)
@@ -255,7 +265,7 @@ async function main (): Promise<void> {
       rabbitDetails = `prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes`
       const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
       theirs = await runScenarios('RabbitMQ', {
-        throughput: async (n) => await rabbitThroughput(n, o),
+        throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
     }
@@ -268,7 +278,8 @@ async function main (): Promise<void> {
     { scenario: 'a. work queue, 1 consumer: acked msg/s', p2pmq: ours.tp1.map((r) => r.rate), rabbit: theirs?.tp1.map((r) => r.rate), unit: int },
     { scenario: 'b. work queue, 4 consumers: acked msg/s', p2pmq: ours.tp4.map((r) => r.rate), rabbit: theirs?.tp4.map((r) => r.rate), unit: int },
     { scenario: 'c. request/answer, 1 in flight: p50 µs', p2pmq: ours.lat.map((r) => r.p50), rabbit: theirs?.lat.map((r) => r.p50), unit: int },
-    { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int }
+    { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int },
+    { scenario: 'd. durable work queue, 1 consumer: acked msg/s', p2pmq: ours.durable.map((r) => r.rate), rabbit: theirs?.durable.map((r) => r.rate), unit: int }
   ]
   console.log(table(rows, rabbitNote))
   console.log('')

@@ -6,7 +6,8 @@ import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 
 const specs = {
-  data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) lives here', default: '' },
+  data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
+  memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on', default: '/ip4/127.0.0.1/tcp/0' },
   'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
@@ -26,6 +27,7 @@ export async function run (args: string[]): Promise<number> {
   }
   const node = await createBroker({
     dataDir: flags.data !== '' ? flags.data : defaultBrokerDataDir(),
+    memory: flags.memory,
     listen: list(flags.listen),
     maxPayload: flags['max-payload'],
     visibilityTimeout: flags['visibility-timeout'],
