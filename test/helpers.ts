@@ -41,6 +41,26 @@ export async function startBroker (options: CreateBrokerOptions & { home?: strin
   return { node, home, dataDir, address: node.getMultiaddrs()[0].toString(), peerId: node.peerId.toString() }
 }
 
+/**
+ * A broker with a kept identity, and a restart that gives it a new port (with `memory`, it
+ * restarts empty). `ref` finds it by peer ID through the address book in `home`.
+ */
+export async function restartableBroker (options: { memory?: boolean } = {}): Promise<{ node: BrokerNode, ref: { address: string, home: string }, restart: () => Promise<void> }> {
+  const home = await tempDir()
+  const dataDir = `${home}/broker`
+  const b = {
+    node: await createBroker({ home, dataDir, ...options }),
+    ref: { address: '', home },
+    restart: async () => {
+      await b.node.stop()
+      b.node = await createBroker({ home, dataDir, ...options })
+    }
+  }
+  b.ref.address = b.node.peerId.toString()
+  onCleanup(async () => { await b.node.stop() })
+  return b
+}
+
 /** Where clients find a broker: its address and the home with its address book. */
 export type BrokerRef = Pick<TestBroker, 'address' | 'home'>
 

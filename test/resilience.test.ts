@@ -7,7 +7,7 @@ import {
 } from '../src/index.js'
 import { FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
 import { FrameType, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
-import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until } from './helpers.js'
+import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, tempDir, until } from './helpers.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
 async function rawStream (address: string, protocol: string): Promise<Stream> {
@@ -15,26 +15,6 @@ async function rawStream (address: string, protocol: string): Promise<Stream> {
   await node.start()
   onCleanup(async () => { await node.stop() })
   return await node.dialProtocol(multiaddr(address), protocol)
-}
-
-/**
- * A broker with a kept identity, and a restart that gives it a new port (with `memory`, it
- * restarts empty). `ref` finds it by peer ID through the address book in `home`.
- */
-async function restartableBroker (options: { memory?: boolean } = {}): Promise<{ node: BrokerNode, ref: { address: string, home: string }, restart: () => Promise<void> }> {
-  const home = await tempDir()
-  const dataDir = `${home}/broker`
-  const b = {
-    node: await createBroker({ home, dataDir, ...options }),
-    ref: { address: '', home },
-    restart: async () => {
-      await b.node.stop()
-      b.node = await createBroker({ home, dataDir, ...options })
-    }
-  }
-  b.ref.address = b.node.peerId.toString()
-  onCleanup(async () => { await b.node.stop() })
-  return b
 }
 
 async function closed (stream: Stream): Promise<void> {

@@ -1,0 +1,53 @@
+/** The `p2pmq` CLI as real child processes, for the CLI and crash tests (built JS from `npm test`'s pretest). */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
+import { onCleanup, until } from './helpers.js'
+
+const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
+
+export interface Proc {
+  child: ChildProcessWithoutNullStreams
+  out: string[]
+  err: string[]
+  exited: Promise<number | null>
+}
+
+/** Runs `p2pmq <args>` with P2PMQ_HOME=home; stopped (its whole process group) after the test. */
+export function run (args: string[], home: string): Proc {
+  // Its own process group, so killing it also kills what it spawned (-exec commands).
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
+  const out: string[] = []
+  const err: string[] = []
+  const lines = (into: string[]) => {
+    let rest = ''
+    return (b: Buffer): void => {
+      const parts = (rest + b.toString()).split('\n')
+      rest = parts.pop() ?? ''
+      into.push(...parts)
+    }
+  }
+  child.stdout.on('data', lines(out))
+  child.stderr.on('data', lines(err))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  onCleanup(async () => {
+    killGroup(child)
+    if (child.exitCode == null && child.signalCode == null) await exited
+  })
+  return { child, out, err, exited }
+}
+
+export function killGroup (child: ChildProcessWithoutNullStreams): void {
+  try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+}
+
+/** Starts `p2pmq broker` (with `args`) and waits until it listens. */
+export async function startBroker (home: string, args: string[] = []): Promise<{ proc: Proc, peerId: string }> {
+  const proc = run(['broker', ...args], home)
+  await until(() => proc.out.some((l) => l.startsWith('Listening on')), 15_000, 'the broker to listen')
+  const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
+  expect(peerId).toMatch(/^12D3KooW/)
+  const listen = proc.out.find((l) => l.startsWith('Listening on'))
+  expect(listen).toMatch(new RegExp(`^Listening on /ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${peerId}$`))
+  return { proc, peerId }
+}

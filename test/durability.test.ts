@@ -1,0 +1,98 @@
+/** The broker's store across restarts and crashes: nothing confirmed is lost, nothing finished comes back. */
+import { describe, expect, it } from 'vitest'
+import { killGroup, startBroker as startBrokerProc } from './cli-helpers.js'
+import { consumer, onCleanup, producer, restartableBroker, sleep, tempDir, until } from './helpers.js'
+import type { Reply } from '../src/index.js'
+
+describe('durability', () => {
+  it('keeps unfinished messages across a restart, and drops what a producer resends of them', async () => {
+    const broker = await restartableBroker()
+    const p = await producer(broker.ref, { name: 'p1' })
+    const sends = [1, 2, 3].map(async (i) => await p.send('work', `send ${i}`, { timeout: 20_000 }))
+    await p.publish('work', 'publish 1')
+    await p.publish('work', 'publish 2')
+    await until(() => broker.node.services.mq.stats().messages === 5, 5000, '5 messages at the broker')
+
+    await broker.restart()
+    // The producer reconnects and resends its 3 unanswered sends; the broker knows their seqs.
+    await until(() => p.connected, 10_000, 'the producer to reconnect')
+    await sleep(300)
+    expect(broker.node.services.mq.stats().messages).toBe(5)
+
+    const c = await consumer(broker.ref)
+    const got: string[] = []
+    await c.subscribe('work', (m) => { got.push(m.payload as string); return `done ${m.payload as string}` })
+    expect(await Promise.all(sends)).toEqual(['done send 1', 'done send 2', 'done send 3'])
+    await until(() => got.length >= 5, 5000, 'all 5 handled')
+    await sleep(200)
+    expect(got.sort()).toEqual(['publish 1', 'publish 2', 'send 1', 'send 2', 'send 3'])
+  })
+
+  it('keeps an answer for a disconnected producer across a restart', async () => {
+    const broker = await restartableBroker()
+    const first = await producer(broker.ref, { name: 'away' })
+    const lost = first.send('slow', 'question', { timeout: 20_000 }).catch(() => 'stopped')
+    await until(() => broker.node.services.mq.stats().messages === 1, 5000, 'the message at the broker')
+    await first.stop()
+    expect(await lost).toBe('stopped')
+    const c = await consumer(broker.ref)
+    await c.subscribe('slow', (m) => `answer to ${m.payload as string}`)
+    await until(() => broker.node.services.mq.stats().keptAnswers === 1, 5000, 'the kept answer')
+
+    await broker.restart()
+    expect(broker.node.services.mq.stats().keptAnswers).toBe(1)
+    const results: Array<Reply & { error?: string }> = []
+    const again = await producer(broker.ref, { name: 'away' })
+    again.events.addEventListener('result', (e) => { results.push(e.detail) })
+    await until(() => results.length === 1, 10_000, 'the kept answer to arrive')
+    expect(results[0].payload).toBe('answer to question')
+    expect(broker.node.services.mq.stats().keptAnswers).toBe(0)
+  })
+
+  it('loses no confirmed message when the broker is killed with -9 again and again', async () => {
+    const home = await tempDir()
+    let broker = await startBrokerProc(home)
+    const ref = { address: broker.peerId, home }
+    const handled = new Map<string, number>()
+    const c = await consumer(ref)
+    let running = true
+    // Slow while the broker is being killed, so a backlog of confirmed messages is there to lose.
+    await c.subscribe('crash', async (m) => {
+      if (running) await sleep(5)
+      handled.set(m.id, (handled.get(m.id) ?? 0) + 1)
+    }, { prefetch: 5 })
+    const p = await producer(ref, { window: 200 })
+    const confirmed = new Set<string>()
+    let n = 0
+    const publishing = (async () => {
+      const inFlight = new Set<Promise<void>>()
+      while (running) {
+        const id = `m${n++}`
+        const done = p.publish('crash', id, { id }).then(() => { confirmed.add(id) }, () => {})
+        inFlight.add(done)
+        void done.finally(() => inFlight.delete(done))
+        if (inFlight.size >= 200) await Promise.race(inFlight)
+      }
+      await Promise.allSettled(inFlight)
+    })()
+    onCleanup(async () => { running = false; await p.stop() })
+
+    for (let kill = 0; kill < 3; kill++) {
+      const confirmedBefore = confirmed.size
+      await until(() => confirmed.size > confirmedBefore + 200, 15_000, 'publishes to be confirmed')
+      await sleep(Math.random() * 300)
+      killGroup(broker.proc.child)
+      await broker.proc.exited
+      broker = await startBrokerProc(home)
+    }
+    await until(() => confirmed.size > 600, 15_000, 'publishes after the last restart')
+    running = false
+    await p.stop()
+    await publishing
+
+    await until(() => [...confirmed].every((id) => handled.has(id)), 20_000, 'every confirmed message to be handled')
+    const duplicates = [...handled.values()].filter((count) => count > 1).length
+    console.log(`crash test: ${n} published, ${confirmed.size} confirmed, all handled; ${duplicates} handled more than once`)
+    expect(confirmed.size).toBeGreaterThan(600)
+  })
+})

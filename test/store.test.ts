@@ -1,0 +1,105 @@
+/** The store behind the broker (LevelDB on disk, and in memory) and its group commit. */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { GroupCommit } from '../src/store/group-commit.js'
+import { LevelStore } from '../src/store/level-store.js'
+import { MemoryStore, prefixEnd, type Store } from '../src/store/store.js'
+import { onCleanup, tempDir } from './helpers.js'
+
+const bytes = (...b: number[]): Uint8Array => new Uint8Array(b)
+
+async function all (store: Store, prefix: Uint8Array): Promise<Array<[number[], number[]]>> {
+  const out: Array<[number[], number[]]> = []
+  for await (const [k, v] of store.entries(prefix)) out.push([[...k], [...v]])
+  return out
+}
+
+async function levelStore (dir?: string): Promise<LevelStore> {
+  const store = new LevelStore(join(dir ?? await tempDir(), 'store'))
+  await store.open()
+  onCleanup(async () => { await store.close().catch(() => {}) })
+  return store
+}
+
+describe.each([
+  ['LevelStore', async () => await levelStore()],
+  ['MemoryStore', async () => new MemoryStore()]
+])('%s', (_name, make) => {
+  it('applies a batch of puts and deletes, and reads a prefix in key order', async () => {
+    const store = await make()
+    await store.write([
+      { type: 'put', key: bytes(2, 1), value: bytes(21) },
+      { type: 'put', key: bytes(1, 9), value: bytes(19) },
+      { type: 'put', key: bytes(1, 0xff, 0xff), value: bytes(1) },
+      { type: 'put', key: bytes(1, 2), value: bytes(12) },
+      { type: 'put', key: bytes(0xff), value: bytes(0) }
+    ])
+    await store.write([{ type: 'del', key: bytes(1, 9) }, { type: 'put', key: bytes(1, 3), value: bytes(13) }])
+    expect(await all(store, bytes(1))).toEqual([[[1, 2], [12]], [[1, 3], [13]], [[1, 0xff, 0xff], [1]]])
+    expect(await all(store, bytes(0xff))).toEqual([[[0xff], [0]]])
+    expect(await all(store, bytes(3))).toEqual([])
+  })
+})
+
+describe('LevelStore', () => {
+  it('keeps what was written across a close and reopen', async () => {
+    const dir = await tempDir()
+    const first = await levelStore(dir)
+    await first.write([{ type: 'put', key: bytes(7), value: bytes(1, 2, 3) }])
+    await first.close()
+    expect(await all(await levelStore(dir), bytes(7))).toEqual([[[7], [1, 2, 3]]])
+  })
+
+  it('says clearly when it cannot open its directory', async () => {
+    const dir = await tempDir()
+    await writeFile(join(dir, 'store'), 'a file where the store directory should be')
+    await expect(new LevelStore(join(dir, 'store')).open()).rejects.toThrow(/Cannot open the message store in .*store/)
+  })
+})
+
+describe('prefixEnd', () => {
+  it('is the first key after the prefix range', () => {
+    expect([...prefixEnd(bytes(1, 2)) ?? []]).toEqual([1, 3])
+    expect([...prefixEnd(bytes(1, 0xff)) ?? []]).toEqual([2])
+    expect(prefixEnd(bytes(0xff, 0xff))).toBeUndefined()
+  })
+})
+
+describe('GroupCommit', () => {
+  it('writes what one turn gathered in one batch, and calls back in order once it is on disk', async () => {
+    const store = await levelStore()
+    const commit = new GroupCommit(store, (err) => { throw err })
+    const order: string[] = []
+    for (let i = 0; i < 100; i++) commit.put(bytes(1, i), bytes(i))
+    commit.whenDurable((err) => { order.push(`first ${String(err)}`) })
+    commit.put(bytes(2), bytes(2))
+    commit.whenDurable(() => { order.push('second') })
+    await commit.flush()
+    expect(order).toEqual(['first undefined', 'second'])
+    expect(commit.batches).toBe(1)
+    expect(commit.written).toBe(101)
+    expect(await all(store, bytes(1))).toHaveLength(100)
+    // While a batch is being written, the next gathers; callbacks wait for their own batch.
+    commit.put(bytes(3, 1), bytes(1))
+    await new Promise((resolve) => setImmediate(resolve))
+    commit.put(bytes(3, 2), bytes(2))
+    let seen = 0
+    commit.whenDurable(() => { seen = commit.batches })
+    await commit.flush()
+    expect(seen).toBe(3)
+    // Nothing outstanding: called back at once (in a microtask).
+    await new Promise<void>((resolve) => { commit.whenDurable(() => { resolve() }) })
+  })
+
+  it('hands the store error to every waiting callback and to onError', async () => {
+    const store = await levelStore()
+    const errors: Error[] = []
+    const commit = new GroupCommit(store, (err) => errors.push(err))
+    await store.close() // a store that can no longer write, for real
+    commit.put(bytes(1), bytes(1))
+    const got = await new Promise<Error | undefined>((resolve) => { commit.whenDurable(resolve) })
+    expect(got).toBeInstanceOf(Error)
+    expect(errors).toEqual([got])
+  })
+})
