@@ -41,6 +41,8 @@ export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
  * (publisher flow control), until the queue is back to half of it.
  */
 export const DEFAULT_HIGH_WATER = 5_000
+/** How long the record of a completed message is kept, to be listed (`p2pmq messages`). */
+export const DEFAULT_COMPLETED_RETENTION = 10 * 60_000
 /** Messages the broker holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { QueueEngine } from '../src/broker/engine.js'
 import { Journal } from '../src/broker/journal.js'
-import { MessageState, decodeMessage, MESSAGE_PREFIX } from '../src/broker/records.js'
+import { MessageState } from '../src/broker/records.js'
 import { MemoryStore, type Store } from '../src/store/store.js'
 import type { InFlight } from '../src/broker/engine.js'
 import type { KeptResult } from '../src/broker/mailbox.js'
@@ -12,12 +12,12 @@ type Owner = string
 
 /** An engine whose changes go to a journal on `store`, wired as the broker service wires them. */
 function broker (store: Store) {
-  const journal = new Journal(store, (err) => { throw err })
+  const journal = new Journal(store, 60_000, (err) => { throw err })
   const deliveries: Array<InFlight<Owner>> = []
   const engine = new QueueEngine<Owner>({
     deliver: (d) => deliveries.push(d),
-    completed: (m) => { journal.completed(m) },
-    failed: (m) => { journal.failed(m) },
+    completed: (m, by) => { journal.completed(m, by) },
+    failed: (m, _error, by) => { journal.failed(m, by ?? '') },
     enqueued: (m, q) => { journal.enqueued(m, q) },
     unrouted: (m) => { journal.unrouted(m) },
     bound: (g, p) => { journal.bound(g, p) }
@@ -51,13 +51,15 @@ describe('journal', () => {
     before.engine.unsubscribe(sub) // c, d go back to the head of the queue
     await before.durable()
 
-    // The failed message is kept as an Error record with its last error, not requeued.
-    const states: Array<[MessageState, string | undefined]> = []
-    for await (const [, value] of store.entries(MESSAGE_PREFIX)) {
-      const { state, message } = decodeMessage(value)
-      states.push([state, message.lastError])
+    // The failed message is kept as an Error record with its last error, the acked one as Completed.
+    const finished: unknown[] = []
+    for (const state of [MessageState.Completed, MessageState.Error] as const) {
+      for await (const r of before.journal.finished(state)) finished.push([r.state, r.message.id, r.consumer, r.message.lastError, r.group, r.message.payload.byteLength])
     }
-    expect(states).toContainEqual([MessageState.Error, 'boom again'])
+    expect(finished).toEqual([
+      [MessageState.Completed, jobs[0].id, 'c1', undefined, 'g', 0],
+      [MessageState.Error, jobs[1].id, 'c1', 'boom again', 'g', 1]
+    ])
 
     const after = broker(store)
     const answers: Array<[string, KeptResult]> = []

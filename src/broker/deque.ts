@@ -34,6 +34,11 @@ export class Deque<T> {
     return this.count === 0 ? undefined : this.items[this.head]
   }
 
+  /** Oldest first, without removing them. */
+  * [Symbol.iterator] (): Iterator<T> {
+    for (let i = 0; i < this.count; i++) yield this.items[(this.head + i) & (this.items.length - 1)] as T
+  }
+
   /** Removes and returns every item, oldest first. */
   drain (): T[] {
     const out: T[] = []

@@ -275,6 +275,19 @@ export class QueueEngine<Owner> {
     queue.ready.push(message)
   }
 
+  /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
+  * live (): Iterable<{ message: QueuedMessage, queue?: Queue, delivery?: InFlight<Owner> }> {
+    for (const g of this.groups.values()) {
+      for (const queue of g.queues.values()) {
+        for (const message of queue.ready) yield { message, queue }
+      }
+    }
+    for (const waiting of this.unrouted.values()) {
+      for (const message of waiting) yield { message }
+    }
+    for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
+  }
+
   /** Takes back every delivery whose deadline has passed. Returns how many. */
   expire (): number {
     const now = this.clock()

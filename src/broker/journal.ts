@@ -7,9 +7,10 @@
  */
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
-  ANSWER_PREFIX, BINDING_PREFIX, MESSAGE_PREFIX, MessageState, PRODUCER_SEQ_PREFIX, QUEUE_PREFIX,
+  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, FAILED_PREFIX, MESSAGE_PREFIX, MessageState, PRODUCER_SEQ_PREFIX, QUEUE_PREFIX,
   answerKey, bindingKey, decodeAnswer, decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage,
-  encodeQueue, encodeSeq, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey
+  encodeQueue, encodeSeq, finishedBound, finishedKey, messageKey, parseAnswerKey, parseMessageKey, parsePairKey,
+  producerSeqKey, queueIdOf, queueKey, type MessageRecord
 } from './records.js'
 import type { Store } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
@@ -30,14 +31,25 @@ export interface RecoverInto {
   producerSeq: (peer: string, session: string, lastSeq: number) => void
 }
 
+/** A finished message as the store has it, with the queue it was in. */
+export interface FinishedRecord extends MessageRecord {
+  command: string
+  group: string
+}
+
 export class Journal {
   private readonly commit: GroupCommit
   private readonly queueIds = new Map<Queue, number>()
+  /** Queue ids to names, for reading finished records back. */
+  private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
   private nextMessage = 1
   private nextAnswer = 1
 
-  constructor (readonly store: Store, onError: (err: Error) => void) {
+  /**
+   * @param completedRetention ms a completed message's record is kept (0: deleted at once)
+   */
+  constructor (readonly store: Store, private readonly completedRetention: number, onError: (err: Error) => void) {
     this.commit = new GroupCommit(store, onError)
   }
 
@@ -63,6 +75,7 @@ export class Journal {
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
       const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
       queues.set(id, decodeQueue(value))
+      this.queueNames.set(id, decodeQueue(value))
       this.nextQueueId = Math.max(this.nextQueueId, id + 1)
     }
     let messages = 0
@@ -108,13 +121,36 @@ export class Journal {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
   }
 
-  completed (m: QueuedMessage): void {
-    if (m.key != null) this.commit.del(m.key)
+  /** The message was acked or answered: its record moves to the completed ones (without payload). */
+  completed (m: QueuedMessage, consumer: string): void {
+    if (m.key == null) return
+    this.commit.del(m.key)
+    if (this.completedRetention <= 0) return
+    const now = Date.now()
+    this.commit.put(finishedKey(false, now, m.key), encodeMessage(m, MessageState.Completed, now, consumer))
   }
 
-  /** Kept with its last error (state Error), for the dead letters to come. */
-  failed (m: QueuedMessage): void {
-    if (m.key != null) this.commit.put(m.key, encodeMessage(m, MessageState.Error, Date.now()))
+  /** The message will not be attempted again: kept with its payload and last error (state Error). */
+  failed (m: QueuedMessage, consumer: string): void {
+    if (m.key == null) return
+    this.commit.del(m.key)
+    const now = Date.now()
+    this.commit.put(finishedKey(true, now, m.key), encodeMessage(m, MessageState.Error, now, consumer))
+  }
+
+  /** Deletes completed records older than the retention. */
+  async sweep (now: number): Promise<void> {
+    if (this.completedRetention <= 0) return
+    await this.store.clear(COMPLETED_PREFIX, finishedBound(false, now - this.completedRetention))
+  }
+
+  /** Completed or failed messages, oldest first. */
+  async * finished (state: MessageState.Completed | MessageState.Error): AsyncIterable<FinishedRecord> {
+    for await (const [key, value] of this.store.entries(state === MessageState.Completed ? COMPLETED_PREFIX : FAILED_PREFIX)) {
+      const q = this.queueNames.get(queueIdOf(key))
+      const record = decodeMessage(value)
+      yield { ...record, command: q?.command ?? record.message.command, group: q?.group ?? '' }
+    }
   }
 
   keepAnswer (producer: string, a: KeptResult): void {
@@ -149,6 +185,7 @@ export class Journal {
     if (id == null) {
       id = this.nextQueueId++
       this.queueIds.set(queue, id)
+      this.queueNames.set(id, { command: queue.command, group: queue.group })
       this.commit.put(queueKey(id), encodeQueue(queue.command, queue.group))
     }
     return id

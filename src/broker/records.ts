@@ -2,7 +2,9 @@
  * What the broker keeps in its store, and the keys it keeps it under. Keys sort as bytes, so a
  * prefix reads one kind, and a queue's messages come back in publish order:
  *
- *   M queueId:u32 n:u64   a message copy in a queue (queue 0: waiting for a group), see MessageRecord
+ *   M queueId:u32 n:u64   a message copy waiting or in process in a queue (queue 0: waiting for a group)
+ *   C at:u64 queueId n    a completed message (no payload), kept for the completed retention
+ *   E at:u64 queueId n    a failed message, with its payload and last error
  *   Q queueId:u32         a queue's command and group
  *   B group pattern       a group's binding (strings length-prefixed), empty value
  *   A n:u64               an answer kept for a disconnected producer
@@ -28,6 +30,8 @@ const enum Kind {
   Queue = 0x51, // Q
   Binding = 0x42, // B
   Answer = 0x41, // A
+  Completed = 0x43, // C
+  Failed = 0x45, // E
   ProducerSeq = 0x50 // P
 }
 
@@ -36,6 +40,8 @@ export const QUEUE_PREFIX = new Uint8Array([Kind.Queue])
 export const BINDING_PREFIX = new Uint8Array([Kind.Binding])
 export const ANSWER_PREFIX = new Uint8Array([Kind.Answer])
 export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
+export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
+export const FAILED_PREFIX = new Uint8Array([Kind.Failed])
 
 export function messageKey (queueId: number, n: number): Uint8Array {
   const key = new Uint8Array(13)
@@ -44,6 +50,28 @@ export function messageKey (queueId: number, n: number): Uint8Array {
   v.setUint32(1, queueId)
   setU64(v, 5, n)
   return key
+}
+
+/** A completed (`failed` false) or failed message's key: ordered by when it finished. */
+export function finishedKey (failed: boolean, at: number, messageKey: Uint8Array): Uint8Array {
+  const key = new Uint8Array(9 + 12)
+  key[0] = failed ? Kind.Failed : Kind.Completed
+  setU64(new DataView(key.buffer), 1, at)
+  key.set(messageKey.subarray(1), 9)
+  return key
+}
+
+/** The first key of finished records at or after `at` (to clear those before it). */
+export function finishedBound (failed: boolean, at: number): Uint8Array {
+  const key = new Uint8Array(9)
+  key[0] = failed ? Kind.Failed : Kind.Completed
+  setU64(new DataView(key.buffer), 1, Math.max(0, at))
+  return key
+}
+
+/** The queue id in a message key or a finished record's key. */
+export function queueIdOf (key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(key[0] === Kind.Message ? 1 : 9)
 }
 
 export function queueKey (queueId: number): Uint8Array {
@@ -103,13 +131,25 @@ export function parseAnswerKey (key: Uint8Array): number {
   return getU64(new DataView(key.buffer, key.byteOffset, key.byteLength), 1)
 }
 
-export function encodeMessage (m: QueuedMessage, state: MessageState, updatedAt: number): Uint8Array {
+const NO_PAYLOAD = new Uint8Array(0)
+
+/** A message record; a completed one is written without its payload. */
+export function encodeMessage (m: QueuedMessage, state: MessageState, updatedAt: number, consumer = ''): Uint8Array {
+  const payload = state === MessageState.Completed ? NO_PAYLOAD : m.payload
   return encode(Kind.Message, (w) => w.u8(state).u16(Math.min(m.attempts, 0xffff)).u8(m.wantsAnswer ? 1 : 0)
-    .f64(m.timestamp).f64(updatedAt).name(m.command).str(m.id).str(m.producer).str(m.lastError ?? '')
-    .headers(m.headers).u8(m.kind).bytes(m.payload))
+    .f64(m.timestamp).f64(updatedAt).name(m.command).str(m.id).str(m.producer).str(consumer).str(m.lastError ?? '')
+    .headers(m.headers).u8(m.kind).bytes(payload))
 }
 
-export function decodeMessage (value: Uint8Array): { message: QueuedMessage, state: MessageState, updatedAt: number } {
+export interface MessageRecord {
+  message: QueuedMessage
+  state: MessageState
+  updatedAt: number
+  /** The consumer of the last delivery, '' if none. */
+  consumer: string
+}
+
+export function decodeMessage (value: Uint8Array): MessageRecord {
   const r = open(value, Kind.Message)
   const state = r.u8() as MessageState
   const attempts = r.u16()
@@ -119,6 +159,7 @@ export function decodeMessage (value: Uint8Array): { message: QueuedMessage, sta
   const command = r.name()
   const id = r.str()
   const producer = r.str()
+  const consumer = r.str()
   const lastError = r.str()
   const message: QueuedMessage = {
     command,
@@ -133,7 +174,7 @@ export function decodeMessage (value: Uint8Array): { message: QueuedMessage, sta
     payload: r.bytes()
   }
   r.done()
-  return { message, state, updatedAt }
+  return { message, state, updatedAt, consumer }
 }
 
 export function encodeQueue (command: string, group: string): Uint8Array {

@@ -5,7 +5,7 @@
  */
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
-  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
+  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
@@ -13,6 +13,7 @@ import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
 import { QueueEngine, type QueueStats } from './engine.js'
 import { Journal } from './journal.js'
+import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { MemoryStore, type Store } from '../store/store.js'
 import { commandError } from './topic.js'
@@ -45,6 +46,8 @@ export interface BrokerInit {
    * publish is confirmed, and an answer relayed, once the store has synced it. Default: in memory.
    */
   store?: Store
+  /** ms the record of a completed message is kept, to be listed; 0 deletes it at once. */
+  completedRetention?: number
 }
 
 export interface BrokerComponents {
@@ -86,6 +89,36 @@ export interface BrokerStats {
 
 type AnySession = ProducerSession | ConsumerSession
 
+/** ms between sweeps of old completed records. */
+const SWEEP_INTERVAL = 5_000
+
+export type MessageStateName = 'pending' | 'in process' | 'completed' | 'error'
+
+/** One message as `messages()` lists it. */
+export interface MessageInfo {
+  id: string
+  command: string
+  /** The consumer group whose copy this is ('' while no group wants it). */
+  group: string
+  state: MessageStateName
+  producer: string
+  /** The consumer that has it (in process) or had it last. */
+  consumer?: string
+  /** Deliveries so far. */
+  attempts: number
+  lastError?: string
+  /** ms since the epoch. */
+  publishedAt: number
+  updatedAt: number
+}
+
+export interface MessageQuery {
+  state?: MessageStateName
+  command?: string
+  /** Most messages returned (default 100). */
+  limit?: number
+}
+
 export class BrokerService extends TypedEventEmitter<BrokerEvents> implements Startable {
   readonly [Symbol.toStringTag] = 'p2pmq-broker'
   readonly [serviceCapabilities]: string[] = ['@p2pmq/broker']
@@ -105,6 +138,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly journal: Journal
   private readonly options: Required<Omit<BrokerInit, 'store'>>
   private timer?: ReturnType<typeof setInterval>
+  private lastSweep = 0
   private started = false
 
   constructor (private readonly components: BrokerComponents, init: BrokerInit = {}) {
@@ -118,14 +152,15 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       highWater: init.highWater ?? DEFAULT_HIGH_WATER,
       answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
-      dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW
+      dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
+      completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION
     }
-    this.journal = new Journal(init.store ?? new MemoryStore(), (err) => { this.log.error('writing to the message store failed: %s', err.message) })
+    this.journal = new Journal(init.store ?? new MemoryStore(), this.options.completedRetention, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
     this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal.forgetAnswer(r) })
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
       completed: (m, by, answer) => {
-        this.journal.completed(m)
+        this.journal.completed(m, by.peer)
         if (answer == null) return
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
         // Only once the completion is on disk: an answered message never comes back after a restart.
@@ -133,7 +168,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
-        this.journal.failed(m)
+        this.journal.failed(m, by?.peer ?? '')
         if (!m.wantsAnswer) return
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.journal.whenDurable(() => { this.relay(m, result) })
@@ -274,9 +309,61 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
   }
 
+  /**
+   * Messages by state, oldest first within each: waiting and in process from memory, completed and
+   * failed from the store. At most `limit` (default 100).
+   */
+  async messages (query: MessageQuery = {}): Promise<MessageInfo[]> {
+    const limit = query.limit ?? 100
+    const out: MessageInfo[] = []
+    const wanted = (state: MessageStateName, command: string): boolean =>
+      (query.state == null || query.state === state) && (query.command == null || query.command === command)
+    for (const { message: m, queue, delivery } of this.engine.live()) {
+      const state = delivery != null ? 'in process' : 'pending'
+      if (!wanted(state, m.command)) continue
+      out.push({
+        id: m.id,
+        command: m.command,
+        group: queue?.group ?? '',
+        state,
+        producer: m.producer,
+        consumer: delivery?.sub.owner.peer,
+        attempts: m.attempts,
+        lastError: m.lastError,
+        publishedAt: m.timestamp,
+        updatedAt: delivery != null ? delivery.deadline - this.options.visibilityTimeout : m.timestamp
+      })
+      if (out.length >= limit) return out
+    }
+    for (const [state, stored] of [['completed', MessageState.Completed], ['error', MessageState.Error]] as const) {
+      if (query.state != null && query.state !== state) continue
+      for await (const r of this.journal.finished(stored)) {
+        if (!wanted(state, r.command)) continue
+        out.push({
+          id: r.message.id,
+          command: r.command,
+          group: r.group,
+          state,
+          producer: r.message.producer,
+          consumer: r.consumer === '' ? undefined : r.consumer,
+          attempts: r.message.attempts,
+          lastError: r.message.lastError,
+          publishedAt: r.message.timestamp,
+          updatedAt: r.updatedAt
+        })
+        if (out.length >= limit) return out
+      }
+    }
+    return out
+  }
+
   private housekeeping (): void {
     this.engine.expire()
     const now = Date.now()
+    if (now - this.lastSweep >= SWEEP_INTERVAL) {
+      this.lastSweep = now
+      this.journal.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
+    }
     this.mailbox.sweep(now)
     for (const [key, seq] of this.producerSeqs) {
       if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) {

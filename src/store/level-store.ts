@@ -29,6 +29,10 @@ export class LevelStore implements Store {
     await this.db.batch(ops, { sync: true })
   }
 
+  async clear (from: Uint8Array, to: Uint8Array): Promise<void> {
+    await this.db.clear({ gte: from, lt: to })
+  }
+
   async * entries (prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
     const end = prefixEnd(prefix)
     const it = this.db.iterator(end != null ? { gte: prefix, lt: end } : { gte: prefix })

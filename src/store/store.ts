@@ -15,6 +15,8 @@ export interface Store {
   write: (ops: StoreOp[]) => Promise<void>
   /** Every entry whose key begins with `prefix`, in key order. */
   entries: (prefix: Uint8Array) => AsyncIterable<[key: Uint8Array, value: Uint8Array]>
+  /** Deletes every key from `from` (inclusive) to `to` (exclusive). */
+  clear: (from: Uint8Array, to: Uint8Array) => Promise<void>
 }
 
 /** The first key after every key that begins with `prefix` (for a range's upper bound). */
@@ -41,6 +43,13 @@ export class MemoryStore implements Store {
       const k = keyString(op.key)
       if (op.type === 'put') this.data.set(k, [op.key.slice(), op.value.slice()])
       else this.data.delete(k)
+    }
+  }
+
+  async clear (from: Uint8Array, to: Uint8Array): Promise<void> {
+    const [f, t] = [keyString(from), keyString(to)]
+    for (const k of [...this.data.keys()]) {
+      if (k >= f && k < t) this.data.delete(k)
     }
   }
 
