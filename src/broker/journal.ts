@@ -7,10 +7,11 @@
  */
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
-  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, FAILED_PREFIX, MESSAGE_PREFIX, MessageState, PRODUCER_SEQ_PREFIX, QUEUE_PREFIX,
-  answerKey, bindingKey, decodeAnswer, decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage,
-  encodeQueue, encodeSeq, finishedBound, finishedKey, messageKey, parseAnswerKey, parseMessageKey, parsePairKey,
-  producerSeqKey, queueIdOf, queueKey, type MessageRecord
+  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
+  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, answerKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
+  decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
+  failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
+  readCompletedLog, type MessageRecord
 } from './records.js'
 import type { Store } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
@@ -45,12 +46,17 @@ export class Journal {
   private nextQueueId = 1
   private nextMessage = 1
   private nextAnswer = 1
+  private readonly completedLog = new CompletedLog()
+  private nextLog = 1
 
   /**
    * @param completedRetention ms a completed message's record is kept (0: deleted at once)
    */
   constructor (readonly store: Store, private readonly completedRetention: number, onError: (err: Error) => void) {
-    this.commit = new GroupCommit(store, onError)
+    this.commit = new GroupCommit(store, onError, () => {
+      const log = this.completedLog.take()
+      if (log != null) this.commit.put(completedLogKey(Date.now(), this.nextLog++), log)
+    })
   }
 
   /** Batches written and ops in them since the start. */
@@ -121,13 +127,11 @@ export class Journal {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
   }
 
-  /** The message was acked or answered: its record moves to the completed ones (without payload). */
+  /** The message was acked or answered: its record goes, a line in this batch's completed log stays. */
   completed (m: QueuedMessage, consumer: string): void {
     if (m.key == null) return
     this.commit.del(m.key)
-    if (this.completedRetention <= 0) return
-    const now = Date.now()
-    this.commit.put(finishedKey(false, now, m.key), encodeMessage(m, MessageState.Completed, now, consumer))
+    if (this.completedRetention > 0) this.completedLog.add(parseMessageKey(m.key).queueId, m, Date.now(), consumer)
   }
 
   /** The message will not be attempted again: kept with its payload and last error (state Error). */
@@ -135,22 +139,29 @@ export class Journal {
     if (m.key == null) return
     this.commit.del(m.key)
     const now = Date.now()
-    this.commit.put(finishedKey(true, now, m.key), encodeMessage(m, MessageState.Error, now, consumer))
+    this.commit.put(failedKey(now, m.key), encodeMessage(m, MessageState.Error, now, consumer))
   }
 
   /** Deletes completed records older than the retention. */
   async sweep (now: number): Promise<void> {
     if (this.completedRetention <= 0) return
-    await this.store.clear(COMPLETED_PREFIX, finishedBound(false, now - this.completedRetention))
+    await this.store.clear(COMPLETED_PREFIX, completedBound(now - this.completedRetention))
   }
 
   /** Completed or failed messages, oldest first. */
   async * finished (state: MessageState.Completed | MessageState.Error): AsyncIterable<FinishedRecord> {
-    for await (const [key, value] of this.store.entries(state === MessageState.Completed ? COMPLETED_PREFIX : FAILED_PREFIX)) {
-      const q = this.queueNames.get(queueIdOf(key))
-      const record = decodeMessage(value)
-      yield { ...record, command: q?.command ?? record.message.command, group: q?.group ?? '' }
+    if (state === MessageState.Completed) {
+      for await (const [, value] of this.store.entries(COMPLETED_PREFIX)) {
+        for (const r of readCompletedLog(value)) yield this.named(r.queueId, r)
+      }
+      return
     }
+    for await (const [key, value] of this.store.entries(FAILED_PREFIX)) yield this.named(failedQueueId(key), decodeMessage(value))
+  }
+
+  private named (queueId: number, record: MessageRecord): FinishedRecord {
+    const q = this.queueNames.get(queueId)
+    return { ...record, command: q?.command ?? record.message.command, group: q?.group ?? '' }
   }
 
   keepAnswer (producer: string, a: KeptResult): void {

@@ -18,7 +18,10 @@ export class GroupCommit {
   batches = 0
   written = 0
 
-  constructor (private readonly store: Store, private readonly onError: (err: Error) => void) {}
+  /**
+   * @param beforeWrite called as each batch is taken, to add what the caller gathers per batch
+   */
+  constructor (private readonly store: Store, private readonly onError: (err: Error) => void, private readonly beforeWrite?: () => void) {}
 
   put (key: Uint8Array, value: Uint8Array): void {
     this.ops.push({ type: 'put', key, value })
@@ -52,6 +55,7 @@ export class GroupCommit {
 
   private async commit (): Promise<void> {
     this.scheduled = false
+    this.beforeWrite?.()
     const ops = this.ops
     const callbacks = this.waiting
     this.ops = []
