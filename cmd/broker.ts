@@ -1,7 +1,7 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 
@@ -14,6 +14,7 @@ const specs = {
   'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
   'high-water': { type: 'number', value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
   'max-messages': { type: 'number', value: '<n>', help: 'Messages held before publishes are refused', default: DEFAULT_MAX_MESSAGES },
+  'completed-retention': { type: 'number', value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -33,7 +34,8 @@ export async function run (args: string[]): Promise<number> {
     visibilityTimeout: flags['visibility-timeout'],
     maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
     highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
-    maxMessages: flags['max-messages']
+    maxMessages: flags['max-messages'],
+    completedRetention: flags['completed-retention']
   })
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The p2pmq command: `p2pmq broker|consumer|producer|demo [flags]`. */
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats [flags]`. */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
 import { errorText } from './lifecycle.js'
@@ -8,7 +8,9 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   broker: async () => await import('./broker.js'),
   consumer: async () => await import('./consumer.js'),
   producer: async () => await import('./producer.js'),
-  demo: async () => await import('./demo.js')
+  demo: async () => await import('./demo.js'),
+  messages: async () => await import('./messages.js'),
+  stats: async () => await import('./stats.js')
 }
 
 async function main (argv: string[]): Promise<number> {

@@ -6,6 +6,8 @@ export const PROTOCOL_VERSION = '1.0.0'
 export const PRODUCER_PROTOCOL = `${PROTOCOL_PREFIX}/producer/${PROTOCOL_VERSION}`
 /** The stream a consumer opens to subscribe, receive deliveries and settle them. */
 export const CONSUMER_PROTOCOL = `${PROTOCOL_PREFIX}/consumer/${PROTOCOL_VERSION}`
+/** The stream an admin client (`p2pmq messages`, `p2pmq stats`) opens for requests. */
+export const ADMIN_PROTOCOL = `${PROTOCOL_PREFIX}/admin/${PROTOCOL_VERSION}`
 
 /** The command a message names when the producer names none. */
 export const DEFAULT_COMMAND = 'default'

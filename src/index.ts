@@ -4,12 +4,13 @@
  * p2pmq: a message queue whose broker, producers and consumers are libp2p peers, addressed by
  * peer ID. Producers send messages naming a command; the broker keeps each one until a consumer
  * of each subscribed group has processed it, balancing among the consumers of a group, and
- * relays the consumer's answer back to the producer.
+ * relays the consumer's answer back to the producer. The broker keeps its messages in LevelDB in
+ * its data directory: a publish is confirmed once it is on disk, and a restart loses nothing.
  *
  * @example A broker, a consumer and a producer in one process
  *
  * ```ts
- * import { createBroker, createConsumer, createProducer } from 'p2pmq'
+ * import { createAdmin, createBroker, createConsumer, createProducer } from 'p2pmq'
  *
  * const broker = await createBroker({ dataDir: './broker-data' })
  * const address = broker.getMultiaddrs()[0].toString()  // ends in /p2p/<peerId>
@@ -19,7 +20,11 @@
  *
  * const producer = await createProducer({ broker: address })
  * console.log(await producer.send('users.greet', 'Ada'))   // "Hello Ada"
- * await producer.publish('users.audit', { event: 'login' }) // confirmed by the broker, no answer
+ * await producer.publish('users.audit', { event: 'login' }) // confirmed once on disk, no answer
+ *
+ * const admin = await createAdmin({ broker: address })
+ * console.log(await admin.messages({ state: 'completed' }))  // what `p2pmq messages` shows
+ * await admin.stop()
  *
  * await producer.stop(); await consumer.stop(); await broker.stop()
  * ```
@@ -28,14 +33,15 @@
  *
  * ```ts
  * import { createLibp2p } from 'libp2p'
- * import { broker } from 'p2pmq'
+ * import { broker, LevelStore } from 'p2pmq'
  *
- * const node = await createLibp2p({ ...yourConfig, services: { mq: broker({ maxAttempts: 5 }) } })
+ * const node = await createLibp2p({ ...yourConfig, services: { mq: broker({ maxAttempts: 5, store: new LevelStore('./mq-store') }) } })
  * node.services.mq.stats()
  * ```
  */
 import './polyfill.js'
 import { BrokerService, broker, type BrokerInit } from './broker/service.js'
+import { Admin } from './client/admin.js'
 import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
 import { clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
@@ -47,7 +53,8 @@ import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
 
 export { broker, BrokerService }
-export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole } from './broker/service.js'
+export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates } from './broker/service.js'
+export { Admin }
 export type { QueueStats } from './broker/engine.js'
 export { Producer, Consumer }
 export type { ProducerOptions, PublishOptions, SendOptions, Reply, ProducerEvents } from './client/producer.js'
@@ -127,4 +134,9 @@ export async function createProducer (options: CreateClientOptions & Omit<Produc
 /** Creates a consumer connected (and reconnecting) to the broker. */
 export async function createConsumer (options: CreateClientOptions): Promise<Consumer> {
   return new Consumer({ ...options, ...(await clientNode(options)) })
+}
+
+/** An admin client: `stats()` and `messages({ state, command, limit })` of a broker. */
+export async function createAdmin (options: CreateClientOptions): Promise<Admin> {
+  return new Admin({ ...options, ...(await clientNode(options)) })
 }

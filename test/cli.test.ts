@@ -67,4 +67,26 @@ describe('p2pmq CLI', () => {
     await until(() => unknown.err.some((l) => l.includes('not in the address book')), 10_000, 'the retry message')
     expect(unknown.err.join('\n')).not.toMatch(/\n\s+at /) // no stack trace
   })
+
+  it('messages and stats show what a durable broker holds, also after it restarts', async () => {
+    const home = await tempDir()
+    const first = await startBroker(home)
+    const producer = run(['producer', `-broker=${first.peerId}`, '-publish', '-count=3', '-interval=0', '-command=jobs.resize'], home)
+    expect(await producer.exited).toBe(0)
+    killGroup(first.proc.child)
+    await first.proc.exited
+    const { peerId } = await startBroker(home)
+    expect(peerId).toBe(first.peerId)
+
+    const messages = run(['messages', `-broker=${peerId}`, '-state=pending', '-json'], home)
+    expect(await messages.exited).toBe(0)
+    const listed = messages.out.filter((l) => l !== '').map((l) => JSON.parse(l))
+    expect(listed.map((m) => [m.state, m.command])).toEqual([['pending', 'jobs.resize'], ['pending', 'jobs.resize'], ['pending', 'jobs.resize']])
+    const stats = run(['stats', `-broker=${peerId}`, '-json'], home)
+    expect(await stats.exited).toBe(0)
+    expect(JSON.parse(stats.out.join('')).queues).toMatchObject([{ command: 'jobs.resize', depth: 3 }])
+    const text = run(['stats', `-broker=${peerId}`], home)
+    expect(await text.exited).toBe(0)
+    expect(text.out.join('\n')).toMatch(/jobs\.resize \(no group yet\)\s+3\s+0\s+0/)
+  })
 })

@@ -5,7 +5,7 @@
  */
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
-  CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
+  ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
@@ -17,7 +17,7 @@ import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { MemoryStore, type Store } from '../store/store.js'
 import { commandError } from './topic.js'
-import { ConsumerSession, ProducerSession, type ProducerSeq, type SessionContext } from './sessions.js'
+import { AdminSession, ConsumerSession, ProducerSession, type AnySession, type ProducerSeq, type SessionContext } from './sessions.js'
 import type { QueuedMessage } from './queue.js'
 import type { Registrar } from '@libp2p/interface-internal'
 
@@ -56,7 +56,7 @@ export interface BrokerComponents {
   peerId: PeerId
 }
 
-export type ClientRole = 'producer' | 'consumer'
+export type ClientRole = 'producer' | 'consumer' | 'admin'
 
 export interface ClientEvent {
   peer: string
@@ -78,8 +78,15 @@ export interface ClientInfo {
   subscriptions?: Array<{ group: string, patterns: readonly string[], prefetch: number, unacked: number }>
 }
 
+/** Messages per second over the last second, per queue. */
+export interface QueueRates {
+  published: number
+  delivered: number
+  acked: number
+}
+
 export interface BrokerStats {
-  queues: QueueStats[]
+  queues: Array<QueueStats & { rates: QueueRates }>
   clients: ClientInfo[]
   /** Messages held: waiting, unrouted and in flight. */
   messages: number
@@ -87,10 +94,11 @@ export interface BrokerStats {
   keptAnswers: number
 }
 
-type AnySession = ProducerSession | ConsumerSession
 
 /** ms between sweeps of old completed records. */
 const SWEEP_INTERVAL = 5_000
+/** ms between samples of the queues' counters, for their rates. */
+const RATE_INTERVAL = 1_000
 
 export type MessageStateName = 'pending' | 'in process' | 'completed' | 'error'
 
@@ -138,6 +146,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly journal: Journal
   private readonly options: Required<Omit<BrokerInit, 'store'>>
   private timer?: ReturnType<typeof setInterval>
+  private sampler?: ReturnType<typeof setInterval>
+  /** Per queue: counters at the last sample, and the rates since the one before. */
+  private readonly counters = new Map<string, { at: number, published: number, delivered: number, acked: number }>()
+  private readonly rates = new Map<string, QueueRates>()
   private lastSweep = 0
   private started = false
 
@@ -204,6 +216,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       },
       blocked: (s) => { this.blocked.add(s) },
       whenDurable: (done) => { this.journal.whenDurable(done) },
+      admin: async (method, params) => await this.admin(method, params),
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
         this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
@@ -223,6 +236,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
     await this.components.registrar.handle(CONSUMER_PROTOCOL, (s, c) => { this.accept('consumer', s, c) }, opts)
+    await this.components.registrar.handle(ADMIN_PROTOCOL, (s, c) => { this.accept('admin', s, c) }, opts)
+    this.sampler = setInterval(() => { this.sampleRates() }, RATE_INTERVAL)
+    this.sampler.unref?.()
     const tick = Math.max(10, Math.min(1000, Math.floor(this.options.visibilityTimeout / 4)))
     this.timer = setInterval(() => { this.housekeeping() }, tick)
     this.timer.unref?.()
@@ -234,6 +250,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.timer)
     await this.components.registrar.unhandle(PRODUCER_PROTOCOL)
     await this.components.registrar.unhandle(CONSUMER_PROTOCOL)
+    await this.components.registrar.unhandle(ADMIN_PROTOCOL)
+    clearInterval(this.sampler)
     for (const s of [...this.sessions]) s.close()
     await this.journal.close()
   }
@@ -242,17 +260,17 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return this.started
   }
 
-  /** Queues, clients and totals, as they are now. */
+  /** Queues (with their rates over the last second), clients and totals, as they are now. */
   stats (): BrokerStats {
     return {
-      queues: this.engine.stats(),
-      clients: [...this.sessions].map((s) => s.role === 'producer'
-        ? { peer: s.peer, role: s.role }
-        : {
+      queues: this.engine.stats().map((q) => ({ ...q, rates: this.rates.get(`${q.command}@${q.group}`) ?? { published: 0, delivered: 0, acked: 0 } })),
+      clients: [...this.sessions].map((s) => s instanceof ConsumerSession
+        ? {
             peer: s.peer,
             role: s.role,
             subscriptions: s.subscriptions.map((sub) => ({ group: sub.group, patterns: sub.patterns, prefetch: sub.prefetch, unacked: sub.unacked }))
-          }),
+          }
+        : { peer: s.peer, role: s.role }),
       messages: this.engine.size,
       keptAnswers: this.mailbox.size
     }
@@ -260,7 +278,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private accept (role: ClientRole, stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
-    const session = role === 'producer' ? new ProducerSession(peer, stream, this.ctx) : new ConsumerSession(peer, stream, this.ctx)
+    const session = role === 'producer'
+      ? new ProducerSession(peer, stream, this.ctx)
+      : role === 'consumer' ? new ConsumerSession(peer, stream, this.ctx) : new AdminSession(peer, stream, this.ctx)
     this.sessions.add(session)
     this.log('%s %s joined', role, peer)
     this.safeDispatchEvent('client:join', { detail: { peer, role } })
@@ -357,6 +377,28 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return out
   }
 
+  private sampleRates (): void {
+    const now = Date.now()
+    for (const q of this.engine.stats()) {
+      const name = `${q.command}@${q.group}`
+      const before = this.counters.get(name)
+      if (before != null && now > before.at) {
+        const s = (now - before.at) / 1000
+        this.rates.set(name, { published: (q.published - before.published) / s, delivered: (q.delivered - before.delivered) / s, acked: (q.acked - before.acked) / s })
+      }
+      this.counters.set(name, { at: now, published: q.published, delivered: q.delivered, acked: q.acked })
+    }
+  }
+
+  /** The admin protocol's methods. */
+  private async admin (method: string, params: unknown): Promise<unknown> {
+    switch (method) {
+      case 'stats': return this.stats()
+      case 'messages': return await this.messages(messageQuery(params))
+      default: throw new Error(`Unknown admin method "${method}"`)
+    }
+  }
+
   private housekeeping (): void {
     this.engine.expire()
     const now = Date.now()
@@ -372,6 +414,18 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       }
     }
   }
+}
+
+const STATES: readonly MessageStateName[] = ['pending', 'in process', 'completed', 'error']
+
+/** Checks a `messages` request's parameters. */
+function messageQuery (params: unknown): MessageQuery {
+  const p = (params ?? {}) as Record<string, unknown>
+  if (typeof p !== 'object') throw new Error('messages takes an object')
+  if (p.state != null && !STATES.includes(p.state as MessageStateName)) throw new Error(`state must be one of ${STATES.join(', ')}`)
+  if (p.command != null && typeof p.command !== 'string') throw new Error('command must be a string')
+  if (p.limit != null && !(Number.isInteger(p.limit) && (p.limit as number) > 0)) throw new Error('limit must be a positive integer')
+  return { state: p.state as MessageStateName | undefined, command: p.command as string | undefined, limit: p.limit as number | undefined }
 }
 
 /** The broker service factory: `createLibp2p({ services: { mq: broker() } })`. */

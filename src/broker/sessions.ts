@@ -6,9 +6,9 @@
 import { FramedChannel } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, RejectCode,
-  readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeProducerRef, writeReject, writeResult,
+  readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
-  type ConsumerFrame, type ProducerFrame, type Publish
+  type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
 import { ProtocolError } from '../errors.js'
 import type { Stream } from '@libp2p/interface'
@@ -49,8 +49,10 @@ export interface SessionContext {
   storeSeq: (seq: ProducerSeq) => void
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
   whenDurable: (done: (err?: Error) => void) => void
-  closed: (session: ProducerSession | ConsumerSession, err?: Error) => void
-  protocolError: (session: ProducerSession | ConsumerSession, err: Error) => void
+  /** Runs an admin request; throws with a message for the client on a bad one. */
+  admin: (method: string, params: unknown) => Promise<unknown>
+  closed: (session: AnySession, err?: Error) => void
+  protocolError: (session: AnySession, err: Error) => void
 }
 
 abstract class Session<In> {
@@ -278,3 +280,33 @@ export class ConsumerSession extends Session<ConsumerFrame> {
 function isProtocolFault (err: Error): boolean {
   return err.name === 'ProtocolError' || err.name === 'MessageTooLargeError'
 }
+
+/** An admin client's stream: requests in, one response each out (JSON bodies). */
+export class AdminSession extends Session<AdminFrame> {
+  readonly role = 'admin'
+
+  constructor (peer: string, stream: Stream, ctx: SessionContext) {
+    super(peer, stream, ctx, readAdminFrame)
+  }
+
+  protected onFrame (f: AdminFrame): void {
+    const respond = (ok: boolean, value: unknown): void => {
+      if (this.isOpen) writeResponse(this.channel.writer, f.reqId, ok, encoder.encode(JSON.stringify(value)))
+    }
+    let params: unknown
+    try {
+      params = f.body.byteLength === 0 ? undefined : JSON.parse(decoder.decode(f.body))
+    } catch {
+      respond(false, { error: 'The request body is not JSON' })
+      return
+    }
+    this.ctx.admin(f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
+  }
+
+  protected onClose (): void {}
+}
+
+export type AnySession = ProducerSession | ConsumerSession | AdminSession
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()

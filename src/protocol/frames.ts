@@ -22,7 +22,10 @@ export const enum FrameType {
   Nack = 0x16,
   ProducerRef = 0x17,
   // both streams, broker to client, first frame
-  Welcome = 0x20
+  Welcome = 0x20,
+  // admin stream
+  Request = 0x30,
+  Response = 0x31
 }
 
 export const enum PublishFlags {
@@ -129,6 +132,15 @@ export interface Answer { type: FrameType.Answer, tag: number, kind: number, pay
 /** Consumer → broker: delivery `tag` failed; requeue it for another attempt or fail it now. */
 export interface Nack { type: FrameType.Nack, tag: number, flags: number, error: string }
 
+/**
+ * Admin client → broker: call `method` with a JSON `body`. Requests are few and small, so their
+ * bodies are JSON (UTF-8), not fixed fields.
+ */
+export interface Request { type: FrameType.Request, reqId: number, method: string, body: Uint8Array }
+
+/** Broker → admin client: the outcome of request `reqId`: JSON of the result (`ok`) or `{ error }`. */
+export interface Response { type: FrameType.Response, reqId: number, ok: boolean, body: Uint8Array }
+
 /** Broker → client, first frame on each stream: the broker's limits. */
 export interface Welcome { type: FrameType.Welcome, maxPayload: number, version: string }
 
@@ -136,6 +148,8 @@ export type ProducerFrame = Hello | Publish
 export type BrokerToProducerFrame = Welcome | Confirm | Reject | Result
 export type ConsumerFrame = Subscribe | Unsubscribe | Ack | Answer | Nack
 export type BrokerToConsumerFrame = Welcome | Subscribed | ProducerRef | Deliver
+export type AdminFrame = Request
+export type BrokerToAdminFrame = Welcome | Response
 
 /** The fields of a message the broker relays: structurally shared by Publish and the queue's records. */
 export interface MessageFields {
@@ -198,6 +212,14 @@ export function writeAnswer (w: FrameWriter, tag: number, kind: number, payload:
 
 export function writeNack (w: FrameWriter, tag: number, flags: number, error: string): void {
   w.begin(FrameType.Nack).u32(tag).u8(flags).str(error).end()
+}
+
+export function writeRequest (w: FrameWriter, reqId: number, method: string, body: Uint8Array): void {
+  w.begin(FrameType.Request).u32(reqId).str(method).bytes(body).end()
+}
+
+export function writeResponse (w: FrameWriter, reqId: number, ok: boolean, body: Uint8Array): void {
+  w.begin(FrameType.Response).u32(reqId).u8(ok ? 1 : 0).bytes(body).end()
 }
 
 export function writeWelcome (w: FrameWriter, maxPayload: number, version: string): void {
@@ -273,6 +295,26 @@ export function readBrokerToConsumerFrame (type: number, r: FrameReader): Broker
     case FrameType.ProducerRef: f = { type, ref: r.u32(), peer: r.str() }; break
     case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
     default: throw unexpected(type, 'consumer')
+  }
+  r.done()
+  return f
+}
+
+/** Reads a frame the broker receives on an admin stream. */
+export function readAdminFrame (type: number, r: FrameReader): AdminFrame {
+  if (type !== FrameType.Request) throw unexpected(type, 'admin')
+  const f: AdminFrame = { type, reqId: r.u32(), method: r.str(), body: r.bytes() }
+  r.done()
+  return f
+}
+
+/** Reads a frame an admin client receives from the broker. */
+export function readBrokerToAdminFrame (type: number, r: FrameReader): BrokerToAdminFrame {
+  let f: BrokerToAdminFrame
+  switch (type) {
+    case FrameType.Response: f = { type, reqId: r.u32(), ok: r.u8() === 1, body: r.bytes() }; break
+    case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
+    default: throw unexpected(type, 'admin')
   }
   r.done()
   return f

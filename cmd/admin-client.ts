@@ -1,0 +1,27 @@
+/** What `p2pmq messages` and `p2pmq stats` share: flags to reach the broker, a one-shot admin call, a table. */
+import { createAdmin, type Admin } from '../src/index.js'
+import { UsageError, type FlagSpecs } from './flags.js'
+import { reportRetry } from './lifecycle.js'
+
+export const adminSpecs = {
+  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  json: { type: 'boolean', help: 'Print JSON (for scripts)' },
+  timeout: { type: 'number', value: '<ms>', help: 'How long to wait for the broker', default: 10_000 }
+} satisfies FlagSpecs
+
+/** Connects to `broker`, runs `call`, and stops the client whatever happens. */
+export async function withAdmin<T> (broker: string, call: (admin: Admin) => Promise<T>): Promise<T> {
+  if (broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  const admin = await createAdmin({ broker, onRetry: reportRetry })
+  try {
+    return await call(admin)
+  } finally {
+    await admin.stop()
+  }
+}
+
+/** Left-aligned columns, a header row first. */
+export function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
+}

@@ -1,0 +1,84 @@
+/**
+ * An admin client: asks the broker about its queues and messages over the admin protocol (what
+ * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
+ */
+import { ADMIN_PROTOCOL } from '../constants.js'
+import { ClosedError, P2PMQError, TimeoutError } from '../errors.js'
+import { FramedChannel } from '../protocol/channel.js'
+import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
+import { ClientBase, type ClientOptions } from './client-base.js'
+import type { BrokerStats, MessageInfo, MessageQuery } from '../broker/service.js'
+
+interface Pending {
+  method: string
+  body: Uint8Array
+  resolve: (value: unknown) => void
+  reject: (err: Error) => void
+  timer: ReturnType<typeof setTimeout>
+}
+
+export class Admin extends ClientBase<BrokerToAdminFrame> {
+  private readonly pending = new Map<number, Pending>()
+  private nextReqId = 0
+
+  constructor (options: ClientOptions) {
+    super(options, ADMIN_PROTOCOL)
+  }
+
+  async stats (timeout?: number): Promise<BrokerStats> {
+    return await this.request('stats', undefined, timeout) as BrokerStats
+  }
+
+  async messages (query: MessageQuery = {}, timeout?: number): Promise<MessageInfo[]> {
+    return await this.request('messages', query, timeout) as MessageInfo[]
+  }
+
+  /** Calls an admin method; rejects with the broker's error, or TimeoutError after `timeout` ms. */
+  async request (method: string, params?: unknown, timeout = 10_000): Promise<unknown> {
+    if (this.stopped) throw new ClosedError('The admin client is stopped')
+    const reqId = ++this.nextReqId
+    const body = params === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(params))
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(reqId)
+        reject(new TimeoutError(`No answer from the broker to "${method}" within ${timeout} ms`))
+      }, timeout)
+      const p: Pending = { method, body, resolve, reject, timer }
+      this.pending.set(reqId, p)
+      if (this.channel?.isOpen === true) this.send(this.channel, reqId, p)
+    })
+  }
+
+  async stop (): Promise<void> {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(new ClosedError('The admin client was stopped'))
+    }
+    this.pending.clear()
+    await super.stop()
+  }
+
+  protected readFrame = readBrokerToAdminFrame
+
+  protected onOpen (channel: FramedChannel<BrokerToAdminFrame>): void {
+    // Requests sent on a stream that closed are sent again: they only read.
+    for (const [reqId, p] of this.pending) this.send(channel, reqId, p)
+  }
+
+  protected onDisconnect (): void {}
+
+  protected onFrame (f: BrokerToAdminFrame): void {
+    if (f.type !== FrameType.Response) return
+    const p = this.pending.get(f.reqId)
+    if (p == null) return
+    this.pending.delete(f.reqId)
+    clearTimeout(p.timer)
+    const value = JSON.parse(new TextDecoder().decode(f.body)) as unknown
+    if (f.ok) p.resolve(value)
+    else p.reject(new P2PMQError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
+  }
+
+  private send (channel: FramedChannel<BrokerToAdminFrame>, reqId: number, p: Pending): void {
+    writeRequest(channel.writer, reqId, p.method, p.body)
+  }
+}

@@ -1,0 +1,59 @@
+/** The admin protocol: a broker's messages by state and its stats, as `p2pmq messages` and `p2pmq stats` see them. */
+import { describe, expect, it } from 'vitest'
+import { createAdmin, RejectMessage, type Admin } from '../src/index.js'
+import { consumer, onCleanup, producer, sleep, startBroker, until, type BrokerRef } from './helpers.js'
+
+async function admin (broker: BrokerRef): Promise<Admin> {
+  const a = await createAdmin({ broker: broker.address, home: broker.home })
+  onCleanup(async () => { await a.stop() })
+  return a
+}
+
+describe('admin', () => {
+  it('lists messages pending, in process, completed and failed, and shows queue stats with rates', async () => {
+    const broker = await startBroker()
+    const p = await producer(broker)
+    await p.publish('nobody.yet', 'waits')
+    const c = await consumer(broker)
+    const gate = Promise.withResolvers<void>()
+    await c.subscribe('work', async (m) => {
+      if (m.payload === 'reject') throw new RejectMessage('not this one')
+      if (m.payload === 'hold') await gate.promise
+      return 'ok'
+    }, { group: 'workers' })
+    expect(await p.send('work', 'quick')).toBe('ok')
+    await expect(p.send('work', 'reject')).rejects.toThrow(/not this one/)
+    const held = p.send('work', 'hold')
+    const a = await admin(broker)
+    await until(() => broker.node.services.mq.stats().queues.some((q) => q.inFlight === 1), 5000, 'the held message in flight')
+
+    const all = await a.messages()
+    const byState = (state: string): unknown[] => all.filter((m) => m.state === state).map((m) => [m.command, m.group, m.producer === p.peerId])
+    expect(byState('pending')).toEqual([['nobody.yet', '', true]])
+    expect(byState('in process')).toEqual([['work', 'workers', true]])
+    expect(all.find((m) => m.state === 'in process')?.consumer).toBe(c.peerId)
+    expect((await a.messages({ state: 'completed' })).map((m) => [m.command, m.consumer === c.peerId, m.attempts])).toEqual([['work', true, 1]])
+    const failed = await a.messages({ state: 'error', command: 'work' })
+    expect(failed.map((m) => [m.lastError, m.consumer === c.peerId])).toEqual([['not this one', true]])
+    expect(await a.messages({ limit: 1 })).toHaveLength(1)
+    expect(await a.messages({ command: 'other' })).toEqual([])
+
+    gate.resolve()
+    expect(await held).toBe('ok')
+    await sleep(1_100) // a rate sample
+    const stats = await a.stats()
+    const work = stats.queues.find((q) => q.command === 'work')
+    expect(work).toMatchObject({ group: 'workers', depth: 0, inFlight: 0, consumers: 1, published: 3, acked: 2, failed: 1 })
+    expect(work?.rates.published).toBeGreaterThanOrEqual(0)
+    expect(stats.clients.map((x) => x.role).sort()).toEqual(['admin', 'consumer', 'producer'])
+  })
+
+  it('refuses an unknown method or bad parameters with a clear error, and keeps serving', async () => {
+    const broker = await startBroker()
+    const a = await admin(broker)
+    await expect(a.request('drop-everything')).rejects.toThrow(/refused "drop-everything": Unknown admin method/)
+    await expect(a.messages({ state: 'lost' as any })).rejects.toThrow(/state must be one of/)
+    await expect(a.messages({ limit: -1 })).rejects.toThrow(/limit must be a positive integer/)
+    expect((await a.stats()).messages).toBe(0)
+  })
+})
