@@ -1,7 +1,7 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 
@@ -14,6 +14,10 @@ const specs = {
   'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
   'high-water': { type: 'number', value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
   'max-messages': { type: 'number', value: '<n>', help: 'Messages held before publishes are refused', default: DEFAULT_MAX_MESSAGES },
+  'retry-delay': { type: 'number', value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
+  'retry-factor': { type: 'number', value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
+  'retry-max-delay': { type: 'number', value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
+  'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
   'completed-retention': { type: 'number', value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
@@ -35,7 +39,9 @@ export async function run (args: string[]): Promise<number> {
     maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
     highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
     maxMessages: flags['max-messages'],
-    completedRetention: flags['completed-retention']
+    completedRetention: flags['completed-retention'],
+    retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
+    deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
   })
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)

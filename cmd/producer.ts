@@ -41,8 +41,11 @@ export async function run (args: string[]): Promise<number> {
   }
   producer.events.addEventListener('result', (e) => {
     const r = e.detail
-    print({ n: null, id: r.id, ...(r.error != null ? { error: r.error } : { answer: r.payload, consumer: r.consumer }) },
-      `Kept answer to ${r.id}: ${r.error ?? payloadToText(r.payload)}`)
+    print({ n: null, id: r.id, answer: r.payload, consumer: r.consumer }, `Kept answer to ${r.id}: ${payloadToText(r.payload)}`)
+  })
+  producer.events.addEventListener('failed', (e) => {
+    const f = e.detail
+    print({ n: null, id: f.id, error: f.error }, `Message ${f.id} failed after ${f.attempts} attempts: ${f.error}`)
   })
 
   let stopping = false

@@ -43,6 +43,12 @@ export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
  * (publisher flow control), until the queue is back to half of it.
  */
 export const DEFAULT_HIGH_WATER = 5_000
+/** Backoff before a nacked message's next attempt: 100 ms, doubling, at most 30 s. */
+export const DEFAULT_RETRY_DELAY = 100
+export const DEFAULT_RETRY_FACTOR = 2
+export const DEFAULT_RETRY_MAX_DELAY = 30_000
+/** A failed message is republished to `<command><suffix>`, its dead-letter queue. */
+export const DEFAULT_DEAD_LETTER_SUFFIX = '.dlq'
 /** How long the record of a completed message is kept, to be listed (`p2pmq messages`). */
 export const DEFAULT_COMPLETED_RETENTION = 10 * 60_000
 /** Messages the broker holds in memory before it refuses publishes. */

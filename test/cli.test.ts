@@ -43,7 +43,7 @@ describe('p2pmq CLI', () => {
 
   it('-exec nacks on a non-zero exit with its stderr; -publish waits only for confirms', async () => {
     const home = await tempDir()
-    const { peerId } = await startBroker(home)
+    const { peerId } = await startBroker(home, ['-max-attempts=3', '-retry-delay=10'])
     await startConsumer(home, [`-broker=${peerId}`, '-command=fail', '-exec=echo nope >&2; exit 3', '-quiet'])
     const failing = run(['producer', `-broker=${peerId}`, '-command=fail', '-count=1', '-json', '-timeout=20000'], home)
     expect(await failing.exited).toBe(1)

@@ -18,13 +18,25 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
     name: 'Publish',
     write: (w) => writePublish(w, 7, 1, message),
     read: readProducerFrame,
-    expected: { type: FrameType.Publish, seq: 7, flags: 1, ...message }
+    expected: { type: FrameType.Publish, seq: 7, flags: 1, delay: 0, ttl: 0, ...message }
+  },
+  {
+    name: 'Publish with a delay and a ttl',
+    write: (w) => writePublish(w, 8, 1 | 2 | 4, message, 1500, 0xffffffff),
+    read: readProducerFrame,
+    expected: { type: FrameType.Publish, seq: 8, flags: 7, delay: 1500, ttl: 0xffffffff, ...message }
+  },
+  {
+    name: 'Publish with a ttl only',
+    write: (w) => writePublish(w, 9, 4, message, 1500, 60_000),
+    read: readProducerFrame,
+    expected: { type: FrameType.Publish, seq: 9, flags: 4, delay: 0, ttl: 60_000, ...message }
   },
   {
     name: 'Publish without headers',
     write: (w) => writePublish(w, 0xffffffff, 0, { ...message, headers: undefined, payload: new Uint8Array(0) }),
     read: readProducerFrame,
-    expected: { type: FrameType.Publish, seq: 0xffffffff, flags: 0, ...message, headers: undefined, payload: new Uint8Array(0) }
+    expected: { type: FrameType.Publish, seq: 0xffffffff, flags: 0, delay: 0, ttl: 0, ...message, headers: undefined, payload: new Uint8Array(0) }
   },
   { name: 'Hello', write: (w) => writeHello(w, 'session-ü'), read: readProducerFrame, expected: { type: FrameType.Hello, session: 'session-ü' } },
   { name: 'Confirm', write: (w) => writeConfirm(w, 42), read: readBrokerToProducerFrame, expected: { type: FrameType.Confirm, seq: 42 } },

@@ -15,10 +15,14 @@
  *   congested until they fall to half of that (or its consumers leave); the owner holds its
  *   producers' confirms meanwhile, so producers cannot outrun the consumers without bound. A queue
  *   without consumers is never congested: messages wait for them, up to `maxMessages`.
+ * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
+ *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
+ *   time fails as "expired" when it would be delivered.
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
  */
 import { Deque } from './deque.js'
+import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { compilePattern, patternError } from './topic.js'
 
@@ -48,6 +52,28 @@ export interface EngineEvents<Owner> {
   unrouted?: (message: QueuedMessage) => void
   /** A group bound a pattern for the first time. */
   bound?: (group: string, pattern: string) => void
+  /** A message goes back to wait after a failed delivery: its attempts, last error and due time changed. */
+  requeued?: (message: QueuedMessage, queue: Queue) => void
+  /** A message was scheduled for `at`: call `promote()` then. */
+  scheduled?: (at: number) => void
+}
+
+/** What a queue does differently from the broker's defaults. */
+export interface QueuePolicy {
+  /** The commands it applies to: a name or an AMQP-style pattern. */
+  pattern: string
+  retry?: RetryBackoff
+  /** ms a message may wait before it expires, unless it names its own expiry. */
+  ttl?: number
+}
+
+/** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
+export interface RetryBackoff {
+  /** ms before the first retry; 0 retries at once, at the head of the queue. */
+  delay: number
+  /** 1 for a fixed delay, 2 to double it each time. */
+  factor: number
+  maxDelay: number
 }
 
 export interface EngineOptions {
@@ -59,6 +85,10 @@ export interface EngineOptions {
   maxMessages: number
   /** Ready messages in a queue with consumers at which it becomes congested (Infinity: never). */
   highWater: number
+  /** Backoff after a nack. Default: none (retried at once, at the head of the queue). */
+  retry?: RetryBackoff
+  /** Settings for the queues of the commands a pattern matches; the first match applies. */
+  policies?: QueuePolicy[]
   clock?: () => number
 }
 
@@ -67,6 +97,8 @@ export interface QueueStats {
   group: string
   depth: number
   inFlight: number
+  /** Waiting for their due time (delayed, or backing off before a retry). */
+  delayed: number
   consumers: number
   published: number
   delivered: number
@@ -90,13 +122,22 @@ export class QueueEngine<Owner> {
   private readonly inFlight = new Map<number, InFlight<Owner>>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
+  /** Messages waiting for their due time, soonest first. */
+  private readonly schedule = new Heap<{ at: number, message: QueuedMessage, queue: Queue }>((a, b) => a.at < b.at)
   private readonly clock: () => number
   private nextTag = 0
   private tagsWrapped = false
   private held = 0
 
+  private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
+
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
     this.clock = options.clock ?? Date.now
+    this.policies = (options.policies ?? []).map((policy) => {
+      const error = patternError(policy.pattern)
+      if (error != null) throw new TypeError(`Queue policy: ${error}`)
+      return { matches: compilePattern(policy.pattern), policy }
+    })
   }
 
   /** Messages held: ready, unrouted and in flight. */
@@ -126,9 +167,11 @@ export class QueueEngine<Owner> {
     for (let i = 0; i < queues.length; i++) {
       const copy = i === 0 ? message : { ...message }
       queues[i].published++
-      queues[i].ready.push(copy)
+      const ttl = queues[i].policy?.ttl
+      if (ttl != null && copy.expiresAt == null) copy.expiresAt = copy.timestamp + ttl
       this.held++
       this.events.enqueued?.(copy, queues[i])
+      this.enqueue(queues[i], copy)
     }
     for (const queue of queues) {
       this.drain(queue)
@@ -179,8 +222,8 @@ export class QueueEngine<Owner> {
       const queue = this.queueOf(g, command)
       queue.published += waiting.length
       for (const m of waiting.drain()) {
-        queue.ready.push(m)
         this.events.enqueued?.(m, queue)
+        this.enqueue(queue, m)
       }
     }
     this.fill(sub)
@@ -234,7 +277,14 @@ export class QueueEngine<Owner> {
     d.queue.nacked++
     d.message.lastError = error
     if (requeue && d.message.attempts < this.options.maxAttempts) {
-      d.queue.ready.unshift(d.message)
+      const backoff = this.backoff(d.queue, d.message.attempts)
+      if (backoff > 0) {
+        d.message.dueAt = this.clock() + backoff
+        this.enqueue(d.queue, d.message)
+      } else {
+        d.queue.ready.unshift(d.message)
+      }
+      this.events.requeued?.(d.message, d.queue)
       this.drain(d.queue)
     } else {
       this.fail(d.queue, d.message, error, owner)
@@ -272,7 +322,53 @@ export class QueueEngine<Owner> {
     }
     const queue = this.queueOf(this.group(group), message.command)
     queue.published++
-    queue.ready.push(message)
+    this.enqueue(queue, message)
+  }
+
+  /**
+   * Moves messages whose due time has come to the tail of their queues and delivers what it can.
+   * Returns when the next one is due, if any.
+   */
+  promote (): number | undefined {
+    const now = this.clock()
+    const touched = new Set<Queue>()
+    for (let next = this.schedule.peek(); next != null && next.at <= now; next = this.schedule.peek()) {
+      this.schedule.pop()
+      next.queue.delayed--
+      next.queue.ready.push(next.message)
+      touched.add(next.queue)
+    }
+    for (const queue of touched) this.drain(queue)
+    return this.schedule.peek()?.at
+  }
+
+  /** When the next scheduled message is due, if any. */
+  get nextDue (): number | undefined {
+    return this.schedule.peek()?.at
+  }
+
+  /**
+   * Takes out up to `limit` waiting messages of `command`, from every group's queue and from the
+   * unrouted ones (for a replay of dead letters). They leave the engine: the caller settles them.
+   */
+  withdraw (command: string, limit: number): QueuedMessage[] {
+    const out: QueuedMessage[] = []
+    const take = (from: Deque<QueuedMessage>): void => {
+      while (out.length < limit && from.length > 0) {
+        out.push(from.shift() as QueuedMessage)
+        this.held--
+      }
+    }
+    for (const g of this.groups.values()) {
+      const queue = g.queues.get(command)
+      if (queue != null) take(queue.ready)
+    }
+    const waiting = this.unrouted.get(command)
+    if (waiting != null) {
+      take(waiting)
+      if (waiting.length === 0) this.unrouted.delete(command)
+    }
+    return out
   }
 
   /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
@@ -285,6 +381,7 @@ export class QueueEngine<Owner> {
     for (const waiting of this.unrouted.values()) {
       for (const message of waiting) yield { message }
     }
+    for (const { message, queue } of this.schedule) yield { message, queue }
     for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
   }
 
@@ -317,6 +414,7 @@ export class QueueEngine<Owner> {
           group: q.group,
           depth: q.ready.length,
           inFlight: q.inFlight,
+          delayed: q.delayed,
           consumers: q.consumers.length,
           published: q.published,
           delivered: q.delivered,
@@ -327,7 +425,7 @@ export class QueueEngine<Owner> {
       }
     }
     for (const [command, waiting] of this.unrouted) {
-      out.push({ command, group: '', depth: waiting.length, inFlight: 0, consumers: 0, published: waiting.length, delivered: 0, acked: 0, nacked: 0, failed: 0 })
+      out.push({ command, group: '', depth: waiting.length, inFlight: 0, delayed: 0, consumers: 0, published: waiting.length, delivered: 0, acked: 0, nacked: 0, failed: 0 })
     }
     return out
   }
@@ -352,6 +450,7 @@ export class QueueEngine<Owner> {
     let queue = g.queues.get(command)
     if (queue == null) {
       queue = new Queue(command, g.name)
+      queue.policy = this.policies.find((p) => p.matches(command))?.policy
       g.queues.set(command, queue)
       for (const sub of g.subs) {
         if (sub.matches(command)) attach(sub, queue)
@@ -382,8 +481,27 @@ export class QueueEngine<Owner> {
     while (queue.ready.length > 0) {
       const sub = queue.pickConsumer()
       if (sub == null) return
-      this.deliver(sub as Subscription<Owner>, queue, this.take(queue))
+      const message = this.take(queue)
+      if (message != null) this.deliver(sub as Subscription<Owner>, queue, message)
     }
+  }
+
+  /** Ready now, or into the schedule when due later. */
+  private enqueue (queue: Queue, message: QueuedMessage): void {
+    const at = message.dueAt ?? 0
+    if (at > this.clock()) {
+      queue.delayed++
+      this.schedule.push({ at, message, queue })
+      this.events.scheduled?.(at)
+    } else {
+      queue.ready.push(message)
+    }
+  }
+
+  private backoff (queue: Queue, attempts: number): number {
+    const retry = queue.policy?.retry ?? this.options.retry
+    if (retry == null || retry.delay <= 0) return 0
+    return Math.min(retry.maxDelay, retry.delay * retry.factor ** Math.max(0, attempts - 1))
   }
 
   /** Uses `sub`'s credit on ready messages of its queues, round robin over the queues. */
@@ -400,15 +518,21 @@ export class QueueEngine<Owner> {
         }
       }
       if (queue == null) return
-      this.deliver(sub, queue, this.take(queue))
+      const message = this.take(queue)
+      if (message != null) this.deliver(sub, queue, message)
     }
   }
 
-  /** The next ready message of a non-empty queue. */
-  private take (queue: Queue): QueuedMessage {
-    const message = queue.ready.shift() as QueuedMessage
-    if (queue.congested && queue.ready.length <= this.options.highWater / 2) this.relieve(queue)
-    return message
+  /** The next ready message of a queue that is not expired; expired ones on the way fail. */
+  private take (queue: Queue): QueuedMessage | undefined {
+    const now = this.clock()
+    for (let message = queue.ready.shift(); message != null; message = queue.ready.shift()) {
+      if (queue.congested && queue.ready.length <= this.options.highWater / 2) this.relieve(queue)
+      if (message.expiresAt == null || message.expiresAt > now) return message
+      message.lastError = 'expired'
+      this.fail(queue, message, 'expired', undefined)
+    }
+    return undefined
   }
 
   private relieve (queue: Queue): void {
@@ -461,6 +585,7 @@ export class QueueEngine<Owner> {
     d.message.lastError = reason
     if (d.message.attempts < this.options.maxAttempts) {
       d.queue.ready.unshift(d.message)
+      this.events.requeued?.(d.message, d.queue)
     } else {
       this.fail(d.queue, d.message, reason, d.sub.owner)
     }

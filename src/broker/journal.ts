@@ -123,6 +123,11 @@ export class Journal {
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
+  /** A failed delivery sent the message back to wait: its attempts, last error and due time are rewritten. */
+  requeued (m: QueuedMessage): void {
+    if (m.key != null) this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
+  }
+
   bound (group: string, pattern: string): void {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
   }

@@ -4,6 +4,7 @@
  */
 import { Deque } from './deque.js'
 import type { MessageFields } from '../protocol/frames.js'
+import type { QueuePolicy } from './engine.js'
 
 /** A message as the broker keeps it: one copy per group it was routed to. */
 export interface QueuedMessage extends MessageFields {
@@ -19,6 +20,10 @@ export interface QueuedMessage extends MessageFields {
   lastError?: string
   /** Where the store keeps it (set by the journal). */
   key?: Uint8Array
+  /** Not delivered before this time (ms since the epoch): a delayed message, or a retry's backoff. */
+  dueAt?: number
+  /** Never delivered after this time: it fails as "expired" instead. */
+  expiresAt?: number
 }
 
 /** A subscription as the engine sees it: a competing consumer with prefetch credit. */
@@ -41,6 +46,10 @@ export class Queue {
   readonly consumers: Subscription[] = []
   private nextConsumer = 0
   inFlight = 0
+  /** Messages waiting for their due time. */
+  delayed = 0
+  /** Its settings, when a queue policy matches its command. */
+  policy?: QueuePolicy
   /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
   congested = false
   published = 0

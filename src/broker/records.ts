@@ -145,7 +145,7 @@ const NO_PAYLOAD = new Uint8Array(0)
 
 export function encodeMessage (m: QueuedMessage, state: MessageState, updatedAt: number, consumer = ''): Uint8Array {
   return encode(Kind.Message, (w) => w.u8(state).u16(Math.min(m.attempts, 0xffff)).u8(m.wantsAnswer ? 1 : 0)
-    .f64(m.timestamp).f64(updatedAt).name(m.command).str(m.id).str(m.producer).str(consumer).str(m.lastError ?? '')
+    .f64(m.timestamp).f64(updatedAt).f64(m.dueAt ?? 0).f64(m.expiresAt ?? 0).name(m.command).str(m.id).str(m.producer).str(consumer).str(m.lastError ?? '')
     .headers(m.headers).u8(m.kind).bytes(m.payload))
 }
 
@@ -164,6 +164,8 @@ export function decodeMessage (value: Uint8Array): MessageRecord {
   const wantsAnswer = r.u8() === 1
   const timestamp = r.f64()
   const updatedAt = r.f64()
+  const dueAt = r.f64()
+  const expiresAt = r.f64()
   const command = r.name()
   const id = r.str()
   const producer = r.str()
@@ -177,6 +179,8 @@ export function decodeMessage (value: Uint8Array): MessageRecord {
     wantsAnswer,
     attempts,
     lastError: lastError === '' ? undefined : lastError,
+    dueAt: dueAt === 0 ? undefined : dueAt,
+    expiresAt: expiresAt === 0 ? undefined : expiresAt,
     headers: r.headers(),
     kind: r.u8(),
     payload: r.bytes()

@@ -5,13 +5,13 @@
  */
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
-  ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
+  ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
-import { QueueEngine, type QueueStats } from './engine.js'
+import { QueueEngine, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
 import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
@@ -48,6 +48,12 @@ export interface BrokerInit {
   store?: Store
   /** ms the record of a completed message is kept, to be listed; 0 deletes it at once. */
   completedRetention?: number
+  /** Backoff before a nacked message is retried. Default 100 ms doubling to 30 s; `{ delay: 0 }` retries at once. */
+  retry?: RetryBackoff
+  /** Per-queue settings (retry backoff, TTL) for the commands a pattern matches; the first match applies. */
+  queues?: QueuePolicy[]
+  /** A failed message is republished to `<command><suffix>` (default '.dlq'); false drops it (its record stays). */
+  deadLetter?: string | false
 }
 
 export interface BrokerComponents {
@@ -144,7 +150,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly validCommands = new Set<string>()
   private readonly ctx: SessionContext
   private readonly journal: Journal
-  private readonly options: Required<Omit<BrokerInit, 'store'>>
+  private readonly options: Required<Omit<BrokerInit, 'store' | 'queues'>>
+  /** The timer that wakes the engine when the next delayed message is due, and when. */
+  private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
   private timer?: ReturnType<typeof setInterval>
   private sampler?: ReturnType<typeof setInterval>
   /** Per queue: counters at the last sample, and the rates since the one before. */
@@ -165,7 +173,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
       dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
-      completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION
+      completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,
+      retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
+      deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX
     }
     this.journal = new Journal(init.store ?? new MemoryStore(), this.options.completedRetention, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
     this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal.forgetAnswer(r) })
@@ -181,10 +191,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
         this.journal.failed(m, by?.peer ?? '')
-        if (!m.wantsAnswer) return
+        this.deadLetter(m, error)
+        // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.journal.whenDurable(() => { this.relay(m, result) })
       },
+      requeued: (m) => { this.journal.requeued(m) },
+      scheduled: (at) => { this.wakeAt(at) },
       enqueued: (m, queue) => { this.journal.enqueued(m, queue) },
       unrouted: (m) => { this.journal.unrouted(m) },
       bound: (group, pattern) => { this.journal.bound(group, pattern) },
@@ -194,7 +207,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
           if (s.unblock()) this.blocked.delete(s)
         }
       }
-    }, this.options)
+    }, { ...this.options, policies: init.queues })
     this.ctx = {
       engine: this.engine,
       maxPayload: this.options.maxPayload,
@@ -232,6 +245,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) }
     })
+    const due = this.engine.nextDue
+    if (due != null) this.wakeAt(due)
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
@@ -252,6 +267,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     await this.components.registrar.unhandle(CONSUMER_PROTOCOL)
     await this.components.registrar.unhandle(ADMIN_PROTOCOL)
     clearInterval(this.sampler)
+    clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
     await this.journal.close()
   }
@@ -377,6 +393,64 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return out
   }
 
+  /** Sets the wake-up timer for `at`, unless it is already set for sooner. */
+  private wakeAt (at: number): void {
+    if (this.wake != null && this.wake.at <= at) return
+    clearTimeout(this.wake?.timer)
+    const timer = setTimeout(() => {
+      this.wake = undefined
+      const next = this.engine.promote()
+      if (next != null) this.wakeAt(next)
+    }, Math.max(0, at - Date.now()))
+    timer.unref?.()
+    this.wake = { timer, at }
+  }
+
+  /** Republishes a failed message to its dead-letter queue, `<command>.dlq`, with why in its headers. */
+  private deadLetter (m: QueuedMessage, error: string): void {
+    const suffix = this.options.deadLetter
+    if (suffix === false || m.command.endsWith(suffix)) return
+    const taken = this.engine.publish({
+      command: m.command + suffix,
+      id: m.id,
+      headers: { ...m.headers, 'x-dead-letter-command': m.command, 'x-dead-letter-error': error, 'x-dead-letter-attempts': String(m.attempts) },
+      kind: m.kind,
+      payload: m.payload,
+      producer: m.producer,
+      timestamp: Date.now(),
+      wantsAnswer: false,
+      attempts: 0
+    })
+    if (!taken) this.log.error('dead letter %s of %s dropped: the broker is full', m.id, m.command)
+  }
+
+  /**
+   * Puts dead letters back: up to `limit` waiting messages of `<command>.dlq` (or of every
+   * dead-letter queue when no command is given) are republished to the command they failed in,
+   * with their attempts reset. Returns how many.
+   */
+  replayDeadLetters (command?: string, limit = 1000): number {
+    const suffix = this.options.deadLetter
+    if (suffix === false) return 0
+    const dlqs = command != null
+      ? [command.endsWith(suffix) ? command : command + suffix]
+      : [...new Set(this.engine.stats().map((q) => q.command).filter((c) => c.endsWith(suffix)))]
+    let replayed = 0
+    for (const dlq of dlqs) {
+      const seen = new Set<string>()
+      for (const m of this.engine.withdraw(dlq, limit - replayed)) {
+        this.journal.completed(m, '')
+        if (seen.has(m.id)) continue // one copy per message, not one per group that read the DLQ
+        seen.add(m.id)
+        const headers = { ...m.headers }
+        const original = headers['x-dead-letter-command'] ?? dlq.slice(0, -suffix.length)
+        for (const h of ['x-dead-letter-command', 'x-dead-letter-error', 'x-dead-letter-attempts']) delete headers[h]
+        if (this.engine.publish({ ...m, command: original, headers, timestamp: Date.now(), attempts: 0, key: undefined, lastError: undefined, dueAt: undefined })) replayed++
+      }
+    }
+    return replayed
+  }
+
   private sampleRates (): void {
     const now = Date.now()
     for (const q of this.engine.stats()) {
@@ -395,6 +469,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     switch (method) {
       case 'stats': return this.stats()
       case 'messages': return await this.messages(messageQuery(params))
+      case 'replay-dead-letters': {
+        const p = (params ?? {}) as { command?: unknown, limit?: unknown }
+        if (p.command != null && typeof p.command !== 'string') throw new Error('command must be a string')
+        if (p.limit != null && !(Number.isInteger(p.limit) && (p.limit as number) > 0)) throw new Error('limit must be a positive integer')
+        return { replayed: this.replayDeadLetters(p.command as string | undefined, p.limit as number | undefined) }
+      }
       default: throw new Error(`Unknown admin method "${method}"`)
     }
   }

@@ -139,6 +139,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
       return
     }
+    const now = Date.now()
     const taken = this.ctx.engine.publish({
       command: f.command,
       id: f.id,
@@ -147,9 +148,11 @@ export class ProducerSession extends Session<ProducerFrame> {
       payload: f.payload,
       producer: this.peer,
       origin: this,
-      timestamp: Date.now(),
+      timestamp: now,
       wantsAnswer,
-      attempts: 0
+      attempts: 0,
+      dueAt: f.delay > 0 ? now + f.delay : undefined,
+      expiresAt: f.ttl > 0 ? now + f.ttl : undefined
     })
     if (!taken) {
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')

@@ -29,6 +29,12 @@ export interface PublishOptions {
   headers?: Record<string, string>
   /** The message id; by default a unique one is made. The broker drops a resent id it already has. */
   id?: string
+  /** ms to wait before the message may be delivered (a delayed message). */
+  delay?: number
+  /** Deliver no sooner than this time (ms since the epoch, or a Date). */
+  at?: number | Date
+  /** ms after which the message must not be delivered: it fails as "expired" instead. */
+  ttl?: number
 }
 
 export interface SendOptions extends PublishOptions {
@@ -46,9 +52,20 @@ export interface Reply {
   attempts: number
 }
 
+/** A message that will not be attempted again: published ones too (their promise resolved at the confirm). */
+export interface Failure {
+  id: string
+  error: string
+  /** The consumer of its last delivery ('' if it never had one, e.g. it expired). */
+  consumer: string
+  attempts: number
+}
+
 export interface ProducerEvents {
-  /** A result for a message this producer object did not send: one kept for this identity while it was away. */
-  result: CustomEvent<Reply & { error?: string }>
+  /** An answer to a message this producer object did not send: one kept for this identity while it was away. */
+  result: CustomEvent<Reply>
+  /** A message this producer is not waiting on failed: a publish, or one sent before a restart. */
+  failed: CustomEvent<Failure>
   connected: CustomEvent<void>
   disconnected: CustomEvent<void>
 }
@@ -56,6 +73,9 @@ export interface ProducerEvents {
 interface Outgoing extends MessageFields {
   seq: number
   flags: number
+  /** When it may be delivered (0: at once), and how long it may wait (0: no limit). */
+  dueAt: number
+  ttl: number
   done: boolean
   deadline: number
   resolve: (value: any) => void
@@ -152,10 +172,17 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   /** Takes a window slot and writes the Publish frame (now, or when the stream opens). */
   private start (command: string, encoded: { kind: number, bytes: Uint8Array }, options: PublishOptions, flags: number, timeout: number): Promise<any> {
     this.inUse++
+    const at = options.at instanceof Date ? options.at.getTime() : options.at
+    const dueAt = at ?? (options.delay != null && options.delay > 0 ? Date.now() + options.delay : 0)
+    const ttl = options.ttl ?? 0
+    if (dueAt > 0) flags |= PublishFlags.Delayed
+    if (ttl > 0) flags |= PublishFlags.Expires
     return new Promise((resolve, reject) => {
       const o: Outgoing = {
         seq: this.nextSeq = (this.nextSeq + 1) >>> 0,
         flags,
+        dueAt,
+        ttl,
         command,
         id: options.id ?? this.newId(),
         headers: options.headers,
@@ -173,7 +200,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
       } else {
         this.publishes.set(o.seq, o)
       }
-      if (this.channel?.isOpen === true) writePublish(this.channel.writer, o.seq, o.flags, o)
+      if (this.channel?.isOpen === true) this.write(this.channel, o)
     })
   }
 
@@ -183,8 +210,14 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     writeHello(channel.writer, this.idPrefix)
     // In seq order: the broker takes a seq it has not seen and drops the rest as duplicates.
     const out = [...this.publishes.values(), ...this.sends.values()].sort((a, b) => a.seq - b.seq)
-    for (const o of out) writePublish(channel.writer, o.seq, o.flags, o)
+    for (const o of out) this.write(channel, o)
     this.events.safeDispatchEvent('connected')
+  }
+
+  /** The delay is what is left of it now, so a resend is not delayed twice. */
+  private write (channel: FramedChannel<BrokerToProducerFrame>, o: Outgoing): void {
+    const delay = o.dueAt > 0 ? Math.min(0xffffffff, Math.max(0, Math.ceil(o.dueAt - Date.now()))) : 0
+    writePublish(channel.writer, o.seq, o.flags, o, delay, Math.min(o.ttl, 0xffffffff))
   }
 
   protected onDisconnect (): void {
@@ -216,13 +249,13 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     const o = this.awaiting.get(f.id)
     const failed = f.status === ResultStatus.Failed
     if (o == null) {
-      if (f.id.startsWith(this.idPrefix)) {
+      if (failed) {
+        this.events.safeDispatchEvent('failed', { detail: { id: f.id, error: new TextDecoder().decode(f.payload), consumer: f.consumer, attempts: f.attempts } })
+      } else if (f.id.startsWith(this.idPrefix)) {
         this.lateResults++
-        return
+      } else {
+        this.events.safeDispatchEvent('result', { detail: { id: f.id, payload: decodePayload(f.kind, f.payload), consumer: f.consumer, attempts: f.attempts } })
       }
-      const payload = failed ? undefined : decodePayload(f.kind, f.payload)
-      const error = failed ? new TextDecoder().decode(f.payload) : undefined
-      this.events.safeDispatchEvent('result', { detail: { id: f.id, payload, consumer: f.consumer, attempts: f.attempts, error } })
       return
     }
     if (failed) {

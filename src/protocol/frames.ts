@@ -29,7 +29,11 @@ export const enum FrameType {
 }
 
 export const enum PublishFlags {
-  WantsAnswer = 1
+  WantsAnswer = 1,
+  /** A delay:u32 (ms) follows the flags: deliver no sooner. */
+  Delayed = 2,
+  /** A ttl:u32 (ms) follows (after the delay, if any): never deliver later. */
+  Expires = 4
 }
 
 export const enum NackFlags {
@@ -54,6 +58,10 @@ export interface Publish {
   type: FrameType.Publish
   seq: number
   flags: number
+  /** ms from the broker's receipt before it may deliver (0: at once). */
+  delay: number
+  /** ms from the broker's receipt after which it must not deliver (0: no limit). */
+  ttl: number
   command: string
   id: string
   headers: Record<string, string> | undefined
@@ -160,8 +168,12 @@ export interface MessageFields {
   payload: Uint8Array
 }
 
-export function writePublish (w: FrameWriter, seq: number, flags: number, m: MessageFields): void {
-  w.begin(FrameType.Publish).u32(seq).u8(flags).name(m.command).str(m.id).headers(m.headers)
+/** `flags` must say which of delay and ttl are there (PublishFlags.Delayed, .Expires). */
+export function writePublish (w: FrameWriter, seq: number, flags: number, m: MessageFields, delay = 0, ttl = 0): void {
+  w.begin(FrameType.Publish).u32(seq).u8(flags)
+  if ((flags & PublishFlags.Delayed) !== 0) w.u32(delay)
+  if ((flags & PublishFlags.Expires) !== 0) w.u32(ttl)
+  w.name(m.command).str(m.id).headers(m.headers)
     .u8(m.kind).bytes(m.payload).end()
 }
 
@@ -230,9 +242,14 @@ export function writeWelcome (w: FrameWriter, maxPayload: number, version: strin
 export function readProducerFrame (type: number, r: FrameReader): ProducerFrame {
   let f: ProducerFrame
   switch (type) {
-    case FrameType.Publish:
-      f = { type, seq: r.u32(), flags: r.u8(), command: r.name(), id: r.str(), headers: r.headers(), kind: r.u8(), payload: r.bytes() }
+    case FrameType.Publish: {
+      const seq = r.u32()
+      const flags = r.u8()
+      const delay = (flags & PublishFlags.Delayed) !== 0 ? r.u32() : 0
+      const ttl = (flags & PublishFlags.Expires) !== 0 ? r.u32() : 0
+      f = { type, seq, flags, delay, ttl, command: r.name(), id: r.str(), headers: r.headers(), kind: r.u8(), payload: r.bytes() }
       break
+    }
     case FrameType.Hello: f = { type, session: r.str() }; break
     default: throw unexpected(type, 'producer')
   }
