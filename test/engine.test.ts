@@ -338,3 +338,71 @@ describe('publisher flow control', () => {
     expect(t.engine.congested('work')).toBe(false)
   })
 })
+
+describe('due times, retries and expiry', () => {
+  it('holds a delayed message until its due time, then queues it at the tail', () => {
+    const t = setup()
+    t.engine.subscribe('c1', 1, 'g', ['work'], 10)
+    const later = msg('work')
+    later.dueAt = 1_000 + 500
+    t.engine.publish(later)
+    t.engine.publish(msg('work'))
+    expect(t.deliveries.map((d) => d.id)).not.toContain(later.id)
+    expect(t.engine.stats()[0]).toMatchObject({ depth: 0, delayed: 1 })
+    expect(t.engine.nextDue).toBe(1_500)
+    t.advance(499)
+    expect(t.engine.promote()).toBe(1_500)
+    expect(t.deliveries).toHaveLength(1)
+    t.advance(1)
+    expect(t.engine.promote()).toBeUndefined()
+    expect(t.deliveries.map((d) => d.id)).toContain(later.id)
+    expect(t.engine.stats()[0]).toMatchObject({ delayed: 0, inFlight: 2 })
+  })
+
+  it('backs off before each retry: delay × factor^(failures − 1), at most maxDelay', () => {
+    const t = setup({ retry: { delay: 100, factor: 2, maxDelay: 300 } })
+    t.engine.subscribe('c1', 1, 'g', ['work'], 1)
+    t.engine.publish(msg('work'))
+    let now = 1_000
+    const waits: number[] = []
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const d = t.deliveries[t.deliveries.length - 1]
+      expect(d.attempt).toBe(attempt)
+      t.engine.nack('c1', d.tag, true, `failure ${attempt}`)
+      const due = t.engine.nextDue as number
+      waits.push(due - now)
+      t.advance(due - now)
+      now = due
+      t.engine.promote()
+    }
+    expect(waits).toEqual([100, 200, 300, 300])
+  })
+
+  it('fails an expired message as "expired" instead of delivering it; a queue policy sets a TTL', () => {
+    const t = setup({ policies: [{ pattern: 'short.*', ttl: 50 }] })
+    const stale = msg('work')
+    stale.expiresAt = 1_000 + 10
+    t.engine.publish(stale)
+    const short = msg('short.lived') // waits unrouted; the TTL counts from its publish (time 0 here)
+    t.engine.publish(short)
+    t.advance(100)
+    t.engine.subscribe('c1', 1, 'g', ['work', 'short.*'], 10)
+    t.engine.publish(msg('work'))
+    expect(t.failed.map((f) => [f.id, f.error, f.by]).sort()).toEqual([[stale.id, 'expired', undefined], [short.id, 'expired', undefined]].sort())
+    expect(t.deliveries.map((d) => d.command)).toEqual(['work'])
+    const fresh = msg('short.lived')
+    fresh.timestamp = 1_100
+    t.engine.publish(fresh)
+    expect(fresh.expiresAt).toBe(1_100 + 50)
+  })
+
+  it('withdraws waiting messages of a command from every group and from the unrouted ones', () => {
+    const t = setup()
+    t.engine.publish(msg('x.dlq'))
+    t.engine.publish(msg('x.dlq'))
+    expect(t.engine.withdraw('x.dlq', 1)).toHaveLength(1)
+    expect(t.engine.size).toBe(1)
+    expect(t.engine.withdraw('x.dlq', 10)).toHaveLength(1)
+    expect(t.engine.size).toBe(0)
+  })
+})

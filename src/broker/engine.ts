@@ -167,8 +167,6 @@ export class QueueEngine<Owner> {
     for (let i = 0; i < queues.length; i++) {
       const copy = i === 0 ? message : { ...message }
       queues[i].published++
-      const ttl = queues[i].policy?.ttl
-      if (ttl != null && copy.expiresAt == null) copy.expiresAt = copy.timestamp + ttl
       this.held++
       this.events.enqueued?.(copy, queues[i])
       this.enqueue(queues[i], copy)
@@ -486,8 +484,10 @@ export class QueueEngine<Owner> {
     }
   }
 
-  /** Ready now, or into the schedule when due later. */
+  /** Ready now, or into the schedule when due later; the queue's TTL applies from the publish time. */
   private enqueue (queue: Queue, message: QueuedMessage): void {
+    const ttl = queue.policy?.ttl
+    if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
     const at = message.dueAt ?? 0
     if (at > this.clock()) {
       queue.delayed++
