@@ -66,7 +66,8 @@ describe('journal', () => {
     const seqs: Array<[string, string, number]> = []
     const recovered = await after.journal.recover(after.engine, {
       keepAnswer: (producer, a) => answers.push([producer, a]),
-      producerSeq: (peer, session, seq) => seqs.push([peer, session, seq])
+      producerSeq: (peer, session, seq) => seqs.push([peer, session, seq]),
+      seenId: () => {}
     })
     expect(recovered).toEqual({ messages: 4, answers: 1 })
     expect(answers.map(([p, a]) => [p, a.id, a.keptAt])).toEqual([['peer-b', 'id-x', 5]])
@@ -87,6 +88,6 @@ describe('journal', () => {
     for (const d of after.deliveries) after.engine.ack('c2', d.tag)
     await after.durable()
     const third = broker(store)
-    expect((await third.journal.recover(third.engine, { keepAnswer: () => {}, producerSeq: () => {} })).messages).toBe(1)
+    expect((await third.journal.recover(third.engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {} })).messages).toBe(1)
   })
 })

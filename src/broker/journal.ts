@@ -8,7 +8,7 @@
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
   ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
-  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, answerKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
+  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SEEN_ID_PREFIX, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
   readCompletedLog, type MessageRecord
@@ -30,6 +30,7 @@ export interface Recovered {
 export interface RecoverInto {
   keepAnswer: (producer: string, answer: KeptResult) => void
   producerSeq: (peer: string, session: string, lastSeq: number) => void
+  seenId: (peer: string, id: string, until: number) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
@@ -76,6 +77,10 @@ export class Journal {
     for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
       const [peer, session] = parsePairKey(key)
       into.producerSeq(peer, session, decodeSeq(value))
+    }
+    for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
+      const [peer, id] = parsePairKey(key)
+      into.seenId(peer, id, decodeTime(value))
     }
     const queues = new Map<number, { command: string, group: string }>()
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
@@ -185,6 +190,15 @@ export class Journal {
 
   forgetProducerSeq (peer: string, session: string): void {
     this.commit.del(producerSeqKey(peer, session))
+  }
+
+  /** A producer-supplied id, remembered until `until` to drop its duplicates. */
+  seenId (peer: string, id: string, until: number): void {
+    this.commit.put(seenIdKey(peer, id), encodeTime(until))
+  }
+
+  forgetSeenId (peer: string, id: string): void {
+    this.commit.del(seenIdKey(peer, id))
   }
 
   whenDurable (done: Durable): void {

@@ -10,6 +10,7 @@
  *   B group pattern       a group's binding (strings length-prefixed), empty value
  *   A n:u64               an answer kept for a disconnected producer
  *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
+ *   I peer id             a producer-supplied message id seen, until when it is remembered (u64)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
@@ -33,7 +34,8 @@ const enum Kind {
   Answer = 0x41, // A
   Completed = 0x43, // C
   Failed = 0x45, // E
-  ProducerSeq = 0x50 // P
+  ProducerSeq = 0x50, // P
+  SeenId = 0x49 // I
 }
 
 export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
@@ -42,6 +44,22 @@ export const BINDING_PREFIX = new Uint8Array([Kind.Binding])
 export const ANSWER_PREFIX = new Uint8Array([Kind.Answer])
 export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
 export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
+export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
+
+export function seenIdKey (peer: string, id: string): Uint8Array {
+  return pairKey(Kind.SeenId, peer, id)
+}
+
+export function encodeTime (at: number): Uint8Array {
+  const value = new Uint8Array(8)
+  setU64(new DataView(value.buffer), 0, at)
+  return value
+}
+
+export function decodeTime (value: Uint8Array): number {
+  if (value.byteLength !== 8) throw new ProtocolError('A stored time is not 8 bytes')
+  return getU64(new DataView(value.buffer, value.byteOffset, 8), 0)
+}
 export const FAILED_PREFIX = new Uint8Array([Kind.Failed])
 
 export function messageKey (queueId: number, n: number): Uint8Array {
@@ -106,7 +124,7 @@ export function producerSeqKey (peer: string, session: string): Uint8Array {
   return pairKey(Kind.ProducerSeq, peer, session)
 }
 
-/** The two strings of a binding or producer-seq key. */
+/** The two strings of a binding, producer-seq or seen-id key. */
 export function parsePairKey (key: Uint8Array): [string, string] {
   const r = reader.reset(key, 1, key.byteLength)
   const pair: [string, string] = [r.str(), r.str()]

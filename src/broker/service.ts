@@ -13,6 +13,7 @@ import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
 import { QueueEngine, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
+import { SeenIds } from './seen-ids.js'
 import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { MemoryStore, type Store } from '../store/store.js'
@@ -39,7 +40,7 @@ export interface BrokerInit {
   answerRetention?: number
   /** Answers kept per disconnected producer. */
   maxKeptAnswers?: number
-  /** ms a disconnected producer session is remembered, to drop what it resends when it returns. */
+  /** ms a disconnected producer session, and a producer-supplied message id, are remembered to drop duplicates. */
   dedupWindow?: number
   /**
    * Where messages, bindings and kept answers are kept; the broker starts from what it holds. A
@@ -103,6 +104,8 @@ export interface BrokerStats {
 
 /** ms between sweeps of old completed records. */
 const SWEEP_INTERVAL = 5_000
+/** Producer-supplied ids remembered at most (the oldest are forgotten first). */
+const MAX_SEEN_IDS = 1_000_000
 /** ms between samples of the queues' counters, for their rates. */
 const RATE_INTERVAL = 1_000
 
@@ -144,6 +147,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** The open producer sessions of each peer, newest last. */
   private readonly producers = new Map<string, ProducerSession[]>()
   private readonly producerSeqs = new Map<string, ProducerSeq>()
+  /** Producer-supplied ids seen within the dedup window. */
+  private readonly seenIds = new SeenIds(MAX_SEEN_IDS)
   /** Producer sessions holding confirms for congested queues. */
   private readonly blocked = new Set<ProducerSession>()
   /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
@@ -223,6 +228,14 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         seq.streams++
         return seq
       },
+      duplicateId: (peer, id) => {
+        const now = Date.now()
+        if (this.seenIds.has(peer, id, now)) return true
+        const until = now + this.options.dedupWindow
+        this.seenIds.add(peer, id, until)
+        this.journal.seenId(peer, id, until)
+        return false
+      },
       storeSeq: (seq) => {
         seq.storedSeq = seq.lastSeq
         this.journal.producerSeq(seq.peer, seq.session, seq.lastSeq)
@@ -243,7 +256,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const recovered = await this.journal.recover(this.engine, {
       keepAnswer: (producer, answer) => { this.mailbox.keep(producer, answer) },
       // As if its streams had just closed: remembered for the dedup window from now.
-      producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) }
+      producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
+      seenId: (peer, id, until) => { this.seenIds.add(peer, id, until) }
     })
     const due = this.engine.nextDue
     if (due != null) this.wakeAt(due)
@@ -487,6 +501,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       this.journal.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
     }
     this.mailbox.sweep(now)
+    this.seenIds.sweep(now, (peer, id) => { this.journal.forgetSeenId(peer, id) })
     for (const [key, seq] of this.producerSeqs) {
       if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) {
         this.producerSeqs.delete(key)

@@ -27,7 +27,10 @@ export interface ProducerOptions extends ClientOptions {
 
 export interface PublishOptions {
   headers?: Record<string, string>
-  /** The message id; by default a unique one is made. The broker drops a resent id it already has. */
+  /**
+   * The message id; by default a unique one is made. A given id is deduplicated: the broker drops a
+   * message whose id it saw from this producer within its dedup window (5 minutes by default).
+   */
   id?: string
   /** ms to wait before the message may be delivered (a delayed message). */
   delay?: number
@@ -177,6 +180,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     const ttl = options.ttl ?? 0
     if (dueAt > 0) flags |= PublishFlags.Delayed
     if (ttl > 0) flags |= PublishFlags.Expires
+    if (options.id != null) flags |= PublishFlags.Dedup
     return new Promise((resolve, reject) => {
       const o: Outgoing = {
         seq: this.nextSeq = (this.nextSeq + 1) >>> 0,

@@ -33,7 +33,9 @@ export const enum PublishFlags {
   /** A delay:u32 (ms) follows the flags: deliver no sooner. */
   Delayed = 2,
   /** A ttl:u32 (ms) follows (after the delay, if any): never deliver later. */
-  Expires = 4
+  Expires = 4,
+  /** The id is the producer's own: drop a message whose id the broker saw within its dedup window. */
+  Dedup = 8
 }
 
 export const enum NackFlags {
