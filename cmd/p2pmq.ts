@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats [flags]`. */
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq [flags]`. */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
 import { errorText } from './lifecycle.js'
@@ -10,7 +10,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   producer: async () => await import('./producer.js'),
   demo: async () => await import('./demo.js'),
   messages: async () => await import('./messages.js'),
-  stats: async () => await import('./stats.js')
+  stats: async () => await import('./stats.js'),
+  dlq: async () => await import('./dlq.js')
 }
 
 async function main (argv: string[]): Promise<number> {

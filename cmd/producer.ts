@@ -13,6 +13,9 @@ const specs = {
   data: { type: 'string', value: '<text>', help: 'The payload; <n> is replaced by the message number', default: 'Hello world #<n>!' },
   timeout: { type: 'number', value: '<ms>', help: 'How long to wait for each answer', default: DEFAULT_SEND_TIMEOUT },
   window: { type: 'number', value: '<n>', help: 'Messages out (unconfirmed or unanswered) at once', default: DEFAULT_PRODUCER_WINDOW },
+  delay: { type: 'number', value: '<ms>', help: 'Deliver each message no sooner than this after it is sent', default: 0 },
+  ttl: { type: 'number', value: '<ms>', help: 'Each message expires (fails, never delivered) after this', default: 0 },
+  id: { type: 'string', value: '<text>', help: 'Message ids (<n> is the message number); the broker drops an id it saw within its dedup window', default: '' },
   publish: { type: 'boolean', help: 'Want no answers: wait only for the broker\'s confirms' },
   json: { type: 'boolean', help: 'Print one JSON object per line: {"n","id","answer","consumer","ms"} or {"n","id","error"}' },
   name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home; answers kept for it arrive after a restart', default: '' },
@@ -58,16 +61,17 @@ export async function run (args: string[]): Promise<number> {
   const inFlight = new Set<Promise<void>>()
   const one = async (n: number): Promise<void> => {
     const payload = flags.data.replaceAll('<n>', String(n))
-    const id = producer.newId()
+    const id = flags.id !== '' ? flags.id.replaceAll('<n>', String(n)) : producer.newId()
+    const options = { id, delay: flags.delay > 0 ? flags.delay : undefined, ttl: flags.ttl > 0 ? flags.ttl : undefined }
     const t0 = performance.now()
     const ms = (): number => Math.round((performance.now() - t0) * 1000) / 1000
     try {
       if (flags.publish) {
-        await producer.publish(flags.command, payload, { id })
+        await producer.publish(flags.command, payload, options)
         ok++
         print({ n, id, ms: ms() }, `Confirmed #${n} ${id} (${ms()} ms)`)
       } else {
-        const r = await producer.request(flags.command, payload, { id })
+        const r = await producer.request(flags.command, payload, options)
         ok++
         print({ n, id: r.id, answer: r.payload, consumer: r.consumer, ms: ms() },
           `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${payloadToText(r.payload)}`)

@@ -89,4 +89,31 @@ describe('p2pmq CLI', () => {
     expect(await text.exited).toBe(0)
     expect(text.out.join('\n')).toMatch(/jobs\.resize \(no group yet\)\s+3\s+0\s+0/)
   })
+
+  it('producer -delay, -id (dedup) and -ttl; dead letters listed and replayed with p2pmq dlq', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home, ['-max-attempts=1'])
+    await startConsumer(home, [`-broker=${peerId}`, '-command=greet', '-quiet'])
+    const delayed = run(['producer', `-broker=${peerId}`, '-command=greet', '-count=1', '-delay=300', '-json'], home)
+    expect(await delayed.exited).toBe(0)
+    expect(JSON.parse(delayed.out[0]).ms).toBeGreaterThanOrEqual(300)
+
+    // The same ids twice: the second run's messages are dropped as duplicates (and confirmed).
+    for (let i = 0; i < 2; i++) {
+      const p = run(['producer', `-broker=${peerId}`, '-command=jobs', '-count=2', '-interval=0', '-publish', '-id=job-<n>'], home)
+      expect(await p.exited).toBe(0)
+    }
+    const expiring = run(['producer', `-broker=${peerId}`, '-command=jobs', '-count=1', '-publish', '-ttl=1', '-id=stale'], home)
+    expect(await expiring.exited).toBe(0)
+    // A consumer that fails everything: with -max-attempts=1 each message goes to jobs.dlq.
+    await startConsumer(home, [`-broker=${peerId}`, '-command=jobs', '-exec=exit 1', '-quiet'])
+    await until(() => false, 1500, 'nothing').catch(() => {})
+    const list = run(['dlq', 'list', `-broker=${peerId}`, '-json'], home)
+    expect(await list.exited).toBe(0)
+    const letters = list.out.filter((l) => l !== '').map((l) => JSON.parse(l))
+    expect(letters.map((m) => m.id).sort()).toEqual(['job-1', 'job-2', 'stale'])
+    const replay = run(['dlq', 'replay', `-broker=${peerId}`, '-command=jobs', '-limit=2'], home)
+    expect(await replay.exited).toBe(0)
+    expect(replay.out).toContain('2 dead letters put back')
+  })
 })

@@ -30,7 +30,7 @@ export interface Recovered {
 export interface RecoverInto {
   keepAnswer: (producer: string, answer: KeptResult) => void
   producerSeq: (peer: string, session: string, lastSeq: number) => void
-  seenId: (peer: string, id: string, until: number) => void
+  seenId: (command: string, id: string, until: number) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
@@ -79,8 +79,8 @@ export class Journal {
       into.producerSeq(peer, session, decodeSeq(value))
     }
     for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
-      const [peer, id] = parsePairKey(key)
-      into.seenId(peer, id, decodeTime(value))
+      const [command, id] = parsePairKey(key)
+      into.seenId(command, id, decodeTime(value))
     }
     const queues = new Map<number, { command: string, group: string }>()
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
@@ -192,13 +192,13 @@ export class Journal {
     this.commit.del(producerSeqKey(peer, session))
   }
 
-  /** A producer-supplied id, remembered until `until` to drop its duplicates. */
-  seenId (peer: string, id: string, until: number): void {
-    this.commit.put(seenIdKey(peer, id), encodeTime(until))
+  /** A producer-supplied id of a command, remembered until `until` to drop its duplicates. */
+  seenId (command: string, id: string, until: number): void {
+    this.commit.put(seenIdKey(command, id), encodeTime(until))
   }
 
-  forgetSeenId (peer: string, id: string): void {
-    this.commit.del(seenIdKey(peer, id))
+  forgetSeenId (command: string, id: string): void {
+    this.commit.del(seenIdKey(command, id))
   }
 
   whenDurable (done: Durable): void {

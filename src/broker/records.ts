@@ -10,7 +10,7 @@
  *   B group pattern       a group's binding (strings length-prefixed), empty value
  *   A n:u64               an answer kept for a disconnected producer
  *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
- *   I peer id             a producer-supplied message id seen, until when it is remembered (u64)
+ *   I command id          a producer-supplied message id seen, until when it is remembered (u64)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
@@ -46,8 +46,8 @@ export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
 export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
 export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
 
-export function seenIdKey (peer: string, id: string): Uint8Array {
-  return pairKey(Kind.SeenId, peer, id)
+export function seenIdKey (command: string, id: string): Uint8Array {
+  return pairKey(Kind.SeenId, command, id)
 }
 
 export function encodeTime (at: number): Uint8Array {

@@ -1,13 +1,14 @@
 /**
- * Producer-supplied message ids seen within the dedup window, per producer peer: a message whose
- * id is here is a duplicate. Bounded in time (the window) and in count (the oldest go first).
+ * Producer-supplied message ids seen within the dedup window, per command: a message whose id is
+ * here is a duplicate, whichever producer sent it. Bounded in time (the window) and in count (the
+ * oldest go first).
  */
 import { Deque } from './deque.js'
 
 export class SeenIds {
   private readonly until = new Map<string, number>()
   /** In the order they were added, which is expiry order. */
-  private readonly order = new Deque<{ key: string, peer: string, id: string, until: number }>()
+  private readonly order = new Deque<{ key: string, command: string, id: string, until: number }>()
 
   constructor (private readonly max: number) {}
 
@@ -15,26 +16,26 @@ export class SeenIds {
     return this.until.size
   }
 
-  has (peer: string, id: string, now: number): boolean {
-    return (this.until.get(`${peer}\n${id}`) ?? 0) > now
+  has (command: string, id: string, now: number): boolean {
+    return (this.until.get(`${command}\n${id}`) ?? 0) > now
   }
 
-  add (peer: string, id: string, until: number): void {
-    const key = `${peer}\n${id}`
+  add (command: string, id: string, until: number): void {
+    const key = `${command}\n${id}`
     this.until.set(key, until)
-    this.order.push({ key, peer, id, until })
+    this.order.push({ key, command, id, until })
     while (this.order.length > this.max) this.drop()
   }
 
   /** Forgets ids whose time has passed; calls `forgotten` for each. */
-  sweep (now: number, forgotten: (peer: string, id: string) => void): void {
+  sweep (now: number, forgotten: (command: string, id: string) => void): void {
     for (let e = this.order.peek(); e != null && e.until <= now; e = this.order.peek()) {
       const dropped = this.drop()
-      if (dropped != null) forgotten(dropped.peer, dropped.id)
+      if (dropped != null) forgotten(dropped.command, dropped.id)
     }
   }
 
-  private drop (): { peer: string, id: string } | undefined {
+  private drop (): { command: string, id: string } | undefined {
     const e = this.order.shift()
     if (e == null) return undefined
     // A later add of the same id set a later time: that one stays.

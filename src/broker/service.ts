@@ -228,12 +228,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         seq.streams++
         return seq
       },
-      duplicateId: (peer, id) => {
+      duplicateId: (command, id) => {
         const now = Date.now()
-        if (this.seenIds.has(peer, id, now)) return true
+        if (this.seenIds.has(command, id, now)) return true
         const until = now + this.options.dedupWindow
-        this.seenIds.add(peer, id, until)
-        this.journal.seenId(peer, id, until)
+        this.seenIds.add(command, id, until)
+        this.journal.seenId(command, id, until)
         return false
       },
       storeSeq: (seq) => {
@@ -257,7 +257,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       keepAnswer: (producer, answer) => { this.mailbox.keep(producer, answer) },
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
-      seenId: (peer, id, until) => { this.seenIds.add(peer, id, until) }
+      seenId: (command, id, until) => { this.seenIds.add(command, id, until) }
     })
     const due = this.engine.nextDue
     if (due != null) this.wakeAt(due)
@@ -501,7 +501,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       this.journal.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
     }
     this.mailbox.sweep(now)
-    this.seenIds.sweep(now, (peer, id) => { this.journal.forgetSeenId(peer, id) })
+    this.seenIds.sweep(now, (command, id) => { this.journal.forgetSeenId(command, id) })
     for (const [key, seq] of this.producerSeqs) {
       if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) {
         this.producerSeqs.delete(key)

@@ -45,8 +45,8 @@ export interface SessionContext {
   producerSession: (peer: string, session: string) => ProducerSeq
   /** The session holds confirms for congested queues; call its `unblock()` when one is relieved. */
   blocked: (session: ProducerSession) => void
-  /** True when this producer-supplied id was seen within the dedup window; else remembers it. */
-  duplicateId: (peer: string, id: string) => boolean
+  /** True when this producer-supplied id was seen for this command within the dedup window; else remembers it. */
+  duplicateId: (command: string, id: string) => boolean
   /** Writes `seq.lastSeq` to the store. */
   storeSeq: (seq: ProducerSeq) => void
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
@@ -141,7 +141,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
       return
     }
-    if ((f.flags & PublishFlags.Dedup) !== 0 && this.ctx.duplicateId(this.peer, f.id)) {
+    if ((f.flags & PublishFlags.Dedup) !== 0 && this.ctx.duplicateId(f.command, f.id)) {
       // Taken already: confirmed again, not queued again.
       if (!wantsAnswer) this.takenUpTo = f.seq
       return

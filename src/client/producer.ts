@@ -29,7 +29,8 @@ export interface PublishOptions {
   headers?: Record<string, string>
   /**
    * The message id; by default a unique one is made. A given id is deduplicated: the broker drops a
-   * message whose id it saw from this producer within its dedup window (5 minutes by default).
+   * message whose id it saw for the same command within its dedup window (5 minutes by default),
+   * from any producer.
    */
   id?: string
   /** ms to wait before the message may be delivered (a delayed message). */
@@ -180,7 +181,8 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     const ttl = options.ttl ?? 0
     if (dueAt > 0) flags |= PublishFlags.Delayed
     if (ttl > 0) flags |= PublishFlags.Expires
-    if (options.id != null) flags |= PublishFlags.Dedup
+    // Ids from newId() are unique by construction: only the caller's own are worth remembering.
+    if (options.id != null && !options.id.startsWith(this.idPrefix)) flags |= PublishFlags.Dedup
     return new Promise((resolve, reject) => {
       const o: Outgoing = {
         seq: this.nextSeq = (this.nextSeq + 1) >>> 0,
