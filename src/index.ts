@@ -47,7 +47,6 @@ import { Producer, type ProducerOptions } from './client/producer.js'
 import { clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
 import { createNode, type P2PMQNode } from './node.js'
 import { LevelStore } from './store/level-store.js'
-import { MemoryStore } from './store/store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -89,7 +88,7 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService }>
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
   const { home, dataDir = defaultBrokerDataDir(home), listen, memory = false, ...init } = options
-  const store = init.store ?? (memory ? new MemoryStore() : new LevelStore(join(dataDir, 'store')))
+  const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
     dataDir,
     listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],

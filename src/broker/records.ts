@@ -15,7 +15,7 @@
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
  */
-import { FrameReader, FrameWriter } from '../protocol/codec.js'
+import { FrameReader, FrameWriter, join } from '../protocol/codec.js'
 import { ProtocolError } from '../errors.js'
 import type { KeptResult } from './mailbox.js'
 import type { QueuedMessage } from './queue.js'
@@ -227,14 +227,7 @@ export class CompletedLog {
     const parts = this.parts
     if (parts.length === 0) return undefined
     this.parts = []
-    if (parts.length === 1) return parts[0]
-    const value = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-    let at = 0
-    for (const p of parts) {
-      value.set(p, at)
-      at += p.byteLength
-    }
-    return value
+    return join(parts)
   }
 }
 

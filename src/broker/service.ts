@@ -16,7 +16,7 @@ import { Journal } from './journal.js'
 import { SeenIds } from './seen-ids.js'
 import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
-import { MemoryStore, type Store } from '../store/store.js'
+import type { Store } from '../store/store.js'
 import { commandError } from './topic.js'
 import { AdminSession, ConsumerSession, ProducerSession, type AnySession, type ProducerSeq, type SessionContext } from './sessions.js'
 import type { QueuedMessage } from './queue.js'
@@ -44,7 +44,8 @@ export interface BrokerInit {
   dedupWindow?: number
   /**
    * Where messages, bindings and kept answers are kept; the broker starts from what it holds. A
-   * publish is confirmed, and an answer relayed, once the store has synced it. Default: in memory.
+   * publish is confirmed, and an answer relayed, once the store has synced it. Default: none, the
+   * messages live in memory only (nothing survives a restart, finished messages are not listed).
    */
   store?: Store
   /** ms the record of a completed message is kept, to be listed; 0 deletes it at once. */
@@ -154,7 +155,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
   private readonly validCommands = new Set<string>()
   private readonly ctx: SessionContext
-  private readonly journal: Journal
+  private readonly journal?: Journal
   private readonly options: Required<Omit<BrokerInit, 'store' | 'queues'>>
   /** The timer that wakes the engine when the next delayed message is due, and when. */
   private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
@@ -182,30 +183,32 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
       deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX
     }
-    this.journal = new Journal(init.store ?? new MemoryStore(), this.options.completedRetention, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
-    this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal.forgetAnswer(r) })
+    this.journal = init.store == null
+      ? undefined
+      : new Journal(init.store, this.options.completedRetention, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
+    this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
       completed: (m, by, answer) => {
-        this.journal.completed(m, by.peer)
+        this.journal?.completed(m, by.peer)
         if (answer == null) return
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
         // Only once the completion is on disk: an answered message never comes back after a restart.
-        this.journal.whenDurable(() => { this.relay(m, result) })
+        this.whenDurable(() => { this.relay(m, result) })
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
-        this.journal.failed(m, by?.peer ?? '')
+        this.journal?.failed(m, by?.peer ?? '')
         this.deadLetter(m, error)
         // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
-        this.journal.whenDurable(() => { this.relay(m, result) })
+        this.whenDurable(() => { this.relay(m, result) })
       },
-      requeued: (m) => { this.journal.requeued(m) },
+      requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
-      enqueued: (m, queue) => { this.journal.enqueued(m, queue) },
-      unrouted: (m) => { this.journal.unrouted(m) },
-      bound: (group, pattern) => { this.journal.bound(group, pattern) },
+      enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
+      unrouted: (m) => { this.journal?.unrouted(m) },
+      bound: (group, pattern) => { this.journal?.bound(group, pattern) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => {
         for (const s of this.blocked) {
@@ -233,15 +236,15 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         if (this.seenIds.has(command, id, now)) return true
         const until = now + this.options.dedupWindow
         this.seenIds.add(command, id, until)
-        this.journal.seenId(command, id, until)
+        this.journal?.seenId(command, id, until)
         return false
       },
       storeSeq: (seq) => {
         seq.storedSeq = seq.lastSeq
-        this.journal.producerSeq(seq.peer, seq.session, seq.lastSeq)
+        this.journal?.producerSeq(seq.peer, seq.session, seq.lastSeq)
       },
       blocked: (s) => { this.blocked.add(s) },
-      whenDurable: (done) => { this.journal.whenDurable(done) },
+      whenDurable: (done) => { this.whenDurable(done) },
       admin: async (method, params) => await this.admin(method, params),
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
@@ -251,9 +254,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
   }
 
-  async start (): Promise<void> {
-    await this.journal.store.open()
-    const recovered = await this.journal.recover(this.engine, {
+  /** Opens the store and takes back what it holds, before any client is served. */
+  private async recover (journal: Journal): Promise<void> {
+    await journal.store.open()
+    const recovered = await journal.recover(this.engine, {
       keepAnswer: (producer, answer) => { this.mailbox.keep(producer, answer) },
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
@@ -262,6 +266,16 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const due = this.engine.nextDue
     if (due != null) this.wakeAt(due)
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
+  }
+
+  /** Calls `done` once what was written is on disk; at once for a broker without a store. */
+  private whenDurable (done: (err?: Error) => void): void {
+    if (this.journal == null) done()
+    else this.journal.whenDurable(done)
+  }
+
+  async start (): Promise<void> {
+    if (this.journal != null) await this.recover(this.journal)
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
     await this.components.registrar.handle(CONSUMER_PROTOCOL, (s, c) => { this.accept('consumer', s, c) }, opts)
@@ -283,7 +297,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
-    await this.journal.close()
+    await this.journal?.close()
   }
 
   isStarted (): boolean {
@@ -354,7 +368,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       session.sendResult(r)
     } else {
       r.keptAt = Date.now()
-      this.journal.keepAnswer(m.producer, r)
+      this.journal?.keepAnswer(m.producer, r)
       this.mailbox.keep(m.producer, r)
     }
   }
@@ -387,6 +401,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
     for (const [state, stored] of [['completed', MessageState.Completed], ['error', MessageState.Error]] as const) {
       if (query.state != null && query.state !== state) continue
+      if (this.journal == null) break
       for await (const r of this.journal.finished(stored)) {
         if (!wanted(state, r.command)) continue
         out.push({
@@ -453,7 +468,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     for (const dlq of dlqs) {
       const seen = new Set<string>()
       for (const m of this.engine.withdraw(dlq, limit - replayed)) {
-        this.journal.completed(m, '')
+        this.journal?.completed(m, '')
         if (seen.has(m.id)) continue // one copy per message, not one per group that read the DLQ
         seen.add(m.id)
         const headers = { ...m.headers }
@@ -498,14 +513,14 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const now = Date.now()
     if (now - this.lastSweep >= SWEEP_INTERVAL) {
       this.lastSweep = now
-      this.journal.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
+      this.journal?.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
     }
     this.mailbox.sweep(now)
-    this.seenIds.sweep(now, (command, id) => { this.journal.forgetSeenId(command, id) })
+    this.seenIds.sweep(now, (command, id) => { this.journal?.forgetSeenId(command, id) })
     for (const [key, seq] of this.producerSeqs) {
       if (seq.streams === 0 && now - seq.closedAt > this.options.dedupWindow) {
         this.producerSeqs.delete(key)
-        if (seq.storedSeq > 0) this.journal.forgetProducerSeq(seq.peer, seq.session)
+        if (seq.storedSeq > 0) this.journal?.forgetProducerSeq(seq.peer, seq.session)
       }
     }
   }

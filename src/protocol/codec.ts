@@ -366,7 +366,8 @@ export class FrameSplitter {
   }
 }
 
-function join (parts: Uint8Array[], length: number): Uint8Array {
+/** The parts as one array (the part itself when there is one). */
+export function join (parts: Uint8Array[], length = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
   if (parts.length === 1) return parts[0]
   const out = new Uint8Array(length)
   let at = 0
