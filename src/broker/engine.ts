@@ -488,8 +488,8 @@ export class QueueEngine<Owner> {
   private enqueue (queue: Queue, message: QueuedMessage): void {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
-    const at = message.dueAt ?? 0
-    if (at > this.clock()) {
+    const at = message.dueAt
+    if (at != null && at > this.clock()) {
       queue.delayed++
       this.schedule.push({ at, message, queue })
       this.events.scheduled?.(at)
@@ -525,10 +525,9 @@ export class QueueEngine<Owner> {
 
   /** The next ready message of a queue that is not expired; expired ones on the way fail. */
   private take (queue: Queue): QueuedMessage | undefined {
-    const now = this.clock()
     for (let message = queue.ready.shift(); message != null; message = queue.ready.shift()) {
       if (queue.congested && queue.ready.length <= this.options.highWater / 2) this.relieve(queue)
-      if (message.expiresAt == null || message.expiresAt > now) return message
+      if (message.expiresAt == null || message.expiresAt > this.clock()) return message
       message.lastError = 'expired'
       this.fail(queue, message, 'expired', undefined)
     }
