@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq [flags]`. */
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge [flags]`. */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
 import { errorText } from './lifecycle.js'
@@ -11,7 +11,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   demo: async () => await import('./demo.js'),
   messages: async () => await import('./messages.js'),
   stats: async () => await import('./stats.js'),
-  dlq: async () => await import('./dlq.js')
+  dlq: async () => await import('./dlq.js'),
+  purge: async () => await import('./purge.js')
 }
 
 async function main (argv: string[]): Promise<number> {

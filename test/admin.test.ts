@@ -49,6 +49,21 @@ describe('admin', () => {
     expect(stats.clients.map((x) => x.role).sort()).toEqual(['admin', 'consumer', 'producer'])
   })
 
+  it('purges the waiting and delayed messages of a command, in one group or all', async () => {
+    const broker = await startBroker()
+    const p = await producer(broker)
+    const c = await consumer(broker)
+    const sub = await c.subscribe('work', () => {}, { group: 'a' })
+    await sub.unsubscribe() // group a's queue now keeps receiving copies with no one to take them
+    for (let i = 0; i < 5; i++) await p.publish('work', i)
+    await p.publish('work', 'later', { delay: 60_000 })
+    const a = await admin(broker)
+    expect(await a.request('purge', { command: 'work', group: 'nobody' })).toEqual({ purged: 0 })
+    expect(await a.request('purge', { command: 'work' })).toEqual({ purged: 6 })
+    expect((await a.stats()).queues.find((q) => q.command === 'work')).toMatchObject({ depth: 0, delayed: 0 })
+    await expect(a.request('purge', {})).rejects.toThrow(/purge needs a command/)
+  })
+
   it('refuses an unknown method or bad parameters with a clear error, and keeps serving', async () => {
     const broker = await startBroker()
     const a = await admin(broker)

@@ -88,6 +88,12 @@ describe('p2pmq CLI', () => {
     const text = run(['stats', `-broker=${peerId}`], home)
     expect(await text.exited).toBe(0)
     expect(text.out.join('\n')).toMatch(/jobs\.resize \(no group yet\)\s+3\s+0\s+0/)
+    const purge = run(['purge', `-broker=${peerId}`, '-command=jobs.resize'], home)
+    expect(await purge.exited).toBe(0)
+    expect(purge.out).toContain('3 messages purged')
+    const after = run(['messages', `-broker=${peerId}`, '-json'], home)
+    expect(await after.exited).toBe(0)
+    expect(after.out.filter((l) => l !== '')).toEqual([])
   })
 
   it('producer -delay, -id (dedup) and -ttl; dead letters listed and replayed with p2pmq dlq', async () => {

@@ -50,9 +50,9 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
   { name: 'Welcome (producer)', write: (w) => writeWelcome(w, 1048576, '1.0.0'), read: readBrokerToProducerFrame, expected: { type: FrameType.Welcome, maxPayload: 1048576, version: '1.0.0' } },
   {
     name: 'Subscribe',
-    write: (w) => writeSubscribe(w, 5, 1000, 'billing', ['users.*', 'orders.#']),
+    write: (w) => writeSubscribe(w, 5, 1000, 1, 'billing', ['users.*', 'orders.#']),
     read: readConsumerFrame,
-    expected: { type: FrameType.Subscribe, subId: 5, prefetch: 1000, group: 'billing', patterns: ['users.*', 'orders.#'] }
+    expected: { type: FrameType.Subscribe, subId: 5, prefetch: 1000, flags: 1, group: 'billing', patterns: ['users.*', 'orders.#'] }
   },
   { name: 'Unsubscribe', write: (w) => writeUnsubscribe(w, 5), read: readConsumerFrame, expected: { type: FrameType.Unsubscribe, subId: 5 } },
   { name: 'Ack', write: (w) => writeAck(w, 123456), read: readConsumerFrame, expected: { type: FrameType.Ack, tag: 123456 } },

@@ -222,4 +222,31 @@ describe('delivery', () => {
     expect(confirmed).toBe(100)
     await until(() => handled === 100, 5000, 'all handled')
   })
+
+  it('single-active consumers: one at a time, in order, and the next takes over when it leaves', async () => {
+    const broker = await startBroker()
+    const order: string[] = []
+    let running = 0
+    let overlap = false
+    const handler = (name: string, leaveAfter?: string) => async (m: Message): Promise<void> => {
+      if (++running > 1) overlap = true
+      await sleep(5)
+      order.push(`${name}:${m.payload as string}`)
+      running--
+      // Leaves before its ack goes out: message 4 is given to the next consumer.
+      if (m.payload === leaveAfter) void first.stop()
+    }
+    const first = await consumer(broker)
+    await first.subscribe('serial', handler('first', '4'), { singleActive: true, prefetch: 10 })
+    const second = await consumer(broker)
+    await second.subscribe('serial', handler('second'), { singleActive: true, prefetch: 10 })
+    const p = await producer(broker)
+    for (let i = 0; i < 10; i++) await p.publish('serial', String(i))
+    await until(() => order.length === 11, 5000, 'every message, 4 twice')
+    expect(order).toEqual([
+      'first:0', 'first:1', 'first:2', 'first:3', 'first:4',
+      'second:4', 'second:5', 'second:6', 'second:7', 'second:8', 'second:9'
+    ])
+    expect(overlap).toBe(false)
+  })
 })

@@ -406,3 +406,41 @@ describe('due times, retries and expiry', () => {
     expect(t.engine.size).toBe(0)
   })
 })
+
+describe('single-active consumers and purge', () => {
+  it('gives a single-active queue to one consumer, one message at a time, in order; the next takes over', () => {
+    const t = setup({ retry: { delay: 1_000, factor: 1, maxDelay: 1_000 } })
+    const first = t.engine.subscribe('c1', 1, 'g', ['serial'], 10, true)
+    t.engine.subscribe('c2', 1, 'g', ['serial'], 10, true)
+    const ids = publishMany(t.engine, 'serial', 3)
+    expect(t.deliveries.map((d) => [d.owner, d.id])).toEqual([['c1', ids[0]]])
+    t.engine.ack('c1', t.deliveries[0].tag)
+    expect(t.deliveries.map((d) => [d.owner, d.id])).toEqual([['c1', ids[0]], ['c1', ids[1]]])
+    // A nack retries at once and first, despite the backoff: the order holds.
+    t.engine.nack('c1', t.deliveries[1].tag, true, 'again')
+    expect(t.deliveries[2]).toMatchObject({ owner: 'c1', id: ids[1], attempt: 2 })
+    // c1 leaves: its message goes back first, to c2, which then gets the rest in order.
+    t.engine.unsubscribe(first)
+    expect(t.deliveries[3]).toMatchObject({ owner: 'c2', id: ids[1], attempt: 3 })
+    t.engine.ack('c2', t.deliveries[3].tag)
+    expect(t.deliveries[4]).toMatchObject({ owner: 'c2', id: ids[2] })
+    expect(t.deliveries).toHaveLength(5)
+  })
+
+  it('purges waiting and delayed messages of a command, in one group or all, leaving those in flight', () => {
+    const t = setup()
+    t.engine.subscribe('c1', 1, 'g', ['work'], 1)
+    t.engine.subscribe('c2', 2, 'h', ['work'], 1)
+    publishMany(t.engine, 'work', 3)
+    const later = msg('work')
+    later.dueAt = 5_000
+    t.engine.publish(later)
+    publishMany(t.engine, 'unbound', 2)
+    expect(t.engine.purge('work', 'g').length).toBe(3) // 2 waiting + 1 delayed; 1 in flight stays
+    expect(t.engine.stats().find((q) => q.group === 'g')).toMatchObject({ depth: 0, delayed: 0, inFlight: 1 })
+    expect(t.engine.stats().find((q) => q.group === 'h')).toMatchObject({ depth: 2, delayed: 1 })
+    expect(t.engine.purge('work').length).toBe(3)
+    expect(t.engine.purge('unbound').length).toBe(2)
+    expect(t.engine.size).toBe(2) // the two in flight
+  })
+})

@@ -65,6 +65,8 @@ export interface QueuePolicy {
   retry?: RetryBackoff
   /** ms a message may wait before it expires, unless it names its own expiry. */
   ttl?: number
+  /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
+  singleActive?: boolean
 }
 
 /** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
@@ -188,7 +190,8 @@ export class QueueEngine<Owner> {
   }
 
   /** Adds a competing consumer. Throws on an invalid pattern. */
-  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number): Subscription<Owner> {
+  /** `singleActive` makes the queues it takes from single-active (and they stay so). */
+  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
     for (const p of patterns) {
       const error = patternError(p)
@@ -205,7 +208,8 @@ export class QueueEngine<Owner> {
       prefetch,
       unacked: 0,
       queues: [],
-      nextQueue: 0
+      nextQueue: 0,
+      singleActive
     }
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
@@ -275,7 +279,8 @@ export class QueueEngine<Owner> {
     d.queue.nacked++
     d.message.lastError = error
     if (requeue && d.message.attempts < this.options.maxAttempts) {
-      const backoff = this.backoff(d.queue, d.message.attempts)
+      // A single-active queue keeps its order: its retry goes first, at once.
+      const backoff = d.queue.singleActive ? 0 : this.backoff(d.queue, d.message.attempts)
       if (backoff > 0) {
         d.message.dueAt = this.clock() + backoff
         this.enqueue(d.queue, d.message)
@@ -343,6 +348,33 @@ export class QueueEngine<Owner> {
   /** When the next scheduled message is due, if any. */
   get nextDue (): number | undefined {
     return this.schedule.peek()?.at
+  }
+
+  /**
+   * Removes every message of `command` waiting in `group`'s queue (or in every group's, and the
+   * unrouted ones, when no group is given), delayed ones included; in-flight ones stay. They leave
+   * the engine: the caller forgets them.
+   */
+  purge (command: string, group?: string): QueuedMessage[] {
+    const out: QueuedMessage[] = []
+    const queues = [...this.groups.values()]
+      .filter((g) => group == null || g.name === group)
+      .map((g) => g.queues.get(command))
+      .filter((q): q is Queue => q != null)
+    for (const queue of queues) {
+      out.push(...queue.ready.drain())
+      if (queue.congested) this.relieve(queue)
+    }
+    for (const { message, queue } of this.schedule.remove((s) => queues.includes(s.queue))) {
+      queue.delayed--
+      out.push(message)
+    }
+    if (group == null) {
+      out.push(...(this.unrouted.get(command)?.drain() ?? []))
+      this.unrouted.delete(command)
+    }
+    this.held -= out.length
+    return out
   }
 
   /**
@@ -449,6 +481,7 @@ export class QueueEngine<Owner> {
     if (queue == null) {
       queue = new Queue(command, g.name)
       queue.policy = this.policies.find((p) => p.matches(command))?.policy
+      queue.singleActive = queue.policy?.singleActive === true
       g.queues.set(command, queue)
       for (const sub of g.subs) {
         if (sub.matches(command)) attach(sub, queue)
@@ -511,7 +544,7 @@ export class QueueEngine<Owner> {
       let queue: Queue | undefined
       for (let i = 0; i < queues.length; i++) {
         const idx = (sub.nextQueue + i) % queues.length
-        if (queues[idx].ready.length > 0) {
+        if (queues[idx].ready.length > 0 && queues[idx].accepts(sub)) {
           queue = queues[idx]
           sub.nextQueue = (idx + 1) % queues.length
           break
@@ -598,6 +631,7 @@ export class QueueEngine<Owner> {
 }
 
 function attach (sub: Subscription<any>, queue: Queue): void {
+  if (sub.singleActive) queue.singleActive = true
   queue.consumers.push(sub)
   sub.queues.push(queue)
 }

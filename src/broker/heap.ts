@@ -46,6 +46,16 @@ export class Heap<T> {
     return top
   }
 
+  /** Removes the items `drop` says to, and returns them. */
+  remove (drop: (item: T) => boolean): T[] {
+    const removed = this.items.filter(drop)
+    if (removed.length === 0) return removed
+    const kept = this.items.filter((item) => !drop(item))
+    this.items.length = 0
+    for (const item of kept) this.push(item)
+    return removed
+  }
+
   /** Every item, in no particular order. */
   [Symbol.iterator] (): Iterator<T> {
     return this.items[Symbol.iterator]()

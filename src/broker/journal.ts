@@ -137,6 +137,11 @@ export class Journal {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
   }
 
+  /** The message was purged: its record goes, nothing stays. */
+  purged (m: QueuedMessage): void {
+    if (m.key != null) this.commit.del(m.key)
+  }
+
   /** The message was acked or answered: its record goes, a line in this batch's completed log stays. */
   completed (m: QueuedMessage, consumer: string): void {
     if (m.key == null) return

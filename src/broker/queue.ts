@@ -39,6 +39,8 @@ export interface Subscription<Owner = unknown> {
   /** The queues this subscription takes from, and where the round robin over them stands. */
   readonly queues: Queue[]
   nextQueue: number
+  /** Asked for single-active queues. */
+  readonly singleActive: boolean
 }
 
 export class Queue {
@@ -50,6 +52,11 @@ export class Queue {
   delayed = 0
   /** Its settings, when a queue policy matches its command. */
   policy?: QueuePolicy
+  /**
+   * One consumer at a time, one message at a time, in order: the longest-attached subscription
+   * gets every message; the next takes over when it leaves.
+   */
+  singleActive = false
   /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
   congested = false
   published = 0
@@ -66,6 +73,7 @@ export class Queue {
 
   /** The next subscription in round-robin order that has credit, or undefined. */
   pickConsumer (): Subscription | undefined {
+    if (this.singleActive) return this.inFlight === 0 ? this.consumers[0] : undefined
     const n = this.consumers.length
     for (let i = 0; i < n; i++) {
       const idx = (this.nextConsumer + i) % n
@@ -76,6 +84,12 @@ export class Queue {
       }
     }
     return undefined
+  }
+
+  /** Whether `sub` may take a message of this queue now (it has credit, and its turn if single-active). */
+  accepts (sub: Subscription): boolean {
+    if (sub.unacked >= sub.prefetch) return false
+    return !this.singleActive || (this.consumers[0] === sub && this.inFlight === 0)
   }
 
   removeConsumer (sub: Subscription): void {

@@ -453,6 +453,14 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     if (!taken) this.log.error('dead letter %s of %s dropped: the broker is full', m.id, m.command)
   }
 
+  /** Removes the waiting (and delayed) messages of `command`, in one group or all; returns how many. */
+  purge (command: string, group?: string): number {
+    const purged = this.engine.purge(command, group)
+    for (const m of purged) this.journal?.purged(m)
+    this.log('purged %d messages of %s%s', purged.length, command, group != null ? `@${group}` : '')
+    return purged.length
+  }
+
   /**
    * Puts dead letters back: up to `limit` waiting messages of `<command>.dlq` (or of every
    * dead-letter queue when no command is given) are republished to the command they failed in,
@@ -498,6 +506,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     switch (method) {
       case 'stats': return this.stats()
       case 'messages': return await this.messages(messageQuery(params))
+      case 'purge': {
+        const p = (params ?? {}) as { command?: unknown, group?: unknown }
+        if (typeof p.command !== 'string' || p.command === '') throw new Error('purge needs a command')
+        if (p.group != null && typeof p.group !== 'string') throw new Error('group must be a string')
+        return { purged: this.purge(p.command, p.group as string | undefined) }
+      }
       case 'replay-dead-letters': {
         const p = (params ?? {}) as { command?: unknown, limit?: unknown }
         if (p.command != null && typeof p.command !== 'string') throw new Error('command must be a string')

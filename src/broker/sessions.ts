@@ -5,7 +5,7 @@
  */
 import { FramedChannel } from '../protocol/channel.js'
 import {
-  FrameType, NackFlags, PublishFlags, RejectCode,
+  FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
   readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
@@ -264,7 +264,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         // the subId, so it takes those deliveries.
         let error = ''
         try {
-          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch))
+          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0))
         } catch (err) {
           error = (err as Error).message
         }

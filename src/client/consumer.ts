@@ -13,7 +13,7 @@ import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, readBrokerToConsumerFrame, writeAck, writeAnswer, writeNack,
-  writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
+  SubscribeFlags, writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
 } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
@@ -42,6 +42,11 @@ export interface SubscribeOptions {
   prefetch?: number
   /** ms a handler may run before its message is nacked for another attempt. */
   timeout?: number
+  /**
+   * Single-active consumer: the group's queues give one message at a time, in order, to one
+   * consumer; the next subscriber takes over when it leaves (serialized work).
+   */
+  singleActive?: boolean
 }
 
 export interface ConsumerEvents {
@@ -57,6 +62,7 @@ interface Sub {
   group: string
   prefetch: number
   timeout: number
+  singleActive: boolean
   handler: Handler
   /** Pending until the broker accepts or refuses the subscription on the current connection. */
   ready?: { resolve: () => void, reject: (err: Error) => void }
@@ -97,6 +103,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       group: options.group ?? DEFAULT_GROUP,
       prefetch: options.prefetch ?? DEFAULT_PREFETCH,
       timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
+      singleActive: options.singleActive ?? false,
       handler
     }
     this.subs.set(sub.subId, sub)
@@ -157,7 +164,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
-    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.group, sub.patterns)
+    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns)
   }
 
   /** Runs the handler; a synchronous one is settled at once, without a promise. */

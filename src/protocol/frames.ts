@@ -95,10 +95,16 @@ export interface Result {
 }
 
 /** Consumer → broker: deliver messages whose command matches one of `patterns`. */
+export const enum SubscribeFlags {
+  /** Make the queues single-active: one consumer at a time, one message at a time, in order. */
+  SingleActive = 1
+}
+
 export interface Subscribe {
   type: FrameType.Subscribe
   subId: number
   prefetch: number
+  flags: number
   group: string
   patterns: string[]
 }
@@ -195,8 +201,8 @@ export function writeResult (w: FrameWriter, id: string, consumer: string, statu
   w.begin(FrameType.Result).str(id).str(consumer).u8(status).u16(attempts).u8(kind).bytes(payload).end()
 }
 
-export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number, group: string, patterns: readonly string[]): void {
-  w.begin(FrameType.Subscribe).u32(subId).u32(prefetch).str(group).strings(patterns).end()
+export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number, flags: number, group: string, patterns: readonly string[]): void {
+  w.begin(FrameType.Subscribe).u32(subId).u32(prefetch).u8(flags).str(group).strings(patterns).end()
 }
 
 export function writeSubscribed (w: FrameWriter, subId: number, error: string): void {
@@ -266,7 +272,7 @@ export function readConsumerFrame (type: number, r: FrameReader): ConsumerFrame 
     case FrameType.Ack: f = { type, tag: r.u32() }; break
     case FrameType.Answer: f = { type, tag: r.u32(), kind: r.u8(), payload: r.bytes() }; break
     case FrameType.Nack: f = { type, tag: r.u32(), flags: r.u8(), error: r.str() }; break
-    case FrameType.Subscribe: f = { type, subId: r.u32(), prefetch: r.u32(), group: r.str(), patterns: r.strings() }; break
+    case FrameType.Subscribe: f = { type, subId: r.u32(), prefetch: r.u32(), flags: r.u8(), group: r.str(), patterns: r.strings() }; break
     case FrameType.Unsubscribe: f = { type, subId: r.u32() }; break
     default: throw unexpected(type, 'consumer')
   }
