@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge [flags]`. */
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge|schedule [flags]`. */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
 import { errorText } from './lifecycle.js'
@@ -12,7 +12,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   messages: async () => await import('./messages.js'),
   stats: async () => await import('./stats.js'),
   dlq: async () => await import('./dlq.js'),
-  purge: async () => await import('./purge.js')
+  purge: async () => await import('./purge.js'),
+  schedule: async () => await import('./schedule.js')
 }
 
 async function main (argv: string[]): Promise<number> {

@@ -8,7 +8,7 @@
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
   ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
-  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SEEN_ID_PREFIX, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
+  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
   readCompletedLog, type MessageRecord
@@ -17,6 +17,7 @@ import type { Store } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { Queue, QueuedMessage } from './queue.js'
+import type { Schedule } from './schedules.js'
 
 /** Queue id 0 holds messages that no group wants yet. */
 const UNROUTED = 0
@@ -31,6 +32,7 @@ export interface RecoverInto {
   keepAnswer: (producer: string, answer: KeptResult) => void
   producerSeq: (peer: string, session: string, lastSeq: number) => void
   seenId: (command: string, id: string, until: number) => void
+  schedule: (s: Schedule) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
@@ -78,6 +80,7 @@ export class Journal {
       const [peer, session] = parsePairKey(key)
       into.producerSeq(peer, session, decodeSeq(value))
     }
+    for await (const [, value] of this.store.entries(SCHEDULE_PREFIX)) into.schedule(decodeSchedule(value))
     for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
       const [command, id] = parsePairKey(key)
       into.seenId(command, id, decodeTime(value))
@@ -204,6 +207,15 @@ export class Journal {
 
   forgetSeenId (command: string, id: string): void {
     this.commit.del(seenIdKey(command, id))
+  }
+
+  /** Writes a schedule (added, or moved to its next run). */
+  schedule (s: Schedule): void {
+    this.commit.put(scheduleKey(s.id), encodeSchedule(s))
+  }
+
+  unschedule (id: string): void {
+    this.commit.del(scheduleKey(id))
   }
 
   whenDurable (done: Durable): void {

@@ -11,6 +11,7 @@
  *   A n:u64               an answer kept for a disconnected producer
  *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
  *   I command id          a producer-supplied message id seen, until when it is remembered (u64)
+ *   S id                  a periodic message (Schedule)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
@@ -19,6 +20,7 @@ import { FrameReader, FrameWriter, join } from '../protocol/codec.js'
 import { ProtocolError } from '../errors.js'
 import type { KeptResult } from './mailbox.js'
 import type { QueuedMessage } from './queue.js'
+import type { Schedule } from './schedules.js'
 
 export const enum MessageState {
   Pending = 0,
@@ -35,7 +37,8 @@ const enum Kind {
   Completed = 0x43, // C
   Failed = 0x45, // E
   ProducerSeq = 0x50, // P
-  SeenId = 0x49 // I
+  SeenId = 0x49, // I
+  Schedule = 0x53 // S
 }
 
 export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
@@ -45,6 +48,43 @@ export const ANSWER_PREFIX = new Uint8Array([Kind.Answer])
 export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
 export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
 export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
+export const SCHEDULE_PREFIX = new Uint8Array([Kind.Schedule])
+
+export function scheduleKey (id: string): Uint8Array {
+  const bytes = new TextEncoder().encode(id)
+  const key = new Uint8Array(1 + bytes.byteLength)
+  key[0] = Kind.Schedule
+  key.set(bytes, 1)
+  return key
+}
+
+export function encodeSchedule (s: Schedule): Uint8Array {
+  return encode(Kind.Schedule, (w) => w.str(s.id).str(s.command).str(s.producer).f64(s.every ?? 0).str(s.cron ?? '')
+    .f64(s.nextAt).f64(s.createdAt).headers(s.headers).u8(s.kind).bytes(s.payload))
+}
+
+export function decodeSchedule (value: Uint8Array): Schedule {
+  const r = open(value, Kind.Schedule)
+  const id = r.str()
+  const command = r.str()
+  const producer = r.str()
+  const every = r.f64()
+  const cron = r.str()
+  const s: Schedule = {
+    id,
+    command,
+    producer,
+    every: every === 0 ? undefined : every,
+    cron: cron === '' ? undefined : cron,
+    nextAt: r.f64(),
+    createdAt: r.f64(),
+    headers: r.headers(),
+    kind: r.u8(),
+    payload: r.bytes()
+  }
+  r.done()
+  return s
+}
 
 export function seenIdKey (command: string, id: string): Uint8Array {
   return pairKey(Kind.SeenId, command, id)

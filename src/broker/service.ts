@@ -14,6 +14,7 @@ import { ResultStatus } from '../protocol/frames.js'
 import { QueueEngine, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
 import { SeenIds } from './seen-ids.js'
+import { Schedules, nextRun, timingError, type Schedule } from './schedules.js'
 import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import type { Store } from '../store/store.js'
@@ -148,6 +149,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** The open producer sessions of each peer, newest last. */
   private readonly producers = new Map<string, ProducerSession[]>()
   private readonly producerSeqs = new Map<string, ProducerSeq>()
+  private readonly schedules = new Schedules()
+  private scheduleCounter = 0
   /** Producer-supplied ids seen within the dedup window. */
   private readonly seenIds = new SeenIds(MAX_SEEN_IDS)
   /** Producer sessions holding confirms for congested queues. */
@@ -245,7 +248,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       },
       blocked: (s) => { this.blocked.add(s) },
       whenDurable: (done) => { this.whenDurable(done) },
-      admin: async (method, params) => await this.admin(method, params),
+      admin: async (peer, method, params) => await this.admin(peer, method, params),
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
         this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
@@ -261,9 +264,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       keepAnswer: (producer, answer) => { this.mailbox.keep(producer, answer) },
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
-      seenId: (command, id, until) => { this.seenIds.add(command, id, until) }
+      seenId: (command, id, until) => { this.seenIds.add(command, id, until) },
+      schedule: (s) => { this.schedules.add(s) }
     })
-    const due = this.engine.nextDue
+    const due = earliest(this.engine.nextDue, this.schedules.nextDue)
     if (due != null) this.wakeAt(due)
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
   }
@@ -428,11 +432,61 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearTimeout(this.wake?.timer)
     const timer = setTimeout(() => {
       this.wake = undefined
-      const next = this.engine.promote()
+      this.publishDueSchedules()
+      this.engine.promote()
+      const next = earliest(this.engine.nextDue, this.schedules.nextDue)
       if (next != null) this.wakeAt(next)
     }, Math.max(0, at - Date.now()))
     timer.unref?.()
     this.wake = { timer, at }
+  }
+
+  /** Publishes a message for every schedule that is due, and stores their next runs. */
+  private publishDueSchedules (): void {
+    const now = Date.now()
+    for (const s of this.schedules.due(now)) {
+      const taken = this.engine.publish({
+        command: s.command,
+        id: `${s.id}@${new Date(now).toISOString()}`,
+        headers: { ...s.headers, 'x-schedule': s.id },
+        kind: s.kind,
+        payload: s.payload,
+        producer: s.producer,
+        timestamp: now,
+        wantsAnswer: false,
+        attempts: 0
+      })
+      if (!taken) this.log.error('scheduled message %s of %s dropped: the broker is full', s.id, s.command)
+      if (this.schedules.has(s)) this.journal?.schedule(s)
+      else this.journal?.unschedule(s.id)
+    }
+  }
+
+  /**
+   * Registers a message to publish every `every` ms or on a `cron` expression, from `producer`;
+   * replaces the schedule with the same id. Throws on an invalid command or timing.
+   */
+  addSchedule (producer: string, spec: ScheduleSpec): ScheduleInfo {
+    const invalid = commandError(spec.command) ?? timingError(spec)
+    if (invalid != null) throw new Error(invalid)
+    const now = Date.now()
+    const nextAt = nextRun(spec, now)
+    if (nextAt == null) throw new Error('The cron expression has no run left')
+    const s: Schedule = { ...spec, id: spec.id ?? `schedule-${now.toString(36)}-${(++this.scheduleCounter).toString(36)}`, producer, nextAt, createdAt: now }
+    this.schedules.add(s)
+    this.journal?.schedule(s)
+    this.wakeAt(nextAt)
+    return scheduleInfo(s)
+  }
+
+  removeSchedule (id: string): boolean {
+    if (!this.schedules.remove(id)) return false
+    this.journal?.unschedule(id)
+    return true
+  }
+
+  listSchedules (): ScheduleInfo[] {
+    return this.schedules.list().map(scheduleInfo)
   }
 
   /** Republishes a failed message to its dead-letter queue, `<command>.dlq`, with why in its headers. */
@@ -502,10 +556,17 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   /** The admin protocol's methods. */
-  private async admin (method: string, params: unknown): Promise<unknown> {
+  private async admin (peer: string, method: string, params: unknown): Promise<unknown> {
     switch (method) {
       case 'stats': return this.stats()
       case 'messages': return await this.messages(messageQuery(params))
+      case 'schedule': return this.addSchedule(peer, scheduleSpec(params))
+      case 'schedules': return this.listSchedules()
+      case 'unschedule': {
+        const id = (params as { id?: unknown } | undefined)?.id
+        if (typeof id !== 'string') throw new Error('unschedule needs an id')
+        return { removed: this.removeSchedule(id) }
+      }
       case 'purge': {
         const p = (params ?? {}) as { command?: unknown, group?: unknown }
         if (typeof p.command !== 'string' || p.command === '') throw new Error('purge needs a command')
@@ -541,6 +602,51 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 }
 
 const STATES: readonly MessageStateName[] = ['pending', 'in process', 'completed', 'error']
+
+/** A periodic message to register: the payload as `encodePayload` gives it. */
+export interface ScheduleSpec {
+  /** Replaces the schedule with this id; made up when not given. */
+  id?: string
+  command: string
+  headers?: Record<string, string>
+  kind: number
+  payload: Uint8Array
+  every?: number
+  cron?: string
+}
+
+/** A schedule as it is listed. */
+export interface ScheduleInfo {
+  id: string
+  command: string
+  producer: string
+  every?: number
+  cron?: string
+  /** The next run and when it was registered (ms since the epoch). */
+  nextAt: number
+  createdAt: number
+}
+
+function scheduleInfo (s: Schedule): ScheduleInfo {
+  return { id: s.id, command: s.command, producer: s.producer, every: s.every, cron: s.cron, nextAt: s.nextAt, createdAt: s.createdAt }
+}
+
+function earliest (a: number | undefined, b: number | undefined): number | undefined {
+  return a == null ? b : b == null ? a : Math.min(a, b)
+}
+
+/** Checks a `schedule` request: `{ id?, command, every? | cron?, headers?, kind, data }` (data: base64 of the payload bytes). */
+function scheduleSpec (params: unknown): ScheduleSpec {
+  const p = (params ?? {}) as Record<string, unknown>
+  if (typeof p.command !== 'string') throw new Error('schedule needs a command')
+  if (p.id != null && (typeof p.id !== 'string' || p.id === '')) throw new Error('id must be a non-empty string')
+  if (p.every != null && typeof p.every !== 'number') throw new Error('every must be a number of ms')
+  if (p.cron != null && typeof p.cron !== 'string') throw new Error('cron must be a string')
+  if (!(Number.isInteger(p.kind) && (p.kind as number) >= 0 && (p.kind as number) <= 3) || typeof p.data !== 'string') throw new Error('schedule needs the payload: kind (0-3) and data (base64)')
+  const headers = p.headers as Record<string, string> | undefined
+  if (headers != null && (typeof headers !== 'object' || Object.values(headers).some((v) => typeof v !== 'string'))) throw new Error('headers must map strings to strings')
+  return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
+}
 
 /** Checks a `messages` request's parameters. */
 function messageQuery (params: unknown): MessageQuery {

@@ -52,7 +52,7 @@ export interface SessionContext {
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
   whenDurable: (done: (err?: Error) => void) => void
   /** Runs an admin request; throws with a message for the client on a bad one. */
-  admin: (method: string, params: unknown) => Promise<unknown>
+  admin: (peer: string, method: string, params: unknown) => Promise<unknown>
   closed: (session: AnySession, err?: Error) => void
   protocolError: (session: AnySession, err: Error) => void
 }
@@ -310,7 +310,7 @@ export class AdminSession extends Session<AdminFrame> {
       respond(false, { error: 'The request body is not JSON' })
       return
     }
-    this.ctx.admin(f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
+    this.ctx.admin(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
   }
 
   protected onClose (): void {}

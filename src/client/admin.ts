@@ -7,7 +7,8 @@ import { ClosedError, P2PMQError, TimeoutError } from '../errors.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
-import type { BrokerStats, MessageInfo, MessageQuery } from '../broker/service.js'
+import { encodePayload } from '../payload.js'
+import type { BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/service.js'
 
 interface Pending {
   method: string
@@ -31,6 +32,24 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
 
   async messages (query: MessageQuery = {}, timeout?: number): Promise<MessageInfo[]> {
     return await this.request('messages', query, timeout) as MessageInfo[]
+  }
+
+  /**
+   * Registers `payload` to be published to `command` every `every` ms or on a `cron` expression
+   * (five fields, or six with seconds), stored by the broker; the same `id` replaces a schedule.
+   */
+  async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }, timeout?: number): Promise<ScheduleInfo> {
+    const { kind, bytes } = encodePayload(payload)
+    return await this.request('schedule', { ...options, command, kind, data: Buffer.from(bytes).toString('base64') }, timeout) as ScheduleInfo
+  }
+
+  async schedules (timeout?: number): Promise<ScheduleInfo[]> {
+    return await this.request('schedules', undefined, timeout) as ScheduleInfo[]
+  }
+
+  /** Removes a schedule; false when there was none with this id. */
+  async unschedule (id: string, timeout?: number): Promise<boolean> {
+    return (await this.request('unschedule', { id }, timeout) as { removed: boolean }).removed
   }
 
   /** Calls an admin method; rejects with the broker's error, or TimeoutError after `timeout` ms. */

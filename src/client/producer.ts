@@ -17,6 +17,8 @@ import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducer
 import { Deque } from '../broker/deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
+import { Admin } from './admin.js'
+import type { ScheduleInfo } from '../broker/service.js'
 
 export interface ProducerOptions extends ClientOptions {
   /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 2000. */
@@ -113,8 +115,13 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
   /** Answers that arrived after their send had timed out: dropped. */
   lateResults = 0
 
+  /** For the admin stream that schedules use, opened on first use on the same node. */
+  private readonly brokerOptions: ClientOptions
+  private admin?: Admin
+
   constructor (options: ProducerOptions) {
     super(options, PRODUCER_PROTOCOL)
+    this.brokerOptions = { broker: options.broker, node: options.node, home: options.home, onRetry: options.onRetry }
     const window = options.window ?? DEFAULT_PRODUCER_WINDOW
     if (!(window >= 1 && window <= MAX_PRODUCER_WINDOW)) throw new RangeError(`window must be 1 to ${MAX_PRODUCER_WINDOW}`)
     this.window = window
@@ -136,6 +143,29 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
   }
 
+  /**
+   * Registers a message the broker publishes for this producer every `every` ms or on a `cron`
+   * expression, kept in its store until removed; the same `id` replaces a schedule.
+   */
+  async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }): Promise<ScheduleInfo> {
+    return await this.adminClient().schedule(command, payload, options)
+  }
+
+  /** The broker's schedules (all of them, from any producer). */
+  async schedules (): Promise<ScheduleInfo[]> {
+    return await this.adminClient().schedules()
+  }
+
+  async unschedule (id: string): Promise<boolean> {
+    return await this.adminClient().unschedule(id)
+  }
+
+  private adminClient (): Admin {
+    if (this.stopped) throw new ClosedError('The producer is stopped')
+    this.admin ??= new Admin(this.brokerOptions)
+    return this.admin
+  }
+
   /** A new unique message id, as `publish` and `send` make by default; pass it as `options.id`. */
   newId (): string {
     return this.idPrefix + (this.nextId++).toString(36)
@@ -151,6 +181,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     const err = new ClosedError('The producer was stopped')
     for (const o of [...this.publishes.values(), ...this.sends.values()]) this.settle(o, err)
     for (let w = this.waiters.shift(); w != null; w = this.waiters.shift()) w()
+    await this.admin?.stop()
     await super.stop()
   }
 

@@ -1,0 +1,110 @@
+/**
+ * Periodic messages: a message to publish every `every` ms or on a cron expression (croner; five
+ * fields, or six with seconds). Pure state: the broker asks what is due, publishes it, and keeps
+ * the schedules in its store.
+ */
+import { Cron } from 'croner'
+import { Heap } from './heap.js'
+
+export interface Schedule {
+  id: string
+  command: string
+  headers?: Record<string, string>
+  kind: number
+  payload: Uint8Array
+  /** The peer that registered it: the producer of its messages. */
+  producer: string
+  /** ms between runs, or */
+  every?: number
+  /** a cron expression. */
+  cron?: string
+  /** The next run (ms since the epoch). */
+  nextAt: number
+  createdAt: number
+}
+
+/** The shortest interval accepted. */
+export const MIN_EVERY = 10
+
+/** Why a schedule's timing is not valid, or undefined. */
+export function timingError (t: { every?: number, cron?: string }): string | undefined {
+  if ((t.every == null) === (t.cron == null)) return 'A schedule needs either every (ms) or cron'
+  if (t.every != null && !(Number.isFinite(t.every) && t.every >= MIN_EVERY)) return `every must be at least ${MIN_EVERY} ms`
+  if (t.cron != null) {
+    try {
+      new Cron(t.cron, { paused: true }).stop()
+    } catch (err) {
+      return `Not a cron expression: ${(err as Error).message}`
+    }
+  }
+  return undefined
+}
+
+/** The first run after `after` (ms since the epoch), or undefined when a cron expression has none left. */
+export function nextRun (t: { every?: number, cron?: string }, after: number): number | undefined {
+  if (t.every != null) return after + t.every
+  const cron = new Cron(t.cron as string, { paused: true })
+  const next = cron.nextRun(new Date(after))
+  cron.stop()
+  return next?.getTime()
+}
+
+export class Schedules {
+  private readonly byId = new Map<string, Schedule>()
+  /** By next run; an entry whose schedule was removed or moved since is skipped. */
+  private readonly queue = new Heap<{ at: number, schedule: Schedule }>((a, b) => a.at < b.at)
+
+  get size (): number {
+    return this.byId.size
+  }
+
+  /** Adds or replaces the schedule with this id. */
+  add (s: Schedule): void {
+    this.byId.set(s.id, s)
+    this.queue.push({ at: s.nextAt, schedule: s })
+  }
+
+  /** Whether `s` is still registered (not removed, not replaced). */
+  has (s: Schedule): boolean {
+    return this.byId.get(s.id) === s
+  }
+
+  remove (id: string): boolean {
+    return this.byId.delete(id)
+  }
+
+  list (): Schedule[] {
+    return [...this.byId.values()].sort((a, b) => a.nextAt - b.nextAt)
+  }
+
+  /**
+   * The schedules due at `now`, each moved to its next run after now (a run missed while the
+   * broker was down is made once, not once per missed time). Those with no run left are removed.
+   */
+  due (now: number): Schedule[] {
+    const out: Schedule[] = []
+    for (let top = this.queue.peek(); top != null && top.at <= now; top = this.queue.peek()) {
+      this.queue.pop()
+      const s = top.schedule
+      if (this.byId.get(s.id) !== s || s.nextAt !== top.at) continue
+      out.push(s)
+      const next = nextRun(s, now)
+      if (next == null) {
+        this.byId.delete(s.id)
+        continue
+      }
+      s.nextAt = next
+      this.queue.push({ at: next, schedule: s })
+    }
+    return out
+  }
+
+  /** When the next schedule is due, if any. */
+  get nextDue (): number | undefined {
+    for (let top = this.queue.peek(); top != null; top = this.queue.peek()) {
+      if (this.byId.get(top.schedule.id) === top.schedule && top.schedule.nextAt === top.at) return top.at
+      this.queue.pop()
+    }
+    return undefined
+  }
+}
