@@ -4,6 +4,7 @@
  * Commands:
  * - flood: publish() 100-byte messages, keeping `window` unconfirmed, until 'stop'
  *   (answers { type: 'flooded' }).
+ * - fill { count }: publish() `count` messages and wait for their confirms (answers { type: 'filled' }).
  * - latency { warmup, count }: send() one message at a time and time each answer
  *   (answers { type: 'latency', samples } in µs).
  */
@@ -60,6 +61,24 @@ async function main (): Promise<void> {
         running = false
         const seconds = (performance.now() - started) / 1000
         report({ type: 'flooded', confirmed, failed, firstFailure, seconds, inFlight, ...cpu.since() })
+        break
+      }
+      case 'fill': {
+        // Publishes `count` messages as fast as the window allows and waits for every confirm.
+        const count = Number(cmd.count)
+        const t0 = performance.now()
+        let sent = 0
+        const pending = new Set<Promise<unknown>>()
+        while (sent < count) {
+          const p = producer.publish(BENCH_COMMAND, body)
+          sent++
+          pending.add(p)
+          void p.finally(() => pending.delete(p)).catch(() => {})
+          if (pending.size >= window) await Promise.race(pending).catch(() => {})
+        }
+        const results = await Promise.allSettled(pending)
+        const failures = results.filter((r) => r.status === 'rejected').length
+        report({ type: 'filled', seconds: (performance.now() - t0) / 1000, failures })
         break
       }
       case 'latency': {

@@ -10,13 +10,16 @@
  *   d. as a, with the broker's LevelDB store: every publish synced before its confirm (RabbitMQ:
  *      a durable queue and persistent messages)
  *
+ *   e. a durable broker with no consumer filled with BENCH_BACKLOG (1,000,000) messages: the
+ *      broker's RSS then (p2pmq only)
+ *
  * a, b and c run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d: the scenarios to run), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * BENCH_ONLY (a,b,c,d,e: the scenarios to run), BENCH_BACKLOG (1000000, for e), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
 import { rmSync } from 'node:fs'
@@ -40,7 +43,8 @@ const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d').split(',').map((s) => s.trim().toLowerCase()))
+const BACKLOG = Math.round(envNumber('BENCH_BACKLOG', 1_000_000))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,e').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const script = (name: string): string => join(HERE, name)
@@ -105,6 +109,24 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env): Pr
       brokerCpuPerMsg: rate > 0 ? stats.cpuUs / (rate * stats.wallMs / 1000) : undefined,
       cpu
     }
+  } finally {
+    await group.close()
+  }
+}
+
+interface BacklogResult { messages: number, seconds: number, rssMB: number }
+
+/** A durable broker with no consumer, filled with `count` messages: how long, and its memory then. */
+async function p2pmqBacklog (count: number, e: Env): Promise<BacklogResult> {
+  const group = new ProcGroup(e.env)
+  try {
+    const { broker, addr } = await startBroker(group, e, true)
+    const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
+    await producer.next('ready')
+    const filled = await producer.request<Msg & { seconds: number, failures: number }>({ cmd: 'fill', count }, 'filled', 3_600_000)
+    if (filled.failures > 0) throw new Error(`${filled.failures} of ${count} publishes failed`)
+    const stats = await broker.request<Stats>({ cmd: 'stats' }, 'stats')
+    return { messages: stats.messages, seconds: filled.seconds, rssMB: stats.rss / 1024 / 1024 }
   } finally {
     await group.close()
   }
@@ -248,6 +270,7 @@ async function main (): Promise<void> {
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
+  let backlog: BacklogResult | undefined
   try {
     ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
 
@@ -269,6 +292,10 @@ async function main (): Promise<void> {
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
     }
+    if (ONLY.has('e')) {
+      backlog = await p2pmqBacklog(BACKLOG, e)
+      progress(`p2pmq backlog: ${int(backlog.messages)} messages, broker RSS ${int(backlog.rssMB)} MB`)
+    }
   } finally {
     killAll()
     await rm(home, { recursive: true, force: true })
@@ -283,6 +310,11 @@ async function main (): Promise<void> {
   ]
   console.log(table(rows, rabbitNote))
   console.log('')
+  if (backlog != null) {
+    console.log(`e. durable backlog, no consumer: ${int(backlog.messages)} messages held, broker RSS ${int(backlog.rssMB)} MB ` +
+      `(filled in ${backlog.seconds.toFixed(1)} s, ${int(backlog.messages / backlog.seconds)} confirmed/s)`)
+    console.log('')
+  }
   printDetails('p2pmq', ours)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }
