@@ -51,7 +51,11 @@ export const DEFAULT_RETRY_MAX_DELAY = 30_000
 export const DEFAULT_DEAD_LETTER_SUFFIX = '.dlq'
 /** How long the record of a completed message is kept, to be listed (`p2pmq messages`). */
 export const DEFAULT_COMPLETED_RETENTION = 10 * 60_000
-/** Messages the broker holds in memory before it refuses publishes. */
+/** With a store: ready messages a queue keeps in memory; the rest are read back a page at a time. */
+export const DEFAULT_PAGE_SIZE = 5_000
+/** Messages a broker with a store holds (mostly on disk) before it refuses publishes. */
+export const DEFAULT_MAX_STORED_MESSAGES = 100_000_000
+/** Messages a broker without a store holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 
 /** Reconnect backoff: first delay, ceiling, growth factor. */

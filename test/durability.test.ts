@@ -47,6 +47,33 @@ describe('durability', () => {
     expect(got.sort()).toEqual(['first', 'other command'])
   })
 
+  it('pages a backlog larger than its page: all of it delivered in order, also after a restart; purge clears the disk too', async () => {
+    const broker = await restartableBroker({ pageSize: 20 })
+    // The group is bound first, so the messages go to its queues (which page), not to the unrouted.
+    const early = await consumer(broker.ref)
+    await early.subscribe(['backlog', 'doomed'], () => {})
+    await early.stop()
+    const p = await producer(broker.ref)
+    const ids: string[] = []
+    for (let i = 0; i < 300; i++) ids.push(await p.publish('backlog', i))
+    for (let i = 0; i < 50; i++) await p.publish('doomed', i)
+    await broker.restart()
+    const depth = (command: string): number => broker.node.services.mq.stats().queues.find((q) => q.command === command)?.depth ?? 0
+    expect(depth('backlog')).toBe(300)
+    expect(depth('doomed')).toBe(50)
+    expect(broker.node.services.mq.purge('doomed')).toBe(50)
+
+    const got: string[] = []
+    const c = await consumer(broker.ref)
+    await c.subscribe('backlog', (m) => { got.push(m.id) }, { prefetch: 7 })
+    await until(() => got.length >= 300, 10_000, 'the whole backlog')
+    await sleep(100)
+    expect(got).toEqual(ids)
+    await broker.restart()
+    expect(depth('backlog')).toBe(0)
+    expect(depth('doomed')).toBe(0)
+  })
+
   it('keeps an answer for a disconnected producer across a restart', async () => {
     const broker = await restartableBroker()
     const first = await producer(broker.ref, { name: 'away' })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
-import type { QueuedMessage } from '../src/broker/queue.js'
+import type { Queue, QueuedMessage } from '../src/broker/queue.js'
 
 type Owner = string
 
@@ -436,11 +436,44 @@ describe('single-active consumers and purge', () => {
     later.dueAt = 5_000
     t.engine.publish(later)
     publishMany(t.engine, 'unbound', 2)
-    expect(t.engine.purge('work', 'g').length).toBe(3) // 2 waiting + 1 delayed; 1 in flight stays
+    expect(t.engine.purge('work', 'g').messages.length).toBe(3) // 2 waiting + 1 delayed; 1 in flight stays
     expect(t.engine.stats().find((q) => q.group === 'g')).toMatchObject({ depth: 0, delayed: 0, inFlight: 1 })
     expect(t.engine.stats().find((q) => q.group === 'h')).toMatchObject({ depth: 2, delayed: 1 })
-    expect(t.engine.purge('work').length).toBe(3)
-    expect(t.engine.purge('unbound').length).toBe(2)
+    expect(t.engine.purge('work').messages.length).toBe(3)
+    expect(t.engine.purge('unbound').messages.length).toBe(2)
     expect(t.engine.size).toBe(2) // the two in flight
+  })
+})
+
+describe('paging', () => {
+  it('keeps a page in memory, the rest on disk, and reads pages back in order as consumers take them', () => {
+    const disk: QueuedMessage[] = []
+    const deliveries: string[] = []
+    const asked: number[] = []
+    let queue: Queue | undefined
+    let order = 0
+    // As the journal does: every message stored with its order; the engine asks for pages.
+    const engine = new QueueEngine<Owner>({
+      deliver: (d) => { deliveries.push(d.message.id) },
+      completed: () => {},
+      failed: () => {},
+      enqueued: (m, q) => { queue = q; m.pageOrder = ++order; disk.push(m) },
+      pageNeeded: (q) => { asked.push(q.tail) }
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 })
+    engine.unsubscribe(engine.subscribe('c0', 0, 'g', ['work'], 1)) // binds the group, then leaves
+    const ids = publishMany(engine, 'work', 25)
+    expect(engine.stats()[0]).toMatchObject({ depth: 25 })
+    const readPage = (): void => {
+      const q = queue as Queue
+      engine.loadPage(q, q.generation, disk.filter((m) => (m.pageOrder as number) > q.tail).slice(0, 10))
+    }
+    engine.subscribe('c1', 1, 'g', ['work'], 100)
+    expect(deliveries).toHaveLength(10) // the page that was in memory
+    expect(asked).toEqual([10]) // it ran low: the next page, after order 10
+    readPage()
+    expect(asked).toEqual([10, 20])
+    readPage()
+    expect(deliveries).toEqual(ids)
+    expect(engine.stats()[0]).toMatchObject({ depth: 0, inFlight: 25 })
   })
 })

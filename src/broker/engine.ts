@@ -56,6 +56,8 @@ export interface EngineEvents<Owner> {
   requeued?: (message: QueuedMessage, queue: Queue) => void
   /** A message was scheduled for `at`: call `promote()` then. */
   scheduled?: (at: number) => void
+  /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
+  pageNeeded?: (queue: Queue) => void
 }
 
 /** What a queue does differently from the broker's defaults. */
@@ -91,6 +93,12 @@ export interface EngineOptions {
   retry?: RetryBackoff
   /** Settings for the queues of the commands a pattern matches; the first match applies. */
   policies?: QueuePolicy[]
+  /**
+   * Ready messages a queue keeps in memory; the rest stay only in the store and are read back a
+   * page at a time (`pageNeeded`, `loadPage`). Infinity (the default) keeps all in memory: the
+   * only choice without a store.
+   */
+  pageSize?: number
   clock?: () => number
 }
 
@@ -132,9 +140,11 @@ export class QueueEngine<Owner> {
   private held = 0
 
   private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
+  private readonly pageSize: number
 
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
     this.clock = options.clock ?? Date.now
+    this.pageSize = options.pageSize ?? Infinity
     this.policies = (options.policies ?? []).map((policy) => {
       const error = patternError(policy.pattern)
       if (error != null) throw new TypeError(`Queue policy: ${error}`)
@@ -175,7 +185,7 @@ export class QueueEngine<Owner> {
     }
     for (const queue of queues) {
       this.drain(queue)
-      if (!queue.congested && queue.ready.length >= this.options.highWater && queue.consumers.length > 0) queue.congested = true
+      if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0) queue.congested = true
     }
     return true
   }
@@ -355,14 +365,20 @@ export class QueueEngine<Owner> {
    * unrouted ones, when no group is given), delayed ones included; in-flight ones stay. They leave
    * the engine: the caller forgets them.
    */
-  purge (command: string, group?: string): QueuedMessage[] {
+  purge (command: string, group?: string): { messages: QueuedMessage[], paged: Array<{ queue: Queue, after: number }> } {
     const out: QueuedMessage[] = []
+    const paged: Array<{ queue: Queue, after: number }> = []
     const queues = [...this.groups.values()]
       .filter((g) => group == null || g.name === group)
       .map((g) => g.queues.get(command))
       .filter((q): q is Queue => q != null)
     for (const queue of queues) {
       out.push(...queue.ready.drain())
+      // The caller clears the store after `queue.tail`; a page being read meanwhile is dropped.
+      if (queue.onDisk > 0) paged.push({ queue, after: queue.tail })
+      this.held -= queue.onDisk
+      queue.onDisk = 0
+      queue.generation++
       if (queue.congested) this.relieve(queue)
     }
     for (const { message, queue } of this.schedule.remove((s) => queues.includes(s.queue))) {
@@ -374,7 +390,7 @@ export class QueueEngine<Owner> {
       this.unrouted.delete(command)
     }
     this.held -= out.length
-    return out
+    return { messages: out, paged }
   }
 
   /**
@@ -442,7 +458,7 @@ export class QueueEngine<Owner> {
         out.push({
           command: q.command,
           group: q.group,
-          depth: q.ready.length,
+          depth: q.ready.length + q.onDisk,
           inFlight: q.inFlight,
           delayed: q.delayed,
           consumers: q.consumers.length,
@@ -526,8 +542,55 @@ export class QueueEngine<Owner> {
       queue.delayed++
       this.schedule.push({ at, message, queue })
       this.events.scheduled?.(at)
+    } else if (message.pageOrder != null && (queue.onDisk > 0 || queue.ready.length >= this.pageSize)) {
+      // Behind messages that are only on disk (or past a page): it stays there too, in order.
+      queue.onDisk++
+      return
     } else {
       queue.ready.push(message)
+    }
+    if (message.pageOrder != null && message.pageOrder > queue.tail) queue.tail = message.pageOrder
+  }
+
+  /**
+   * Counts `count` ready messages of a queue that are only in the store (after those restored),
+   * for a start that reads the first page of each queue and counts the rest.
+   */
+  restoreOnDisk (command: string, group: string, count: number): void {
+    const queue = this.queueOf(this.group(group), command)
+    queue.published += count
+    queue.onDisk += count
+    this.held += count
+  }
+
+  /** The next page of a paged queue, read from the store after `queue.tail`, in order. */
+  loadPage (queue: Queue, generation: number, messages: QueuedMessage[]): void {
+    queue.loading = false
+    if (generation !== queue.generation) return // purged meanwhile: the page is stale
+    for (const m of messages) {
+      queue.onDisk--
+      if (m.pageOrder != null && m.pageOrder > queue.tail) queue.tail = m.pageOrder
+      if (m.dueAt != null && m.dueAt > this.clock()) {
+        queue.delayed++
+        this.schedule.push({ at: m.dueAt, message: m, queue })
+        this.events.scheduled?.(m.dueAt)
+      } else {
+        queue.ready.push(m)
+      }
+    }
+    // The store had fewer than counted (never expected): trust the store.
+    if (messages.length === 0 && queue.onDisk > 0) {
+      this.held -= queue.onDisk
+      queue.onDisk = 0
+    }
+    this.drain(queue)
+    this.askPage(queue)
+  }
+
+  private askPage (queue: Queue): void {
+    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2) {
+      queue.loading = true
+      this.events.pageNeeded?.(queue)
     }
   }
 
@@ -558,8 +621,9 @@ export class QueueEngine<Owner> {
 
   /** The next ready message of a queue that is not expired; expired ones on the way fail. */
   private take (queue: Queue): QueuedMessage | undefined {
+    if (queue.onDisk > 0) this.askPage(queue)
     for (let message = queue.ready.shift(); message != null; message = queue.ready.shift()) {
-      if (queue.congested && queue.ready.length <= this.options.highWater / 2) this.relieve(queue)
+      if (queue.congested && queue.ready.length + queue.onDisk <= this.options.highWater / 2) this.relieve(queue)
       if (message.expiresAt == null || message.expiresAt > this.clock()) return message
       message.lastError = 'expired'
       this.fail(queue, message, 'expired', undefined)

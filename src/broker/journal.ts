@@ -7,7 +7,7 @@
  */
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
-  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
+  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, DELAYED_PREFIX, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
   PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
@@ -54,8 +54,9 @@ export class Journal {
 
   /**
    * @param completedRetention ms a completed message's record is kept (0: deleted at once)
+   * @param pageSize ready messages of a queue read back at a time (the engine's page size)
    */
-  constructor (readonly store: Store, private readonly completedRetention: number, onError: (err: Error) => void) {
+  constructor (readonly store: Store, private readonly completedRetention: number, private readonly pageSize: number, onError: (err: Error) => void) {
     this.commit = new GroupCommit(store, onError, () => {
       const log = this.completedLog.take()
       if (log != null) this.commit.put(completedLogKey(Date.now(), this.nextLog++), log)
@@ -93,16 +94,41 @@ export class Journal {
       this.nextQueueId = Math.max(this.nextQueueId, id + 1)
     }
     let messages = 0
+    // Delayed ones all come back to memory; of the others, each queue's first page (the engine
+    // keeps the rest on disk and counts them, read back a page at a time).
+    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+      const { queueId, n } = parseMessageKey(key)
+      this.nextMessage = Math.max(this.nextMessage, n + 1)
+      const { message } = decodeMessage(value)
+      message.key = key
+      engine.restore(message, queues.get(queueId)?.group ?? '')
+      messages++
+    }
+    let run: { queueId: number, restored: number, counted: number } | undefined
+    const endRun = (): void => {
+      const q = run != null ? queues.get(run.queueId) : undefined
+      if (run != null && q != null && run.counted > 0) engine.restoreOnDisk(q.command, q.group, run.counted)
+    }
     for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
-      const { message, state } = decodeMessage(value)
-      if (state === MessageState.Completed || state === MessageState.Error) continue
-      message.key = key
-      const queue = queueId === UNROUTED ? undefined : queues.get(queueId)
-      engine.restore(message, queue?.group ?? '')
+      if (run?.queueId !== queueId) {
+        endRun()
+        run = { queueId, restored: 0, counted: 0 }
+      }
       messages++
+      const queue = queueId === UNROUTED ? undefined : queues.get(queueId)
+      if (queue != null && run.restored >= this.pageSize) {
+        run.counted++
+        continue
+      }
+      const { message } = decodeMessage(value)
+      message.key = key
+      if (queue != null) message.pageOrder = n
+      engine.restore(message, queue?.group ?? '')
+      run.restored++
     }
+    endRun()
     // Recovered queues keep their ids, so their messages keep their keys.
     for (const [id, q] of queues) {
       const queue = engine.queue(q.command, q.group)
@@ -122,12 +148,14 @@ export class Journal {
   /** A message entered a queue (a copy at publish, or taken from the unrouted ones). */
   enqueued (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
-    m.key = messageKey(this.queueId(queue), this.nextMessage++)
+    const n = this.nextMessage++
+    m.key = messageKey(this.queueId(queue), n, m.dueAt != null)
+    m.pageOrder = m.dueAt != null ? undefined : n
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
   unrouted (m: QueuedMessage): void {
-    m.key = messageKey(UNROUTED, this.nextMessage++)
+    m.key = messageKey(UNROUTED, this.nextMessage++, m.dueAt != null)
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
@@ -138,6 +166,30 @@ export class Journal {
 
   bound (group: string, pattern: string): void {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
+  }
+
+  /**
+   * The next page of a paged queue: up to `limit` of its messages after `after` (all of them when
+   * there is no `after`), read once everything written so far is on disk.
+   */
+  async readPage (queue: Queue, after: number, limit: number): Promise<QueuedMessage[]> {
+    await new Promise<void>((resolve, reject) => { this.commit.whenDurable((err) => { if (err != null) reject(err); else resolve() }) })
+    const id = this.queueId(queue)
+    const page: QueuedMessage[] = []
+    for await (const [key, value] of this.store.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
+      const { message } = decodeMessage(value)
+      message.key = key
+      message.pageOrder = parseMessageKey(key).n
+      page.push(message)
+    }
+    return page
+  }
+
+  /** Deletes a queue's stored messages after `pageOrder` `after`: a purge of what was paged out. */
+  async clearAfter (queue: Queue, after: number): Promise<void> {
+    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+    const id = this.queueId(queue)
+    await this.store.clear(messageKey(id, after + 1), messageKey(id + 1, 0))
   }
 
   /** The message was purged: its record goes, nothing stays. */

@@ -24,6 +24,11 @@ export interface QueuedMessage extends MessageFields {
   dueAt?: number
   /** Never delivered after this time: it fails as "expired" instead. */
   expiresAt?: number
+  /**
+   * Its place in its queue's stored order, when the store can page it (set by the journal): the
+   * engine may keep it on disk only, and read it back in this order.
+   */
+  pageOrder?: number
 }
 
 /** A subscription as the engine sees it: a competing consumer with prefetch credit. */
@@ -50,6 +55,14 @@ export class Queue {
   inFlight = 0
   /** Messages waiting for their due time. */
   delayed = 0
+  /**
+   * Paging: ready messages kept only in the store, after those in `ready` (which holds at most a
+   * page), and the highest `pageOrder` in memory, after which the next page starts. `loading` is set while a page is being read; `generation` changes on a purge.
+   */
+  onDisk = 0
+  tail = 0
+  loading = false
+  generation = 0
   /** Its settings, when a queue policy matches its command. */
   policy?: QueuePolicy
   /**

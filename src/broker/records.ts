@@ -3,6 +3,7 @@
  * prefix reads one kind, and a queue's messages come back in publish order:
  *
  *   M queueId:u32 n:u64   a message copy waiting or in process in a queue (queue 0: waiting for a group)
+ *   D queueId:u32 n:u64   the same for a message published with a due time (kept apart: never paged)
  *   C at:u64 n:u64        the messages completed in one group commit (CompletedLog), kept for
  *                         the completed retention
  *   E at:u64 queueId n    a failed message, with its payload and last error
@@ -31,6 +32,7 @@ export const enum MessageState {
 
 const enum Kind {
   Message = 0x4d, // M
+  DelayedMessage = 0x44, // D
   Queue = 0x51, // Q
   Binding = 0x42, // B
   Answer = 0x41, // A
@@ -42,6 +44,8 @@ const enum Kind {
 }
 
 export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
+export const DELAYED_PREFIX = new Uint8Array([Kind.DelayedMessage])
+
 export const QUEUE_PREFIX = new Uint8Array([Kind.Queue])
 export const BINDING_PREFIX = new Uint8Array([Kind.Binding])
 export const ANSWER_PREFIX = new Uint8Array([Kind.Answer])
@@ -102,10 +106,11 @@ export function decodeTime (value: Uint8Array): number {
 }
 export const FAILED_PREFIX = new Uint8Array([Kind.Failed])
 
-export function messageKey (queueId: number, n: number): Uint8Array {
+/** A message's key; `delayed` for one published with a due time. */
+export function messageKey (queueId: number, n: number, delayed = false): Uint8Array {
   const key = new Uint8Array(13)
   const v = new DataView(key.buffer)
-  key[0] = Kind.Message
+  key[0] = delayed ? Kind.DelayedMessage : Kind.Message
   v.setUint32(1, queueId)
   setU64(v, 5, n)
   return key

@@ -6,7 +6,7 @@
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
-  DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
+  DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
@@ -20,7 +20,7 @@ import { Mailbox, type KeptResult } from './mailbox.js'
 import type { Store } from '../store/store.js'
 import { commandError } from './topic.js'
 import { AdminSession, ConsumerSession, ProducerSession, type AnySession, type ProducerSeq, type SessionContext } from './sessions.js'
-import type { QueuedMessage } from './queue.js'
+import type { Queue, QueuedMessage } from './queue.js'
 import type { Registrar } from '@libp2p/interface-internal'
 
 export interface BrokerInit {
@@ -57,6 +57,11 @@ export interface BrokerInit {
   queues?: QueuePolicy[]
   /** A failed message is republished to `<command><suffix>` (default '.dlq'); false drops it (its record stays). */
   deadLetter?: string | false
+  /**
+   * With a store: ready messages a queue keeps in memory; the rest wait only in the store and are
+   * read back a page at a time, so a backlog larger than memory fits. Default 5,000.
+   */
+  pageSize?: number
 }
 
 export interface BrokerComponents {
@@ -177,7 +182,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       maxPayload: init.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       visibilityTimeout: init.visibilityTimeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       maxAttempts: init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-      maxMessages: init.maxMessages ?? DEFAULT_MAX_MESSAGES,
+      maxMessages: init.maxMessages ?? (init.store != null ? DEFAULT_MAX_STORED_MESSAGES : DEFAULT_MAX_MESSAGES),
+      pageSize: init.store != null ? init.pageSize ?? DEFAULT_PAGE_SIZE : Infinity,
       highWater: init.highWater ?? DEFAULT_HIGH_WATER,
       answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
@@ -188,7 +194,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
     this.journal = init.store == null
       ? undefined
-      : new Journal(init.store, this.options.completedRetention, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
+      : new Journal(init.store, this.options.completedRetention, this.options.pageSize, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
     this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
@@ -209,6 +215,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       },
       requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
+      pageNeeded: (queue) => { this.readPage(queue) },
       enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
       unrouted: (m) => { this.journal?.unrouted(m) },
       bound: (group, pattern) => { this.journal?.bound(group, pattern) },
@@ -441,6 +448,19 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     this.wake = { timer, at }
   }
 
+  /** Reads the next page of a paged queue from the store into the engine. */
+  private readPage (queue: Queue): void {
+    const journal = this.journal
+    if (journal == null) return
+    const generation = queue.generation
+    journal.readPage(queue, queue.tail, this.options.pageSize).then((page) => {
+      this.engine.loadPage(queue, generation, page)
+    }, (err: Error) => {
+      this.log.error('reading the next page of %s failed: %s', queue.name, err.message)
+      queue.loading = false
+    })
+  }
+
   /** Publishes a message for every schedule that is due, and stores their next runs. */
   private publishDueSchedules (): void {
     const now = Date.now()
@@ -509,10 +529,15 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   /** Removes the waiting (and delayed) messages of `command`, in one group or all; returns how many. */
   purge (command: string, group?: string): number {
-    const purged = this.engine.purge(command, group)
-    for (const m of purged) this.journal?.purged(m)
-    this.log('purged %d messages of %s%s', purged.length, command, group != null ? `@${group}` : '')
-    return purged.length
+    const held = this.engine.size
+    const { messages, paged } = this.engine.purge(command, group)
+    for (const m of messages) this.journal?.purged(m)
+    for (const { queue, after } of paged) {
+      this.journal?.clearAfter(queue, after).catch((err: Error) => { this.log.error('purging %s from the store failed: %s', queue.name, err.message) })
+    }
+    const purged = held - this.engine.size
+    this.log('purged %d messages of %s%s', purged, command, group != null ? `@${group}` : '')
+    return purged
   }
 
   /**

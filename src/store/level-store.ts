@@ -40,9 +40,13 @@ export class LevelStore implements Store {
     await this.db.clear({ gte: from, lt: to })
   }
 
-  async * entries (prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+  async * entries (prefix: Uint8Array, after?: Uint8Array, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     const end = prefixEnd(prefix)
-    const it = this.db.iterator(end != null ? { gte: prefix, lt: end } : { gte: prefix })
+    const it = this.db.iterator({
+      ...(after != null ? { gt: after } : { gte: prefix }),
+      ...(end != null ? { lt: end } : {}),
+      limit: Number.isFinite(limit) ? limit : -1
+    })
     try {
       while (true) {
         const batch = await it.nextv(READ_BATCH)

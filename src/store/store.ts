@@ -13,8 +13,8 @@ export interface Store {
   close: () => Promise<void>
   /** Applies `ops` atomically; they are synced to disk when the promise resolves. */
   write: (ops: StoreOp[]) => Promise<void>
-  /** Every entry whose key begins with `prefix`, in key order. */
-  entries: (prefix: Uint8Array) => AsyncIterable<[key: Uint8Array, value: Uint8Array]>
+  /** Every entry whose key begins with `prefix` (and sorts after `after`, if given), in key order, at most `limit`. */
+  entries: (prefix: Uint8Array, after?: Uint8Array, limit?: number) => AsyncIterable<[key: Uint8Array, value: Uint8Array]>
   /** Deletes every key from `from` (inclusive) to `to` (exclusive). */
   clear: (from: Uint8Array, to: Uint8Array) => Promise<void>
 }
@@ -53,9 +53,10 @@ export class MemoryStore implements Store {
     }
   }
 
-  async * entries (prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+  async * entries (prefix: Uint8Array, after?: Uint8Array, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     const p = keyString(prefix)
-    const keys = [...this.data.keys()].filter((k) => k.startsWith(p)).sort()
+    const a = after != null ? keyString(after) : undefined
+    const keys = [...this.data.keys()].filter((k) => k.startsWith(p) && (a == null || k > a)).sort().slice(0, limit)
     for (const k of keys) {
       const entry = this.data.get(k)
       if (entry != null) yield entry
