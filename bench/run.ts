@@ -121,6 +121,11 @@ async function p2pmqBacklog (count: number, e: Env): Promise<BacklogResult> {
   const group = new ProcGroup(e.env)
   try {
     const { broker, addr } = await startBroker(group, e, true)
+    // A consumer subscribes and goes, so the messages wait in its group's queue (which pages).
+    const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'ack', '1'], execArgv('consumer'))
+    await consumer.next('ready')
+    consumer.send({ cmd: 'exit' })
+    await consumer.exited
     const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
     await producer.next('ready')
     const filled = await producer.request<Msg & { seconds: number, failures: number }>({ cmd: 'fill', count }, 'filled', 3_600_000)
