@@ -97,7 +97,8 @@ describe('durability', () => {
 
   it('loses no confirmed message when the broker is killed with -9 again and again', async () => {
     const home = await tempDir()
-    let broker = await startBrokerProc(home)
+    // A small page, so the backlog is mostly on disk when the broker dies.
+    let broker = await startBrokerProc(home, ['-page-size=50'])
     const ref = { address: broker.peerId, home }
     const handled = new Map<string, number>()
     const c = await consumer(ref)
@@ -129,7 +130,7 @@ describe('durability', () => {
       await sleep(Math.random() * 300)
       killGroup(broker.proc.child)
       await broker.proc.exited
-      broker = await startBrokerProc(home)
+      broker = await startBrokerProc(home, ['-page-size=50'])
     }
     await until(() => confirmed.size > 600, 15_000, 'publishes after the last restart')
     running = false
