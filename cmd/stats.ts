@@ -20,9 +20,9 @@ export async function run (args: string[]): Promise<number> {
   }
   const rate = (n: number): string => n.toFixed(n < 10 ? 1 : 0)
   console.log(table(
-    ['QUEUE', 'DEPTH', 'IN FLIGHT', 'CONSUMERS', 'PUBLISHED/S', 'DELIVERED/S', 'ACKED/S', 'FAILED'],
+    ['QUEUE', 'DEPTH', 'IN FLIGHT', 'DELAYED', 'DEAD LETTERS', 'CONSUMERS', 'PUBLISHED/S', 'DELIVERED/S', 'ACKED/S', 'FAILED'],
     stats.queues.map((q) => [q.group === '' ? `${q.command} (no group yet)` : `${q.command}@${q.group}`, String(q.depth), String(q.inFlight),
-      String(q.consumers), rate(q.rates.published), rate(q.rates.delivered), rate(q.rates.acked), String(q.failed)])
+      String(q.delayed), String(q.deadLetters), String(q.consumers), rate(q.rates.published), rate(q.rates.delivered), rate(q.rates.acked), String(q.failed)])
   ))
   console.log('')
   console.log(`${stats.messages} messages held, ${stats.keptAnswers} answers kept for disconnected producers`)

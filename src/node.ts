@@ -42,7 +42,8 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
         ...options.services
       } as ServiceFactoryMap<BaseServices & S>
     })
-    if (identity != null) node.addEventListener('stop', () => { void identity.release() }, { once: true })
+    // A lock that cannot be removed (a read-only disk) is left for the next start to find stale.
+    if (identity != null) node.addEventListener('stop', () => { identity.release().catch(() => {}) }, { once: true })
     return node
   } catch (err) {
     await identity?.release()

@@ -61,6 +61,9 @@ describe('durability', () => {
     const depth = (command: string): number => broker.node.services.mq.stats().queues.find((q) => q.command === command)?.depth ?? 0
     expect(depth('backlog')).toBe(300)
     expect(depth('doomed')).toBe(50)
+    // Listed in order, those in memory (the first page) and those on disk after them.
+    const listed = await broker.node.services.mq.messages({ command: 'backlog', limit: 1000 })
+    expect(listed.map((m) => m.id)).toEqual(ids)
     expect(broker.node.services.mq.purge('doomed')).toBe(50)
 
     const got: string[] = []
@@ -72,6 +75,28 @@ describe('durability', () => {
     await broker.restart()
     expect(depth('backlog')).toBe(0)
     expect(depth('doomed')).toBe(0)
+  })
+
+  it('keeps dead letters and failed records across a restart, and replays them after it', async () => {
+    const broker = await restartableBroker({ maxAttempts: 1 })
+    let accept = false
+    const handled: string[] = []
+    const c = await consumer(broker.ref)
+    await c.subscribe('jobs', (m) => {
+      if (!accept) throw new Error('down')
+      handled.push(m.payload as string)
+    })
+    const p = await producer(broker.ref)
+    await p.publish('jobs', 'important')
+    await until(() => broker.node.services.mq.stats().queues.some((q) => q.command === 'jobs.dlq' && q.depth === 1), 5000, 'the dead letter')
+    expect(broker.node.services.mq.stats().queues.find((q) => q.command === 'jobs')?.deadLetters).toBe(1)
+    await broker.restart()
+    expect((await broker.node.services.mq.messages({ state: 'error' })).map((m) => [m.command, m.lastError])).toEqual([['jobs', 'down']])
+    expect(broker.node.services.mq.stats().queues.find((q) => q.command === 'jobs.dlq')?.depth).toBe(1)
+    accept = true
+    expect(broker.node.services.mq.replayDeadLetters('jobs')).toBe(1)
+    await until(() => handled.length === 1, 10_000, 'the replayed message')
+    expect(handled).toEqual(['important'])
   })
 
   it('keeps an answer for a disconnected producer across a restart', async () => {

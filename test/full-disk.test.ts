@@ -1,9 +1,9 @@
 /**
- * A full disk, for real: the broker's data directory on a tmpfs of 4 MiB (mounting needs root, as
- * in this project's CI; elsewhere the test is skipped and says why).
+ * A full and a read-only disk, for real: the broker's data directory on a tmpfs of 4 MiB (mounting
+ * needs root, as in this project's CI; elsewhere the tests are skipped and say why).
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -21,16 +21,38 @@ function tryMount (): string | undefined {
   }
 }
 
-const mounted = tryMount()
-if (mounted == null) console.warn('full-disk test skipped: cannot mount a tmpfs here (needs root)')
+/** A fresh 4 MiB tmpfs, unmounted after the test. */
+function tmpfs (): string {
+  const dir = tryMount() as string
+  onCleanup(() => {
+    execFileSync('umount', ['-l', dir])
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
 
-describe.runIf(mounted != null)('a full disk', () => {
-  it('gets clear rejects and no confirms, and the broker keeps serving what it has', async () => {
-    const dir = mounted as string
-    onCleanup(() => {
-      execFileSync('umount', ['-l', dir])
-      rmSync(dir, { recursive: true, force: true })
-    })
+const probe = tryMount()
+if (probe != null) {
+  execFileSync('umount', [probe])
+  rmSync(probe, { recursive: true, force: true })
+} else {
+  console.warn('full and read-only disk tests skipped: cannot mount a tmpfs here (needs root)')
+}
+
+describe.runIf(probe != null)('a full or read-only disk', () => {
+  it('a read-only one: the broker does not start, and says why', async () => {
+    const dir = tmpfs()
+    const home = await tempDir()
+    const first = await createBroker({ home, dataDir: join(dir, 'broker') })
+    await first.stop()
+    await until(() => !existsSync(join(dir, 'broker', 'identity.lock')), 5000, 'the identity lock to go')
+    execFileSync('mount', ['-o', 'remount,ro', dir])
+    onCleanup(() => { execFileSync('mount', ['-o', 'remount,rw', dir]) })
+    await expect(createBroker({ home, dataDir: join(dir, 'broker') })).rejects.toThrow(/read-only file system/)
+  })
+
+  it('a full one: clear rejects and no confirms, and the broker keeps serving what it has', async () => {
+    const dir = tmpfs()
     const home = await tempDir()
     const node = await createBroker({ home, dataDir: join(dir, 'broker') })
     onCleanup(async () => { await node.stop() })

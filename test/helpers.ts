@@ -45,7 +45,7 @@ export async function startBroker (options: CreateBrokerOptions & { home?: strin
  * A broker with a kept identity, and a restart that gives it a new port (with `memory`, it
  * restarts empty). `ref` finds it by peer ID through the address book in `home`.
  */
-export async function restartableBroker (options: { memory?: boolean, pageSize?: number } = {}): Promise<{ node: BrokerNode, ref: { address: string, home: string }, restart: () => Promise<void> }> {
+export async function restartableBroker (options: CreateBrokerOptions = {}): Promise<{ node: BrokerNode, ref: { address: string, home: string }, restart: () => Promise<void> }> {
   const home = await tempDir()
   const dataDir = `${home}/broker`
   const b = {

@@ -417,6 +417,15 @@ export class QueueEngine<Owner> {
     return out
   }
 
+  /** The queues that have messages paged out to the store. */
+  * pagedQueues (): Iterable<Queue> {
+    for (const g of this.groups.values()) {
+      for (const queue of g.queues.values()) {
+        if (queue.onDisk > 0) yield queue
+      }
+    }
+  }
+
   /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
   * live (): Iterable<{ message: QueuedMessage, queue?: Queue, delivery?: InFlight<Owner> }> {
     for (const g of this.groups.values()) {

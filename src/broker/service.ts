@@ -100,7 +100,8 @@ export interface QueueRates {
 }
 
 export interface BrokerStats {
-  queues: Array<QueueStats & { rates: QueueRates }>
+  /** Each queue, with its rates and its dead letters (messages waiting in `<command>.dlq`). */
+  queues: Array<QueueStats & { rates: QueueRates, deadLetters: number }>
   clients: ClientInfo[]
   /** Messages held: waiting, unrouted and in flight. */
   messages: number
@@ -317,8 +318,23 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   /** Queues (with their rates over the last second), clients and totals, as they are now. */
   stats (): BrokerStats {
+    const queues = this.engine.stats()
+    const suffix = this.options.deadLetter
+    const deadLetters = new Map<string, number>()
+    if (suffix !== false) {
+      for (const q of queues) {
+        if (q.command.endsWith(suffix)) {
+          const of = q.command.slice(0, -suffix.length)
+          deadLetters.set(of, (deadLetters.get(of) ?? 0) + q.depth)
+        }
+      }
+    }
     return {
-      queues: this.engine.stats().map((q) => ({ ...q, rates: this.rates.get(`${q.command}@${q.group}`) ?? { published: 0, delivered: 0, acked: 0 } })),
+      queues: queues.map((q) => ({
+        ...q,
+        rates: this.rates.get(`${q.command}@${q.group}`) ?? { published: 0, delivered: 0, acked: 0 },
+        deadLetters: deadLetters.get(q.command) ?? 0
+      })),
       clients: [...this.sessions].map((s) => s instanceof ConsumerSession
         ? {
             peer: s.peer,
@@ -409,6 +425,16 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         updatedAt: delivery != null ? delivery.deadline - this.options.visibilityTimeout : m.timestamp
       })
       if (out.length >= limit) return out
+    }
+    // Pending messages paged out to the store, after those in memory.
+    if (this.journal != null && (query.state == null || query.state === 'pending')) {
+      for (const queue of this.engine.pagedQueues()) {
+        if (!wanted('pending', queue.command)) continue
+        for (const m of await this.journal.readPage(queue, queue.tail, limit - out.length)) {
+          out.push({ id: m.id, command: m.command, group: queue.group, state: 'pending', producer: m.producer, attempts: m.attempts, lastError: m.lastError, publishedAt: m.timestamp, updatedAt: m.timestamp })
+        }
+        if (out.length >= limit) return out
+      }
     }
     for (const [state, stored] of [['completed', MessageState.Completed], ['error', MessageState.Error]] as const) {
       if (query.state != null && query.state !== state) continue
