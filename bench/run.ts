@@ -10,7 +10,8 @@
  *   d. as a, with the broker's LevelDB store: every publish synced before its confirm (RabbitMQ:
  *      a durable queue and persistent messages)
  *
- *   e. a durable broker with no consumer filled with BENCH_BACKLOG (1,000,000) messages: the
+ *   e. a durable broker with no consumer filled with each of BENCH_BACKLOG (1,000,000 and
+ *      10,000,000) messages: the
  *      broker's RSS then (p2pmq only)
  *
  * a, b and c run the broker in memory (`-memory`).
@@ -19,7 +20,7 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e: the scenarios to run), BENCH_BACKLOG (1000000, for e), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * BENCH_ONLY (a,b,c,d,e: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
 import { rmSync } from 'node:fs'
@@ -43,7 +44,11 @@ const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
-const BACKLOG = Math.round(envNumber('BENCH_BACKLOG', 1_000_000))
+const BACKLOGS = (process.env.BENCH_BACKLOG ?? '1000000,10000000').split(',').map((s) => {
+  const n = Number(s.trim())
+  if (!Number.isInteger(n) || n <= 0) throw new RangeError(`BENCH_BACKLOG must be positive integers, got "${s}"`)
+  return n
+})
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,e').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -275,7 +280,7 @@ async function main (): Promise<void> {
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
-  let backlog: BacklogResult | undefined
+  const backlogs: BacklogResult[] = []
   try {
     ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
 
@@ -298,8 +303,11 @@ async function main (): Promise<void> {
       }, progress)
     }
     if (ONLY.has('e')) {
-      backlog = await p2pmqBacklog(BACKLOG, e)
-      progress(`p2pmq backlog: ${int(backlog.messages)} messages, broker RSS ${int(backlog.rssMB)} MB`)
+      for (const count of BACKLOGS) {
+        const backlog = await p2pmqBacklog(count, e)
+        backlogs.push(backlog)
+        progress(`p2pmq backlog: ${int(backlog.messages)} messages, broker RSS ${int(backlog.rssMB)} MB`)
+      }
     }
   } finally {
     killAll()
@@ -315,11 +323,11 @@ async function main (): Promise<void> {
   ]
   console.log(table(rows, rabbitNote))
   console.log('')
-  if (backlog != null) {
+  for (const backlog of backlogs) {
     console.log(`e. durable backlog, no consumer: ${int(backlog.messages)} messages held, broker RSS ${int(backlog.rssMB)} MB ` +
       `(filled in ${backlog.seconds.toFixed(1)} s, ${int(backlog.messages / backlog.seconds)} confirmed/s)`)
-    console.log('')
   }
+  if (backlogs.length > 0) console.log('')
   printDetails('p2pmq', ours)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }
