@@ -65,6 +65,7 @@ describe('durability', () => {
     const listed = await broker.node.services.mq.messages({ command: 'backlog', limit: 1000 })
     expect(listed.map((m) => m.id)).toEqual(ids)
     expect(broker.node.services.mq.purge('doomed')).toBe(50)
+    await p.publish('doomed', 'published right after the purge') // must survive the purge's clear
 
     const got: string[] = []
     const c = await consumer(broker.ref)
@@ -74,7 +75,7 @@ describe('durability', () => {
     expect(got).toEqual(ids)
     await broker.restart()
     expect(depth('backlog')).toBe(0)
-    expect(depth('doomed')).toBe(0)
+    expect(depth('doomed')).toBe(1)
   })
 
   it('keeps dead letters and failed records across a restart, and replays them after it', async () => {
@@ -97,6 +98,35 @@ describe('durability', () => {
     expect(broker.node.services.mq.replayDeadLetters('jobs')).toBe(1)
     await until(() => handled.length === 1, 10_000, 'the replayed message')
     expect(handled).toEqual(['important'])
+  })
+
+  it('keeps every group\'s copy of a fanned-out message across a restart', async () => {
+    const broker = await restartableBroker()
+    for (const group of ['billing', 'audit']) {
+      const c = await consumer(broker.ref)
+      await c.subscribe('orders', () => {}, { group })
+      await c.stop()
+    }
+    const p = await producer(broker.ref)
+    await p.publish('orders', 'one order')
+    await broker.restart()
+    const got: string[] = []
+    for (const group of ['billing', 'audit']) {
+      const c = await consumer(broker.ref)
+      await c.subscribe('orders', (m) => { got.push(`${group}:${m.payload as string}`) }, { group })
+    }
+    await until(() => got.length === 2, 5000, 'both copies')
+    expect(got.sort()).toEqual(['audit:one order', 'billing:one order'])
+  })
+
+  it('does not remember the id of a message it refused, so a retry with that id is taken', async () => {
+    const broker = await restartableBroker({ maxMessages: 1 })
+    const p = await producer(broker.ref)
+    await p.publish('jobs', 'first', { id: 'a' })
+    await expect(p.publish('jobs', 'second', { id: 'b' })).rejects.toThrow(/broker is full/)
+    expect(broker.node.services.mq.purge('jobs')).toBe(1)
+    await p.publish('jobs', 'second, again', { id: 'b' })
+    expect(broker.node.services.mq.stats().messages).toBe(1)
   })
 
   it('keeps an answer for a disconnected producer across a restart', async () => {

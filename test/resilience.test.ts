@@ -156,6 +156,12 @@ describe('resilience', () => {
     expect(kept.payload).toBe('answer to q1')
   })
 
+  it('refuses to start a stopped broker node again, clearly (it would restore its messages twice)', async () => {
+    const broker = await startBroker()
+    await broker.node.stop()
+    await expect(broker.node.start()).rejects.toThrow(/cannot start again/)
+  })
+
   it('refuses a second running process on the same identity', async () => {
     const broker = await startBroker()
     await producer(broker, { name: 'solo' })

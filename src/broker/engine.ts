@@ -175,13 +175,14 @@ export class QueueEngine<Owner> {
       this.events.unrouted?.(message)
       return true
     }
-    // Every group's copy is made before any is delivered: delivering raises the attempt count.
+    // Every group's copy is made before any is delivered (delivering raises the attempt count)
+    // and before any is stored (storing gives the message its own key).
+    const copies = queues.map((_, i) => i === 0 ? message : { ...message })
     for (let i = 0; i < queues.length; i++) {
-      const copy = i === 0 ? message : { ...message }
       queues[i].published++
       this.held++
-      this.events.enqueued?.(copy, queues[i])
-      this.enqueue(queues[i], copy)
+      this.events.enqueued?.(copies[i], queues[i])
+      this.enqueue(queues[i], copies[i])
     }
     for (const queue of queues) {
       this.drain(queue)
@@ -246,7 +247,8 @@ export class QueueEngine<Owner> {
   unsubscribe (sub: Subscription<Owner>): void {
     const g = this.groups.get(sub.group)
     if (g == null || !g.subs.delete(sub)) return
-    for (const queue of sub.queues) {
+    const queues = [...sub.queues]
+    for (const queue of queues) {
       queue.removeConsumer(sub)
       if (queue.consumers.length === 0) this.relieve(queue)
     }
@@ -257,7 +259,8 @@ export class QueueEngine<Owner> {
     }
     // Back to the head in reverse, so they keep their order.
     for (let i = taken.length - 1; i >= 0; i--) this.takeBack(taken[i], 'consumer disconnected')
-    for (const d of taken) this.drain(d.queue)
+    // Every queue it took from: a single-active one now has a new active consumer.
+    for (const queue of new Set([...queues, ...taken.map((d) => d.queue)])) this.drain(queue)
   }
 
   /** Settles a delivery without an answer. False when the tag is unknown or not the owner's. */
@@ -407,7 +410,9 @@ export class QueueEngine<Owner> {
     }
     for (const g of this.groups.values()) {
       const queue = g.queues.get(command)
-      if (queue != null) take(queue.ready)
+      if (queue == null) continue
+      take(queue.ready)
+      this.askPage(queue) // the rest of a paged queue, for the next call
     }
     const waiting = this.unrouted.get(command)
     if (waiting != null) {
@@ -547,19 +552,24 @@ export class QueueEngine<Owner> {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
     const at = message.dueAt
-    if (at != null && at > this.clock()) {
-      queue.delayed++
-      this.schedule.push({ at, message, queue })
-      this.events.scheduled?.(at)
-    } else if (message.pageOrder != null && (queue.onDisk > 0 || queue.ready.length >= this.pageSize)) {
-      // Behind messages that are only on disk (or past a page): it stays there too, in order.
+    const due = at == null || at <= this.clock()
+    // A stored message beyond what is in memory stays on disk when messages before it are there
+    // (or when a page is full): pages are read back in stored order, after `tail`.
+    const beyond = message.pageOrder != null && message.pageOrder > queue.tail
+    if (beyond && (queue.onDisk > 0 || (due && queue.ready.length >= this.pageSize))) {
       queue.onDisk++
       return
-    } else {
-      queue.ready.push(message)
     }
-    if (message.pageOrder != null && message.pageOrder > queue.tail) queue.tail = message.pageOrder
+    if (beyond) queue.tail = message.pageOrder as number
+    if (due) {
+      queue.ready.push(message)
+    } else {
+      queue.delayed++
+      this.schedule.push({ at: at as number, message, queue })
+      this.events.scheduled?.(at as number)
+    }
   }
+
 
   /**
    * Counts `count` ready messages of a queue that are only in the store (after those restored),

@@ -82,10 +82,13 @@ export class Journal {
       into.producerSeq(peer, session, decodeSeq(value))
     }
     for await (const [, value] of this.store.entries(SCHEDULE_PREFIX)) into.schedule(decodeSchedule(value))
+    const seen: Array<[string, string, number]> = []
     for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
       const [command, id] = parsePairKey(key)
-      into.seenId(command, id, decodeTime(value))
+      seen.push([command, id, decodeTime(value)])
     }
+    // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
+    for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
     const queues = new Map<number, { command: string, group: string }>()
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
       const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
@@ -185,11 +188,15 @@ export class Journal {
     return page
   }
 
-  /** Deletes a queue's stored messages after `pageOrder` `after`: a purge of what was paged out. */
+  /**
+   * Deletes a queue's stored messages after `pageOrder` `after`, up to those stored from now on: a
+   * purge of what was paged out, which leaves what is published after it.
+   */
   async clearAfter (queue: Queue, after: number): Promise<void> {
-    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
     const id = this.queueId(queue)
-    await this.store.clear(messageKey(id, after + 1), messageKey(id + 1, 0))
+    const below = this.nextMessage
+    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+    await this.store.clear(messageKey(id, after + 1), messageKey(id, below))
   }
 
   /** The message was purged: its record goes, nothing stays. */

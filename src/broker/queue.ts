@@ -86,7 +86,10 @@ export class Queue {
 
   /** The next subscription in round-robin order that has credit, or undefined. */
   pickConsumer (): Subscription | undefined {
-    if (this.singleActive) return this.inFlight === 0 ? this.consumers[0] : undefined
+    if (this.singleActive) {
+      const active = this.consumers[0]
+      return this.inFlight === 0 && active != null && active.unacked < active.prefetch ? active : undefined
+    }
     const n = this.consumers.length
     for (let i = 0; i < n; i++) {
       const idx = (this.nextConsumer + i) % n

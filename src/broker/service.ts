@@ -114,6 +114,8 @@ export interface BrokerStats {
 const SWEEP_INTERVAL = 5_000
 /** Producer-supplied ids remembered at most (the oldest are forgotten first). */
 const MAX_SEEN_IDS = 1_000_000
+/** Node's longest timer (a longer one fires at once): a farther due time is woken for twice. */
+const MAX_TIMER = 2 ** 31 - 1
 /** ms between samples of the queues' counters, for their rates. */
 const RATE_INTERVAL = 1_000
 
@@ -175,6 +177,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly rates = new Map<string, QueueRates>()
   private lastSweep = 0
   private started = false
+  private startedOnce = false
 
   constructor (private readonly components: BrokerComponents, init: BrokerInit = {}) {
     super()
@@ -204,7 +207,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         if (answer == null) return
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
         // Only once the completion is on disk: an answered message never comes back after a restart.
-        this.whenDurable(() => { this.relay(m, result) })
+        // (If it could not be written, the message comes back after a restart and is answered then.)
+        this.whenDurable((err) => { if (err == null) this.relay(m, result) })
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
@@ -212,7 +216,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         this.deadLetter(m, error)
         // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
-        this.whenDurable(() => { this.relay(m, result) })
+        this.whenDurable((err) => { if (err == null) this.relay(m, result) })
       },
       requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
@@ -242,13 +246,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         seq.streams++
         return seq
       },
-      duplicateId: (command, id) => {
-        const now = Date.now()
-        if (this.seenIds.has(command, id, now)) return true
-        const until = now + this.options.dedupWindow
+      seenId: (command, id) => this.seenIds.has(command, id, Date.now()),
+      rememberId: (command, id) => {
+        const until = Date.now() + this.options.dedupWindow
         this.seenIds.add(command, id, until)
         this.journal?.seenId(command, id, until)
-        return false
       },
       storeSeq: (seq) => {
         seq.storedSeq = seq.lastSeq
@@ -287,6 +289,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   async start (): Promise<void> {
+    if (this.startedOnce) throw new Error('A p2pmq broker service cannot start again after it stopped: build a new node (createBroker)')
+    this.startedOnce = true
     if (this.journal != null) await this.recover(this.journal)
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
@@ -469,7 +473,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       this.engine.promote()
       const next = earliest(this.engine.nextDue, this.schedules.nextDue)
       if (next != null) this.wakeAt(next)
-    }, Math.max(0, at - Date.now()))
+    }, Math.min(MAX_TIMER, Math.max(0, at - Date.now())))
     timer.unref?.()
     this.wake = { timer, at }
   }
@@ -581,13 +585,22 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     for (const dlq of dlqs) {
       const seen = new Set<string>()
       for (const m of this.engine.withdraw(dlq, limit - replayed)) {
+        // One copy per message, not one per group that read the DLQ.
+        if (!seen.has(m.id)) {
+          seen.add(m.id)
+          const headers = { ...m.headers }
+          const original = headers['x-dead-letter-command'] ?? dlq.slice(0, -suffix.length)
+          for (const h of ['x-dead-letter-command', 'x-dead-letter-error', 'x-dead-letter-attempts']) delete headers[h]
+          const copy = { ...m, command: original, headers, timestamp: Date.now(), attempts: 0, key: undefined, pageOrder: undefined, lastError: undefined, dueAt: undefined }
+          if (!this.engine.publish(copy)) {
+            // The broker is full (fan-out to several groups): the dead letter's record stays, so a
+            // restart brings it back.
+            this.log.error('replay of dead letter %s refused: the broker is full', m.id)
+            continue
+          }
+          replayed++
+        }
         this.journal?.completed(m, '')
-        if (seen.has(m.id)) continue // one copy per message, not one per group that read the DLQ
-        seen.add(m.id)
-        const headers = { ...m.headers }
-        const original = headers['x-dead-letter-command'] ?? dlq.slice(0, -suffix.length)
-        for (const h of ['x-dead-letter-command', 'x-dead-letter-error', 'x-dead-letter-attempts']) delete headers[h]
-        if (this.engine.publish({ ...m, command: original, headers, timestamp: Date.now(), attempts: 0, key: undefined, lastError: undefined, dueAt: undefined })) replayed++
       }
     }
     return replayed

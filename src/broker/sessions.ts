@@ -45,8 +45,10 @@ export interface SessionContext {
   producerSession: (peer: string, session: string) => ProducerSeq
   /** The session holds confirms for congested queues; call its `unblock()` when one is relieved. */
   blocked: (session: ProducerSession) => void
-  /** True when this producer-supplied id was seen for this command within the dedup window; else remembers it. */
-  duplicateId: (command: string, id: string) => boolean
+  /** True when this producer-supplied id was seen for this command within the dedup window. */
+  seenId: (command: string, id: string) => boolean
+  /** Remembers a producer-supplied id of a message the broker took. */
+  rememberId: (command: string, id: string) => void
   /** Writes `seq.lastSeq` to the store. */
   storeSeq: (seq: ProducerSeq) => void
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
@@ -141,7 +143,8 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
       return
     }
-    if ((f.flags & PublishFlags.Dedup) !== 0 && this.ctx.duplicateId(f.command, f.id)) {
+    const dedup = (f.flags & PublishFlags.Dedup) !== 0
+    if (dedup && this.ctx.seenId(f.command, f.id)) {
       // Taken already: confirmed again, not queued again.
       if (!wantsAnswer) this.takenUpTo = f.seq
       return
@@ -165,6 +168,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
+    if (dedup) this.ctx.rememberId(f.command, f.id)
     if (wantsAnswer) return
     this.takenUpTo = f.seq
     if (this.ctx.engine.congested(f.command)) {
