@@ -177,12 +177,13 @@ export class QueueEngine<Owner> {
     }
     // Every group's copy is made before any is delivered (delivering raises the attempt count)
     // and before any is stored (storing gives the message its own key).
-    const copies = queues.map((_, i) => i === 0 ? message : { ...message })
+    const copies = queues.length === 1 ? undefined : queues.map((_, i) => i === 0 ? message : { ...message })
     for (let i = 0; i < queues.length; i++) {
+      const copy = copies?.[i] ?? message
       queues[i].published++
       this.held++
-      this.events.enqueued?.(copies[i], queues[i])
-      this.enqueue(queues[i], copies[i])
+      this.events.enqueued?.(copy, queues[i])
+      this.enqueue(queues[i], copy)
     }
     for (const queue of queues) {
       this.drain(queue)
