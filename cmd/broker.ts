@@ -8,7 +8,7 @@ import { errorText, shutdownSignal } from './lifecycle.js'
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
-  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on', default: '/ip4/127.0.0.1/tcp/0' },
+  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
   'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
   'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },

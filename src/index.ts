@@ -74,6 +74,12 @@ export interface CreateBrokerOptions extends BrokerInit {
   dataDir?: string
   /** Keep messages in memory only: nothing survives a restart. Default false (LevelDB in `<dataDir>/store`). */
   memory?: boolean
+  /**
+   * Speak WebRTC Direct, the transport browsers dial. Default: when `listen` has a
+   * `/webrtc-direct` address (e.g. `/ip4/127.0.0.1/udp/0/webrtc-direct`). Its certificate is kept
+   * in `dataDir`, so with a fixed UDP port the address survives restarts.
+   */
+  webrtc?: boolean
   /** Multiaddrs to listen on (default `/ip4/127.0.0.1/tcp/0`). */
   listen?: string[]
   /** The p2pmq home, for the address book (default `~/.p2pmq` or P2PMQ_HOME). */
@@ -87,11 +93,13 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService }>
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen, memory = false, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, ...init } = options
+  const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
     dataDir,
-    listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    webrtc,
+    listen,
     services: { mq: broker({ ...init, store }) }
   })
   // Writes are chained so the newest addresses are the ones left in the book.
@@ -115,12 +123,14 @@ export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsN
   name?: string
   /** Keep the identity in this directory. */
   dataDir?: string
+  /** Dial over WebRTC Direct. Default: when `broker` is a `/webrtc-direct` multiaddr. */
+  webrtc?: boolean
 }
 
 async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p, ownsNode: boolean }> {
   if (options.node != null) return { node: options.node, ownsNode: false }
   const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)
-  const node = await createNode({ dataDir })
+  const node = await createNode({ dataDir, webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct') })
   await node.start()
   return { node, ownsNode: true }
 }

@@ -11,11 +11,34 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { loadIdentity } from './home.js'
+import { keychain } from '@libp2p/keychain'
+import { webRTCDirect } from '@libp2p/webrtc'
+import { LevelDatastore } from 'datastore-level'
+import { join } from 'node:path'
+
+const DAY = 24 * 60 * 60 * 1000
+
+/**
+ * WebRTC Direct, kept on this machine: no STUN servers (nothing leaves loopback or the LAN), and
+ * a certificate lifespan under Node's 24.8-day timer limit (the default, 30 days, overflows it
+ * and renews the certificate without end).
+ */
+const WEBRTC_DIRECT = {
+  rtcConfiguration: { iceServers: [] },
+  certificateLifespan: 14 * DAY,
+  certificateRenewalThreshold: DAY
+}
 import type { ServiceFactoryMap } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 
 export interface NodeOptions<S extends Record<string, unknown> = Record<string, unknown>> {
+  /**
+   * Also speak WebRTC Direct (UDP), the transport browsers can dial: listen on it when `listen`
+   * has a `/webrtc-direct` address, dial it when a peer's address is one. With `dataDir`, the
+   * listener's certificate is kept there, so its certhash (and address) survive restarts.
+   */
+  webrtc?: boolean
   /** Keep the identity here (created the first time); locked while the node runs. */
   dataDir?: string
   /** Multiaddrs to listen on. Clients need none. */
@@ -29,24 +52,31 @@ export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
+  // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
+  const datastore = options.webrtc === true && options.dataDir != null ? new LevelDatastore(join(options.dataDir, 'datastore')) : undefined
   try {
+    await datastore?.open()
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
+      datastore,
       addresses: { listen: options.listen ?? [] },
-      transports: [tcp()],
+      transports: options.webrtc === true ? [tcp(), webRTCDirect(WEBRTC_DIRECT)] : [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
         identify: identify(),
         ping: ping(),
+        ...(datastore != null ? { keychain: keychain() } : {}),
         ...options.services
       } as ServiceFactoryMap<BaseServices & S>
     })
+    if (datastore != null) node.addEventListener('stop', () => { datastore.close().catch(() => {}) }, { once: true })
     // A lock that cannot be removed (a read-only disk) is left for the next start to find stale.
     if (identity != null) node.addEventListener('stop', () => { identity.release().catch(() => {}) }, { once: true })
     return node
   } catch (err) {
     await identity?.release()
+    await datastore?.close().catch(() => {})
     throw err
   }
 }
