@@ -2,11 +2,17 @@
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
-import { list, parseFlags, usage, type FlagSpecs } from './flags.js'
+import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
+import { startWebServer, type BrokerInfo, type WebServer } from '../src/web-server.js'
+import { fileURLToPath } from 'node:url'
+
+/** Where the built web page is: web/dist in the package (from dist/cmd/). */
+const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
 
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
+  http: { type: 'string', value: '<port>', help: 'Serve the web page and /api/broker on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
   'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
@@ -53,8 +59,20 @@ export async function run (args: string[]): Promise<number> {
     mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
   }
   mq.addEventListener('client:error', (e) => { console.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
+  let web: WebServer | undefined
+  if (flags.http !== 'off') {
+    const port = Number(flags.http)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('-http must be a port number, 0 or off')
+    const info = (): BrokerInfo => {
+      const addresses = node.getMultiaddrs().map(String)
+      return { peerId: node.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
+    }
+    web = await startWebServer({ port, root: WEB_ROOT, info })
+    console.log(`Web: ${web.url}`)
+  }
   await shutdownSignal()
   console.log('Stopping broker')
+  await web?.close()
   await node.stop()
   return 0
 }

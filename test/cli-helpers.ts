@@ -43,7 +43,8 @@ export function killGroup (child: ChildProcessWithoutNullStreams): void {
 
 /** Starts `p2pmq broker` (with `args`) and waits until it listens. */
 export async function startBroker (home: string, args: string[] = []): Promise<{ proc: Proc, peerId: string }> {
-  const proc = run(['broker', ...args], home)
+  // The web server on any free port, so brokers of tests running side by side do not collide.
+  const proc = run(['broker', ...(args.some((a) => a.startsWith('-http')) ? args : ['-http=0', ...args])], home)
   await until(() => proc.out.some((l) => l.startsWith('Listening on')), 15_000, 'the broker to listen')
   const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
   expect(peerId).toMatch(/^12D3KooW/)

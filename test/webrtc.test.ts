@@ -43,4 +43,18 @@ describe('WebRTC Direct', () => {
     expect(webrtcLine(second.proc.out)).toBe(before)
     expect(before).toContain(`/udp/${port}/webrtc-direct/certhash/`)
   })
+
+  it('serves /api/broker with the current WebRTC address, and no file outside its root', async () => {
+    const home = await tempDir()
+    const { proc, peerId } = await startBrokerProc(home)
+    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
+    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    const info = await (await fetch(new URL('api/broker', url))).json() as { peerId: string, webrtc: string[] }
+    expect(info.peerId).toBe(peerId)
+    expect(info.webrtc).toHaveLength(1)
+    expect(proc.out).toContain(`Listening on ${info.webrtc[0]}`)
+    expect((await fetch(new URL('%2e%2e/%2e%2e/package.json', url))).status).toBe(404)
+    expect((await fetch(url, { method: 'POST' })).status).toBe(405)
+  })
 })
