@@ -31,8 +31,12 @@ const LOCK_FILE = 'identity.lock'
 
 export interface Identity {
   privateKey: PrivateKey
-  /** Releases the data directory's lock. */
-  release: () => Promise<void>
+  /**
+   * Releases the data directory's lock, at once: a node started right after (a restart in the
+   * same process) must not find it. A lock that cannot be removed (a read-only disk) stays, and
+   * the next start finds it stale.
+   */
+  release: () => void
 }
 
 /**
@@ -54,27 +58,23 @@ export async function loadIdentity (dir: string): Promise<Identity> {
     }
     return { privateKey, release }
   } catch (err) {
-    await release()
+    release()
     throw err
   }
 }
 
-async function lock (path: string): Promise<() => Promise<void>> {
+async function lock (path: string): Promise<() => void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, 'wx')
       await fh.writeFile(String(process.pid))
       await fh.close()
-      let released = false
-      const release = async (): Promise<void> => {
-        if (released) return
-        released = true
-        process.off('exit', releaseSync)
-        await rm(path, { force: true })
+      const release = (): void => {
+        process.off('exit', release)
+        try { rmSync(path, { force: true }) } catch {}
       }
       // On an abrupt exit the lock is left behind; the next process sees its pid is gone.
-      const releaseSync = (): void => { try { rmSync(path, { force: true }) } catch {} }
-      process.on('exit', releaseSync)
+      process.on('exit', release)
       return release
     } catch (err: any) {
       if (err.code !== 'EEXIST') throw err

@@ -71,11 +71,10 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       } as ServiceFactoryMap<BaseServices & S>
     })
     if (datastore != null) node.addEventListener('stop', () => { datastore.close().catch(() => {}) }, { once: true })
-    // A lock that cannot be removed (a read-only disk) is left for the next start to find stale.
-    if (identity != null) node.addEventListener('stop', () => { identity.release().catch(() => {}) }, { once: true })
+    if (identity != null) node.addEventListener('stop', () => { identity.release() }, { once: true })
     return node
   } catch (err) {
-    await identity?.release()
+    identity?.release()
     await datastore?.close().catch(() => {})
     throw err
   }
