@@ -9,7 +9,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
-import { IdentityInUseError } from './errors.js'
+import { BrokerAddressError, IdentityInUseError } from './errors.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 export function p2pmqHome (): string {
@@ -117,6 +117,17 @@ export async function recordBrokerAddresses (peerId: string, addrs: string[], ho
 }
 
 /** The addresses a broker on this host recorded, or undefined if it never ran here. */
+/** The address book of this host as a client's BrokerLookup. */
+export function addressBook (home = p2pmqHome()): (peerId: string) => Promise<string[]> {
+  return async (peerId) => {
+    const recorded = await lookupBrokerAddresses(peerId, home)
+    if (recorded == null || recorded.length === 0) {
+      throw new BrokerAddressError(`Broker ${peerId} is not in the address book of this host (${home}/brokers): is it running here? Otherwise give its full multiaddr ending in /p2p/<peerId>`)
+    }
+    return recorded
+  }
+}
+
 export async function lookupBrokerAddresses (peerId: string, home = p2pmqHome()): Promise<string[] | undefined> {
   try {
     const entry = JSON.parse(await readFile(addressBookPath(peerId, home), 'utf8'))

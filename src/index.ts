@@ -44,7 +44,8 @@ import { BrokerService, broker, type BrokerInit } from './broker/service.js'
 import { Admin } from './client/admin.js'
 import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
-import { clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
+import { addressBook, clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
+import type { BrokerLookup } from './client/broker-link.js'
 import { createNode, type P2PMQNode } from './node.js'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
@@ -116,7 +117,9 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   return node
 }
 
-export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode'> {
+export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode' | 'lookup'> {
+  /** The p2pmq home, whose address book finds a broker given by peer ID (default `~/.p2pmq` or P2PMQ_HOME). */
+  home?: string
   /** Use this libp2p node instead of building one (it is not stopped with the client). */
   node?: Libp2p
   /** Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer. */
@@ -127,12 +130,14 @@ export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsN
   webrtc?: boolean
 }
 
-async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p, ownsNode: boolean }> {
-  if (options.node != null) return { node: options.node, ownsNode: false }
+/** The node a client runs on (built and owned unless given), and this host's address book. */
+async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p, ownsNode: boolean, lookup: BrokerLookup }> {
+  const lookup = addressBook(options.home)
+  if (options.node != null) return { node: options.node, ownsNode: false, lookup }
   const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)
   const node = await createNode({ dataDir, webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct') })
   await node.start()
-  return { node, ownsNode: true }
+  return { node, ownsNode: true, lookup }
 }
 
 /** Creates a producer connected (and reconnecting) to the broker. */

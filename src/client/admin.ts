@@ -8,6 +8,7 @@ import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
+import { toString } from 'uint8arrays/to-string'
 import type { BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/service.js'
 
 interface Pending {
@@ -40,7 +41,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
    */
   async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }, timeout?: number): Promise<ScheduleInfo> {
     const { kind, bytes } = encodePayload(payload)
-    return await this.request('schedule', { ...options, command, kind, data: Buffer.from(bytes).toString('base64') }, timeout) as ScheduleInfo
+    return await this.request('schedule', { ...options, command, kind, data: toString(bytes, 'base64') }, timeout) as ScheduleInfo
   }
 
   async schedules (timeout?: number): Promise<ScheduleInfo[]> {

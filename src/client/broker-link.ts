@@ -8,8 +8,13 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { RECONNECT_FACTOR, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY } from '../constants.js'
 import { BrokerAddressError } from '../errors.js'
-import { lookupBrokerAddresses, p2pmqHome } from '../home.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+
+/**
+ * Where a broker given by peer ID listens: its addresses, or a BrokerAddressError saying why they
+ * are not known. On Node, the address book under the p2pmq home (`addressBook` in home.ts).
+ */
+export type BrokerLookup = (peerId: string) => Promise<string[]>
 
 export interface BrokerAddress {
   peerId: PeerId
@@ -42,7 +47,8 @@ export interface BrokerLinkInit {
   node: Libp2p
   broker: BrokerAddress
   protocol: string
-  home?: string
+  /** Finds a broker given by peer ID only; without it, such a broker cannot be dialed. */
+  lookup?: BrokerLookup
   /** A new stream to the broker is open. */
   onStream: (stream: Stream) => void
   /** Dialing failed; the link will try again after `retryIn` ms. */
@@ -106,11 +112,8 @@ export class BrokerLink {
     const { peerId, addrs } = this.init.broker
     let targets = addrs
     if (targets == null) {
-      const recorded = await lookupBrokerAddresses(peerId.toString(), this.init.home ?? p2pmqHome())
-      if (recorded == null || recorded.length === 0) {
-        throw new BrokerAddressError(`Broker ${peerId.toString()} is not in the address book of this host (${this.init.home ?? p2pmqHome()}/brokers): is it running here? Otherwise give its full multiaddr ending in /p2p/<peerId>`)
-      }
-      targets = recorded.map((a) => multiaddr(a))
+      if (this.init.lookup == null) throw new BrokerAddressError(`Broker ${peerId.toString()} is given by peer ID only, and there is no address book here: give its multiaddr ending in /p2p/<peerId>`)
+      targets = (await this.init.lookup(peerId.toString())).map((a) => multiaddr(a))
     }
     const signal = AbortSignal.timeout(this.dialTimeout)
     // An open connection to the broker is reused; otherwise dial its addresses.

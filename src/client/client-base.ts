@@ -4,7 +4,7 @@
  */
 import { DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT } from '../constants.js'
 import { FramedChannel } from '../protocol/channel.js'
-import { BrokerLink, parseBrokerAddress } from './broker-link.js'
+import { BrokerLink, parseBrokerAddress, type BrokerLookup } from './broker-link.js'
 import type { FrameReader } from '../protocol/codec.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
@@ -13,8 +13,8 @@ export interface ClientOptions {
   broker: string
   /** The libp2p node to use; by default the client builds and owns one. */
   node: Libp2p
-  /** The p2pmq home with the broker address book (default `~/.p2pmq` or P2PMQ_HOME). */
-  home?: string
+  /** Finds a broker given by peer ID (on Node: the address book of this host). */
+  lookup?: BrokerLookup
   /** Largest frame accepted from the broker, in bytes. */
   maxFrameLength?: number
   /** Told when a dial fails and will be retried. */
@@ -44,7 +44,7 @@ export abstract class ClientBase<In> {
       node: options.node,
       broker: parseBrokerAddress(options.broker),
       protocol,
-      home: options.home,
+      lookup: options.lookup,
       onRetry: options.onRetry,
       onStream: (stream) => { this.open(stream) }
     })

@@ -121,7 +121,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
 
   constructor (options: ProducerOptions) {
     super(options, PRODUCER_PROTOCOL)
-    this.brokerOptions = { broker: options.broker, node: options.node, home: options.home, onRetry: options.onRetry }
+    this.brokerOptions = { broker: options.broker, node: options.node, lookup: options.lookup, onRetry: options.onRetry }
     const window = options.window ?? DEFAULT_PRODUCER_WINDOW
     if (!(window >= 1 && window <= MAX_PRODUCER_WINDOW)) throw new RangeError(`window must be 1 to ${MAX_PRODUCER_WINDOW}`)
     this.window = window
