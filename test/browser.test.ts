@@ -1,0 +1,50 @@
+/**
+ * The web page in a real browser (Debian's headless Chromium, driven by playwright-core): it
+ * connects to the broker over WebRTC Direct, subscribes, and answers what a producer sends.
+ * Needs /usr/bin/chromium (`.ci/run` installs it) and the built page (`npm run build:web`).
+ */
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { chromium, type Browser } from 'playwright-core'
+import { startBroker } from './cli-helpers.js'
+import { onCleanup, producer, tempDir, until } from './helpers.js'
+import type { Reply } from '../src/index.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+
+async function browser (): Promise<Browser> {
+  const b = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Everything stays on this machine (LIBP2P-NOTES.md): no background traffic, real local IPs.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']
+  })
+  onCleanup(async () => { await b.close() })
+  return b
+}
+
+describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
+  it('connects over WebRTC Direct, subscribes, and answers a producer\'s messages', async () => {
+    const home = await tempDir()
+    const { proc } = await startBroker(home)
+    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
+    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const page = await (await browser()).newPage()
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    await page.goto(`${url}?subscribe=browser.work&answer=auto`)
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
+    expect(await page.textContent('#transport')).toContain('/webrtc-direct/')
+    const pagePeer = await page.textContent('#peer') as string
+    expect(pagePeer).toMatch(/^12D3KooW/)
+
+    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
+    const p = await producer({ address: tcp, home })
+    const replies: Reply[] = []
+    for (let i = 0; i < 20; i++) replies.push(await p.request('browser.work', `m${i}`, { timeout: 10_000 }))
+    expect(replies.map((r) => r.payload)).toEqual(Array.from({ length: 20 }, (_, i) => `Answer to m${i}`))
+    expect(new Set(replies.map((r) => r.consumer))).toEqual(new Set([pagePeer]))
+    expect(await page.locator('#messages li').count()).toBe(20)
+    expect(errors).toEqual([])
+  })
+})
