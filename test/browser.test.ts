@@ -3,12 +3,12 @@
  * connects to the broker over WebRTC Direct, subscribes, and answers what a producer sends.
  * Needs /usr/bin/chromium (`.ci/run` installs it) and the built page (`npm run build:web`).
  */
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { startBroker } from './cli-helpers.js'
 import { onCleanup, producer, tempDir, until } from './helpers.js'
-import type { Reply } from '../src/index.js'
+import { createAdmin, type Reply } from '../src/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 
@@ -46,5 +46,37 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
     expect(new Set(replies.map((r) => r.consumer))).toEqual(new Set([pagePeer]))
     expect(await page.locator('#messages li').count()).toBe(20)
     expect(errors).toEqual([])
+  })
+
+  it('shows the broker live: queue depth and consumers as the broker reports them, clients, latest values', async () => {
+    const home = await tempDir()
+    const { proc } = await startBroker(home)
+    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
+    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const page = await (await browser()).newPage({ viewport: { width: 1000, height: 800 } })
+    await page.goto(`${url}?subscribe=num_users&answer=auto`)
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
+    const pagePeer = await page.textContent('#peer') as string
+
+    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
+    const p = await producer({ address: tcp, home })
+    for (const n of [10, 20, 15]) await p.send('num_users', n)
+    for (let i = 0; i < 3; i++) await p.publish('backlog', i) // no consumer: they wait
+    await page.waitForSelector('#values [data-command="num_users"] b:text-is("15")', { timeout: 5_000 })
+
+    // What the page shows is what the broker reports.
+    const row = async (queue: string): Promise<string[]> => await page.locator(`#queues tr[data-queue="${queue}"] td`).allTextContents()
+    await page.waitForSelector('#queues tr[data-queue="backlog"] td:nth-child(2):text-is("3")', { timeout: 5_000 })
+    const admin = await createAdmin({ broker: tcp, home })
+    onCleanup(async () => { await admin.stop() })
+    const stats = await admin.stats()
+    const backlog = stats.queues.find((q) => q.command === 'backlog')
+    const numUsers = stats.queues.find((q) => q.command === 'num_users')
+    expect((await row('backlog')).slice(1, 6)).toEqual([backlog?.depth, backlog?.inFlight, backlog?.delayed, backlog?.deadLetters, backlog?.consumers].map(String))
+    expect((await row('num_users@default'))[5]).toBe(String(numUsers?.consumers))
+    expect(numUsers?.consumers).toBe(1)
+    expect(await page.textContent(`#clients li[data-peer="${pagePeer}"]`)).toContain('(browser)')
+    mkdirSync('test-artifacts', { recursive: true })
+    await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
   })
 })

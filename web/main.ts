@@ -10,9 +10,11 @@ import { webRTCDirect } from '@libp2p/webrtc'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { fromString, toString } from 'uint8arrays'
+import { Admin } from '../src/client/admin.js'
 import { Consumer, type Message } from '../src/client/consumer.js'
 import { payloadToText } from '../src/payload.js'
 import type { PrivateKey } from '@libp2p/interface'
+import type { BrokerStats } from '../src/broker/service.js'
 
 const KEY = 'p2pmq-private-key'
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
@@ -24,6 +26,58 @@ async function identity (): Promise<PrivateKey> {
   const key = await generateKeyPair('Ed25519')
   localStorage.setItem(KEY, toString(privateKeyToProtobuf(key), 'base64'))
   return key
+}
+
+/** The recent numeric values of each command this page received, for the latest value and a chart. */
+const values = new Map<string, number[]>()
+const KEEP_VALUES = 60
+/** Messages listed at most (the newest). */
+const MAX_LISTED = 200
+
+function recordValue (command: string, payload: unknown): void {
+  const n = typeof payload === 'number' ? payload : Number(payload)
+  if (!Number.isFinite(n)) return
+  const list = values.get(command) ?? []
+  list.push(n)
+  if (list.length > KEEP_VALUES) list.shift()
+  values.set(command, list)
+  renderValues()
+}
+
+function renderValues (): void {
+  $('values').replaceChildren(...[...values].map(([command, list]) => {
+    const div = document.createElement('div')
+    div.className = 'value'
+    div.dataset.command = command
+    const min = Math.min(...list)
+    const span = Math.max(...list) - min || 1
+    const points = list.map((v, i) => `${i * (120 / (KEEP_VALUES - 1))},${28 - ((v - min) / span) * 26}`).join(' ')
+    div.innerHTML = `<span>${command}</span><b>${list[list.length - 1]}</b><svg width="120" height="30"><polyline points="${points}"/></svg>`
+    return div
+  }))
+}
+
+function cell (text: string | number): HTMLTableCellElement {
+  const td = document.createElement('td')
+  td.textContent = String(text)
+  return td
+}
+
+function renderStats (stats: BrokerStats): void {
+  $('queues').querySelector('tbody')?.replaceChildren(...stats.queues.map((q) => {
+    const tr = document.createElement('tr')
+    tr.dataset.queue = q.group === '' ? q.command : `${q.command}@${q.group}`
+    tr.append(cell(tr.dataset.queue), cell(q.depth), cell(q.inFlight), cell(q.delayed), cell(q.deadLetters), cell(q.consumers),
+      cell(q.rates.published.toFixed(1)), cell(q.rates.acked.toFixed(1)))
+    return tr
+  }))
+  $('clients').replaceChildren(...stats.clients.map((c) => {
+    const li = document.createElement('li')
+    li.dataset.peer = c.peer
+    const subs = c.subscriptions?.map((s) => `${s.patterns.join(',')}@${s.group}`).join(' ') ?? ''
+    li.textContent = `${c.role} ${c.peer} (${c.via === 'webrtc' ? 'browser' : 'node'}) ${subs}`
+    return li
+  }))
 }
 
 function setState (state: string): void {
@@ -52,6 +106,9 @@ async function main (): Promise<void> {
   })
   consumer.events.addEventListener('disconnected', () => { setState('reconnecting') })
   setState('connecting')
+  // The dashboard: the broker pushes its stats over the same connection, every second.
+  const admin = new Admin({ broker: info.webrtc[0], node })
+  admin.watch(renderStats, 1000)
 
   const subscribe = async (commands: string[], auto: boolean): Promise<void> => {
     await consumer.subscribe(commands, async (m: Message) => {
@@ -59,6 +116,8 @@ async function main (): Promise<void> {
       li.dataset.command = m.command
       li.textContent = `${m.command}: ${payloadToText(m.payload)} `
       $('messages').prepend(li)
+      while ($('messages').children.length > MAX_LISTED) $('messages').lastElementChild?.remove()
+      recordValue(m.command, m.payload)
       const answer = `Answer to ${payloadToText(m.payload)}`
       if (auto) {
         li.append(`→ ${answer}`)

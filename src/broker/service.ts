@@ -89,6 +89,8 @@ export interface BrokerEvents {
 export interface ClientInfo {
   peer: string
   role: ClientRole
+  /** How it is connected: 'webrtc' (a browser page, usually) or 'tcp'. */
+  via: 'webrtc' | 'tcp'
   subscriptions?: Array<{ group: string, patterns: readonly string[], prefetch: number, unacked: number }>
 }
 
@@ -154,6 +156,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly engine: QueueEngine<ConsumerSession>
   private readonly mailbox: Mailbox
   private readonly sessions = new Set<AnySession>()
+  /** How each session's peer is connected. */
+  private readonly via = new WeakMap<AnySession, 'webrtc' | 'tcp'>()
   /** The open producer sessions of each peer, newest last. */
   private readonly producers = new Map<string, ProducerSession[]>()
   private readonly producerSeqs = new Map<string, ProducerSeq>()
@@ -259,6 +263,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       blocked: (s) => { this.blocked.add(s) },
       whenDurable: (done) => { this.whenDurable(done) },
       admin: async (peer, method, params) => await this.admin(peer, method, params),
+      stats: () => this.stats(),
       closed: (s, err) => { this.closed(s, err) },
       protocolError: (s, err) => {
         this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
@@ -343,9 +348,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         ? {
             peer: s.peer,
             role: s.role,
+            via: this.via.get(s) ?? 'tcp',
             subscriptions: s.subscriptions.map((sub) => ({ group: sub.group, patterns: sub.patterns, prefetch: sub.prefetch, unacked: sub.unacked }))
           }
-        : { peer: s.peer, role: s.role }),
+        : { peer: s.peer, role: s.role, via: this.via.get(s) ?? 'tcp' }),
       messages: this.engine.size,
       keptAnswers: this.mailbox.size
     }
@@ -357,6 +363,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       ? new ProducerSession(peer, stream, this.ctx)
       : role === 'consumer' ? new ConsumerSession(peer, stream, this.ctx) : new AdminSession(peer, stream, this.ctx)
     this.sessions.add(session)
+    this.via.set(session, connection.remoteAddr.toString().includes('/webrtc') ? 'webrtc' : 'tcp')
     this.log('%s %s joined', role, peer)
     this.safeDispatchEvent('client:join', { detail: { peer, role } })
     if (session instanceof ProducerSession) {

@@ -53,6 +53,8 @@ export interface SessionContext {
   storeSeq: (seq: ProducerSeq) => void
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
   whenDurable: (done: (err?: Error) => void) => void
+  /** The broker's stats now (for `watch`). */
+  stats: () => unknown
   /** Runs an admin request; throws with a message for the client on a bad one. */
   admin: (peer: string, method: string, params: unknown) => Promise<unknown>
   closed: (session: AnySession, err?: Error) => void
@@ -296,8 +298,17 @@ function isProtocolFault (err: Error): boolean {
 }
 
 /** An admin client's stream: requests in, one response each out (JSON bodies). */
+/** Shortest interval of a `watch`. */
+const MIN_WATCH_INTERVAL = 250
+
+/**
+ * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
+ * standing request: the broker's stats as a response now and every `interval` ms after, with the
+ * same reqId, until the stream closes (the live dashboard).
+ */
 export class AdminSession extends Session<AdminFrame> {
   readonly role = 'admin'
+  private readonly watches: Array<ReturnType<typeof setInterval>> = []
 
   constructor (peer: string, stream: Stream, ctx: SessionContext) {
     super(peer, stream, ctx, readAdminFrame)
@@ -314,10 +325,18 @@ export class AdminSession extends Session<AdminFrame> {
       respond(false, { error: 'The request body is not JSON' })
       return
     }
+    if (f.method === 'watch') {
+      const interval = Math.max(MIN_WATCH_INTERVAL, Number((params as { interval?: unknown } | undefined)?.interval ?? 1000) || 1000)
+      respond(true, this.ctx.stats())
+      this.watches.push(setInterval(() => { respond(true, this.ctx.stats()) }, interval))
+      return
+    }
     this.ctx.admin(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
   }
 
-  protected onClose (): void {}
+  protected onClose (): void {
+    for (const timer of this.watches) clearInterval(timer)
+  }
 }
 
 export type AnySession = ProducerSession | ConsumerSession | AdminSession

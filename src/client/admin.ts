@@ -16,7 +16,9 @@ interface Pending {
   body: Uint8Array
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-  timer: ReturnType<typeof setTimeout>
+  timer?: ReturnType<typeof setTimeout>
+  /** A standing request (`watch`): every response goes here, and it stays. */
+  each?: (value: unknown) => void
 }
 
 export class Admin extends ClientBase<BrokerToAdminFrame> {
@@ -51,6 +53,19 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   /** Removes a schedule; false when there was none with this id. */
   async unschedule (id: string, timeout?: number): Promise<boolean> {
     return (await this.request('unschedule', { id }, timeout) as { removed: boolean }).removed
+  }
+
+  /**
+   * Calls `onStats` with the broker's stats now and every `interval` ms (at least 250), until
+   * stopped; it is asked again after a reconnect. Returns a function that stops it.
+   */
+  watch (onStats: (stats: BrokerStats) => void, interval = 1000): () => void {
+    const reqId = ++this.nextReqId
+    const p: Pending = { method: 'watch', body: new TextEncoder().encode(JSON.stringify({ interval })), resolve: () => {}, reject: () => {}, each: (v) => { onStats(v as BrokerStats) } }
+    this.pending.set(reqId, p)
+    if (this.channel?.isOpen === true) this.send(this.channel, reqId, p)
+    // The broker stops sending when the stream closes; until then, responses are dropped.
+    return () => { this.pending.delete(reqId) }
   }
 
   /** Calls an admin method; rejects with the broker's error, or TimeoutError after `timeout` ms. */
@@ -91,9 +106,13 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     if (f.type !== FrameType.Response) return
     const p = this.pending.get(f.reqId)
     if (p == null) return
+    const value = JSON.parse(new TextDecoder().decode(f.body)) as unknown
+    if (p.each != null) {
+      if (f.ok) p.each(value)
+      return
+    }
     this.pending.delete(f.reqId)
     clearTimeout(p.timer)
-    const value = JSON.parse(new TextDecoder().decode(f.body)) as unknown
     if (f.ok) p.resolve(value)
     else p.reject(new P2PMQError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
   }
