@@ -6,8 +6,9 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
-import { startBroker } from './cli-helpers.js'
-import { onCleanup, producer, tempDir, until } from './helpers.js'
+import { killGroup, startBroker } from './cli-helpers.js'
+import { createServer, type AddressInfo } from 'node:net'
+import { consumer, onCleanup, producer, tempDir, until } from './helpers.js'
 import { createAdmin, type Reply } from '../src/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -79,4 +80,54 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
     mkdirSync('test-artifacts', { recursive: true })
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
   })
+
+  it('sends a command from the page and shows the answer; carries messages larger than a WebRTC message', async () => {
+    const home = await tempDir()
+    const { proc } = await startBroker(home)
+    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
+    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
+    const c = await consumer({ address: tcp, home })
+    await c.subscribe('echo', (m) => `echo of ${(m.payload as string).length} chars`)
+    const page = await (await browser()).newPage()
+    await page.goto(`${url}?subscribe=big&answer=auto`)
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
+    await page.fill('#send input[name=command]', 'echo')
+    await page.fill('#send input[name=payload]', 'hello')
+    await page.click('#send button')
+    await page.waitForSelector(`#answer:has-text("echo of 5 chars (from ${c.peerId})")`, { timeout: 5_000 })
+
+    // 100 KB each way: over data channel messages of at most 16 KiB.
+    const p = await producer({ address: tcp, home })
+    const big = 'x'.repeat(100_000)
+    expect(await p.send('big', big, { timeout: 10_000 })).toBe(`Answer to ${big}`)
+  })
+
+  it('reconnects and resubscribes after the broker restarts on a new WebRTC port', async () => {
+    const home = await tempDir()
+    const httpPort = await freeTcpPort()
+    const first = await startBroker(home, [`-http=${httpPort}`])
+    const url = `http://127.0.0.1:${httpPort}/`
+    const page = await (await browser()).newPage()
+    await page.goto(`${url}?subscribe=work&answer=auto`)
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
+    const pagePeer = await page.textContent('#peer') as string
+    killGroup(first.proc.child)
+    await first.proc.exited
+    await page.waitForSelector('#state[data-state="reconnecting"]', { timeout: 10_000 })
+    const second = await startBroker(home, [`-http=${httpPort}`])
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 20_000 })
+    const tcp = (second.proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
+    const p = await producer({ address: tcp, home })
+    const reply = await p.request('work', 'after the restart', { timeout: 10_000 })
+    expect(reply).toMatchObject({ payload: 'Answer to after the restart', consumer: pagePeer })
+  })
 })
+
+async function freeTcpPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return port
+}

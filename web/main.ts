@@ -12,6 +12,7 @@ import { createLibp2p } from 'libp2p'
 import { fromString, toString } from 'uint8arrays'
 import { Admin } from '../src/client/admin.js'
 import { Consumer, type Message } from '../src/client/consumer.js'
+import { Producer } from '../src/client/producer.js'
 import { payloadToText } from '../src/payload.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { BrokerStats } from '../src/broker/service.js'
@@ -99,7 +100,11 @@ async function main (): Promise<void> {
   })
   $('peer').textContent = node.peerId.toString()
   $('broker').textContent = info.peerId
-  const consumer = new Consumer({ broker: info.webrtc[0], node })
+  // Each dial asks the broker's web server for its current WebRTC address: it changes when the
+  // broker restarts on another port or renews its certificate.
+  const lookup = async (): Promise<string[]> => (await (await fetch('/api/broker')).json() as { webrtc: string[] }).webrtc
+  const broker = { broker: info.peerId, node, lookup }
+  const consumer = new Consumer(broker)
   consumer.events.addEventListener('connected', () => {
     setState('connected')
     $('transport').textContent = node.getConnections()[0]?.remoteAddr.toString() ?? ''
@@ -107,8 +112,18 @@ async function main (): Promise<void> {
   consumer.events.addEventListener('disconnected', () => { setState('reconnecting') })
   setState('connecting')
   // The dashboard: the broker pushes its stats over the same connection, every second.
-  const admin = new Admin({ broker: info.webrtc[0], node })
+  const admin = new Admin(broker)
   admin.watch(renderStats, 1000)
+  // The page as a producer: send a command, show the answer.
+  const producer = new Producer(broker)
+  $('send').addEventListener('submit', (e) => {
+    e.preventDefault()
+    const form = new FormData(e.target as HTMLFormElement)
+    $('answer').textContent = '…'
+    producer.request(String(form.get('command')), String(form.get('payload')), { timeout: 10_000 }).then((r) => {
+      $('answer').textContent = `${payloadToText(r.payload)} (from ${r.consumer})`
+    }, (err: Error) => { $('answer').textContent = `failed: ${err.message}` })
+  })
 
   const subscribe = async (commands: string[], auto: boolean): Promise<void> => {
     await consumer.subscribe(commands, async (m: Message) => {
