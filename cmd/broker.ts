@@ -4,11 +4,7 @@ import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
-import { startWebServer, type BrokerInfo, type WebServer } from '../src/web-server.js'
-import { fileURLToPath } from 'node:url'
-
-/** Where the built web page is: web/dist in the package (from dist/cmd/). */
-const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
+import { serveBroker, type WebServer } from '../src/web-server.js'
 
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
@@ -63,11 +59,7 @@ export async function run (args: string[]): Promise<number> {
   if (flags.http !== 'off') {
     const port = Number(flags.http)
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('-http must be a port number, 0 or off')
-    const info = (): BrokerInfo => {
-      const addresses = node.getMultiaddrs().map(String)
-      return { peerId: node.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
-    }
-    web = await startWebServer({ port, root: WEB_ROOT, info })
+    web = await serveBroker(node, port)
     console.log(`Web: ${web.url}`)
   }
   await shutdownSignal()

@@ -9,6 +9,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   consumer: async () => await import('./consumer.js'),
   producer: async () => await import('./producer.js'),
   demo: async () => await import('./demo.js'),
+  'demo-users-servers': async () => await import('./demo-users-servers.js'),
+  'demo-fanout': async () => await import('./demo-fanout.js'),
   messages: async () => await import('./messages.js'),
   stats: async () => await import('./stats.js'),
   dlq: async () => await import('./dlq.js'),

@@ -6,6 +6,11 @@
 import { createServer, type Server } from 'node:http'
 import { readFile, stat } from 'node:fs/promises'
 import { extname, join, normalize, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Libp2p } from '@libp2p/interface'
+
+/** The built web page: web/dist in the package (this file is dist/src/web-server.js). */
+export const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -70,4 +75,13 @@ export async function startWebServer (options: { port: number, host?: string, ro
     url: `http://${options.host ?? '127.0.0.1'}:${port}/`,
     close: async () => { await new Promise<void>((resolvePromise) => { server.close(() => { resolvePromise() }); server.closeAllConnections() }) }
   }
+}
+
+/** Serves the web page and `node`'s current addresses on 127.0.0.1:`port` (0: any free port). */
+export async function serveBroker (node: Libp2p, port: number): Promise<WebServer> {
+  const info = (): BrokerInfo => {
+    const addresses = node.getMultiaddrs().map(String)
+    return { peerId: node.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
+  }
+  return await startWebServer({ port, root: WEB_ROOT, info })
 }

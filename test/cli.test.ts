@@ -140,4 +140,16 @@ describe('p2pmq CLI', () => {
     const again = run(['schedule', 'remove', `-broker=${peerId}`, '-id=t1'], home)
     expect(await again.exited).toBe(1)
   })
+
+  it('the fan-out and users/servers demos', async () => {
+    const home = await tempDir()
+    const fanout = run(['demo-fanout', '-count=4', '-interval=50'], home)
+    expect(await fanout.exited).toBe(0)
+    expect(fanout.out).toContain('4 messages: billing got 4, audit got 4')
+    const dashboard = run(['demo-users-servers', '-seconds=3', '-interval=200', '-http=0'], home)
+    expect(await dashboard.exited).toBe(0)
+    expect(dashboard.out.find((l) => l.startsWith('Dashboard: '))).toMatch(/^Dashboard: http:\/\/127\.0\.0\.1:\d+\/\?subscribe=num_users,num_servers&group=dashboard&answer=auto$/)
+    expect(dashboard.out.some((l) => / got num_users = \d+$/.test(l))).toBe(true)
+    expect(dashboard.out.some((l) => / got num_servers = \d+$/.test(l))).toBe(true)
+  })
 })

@@ -1,7 +1,8 @@
 /**
  * The p2pmq web page: a libp2p peer of its own in the browser. It dials the broker over WebRTC
  * Direct (the address comes from the broker's /api/broker), subscribes to commands as a consumer
- * and answers them, automatically or by hand. `?subscribe=a,b&answer=auto` does it on load.
+ * and answers them, automatically or by hand. `?subscribe=a,b&answer=auto` does it on load;
+ * `&group=name` joins that consumer group (its own group sees every message).
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -125,6 +126,7 @@ async function main (): Promise<void> {
     }, (err: Error) => { $('answer').textContent = `failed: ${err.message}` })
   })
 
+  const group = new URLSearchParams(location.search).get('group') ?? undefined
   const subscribe = async (commands: string[], auto: boolean): Promise<void> => {
     await consumer.subscribe(commands, async (m: Message) => {
       const li = document.createElement('li')
@@ -144,7 +146,7 @@ async function main (): Promise<void> {
       return await new Promise<string>((resolve) => {
         button.onclick = () => { button.replaceWith(`→ ${answer}`); resolve(answer) }
       })
-    }, { prefetch: auto ? 1000 : 10, timeout: auto ? 30_000 : 10 * 60_000 })
+    }, { group, prefetch: auto ? 1000 : 10, timeout: auto ? 30_000 : 10 * 60_000 })
   }
   $('subscribe').addEventListener('submit', (e) => {
     e.preventDefault()
