@@ -14,22 +14,25 @@
  *      10,000,000) messages: the
  *      broker's RSS then (p2pmq only)
  *
- * a, b and c run the broker in memory (`-memory`).
+ *   f. a page in headless Chromium (/usr/bin/chromium) as the consumer over WebRTC Direct: acked/s
+ *      of publishes, and the latency of the page's answers, one message in flight
+ *
+ * a, b, c and f run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  ProcGroup, envNumber, killAll, latencyOf, median, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
@@ -49,7 +52,7 @@ const BACKLOGS = (process.env.BENCH_BACKLOG ?? '1000000,10000000').split(',').ma
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`BENCH_BACKLOG must be positive integers, got "${s}"`)
   return n
 })
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,e').split(',').map((s) => s.trim().toLowerCase()))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const script = (name: string): string => join(HERE, name)
@@ -115,6 +118,51 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env): Pr
       cpu
     }
   } finally {
+    await group.close()
+  }
+}
+
+interface BrowserResult { rate: number, latency: LatencyResult }
+
+const CHROMIUM = '/usr/bin/chromium'
+
+/**
+ * A page in headless Chromium as the consumer, over WebRTC Direct: acked/s of a producer's
+ * publishes (counted by the broker), then the latency of answers from the page, one at a time.
+ */
+async function browserConsumer (e: Env): Promise<BrowserResult> {
+  const { chromium } = await import('playwright-core')
+  const group = new ProcGroup(e.env)
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']
+  })
+  try {
+    const dataDir = join(e.home, `broker-${++runCounter}`)
+    const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home, 'webrtc'], execArgv('broker'))
+    const { addr, url } = await broker.next<Ready & { url: string }>('ready')
+    const page = await browser.newPage()
+    await page.goto(`${url}?subscribe=${BENCH_COMMAND}&answer=auto&quiet=1`)
+    await page.waitForSelector('#state[data-state="connected"]', { timeout: 30_000 })
+    const acked = async (): Promise<{ acked: number, at: number }> => {
+      const stats = await broker.request<Stats & { queues: Array<{ command: string, acked: number }> }>({ cmd: 'stats' }, 'stats')
+      return { acked: stats.queues.find((q) => q.command === BENCH_COMMAND)?.acked ?? 0, at: performance.now() }
+    }
+    const flooder = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
+    await flooder.next('ready')
+    flooder.send({ cmd: 'flood' })
+    await group.sleep(WARMUP * 1000)
+    const from = await acked()
+    await group.sleep(SECONDS * 1000)
+    const to = await acked()
+    await flooder.request({ cmd: 'stop' }, 'flooded')
+    const sender = group.start('producer 2', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
+    await sender.next('ready')
+    const lat = await sender.request<Msg & { samples: number[] }>({ cmd: 'latency', warmup: Math.min(LATENCY_WARMUP, 1000), count: Math.min(LATENCY_N, 2000) }, 'latency', 300_000)
+    return { rate: (to.acked - from.acked) / ((to.at - from.at) / 1000), latency: latencyOf(lat.samples) }
+  } finally {
+    await browser.close()
     await group.close()
   }
 }
@@ -281,6 +329,7 @@ async function main (): Promise<void> {
   let rabbitNote: string | undefined
   let rabbitDetails = ''
   const backlogs: BacklogResult[] = []
+  const browserRuns: BrowserResult[] = []
   try {
     ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
 
@@ -301,6 +350,17 @@ async function main (): Promise<void> {
         throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
+    }
+    if (ONLY.has('f')) {
+      if (!existsSync(CHROMIUM)) {
+        progress(`browser consumer: skipped, no ${CHROMIUM}`)
+      } else {
+        for (let run = 1; run <= RUNS; run++) {
+          const r = await browserConsumer(e)
+          browserRuns.push(r)
+          progress(`p2pmq run ${run}/${RUNS}: browser consumer ${int(r.rate)} acked/s, answer p50 ${int(r.latency.p50)} µs`)
+        }
+      }
     }
     if (ONLY.has('e')) {
       for (const count of BACKLOGS) {
@@ -323,6 +383,11 @@ async function main (): Promise<void> {
   ]
   console.log(table(rows, rabbitNote))
   console.log('')
+  if (browserRuns.length > 0) {
+    console.log(`f. browser consumer (Chromium, WebRTC Direct): ${int(median(browserRuns.map((r) => r.rate)))} acked/s ` +
+      `(${browserRuns.map((r) => int(r.rate)).join(' / ')}); answer latency p50 ${int(median(browserRuns.map((r) => r.latency.p50)))} µs ` +
+      `(${browserRuns.map((r) => int(r.latency.p50)).join(' / ')}), p99 ${int(median(browserRuns.map((r) => r.latency.p99)))} µs`)
+  }
   for (const backlog of backlogs) {
     console.log(`e. durable backlog, no consumer: ${int(backlog.messages)} messages held, broker RSS ${int(backlog.rssMB)} MB ` +
       `(filled in ${backlog.seconds.toFixed(1)} s, ${int(backlog.messages / backlog.seconds)} confirmed/s)`)

@@ -127,8 +127,15 @@ async function main (): Promise<void> {
   })
 
   const group = new URLSearchParams(location.search).get('group') ?? undefined
+  // `quiet`: count messages instead of listing them (the benchmark's page).
+  const quiet = new URLSearchParams(location.search).has('quiet')
+  let handled = 0
   const subscribe = async (commands: string[], auto: boolean): Promise<void> => {
-    await consumer.subscribe(commands, async (m: Message) => {
+    await consumer.subscribe(commands, (m: Message) => {
+      if (quiet) {
+        if (++handled % 1000 === 0) $('messages').textContent = `${handled} messages`
+        return auto ? `Answer to ${payloadToText(m.payload)}` : undefined
+      }
       const li = document.createElement('li')
       li.dataset.command = m.command
       li.textContent = `${m.command}: ${payloadToText(m.payload)} `
@@ -143,7 +150,7 @@ async function main (): Promise<void> {
       const button = document.createElement('button')
       button.textContent = 'Answer'
       li.append(button)
-      return await new Promise<string>((resolve) => {
+      return new Promise<string>((resolve) => {
         button.onclick = () => { button.replaceWith(`→ ${answer}`); resolve(answer) }
       })
     }, { group, prefetch: auto ? 1000 : 10, timeout: auto ? 30_000 : 10 * 60_000 })
