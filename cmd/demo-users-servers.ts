@@ -7,11 +7,15 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBroker, createConsumer, createProducer } from '../src/index.js'
-import { payloadToText } from '../src/payload.js'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createBroker, createProducer } from '../src/index.js'
 import { serveBroker } from '../src/web-server.js'
 import { parseFlags, usage, type FlagSpecs } from './flags.js'
-import { shortPeer, shutdownSignal } from './lifecycle.js'
+import { shutdownSignal } from './lifecycle.js'
+
+const BIN = fileURLToPath(new URL('./p2pmq.js', import.meta.url))
 
 const specs = {
   http: { type: 'number', value: '<port>', help: 'Port of the dashboard (0: any free port)', default: 8094 },
@@ -39,11 +43,21 @@ export async function run (args: string[]): Promise<number> {
     // The page in a group of its own gets every value, beside the consumer that answers them.
     console.log(`Dashboard: ${web.url}?subscribe=num_users,num_servers&group=dashboard&answer=auto`)
 
-    const consumer = await createConsumer({ broker: address, home })
-    stops.unshift(async () => { await consumer.stop() })
-    await consumer.subscribe(['num_users', 'num_servers'], (m) => {
-      console.log(`consumer ${shortPeer(consumer.peerId)} got ${m.command} = ${payloadToText(m.payload)}`)
-      return `ok ${m.command} ${payloadToText(m.payload)}`
+    // The consumer is the CLI's, in a process of its own, as a user would run it.
+    const consumer = spawn(process.execPath, [BIN, 'consumer', `-broker=${address}`, '-command=num_users,num_servers'], {
+      env: { ...process.env, P2PMQ_HOME: home },
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
+    stops.unshift(async () => {
+      if (consumer.exitCode != null) return
+      const exited = new Promise((resolve) => consumer.once('exit', resolve))
+      consumer.kill()
+      await exited
+    })
+    createInterface({ input: consumer.stdout }).on('line', (line) => { console.log(`consumer: ${line}`) })
+    await new Promise<void>((resolve, reject) => {
+      consumer.stdout.on('data', (b: Buffer) => { if (b.toString().includes('Subscribed to')) resolve() })
+      consumer.once('exit', (code) => { reject(new Error(`the consumer exited (${String(code)})`)) })
     })
 
     // Two producers, each a random walk: users between 0 and 1000, servers between 1 and 20.

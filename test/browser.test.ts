@@ -97,6 +97,15 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
     await page.click('#send button')
     await page.waitForSelector(`#answer:has-text("echo of 5 chars (from ${c.peerId})")`, { timeout: 5_000 })
 
+    // Answered by hand: the message waits for its button.
+    await page.fill('#subscribe input[name=commands]', 'manual')
+    await page.uncheck('#subscribe input[name=auto]')
+    await page.click('#subscribe button')
+    const asker = await producer({ address: tcp, home })
+    const manual = asker.send('manual', 'please', { timeout: 10_000 })
+    await page.click('#messages li[data-command="manual"] button', { timeout: 5_000 })
+    expect(await manual).toBe('Answer to please')
+
     // 100 KB each way: over data channel messages of at most 16 KiB.
     const p = await producer({ address: tcp, home })
     const big = 'x'.repeat(100_000)
