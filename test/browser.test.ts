@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { killGroup, startBroker } from './cli-helpers.js'
 import { createServer, type AddressInfo } from 'node:net'
-import { consumer, onCleanup, producer, tempDir, until } from './helpers.js'
+import { consumer, onCleanup, producer, tempDir } from './helpers.js'
 import { createAdmin, type Reply } from '../src/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -27,9 +27,7 @@ async function browser (): Promise<Browser> {
 describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
   it('connects over WebRTC Direct, subscribes, and answers a producer\'s messages', async () => {
     const home = await tempDir()
-    const { proc } = await startBroker(home)
-    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
-    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const { url, tcp } = await startBroker(home)
     const page = await (await browser()).newPage()
     const errors: string[] = []
     page.on('pageerror', (err) => errors.push(err.message))
@@ -39,7 +37,6 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
     const pagePeer = await page.textContent('#peer') as string
     expect(pagePeer).toMatch(/^12D3KooW/)
 
-    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
     const p = await producer({ address: tcp, home })
     const replies: Reply[] = []
     for (let i = 0; i < 20; i++) replies.push(await p.request('browser.work', `m${i}`, { timeout: 10_000 }))
@@ -51,15 +48,12 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
 
   it('shows the broker live: queue depth and consumers as the broker reports them, clients, latest values', async () => {
     const home = await tempDir()
-    const { proc } = await startBroker(home)
-    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
-    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const { url, tcp } = await startBroker(home)
     const page = await (await browser()).newPage({ viewport: { width: 1000, height: 800 } })
     await page.goto(`${url}?subscribe=num_users&answer=auto`)
     await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
     const pagePeer = await page.textContent('#peer') as string
 
-    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
     const p = await producer({ address: tcp, home })
     for (const n of [10, 20, 15]) await p.send('num_users', n)
     for (let i = 0; i < 3; i++) await p.publish('backlog', i) // no consumer: they wait
@@ -83,10 +77,7 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
 
   it('sends a command from the page and shows the answer; carries messages larger than a WebRTC message', async () => {
     const home = await tempDir()
-    const { proc } = await startBroker(home)
-    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
-    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
-    const tcp = (proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
+    const { url, tcp } = await startBroker(home)
     const c = await consumer({ address: tcp, home })
     await c.subscribe('echo', (m) => `echo of ${(m.payload as string).length} chars`)
     const page = await (await browser()).newPage()
@@ -126,8 +117,7 @@ describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
     await page.waitForSelector('#state[data-state="reconnecting"]', { timeout: 10_000 })
     const second = await startBroker(home, [`-http=${httpPort}`])
     await page.waitForSelector('#state[data-state="connected"]', { timeout: 20_000 })
-    const tcp = (second.proc.out.find((l) => l.startsWith('Listening on /ip4/127.0.0.1/tcp/')) as string).slice('Listening on '.length)
-    const p = await producer({ address: tcp, home })
+    const p = await producer({ address: second.tcp, home })
     const reply = await p.request('work', 'after the restart', { timeout: 10_000 })
     expect(reply).toMatchObject({ payload: 'Answer to after the restart', consumer: pagePeer })
   })

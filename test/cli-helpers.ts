@@ -41,14 +41,19 @@ export function killGroup (child: ChildProcessWithoutNullStreams): void {
   try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
 }
 
-/** Starts `p2pmq broker` (with `args`) and waits until it listens. */
-export async function startBroker (home: string, args: string[] = []): Promise<{ proc: Proc, peerId: string }> {
+/**
+ * Starts `p2pmq broker` (with `args`) and waits until it listens and serves its web page. Returns
+ * its TCP multiaddr (`tcp`) and web address (`url`) too.
+ */
+export async function startBroker (home: string, args: string[] = []): Promise<{ proc: Proc, peerId: string, tcp: string, url: string }> {
   // The web server on any free port, so brokers of tests running side by side do not collide.
   const proc = run(['broker', ...(args.some((a) => a.startsWith('-http')) ? args : ['-http=0', ...args])], home)
-  await until(() => proc.out.some((l) => l.startsWith('Listening on')), 15_000, 'the broker to listen')
+  await until(() => proc.out.some((l) => l.startsWith('Web: ')), 15_000, 'the broker to listen and serve')
   const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
   expect(peerId).toMatch(/^12D3KooW/)
   const listen = proc.out.find((l) => l.startsWith('Listening on'))
   expect(listen).toMatch(new RegExp(`^Listening on /ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${peerId}$`))
-  return { proc, peerId }
+  const tcp = (listen as string).slice('Listening on '.length)
+  const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+  return { proc, peerId, tcp, url }
 }

@@ -46,9 +46,7 @@ describe('WebRTC Direct', () => {
 
   it('serves /api/broker with the current WebRTC address, and no file outside its root', async () => {
     const home = await tempDir()
-    const { proc, peerId } = await startBrokerProc(home)
-    await until(() => proc.out.some((l) => l.startsWith('Web: ')), 10_000, 'the web server')
-    const url = (proc.out.find((l) => l.startsWith('Web: ')) as string).slice('Web: '.length)
+    const { proc, peerId, url } = await startBrokerProc(home)
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
     const info = await (await fetch(new URL('api/broker', url))).json() as { peerId: string, webrtc: string[] }
     expect(info.peerId).toBe(peerId)
