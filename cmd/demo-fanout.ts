@@ -3,11 +3,10 @@
  * consumers. Every `num_users` message reaches both groups; inside a group its two consumers
  * share them.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBroker, createConsumer, createProducer } from '../src/index.js'
 import { payloadToText } from '../src/payload.js'
+import { withStage } from './demo-stage.js'
 import { parseFlags, usage, type FlagSpecs } from './flags.js'
 import { shortPeer } from './lifecycle.js'
 
@@ -24,18 +23,16 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('demo-fanout', summary, specs))
     return 0
   }
-  const home = await mkdtemp(join(tmpdir(), 'p2pmq-demo-'))
-  const stops: Array<() => Promise<void>> = []
-  try {
+  return await withStage(async ({ home, stopLater }) => {
     const broker = await createBroker({ home, dataDir: join(home, 'broker'), memory: true })
-    stops.push(async () => { await broker.stop() })
+    stopLater(async () => { await broker.stop() })
     const address = broker.getMultiaddrs()[0].toString()
     console.log(`Broker peer ID: ${broker.peerId.toString()}`)
     const got = new Map<string, number>()
     for (const group of ['billing', 'audit']) {
       for (const name of [`${group}-1`, `${group}-2`]) {
         const consumer = await createConsumer({ broker: address, home })
-        stops.unshift(async () => { await consumer.stop() })
+        stopLater(async () => { await consumer.stop() })
         await consumer.subscribe('num_users', (m) => {
           got.set(group, (got.get(group) ?? 0) + 1)
           console.log(`${group.padEnd(7)} ${name} (${shortPeer(consumer.peerId)}) got num_users = ${payloadToText(m.payload)}`)
@@ -43,7 +40,7 @@ export async function run (args: string[]): Promise<number> {
       }
     }
     const producer = await createProducer({ broker: address, home })
-    stops.unshift(async () => { await producer.stop() })
+    stopLater(async () => { await producer.stop() })
     for (let n = 1; n <= flags.count; n++) {
       await producer.publish('num_users', 100 + n * 7)
       await new Promise((resolve) => setTimeout(resolve, flags.interval))
@@ -52,8 +49,5 @@ export async function run (args: string[]): Promise<number> {
     while ([...got.values()].reduce((a, b) => a + b, 0) < 2 * flags.count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     console.log(`\n${flags.count} messages: billing got ${got.get('billing') ?? 0}, audit got ${got.get('audit') ?? 0}`)
     return got.get('billing') === flags.count && got.get('audit') === flags.count ? 0 : 1
-  } finally {
-    for (const stop of stops) await stop().catch(() => {})
-    await rm(home, { recursive: true, force: true, maxRetries: 3 })
-  }
+  })
 }

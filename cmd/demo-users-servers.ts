@@ -4,14 +4,13 @@
  * consumer subscribed to both that answers. The printed dashboard address subscribes the page,
  * in a group of its own, to both commands, so it shows every value as it changes.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createBroker, createProducer } from '../src/index.js'
 import { serveBroker } from '../src/web-server.js'
+import { withStage } from './demo-stage.js'
 import { parseFlags, usage, type FlagSpecs } from './flags.js'
 import { shutdownSignal } from './lifecycle.js'
 
@@ -31,13 +30,11 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('demo-users-servers', summary, specs))
     return 0
   }
-  const home = await mkdtemp(join(tmpdir(), 'p2pmq-demo-'))
-  const stops: Array<() => Promise<void>> = []
-  try {
+  return await withStage(async ({ home, stopLater }) => {
     const broker = await createBroker({ home, dataDir: join(home, 'broker'), memory: true, listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0/webrtc-direct'] })
-    stops.push(async () => { await broker.stop() })
+    stopLater(async () => { await broker.stop() })
     const web = await serveBroker(broker, flags.http)
-    stops.unshift(async () => { await web.close() })
+    stopLater(async () => { await web.close() })
     const address = broker.getMultiaddrs().map(String).find((a) => a.includes('/tcp/')) as string
     console.log(`Broker peer ID: ${broker.peerId.toString()}`)
     // The page in a group of its own gets every value, beside the consumer that answers them.
@@ -48,7 +45,7 @@ export async function run (args: string[]): Promise<number> {
       env: { ...process.env, P2PMQ_HOME: home },
       stdio: ['ignore', 'pipe', 'inherit']
     })
-    stops.unshift(async () => {
+    stopLater(async () => {
       if (consumer.exitCode != null) return
       const exited = new Promise((resolve) => consumer.once('exit', resolve))
       consumer.kill()
@@ -63,7 +60,7 @@ export async function run (args: string[]): Promise<number> {
     // Two producers, each a random walk: users between 0 and 1000, servers between 1 and 20.
     const walk = async (command: string, start: number, step: number, min: number, max: number): Promise<() => void> => {
       const producer = await createProducer({ broker: address, home })
-      stops.unshift(async () => { await producer.stop() })
+      stopLater(async () => { await producer.stop() })
       let value = start
       const timer = setInterval(() => {
         value = Math.max(min, Math.min(max, value + Math.round((Math.random() * 2 - 1) * step)))
@@ -72,12 +69,9 @@ export async function run (args: string[]): Promise<number> {
       return () => { clearInterval(timer) }
     }
     const stopWalks = [await walk('num_users', 120, 25, 0, 1000), await walk('num_servers', 4, 1, 1, 20)]
-    stops.unshift(async () => { for (const stop of stopWalks) stop() })
+    stopLater(async () => { for (const stop of stopWalks) stop() })
     if (flags.seconds > 0) await new Promise((resolve) => setTimeout(resolve, flags.seconds * 1000))
     else await shutdownSignal()
     return 0
-  } finally {
-    for (const stop of stops) await stop().catch(() => {})
-    await rm(home, { recursive: true, force: true, maxRetries: 3 })
-  }
+  })
 }

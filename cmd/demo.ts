@@ -1,9 +1,8 @@
 /** `p2pmq demo` (`npm start`): a broker, two consumers and a producer on loopback, in one go. */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBroker, createConsumer, createProducer } from '../src/index.js'
 import { payloadToText } from '../src/payload.js'
+import { withStage } from './demo-stage.js'
 import { parseFlags, usage, type FlagSpecs } from './flags.js'
 import { shortPeer } from './lifecycle.js'
 
@@ -20,19 +19,16 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('demo', summary, specs))
     return 0
   }
-  // A home of its own, so the demo never takes the identity of a broker the user runs.
-  const home = await mkdtemp(join(tmpdir(), 'p2pmq-demo-'))
-  const stops: Array<() => Promise<void>> = []
-  try {
+  return await withStage(async ({ home, stopLater }) => {
     const broker = await createBroker({ home, dataDir: join(home, 'broker') })
-    stops.push(async () => { await broker.stop() })
+    stopLater(async () => { await broker.stop() })
     const address = broker.getMultiaddrs()[0].toString()
     console.log(`Broker peer ID: ${broker.peerId.toString()}`)
     console.log(`Listening on ${address}`)
 
     for (const name of ['consumer-1', 'consumer-2']) {
       const consumer = await createConsumer({ broker: address, home })
-      stops.unshift(async () => { await consumer.stop() })
+      stopLater(async () => { await consumer.stop() })
       await consumer.subscribe('greet', async (m) => {
         await new Promise((resolve) => setTimeout(resolve, 20)) // a little work
         return `${name} says: Answer to ${payloadToText(m.payload)}`
@@ -41,7 +37,7 @@ export async function run (args: string[]): Promise<number> {
     }
 
     const producer = await createProducer({ broker: address, home })
-    stops.unshift(async () => { await producer.stop() })
+    stopLater(async () => { await producer.stop() })
     console.log(`producer (${shortPeer(producer.peerId)}) sends ${flags.count} messages\n`)
     const answers = new Map<string, number>()
     const pending: Array<Promise<void>> = []
@@ -55,8 +51,5 @@ export async function run (args: string[]): Promise<number> {
     await Promise.all(pending)
     console.log(`\n${flags.count} answers from ${answers.size} consumers: ${[...answers].map(([p, n]) => `${shortPeer(p)} ${n}`).join(', ')}`)
     return 0
-  } finally {
-    for (const stop of stops) await stop()
-    await rm(home, { recursive: true, force: true, maxRetries: 3 })
-  }
+  })
 }

@@ -63,11 +63,6 @@ export class Journal {
     })
   }
 
-  /** Batches written and ops in them since the start. */
-  get writes (): { batches: number, ops: number } {
-    return { batches: this.commit.batches, ops: this.commit.written }
-  }
-
   /**
    * Reads the store into `engine` (bindings, then messages in publish order per queue), and kept
    * answers and producer seqs into `into`. Call once, before any client is served.

@@ -54,10 +54,6 @@ export class Schedules {
   /** By next run; an entry whose schedule was removed or moved since is skipped. */
   private readonly queue = new Heap<{ at: number, schedule: Schedule }>((a, b) => a.at < b.at)
 
-  get size (): number {
-    return this.byId.size
-  }
-
   /** Adds or replaces the schedule with this id. */
   add (s: Schedule): void {
     this.byId.set(s.id, s)

@@ -12,10 +12,6 @@ export class SeenIds {
 
   constructor (private readonly max: number) {}
 
-  get size (): number {
-    return this.until.size
-  }
-
   has (command: string, id: string, now: number): boolean {
     return (this.until.get(`${command}\n${id}`) ?? 0) > now
   }

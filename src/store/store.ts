@@ -62,10 +62,6 @@ export class MemoryStore implements Store {
       if (entry != null) yield entry
     }
   }
-
-  get size (): number {
-    return this.data.size
-  }
 }
 
 /** Latin-1 maps each byte to one UTF-16 unit, so these strings sort as the bytes do. */
