@@ -3,13 +3,13 @@
  * while a process uses it, and the broker address book that lets a client on the same host find a
  * broker by its peer ID alone.
  */
-import { rmSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
-import { BrokerAddressError, IdentityInUseError } from './errors.js'
+import { BrokerAddressError } from './errors.js'
+import { lockIdentityDir } from './identity-lock.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 export function p2pmqHome (): string {
@@ -27,25 +27,23 @@ export function defaultBrokerDataDir (home = p2pmqHome()): string {
 }
 
 const KEY_FILE = 'peer.key'
-const LOCK_FILE = 'identity.lock'
 
 export interface Identity {
   privateKey: PrivateKey
   /**
-   * Releases the data directory's lock, at once: a node started right after (a restart in the
-   * same process) must not find it. A lock that cannot be removed (a read-only disk) stays, and
-   * the next start finds it stale.
+   * Releases the data directory's lock; once it resolves, a node started in this process (a
+   * restart right after a stop) finds the directory free. A process that dies releases it too.
    */
-  release: () => void
+  release: () => Promise<void>
 }
 
 /**
  * Loads the private key kept in `dir` (creating one the first time) and locks `dir` so no second
- * running process takes the same identity.
+ * running process takes the same identity (see identity-lock.ts).
  */
 export async function loadIdentity (dir: string): Promise<Identity> {
   await mkdir(dir, { recursive: true })
-  const release = await lock(join(dir, LOCK_FILE))
+  const release = await lockIdentityDir(dir)
   try {
     const keyPath = join(dir, KEY_FILE)
     let privateKey: PrivateKey
@@ -58,43 +56,8 @@ export async function loadIdentity (dir: string): Promise<Identity> {
     }
     return { privateKey, release }
   } catch (err) {
-    release()
+    await release()
     throw err
-  }
-}
-
-async function lock (path: string): Promise<() => void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx')
-      await fh.writeFile(String(process.pid))
-      await fh.close()
-      const release = (): void => {
-        process.off('exit', release)
-        try { rmSync(path, { force: true }) } catch {}
-      }
-      // On an abrupt exit the lock is left behind; the next process sees its pid is gone.
-      process.on('exit', release)
-      return release
-    } catch (err: any) {
-      if (err.code !== 'EEXIST') throw err
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-      if (pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new IdentityInUseError(`The identity in ${path.slice(0, -LOCK_FILE.length - 1)} is in use by process ${pid}; give this one another -name or -data`)
-      }
-      if (pid === process.pid) throw new IdentityInUseError(`The identity in ${path.slice(0, -LOCK_FILE.length - 1)} is already in use by this process`)
-      await rm(path, { force: true })
-    }
-  }
-  throw new IdentityInUseError(`Could not lock ${path}`)
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err: any) {
-    return err.code === 'EPERM'
   }
 }
 

@@ -10,7 +10,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { loadIdentity } from './home.js'
+import { loadIdentity, type Identity } from './home.js'
 import { keychain } from '@libp2p/keychain'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { LevelDatastore } from 'datastore-level'
@@ -31,6 +31,7 @@ const WEBRTC_DIRECT = {
 import type { ServiceFactoryMap } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
+import type { Startable } from '@libp2p/interface'
 
 export interface NodeOptions<S extends Record<string, unknown> = Record<string, unknown>> {
   /**
@@ -67,15 +68,29 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
         identify: identify(),
         ping: ping(),
         ...(datastore != null ? { keychain: keychain() } : {}),
-        ...options.services
+        ...options.services,
+        ...(identity != null ? { dataDirRelease: dataDirRelease(identity, datastore) } : {})
       } as ServiceFactoryMap<BaseServices & S>
     })
-    if (datastore != null) node.addEventListener('stop', () => { datastore.close().catch(() => {}) }, { once: true })
-    if (identity != null) node.addEventListener('stop', () => { identity.release() }, { once: true })
     return node
   } catch (err) {
-    identity?.release()
     await datastore?.close().catch(() => {})
+    await identity?.release()
     throw err
   }
+}
+
+/**
+ * Closes the datastore and releases the identity lock after every other part has stopped, and
+ * before node.stop() resolves: a node started right after on the same directory finds it free.
+ */
+function dataDirRelease (identity: Identity, datastore: LevelDatastore | undefined): () => Startable {
+  return () => ({
+    start: () => {},
+    stop: () => {},
+    afterStop: async () => {
+      await datastore?.close().catch(() => {})
+      await identity.release()
+    }
+  })
 }

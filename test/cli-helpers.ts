@@ -13,10 +13,14 @@ export interface Proc {
   exited: Promise<number | null>
 }
 
-/** Runs `p2pmq <args>` with P2PMQ_HOME=home; stopped (its whole process group) after the test. */
-export function run (args: string[], home: string): Proc {
+/**
+ * Runs `p2pmq <args>` with P2PMQ_HOME=home, under the command `wrap` if given (e.g. unshare);
+ * stopped (its whole process group) after the test.
+ */
+export function run (args: string[], home: string, wrap: string[] = []): Proc {
+  const argv = [...wrap, process.execPath, BIN, ...args]
   // Its own process group, so killing it also kills what it spawned (-exec commands).
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
   const out: string[] = []
   const err: string[] = []
   const lines = (into: string[]) => {
@@ -45,9 +49,9 @@ export function killGroup (child: ChildProcessWithoutNullStreams): void {
  * Starts `p2pmq broker` (with `args`) and waits until it listens and serves its web page. Returns
  * its TCP multiaddr (`tcp`) and web address (`url`) too.
  */
-export async function startBroker (home: string, args: string[] = []): Promise<{ proc: Proc, peerId: string, tcp: string, url: string }> {
+export async function startBroker (home: string, args: string[] = [], wrap: string[] = []): Promise<{ proc: Proc, peerId: string, tcp: string, url: string }> {
   // The web server on any free port, so brokers of tests running side by side do not collide.
-  const proc = run(['broker', ...(args.some((a) => a.startsWith('-http')) ? args : ['-http=0', ...args])], home)
+  const proc = run(['broker', ...(args.some((a) => a.startsWith('-http')) ? args : ['-http=0', ...args])], home, wrap)
   await until(() => proc.out.some((l) => l.startsWith('Web: ')), 15_000, 'the broker to listen and serve')
   const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
   expect(peerId).toMatch(/^12D3KooW/)
