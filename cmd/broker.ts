@@ -1,27 +1,34 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
-import { createBroker } from '../src/index.js'
+import { existsSync, statSync } from 'node:fs'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createBroker, type BrokerNode } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
-import { serveBroker, type WebServer } from '../src/web-server.js'
+import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
+
+/** Node's longest timer (about 24.8 days): a longer time would fire at once. */
+const MAX_TIMER = 2 ** 31 - 1
+/** A larger payload makes no sense for a queue (and would not fit a WebRTC page's memory). */
+const MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
   http: { type: 'string', value: '<port>', help: 'Serve the web page and /api/broker on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
-  'max-payload': { type: 'number', value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
-  'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
-  'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
-  'high-water': { type: 'number', value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
-  'max-messages': { type: 'number', value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
-  'retry-delay': { type: 'number', value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
-  'retry-factor': { type: 'number', value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
-  'retry-max-delay': { type: 'number', value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
+  'max-payload': { type: 'number', integer: true, min: 1, max: MAX_PAYLOAD_LIMIT, value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
+  'visibility-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
+  'max-attempts': { type: 'number', integer: true, value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
+  'high-water': { type: 'number', integer: true, value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
+  'max-messages': { type: 'number', integer: true, value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
+  'retry-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
+  'retry-factor': { type: 'number', min: 1, max: 1000, value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
+  'retry-max-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
   'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
-  'page-size': { type: 'number', value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
-  'completed-retention': { type: 'number', value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
+  'page-size': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
+  'completed-retention': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -33,20 +40,44 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('broker', summary, specs))
     return 0
   }
-  const node = await createBroker({
-    dataDir: flags.data !== '' ? flags.data : defaultBrokerDataDir(),
-    memory: flags.memory,
-    listen: list(flags.listen),
-    maxPayload: flags['max-payload'],
-    visibilityTimeout: flags['visibility-timeout'],
-    maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
-    highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
-    maxMessages: flags['max-messages'] > 0 ? flags['max-messages'] : undefined,
-    completedRetention: flags['completed-retention'],
-    pageSize: flags['page-size'],
-    retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
-    deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
-  })
+  // Every flag is checked before anything starts; the web port is taken before the broker starts,
+  // so a port in use is a clear error before a peer ID is printed.
+  const httpPort = webPort(flags.http)
+  const listen = listenAddrs(flags.listen)
+  if (flags['retry-max-delay'] < flags['retry-delay']) throw new UsageError(`-retry-max-delay (${flags['retry-max-delay']}) must be at least -retry-delay (${flags['retry-delay']})`)
+  if (flags['dead-letter'] === '') throw new UsageError('-dead-letter takes a suffix, or off')
+  const dataDir = flags.data !== '' ? flags.data : defaultBrokerDataDir()
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
+
+  let node: BrokerNode | undefined
+  let web: WebServer | undefined
+  if (httpPort != null) {
+    try {
+      web = await serveBroker(() => node, httpPort)
+    } catch (err) {
+      if (!(err instanceof WebPortError)) throw err
+      throw new WebPortError(`Cannot serve the web page: ${err.message}; give -http=<another port>, -http=0 (any free port) or -http=off`, err.code)
+    }
+  }
+  try {
+    node = await createBroker({
+      dataDir,
+      memory: flags.memory,
+      listen,
+      maxPayload: flags['max-payload'],
+      visibilityTimeout: flags['visibility-timeout'],
+      maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
+      highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
+      maxMessages: flags['max-messages'] > 0 ? flags['max-messages'] : undefined,
+      completedRetention: flags['completed-retention'],
+      pageSize: flags['page-size'],
+      retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
+      deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
+    })
+  } catch (err) {
+    await web?.close()
+    throw err
+  }
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)
   for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
@@ -55,16 +86,37 @@ export async function run (args: string[]): Promise<number> {
     mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
   }
   mq.addEventListener('client:error', (e) => { console.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
-  let web: WebServer | undefined
-  if (flags.http !== 'off') {
-    const port = Number(flags.http)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('-http must be a port number, 0 or off')
-    web = await serveBroker(node, port)
-    console.log(`Web: ${web.url}`)
-  }
+  if (web != null) console.log(`Web: ${web.url}`)
   await shutdownSignal()
   console.log('Stopping broker')
   await web?.close()
   await node.stop()
   return 0
+}
+
+/** -http: a port, 0 (any free port) or off (undefined). */
+function webPort (value: string): number | undefined {
+  if (value === 'off') return undefined
+  const port = Number(value)
+  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`-http takes a port (0-65535; 0: any free port) or off, not "${value}"`)
+  return port
+}
+
+/** -listen: multiaddrs a broker can listen on: TCP, or UDP with webrtc-direct. */
+function listenAddrs (value: string): string[] {
+  const addrs = list(value)
+  if (addrs.length === 0) throw new UsageError('-listen needs at least one address')
+  for (const addr of addrs) {
+    let names: string[]
+    try {
+      names = multiaddr(addr).getComponents().map((c) => c.name)
+    } catch (err) {
+      throw new UsageError(`-listen: "${addr}" is not a multiaddr (${(err as Error).message})`)
+    }
+    const ip = ['ip4', 'ip6'].includes(names[0])
+    const tcp = names.length === 2 && names[1] === 'tcp'
+    const webrtc = names.length === 3 && names[1] === 'udp' && names[2] === 'webrtc-direct'
+    if (!ip || !(tcp || webrtc)) throw new UsageError(`-listen: cannot listen on "${addr}": give /ip4|ip6/<address>/tcp/<port> or /ip4|ip6/<address>/udp/<port>/webrtc-direct`)
+  }
+  return addrs
 }

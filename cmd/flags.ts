@@ -11,6 +11,10 @@ export interface FlagSpec {
   default?: string | number | boolean
   /** Shown in help instead of the type, e.g. `<peerId|multiaddr>`. */
   value?: string
+  /** For numbers: a whole number at least `min` (default 0) and at most `max`. */
+  integer?: boolean
+  min?: number
+  max?: number
 }
 
 export type FlagSpecs = Record<string, FlagSpec>
@@ -46,12 +50,13 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flag
       if (i + 1 >= args.length) throw new UsageError(`Flag -${name} needs a value`)
       raw = args[++i]
     }
-    out[name] = convert(name, spec.type, raw)
+    out[name] = convert(name, spec, raw)
   }
   return out as Flags<S>
 }
 
-function convert (name: string, type: FlagType, raw: string): string | number | boolean {
+function convert (name: string, spec: FlagSpec, raw: string): string | number | boolean {
+  const type = spec.type
   if (type === 'string') return raw
   if (type === 'boolean') {
     if (['true', '1', 'yes', ''].includes(raw)) return true
@@ -60,6 +65,9 @@ function convert (name: string, type: FlagType, raw: string): string | number | 
   }
   const n = Number(raw)
   if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`Flag -${name} takes a non-negative number, not "${raw}"`)
+  if (spec.integer === true && !Number.isInteger(n)) throw new UsageError(`Flag -${name} takes a whole number, not "${raw}"`)
+  if (spec.min !== undefined && n < spec.min) throw new UsageError(`Flag -${name} must be at least ${spec.min}, not ${raw}`)
+  if (spec.max !== undefined && n > spec.max) throw new UsageError(`Flag -${name} must be at most ${spec.max}, not ${raw}`)
   return n
 }
 

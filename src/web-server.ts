@@ -1,27 +1,50 @@
 /**
- * The broker's web server: the built web page (from `root`), and `GET /api/broker` with the
- * broker's peer ID and its current addresses, so a page can find the WebRTC address to dial (it
- * changes when the certificate is renewed). Plain node:http; files outside `root` are never served.
+ * The broker's web server: the built web page (from `root`, served by sirv from the files found at
+ * start), and `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
+ * find the WebRTC address to dial (it changes when the certificate is renewed).
+ *
+ * Hardened for a server that lives inside the broker: nothing a client sends can throw out of a
+ * request (bad URLs and methods get a 4xx), the Host header must name this server (DNS
+ * rebinding), slow or huge requests are cut by timeouts and Node's header limits, and every
+ * response carries a strict Content-Security-Policy.
  */
-import { createServer, type Server } from 'node:http'
-import { readFile, stat } from 'node:fs/promises'
-import { extname, join, normalize, resolve, sep } from 'node:path'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { existsSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import sirv from 'sirv'
 import type { Libp2p } from '@libp2p/interface'
 
 /** The built web page: web/dist in the package (this file is dist/src/web-server.js). */
 export const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.wasm': 'application/wasm'
+/**
+ * The page runs only its own bundled script: no inline script or style, no plugins, no <base>,
+ * never framed. WebRTC is not governed by CSP; connect-src covers fetch('/api/broker').
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+  "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "form-action 'self'"
+].join('; ')
+
+const SECURITY_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin'
 }
+
+/** Vite's hashed bundle: a file's name changes with its content, so it can be kept for a year. */
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+/** Everything else is checked again on every use (index.html names the current bundle). */
+const REVALIDATE = 'no-cache'
+
+/** Server limits against slow or abusive clients (slowloris): a request's headers must arrive in 10 s, the whole request in 30 s. */
+const HEADERS_TIMEOUT = 10_000
+const REQUEST_TIMEOUT = 30_000
+const MAX_CONNECTIONS = 256
 
 export interface BrokerInfo {
   peerId: string
@@ -34,54 +57,166 @@ export interface BrokerInfo {
 export interface WebServer {
   /** e.g. http://127.0.0.1:8094/ */
   readonly url: string
+  readonly port: number
   close: () => Promise<void>
 }
 
-export async function startWebServer (options: { port: number, host?: string, root: string, info: () => BrokerInfo }): Promise<WebServer> {
-  const root = resolve(options.root)
-  const server: Server = createServer((req, res) => {
-    const send = (status: number, type: string, body: string | Uint8Array): void => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
-      res.end(body)
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(405, 'text/plain; charset=utf-8', 'Only GET')
-      return
-    }
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
-    if (path === '/api/broker') {
-      send(200, TYPES['.json'], JSON.stringify(options.info()))
-      return
-    }
-    const file = normalize(join(root, path === '/' ? 'index.html' : path))
-    if (file !== root && !file.startsWith(root + sep)) {
-      send(404, 'text/plain; charset=utf-8', 'Not found')
-      return
-    }
-    stat(file).then(async (s) => {
-      if (!s.isFile()) throw new Error('not a file')
-      send(200, TYPES[extname(file)] ?? 'application/octet-stream', await readFile(file))
-    }).catch(() => {
-      send(404, 'text/plain; charset=utf-8', path === '/' ? 'The web page is not built here.' : 'Not found')
-    })
-  })
-  await new Promise<void>((resolvePromise, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.host ?? '127.0.0.1', () => { resolvePromise() })
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address != null ? address.port : options.port
-  return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}/`,
-    close: async () => { await new Promise<void>((resolvePromise) => { server.close(() => { resolvePromise() }); server.closeAllConnections() }) }
+export interface WebServerOptions {
+  /** 0: any free port. */
+  port: number
+  /** Default 127.0.0.1. */
+  host?: string
+  root: string
+  /** The broker's current addresses; undefined while it starts (answered 503). */
+  info: () => BrokerInfo | undefined
+}
+
+/** The port cannot be listened on (another broker on this host has it, or no permission). */
+export class WebPortError extends Error {
+  name = 'WebPortError'
+  constructor (message: string, readonly code: string | undefined) {
+    super(message)
   }
 }
 
-/** Serves the web page and `node`'s current addresses on 127.0.0.1:`port` (0: any free port). */
-export async function serveBroker (node: Libp2p, port: number): Promise<WebServer> {
-  const info = (): BrokerInfo => {
-    const addresses = node.getMultiaddrs().map(String)
-    return { peerId: node.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
+export async function startWebServer (options: WebServerOptions): Promise<WebServer> {
+  const host = options.host ?? '127.0.0.1'
+  const serveFile = existsSync(options.root)
+    ? sirv(options.root, { etag: true, dotfiles: false, setHeaders: (res, path) => { res.setHeader('cache-control', path.startsWith('/assets/') ? IMMUTABLE : REVALIDATE) } })
+    : undefined
+  let allowedHosts = new Set<string>()
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
+    const fail = (status: number, text: string, extra: Record<string, string> = {}): void => {
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra })
+      res.end(`${text}\n`)
+    }
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      fail(403, 'Host not allowed: open this page by its address on this machine (e.g. http://127.0.0.1:<port>/)')
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      fail(405, 'Only GET and HEAD', { allow: 'GET, HEAD' })
+      return
+    }
+    const url = req.url ?? ''
+    if (!url.startsWith('/')) {
+      fail(400, 'Bad request target')
+      return
+    }
+    const rawPath = url.split(/[?#]/, 1)[0]
+    let path: string
+    try {
+      path = decodeURIComponent(rawPath)
+    } catch {
+      fail(400, 'Malformed URL')
+      return
+    }
+    if (path.includes('\0') || path.includes('\\')) {
+      fail(400, 'Malformed URL')
+      return
+    }
+    if (path === '/api/broker') {
+      const info = options.info()
+      if (info == null) {
+        fail(503, 'The broker is starting', { 'retry-after': '1' })
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.end(JSON.stringify(info))
+      return
+    }
+    if (path.startsWith('/api/')) {
+      fail(404, 'Not found')
+      return
+    }
+    if (serveFile == null) {
+      fail(404, 'The web page is not built here (npm run build:web).')
+      return
+    }
+    // Ranges are ignored (allowed by HTTP): the page needs none, and sirv trusts them as given.
+    delete req.headers.range
+    serveFile(req, res, () => { fail(404, 'Not found') })
+  }
+
+  const server: Server = createServer({
+    headersTimeout: HEADERS_TIMEOUT,
+    requestTimeout: REQUEST_TIMEOUT,
+    connectionsCheckingInterval: 1_000
+  }, (req, res) => {
+    try {
+      handle(req, res)
+    } catch {
+      // Whatever a request does, the broker goes on: this request ends, nothing else.
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' })
+        res.end('Internal error\n')
+      } else {
+        res.destroy()
+      }
+    }
+  })
+  server.maxConnections = MAX_CONNECTIONS
+  server.maxHeadersCount = 100
+  // A client's broken request (bad syntax, headers too large or too slow) gets Node's own 4xx
+  // and ends that connection only (its default clientError handling).
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const where = `port ${options.port} on ${host}`
+      reject(new WebPortError(err.code === 'EADDRINUSE'
+        ? `${where} is already in use (another broker on this host?)`
+        : err.code === 'EACCES' ? `no permission to listen on ${where}` : `cannot listen on ${where}: ${err.message}`, err.code))
+    })
+    server.listen(options.port, host, () => { resolve() })
+  })
+  // After listening, a server error (e.g. out of file descriptors on accept) must not end the broker.
+  server.on('error', (err) => { process.emitWarning(`p2pmq web server: ${err.message}`) })
+  const address = server.address()
+  const port = typeof address === 'object' && address != null ? address.port : options.port
+  allowedHosts = hostHeaders(host, port)
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    port,
+    close: async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) }
+  }
+}
+
+/**
+ * The Host headers this server answers: loopback names and the address it listens on (all this
+ * machine's addresses when it listens on every interface), with its port. A page on another name
+ * (a DNS rebinding attack points evil.example at 127.0.0.1) is refused.
+ */
+function hostHeaders (listenHost: string, port: number): Set<string> {
+  const names = ['127.0.0.1', 'localhost', '[::1]']
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::'
+  if (wildcard) {
+    for (const nics of Object.values(networkInterfaces())) {
+      for (const nic of nics ?? []) names.push(nic.family === 'IPv6' ? `[${nic.address}]` : nic.address)
+    }
+  } else {
+    names.push(listenHost.includes(':') ? `[${listenHost}]` : listenHost)
+  }
+  const hosts = new Set<string>()
+  for (const name of names) {
+    hosts.add(`${name.toLowerCase()}:${port}`)
+    if (port === 80) hosts.add(name.toLowerCase())
+  }
+  return hosts
+}
+
+/**
+ * Serves the web page and the broker's current addresses on 127.0.0.1:`port` (0: any free port).
+ * `node` may be a getter, so the port is taken before the broker starts (its info is 503 until then).
+ */
+export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), port: number): Promise<WebServer> {
+  const current = typeof node === 'function' ? node : () => node
+  const info = (): BrokerInfo | undefined => {
+    const n = current()
+    if (n == null) return undefined
+    const addresses = n.getMultiaddrs().map(String)
+    return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
   }
   return await startWebServer({ port, root: WEB_ROOT, info })
 }
