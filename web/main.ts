@@ -1,34 +1,23 @@
 /**
- * The p2pmq web page: a libp2p peer of its own in the browser. It dials the broker over WebRTC
+ * The p2pmq web page: a libp2p peer of its own in the browser (its identity: identity.ts). It dials the broker over WebRTC
  * Direct (the address comes from the broker's /api/broker), subscribes to commands as a consumer
  * and answers them, automatically or by hand. `?subscribe=a,b&answer=auto` does it on load;
  * `&group=name` joins that consumer group (its own group sees every message).
  */
 import { noise } from '@chainsafe/libp2p-noise'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { fromString, toString } from 'uint8arrays'
 import { Admin } from '../src/client/admin.js'
 import { Consumer, type Message } from '../src/client/consumer.js'
 import { Producer } from '../src/client/producer.js'
 import { payloadToText } from '../src/payload.js'
-import type { PrivateKey } from '@libp2p/interface'
+import { pageIdentity } from './identity.js'
 import type { BrokerStats } from '../src/broker/service.js'
 
-const KEY = 'p2pmq-private-key'
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
-
-/** The same peer ID across reloads: the key is kept in this browser's storage. */
-async function identity (): Promise<PrivateKey> {
-  const kept = localStorage.getItem(KEY)
-  if (kept != null) return privateKeyFromProtobuf(fromString(kept, 'base64'))
-  const key = await generateKeyPair('Ed25519')
-  localStorage.setItem(KEY, toString(privateKeyToProtobuf(key), 'base64'))
-  return key
-}
+const SVG = 'http://www.w3.org/2000/svg'
 
 /** The recent numeric values of each command this page received, for the latest value and a chart. */
 const values = new Map<string, number[]>()
@@ -46,15 +35,28 @@ function recordValue (command: string, payload: unknown): void {
   renderValues()
 }
 
+/**
+ * Every string that comes from the broker or a peer (commands, payloads, peer IDs, queue and group
+ * names) is put on the page as text (textContent, append of a string, dataset), never as HTML.
+ */
 function renderValues (): void {
   $('values').replaceChildren(...[...values].map(([command, list]) => {
     const div = document.createElement('div')
     div.className = 'value'
     div.dataset.command = command
+    const name = document.createElement('span')
+    name.textContent = command
+    const latest = document.createElement('b')
+    latest.textContent = String(list[list.length - 1])
     const min = Math.min(...list)
     const span = Math.max(...list) - min || 1
-    const points = list.map((v, i) => `${i * (120 / (KEEP_VALUES - 1))},${28 - ((v - min) / span) * 26}`).join(' ')
-    div.innerHTML = `<span>${command}</span><b>${list[list.length - 1]}</b><svg width="120" height="30"><polyline points="${points}"/></svg>`
+    const chart = document.createElementNS(SVG, 'svg')
+    chart.setAttribute('width', '120')
+    chart.setAttribute('height', '30')
+    const line = document.createElementNS(SVG, 'polyline')
+    line.setAttribute('points', list.map((v, i) => `${i * (120 / (KEEP_VALUES - 1))},${28 - ((v - min) / span) * 26}`).join(' '))
+    chart.append(line)
+    div.append(name, latest, chart)
     return div
   }))
 }
@@ -91,7 +93,7 @@ async function main (): Promise<void> {
   const info = await (await fetch('/api/broker')).json() as { peerId: string, webrtc: string[] }
   if (info.webrtc.length === 0) throw new Error('The broker does not listen on WebRTC Direct')
   const node = await createLibp2p({
-    privateKey: await identity(),
+    privateKey: await pageIdentity(),
     transports: [webRTCDirect({ rtcConfiguration: { iceServers: [] } })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
