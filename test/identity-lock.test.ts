@@ -19,15 +19,22 @@ function noNamespaces (): string | undefined {
 }
 const skipReason = noNamespaces()
 
+/** /proc/<pid>/stat after the command name (which may hold spaces): state, ppid, … */
+function statFields (pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+function processState (pid: number): string {
+  return statFields(pid)[0]
+}
+
 /** The host PID of the child of `parent` (unshare forks the namespace's PID 1). */
 function childOf (parent: number): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // pid (comm) state ppid …; comm may hold spaces, so parse after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === parent) return Number(entry)
+      if (Number(statFields(entry)[1]) === parent) return Number(entry)
     } catch {}
   }
   return undefined
@@ -47,6 +54,19 @@ describe('identity lock', () => {
     await first.proc.exited
 
     const again = await startBroker(home, [`-data=${data}`, '-quiet'], wrap)
+    expect(again.peerId).toBe(first.peerId)
+  })
+
+  it('a broker killed with -9 and left a zombie (its parent never reaps it) does not hold the identity', async () => {
+    const home = await tempDir()
+    const data = join(home, 'broker')
+    // sh starts the broker in the background and becomes `sleep`, which never waits for children.
+    const first = await startBroker(home, [`-data=${data}`, '-quiet'], ['sh', '-c', '"$@" & exec sleep 60', 'sh'])
+    const node = childOf(first.proc.child.pid as number) as number
+    process.kill(node, 'SIGKILL')
+    await until(() => processState(node) === 'Z', 5_000, 'a zombie')
+
+    const again = await startBroker(home, [`-data=${data}`, '-quiet'])
     expect(again.peerId).toBe(first.peerId)
   })
 
