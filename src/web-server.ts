@@ -1,6 +1,5 @@
 /**
- * The broker's web server: the built web page (from `root`, served by sirv from the files found at
- * start), and `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
+ * The broker's web server: the built web page (files under `root`, served by sirv), and `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
  * find the WebRTC address to dial (it changes when the certificate is renewed).
  *
  * Hardened for a server that lives inside the broker: nothing a client sends can throw out of a
@@ -11,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { existsSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sirv from 'sirv'
 import type { Libp2p } from '@libp2p/interface'
@@ -81,9 +81,9 @@ export class WebPortError extends Error {
 
 export async function startWebServer (options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? '127.0.0.1'
-  const serveFile = existsSync(options.root)
-    ? sirv(options.root, { etag: true, dotfiles: false, setHeaders: (res, path) => { res.setHeader('cache-control', path.startsWith('/assets/') ? IMMUTABLE : REVALIDATE) } })
-    : undefined
+  // `dev` mode looks each file up when asked (not once at start), so a page rebuilt while the
+  // broker runs is served whole and a file gone since is a 404, not a crash.
+  const serveFile = sirv(options.root, { dev: true, etag: true, setHeaders: (res, path) => { res.setHeader('cache-control', path.startsWith('/assets/') ? IMMUTABLE : REVALIDATE) } })
   let allowedHosts = new Set<string>()
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -131,13 +131,17 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
       fail(404, 'Not found')
       return
     }
-    if (serveFile == null) {
-      fail(404, 'The web page is not built here (npm run build:web).')
+    if (path.split('/').some((part) => part.startsWith('.'))) {
+      fail(404, 'Not found')
       return
     }
     // Ranges are ignored (allowed by HTTP): the page needs none, and sirv trusts them as given.
     delete req.headers.range
-    serveFile(req, res, () => { fail(404, 'Not found') })
+    // A file that cannot be read after all (removed in between) ends this response only.
+    res.on('pipe', (file) => { file.on('error', () => { res.destroy() }) })
+    serveFile(req, res, () => {
+      fail(404, existsSync(join(options.root, 'index.html')) ? 'Not found' : 'The web page is not built here (npm run build:web).')
+    })
   }
 
   const server: Server = createServer({

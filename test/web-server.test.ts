@@ -6,10 +6,12 @@
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { existsSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, startBroker, type Proc } from './cli-helpers.js'
-import { tempDir } from './helpers.js'
+import { onCleanup, tempDir } from './helpers.js'
+import { startWebServer } from '../src/web-server.js'
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -170,5 +172,27 @@ describe('the broker\'s web server', () => {
       expect(p.out).toEqual([])
     }
     expect(existsSync(data)).toBe(false)
+  })
+
+  it('serves the page as it is on disk: rebuilt while running, whole; a file removed since, 404; dotfiles never', async () => {
+    const root = await tempDir()
+    await mkdir(join(root, 'assets'))
+    await writeFile(join(root, 'index.html'), '<p>first</p>')
+    await writeFile(join(root, 'assets', 'a-1.js'), 'one')
+    await writeFile(join(root, '.env'), 'SECRET=1')
+    const web = await startWebServer({ port: 0, root, info: () => undefined })
+    onCleanup(web.close)
+    expect((await http(web.url, '/')).body).toBe('<p>first</p>')
+    expect((await http(web.url, '/assets/a-1.js')).body).toBe('one')
+    // A rebuild: another index.html, the old bundle gone, a new one.
+    await writeFile(join(root, 'index.html'), '<p>second, and longer</p>')
+    await rm(join(root, 'assets', 'a-1.js'))
+    await writeFile(join(root, 'assets', 'a-2.js'), 'two')
+    expect((await http(web.url, '/')).body).toBe('<p>second, and longer</p>')
+    expect((await http(web.url, '/assets/a-1.js')).status).toBe(404)
+    expect((await http(web.url, '/assets/a-2.js')).body).toBe('two')
+    expect((await http(web.url, '/.env')).status).toBe(404)
+    expect((await http(web.url, '/%2eenv')).status).toBe(404)
+    expect((await http(web.url, '/api/broker')).status).toBe(503)
   })
 })
