@@ -79,4 +79,27 @@ describe('lost consumers', () => {
     }, 60_000)
   }
 
+  it('a consumer that stops reading gets no new deliveries after its deliveries time out', async () => {
+    // A consumer whose reader is stuck keeps its stream: its deliveries come back at the
+    // visibility timeout and go to a consumer that works, not round and round to the stuck one.
+    const broker = await startBroker({ memory: true, visibilityTimeout: 500, maxAttempts: 3 })
+    const node = await clientNode()
+    const stream = await node.dialProtocol(multiaddr(broker.address), CONSUMER_PROTOCOL)
+    stream.pause() // never reads again
+    const w = new FrameWriter((bytes) => { stream.send(bytes) })
+    writeSubscribe(w, 1, 5, 0, 'default', ['stuck'])
+    w.flush()
+    await until(() => consumers(broker) === 1, 5000, 'the stuck consumer')
+    const p = await producer(broker)
+    for (let i = 0; i < 20; i++) await p.publish('stuck', `m${i}`)
+    await sleep(100)
+    const got = new Set<string>()
+    const c = await consumer(broker)
+    await c.subscribe('stuck', (m) => { got.add(m.payload as string) })
+    await until(() => got.size === 20, 10_000, `all 20 messages (got ${got.size})`)
+    await sleep(1000) // two more visibility timeouts: nothing goes round to the stuck one
+    const q = broker.node.services.mq.stats().queues.find((x) => x.command === 'stuck')
+    // 5 to the stuck consumer once, then all 20 to the working one.
+    expect(q).toMatchObject({ failed: 0, delivered: 25, acked: 20, inFlight: 0 })
+  })
 })

@@ -258,9 +258,9 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   protected onFrame (f: ConsumerFrame): void {
     const engine = this.ctx.engine
     switch (f.type) {
-      case FrameType.Ack: engine.ack(this, f.tag); break
-      case FrameType.Answer: engine.answer(this, f.tag, f.kind, f.payload); break
-      case FrameType.Nack: engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error); break
+      case FrameType.Ack: if (!engine.ack(this, f.tag)) this.lateSettle(); break
+      case FrameType.Answer: if (!engine.answer(this, f.tag, f.kind, f.payload)) this.lateSettle(); break
+      case FrameType.Nack: if (!engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error)) this.lateSettle(); break
       case FrameType.Subscribe: {
         if (this.subs.has(f.subId)) {
           writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
@@ -285,6 +285,11 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         break
       }
     }
+  }
+
+  /** A settle of a delivery that timed out: too late for it, but the consumer is alive. */
+  private lateSettle (): void {
+    for (const sub of this.subs.values()) this.ctx.engine.resume(sub)
   }
 
   protected onClose (): void {
