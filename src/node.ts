@@ -15,6 +15,7 @@ import { keychain } from '@libp2p/keychain'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { LevelDatastore } from 'datastore-level'
 import { join } from 'node:path'
+import type { AbortOptions } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -54,7 +55,7 @@ export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
   // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
-  const datastore = options.webrtc === true && options.dataDir != null ? new LevelDatastore(join(options.dataDir, 'datastore')) : undefined
+  const datastore = options.webrtc === true && options.dataDir != null ? new NodeDatastore(join(options.dataDir, 'datastore')) : undefined
   try {
     await datastore?.open()
     const node = await createLibp2p({
@@ -93,4 +94,34 @@ function dataDirRelease (identity: Identity, datastore: LevelDatastore | undefin
       await identity.release()
     }
   })
+}
+
+/**
+ * The node's datastore (the keychain, the WebRTC certificate, and libp2p's peer store). The peer
+ * store is a cache of what peers said: a write of it that fails (a full disk) is skipped, so it
+ * neither refuses a peer's new stream nor fails a stop.
+ */
+type Key = Parameters<LevelDatastore['put']>[0]
+
+class NodeDatastore extends LevelDatastore {
+  async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
+    try {
+      return await super.put(key, value, options)
+    } catch (err) {
+      if (isPeerRecord(key)) return key
+      throw err
+    }
+  }
+
+  async delete (key: Key, options?: AbortOptions): Promise<void> {
+    try {
+      await super.delete(key, options)
+    } catch (err) {
+      if (!isPeerRecord(key)) throw err
+    }
+  }
+}
+
+function isPeerRecord (key: Key): boolean {
+  return key.toString().startsWith('/peers/')
 }

@@ -238,6 +238,28 @@ describe('QueueEngine', () => {
     expect(t.engine.expire()).toBe(0)
   })
 
+  it('a subscription whose delivery timed out gets nothing new until its consumer settles something', () => {
+    const t = setup()
+    const stuck = t.engine.subscribe('stuck', 1, 'g', ['work'], 2)
+    const ids = publishMany(t.engine, 'work', 4)
+    expect(t.ids('stuck')).toEqual([ids[0], ids[1]])
+    t.advance(1_000)
+    expect(t.engine.expire()).toBe(2)
+    // Not given back to the stuck consumer, not even the two that timed out.
+    expect(t.deliveries).toHaveLength(2)
+    expect(t.engine.stats()[0]).toMatchObject({ depth: 4, inFlight: 0 })
+    t.engine.subscribe('b', 1, 'g', ['work'], 4)
+    expect(t.ids('b')).toHaveLength(4)
+    expect(t.ids('b')).toEqual(expect.arrayContaining(ids))
+    // b is full; the stuck one takes nothing until a late ack shows it is alive (its session
+    // calls resume then).
+    publishMany(t.engine, 'work', 1)
+    expect(t.of('stuck')).toHaveLength(2)
+    expect(t.engine.ack('stuck', t.deliveries[0].tag)).toBe(false)
+    t.engine.resume(stuck)
+    expect(t.of('stuck')).toHaveLength(3)
+  })
+
   it('refuses an ack from a different owner or for an unknown tag', () => {
     const t = setup()
     t.engine.subscribe('a', 1, 'g', ['work'], 1)

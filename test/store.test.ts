@@ -102,4 +102,73 @@ describe('GroupCommit', () => {
     expect(got).toBeInstanceOf(Error)
     expect(errors).toEqual([got])
   })
+
+  it('keeps a batch the store could not write and writes it once the store can; reads see it meanwhile', async () => {
+    // A store in memory whose writes fail while `full` is set (a full disk is tested for real in full-disk.test.ts).
+    let full = false
+    const store = new class extends MemoryStore {
+      async write (ops: Parameters<MemoryStore['write']>[0]): Promise<void> {
+        if (full) throw new Error('No space left on device')
+        await super.write(ops)
+      }
+    }()
+    const errors: Error[] = []
+    let recovered = 0
+    const commit = new GroupCommit(store, (err) => errors.push(err), undefined, () => { recovered++ })
+    commit.put(bytes(1, 1), bytes(11))
+    commit.put(bytes(1, 2), bytes(12))
+    await commit.flush()
+    full = true
+    commit.put(bytes(1, 3), bytes(13))
+    commit.del(bytes(1, 1))
+    const durable = await new Promise<Error | undefined>((resolve) => { commit.whenDurable(resolve) })
+    expect(durable?.message).toBe('No space left on device')
+    let stored: Error | undefined | null = null
+    commit.whenStored((err) => { stored = err })
+    // While failing: refused at once, one error reported, and reads see the store as it will be.
+    expect(commit.failure?.message).toBe('No space left on device')
+    expect(await new Promise((resolve) => { commit.whenDurable(resolve) })).toBe(commit.failure)
+    commit.put(bytes(1, 0), bytes(10))
+    commit.del(bytes(1, 2))
+    commit.put(bytes(1, 2), bytes(22))
+    const read = async (after?: Uint8Array, limit?: number): Promise<number[][]> => {
+      const out: number[][] = []
+      for await (const [k, v] of commit.entries(bytes(1), after, limit)) out.push([...k, ...v])
+      return out
+    }
+    expect(await read()).toEqual([[1, 0, 10], [1, 2, 22], [1, 3, 13]])
+    expect(await read(bytes(1, 0), 2)).toEqual([[1, 2, 22], [1, 3, 13]])
+    expect(await all(store, bytes(1))).toEqual([[[1, 1], [11]], [[1, 2], [12]]])
+    await new Promise((resolve) => setTimeout(resolve, 350))
+    expect(errors).toHaveLength(1)
+    expect(stored).toBeNull()
+
+    full = false
+    await commit.flush()
+    expect(stored).toBeUndefined()
+    expect(recovered).toBe(1)
+    expect(commit.failure).toBeUndefined()
+    expect(await all(store, bytes(1))).toEqual([[[1, 0], [10]], [[1, 2], [22]], [[1, 3], [13]]])
+  })
+
+  it('closes promptly while the store fails, giving up on what it could not write', async () => {
+    let full = true
+    const store = new class extends MemoryStore {
+      async write (ops: Parameters<MemoryStore['write']>[0]): Promise<void> {
+        if (full) throw new Error('No space left on device')
+        await super.write(ops)
+      }
+    }()
+    const commit = new GroupCommit(store, () => {})
+    commit.put(bytes(1), bytes(1))
+    let stored: Error | undefined
+    commit.whenStored((err) => { stored = err })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const started = Date.now()
+    await commit.close()
+    expect(Date.now() - started).toBeLessThan(100)
+    expect(stored?.message).toMatch(/Closed with 1 unwritten store operations: No space left/)
+    full = false
+    expect(await all(store, bytes(1))).toEqual([])
+  })
 })

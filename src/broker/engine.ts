@@ -20,6 +20,8 @@
  *   time fails as "expired" when it would be delivered.
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
+ * - A subscription whose delivery passed its deadline is stalled: it gets nothing new until its
+ *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
  */
 import { Deque } from './deque.js'
 import { Heap } from './heap.js'
@@ -221,7 +223,8 @@ export class QueueEngine<Owner> {
       unacked: 0,
       queues: [],
       nextQueue: 0,
-      singleActive
+      singleActive,
+      stalled: false
     }
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
@@ -308,6 +311,13 @@ export class QueueEngine<Owner> {
     }
     this.fill(d.sub)
     return true
+  }
+
+  /** The consumer settled something after a delivery to `sub` timed out: it takes messages again. */
+  resume (sub: Subscription<Owner>): void {
+    if (!sub.stalled || !this.groups.get(sub.group)?.subs.has(sub)) return
+    sub.stalled = false
+    this.fill(sub)
   }
 
   /** Binds a pattern to a group that has no subscription now: a binding kept from an earlier run, so no `bound` event. */
@@ -459,9 +469,9 @@ export class QueueEngine<Owner> {
       this.deadlines.shift()
       count++
       this.events.expired?.(d)
+      d.sub.stalled = true
       this.takeBack(d, 'visibility timeout')
       this.drain(d.queue)
-      this.fill(d.sub)
     }
     return count
   }
@@ -683,6 +693,7 @@ export class QueueEngine<Owner> {
     const d = this.inFlight.get(tag)
     if (d == null || d.sub.owner !== owner) return undefined
     this.release(d)
+    d.sub.stalled = false
     // Settled deliveries at the front are dropped now, so the deadline list stays short.
     while (this.deadlines.peek()?.settled === true) this.deadlines.shift()
     return d

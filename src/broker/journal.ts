@@ -56,11 +56,16 @@ export class Journal {
    * @param completedRetention ms a completed message's record is kept (0: deleted at once)
    * @param pageSize ready messages of a queue read back at a time (the engine's page size)
    */
-  constructor (readonly store: Store, private readonly completedRetention: number, private readonly pageSize: number, onError: (err: Error) => void) {
+  constructor (readonly store: Store, private readonly completedRetention: number, private readonly pageSize: number, onError: (err: Error) => void, onRecover?: () => void) {
     this.commit = new GroupCommit(store, onError, () => {
       const log = this.completedLog.take()
       if (log != null) this.commit.put(completedLogKey(Date.now(), this.nextLog++), log)
-    })
+    }, onRecover)
+  }
+
+  /** Why the store is not writing now (a full disk), or undefined. */
+  get failure (): Error | undefined {
+    return this.commit.failure
   }
 
   /**
@@ -168,13 +173,13 @@ export class Journal {
 
   /**
    * The next page of a paged queue: up to `limit` of its messages after `after` (all of them when
-   * there is no `after`), read once everything written so far is on disk.
+   * there is no `after`), with the writes not yet on disk: right while they are being written, and
+   * while the store cannot write (consumers drain a backlog even from a full disk).
    */
   async readPage (queue: Queue, after: number, limit: number): Promise<QueuedMessage[]> {
-    await new Promise<void>((resolve, reject) => { this.commit.whenDurable((err) => { if (err != null) reject(err); else resolve() }) })
     const id = this.queueId(queue)
     const page: QueuedMessage[] = []
-    for await (const [key, value] of this.store.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
+    for await (const [key, value] of this.commit.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
       const { message } = decodeMessage(value)
       message.key = key
       message.pageOrder = parseMessageKey(key).n
@@ -276,8 +281,14 @@ export class Journal {
     this.commit.whenDurable(done)
   }
 
+  /** Calls `done` once what was written so far is on disk, waiting out a store that fails for now. */
+  whenStored (done: Durable): void {
+    this.commit.whenStored(done)
+  }
+
+  /** Writes what is pending (one try if the store is failing) and closes the store. */
   async close (): Promise<void> {
-    await this.commit.flush()
+    await this.commit.close()
     await this.store.close()
   }
 

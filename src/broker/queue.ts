@@ -46,6 +46,16 @@ export interface Subscription<Owner = unknown> {
   nextQueue: number
   /** Asked for single-active queues. */
   readonly singleActive: boolean
+  /**
+   * A delivery to it passed its visibility timeout: it takes nothing new until it settles
+   * something, so a stuck or half-open consumer does not take message after message until each fails.
+   */
+  stalled: boolean
+}
+
+/** Whether `sub` can take one more message now. */
+function hasCredit (sub: Subscription): boolean {
+  return sub.unacked < sub.prefetch && !sub.stalled
 }
 
 export class Queue {
@@ -88,13 +98,13 @@ export class Queue {
   pickConsumer (): Subscription | undefined {
     if (this.singleActive) {
       const active = this.consumers[0]
-      return this.inFlight === 0 && active != null && active.unacked < active.prefetch ? active : undefined
+      return this.inFlight === 0 && active != null && hasCredit(active) ? active : undefined
     }
     const n = this.consumers.length
     for (let i = 0; i < n; i++) {
       const idx = (this.nextConsumer + i) % n
       const sub = this.consumers[idx]
-      if (sub.unacked < sub.prefetch) {
+      if (hasCredit(sub)) {
         this.nextConsumer = (idx + 1) % n
         return sub
       }
@@ -104,7 +114,7 @@ export class Queue {
 
   /** Whether `sub` may take a message of this queue now (it has credit, and its turn if single-active). */
   accepts (sub: Subscription): boolean {
-    if (sub.unacked >= sub.prefetch) return false
+    if (!hasCredit(sub)) return false
     return !this.singleActive || (this.consumers[0] === sub && this.inFlight === 0)
   }
 

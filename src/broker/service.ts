@@ -202,7 +202,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
     this.journal = init.store == null
       ? undefined
-      : new Journal(init.store, this.options.completedRetention, this.options.pageSize, (err) => { this.log.error('writing to the message store failed: %s', err.message) })
+      : new Journal(init.store, this.options.completedRetention, this.options.pageSize,
+        (err) => { this.log.error('writing to the message store failed, publishes are refused until it writes again: %s', err.message) },
+        () => { this.log('the message store writes again') })
     this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
@@ -210,9 +212,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         this.journal?.completed(m, by.peer)
         if (answer == null) return
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
-        // Only once the completion is on disk: an answered message never comes back after a restart.
-        // (If it could not be written, the message comes back after a restart and is answered then.)
-        this.whenDurable((err) => { if (err == null) this.relay(m, result) })
+        // Only once the completion is on disk (waiting out a full disk): an answered message never
+        // comes back after a restart. (If the broker stops first, it comes back and is answered then.)
+        this.whenStored((err) => { if (err == null) this.relay(m, result) })
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
@@ -220,7 +222,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         this.deadLetter(m, error)
         // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
-        this.whenDurable((err) => { if (err == null) this.relay(m, result) })
+        this.whenStored((err) => { if (err == null) this.relay(m, result) })
       },
       requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
@@ -262,6 +264,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       },
       blocked: (s) => { this.blocked.add(s) },
       whenDurable: (done) => { this.whenDurable(done) },
+      storeFailure: () => this.journal?.failure,
       admin: async (peer, method, params) => await this.admin(peer, method, params),
       stats: () => this.stats(),
       closed: (s, err) => { this.closed(s, err) },
@@ -293,6 +296,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     else this.journal.whenDurable(done)
   }
 
+  /** Like `whenDurable`, but waits while the store cannot write (an error only if it stops first). */
+  private whenStored (done: (err?: Error) => void): void {
+    if (this.journal == null) done()
+    else this.journal.whenStored(done)
+  }
+
   async start (): Promise<void> {
     if (this.startedOnce) throw new Error('A p2pmq broker service cannot start again after it stopped: build a new node (createBroker)')
     this.startedOnce = true
@@ -312,9 +321,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   async stop (): Promise<void> {
     this.started = false
     clearInterval(this.timer)
-    await this.components.registrar.unhandle(PRODUCER_PROTOCOL)
-    await this.components.registrar.unhandle(CONSUMER_PROTOCOL)
-    await this.components.registrar.unhandle(ADMIN_PROTOCOL)
+    for (const protocol of [PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL]) {
+      // Unhandling also writes the peer store, which fails on a full disk: the broker stops all the same.
+      await this.components.registrar.unhandle(protocol).catch((err: Error) => { this.log.error('unhandling %s failed: %s', protocol, err.message) })
+    }
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
@@ -493,8 +503,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     journal.readPage(queue, queue.tail, this.options.pageSize).then((page) => {
       this.engine.loadPage(queue, generation, page)
     }, (err: Error) => {
-      this.log.error('reading the next page of %s failed: %s', queue.name, err.message)
-      queue.loading = false
+      this.log.error('reading the next page of %s failed, trying again in 1 s: %s', queue.name, err.message)
+      const retry = setTimeout(() => {
+        if (this.started && generation === queue.generation) this.readPage(queue)
+        else queue.loading = false
+      }, 1000)
+      retry.unref?.()
     })
   }
 

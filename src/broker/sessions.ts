@@ -53,6 +53,8 @@ export interface SessionContext {
   storeSeq: (seq: ProducerSeq) => void
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
   whenDurable: (done: (err?: Error) => void) => void
+  /** Why the store cannot write now (a full disk): publishes are refused meanwhile. */
+  storeFailure: () => Error | undefined
   /** The broker's stats now (for `watch`). */
   stats: () => unknown
   /** Runs an admin request; throws with a message for the client on a bad one. */
@@ -104,6 +106,8 @@ export class ProducerSession extends Session<ProducerFrame> {
   /** Seqs up to these are taken, waited for on disk, on disk, and confirmed. */
   private takenUpTo = 0
   private syncingUpTo = 0
+  /** Seqs of the publishes taken (new, not resent) since the last batch went to the store. */
+  private newlyTaken: number[] = []
   private durableUpTo = 0
   private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
@@ -151,6 +155,11 @@ export class ProducerSession extends Session<ProducerFrame> {
       if (!wantsAnswer) this.takenUpTo = f.seq
       return
     }
+    const failure = this.ctx.storeFailure()
+    if (failure != null) {
+      writeReject(w, f.seq, RejectCode.Unavailable, `The broker could not store the message: ${failure.message}`)
+      return
+    }
     const now = Date.now()
     const taken = this.ctx.engine.publish({
       command: f.command,
@@ -173,6 +182,7 @@ export class ProducerSession extends Session<ProducerFrame> {
     if (dedup) this.ctx.rememberId(f.command, f.id)
     if (wantsAnswer) return
     this.takenUpTo = f.seq
+    this.newlyTaken.push(f.seq)
     if (this.ctx.engine.congested(f.command)) {
       if (this.blockedOn.size === 0) this.ctx.blocked(this)
       this.blockedOn.add(f.command)
@@ -182,15 +192,19 @@ export class ProducerSession extends Session<ProducerFrame> {
   protected onBatchEnd (): void {
     if (this.seq != null && this.seq.lastSeq > this.seq.storedSeq) this.ctx.storeSeq(this.seq)
     if (this.takenUpTo <= this.syncingUpTo) return
-    const from = this.syncingUpTo
     const upTo = this.syncingUpTo = this.takenUpTo
-    this.ctx.whenDurable((err) => { this.durable(from, upTo, err) })
+    const taken = this.newlyTaken
+    this.newlyTaken = []
+    this.ctx.whenDurable((err) => { this.durable(taken, upTo, err) })
   }
 
-  /** Seqs (from, upTo] are on disk, or could not be written: then they are rejected, not confirmed. */
-  private durable (from: number, upTo: number, err?: Error): void {
+  /**
+   * Seqs up to `upTo` are on disk, or the publishes `taken` among them could not be written: those
+   * are rejected (a resend or a send in the range was stored before, and is not).
+   */
+  private durable (taken: number[], upTo: number, err?: Error): void {
     if (err != null && this.isOpen) {
-      for (let seq = from + 1; seq <= upTo; seq++) {
+      for (const seq of taken) {
         writeReject(this.channel.writer, seq, RejectCode.Unavailable, `The broker could not store the message: ${err.message}`)
       }
     }
@@ -258,9 +272,9 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   protected onFrame (f: ConsumerFrame): void {
     const engine = this.ctx.engine
     switch (f.type) {
-      case FrameType.Ack: engine.ack(this, f.tag); break
-      case FrameType.Answer: engine.answer(this, f.tag, f.kind, f.payload); break
-      case FrameType.Nack: engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error); break
+      case FrameType.Ack: if (!engine.ack(this, f.tag)) this.lateSettle(); break
+      case FrameType.Answer: if (!engine.answer(this, f.tag, f.kind, f.payload)) this.lateSettle(); break
+      case FrameType.Nack: if (!engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error)) this.lateSettle(); break
       case FrameType.Subscribe: {
         if (this.subs.has(f.subId)) {
           writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
@@ -285,6 +299,11 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         break
       }
     }
+  }
+
+  /** A settle of a delivery that timed out: too late for it, but the consumer is alive. */
+  private lateSettle (): void {
+    for (const sub of this.subs.values()) this.ctx.engine.resume(sub)
   }
 
   protected onClose (): void {

@@ -42,6 +42,19 @@ export class FramedChannel<In> {
     })
     stream.addEventListener('close', (evt) => { this.ended(evt.error) })
     stream.addEventListener('remoteCloseWrite', () => { this.close() })
+    // libp2p hands a stream over after protocol negotiation and a peer store update: one that was
+    // reset, closed, or half-closed by the remote meanwhile has fired its events already, so its
+    // state is all that says so. Its buffered frames are dropped unanswered (a consumer that closed
+    // its side could never settle a delivery; a producer resends what was not confirmed). The
+    // owner is told on the next microtask, once it holds this channel.
+    const gone = stream.status !== 'open' || stream.remoteWriteStatus !== 'writable'
+    if (gone) {
+      this.closed = true
+      queueMicrotask(() => {
+        if (stream.status === 'open') stream.abort(new Error('The stream ended while it was set up'))
+        this.init.onClose()
+      })
+    }
   }
 
   get isOpen (): boolean {
@@ -68,7 +81,12 @@ export class FramedChannel<In> {
   }
 
   private readonly send = (bytes: Uint8Array): void => {
-    if (this.closed || this.stream.writeStatus !== 'writable') return
+    if (this.closed) return
+    if (this.stream.writeStatus !== 'writable') {
+      // Closed under us without an event this channel saw: it is gone all the same.
+      this.ended(new Error(`The stream is ${this.stream.status}`))
+      return
+    }
     try {
       // A false return means the stream buffers the bytes until it drains. What is written is
       // bounded by the protocol (consumer credit, producer window), so there is no need to wait.

@@ -65,6 +65,6 @@ export class MemoryStore implements Store {
 }
 
 /** Latin-1 maps each byte to one UTF-16 unit, so these strings sort as the bytes do. */
-function keyString (key: Uint8Array): string {
+export function keyString (key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
 }
