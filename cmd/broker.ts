@@ -10,7 +10,7 @@ import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
 
 /** Node's longest timer (about 24.8 days): a longer time would fire at once. */
 const MAX_TIMER = 2 ** 31 - 1
-/** A larger payload makes no sense for a queue (and would not fit a WebRTC page's memory). */
+/** Larger payloads make no sense for a queue: each message is held whole in memory on its way. */
 const MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 
 const specs = {

@@ -8,7 +8,8 @@
  * here, before LevelDB is asked: LevelDB's own same-process check closes a descriptor of the LOCK
  * file, and closing any descriptor drops the process's fcntl locks on that file.
  */
-import { realpath, rm } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, realpath, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { IdentityInUseError } from './errors.js'
@@ -35,7 +36,9 @@ export async function lockIdentityDir (dir: string): Promise<() => Promise<void>
     if (hasCode(err, 'LEVEL_LOCKED')) {
       throw new IdentityInUseError(`The identity in ${dir} is in use by another running process; give this one another -name or -data`)
     }
-    throw err
+    // Say why in the file system's words (EROFS: read-only file system, …) when it can tell.
+    await access(dir, constants.W_OK)
+    throw new Error(`Cannot lock the identity in ${dir}: ${rootCause(err).message}`, { cause: err })
   }
   await rm(join(dir, LEGACY_LOCK_FILE), { force: true }).catch(() => {})
   let released: Promise<void> | undefined
@@ -43,6 +46,12 @@ export async function lockIdentityDir (dir: string): Promise<() => Promise<void>
     released ??= db.close().catch(() => {}).finally(() => { heldHere.delete(key) })
     await released
   }
+}
+
+function rootCause (err: unknown): Error {
+  let e: any = err
+  while (e?.cause != null) e = e.cause
+  return e instanceof Error ? e : new Error(String(e))
 }
 
 function hasCode (err: unknown, code: string): boolean {
