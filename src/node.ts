@@ -81,13 +81,13 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
   }
 }
 
+type Key = Parameters<LevelDatastore['put']>[0]
+
 /**
  * The node's datastore (the keychain, the WebRTC certificate, and libp2p's peer store). The peer
  * store is a cache of what peers said: a write of it that fails (a full disk) is skipped, so it
  * neither refuses a peer's new stream nor fails a stop.
  */
-type Key = Parameters<LevelDatastore['put']>[0]
-
 class NodeDatastore extends LevelDatastore {
   async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
     try {
