@@ -81,6 +81,8 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
   }
 }
 
+type Key = Parameters<LevelDatastore['put']>[0]
+
 /**
  * Closes the datastore and releases the identity lock after every other part has stopped, and
  * before node.stop() resolves: a node started right after on the same directory finds it free.
@@ -101,8 +103,6 @@ function dataDirRelease (identity: Identity, datastore: LevelDatastore | undefin
  * store is a cache of what peers said: a write of it that fails (a full disk) is skipped, so it
  * neither refuses a peer's new stream nor fails a stop.
  */
-type Key = Parameters<LevelDatastore['put']>[0]
-
 class NodeDatastore extends LevelDatastore {
   async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
     try {

@@ -61,7 +61,8 @@ export class GroupCommit {
    * it off (at once while the store is failing).
    */
   whenDurable (done: Durable): void {
-    if (this.failure != null) queueMicrotask(() => { done(this.failure) })
+    const failure = this.failure
+    if (failure != null) queueMicrotask(() => { done(failure) })
     else if (this.gathering.ops.length > 0) this.gathering.durable.push(done)
     else if (this.writing != null) this.writing.durable.push(done)
     else queueMicrotask(done)
@@ -137,7 +138,11 @@ export class GroupCommit {
     this.closing = true
     clearTimeout(this.retry)
     if (this.writing != null || this.scheduled) await new Promise<void>((resolve) => { this.idle.push(resolve) })
-    if (this.gathering.ops.length > 0) await this.commit()
+    // Until nothing is left (a callback may write more), or one try has failed.
+    while (this.gathering.ops.length > 0) {
+      await this.commit()
+      if (this.failure != null) break
+    }
     if (this.gathering.ops.length === 0) return
     const lost = this.gathering
     this.gathering = empty()
