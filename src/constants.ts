@@ -68,3 +68,20 @@ export const DEFAULT_HOME_DIRNAME = '.p2pmq'
 
 /** Largest producer window. */
 export const MAX_PRODUCER_WINDOW = 65_536
+
+/**
+ * Names: a command, a pattern or a group name is at most 255 bytes of UTF-8 (AMQP's limit for
+ * routing keys and queue names), with no control characters. Names are stored, listed every
+ * second in the stats and copied into every queue's records, so they must stay short.
+ */
+export const MAX_NAME_BYTES = 255
+/** Patterns one subscription may name. */
+export const MAX_PATTERNS_PER_SUBSCRIPTION = 64
+/** Subscriptions one consumer stream may hold at once. */
+export const MAX_SUBSCRIPTIONS_PER_STREAM = 256
+/** Distinct patterns a group may have bound (bindings are stored and outlive subscriptions). */
+export const MAX_BINDINGS_PER_GROUP = 1_024
+/** Groups a broker holds before it refuses a subscription to a new one (configurable per broker). */
+export const DEFAULT_MAX_GROUPS = 10_000
+/** Largest prefetch: a larger one is taken as this (RabbitMQ's limit too). */
+export const MAX_PREFETCH = 65_535

@@ -24,7 +24,8 @@
 import { Deque } from './deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
-import { compilePattern, patternError } from './topic.js'
+import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
+import { DEFAULT_MAX_GROUPS, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
 export interface InFlight<Owner = unknown> {
   readonly tag: number
@@ -99,6 +100,8 @@ export interface EngineOptions {
    * only choice without a store.
    */
   pageSize?: number
+  /** Groups held before a subscription to a new one is refused (default 10,000). */
+  maxGroups?: number
   clock?: () => number
 }
 
@@ -129,6 +132,12 @@ export class QueueEngine<Owner> {
   private readonly groups = new Map<string, Group>()
   private readonly unrouted = new Map<string, Deque<QueuedMessage>>()
   private readonly routes = new Map<string, Queue[]>()
+  /**
+   * Every bound pattern with the groups that bound it, so routing a command tests each distinct
+   * pattern once, not once per group (10,000 groups bound to `#` cost one test).
+   */
+  private readonly exactBindings = new Map<string, Set<Group>>()
+  private readonly wildBindings = new Map<string, { matches: (command: string) => boolean, groups: Set<Group> }>()
   private readonly inFlight = new Map<number, InFlight<Owner>>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
@@ -205,11 +214,20 @@ export class QueueEngine<Owner> {
   /** `singleActive` makes the queues it takes from single-active (and they stay so). */
   subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
+    if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new TypeError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
+    const invalidGroup = groupError(group)
+    if (invalidGroup != null) throw new TypeError(invalidGroup)
     for (const p of patterns) {
       const error = patternError(p)
       if (error != null) throw new TypeError(error)
     }
     if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
+    prefetch = Math.min(prefetch, MAX_PREFETCH)
+    const existing = this.groups.get(group)
+    const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
+    if (existing == null && this.groups.size >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
+    const newBindings = new Set(patterns.filter((p) => existing?.bindings.has(p) !== true)).size
+    if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new TypeError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
     const matchers = patterns.map(compilePattern)
     const sub: Subscription<Owner> = {
       owner,
@@ -312,7 +330,7 @@ export class QueueEngine<Owner> {
 
   /** Binds a pattern to a group that has no subscription now: a binding kept from an earlier run, so no `bound` event. */
   bind (group: string, pattern: string): void {
-    const error = patternError(pattern)
+    const error = groupError(group) ?? patternError(pattern)
     if (error != null) throw new TypeError(error)
     this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
   }
@@ -423,6 +441,11 @@ export class QueueEngine<Owner> {
     return out
   }
 
+  /** Every queue. */
+  * queues (): Iterable<Queue> {
+    for (const g of this.groups.values()) yield * g.queues.values()
+  }
+
   /** The queues that have messages paged out to the store. */
   * pagedQueues (): Iterable<Queue> {
     for (const g of this.groups.values()) {
@@ -503,6 +526,15 @@ export class QueueEngine<Owner> {
   private addBinding (g: Group, pattern: string, matches: (command: string) => boolean, announce = true): void {
     if (g.bindings.has(pattern)) return
     g.bindings.set(pattern, matches)
+    if (isWildcard(pattern)) {
+      let b = this.wildBindings.get(pattern)
+      if (b == null) this.wildBindings.set(pattern, b = { matches, groups: new Set() })
+      b.groups.add(g)
+    } else {
+      let groups = this.exactBindings.get(pattern)
+      if (groups == null) this.exactBindings.set(pattern, groups = new Set())
+      groups.add(g)
+    }
     this.routes.clear()
     if (announce) this.events.bound?.(g.name, pattern)
   }
@@ -524,15 +556,14 @@ export class QueueEngine<Owner> {
   private route (command: string): Queue[] {
     let queues = this.routes.get(command)
     if (queues == null) {
-      queues = []
-      for (const g of this.groups.values()) {
-        for (const matches of g.bindings.values()) {
-          if (matches(command)) {
-            queues.push(this.queueOf(g, command))
-            break
-          }
-        }
+      const matched = new Set(this.exactBindings.get(command))
+      for (const b of this.wildBindings.values()) {
+        if (b.matches(command)) for (const g of b.groups) matched.add(g)
       }
+      queues = []
+      for (const g of matched) queues.push(this.queueOf(g, command))
+      // A cache, not a record: a flood of distinct commands must not grow it without bound.
+      if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear()
       this.routes.set(command, queues)
     }
     return queues
@@ -713,6 +744,9 @@ export class QueueEngine<Owner> {
     this.events.failed(message, error, by)
   }
 }
+
+/** Commands whose routes are cached at most. */
+const MAX_CACHED_ROUTES = 10_000
 
 function attach (sub: Subscription<any>, queue: Queue): void {
   if (sub.singleActive) queue.singleActive = true

@@ -13,6 +13,7 @@ import {
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
   readCompletedLog, type MessageRecord
 } from './records.js'
+import { groupError } from '../names.js'
 import type { Store } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -33,6 +34,8 @@ export interface RecoverInto {
   producerSeq: (peer: string, session: string, lastSeq: number) => void
   seenId: (command: string, id: string, until: number) => void
   schedule: (s: Schedule) => void
+  /** Something stored was skipped (a name an older version let in). */
+  warn?: (message: string) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
@@ -70,7 +73,13 @@ export class Journal {
   async recover (engine: QueueEngine<any>, into: RecoverInto): Promise<Recovered> {
     for await (const [key] of this.store.entries(BINDING_PREFIX)) {
       const [group, pattern] = parsePairKey(key)
-      engine.bind(group, pattern)
+      try {
+        engine.bind(group, pattern)
+      } catch (err) {
+        // A binding holds no messages: one that breaks today's name rules is dropped.
+        into.warn?.(`dropped a stored binding: ${(err as Error).message}`)
+        this.commit.del(key)
+      }
     }
     for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
       const [peer, session] = parsePairKey(key)
@@ -85,9 +94,19 @@ export class Journal {
     // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
     for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
     const queues = new Map<number, { command: string, group: string }>()
+    /** Queues whose names break today's rules: their records stay in the store, unread. */
+    const skipped = new Set<number>()
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
       const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
-      queues.set(id, decodeQueue(value))
+      const q = decodeQueue(value)
+      const invalid = groupError(q.group)
+      if (invalid != null) {
+        skipped.add(id)
+        this.nextQueueId = Math.max(this.nextQueueId, id + 1)
+        into.warn?.(`skipped stored queue ${id} and its messages: ${invalid}`)
+        continue
+      }
+      queues.set(id, q)
       this.queueNames.set(id, decodeQueue(value))
       this.nextQueueId = Math.max(this.nextQueueId, id + 1)
     }
@@ -97,6 +116,7 @@ export class Journal {
     for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
+      if (skipped.has(queueId)) continue
       const { message } = decodeMessage(value)
       message.key = key
       engine.restore(message, queues.get(queueId)?.group ?? '')
@@ -110,6 +130,7 @@ export class Journal {
     for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
+      if (skipped.has(queueId)) continue
       if (run?.queueId !== queueId) {
         endRun()
         run = { queueId, restored: 0, counted: 0 }

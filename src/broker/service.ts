@@ -7,7 +7,7 @@ import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logg
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
@@ -62,6 +62,11 @@ export interface BrokerInit {
    * read back a page at a time, so a backlog larger than memory fits. Default 5,000.
    */
   pageSize?: number
+  /**
+   * Groups the broker holds before it refuses a subscription to a new group (default 10,000):
+   * every group gets a copy of each message its patterns match, and its bindings are stored.
+   */
+  maxGroups?: number
 }
 
 export interface BrokerComponents {
@@ -176,9 +181,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
   private timer?: ReturnType<typeof setInterval>
   private sampler?: ReturnType<typeof setInterval>
-  /** Per queue: counters at the last sample, and the rates since the one before. */
-  private readonly counters = new Map<string, { at: number, published: number, delivered: number, acked: number }>()
-  private readonly rates = new Map<string, QueueRates>()
+  /** Per queue: counters at the last sample, and the rates since the one before (keyed by the queue, not its name: no string work per queue per second). */
+  private readonly counters = new WeakMap<Queue, { at: number, published: number, delivered: number, acked: number }>()
+  private readonly rates = new WeakMap<Queue, QueueRates>()
   private lastSweep = 0
   private started = false
   private startedOnce = false
@@ -198,7 +203,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
       completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,
       retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
-      deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX
+      deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX,
+      maxGroups: init.maxGroups ?? DEFAULT_MAX_GROUPS
     }
     this.journal = init.store == null
       ? undefined
@@ -280,7 +286,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
       seenId: (command, id, until) => { this.seenIds.add(command, id, until) },
-      schedule: (s) => { this.schedules.add(s) }
+      schedule: (s) => { this.schedules.add(s) },
+      warn: (message) => { this.log.error('store: %s', message) }
     })
     const due = earliest(this.engine.nextDue, this.schedules.nextDue)
     if (due != null) this.wakeAt(due)
@@ -341,7 +348,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return {
       queues: queues.map((q) => ({
         ...q,
-        rates: this.rates.get(`${q.command}@${q.group}`) ?? { published: 0, delivered: 0, acked: 0 },
+        rates: this.queueRates(q),
         deadLetters: deadLetters.get(q.command) ?? 0
       })),
       clients: [...this.sessions].map((s) => s instanceof ConsumerSession
@@ -615,15 +622,19 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private sampleRates (): void {
     const now = Date.now()
-    for (const q of this.engine.stats()) {
-      const name = `${q.command}@${q.group}`
-      const before = this.counters.get(name)
+    for (const q of this.engine.queues()) {
+      const before = this.counters.get(q)
       if (before != null && now > before.at) {
         const s = (now - before.at) / 1000
-        this.rates.set(name, { published: (q.published - before.published) / s, delivered: (q.delivered - before.delivered) / s, acked: (q.acked - before.acked) / s })
+        this.rates.set(q, { published: (q.published - before.published) / s, delivered: (q.delivered - before.delivered) / s, acked: (q.acked - before.acked) / s })
       }
-      this.counters.set(name, { at: now, published: q.published, delivered: q.delivered, acked: q.acked })
+      this.counters.set(q, { at: now, published: q.published, delivered: q.delivered, acked: q.acked })
     }
+  }
+
+  private queueRates (q: QueueStats): QueueRates {
+    const queue = q.group === '' ? undefined : this.engine.queue(q.command, q.group)
+    return (queue != null ? this.rates.get(queue) : undefined) ?? { published: 0, delivered: 0, acked: 0 }
   }
 
   /** The admin protocol's methods. */

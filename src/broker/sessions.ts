@@ -11,6 +11,7 @@ import {
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
 import { ProtocolError } from '../errors.js'
+import { MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -264,6 +265,10 @@ export class ConsumerSession extends Session<ConsumerFrame> {
       case FrameType.Subscribe: {
         if (this.subs.has(f.subId)) {
           writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
+          return
+        }
+        if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_STREAM) {
+          writeSubscribed(this.channel.writer, f.subId, `A consumer stream holds at most ${MAX_SUBSCRIPTIONS_PER_STREAM} subscriptions`)
           return
         }
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows

@@ -3,7 +3,7 @@
  * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
  */
 import { ADMIN_PROTOCOL } from '../constants.js'
-import { ClosedError, P2PMQError, TimeoutError } from '../errors.js'
+import { AdminError, ClosedError, TimeoutError } from '../errors.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
@@ -114,7 +114,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     this.pending.delete(f.reqId)
     clearTimeout(p.timer)
     if (f.ok) p.resolve(value)
-    else p.reject(new P2PMQError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
+    else p.reject(new AdminError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
   }
 
   private send (channel: FramedChannel<BrokerToAdminFrame>, reqId: number, p: Pending): void {

@@ -8,7 +8,7 @@
  * never settled on the new one (the broker has already given it to another consumer).
  */
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
-import { ClosedError, ProtocolError, RejectMessage } from '../errors.js'
+import { ClosedError, ProtocolError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import {
@@ -54,6 +54,11 @@ export interface ConsumerEvents {
   disconnected: CustomEvent<void>
   /** A handler threw or timed out; the message was nacked. */
   'handler:error': CustomEvent<{ message: Message, error: Error }>
+  /**
+   * The broker ended a subscription it had accepted (its group was deleted), or refused it again
+   * after a reconnect (e.g. its broker now holds too many groups). It is gone from this consumer.
+   */
+  'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError }>
 }
 
 interface Sub {
@@ -152,11 +157,18 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.ProducerRef: this.producers.set(f.ref, f.peer); break
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
-        const ready = sub?.ready
-        if (sub == null || ready == null) return
+        if (sub == null) return
+        const ready = sub.ready
         sub.ready = undefined
-        if (f.error === '') ready.resolve()
-        else ready.reject(new TypeError(`The broker refused the subscription: ${f.error}`))
+        if (f.error === '') {
+          ready?.resolve()
+        } else if (ready != null) {
+          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`))
+        } else {
+          this.subs.delete(f.subId)
+          const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`)
+          this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
+        }
         break
       }
       case FrameType.Welcome: break
