@@ -59,6 +59,23 @@ export interface EngineEvents<Owner> {
   scheduled?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
   pageNeeded?: (queue: Queue) => void
+  /** A subscription set its group's expiry (ms idle before the group is deleted). */
+  groupExpiry?: (group: string, expires: number) => void
+  /** The broker ended a subscription (its group was deleted): tell its owner. */
+  ended?: (sub: Subscription<Owner>, reason: string) => void
+}
+
+/** What a deletion took out of the engine; the owner clears the store. */
+export interface Deleted<Owner> {
+  group: string
+  /** The whole group went (its bindings and settings too), not just one queue. */
+  wholeGroup: boolean
+  queues: Queue[]
+  /** Patterns unbound (a whole group's deletion). */
+  patterns: string[]
+  /** Messages dropped: waiting, delayed, paged out and in flight. */
+  messages: number
+  ended: Array<Subscription<Owner>>
 }
 
 /** What a queue does differently from the broker's defaults. */
@@ -70,6 +87,14 @@ export interface QueuePolicy {
   ttl?: number
   /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
   singleActive?: boolean
+  /** Only the queues of this group (default: every group's). */
+  group?: string
+  /**
+   * ms a group holding a queue this policy matches may stay idle (no subscriptions, no admin
+   * use) before it is deleted with its queues and bindings (RabbitMQ's x-expires). A policy for
+   * `#` applies to every group. A group's own expiry (set by a subscription) comes first.
+   */
+  expires?: number
 }
 
 /** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
@@ -126,6 +151,10 @@ interface Group {
   readonly bindings: Map<string, (command: string) => boolean>
   readonly subs: Set<Subscription<any>>
   readonly queues: Map<string, Queue>
+  /** ms idle before it is deleted: set by a subscription, else by a policy; idle since when. */
+  expires?: number
+  policyExpires?: number
+  idleSince: number
 }
 
 export class QueueEngine<Owner> {
@@ -212,7 +241,7 @@ export class QueueEngine<Owner> {
 
   /** Adds a competing consumer. Throws on an invalid pattern. */
   /** `singleActive` makes the queues it takes from single-active (and they stay so). */
-  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false): Subscription<Owner> {
+  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false, expires?: number): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
     if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new TypeError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
     const invalidGroup = groupError(group)
@@ -223,6 +252,7 @@ export class QueueEngine<Owner> {
     }
     if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
     prefetch = Math.min(prefetch, MAX_PREFETCH)
+    if (expires != null && !(Number.isInteger(expires) && expires > 0)) throw new TypeError('A group\'s expiry is a positive number of ms')
     const existing = this.groups.get(group)
     const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
     if (existing == null && this.groups.size >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
@@ -244,6 +274,10 @@ export class QueueEngine<Owner> {
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
     g.subs.add(sub)
+    if (expires != null && g.expires !== expires) {
+      g.expires = expires
+      this.events.groupExpiry?.(group, expires)
+    }
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
@@ -266,6 +300,7 @@ export class QueueEngine<Owner> {
   unsubscribe (sub: Subscription<Owner>): void {
     const g = this.groups.get(sub.group)
     if (g == null || !g.subs.delete(sub)) return
+    if (g.subs.size === 0) g.idleSince = this.clock()
     const queues = [...sub.queues]
     for (const queue of queues) {
       queue.removeConsumer(sub)
@@ -489,6 +524,119 @@ export class QueueEngine<Owner> {
     return count
   }
 
+  /**
+   * Deletes `group`'s queue of `command`: its waiting, delayed, paged and in-flight messages go
+   * (a settle of a dropped delivery then does nothing). Its subscriptions stay: a later message
+   * their patterns match makes the queue again. Refused while it has consumers, unless `force`.
+   */
+  deleteQueue (command: string, group: string, force = false): Deleted<Owner> | undefined {
+    const g = this.groups.get(group)
+    const queue = g?.queues.get(command)
+    if (g == null || queue == null) return undefined
+    if (!force && queue.consumers.length > 0) throw new TypeError(`Queue ${command} of group "${group}" has ${queue.consumers.length} consumer(s): unsubscribe them first, or force`)
+    g.idleSince = this.clock()
+    return { group, wholeGroup: false, queues: [queue], patterns: [], messages: this.dropQueues(g, [queue]), ended: [] }
+  }
+
+  /**
+   * Deletes a group: its bindings, its queues and all their messages. Refused while it has
+   * subscriptions, unless `force`: then they are ended (the `ended` event tells their owners).
+   */
+  deleteGroup (group: string, force = false): Deleted<Owner> | undefined {
+    const g = this.groups.get(group)
+    if (g == null) return undefined
+    if (!force && g.subs.size > 0) throw new TypeError(`Group "${group}" has ${g.subs.size} subscription(s): unsubscribe them first, or force`)
+    const ended = [...g.subs] as Array<Subscription<Owner>>
+    for (const sub of ended) {
+      g.subs.delete(sub)
+      for (const queue of sub.queues) queue.removeConsumer(sub)
+      sub.queues.length = 0
+    }
+    const queues = [...g.queues.values()]
+    const messages = this.dropQueues(g, queues)
+    for (const pattern of g.bindings.keys()) this.removeBinding(g, pattern)
+    this.groups.delete(group)
+    for (const sub of ended) this.events.ended?.(sub, `group "${group}" was deleted`)
+    return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, ended }
+  }
+
+  /** A group's expiry kept from an earlier run (no event). */
+  restoreGroupExpiry (group: string, expires: number): void {
+    this.group(group).expires = expires
+  }
+
+  /** Admin use of a group: its idle time starts again. */
+  touchGroup (group: string): void {
+    const g = this.groups.get(group)
+    if (g != null) g.idleSince = this.clock()
+  }
+
+  /** Deletes every group idle past its expiry; returns what went. */
+  expireGroups (): Array<Deleted<Owner>> {
+    const now = this.clock()
+    const out: Array<Deleted<Owner>> = []
+    for (const g of [...this.groups.values()]) {
+      const expires = g.expires ?? g.policyExpires
+      if (expires == null || g.subs.size > 0 || now - g.idleSince < expires) continue
+      const deleted = this.deleteGroup(g.name)
+      if (deleted != null) out.push(deleted)
+    }
+    return out
+  }
+
+  /** Takes `queues` of `g` out with every message they hold; returns how many messages. */
+  private dropQueues (g: Group, queues: Queue[]): number {
+    if (queues.length === 0) return 0
+    const gone = new Set(queues)
+    let messages = 0
+    for (const d of [...this.inFlight.values()]) {
+      if (!gone.has(d.queue)) continue
+      this.release(d)
+      messages++
+    }
+    for (const { queue } of this.schedule.remove((s) => gone.has(s.queue))) {
+      queue.delayed--
+      messages++
+    }
+    for (const queue of queues) {
+      messages += queue.ready.length + queue.onDisk
+      queue.ready.drain()
+      queue.onDisk = 0
+      queue.generation++ // a page being read for it is dropped
+      g.queues.delete(queue.command)
+      if (queue.congested) this.relieve(queue)
+      for (const sub of [...queue.consumers]) {
+        queue.removeConsumer(sub)
+        const i = sub.queues.indexOf(queue)
+        if (i >= 0) sub.queues.splice(i, 1)
+        if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
+      }
+    }
+    this.held -= messages
+    this.routes.clear()
+    // Consumers whose deliveries were dropped have credit again.
+    for (const sub of g.subs) this.fill(sub)
+    return messages
+  }
+
+  private removeBinding (g: Group, pattern: string): void {
+    const wild = this.wildBindings.get(pattern)
+    if (wild != null) {
+      wild.groups.delete(g)
+      if (wild.groups.size === 0) this.wildBindings.delete(pattern)
+    }
+    const exact = this.exactBindings.get(pattern)
+    if (exact != null) {
+      exact.delete(g)
+      if (exact.size === 0) this.exactBindings.delete(pattern)
+    }
+    this.routes.clear()
+  }
+
+  private policyExpiry (g: Group, policy: QueuePolicy | undefined): void {
+    if (policy?.expires != null && (g.policyExpires == null || policy.expires < g.policyExpires)) g.policyExpires = policy.expires
+  }
+
   stats (): QueueStats[] {
     const out: QueueStats[] = []
     for (const g of this.groups.values()) {
@@ -517,7 +665,8 @@ export class QueueEngine<Owner> {
   private group (name: string): Group {
     let g = this.groups.get(name)
     if (g == null) {
-      g = { name, bindings: new Map(), subs: new Set(), queues: new Map() }
+      g = { name, bindings: new Map(), subs: new Set(), queues: new Map(), idleSince: this.clock() }
+      this.policyExpiry(g, this.policies.find((p) => p.policy.pattern === '#' && p.policy.expires != null && (p.policy.group == null || p.policy.group === name))?.policy)
       this.groups.set(name, g)
     }
     return g
@@ -543,7 +692,8 @@ export class QueueEngine<Owner> {
     let queue = g.queues.get(command)
     if (queue == null) {
       queue = new Queue(command, g.name)
-      queue.policy = this.policies.find((p) => p.matches(command))?.policy
+      queue.policy = this.policies.find((p) => p.matches(command) && (p.policy.group == null || p.policy.group === g.name))?.policy
+      this.policyExpiry(g, queue.policy)
       queue.singleActive = queue.policy?.singleActive === true
       g.queues.set(command, queue)
       for (const sub of g.subs) {

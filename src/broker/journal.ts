@@ -11,7 +11,7 @@ import {
   PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
-  readCompletedLog, type MessageRecord
+  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange
 } from './records.js'
 import { groupError } from '../names.js'
 import type { Store } from '../store/store.js'
@@ -46,7 +46,7 @@ export interface FinishedRecord extends MessageRecord {
 
 export class Journal {
   private readonly commit: GroupCommit
-  private readonly queueIds = new Map<Queue, number>()
+  private readonly queueIds = new WeakMap<Queue, number>()
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
@@ -80,6 +80,10 @@ export class Journal {
         into.warn?.(`dropped a stored binding: ${(err as Error).message}`)
         this.commit.del(key)
       }
+    }
+    for await (const [key, value] of this.store.entries(GROUP_PREFIX)) {
+      const group = parseGroupKey(key)
+      if (groupError(group) == null) engine.restoreGroupExpiry(group, decodeTime(value))
     }
     for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
       const [peer, session] = parsePairKey(key)
@@ -185,6 +189,31 @@ export class Journal {
 
   bound (group: string, pattern: string): void {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
+  }
+
+  /** A group's expiry (ms idle before it is deleted), set by a subscription. */
+  groupExpiry (group: string, expires: number): void {
+    this.commit.put(groupKey(group), encodeTime(expires))
+  }
+
+  /** A group was deleted: its bindings and settings go (its queues go with deletedQueue). */
+  deletedGroup (group: string, patterns: string[]): void {
+    for (const pattern of patterns) this.commit.del(bindingKey(group, pattern))
+    this.commit.del(groupKey(group))
+  }
+
+  /**
+   * A queue was deleted: its record and every stored message of it go (waiting, delayed, paged
+   * out, in flight), once what was written before is on disk. Its finished records stay listed.
+   */
+  async deletedQueue (queue: Queue): Promise<void> {
+    const id = this.queueIds.get(queue)
+    if (id == null) return
+    // Its id stays mapped: a page read finishing late reads the cleared range, and makes no new record.
+    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+    for (const delayed of [false, true]) await this.store.clear(...queueRange(id, delayed))
+    // Last: messages whose queue record is gone would come back as unrouted after a crash.
+    this.commit.del(queueKey(id))
   }
 
   /**

@@ -11,7 +11,7 @@ import {
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
-import { QueueEngine, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
+import { QueueEngine, type Deleted, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
 import { SeenIds } from './seen-ids.js'
 import { Schedules, nextRun, timingError, type Schedule } from './schedules.js'
@@ -184,6 +184,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Per queue: counters at the last sample, and the rates since the one before (keyed by the queue, not its name: no string work per queue per second). */
   private readonly counters = new WeakMap<Queue, { at: number, published: number, delivered: number, acked: number }>()
   private readonly rates = new WeakMap<Queue, QueueRates>()
+  /** Deleted queues being cleared from the store; stop() waits for them. */
+  private readonly clearing = new Set<Promise<void>>()
   private lastSweep = 0
   private started = false
   private startedOnce = false
@@ -234,6 +236,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
       unrouted: (m) => { this.journal?.unrouted(m) },
       bound: (group, pattern) => { this.journal?.bound(group, pattern) },
+      groupExpiry: (group, expires) => { this.journal?.groupExpiry(group, expires) },
+      ended: (sub, reason) => { sub.owner.ended(sub, reason) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => {
         for (const s of this.blocked) {
@@ -325,6 +329,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
+    await Promise.all(this.clearing)
     await this.journal?.close()
   }
 
@@ -585,6 +590,44 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   /**
+   * Deletes `group`'s queue of `command` with every message in it (waiting, delayed, paged out,
+   * in flight: a consumer's later settle of one does nothing). The group keeps its bindings, so a
+   * later message they match makes the queue again; delete the group to stop the copies. Throws
+   * when there is no such queue, or it has consumers and `force` is not set. Returns the messages
+   * deleted.
+   */
+  deleteQueue (command: string, group: string, options: { force?: boolean } = {}): number {
+    const deleted = this.engine.deleteQueue(command, group, options.force === true)
+    if (deleted == null) throw new Error(`No queue of ${command} in group "${group}"`)
+    this.cleared(deleted)
+    return deleted.messages
+  }
+
+  /**
+   * Deletes a group: its bindings, all its queues and their messages. Throws when there is no such
+   * group, or it has subscriptions and `force` is not set; with `force` they are ended (the
+   * consumer gets a SubscriptionError through its `subscription:ended` event).
+   */
+  deleteGroup (group: string, options: { force?: boolean } = {}): { queues: number, messages: number } {
+    const deleted = this.engine.deleteGroup(group, options.force === true)
+    if (deleted == null) throw new Error(`No group "${group}"`)
+    this.cleared(deleted)
+    return { queues: deleted.queues.length, messages: deleted.messages }
+  }
+
+  /** Clears from the store what a deletion took out of the engine. */
+  private cleared (d: Deleted<ConsumerSession>): void {
+    for (const queue of d.queues) {
+      const clearing = this.journal?.deletedQueue(queue).catch((err: Error) => { this.log.error('deleting %s from the store failed: %s', queue.name, err.message) })
+      if (clearing == null) continue
+      this.clearing.add(clearing)
+      void clearing.finally(() => this.clearing.delete(clearing))
+    }
+    if (d.wholeGroup) this.journal?.deletedGroup(d.group, d.patterns)
+    this.log('deleted %d queue(s) and %d message(s) of group %s', d.queues.length, d.messages, d.group)
+  }
+
+  /**
    * Puts dead letters back: up to `limit` waiting messages of `<command>.dlq` (or of every
    * dead-letter queue when no command is given) are republished to the command they failed in,
    * with their attempts reset. Returns how many.
@@ -653,7 +696,19 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const p = (params ?? {}) as { command?: unknown, group?: unknown }
         if (typeof p.command !== 'string' || p.command === '') throw new Error('purge needs a command')
         if (p.group != null && typeof p.group !== 'string') throw new Error('group must be a string')
+        if (p.group != null) this.engine.touchGroup(p.group as string)
         return { purged: this.purge(p.command, p.group as string | undefined) }
+      }
+      case 'delete-queue': {
+        const p = (params ?? {}) as { command?: unknown, group?: unknown, force?: unknown }
+        if (typeof p.command !== 'string' || p.command === '') throw new Error('delete-queue needs a command')
+        if (typeof p.group !== 'string' || p.group === '') throw new Error('delete-queue needs a group')
+        return { deleted: this.deleteQueue(p.command, p.group, { force: p.force === true }) }
+      }
+      case 'delete-group': {
+        const p = (params ?? {}) as { group?: unknown, force?: unknown }
+        if (typeof p.group !== 'string' || p.group === '') throw new Error('delete-group needs a group')
+        return this.deleteGroup(p.group, { force: p.force === true })
       }
       case 'replay-dead-letters': {
         const p = (params ?? {}) as { command?: unknown, limit?: unknown }
@@ -667,6 +722,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private housekeeping (): void {
     this.engine.expire()
+    for (const deleted of this.engine.expireGroups()) this.cleared(deleted)
     const now = Date.now()
     if (now - this.lastSweep >= SWEEP_INTERVAL) {
       this.lastSweep = now

@@ -275,7 +275,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         // the subId, so it takes those deliveries.
         let error = ''
         try {
-          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0))
+          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined))
         } catch (err) {
           error = (err as Error).message
         }
@@ -290,6 +290,13 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         break
       }
     }
+  }
+
+  /** The broker ended a subscription (its group was deleted): a Subscribed with the reason tells the client. */
+  ended (sub: Subscription<ConsumerSession>, reason: string): void {
+    if (this.subs.get(sub.subId) !== sub) return
+    this.subs.delete(sub.subId)
+    if (this.isOpen) writeSubscribed(this.channel.writer, sub.subId, reason)
   }
 
   protected onClose (): void {

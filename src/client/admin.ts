@@ -56,6 +56,22 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   }
 
   /**
+   * Deletes `group`'s queue of `command` with all its messages; resolves with how many. Refused
+   * (AdminError) when there is none, or it has consumers and `force` is not set.
+   */
+  async deleteQueue (command: string, group: string, options: { force?: boolean } = {}, timeout?: number): Promise<number> {
+    return (await this.request('delete-queue', { command, group, force: options.force }, timeout) as { deleted: number }).deleted
+  }
+
+  /**
+   * Deletes a group: its bindings, queues and messages. Refused (AdminError) when there is none,
+   * or it has subscriptions and `force` is not set (with it, they are ended).
+   */
+  async deleteGroup (group: string, options: { force?: boolean } = {}, timeout?: number): Promise<{ queues: number, messages: number }> {
+    return await this.request('delete-group', { group, force: options.force }, timeout) as { queues: number, messages: number }
+  }
+
+  /**
    * Calls `onStats` with the broker's stats now and every `interval` ms (at least 250), until
    * stopped; it is asked again after a reconnect. Returns a function that stops it.
    */

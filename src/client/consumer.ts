@@ -47,6 +47,12 @@ export interface SubscribeOptions {
    * consumer; the next subscriber takes over when it leaves (serialized work).
    */
   singleActive?: boolean
+  /**
+   * ms the group may stay idle (no subscriptions, no admin use) before the broker deletes it with
+   * its queues and bindings (RabbitMQ's x-expires). Stored with the group; the latest subscription
+   * that gives one sets it.
+   */
+  expires?: number
 }
 
 export interface ConsumerEvents {
@@ -68,6 +74,7 @@ interface Sub {
   prefetch: number
   timeout: number
   singleActive: boolean
+  expires: number
   handler: Handler
   /** Pending until the broker accepts or refuses the subscription on the current connection. */
   ready?: { resolve: () => void, reject: (err: Error) => void }
@@ -102,6 +109,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<SubscriptionHandle> {
     if (this.stopped) throw new ClosedError('The consumer is stopped')
     const patterns = Array.isArray(commands) ? commands : [commands]
+    if (options.expires != null && !(Number.isInteger(options.expires) && options.expires > 0 && options.expires <= 0xffffffff)) throw new RangeError('expires must be a positive number of ms')
     const sub: Sub = {
       subId: ++this.nextSubId,
       patterns,
@@ -109,6 +117,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       prefetch: options.prefetch ?? DEFAULT_PREFETCH,
       timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       singleActive: options.singleActive ?? false,
+      expires: options.expires ?? 0,
       handler
     }
     this.subs.set(sub.subId, sub)
@@ -176,7 +185,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
-    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns)
+    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns, sub.expires)
   }
 
   /** Runs the handler; a synchronous one is settled at once, without a promise. */
