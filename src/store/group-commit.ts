@@ -55,6 +55,10 @@ export class GroupCommit {
 
   private async commit (): Promise<void> {
     this.scheduled = false
+    // One batch at a time: a commit scheduled while one is written leaves its ops to that one's
+    // end. (Two at once let the second, empty, batch clear `writing` while the first was still
+    // on its way, so whenDurable answered before that first batch was on disk.)
+    if (this.writing != null) return
     this.beforeWrite?.()
     const ops = this.ops
     const callbacks = this.waiting
