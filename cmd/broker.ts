@@ -1,7 +1,7 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS } from '../src/constants.js'
+import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { serveBroker, type WebServer } from '../src/web-server.js'
@@ -15,6 +15,7 @@ const specs = {
   'visibility-timeout': { type: 'number', value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
   'max-attempts': { type: 'number', value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
   'high-water': { type: 'number', value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
+  'stall-timeout': { type: 'number', value: '<ms>', help: 'A queue whose consumers complete nothing this long stops holding producers\' confirms', default: DEFAULT_STALL_TIMEOUT },
   'max-messages': { type: 'number', value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
   'retry-delay': { type: 'number', value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
   'retry-factor': { type: 'number', value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
@@ -42,6 +43,7 @@ export async function run (args: string[]): Promise<number> {
     visibilityTimeout: flags['visibility-timeout'],
     maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
     highWater: flags['high-water'] === 0 ? Infinity : flags['high-water'],
+    stallTimeout: flags['stall-timeout'],
     maxMessages: flags['max-messages'] > 0 ? flags['max-messages'] : undefined,
     completedRetention: flags['completed-retention'],
     pageSize: flags['page-size'],

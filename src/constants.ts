@@ -43,6 +43,11 @@ export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
  * (publisher flow control), until the queue is back to half of it.
  */
 export const DEFAULT_HIGH_WATER = 5_000
+/**
+ * ms a congested queue's consumers may complete nothing before the queue stops holding confirms
+ * (it is stalled: a stuck consumer must not stall every producer; its backlog pages to disk).
+ */
+export const DEFAULT_STALL_TIMEOUT = 2_000
 /** Backoff before a nacked message's next attempt: 100 ms, doubling, at most 30 s. */
 export const DEFAULT_RETRY_DELAY = 100
 export const DEFAULT_RETRY_FACTOR = 2

@@ -14,7 +14,9 @@
  * - Publisher flow control: a queue with consumers whose ready messages reach `highWater` is
  *   congested until they fall to half of that (or its consumers leave); the owner holds its
  *   producers' confirms meanwhile, so producers cannot outrun the consumers without bound. A queue
- *   without consumers is never congested: messages wait for them, up to `maxMessages`.
+ *   without consumers is never congested: messages wait for them, up to `maxMessages`. Nor is a
+ *   stalled one, whose consumers completed nothing for `stallTimeout` (a stuck consumer must not
+ *   stall every producer): its backlog pages to the store, or counts towards `maxMessages`.
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
  *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
  *   time fails as "expired" when it would be delivered.
@@ -25,7 +27,7 @@ import { Deque } from './deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
-import { DEFAULT_MAX_GROUPS, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
+import { DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
 export interface InFlight<Owner = unknown> {
   readonly tag: number
@@ -127,6 +129,8 @@ export interface EngineOptions {
   pageSize?: number
   /** Groups held before a subscription to a new one is refused (default 10,000). */
   maxGroups?: number
+  /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
+  stallTimeout?: number
   clock?: () => number
 }
 
@@ -168,6 +172,8 @@ export class QueueEngine<Owner> {
   private readonly exactBindings = new Map<string, Set<Group>>()
   private readonly wildBindings = new Map<string, { matches: (command: string) => boolean, groups: Set<Group> }>()
   private readonly inFlight = new Map<number, InFlight<Owner>>()
+  /** Congested queues, watched for stalls (`relieveStalled`). */
+  private readonly congestedQueues = new Set<Queue>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
   /** Messages waiting for their due time, soonest first. */
@@ -225,7 +231,7 @@ export class QueueEngine<Owner> {
     }
     for (const queue of queues) {
       this.drain(queue)
-      if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0) queue.congested = true
+      if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
     return true
   }
@@ -322,6 +328,7 @@ export class QueueEngine<Owner> {
     const d = this.settle(owner, tag)
     if (d == null) return false
     d.queue.acked++
+    d.queue.stalled = false
     this.held--
     this.events.completed(d.message, owner)
     this.fill(d.sub)
@@ -333,6 +340,7 @@ export class QueueEngine<Owner> {
     const d = this.settle(owner, tag)
     if (d == null) return false
     d.queue.acked++
+    d.queue.stalled = false
     this.held--
     this.events.completed(d.message, owner, d.message.wantsAnswer ? { kind, payload } : undefined)
     this.fill(d.sub)
@@ -832,7 +840,34 @@ export class QueueEngine<Owner> {
     return undefined
   }
 
+  private congest (queue: Queue): void {
+    queue.congested = true
+    queue.ackedMark = queue.acked
+    queue.movedAt = this.clock()
+    this.congestedQueues.add(queue)
+  }
+
+  /**
+   * Relieves every congested queue whose consumers completed nothing for `stallTimeout`: a stuck
+   * consumer no longer holds producers' confirms. It counts again once a delivery of it completes.
+   * Call it now and then (the broker does, every housekeeping tick).
+   */
+  relieveStalled (): void {
+    const now = this.clock()
+    const timeout = this.options.stallTimeout ?? DEFAULT_STALL_TIMEOUT
+    for (const queue of this.congestedQueues) {
+      if (queue.acked !== queue.ackedMark) {
+        queue.ackedMark = queue.acked
+        queue.movedAt = now
+      } else if (now - queue.movedAt >= timeout) {
+        queue.stalled = true
+        this.relieve(queue)
+      }
+    }
+  }
+
   private relieve (queue: Queue): void {
+    this.congestedQueues.delete(queue)
     if (!queue.congested) return
     queue.congested = false
     this.events.relieved?.(queue)

@@ -7,7 +7,7 @@ import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logg
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
@@ -37,6 +37,11 @@ export interface BrokerInit {
    * queue is down to half (publisher flow control). Infinity turns it off.
    */
   highWater?: number
+  /**
+   * ms a congested queue's consumers may complete nothing before it stops holding confirms (it is
+   * stalled: one stuck consumer must not stall every producer). Default 2,000.
+   */
+  stallTimeout?: number
   /** ms an answer waits for its disconnected producer to reconnect. */
   answerRetention?: number
   /** Answers kept per disconnected producer. */
@@ -206,7 +211,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,
       retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
       deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX,
-      maxGroups: init.maxGroups ?? DEFAULT_MAX_GROUPS
+      maxGroups: init.maxGroups ?? DEFAULT_MAX_GROUPS,
+      stallTimeout: init.stallTimeout ?? DEFAULT_STALL_TIMEOUT
     }
     this.journal = init.store == null
       ? undefined
@@ -722,6 +728,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private housekeeping (): void {
     this.engine.expire()
+    this.engine.relieveStalled()
     for (const deleted of this.engine.expireGroups()) this.cleared(deleted)
     const now = Date.now()
     if (now - this.lastSweep >= SWEEP_INTERVAL) {
