@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
@@ -22,12 +22,14 @@ const specs = {
   'visibility-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
   'max-attempts': { type: 'number', integer: true, value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
   'high-water': { type: 'number', integer: true, value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
+  'stall-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue whose consumers complete nothing this long stops holding producers\' confirms', default: DEFAULT_STALL_TIMEOUT },
   'max-messages': { type: 'number', integer: true, value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
   'retry-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
   'retry-factor': { type: 'number', min: 1, max: 1000, value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
   'retry-max-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
   'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
   'page-size': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
+  'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
   'completed-retention': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs

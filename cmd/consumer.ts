@@ -10,6 +10,7 @@ const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
   command: { type: 'string', value: '<cmd>[,…]', help: 'Commands or patterns (users.*, users.#) to subscribe to', default: DEFAULT_COMMAND },
   group: { type: 'string', value: '<name>', help: 'Consumer group: consumers of a group share messages, each group gets every message', default: DEFAULT_GROUP },
+  expires: { type: 'number', value: '<ms>', help: 'Delete the group (its queues and messages) once it has had no consumer for this long' },
   prefetch: { type: 'number', value: '<n>', help: 'Messages held unacknowledged at once (default: -workers with -exec, else 1000)' },
   exec: { type: 'string', value: '<shell command>', help: 'Run this for each message: payload on stdin, stdout is the answer, non-zero exit is a nack with stderr', default: '' },
   workers: { type: 'number', value: '<n>', help: 'With -exec: how many commands run at once', default: 1 },
@@ -38,6 +39,7 @@ export async function run (args: string[]): Promise<number> {
   console.log(`Consumer peer ID: ${consumer.peerId}`)
   consumer.events.addEventListener('connected', () => { console.log(`Connected to broker ${flags.broker}`) })
   consumer.events.addEventListener('disconnected', () => { console.log('Disconnected from the broker, reconnecting') })
+  consumer.events.addEventListener('subscription:ended', (e) => { console.error(errorText(e.detail.error)) })
   consumer.events.addEventListener('handler:error', (e) => { console.error(`Message ${e.detail.message.id} failed: ${errorText(e.detail.error)}`) })
 
   const exec = flags.exec !== '' ? execHandler(flags.exec, flags.workers) : undefined
@@ -48,7 +50,8 @@ export async function run (args: string[]): Promise<number> {
   await consumer.subscribe(list(flags.command), handler, {
     group: flags.group,
     prefetch: flags.prefetch ?? (exec != null ? flags.workers : DEFAULT_PREFETCH),
-    timeout: flags.timeout
+    timeout: flags.timeout,
+    expires: flags.expires
   })
   console.log(`Subscribed to ${list(flags.command).join(', ')} in group ${flags.group}`)
   await shutdownSignal()

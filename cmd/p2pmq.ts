@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge|schedule [flags]`. */
+/** The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule [flags]`. */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
 import { errorText } from './lifecycle.js'
@@ -15,6 +15,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   stats: async () => await import('./stats.js'),
   dlq: async () => await import('./dlq.js'),
   purge: async () => await import('./purge.js'),
+  queue: async () => await import('./queue.js'),
+  group: async () => await import('./group.js'),
   schedule: async () => await import('./schedule.js')
 }
 

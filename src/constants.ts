@@ -43,6 +43,11 @@ export const DEFAULT_DEDUP_WINDOW = 5 * 60_000
  * (publisher flow control), until the queue is back to half of it.
  */
 export const DEFAULT_HIGH_WATER = 5_000
+/**
+ * ms a congested queue's consumers may complete nothing before the queue stops holding confirms
+ * (it is stalled: a stuck consumer must not stall every producer; its backlog pages to disk).
+ */
+export const DEFAULT_STALL_TIMEOUT = 2_000
 /** Backoff before a nacked message's next attempt: 100 ms, doubling, at most 30 s. */
 export const DEFAULT_RETRY_DELAY = 100
 export const DEFAULT_RETRY_FACTOR = 2
@@ -68,3 +73,20 @@ export const DEFAULT_HOME_DIRNAME = '.p2pmq'
 
 /** Largest producer window. */
 export const MAX_PRODUCER_WINDOW = 65_536
+
+/**
+ * Names: a command, a pattern or a group name is at most 255 bytes of UTF-8 (AMQP's limit for
+ * routing keys and queue names), with no control characters. Names are stored, listed every
+ * second in the stats and copied into every queue's records, so they must stay short.
+ */
+export const MAX_NAME_BYTES = 255
+/** Patterns one subscription may name. */
+export const MAX_PATTERNS_PER_SUBSCRIPTION = 64
+/** Subscriptions one consumer stream may hold at once. */
+export const MAX_SUBSCRIPTIONS_PER_STREAM = 256
+/** Distinct patterns a group may have bound (bindings are stored and outlive subscriptions). */
+export const MAX_BINDINGS_PER_GROUP = 1_024
+/** Groups a broker holds before it refuses a subscription to a new one (configurable per broker). */
+export const DEFAULT_MAX_GROUPS = 10_000
+/** Largest prefetch: a larger one is taken as this (RabbitMQ's limit too). */
+export const MAX_PREFETCH = 65_535

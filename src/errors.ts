@@ -58,3 +58,21 @@ export class ClosedError extends P2PMQError {
 export class BrokerAddressError extends P2PMQError {
   static name = 'BrokerAddressError'
 }
+
+/** The broker refused a message as invalid (a bad command name, no id): `RejectCode.Invalid`. */
+export class InvalidMessageError extends RejectedError {
+  static name = 'InvalidMessageError'
+}
+
+/**
+ * The broker refused a subscription (a bad group name or pattern, too many patterns, subscriptions
+ * or groups), or ended one (its group was deleted).
+ */
+export class SubscriptionError extends P2PMQError {
+  static name = 'SubscriptionError'
+}
+
+/** The broker refused an admin request (bad parameters, unknown method, nothing to act on). */
+export class AdminError extends P2PMQError {
+  static name = 'AdminError'
+}

@@ -96,6 +96,41 @@ describe('p2pmq CLI', () => {
     expect(after.out.filter((l) => l !== '')).toEqual([])
   })
 
+  it('queue delete and group delete end a group whose consumer left; a consumer with -expires leaves a group that goes by itself', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home, ['-visibility-timeout=400'])
+    const audit = await startConsumer(home, [`-broker=${peerId}`, '-command=jobs', '-group=audit', '-quiet'])
+    killGroup(audit.child)
+    await audit.exited
+    const tab = await startConsumer(home, [`-broker=${peerId}`, '-command=jobs', '-group=tab', '-expires=1000', '-quiet'])
+    killGroup(tab.child)
+    await tab.exited
+    const producer = run(['producer', `-broker=${peerId}`, '-publish', '-count=3', '-interval=0', '-command=jobs'], home)
+    expect(await producer.exited).toBe(0)
+
+    const queue = run(['queue', 'delete', `-broker=${peerId}`, '-command=jobs', '-group=audit'], home)
+    expect(await queue.exited).toBe(0)
+    expect(queue.out).toContain('Queue jobs of group audit deleted with 3 messages')
+    const group = run(['group', 'delete', `-broker=${peerId}`, '-group=audit', '-json'], home)
+    expect(await group.exited).toBe(0)
+    expect(JSON.parse(group.out[0])).toEqual({ queues: 0, messages: 0 })
+    const again = run(['group', 'delete', `-broker=${peerId}`, '-group=audit'], home)
+    expect(await again.exited).not.toBe(0)
+    expect(again.err.join('\n')).toMatch(/No group "audit"/)
+    const noCommand = run(['queue', 'delete', `-broker=${peerId}`, '-group=audit'], home)
+    expect(await noCommand.exited).toBe(2)
+    expect(noCommand.err.join('\n')).toMatch(/p2pmq group delete/)
+
+    // The tab's group (and its 3 messages) goes a second after its consumer left.
+    let groups: string[] = ['tab']
+    for (let i = 0; i < 20 && groups.includes('tab'); i++) {
+      const stats = run(['stats', `-broker=${peerId}`, '-json'], home)
+      expect(await stats.exited).toBe(0)
+      groups = JSON.parse(stats.out.join('')).queues.map((q: { group: string }) => q.group)
+    }
+    expect(groups).toEqual([])
+  })
+
   it('producer -delay, -id (dedup) and -ttl; dead letters listed and replayed with p2pmq dlq', async () => {
     const home = await tempDir()
     const { peerId } = await startBroker(home, ['-max-attempts=1'])

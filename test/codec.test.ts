@@ -52,7 +52,13 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
     name: 'Subscribe',
     write: (w) => writeSubscribe(w, 5, 1000, 1, 'billing', ['users.*', 'orders.#']),
     read: readConsumerFrame,
-    expected: { type: FrameType.Subscribe, subId: 5, prefetch: 1000, flags: 1, group: 'billing', patterns: ['users.*', 'orders.#'] }
+    expected: { type: FrameType.Subscribe, subId: 5, prefetch: 1000, flags: 1, expires: 0, group: 'billing', patterns: ['users.*', 'orders.#'] }
+  },
+  {
+    name: 'Subscribe with an expiry',
+    write: (w) => writeSubscribe(w, 6, 10, 1, 'tab', ['#'], 600_000),
+    read: readConsumerFrame,
+    expected: { type: FrameType.Subscribe, subId: 6, prefetch: 10, flags: 3, expires: 600_000, group: 'tab', patterns: ['#'] }
   },
   { name: 'Unsubscribe', write: (w) => writeUnsubscribe(w, 5), read: readConsumerFrame, expected: { type: FrameType.Unsubscribe, subId: 5 } },
   { name: 'Ack', write: (w) => writeAck(w, 123456), read: readConsumerFrame, expected: { type: FrameType.Ack, tag: 123456 } },

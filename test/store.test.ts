@@ -92,6 +92,28 @@ describe('GroupCommit', () => {
     await new Promise<void>((resolve) => { commit.whenDurable(() => { resolve() }) })
   })
 
+  it('writes one batch at a time: a write made in a callback is on disk before the next whenDurable answers', async () => {
+    const level = await levelStore()
+    // The real store, with the batch holding key 2 slow to write (as a big batch is).
+    const store: Store = Object.assign(Object.create(level) as LevelStore, {
+      write: async (ops: Parameters<Store['write']>[0]) => {
+        if (ops.some((op) => op.key[0] === 2)) await new Promise((resolve) => setTimeout(resolve, 200))
+        await level.write(ops)
+      }
+    })
+    const commit = new GroupCommit(store, (err) => { throw err })
+    commit.put(bytes(1), bytes(1))
+    await new Promise<void>((resolve) => {
+      commit.whenDurable(() => {
+        commit.put(bytes(2), bytes(2)) // gathered while the callbacks of the first batch run
+        resolve()
+      })
+    })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const onDisk = await new Promise<number>((resolve) => { commit.whenDurable(() => { void all(level, bytes(2)).then((e) => { resolve(e.length) }) }) })
+    expect(onDisk).toBe(1)
+  })
+
   it('hands the store error to every waiting callback and to onError', async () => {
     const store = await levelStore()
     const errors: Error[] = []

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { commandError, compilePattern, patternError } from '../src/broker/topic.js'
+import { commandError, compilePattern, groupError, patternError } from '../src/broker/topic.js'
 
 describe('commandError', () => {
   it('accepts dotted names', () => {
@@ -9,9 +9,26 @@ describe('commandError', () => {
   it('rejects empty, too long and malformed names', () => {
     expect(commandError('')).toBe('A command name cannot be empty')
     expect(commandError('x'.repeat(256))).toMatch(/at most 255/)
-    for (const c of ['a..b', '.a', 'a.', 'a b', 'users.*', 'users.#', 'a*', 'a#b', '\t']) {
+    for (const c of ['a..b', '.a', 'a.', 'a b', 'users.*', 'users.#', 'a*', 'a#b']) {
       expect(commandError(c), c).toMatch(/^Invalid command/)
     }
+    for (const c of ['\t', 'a\u0000b', 'a\u007fb', 'a\u2028b']) expect(commandError(c), c).toMatch(/control characters/)
+  })
+
+  it('counts UTF-8 bytes, not characters', () => {
+    expect(commandError('é'.repeat(127))).toBeUndefined() // 254 bytes
+    expect(commandError('é'.repeat(128))).toMatch(/at most 255 bytes \(UTF-8\); this one is 256/)
+    expect(commandError('😀'.repeat(63))).toBeUndefined() // 252 bytes
+    expect(commandError('😀'.repeat(64))).toMatch(/this one is 256/)
+  })
+})
+
+describe('groupError', () => {
+  it('takes any printable name up to 255 bytes', () => {
+    for (const g of ['default', 'a b', 'dash-board.1', 'ü'.repeat(127), '*#']) expect(groupError(g), g).toBeUndefined()
+    expect(groupError('')).toMatch(/cannot be empty/)
+    expect(groupError('x'.repeat(65_000))).toMatch(/at most 255 bytes/)
+    expect(groupError('a\nb')).toMatch(/control characters/)
   })
 })
 

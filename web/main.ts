@@ -155,7 +155,7 @@ async function main (): Promise<void> {
       return new Promise<string>((resolve) => {
         button.onclick = () => { button.replaceWith(`→ ${answer}`); resolve(answer) }
       })
-    }, { group, prefetch: auto ? 1000 : 10, timeout: auto ? 30_000 : 10 * 60_000 })
+    }, { group, expires: group != null ? 10 * 60_000 : undefined, prefetch: auto ? 1000 : 10, timeout: auto ? 30_000 : 10 * 60_000 })
   }
   $('subscribe').addEventListener('submit', (e) => {
     e.preventDefault()

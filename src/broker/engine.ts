@@ -14,7 +14,9 @@
  * - Publisher flow control: a queue with consumers whose ready messages reach `highWater` is
  *   congested until they fall to half of that (or its consumers leave); the owner holds its
  *   producers' confirms meanwhile, so producers cannot outrun the consumers without bound. A queue
- *   without consumers is never congested: messages wait for them, up to `maxMessages`.
+ *   without consumers is never congested: messages wait for them, up to `maxMessages`. Nor is a
+ *   stalled one, whose consumers completed nothing for `stallTimeout` (a stuck consumer must not
+ *   stall every producer): its backlog pages to the store, or counts towards `maxMessages`.
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
  *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
  *   time fails as "expired" when it would be delivered.
@@ -26,7 +28,8 @@
 import { Deque } from './deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
-import { compilePattern, patternError } from './topic.js'
+import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
+import { DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
 export interface InFlight<Owner = unknown> {
   readonly tag: number
@@ -60,6 +63,23 @@ export interface EngineEvents<Owner> {
   scheduled?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
   pageNeeded?: (queue: Queue) => void
+  /** A subscription set its group's expiry (ms idle before the group is deleted). */
+  groupExpiry?: (group: string, expires: number) => void
+  /** The broker ended a subscription (its group was deleted): tell its owner. */
+  ended?: (sub: Subscription<Owner>, reason: string) => void
+}
+
+/** What a deletion took out of the engine; the owner clears the store. */
+export interface Deleted<Owner> {
+  group: string
+  /** The whole group went (its bindings and settings too), not just one queue. */
+  wholeGroup: boolean
+  queues: Queue[]
+  /** Patterns unbound (a whole group's deletion). */
+  patterns: string[]
+  /** Messages dropped: waiting, delayed, paged out and in flight. */
+  messages: number
+  ended: Array<Subscription<Owner>>
 }
 
 /** What a queue does differently from the broker's defaults. */
@@ -71,6 +91,14 @@ export interface QueuePolicy {
   ttl?: number
   /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
   singleActive?: boolean
+  /** Only the queues of this group (default: every group's). */
+  group?: string
+  /**
+   * ms a group holding a queue this policy matches may stay idle (no subscriptions, no admin
+   * use) before it is deleted with its queues and bindings (RabbitMQ's x-expires). A policy for
+   * `#` applies to every group. A group's own expiry (set by a subscription) comes first.
+   */
+  expires?: number
 }
 
 /** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
@@ -101,6 +129,10 @@ export interface EngineOptions {
    * only choice without a store.
    */
   pageSize?: number
+  /** Groups held before a subscription to a new one is refused (default 10,000). */
+  maxGroups?: number
+  /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
+  stallTimeout?: number
   clock?: () => number
 }
 
@@ -125,13 +157,25 @@ interface Group {
   readonly bindings: Map<string, (command: string) => boolean>
   readonly subs: Set<Subscription<any>>
   readonly queues: Map<string, Queue>
+  /** ms idle before it is deleted: set by a subscription, else by a policy; idle since when. */
+  expires?: number
+  policyExpires?: number
+  idleSince: number
 }
 
 export class QueueEngine<Owner> {
   private readonly groups = new Map<string, Group>()
   private readonly unrouted = new Map<string, Deque<QueuedMessage>>()
   private readonly routes = new Map<string, Queue[]>()
+  /**
+   * Every bound pattern with the groups that bound it, so routing a command tests each distinct
+   * pattern once, not once per group (10,000 groups bound to `#` cost one test).
+   */
+  private readonly exactBindings = new Map<string, Set<Group>>()
+  private readonly wildBindings = new Map<string, { matches: (command: string) => boolean, groups: Set<Group> }>()
   private readonly inFlight = new Map<number, InFlight<Owner>>()
+  /** Congested queues, watched for stalls (`relieveStalled`). */
+  private readonly congestedQueues = new Set<Queue>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
   /** Messages waiting for their due time, soonest first. */
@@ -189,7 +233,7 @@ export class QueueEngine<Owner> {
     }
     for (const queue of queues) {
       this.drain(queue)
-      if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0) queue.congested = true
+      if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
     return true
   }
@@ -205,13 +249,23 @@ export class QueueEngine<Owner> {
 
   /** Adds a competing consumer. Throws on an invalid pattern. */
   /** `singleActive` makes the queues it takes from single-active (and they stay so). */
-  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false): Subscription<Owner> {
+  subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false, expires?: number): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
+    if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new TypeError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
+    const invalidGroup = groupError(group)
+    if (invalidGroup != null) throw new TypeError(invalidGroup)
     for (const p of patterns) {
       const error = patternError(p)
       if (error != null) throw new TypeError(error)
     }
     if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
+    prefetch = Math.min(prefetch, MAX_PREFETCH)
+    if (expires != null && !(Number.isInteger(expires) && expires > 0)) throw new TypeError('A group\'s expiry is a positive number of ms')
+    const existing = this.groups.get(group)
+    const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
+    if (existing == null && this.groups.size >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
+    const newBindings = new Set(patterns.filter((p) => existing?.bindings.has(p) !== true)).size
+    if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new TypeError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
     const matchers = patterns.map(compilePattern)
     const sub: Subscription<Owner> = {
       owner,
@@ -229,6 +283,10 @@ export class QueueEngine<Owner> {
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
     g.subs.add(sub)
+    if (expires != null && g.expires !== expires) {
+      g.expires = expires
+      this.events.groupExpiry?.(group, expires)
+    }
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
@@ -251,6 +309,7 @@ export class QueueEngine<Owner> {
   unsubscribe (sub: Subscription<Owner>): void {
     const g = this.groups.get(sub.group)
     if (g == null || !g.subs.delete(sub)) return
+    if (g.subs.size === 0) g.idleSince = this.clock()
     const queues = [...sub.queues]
     for (const queue of queues) {
       queue.removeConsumer(sub)
@@ -272,6 +331,7 @@ export class QueueEngine<Owner> {
     const d = this.settle(owner, tag)
     if (d == null) return false
     d.queue.acked++
+    d.queue.stalled = false
     this.held--
     this.events.completed(d.message, owner)
     this.fill(d.sub)
@@ -283,6 +343,7 @@ export class QueueEngine<Owner> {
     const d = this.settle(owner, tag)
     if (d == null) return false
     d.queue.acked++
+    d.queue.stalled = false
     this.held--
     this.events.completed(d.message, owner, d.message.wantsAnswer ? { kind, payload } : undefined)
     this.fill(d.sub)
@@ -322,7 +383,7 @@ export class QueueEngine<Owner> {
 
   /** Binds a pattern to a group that has no subscription now: a binding kept from an earlier run, so no `bound` event. */
   bind (group: string, pattern: string): void {
-    const error = patternError(pattern)
+    const error = groupError(group) ?? patternError(pattern)
     if (error != null) throw new TypeError(error)
     this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
   }
@@ -433,6 +494,11 @@ export class QueueEngine<Owner> {
     return out
   }
 
+  /** Every queue. */
+  * queues (): Iterable<Queue> {
+    for (const g of this.groups.values()) yield * g.queues.values()
+  }
+
   /** The queues that have messages paged out to the store. */
   * pagedQueues (): Iterable<Queue> {
     for (const g of this.groups.values()) {
@@ -476,6 +542,119 @@ export class QueueEngine<Owner> {
     return count
   }
 
+  /**
+   * Deletes `group`'s queue of `command`: its waiting, delayed, paged and in-flight messages go
+   * (a settle of a dropped delivery then does nothing). Its subscriptions stay: a later message
+   * their patterns match makes the queue again. Refused while it has consumers, unless `force`.
+   */
+  deleteQueue (command: string, group: string, force = false): Deleted<Owner> | undefined {
+    const g = this.groups.get(group)
+    const queue = g?.queues.get(command)
+    if (g == null || queue == null) return undefined
+    if (!force && queue.consumers.length > 0) throw new TypeError(`Queue ${command} of group "${group}" has ${queue.consumers.length} consumer(s): unsubscribe them first, or force`)
+    g.idleSince = this.clock()
+    return { group, wholeGroup: false, queues: [queue], patterns: [], messages: this.dropQueues(g, [queue]), ended: [] }
+  }
+
+  /**
+   * Deletes a group: its bindings, its queues and all their messages. Refused while it has
+   * subscriptions, unless `force`: then they are ended (the `ended` event tells their owners).
+   */
+  deleteGroup (group: string, force = false): Deleted<Owner> | undefined {
+    const g = this.groups.get(group)
+    if (g == null) return undefined
+    if (!force && g.subs.size > 0) throw new TypeError(`Group "${group}" has ${g.subs.size} subscription(s): unsubscribe them first, or force`)
+    const ended = [...g.subs] as Array<Subscription<Owner>>
+    for (const sub of ended) {
+      g.subs.delete(sub)
+      for (const queue of sub.queues) queue.removeConsumer(sub)
+      sub.queues.length = 0
+    }
+    const queues = [...g.queues.values()]
+    const messages = this.dropQueues(g, queues)
+    for (const pattern of g.bindings.keys()) this.removeBinding(g, pattern)
+    this.groups.delete(group)
+    for (const sub of ended) this.events.ended?.(sub, `group "${group}" was deleted`)
+    return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, ended }
+  }
+
+  /** A group's expiry kept from an earlier run (no event). */
+  restoreGroupExpiry (group: string, expires: number): void {
+    this.group(group).expires = expires
+  }
+
+  /** Admin use of a group: its idle time starts again. */
+  touchGroup (group: string): void {
+    const g = this.groups.get(group)
+    if (g != null) g.idleSince = this.clock()
+  }
+
+  /** Deletes every group idle past its expiry; returns what went. */
+  expireGroups (): Array<Deleted<Owner>> {
+    const now = this.clock()
+    const out: Array<Deleted<Owner>> = []
+    for (const g of [...this.groups.values()]) {
+      const expires = g.expires ?? g.policyExpires
+      if (expires == null || g.subs.size > 0 || now - g.idleSince < expires) continue
+      const deleted = this.deleteGroup(g.name)
+      if (deleted != null) out.push(deleted)
+    }
+    return out
+  }
+
+  /** Takes `queues` of `g` out with every message they hold; returns how many messages. */
+  private dropQueues (g: Group, queues: Queue[]): number {
+    if (queues.length === 0) return 0
+    const gone = new Set(queues)
+    let messages = 0
+    for (const d of [...this.inFlight.values()]) {
+      if (!gone.has(d.queue)) continue
+      this.release(d)
+      messages++
+    }
+    for (const { queue } of this.schedule.remove((s) => gone.has(s.queue))) {
+      queue.delayed--
+      messages++
+    }
+    for (const queue of queues) {
+      messages += queue.ready.length + queue.onDisk
+      queue.ready.drain()
+      queue.onDisk = 0
+      queue.generation++ // a page being read for it is dropped
+      g.queues.delete(queue.command)
+      if (queue.congested) this.relieve(queue)
+      for (const sub of [...queue.consumers]) {
+        queue.removeConsumer(sub)
+        const i = sub.queues.indexOf(queue)
+        if (i >= 0) sub.queues.splice(i, 1)
+        if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
+      }
+    }
+    this.held -= messages
+    this.routes.clear()
+    // Consumers whose deliveries were dropped have credit again.
+    for (const sub of g.subs) this.fill(sub)
+    return messages
+  }
+
+  private removeBinding (g: Group, pattern: string): void {
+    const wild = this.wildBindings.get(pattern)
+    if (wild != null) {
+      wild.groups.delete(g)
+      if (wild.groups.size === 0) this.wildBindings.delete(pattern)
+    }
+    const exact = this.exactBindings.get(pattern)
+    if (exact != null) {
+      exact.delete(g)
+      if (exact.size === 0) this.exactBindings.delete(pattern)
+    }
+    this.routes.clear()
+  }
+
+  private policyExpiry (g: Group, policy: QueuePolicy | undefined): void {
+    if (policy?.expires != null && (g.policyExpires == null || policy.expires < g.policyExpires)) g.policyExpires = policy.expires
+  }
+
   stats (): QueueStats[] {
     const out: QueueStats[] = []
     for (const g of this.groups.values()) {
@@ -504,7 +683,8 @@ export class QueueEngine<Owner> {
   private group (name: string): Group {
     let g = this.groups.get(name)
     if (g == null) {
-      g = { name, bindings: new Map(), subs: new Set(), queues: new Map() }
+      g = { name, bindings: new Map(), subs: new Set(), queues: new Map(), idleSince: this.clock() }
+      this.policyExpiry(g, this.policies.find((p) => p.policy.pattern === '#' && p.policy.expires != null && (p.policy.group == null || p.policy.group === name))?.policy)
       this.groups.set(name, g)
     }
     return g
@@ -513,6 +693,15 @@ export class QueueEngine<Owner> {
   private addBinding (g: Group, pattern: string, matches: (command: string) => boolean, announce = true): void {
     if (g.bindings.has(pattern)) return
     g.bindings.set(pattern, matches)
+    if (isWildcard(pattern)) {
+      let b = this.wildBindings.get(pattern)
+      if (b == null) this.wildBindings.set(pattern, b = { matches, groups: new Set() })
+      b.groups.add(g)
+    } else {
+      let groups = this.exactBindings.get(pattern)
+      if (groups == null) this.exactBindings.set(pattern, groups = new Set())
+      groups.add(g)
+    }
     this.routes.clear()
     if (announce) this.events.bound?.(g.name, pattern)
   }
@@ -521,7 +710,8 @@ export class QueueEngine<Owner> {
     let queue = g.queues.get(command)
     if (queue == null) {
       queue = new Queue(command, g.name)
-      queue.policy = this.policies.find((p) => p.matches(command))?.policy
+      queue.policy = this.policies.find((p) => p.matches(command) && (p.policy.group == null || p.policy.group === g.name))?.policy
+      this.policyExpiry(g, queue.policy)
       queue.singleActive = queue.policy?.singleActive === true
       g.queues.set(command, queue)
       for (const sub of g.subs) {
@@ -534,15 +724,14 @@ export class QueueEngine<Owner> {
   private route (command: string): Queue[] {
     let queues = this.routes.get(command)
     if (queues == null) {
-      queues = []
-      for (const g of this.groups.values()) {
-        for (const matches of g.bindings.values()) {
-          if (matches(command)) {
-            queues.push(this.queueOf(g, command))
-            break
-          }
-        }
+      const matched = new Set(this.exactBindings.get(command))
+      for (const b of this.wildBindings.values()) {
+        if (b.matches(command)) for (const g of b.groups) matched.add(g)
       }
+      queues = []
+      for (const g of matched) queues.push(this.queueOf(g, command))
+      // A cache, not a record: a flood of distinct commands must not grow it without bound.
+      if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear()
       this.routes.set(command, queues)
     }
     return queues
@@ -661,7 +850,34 @@ export class QueueEngine<Owner> {
     return undefined
   }
 
+  private congest (queue: Queue): void {
+    queue.congested = true
+    queue.ackedMark = queue.acked
+    queue.movedAt = this.clock()
+    this.congestedQueues.add(queue)
+  }
+
+  /**
+   * Relieves every congested queue whose consumers completed nothing for `stallTimeout`: a stuck
+   * consumer no longer holds producers' confirms. It counts again once a delivery of it completes.
+   * Call it now and then (the broker does, every housekeeping tick).
+   */
+  relieveStalled (): void {
+    const now = this.clock()
+    const timeout = this.options.stallTimeout ?? DEFAULT_STALL_TIMEOUT
+    for (const queue of this.congestedQueues) {
+      if (queue.acked !== queue.ackedMark) {
+        queue.ackedMark = queue.acked
+        queue.movedAt = now
+      } else if (now - queue.movedAt >= timeout) {
+        queue.stalled = true
+        this.relieve(queue)
+      }
+    }
+  }
+
   private relieve (queue: Queue): void {
+    this.congestedQueues.delete(queue)
     if (!queue.congested) return
     queue.congested = false
     this.events.relieved?.(queue)
@@ -724,6 +940,9 @@ export class QueueEngine<Owner> {
     this.events.failed(message, error, by)
   }
 }
+
+/** Commands whose routes are cached at most. */
+const MAX_CACHED_ROUTES = 10_000
 
 function attach (sub: Subscription<any>, queue: Queue): void {
   if (sub.singleActive) queue.singleActive = true

@@ -11,8 +11,9 @@ import {
   PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
-  readCompletedLog, type MessageRecord
+  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange
 } from './records.js'
+import { groupError } from '../names.js'
 import type { Store } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -33,6 +34,8 @@ export interface RecoverInto {
   producerSeq: (peer: string, session: string, lastSeq: number) => void
   seenId: (command: string, id: string, until: number) => void
   schedule: (s: Schedule) => void
+  /** Something stored was skipped (a name an older version let in). */
+  warn?: (message: string) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
@@ -43,7 +46,7 @@ export interface FinishedRecord extends MessageRecord {
 
 export class Journal {
   private readonly commit: GroupCommit
-  private readonly queueIds = new Map<Queue, number>()
+  private readonly queueIds = new WeakMap<Queue, number>()
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
@@ -75,7 +78,17 @@ export class Journal {
   async recover (engine: QueueEngine<any>, into: RecoverInto): Promise<Recovered> {
     for await (const [key] of this.store.entries(BINDING_PREFIX)) {
       const [group, pattern] = parsePairKey(key)
-      engine.bind(group, pattern)
+      try {
+        engine.bind(group, pattern)
+      } catch (err) {
+        // A binding holds no messages: one that breaks today's name rules is dropped.
+        into.warn?.(`dropped a stored binding: ${(err as Error).message}`)
+        this.commit.del(key)
+      }
+    }
+    for await (const [key, value] of this.store.entries(GROUP_PREFIX)) {
+      const group = parseGroupKey(key)
+      if (groupError(group) == null) engine.restoreGroupExpiry(group, decodeTime(value))
     }
     for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
       const [peer, session] = parsePairKey(key)
@@ -90,9 +103,19 @@ export class Journal {
     // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
     for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
     const queues = new Map<number, { command: string, group: string }>()
+    /** Queues whose names break today's rules: their records stay in the store, unread. */
+    const skipped = new Set<number>()
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
       const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
-      queues.set(id, decodeQueue(value))
+      const q = decodeQueue(value)
+      const invalid = groupError(q.group)
+      if (invalid != null) {
+        skipped.add(id)
+        this.nextQueueId = Math.max(this.nextQueueId, id + 1)
+        into.warn?.(`skipped stored queue ${id} and its messages: ${invalid}`)
+        continue
+      }
+      queues.set(id, q)
       this.queueNames.set(id, decodeQueue(value))
       this.nextQueueId = Math.max(this.nextQueueId, id + 1)
     }
@@ -102,6 +125,7 @@ export class Journal {
     for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
+      if (skipped.has(queueId)) continue
       const { message } = decodeMessage(value)
       message.key = key
       engine.restore(message, queues.get(queueId)?.group ?? '')
@@ -115,6 +139,7 @@ export class Journal {
     for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
+      if (skipped.has(queueId)) continue
       if (run?.queueId !== queueId) {
         endRun()
         run = { queueId, restored: 0, counted: 0 }
@@ -169,6 +194,31 @@ export class Journal {
 
   bound (group: string, pattern: string): void {
     this.commit.put(bindingKey(group, pattern), new Uint8Array(0))
+  }
+
+  /** A group's expiry (ms idle before it is deleted), set by a subscription. */
+  groupExpiry (group: string, expires: number): void {
+    this.commit.put(groupKey(group), encodeTime(expires))
+  }
+
+  /** A group was deleted: its bindings and settings go (its queues go with deletedQueue). */
+  deletedGroup (group: string, patterns: string[]): void {
+    for (const pattern of patterns) this.commit.del(bindingKey(group, pattern))
+    this.commit.del(groupKey(group))
+  }
+
+  /**
+   * A queue was deleted: its record and every stored message of it go (waiting, delayed, paged
+   * out, in flight), once what was written before is on disk. Its finished records stay listed.
+   */
+  async deletedQueue (queue: Queue): Promise<void> {
+    const id = this.queueIds.get(queue)
+    if (id == null) return
+    // Its id stays mapped: a page read finishing late reads the cleared range, and makes no new record.
+    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+    for (const delayed of [false, true]) await this.store.clear(...queueRange(id, delayed))
+    // Last: messages whose queue record is gone would come back as unrouted after a crash.
+    this.commit.del(queueKey(id))
   }
 
   /**

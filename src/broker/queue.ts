@@ -82,6 +82,14 @@ export class Queue {
   singleActive = false
   /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
   congested = false
+  /**
+   * Set when its consumers completed nothing for the stall timeout while it was congested; then it
+   * does not hold producers' confirms until one of its deliveries completes. `acked` at the last
+   * check, and when it last changed.
+   */
+  stalled = false
+  ackedMark = 0
+  movedAt = 0
   published = 0
   delivered = 0
   acked = 0

@@ -13,6 +13,7 @@
  *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
  *   I command id          a producer-supplied message id seen, until when it is remembered (u64)
  *   S id                  a periodic message (Schedule)
+ *   G group               a group's settings: its expiry, ms idle before it is deleted (u64)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
@@ -40,7 +41,8 @@ const enum Kind {
   Failed = 0x45, // E
   ProducerSeq = 0x50, // P
   SeenId = 0x49, // I
-  Schedule = 0x53 // S
+  Schedule = 0x53, // S
+  Group = 0x47 // G
 }
 
 export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
@@ -53,6 +55,24 @@ export const PRODUCER_SEQ_PREFIX = new Uint8Array([Kind.ProducerSeq])
 export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
 export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
 export const SCHEDULE_PREFIX = new Uint8Array([Kind.Schedule])
+export const GROUP_PREFIX = new Uint8Array([Kind.Group])
+
+export function groupKey (group: string): Uint8Array {
+  const bytes = new TextEncoder().encode(group)
+  const key = new Uint8Array(1 + bytes.byteLength)
+  key[0] = Kind.Group
+  key.set(bytes, 1)
+  return key
+}
+
+export function parseGroupKey (key: Uint8Array): string {
+  return new TextDecoder().decode(key.subarray(1))
+}
+
+/** The first and the end key of a queue's stored messages (waiting, or `delayed`). */
+export function queueRange (queueId: number, delayed: boolean): [Uint8Array, Uint8Array] {
+  return [messageKey(queueId, 0, delayed), messageKey(queueId + 1, 0, delayed)]
+}
 
 export function scheduleKey (id: string): Uint8Array {
   const bytes = new TextEncoder().encode(id)

@@ -7,11 +7,11 @@ import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logg
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
-import { QueueEngine, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
+import { QueueEngine, type Deleted, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
 import { SeenIds } from './seen-ids.js'
 import { Schedules, nextRun, timingError, type Schedule } from './schedules.js'
@@ -37,6 +37,11 @@ export interface BrokerInit {
    * queue is down to half (publisher flow control). Infinity turns it off.
    */
   highWater?: number
+  /**
+   * ms a congested queue's consumers may complete nothing before it stops holding confirms (it is
+   * stalled: one stuck consumer must not stall every producer). Default 2,000.
+   */
+  stallTimeout?: number
   /** ms an answer waits for its disconnected producer to reconnect. */
   answerRetention?: number
   /** Answers kept per disconnected producer. */
@@ -62,6 +67,11 @@ export interface BrokerInit {
    * read back a page at a time, so a backlog larger than memory fits. Default 5,000.
    */
   pageSize?: number
+  /**
+   * Groups the broker holds before it refuses a subscription to a new group (default 10,000):
+   * every group gets a copy of each message its patterns match, and its bindings are stored.
+   */
+  maxGroups?: number
 }
 
 export interface BrokerComponents {
@@ -176,9 +186,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
   private timer?: ReturnType<typeof setInterval>
   private sampler?: ReturnType<typeof setInterval>
-  /** Per queue: counters at the last sample, and the rates since the one before. */
-  private readonly counters = new Map<string, { at: number, published: number, delivered: number, acked: number }>()
-  private readonly rates = new Map<string, QueueRates>()
+  /** Per queue: counters at the last sample, and the rates since the one before (keyed by the queue, not its name: no string work per queue per second). */
+  private readonly counters = new WeakMap<Queue, { at: number, published: number, delivered: number, acked: number }>()
+  private readonly rates = new WeakMap<Queue, QueueRates>()
+  /** Deleted queues being cleared from the store; stop() waits for them. */
+  private readonly clearing = new Set<Promise<void>>()
   private lastSweep = 0
   private started = false
   private startedOnce = false
@@ -198,7 +210,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
       completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,
       retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
-      deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX
+      deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX,
+      maxGroups: init.maxGroups ?? DEFAULT_MAX_GROUPS,
+      stallTimeout: init.stallTimeout ?? DEFAULT_STALL_TIMEOUT
     }
     this.journal = init.store == null
       ? undefined
@@ -230,6 +244,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
       unrouted: (m) => { this.journal?.unrouted(m) },
       bound: (group, pattern) => { this.journal?.bound(group, pattern) },
+      groupExpiry: (group, expires) => { this.journal?.groupExpiry(group, expires) },
+      ended: (sub, reason) => { sub.owner.ended(sub, reason) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => {
         for (const s of this.blocked) {
@@ -283,7 +299,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       // As if its streams had just closed: remembered for the dedup window from now.
       producerSeq: (peer, session, lastSeq) => { Object.assign(this.producerSeq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() }) },
       seenId: (command, id, until) => { this.seenIds.add(command, id, until) },
-      schedule: (s) => { this.schedules.add(s) }
+      schedule: (s) => { this.schedules.add(s) },
+      warn: (message) => { this.log.error('store: %s', message) }
     })
     const due = earliest(this.engine.nextDue, this.schedules.nextDue)
     if (due != null) this.wakeAt(due)
@@ -328,6 +345,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
+    await Promise.all(this.clearing)
     await this.journal?.close()
   }
 
@@ -351,7 +369,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return {
       queues: queues.map((q) => ({
         ...q,
-        rates: this.rates.get(`${q.command}@${q.group}`) ?? { published: 0, delivered: 0, acked: 0 },
+        rates: this.queueRates(q),
         deadLetters: deadLetters.get(q.command) ?? 0
       })),
       clients: [...this.sessions].map((s) => s instanceof ConsumerSession
@@ -592,6 +610,44 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   /**
+   * Deletes `group`'s queue of `command` with every message in it (waiting, delayed, paged out,
+   * in flight: a consumer's later settle of one does nothing). The group keeps its bindings, so a
+   * later message they match makes the queue again; delete the group to stop the copies. Throws
+   * when there is no such queue, or it has consumers and `force` is not set. Returns the messages
+   * deleted.
+   */
+  deleteQueue (command: string, group: string, options: { force?: boolean } = {}): number {
+    const deleted = this.engine.deleteQueue(command, group, options.force === true)
+    if (deleted == null) throw new Error(`No queue of ${command} in group "${group}"`)
+    this.cleared(deleted)
+    return deleted.messages
+  }
+
+  /**
+   * Deletes a group: its bindings, all its queues and their messages. Throws when there is no such
+   * group, or it has subscriptions and `force` is not set; with `force` they are ended (the
+   * consumer gets a SubscriptionError through its `subscription:ended` event).
+   */
+  deleteGroup (group: string, options: { force?: boolean } = {}): { queues: number, messages: number } {
+    const deleted = this.engine.deleteGroup(group, options.force === true)
+    if (deleted == null) throw new Error(`No group "${group}"`)
+    this.cleared(deleted)
+    return { queues: deleted.queues.length, messages: deleted.messages }
+  }
+
+  /** Clears from the store what a deletion took out of the engine. */
+  private cleared (d: Deleted<ConsumerSession>): void {
+    for (const queue of d.queues) {
+      const clearing = this.journal?.deletedQueue(queue).catch((err: Error) => { this.log.error('deleting %s from the store failed: %s', queue.name, err.message) })
+      if (clearing == null) continue
+      this.clearing.add(clearing)
+      void clearing.finally(() => this.clearing.delete(clearing))
+    }
+    if (d.wholeGroup) this.journal?.deletedGroup(d.group, d.patterns)
+    this.log('deleted %d queue(s) and %d message(s) of group %s', d.queues.length, d.messages, d.group)
+  }
+
+  /**
    * Puts dead letters back: up to `limit` waiting messages of `<command>.dlq` (or of every
    * dead-letter queue when no command is given) are republished to the command they failed in,
    * with their attempts reset. Returns how many.
@@ -629,15 +685,19 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private sampleRates (): void {
     const now = Date.now()
-    for (const q of this.engine.stats()) {
-      const name = `${q.command}@${q.group}`
-      const before = this.counters.get(name)
+    for (const q of this.engine.queues()) {
+      const before = this.counters.get(q)
       if (before != null && now > before.at) {
         const s = (now - before.at) / 1000
-        this.rates.set(name, { published: (q.published - before.published) / s, delivered: (q.delivered - before.delivered) / s, acked: (q.acked - before.acked) / s })
+        this.rates.set(q, { published: (q.published - before.published) / s, delivered: (q.delivered - before.delivered) / s, acked: (q.acked - before.acked) / s })
       }
-      this.counters.set(name, { at: now, published: q.published, delivered: q.delivered, acked: q.acked })
+      this.counters.set(q, { at: now, published: q.published, delivered: q.delivered, acked: q.acked })
     }
+  }
+
+  private queueRates (q: QueueStats): QueueRates {
+    const queue = q.group === '' ? undefined : this.engine.queue(q.command, q.group)
+    return (queue != null ? this.rates.get(queue) : undefined) ?? { published: 0, delivered: 0, acked: 0 }
   }
 
   /** The admin protocol's methods. */
@@ -656,7 +716,19 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const p = (params ?? {}) as { command?: unknown, group?: unknown }
         if (typeof p.command !== 'string' || p.command === '') throw new Error('purge needs a command')
         if (p.group != null && typeof p.group !== 'string') throw new Error('group must be a string')
+        if (p.group != null) this.engine.touchGroup(p.group as string)
         return { purged: this.purge(p.command, p.group as string | undefined) }
+      }
+      case 'delete-queue': {
+        const p = (params ?? {}) as { command?: unknown, group?: unknown, force?: unknown }
+        if (typeof p.command !== 'string' || p.command === '') throw new Error('delete-queue needs a command')
+        if (typeof p.group !== 'string' || p.group === '') throw new Error('delete-queue needs a group')
+        return { deleted: this.deleteQueue(p.command, p.group, { force: p.force === true }) }
+      }
+      case 'delete-group': {
+        const p = (params ?? {}) as { group?: unknown, force?: unknown }
+        if (typeof p.group !== 'string' || p.group === '') throw new Error('delete-group needs a group')
+        return this.deleteGroup(p.group, { force: p.force === true })
       }
       case 'replay-dead-letters': {
         const p = (params ?? {}) as { command?: unknown, limit?: unknown }
@@ -670,6 +742,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   private housekeeping (): void {
     this.engine.expire()
+    this.engine.relieveStalled()
+    for (const deleted of this.engine.expireGroups()) this.cleared(deleted)
     const now = Date.now()
     if (now - this.lastSweep >= SWEEP_INTERVAL) {
       this.lastSweep = now

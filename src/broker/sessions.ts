@@ -11,6 +11,7 @@ import {
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
 import { ProtocolError } from '../errors.js'
+import { MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -280,11 +281,15 @@ export class ConsumerSession extends Session<ConsumerFrame> {
           writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
           return
         }
+        if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_STREAM) {
+          writeSubscribed(this.channel.writer, f.subId, `A consumer stream holds at most ${MAX_SUBSCRIPTIONS_PER_STREAM} subscriptions`)
+          return
+        }
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows
         // the subId, so it takes those deliveries.
         let error = ''
         try {
-          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0))
+          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined))
         } catch (err) {
           error = (err as Error).message
         }
@@ -304,6 +309,13 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   /** A settle of a delivery that timed out: too late for it, but the consumer is alive. */
   private lateSettle (): void {
     for (const sub of this.subs.values()) this.ctx.engine.resume(sub)
+  }
+
+  /** The broker ended a subscription (its group was deleted): a Subscribed with the reason tells the client. */
+  ended (sub: Subscription<ConsumerSession>, reason: string): void {
+    if (this.subs.get(sub.subId) !== sub) return
+    this.subs.delete(sub.subId)
+    if (this.isOpen) writeSubscribed(this.channel.writer, sub.subId, reason)
   }
 
   protected onClose (): void {

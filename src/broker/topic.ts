@@ -3,30 +3,7 @@
  * (`users.created`); a pattern may use `*` for exactly one word and `#` for zero or more words.
  */
 
-const MAX_NAME = 255
-const WORD = /^[^.*#\s]+$/
-
-/** Returns why `command` is not a valid command name, or undefined if it is. */
-export function commandError (command: string): string | undefined {
-  if (command.length === 0) return 'A command name cannot be empty'
-  if (command.length > MAX_NAME) return `A command name is at most ${MAX_NAME} characters`
-  for (const word of command.split('.')) {
-    if (!WORD.test(word)) return `Invalid command "${command}": words are non-empty and hold no '*', '#' or spaces`
-  }
-  return undefined
-}
-
-/** Returns why `pattern` is not a valid subscription pattern, or undefined if it is. */
-export function patternError (pattern: string): string | undefined {
-  if (pattern.length === 0) return 'A pattern cannot be empty'
-  if (pattern.length > MAX_NAME) return `A pattern is at most ${MAX_NAME} characters`
-  for (const word of pattern.split('.')) {
-    if (word !== '*' && word !== '#' && !WORD.test(word)) {
-      return `Invalid pattern "${pattern}": each word is a name, '*' or '#'`
-    }
-  }
-  return undefined
-}
+export { commandError, patternError, groupError } from '../names.js'
 
 export function isWildcard (pattern: string): boolean {
   return pattern.includes('*') || pattern.includes('#')
@@ -36,6 +13,7 @@ export function isWildcard (pattern: string): boolean {
 export function compilePattern (pattern: string): (command: string) => boolean {
   if (!isWildcard(pattern)) return (command) => command === pattern
   const words = pattern.split('.')
+  if (words.every((w) => w === '#')) return () => true
   return (command) => matchWords(words, command.split('.'))
 }
 

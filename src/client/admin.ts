@@ -3,7 +3,7 @@
  * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
  */
 import { ADMIN_PROTOCOL } from '../constants.js'
-import { ClosedError, P2PMQError, TimeoutError } from '../errors.js'
+import { AdminError, ClosedError, TimeoutError } from '../errors.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
@@ -53,6 +53,22 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   /** Removes a schedule; false when there was none with this id. */
   async unschedule (id: string, timeout?: number): Promise<boolean> {
     return (await this.request('unschedule', { id }, timeout) as { removed: boolean }).removed
+  }
+
+  /**
+   * Deletes `group`'s queue of `command` with all its messages; resolves with how many. Refused
+   * (AdminError) when there is none, or it has consumers and `force` is not set.
+   */
+  async deleteQueue (command: string, group: string, options: { force?: boolean } = {}, timeout?: number): Promise<number> {
+    return (await this.request('delete-queue', { command, group, force: options.force }, timeout) as { deleted: number }).deleted
+  }
+
+  /**
+   * Deletes a group: its bindings, queues and messages. Refused (AdminError) when there is none,
+   * or it has subscriptions and `force` is not set (with it, they are ended).
+   */
+  async deleteGroup (group: string, options: { force?: boolean } = {}, timeout?: number): Promise<{ queues: number, messages: number }> {
+    return await this.request('delete-group', { group, force: options.force }, timeout) as { queues: number, messages: number }
   }
 
   /**
@@ -114,7 +130,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     this.pending.delete(f.reqId)
     clearTimeout(p.timer)
     if (f.ok) p.resolve(value)
-    else p.reject(new P2PMQError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
+    else p.reject(new AdminError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
   }
 
   private send (channel: FramedChannel<BrokerToAdminFrame>, reqId: number, p: Pending): void {

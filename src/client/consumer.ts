@@ -8,7 +8,7 @@
  * never settled on the new one (the broker has already given it to another consumer).
  */
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
-import { ClosedError, ProtocolError, RejectMessage } from '../errors.js'
+import { ClosedError, ProtocolError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import {
@@ -47,6 +47,12 @@ export interface SubscribeOptions {
    * consumer; the next subscriber takes over when it leaves (serialized work).
    */
   singleActive?: boolean
+  /**
+   * ms the group may stay idle (no subscriptions, no admin use) before the broker deletes it with
+   * its queues and bindings (RabbitMQ's x-expires). Stored with the group; the latest subscription
+   * that gives one sets it.
+   */
+  expires?: number
 }
 
 export interface ConsumerEvents {
@@ -54,6 +60,11 @@ export interface ConsumerEvents {
   disconnected: CustomEvent<void>
   /** A handler threw or timed out; the message was nacked. */
   'handler:error': CustomEvent<{ message: Message, error: Error }>
+  /**
+   * The broker ended a subscription it had accepted (its group was deleted), or refused it again
+   * after a reconnect (e.g. its broker now holds too many groups). It is gone from this consumer.
+   */
+  'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError }>
 }
 
 interface Sub {
@@ -63,6 +74,7 @@ interface Sub {
   prefetch: number
   timeout: number
   singleActive: boolean
+  expires: number
   handler: Handler
   /** Pending until the broker accepts or refuses the subscription on the current connection. */
   ready?: { resolve: () => void, reject: (err: Error) => void }
@@ -97,6 +109,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<SubscriptionHandle> {
     if (this.stopped) throw new ClosedError('The consumer is stopped')
     const patterns = Array.isArray(commands) ? commands : [commands]
+    if (options.expires != null && !(Number.isInteger(options.expires) && options.expires > 0 && options.expires <= 0xffffffff)) throw new RangeError('expires must be a positive number of ms')
     const sub: Sub = {
       subId: ++this.nextSubId,
       patterns,
@@ -104,6 +117,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       prefetch: options.prefetch ?? DEFAULT_PREFETCH,
       timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       singleActive: options.singleActive ?? false,
+      expires: options.expires ?? 0,
       handler
     }
     this.subs.set(sub.subId, sub)
@@ -152,11 +166,18 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.ProducerRef: this.producers.set(f.ref, f.peer); break
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
-        const ready = sub?.ready
-        if (sub == null || ready == null) return
+        if (sub == null) return
+        const ready = sub.ready
         sub.ready = undefined
-        if (f.error === '') ready.resolve()
-        else ready.reject(new TypeError(`The broker refused the subscription: ${f.error}`))
+        if (f.error === '') {
+          ready?.resolve()
+        } else if (ready != null) {
+          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`))
+        } else {
+          this.subs.delete(f.subId)
+          const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`)
+          this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
+        }
         break
       }
       case FrameType.Welcome: break
@@ -164,7 +185,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
-    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns)
+    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns, sub.expires)
   }
 
   /** Runs the handler; a synchronous one is settled at once, without a promise. */

@@ -10,7 +10,7 @@
  *   id and seq; the broker drops the duplicates of what it already took.
  */
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
-import { ClosedError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
+import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
@@ -274,7 +274,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
       case FrameType.Reject: {
         const o = this.publishes.get(f.seq) ?? this.sends.get(f.seq)
         if (o == null) return
-        this.settle(o, f.code === RejectCode.TooLarge ? new MessageTooLargeError(f.reason) : new RejectedError(f.reason))
+        this.settle(o, f.code === RejectCode.TooLarge ? new MessageTooLargeError(f.reason) : f.code === RejectCode.Invalid ? new InvalidMessageError(f.reason) : new RejectedError(f.reason))
         break
       }
       case FrameType.Result: this.onResult(f); break

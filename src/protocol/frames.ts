@@ -97,7 +97,9 @@ export interface Result {
 /** Consumer → broker: deliver messages whose command matches one of `patterns`. */
 export const enum SubscribeFlags {
   /** Make the queues single-active: one consumer at a time, one message at a time, in order. */
-  SingleActive = 1
+  SingleActive = 1,
+  /** An expires:u32 (ms) follows the flags: the group is deleted once idle that long. */
+  Expires = 2
 }
 
 export interface Subscribe {
@@ -105,6 +107,8 @@ export interface Subscribe {
   subId: number
   prefetch: number
   flags: number
+  /** ms the group may stay idle before it is deleted (0: not set by this subscription). */
+  expires: number
   group: string
   patterns: string[]
 }
@@ -201,8 +205,11 @@ export function writeResult (w: FrameWriter, id: string, consumer: string, statu
   w.begin(FrameType.Result).str(id).str(consumer).u8(status).u16(attempts).u8(kind).bytes(payload).end()
 }
 
-export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number, flags: number, group: string, patterns: readonly string[]): void {
-  w.begin(FrameType.Subscribe).u32(subId).u32(prefetch).u8(flags).str(group).strings(patterns).end()
+export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number, flags: number, group: string, patterns: readonly string[], expires = 0): void {
+  w.begin(FrameType.Subscribe).u32(subId).u32(prefetch)
+  if (expires > 0) w.u8(flags | SubscribeFlags.Expires).u32(expires)
+  else w.u8(flags & ~SubscribeFlags.Expires)
+  w.str(group).strings(patterns).end()
 }
 
 export function writeSubscribed (w: FrameWriter, subId: number, error: string): void {
@@ -272,7 +279,14 @@ export function readConsumerFrame (type: number, r: FrameReader): ConsumerFrame 
     case FrameType.Ack: f = { type, tag: r.u32() }; break
     case FrameType.Answer: f = { type, tag: r.u32(), kind: r.u8(), payload: r.bytes() }; break
     case FrameType.Nack: f = { type, tag: r.u32(), flags: r.u8(), error: r.str() }; break
-    case FrameType.Subscribe: f = { type, subId: r.u32(), prefetch: r.u32(), flags: r.u8(), group: r.str(), patterns: r.strings() }; break
+    case FrameType.Subscribe: {
+      const subId = r.u32()
+      const prefetch = r.u32()
+      const flags = r.u8()
+      const expires = (flags & SubscribeFlags.Expires) !== 0 ? r.u32() : 0
+      f = { type, subId, prefetch, flags, expires, group: r.str(), patterns: r.strings() }
+      break
+    }
     case FrameType.Unsubscribe: f = { type, subId: r.u32() }; break
     default: throw unexpected(type, 'consumer')
   }

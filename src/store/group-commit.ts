@@ -159,6 +159,13 @@ export class GroupCommit {
 
   private async commit (): Promise<void> {
     this.retry = undefined
+    // One batch at a time: a commit scheduled while one is written leaves its ops to that one's
+    // end. (Two at once let the second, empty, batch clear `writing` while the first was still
+    // on its way, so whenDurable answered before that first batch was on disk.)
+    if (this.writing != null) {
+      this.scheduled = false
+      return
+    }
     // What it puts joins this batch (`scheduled` still set, so it does not schedule another).
     this.beforeWrite?.()
     this.scheduled = false
