@@ -149,6 +149,7 @@ describe('deleting queues and groups (end to end)', () => {
     expect(depth()).toEqual({ 'other@gone': 1, 'jobs@kept': 50, 'other@kept': 1 })
     expect(await admin.deleteGroup('gone')).toEqual({ queues: 1, messages: 1 })
     await expect(admin.deleteGroup('gone')).rejects.toThrow(/No group "gone"/)
+    await expect(admin.deleteGroup('x'.repeat(300))).rejects.toThrow(/group name is at most 255 bytes/)
     await p.publish('jobs', 'after')
     expect(depth()).toEqual({ 'jobs@kept': 51, 'other@kept': 1 })
     await p.stop()

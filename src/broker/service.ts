@@ -18,7 +18,7 @@ import { Schedules, nextRun, timingError, type Schedule } from './schedules.js'
 import { MessageState } from './records.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import type { Store } from '../store/store.js'
-import { commandError } from './topic.js'
+import { commandError, groupError } from './topic.js'
 import { AdminSession, ConsumerSession, ProducerSession, type AnySession, type ProducerSeq, type SessionContext } from './sessions.js'
 import type { Queue, QueuedMessage } from './queue.js'
 import type { Registrar } from '@libp2p/interface-internal'
@@ -617,6 +617,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
    * deleted.
    */
   deleteQueue (command: string, group: string, options: { force?: boolean } = {}): number {
+    const invalid = commandError(command) ?? groupError(group)
+    if (invalid != null) throw new Error(invalid)
     const deleted = this.engine.deleteQueue(command, group, options.force === true)
     if (deleted == null) throw new Error(`No queue of ${command} in group "${group}"`)
     this.cleared(deleted)
@@ -629,6 +631,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
    * consumer gets a SubscriptionError through its `subscription:ended` event).
    */
   deleteGroup (group: string, options: { force?: boolean } = {}): { queues: number, messages: number } {
+    const invalid = groupError(group)
+    if (invalid != null) throw new Error(invalid)
     const deleted = this.engine.deleteGroup(group, options.force === true)
     if (deleted == null) throw new Error(`No group "${group}"`)
     this.cleared(deleted)
