@@ -1,7 +1,7 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { createBroker } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { serveBroker, type WebServer } from '../src/web-server.js'
@@ -21,6 +21,7 @@ const specs = {
   'retry-max-delay': { type: 'number', value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
   'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
   'page-size': { type: 'number', value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
+  'page-bytes': { type: 'number', value: '<bytes>', help: 'Payload bytes a queue keeps in memory (and delayed messages do); the rest wait on disk', default: DEFAULT_PAGE_BYTES },
   'completed-retention': { type: 'number', value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
@@ -33,6 +34,9 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('broker', summary, specs))
     return 0
   }
+  for (const name of ['page-size', 'page-bytes'] as const) {
+    if (!Number.isInteger(flags[name]) || flags[name] < 1) throw new UsageError(`-${name} must be a whole number of at least 1`)
+  }
   const node = await createBroker({
     dataDir: flags.data !== '' ? flags.data : defaultBrokerDataDir(),
     memory: flags.memory,
@@ -44,6 +48,7 @@ export async function run (args: string[]): Promise<number> {
     maxMessages: flags['max-messages'] > 0 ? flags['max-messages'] : undefined,
     completedRetention: flags['completed-retention'],
     pageSize: flags['page-size'],
+    pageBytes: flags['page-bytes'],
     retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
     deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
   })
