@@ -110,6 +110,24 @@ describe('durability', () => {
     expect(mq().stats().messages).toBe(0)
   })
 
+  it('delivers delayed messages that came due while the broker was down, pages of them past the first', async () => {
+    const broker = await restartableBroker({ pageSize: 20 })
+    const early = await consumer(broker.ref)
+    await early.subscribe('soon', () => {})
+    await early.stop()
+    const p = await producer(broker.ref)
+    // 1 kB each: the store is read in several batches at the start (a timer could fire between them).
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => await p.publish('soon', `${i}`.padStart(1000, '0'), { delay: 200 })))
+    await broker.node.stop()
+    await sleep(300)
+    await broker.restart()
+    const got: number[] = []
+    const c = await consumer(broker.ref)
+    await c.subscribe('soon', (m) => { got.push(Number(m.payload)) })
+    await until(() => got.length >= 100, 10_000, 'all 100 delayed messages')
+    expect(new Set(got).size).toBe(100)
+  })
+
   it('keeps dead letters and failed records across a restart, and replays them after it', async () => {
     const broker = await restartableBroker({ maxAttempts: 1 })
     let accept = false

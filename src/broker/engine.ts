@@ -360,7 +360,7 @@ export class QueueEngine<Owner> {
     this.held++
     const queue = this.restoredQueue(message.command, group)
     queue.published++
-    this.enqueue(queue, message)
+    this.enqueue(queue, message, false)
   }
 
   /** Puts back a delayed message kept from an earlier run (stored in due order, `dueOrder` set), without events. */
@@ -368,7 +368,7 @@ export class QueueEngine<Owner> {
     this.held++
     const queue = this.restoredQueue(message.command, group)
     queue.published++
-    this.delay(queue, message)
+    this.delay(queue, message, false)
   }
 
   /** Counts `count` delayed messages of a queue that are only in the store, after those restored. */
@@ -635,7 +635,7 @@ export class QueueEngine<Owner> {
   }
 
   /** Ready now (in memory, or on disk behind a full page), or into the schedule when due later. */
-  private enqueue (queue: Queue, message: QueuedMessage): void {
+  private enqueue (queue: Queue, message: QueuedMessage, announce = true): void {
     const due = message.dueAt == null || message.dueAt <= this.clock()
     // A stored message beyond what is in memory stays on disk when messages before it are there
     // (or when a page is full): pages are read back in stored order, after `tail`.
@@ -647,7 +647,7 @@ export class QueueEngine<Owner> {
     if (beyond) queue.tail = message.pageOrder as number
     // Not due: a retry's backoff stored in the queue's order by an earlier version; it stays in memory.
     if (due) queue.push(message)
-    else this.delay(queue, message)
+    else this.delay(queue, message, announce)
   }
 
   private pageFull (queue: Queue): boolean {
@@ -656,9 +656,10 @@ export class QueueEngine<Owner> {
 
   /**
    * A message waits for its due time: in the schedule, or (stored in due order after the page the
-   * schedule holds) only in the store, read back when the schedule runs low.
+   * schedule holds) only in the store, read back when the schedule runs low. `announce`: tell the
+   * owner when it is due (not while restoring: the owner asks once the start is done).
    */
-  private delay (queue: Queue, message: QueuedMessage): void {
+  private delay (queue: Queue, message: QueuedMessage, announce = true): void {
     queue.delayed++
     const at = message.dueAt as number
     const order = message.dueOrder
@@ -671,7 +672,7 @@ export class QueueEngine<Owner> {
     }
     this.schedule.push({ at, order: order ?? 0, message, queue })
     this.scheduleBytes += message.payload.byteLength
-    this.events.scheduled?.(at)
+    if (announce) this.events.scheduled?.(at)
     // Messages due before the page's end join it (retries, shorter delays): past two pages, the
     // latest go back to being only in the store.
     if (this.schedule.length > 2 * this.pageSize || this.scheduleBytes > 2 * this.pageBytes) this.trimSchedule()

@@ -288,6 +288,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       seenId: (command, id, until) => { this.seenIds.add(command, id, until) },
       schedule: (s) => { this.schedules.add(s) }
     })
+    // What came due while the broker was down goes to its queues; the rest of the schedule is read as it runs low.
+    this.engine.promote()
     const due = earliest(this.engine.nextDue, this.schedules.nextDue)
     if (due != null) this.wakeAt(due)
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
