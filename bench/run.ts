@@ -244,6 +244,11 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
       { cmd: 'fill', count: spec.count, command, size: spec.size, delay: spec.delay ?? 0, numbered: true }, 'filled', 3_600_000)
     if (filled.failures > 0) throw new Error(`${filled.failures} of ${spec.count} publishes failed`)
     const afterFill = memoryOf(broker.child.pid as number)
+    if (process.env.BENCH_TRACE != null) {
+      const s = await broker.request<Stats & { memory: unknown }>({ cmd: 'stats' }, 'stats')
+      const gc = await broker.request<Msg & { memory: unknown }>({ cmd: 'gc' }, 'gc')
+      process.stderr.write(`  ${spec.label} filled: ${JSON.stringify(s.memory)}; after a full GC ${JSON.stringify(gc.memory)}, RSS ${JSON.stringify(memoryOf(broker.child.pid as number))}\n`)
+    }
     await group.stop(producer)
     await group.kill(broker)
 

@@ -106,57 +106,53 @@ export class Journal {
     for (const [id, q] of queues) this.queueNames.set(id, q)
     let messages = 0
     // Of each queue, its first page (by count and bytes); the engine counts the rest, kept on disk
-    // and read back a page at a time.
-    let run: { queueId: number, restored: number, bytes: number, counted: number } | undefined
-    const endRun = (): void => {
-      const q = run != null ? queues.get(run.queueId) : undefined
-      if (run != null && q != null && run.counted > 0) engine.restoreOnDisk(q.command, q.group, run.counted)
-    }
-    for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
+    // and read back a page at a time. Counted by key, so a large backlog is not read at a start.
+    const stored = new Map<number, number>()
+    for await (const key of this.store.keys(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
-      if (run?.queueId !== queueId) {
-        endRun()
-        run = { queueId, restored: 0, bytes: 0, counted: 0 }
-      }
+      stored.set(queueId, (stored.get(queueId) ?? 0) + 1)
       messages++
-      const queue = queues.get(queueId)
-      if (queue != null && (run.restored >= this.page.size || run.bytes >= this.page.bytes)) {
-        run.counted++
-        continue
-      }
-      const { message } = decodeMessage(value)
-      message.key = key
-      // (A record of an unknown queue is kept in memory, unrouted.)
-      if (queue != null) message.pageOrder = n
-      engine.restore(message, queue?.group ?? '')
-      run.restored++
-      run.bytes += message.payload.byteLength
     }
-    endRun()
+    for (const [queueId, count] of stored) {
+      const queue = queues.get(queueId)
+      let restored = 0
+      let bytes = 0
+      for await (const [key, value] of this.store.entries(messageKey(queueId, 0).subarray(0, 5), undefined, queue != null ? this.page.size : undefined)) {
+        const { message } = decodeMessage(value)
+        message.key = key
+        // (A record of an unknown queue is kept in memory, unrouted.)
+        if (queue != null) message.pageOrder = parseMessageKey(key).n
+        engine.restore(message, queue?.group ?? '')
+        restored++
+        bytes += message.payload.byteLength
+        if (queue != null && bytes >= this.page.bytes) break
+      }
+      if (queue != null && count > restored) engine.restoreOnDisk(queue.command, queue.group, count - restored)
+    }
     // Delayed ones: the soonest-due page; the rest are counted per queue.
-    let restored = 0
-    let bytes = 0
-    const counted = new Map<number, number>()
-    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+    const delayed = new Map<number, number>()
+    for await (const key of this.store.keys(DELAYED_PREFIX)) {
       const { queueId, n } = parseDelayedKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
+      delayed.set(queueId, (delayed.get(queueId) ?? 0) + 1)
       messages++
+    }
+    let bytes = 0
+    for await (const [key, value] of this.store.entries(DELAYED_PREFIX, undefined, this.page.size)) {
+      const { queueId, n } = parseDelayedKey(key)
       const queue = queues.get(queueId)
-      if (queue != null && (restored >= this.page.size || bytes >= this.page.bytes)) {
-        counted.set(queueId, (counted.get(queueId) ?? 0) + 1)
-        continue
-      }
       const { message } = decodeMessage(value)
       message.key = key
       if (queue != null) message.dueOrder = n
       engine.restoreDelayed(message, queue?.group ?? '')
-      restored++
+      delayed.set(queueId, (delayed.get(queueId) ?? 0) - 1)
       bytes += message.payload.byteLength
+      if (bytes >= this.page.bytes) break
     }
-    for (const [id, count] of counted) {
-      const q = queues.get(id) as { command: string, group: string }
-      engine.restoreDelayedOnDisk(q.command, q.group, count)
+    for (const [id, count] of delayed) {
+      const q = queues.get(id)
+      if (q != null && count > 0) engine.restoreDelayedOnDisk(q.command, q.group, count)
     }
     // Recovered queues keep their ids, so their messages keep their keys.
     for (const [id, q] of queues) {
