@@ -164,6 +164,8 @@ export class QueueEngine<Owner> {
   private delayedOnDisk = 0
   private delayLoading = false
   private delayGeneration = 0
+  /** Delayed messages that went only to the store while a page was being read: the page may lack them. */
+  private delayedWhileLoading: DueOrder[] = []
   private readonly clock: () => number
   private nextTag = 0
   private tagsWrapped = false
@@ -666,6 +668,7 @@ export class QueueEngine<Owner> {
     if (order != null && earlier(this.delayTail, { at, order })) {
       if (this.delayedOnDisk > 0 || this.schedule.length >= this.pageSize || this.scheduleBytes >= this.pageBytes) {
         this.delayedOnDisk++
+        if (this.delayLoading) this.delayedWhileLoading.push({ at, order })
         return
       }
       this.delayTail = { at, order }
@@ -720,8 +723,21 @@ export class QueueEngine<Owner> {
   loadDelayedPage (generation: number, page: Array<{ message: QueuedMessage, queue: Queue }>): void {
     this.delayLoading = false
     if (generation !== this.delayGeneration) {
+      this.delayedWhileLoading = []
       this.askDelayed() // purged or trimmed meanwhile: the page is stale
       return
+    }
+    // A message due within the page that was stored after the page was read is not in it: the page
+    // is taken only up to it (the rest is read again), so the tail never passes a message on disk.
+    const missed = this.delayedWhileLoading
+    this.delayedWhileLoading = []
+    if (missed.length > 0) {
+      const read = new Set(page.map((p) => p.message.dueOrder))
+      for (const m of missed) {
+        if (read.has(m.order)) continue
+        const at = page.findIndex((p) => !earlier({ at: p.message.dueAt as number, order: p.message.dueOrder as number }, m))
+        if (at >= 0) page = page.slice(0, at)
+      }
     }
     const now = this.clock()
     const touched = new Set<Queue>()
@@ -741,7 +757,7 @@ export class QueueEngine<Owner> {
       }
     }
     // The store had fewer than counted (never expected): trust the store.
-    if (page.length === 0 && this.delayedOnDisk > 0) {
+    if (page.length === 0 && missed.length === 0 && this.delayedOnDisk > 0) {
       this.held -= this.delayedOnDisk
       this.delayedOnDisk = 0
     }

@@ -6,9 +6,9 @@
  *                         queue of group '' holds a command's messages no group wants yet)
  *   D dueAt:f64 n:u64 queueId:u32
  *                         a message waiting for its due time (delayed, or a retry's backoff), in due
- *                         order (a positive f64 sorts as its big-endian bytes). Before 0.x paging
- *                         it was D queueId:u32 n:u64, and queue 0 held every unrouted message:
- *                         the journal rewrites such records when it starts.
+ *                         order (a positive f64 sorts as its big-endian bytes). Before delayed
+ *                         messages paged it was D queueId:u32 n:u64, and queue 0 held every
+ *                         unrouted message: the journal rewrites such records when it starts.
  *   C at:u64 n:u64        the messages completed in one group commit (CompletedLog), kept for
  *                         the completed retention
  *   E at:u64 queueId n    a failed message, with its payload and last error
