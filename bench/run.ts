@@ -28,7 +28,7 @@
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
  * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e),
- * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; none to skip), BENCH_PAGED_N (1000000),
+ * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
@@ -200,7 +200,7 @@ async function p2pmqBacklog (count: number, e: Env): Promise<BacklogResult> {
   }
 }
 
-interface PagedSpec { kind: 'unrouted' | 'delayed' | 'large', label: string, count: number, size: number, delay?: number, window?: number, prefetch?: number }
+interface PagedSpec { kind: 'unrouted' | 'delayed' | 'large' | 'queued', label: string, count: number, size: number, delay?: number, window?: number, prefetch?: number }
 type Memory = { rssMB: number, peakMB: number } | undefined
 interface Progress extends Msg { received: number, distinct: number, duplicates: number, outOfOrder: number, early: number, inversionMs: number }
 interface PagedResult {
@@ -489,6 +489,7 @@ async function main (): Promise<void> {
         progress(`p2pmq backlog: ${int(backlog.messages)} messages, broker RSS ${int(backlog.rssMB)} MB`)
       }
       const specs: PagedSpec[] = [
+        { kind: 'queued', label: `${int(PAGED_N)} queued`, count: PAGED_N, size: PAYLOAD_SIZE },
         { kind: 'unrouted', label: `${int(PAGED_N)} unrouted`, count: PAGED_N, size: PAYLOAD_SIZE },
         { kind: 'delayed', label: `${int(PAGED_N)} delayed ${int(DELAY / 1000)} s`, count: PAGED_N, size: PAYLOAD_SIZE, delay: DELAY },
         // A small window and prefetch: in flight, 1 MiB messages are in memory whatever the paging.
