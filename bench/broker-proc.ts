@@ -18,9 +18,10 @@ async function main (): Promise<void> {
   onCommand((cmd) => {
     switch (cmd.cmd) {
       case 'mark': cpu.mark(); break
+      case 'gc': globalThis.gc?.(); report({ type: 'gc', memory: process.memoryUsage() }); break
       case 'stats': {
         const stats = node.services.mq.stats()
-        report({ type: 'stats', messages: stats.messages, queues: stats.queues, clients: stats.clients.length, rss: process.memoryUsage().rss, ...cpu.since() })
+        report({ type: 'stats', messages: stats.messages, queues: stats.queues, clients: stats.clients.length, rss: process.memoryUsage().rss, memory: process.memoryUsage(), ...cpu.since() })
         break
       }
     }

@@ -4,6 +4,7 @@
  * child). Every child is forked with an IPC channel; it exits when the parent goes away.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 
 /** The command every benchmark message names. */
 export const BENCH_COMMAND = 'bench'
@@ -80,6 +81,21 @@ export function median (values: readonly number[]): number {
   if (sorted.length === 0) return NaN
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/**
+ * A process's resident memory now and its peak (VmHWM) in MB, from /proc (Linux); `reset` starts a
+ * new peak (clear_refs 5). Undefined elsewhere.
+ */
+export function memoryOf (pid: number, reset = false): { rssMB: number, peakMB: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+    if (reset) writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return { rssMB: kb('VmRSS') / 1024, peakMB: kb('VmHWM') / 1024 }
+  } catch {
+    return undefined
+  }
 }
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -201,6 +217,8 @@ export class Proc {
 export class ProcGroup {
   private readonly procs: Proc[] = []
   private closing = false
+  /** Children stopped or killed on purpose (a crash the run makes), whose exit is no failure. */
+  private readonly killed = new Set<ChildProcess>()
   private failure?: Error
   private readonly onFailure = new Set<(err: Error) => void>()
 
@@ -236,11 +254,25 @@ export class ProcGroup {
     const proc = new Proc(name, child)
     this.procs.push(proc)
     child.once('exit', (code, signal) => {
-      if (this.closing) return
+      if (this.closing || this.killed.has(child)) return
       this.failure ??= new Error(`${name} exited during the run (code ${String(code)}, signal ${String(signal)})`)
       for (const f of this.onFailure) f(this.failure)
     })
     return proc
+  }
+
+  /** Kills a child with SIGKILL (a crash) and waits for it to be gone. */
+  async kill (proc: Proc): Promise<void> {
+    this.killed.add(proc.child)
+    proc.child.kill('SIGKILL')
+    await proc.exited
+  }
+
+  /** Asks a child to exit, and waits for it to be gone. */
+  async stop (proc: Proc): Promise<void> {
+    this.killed.add(proc.child)
+    proc.send({ cmd: 'exit' })
+    await proc.exited
   }
 
   /** Asks every child to exit, then kills what is left after `graceMs`. */

@@ -4,7 +4,10 @@
  * Commands:
  * - flood: publish() 100-byte messages, keeping `window` unconfirmed, until 'stop'
  *   (answers { type: 'flooded' }).
- * - fill { count }: publish() `count` messages and wait for their confirms (answers { type: 'filled' }).
+ * - fill { count, command?, size?, delay?, numbered? }: publish() `count` messages (of `size` bytes,
+ *   each `delay` ms late; `numbered`: the index in the first 4 bytes, the due time or 0 in the next 8
+ *   as an f64) and wait for their confirms
+ *   (answers { type: 'filled' }).
  * - latency { warmup, count }: send() one message at a time and time each answer
  *   (answers { type: 'latency', samples } in µs).
  */
@@ -66,11 +69,21 @@ async function main (): Promise<void> {
       case 'fill': {
         // Publishes `count` messages as fast as the window allows and waits for every confirm.
         const count = Number(cmd.count)
+        const command = typeof cmd.command === 'string' ? cmd.command : BENCH_COMMAND
+        const base = cmd.size != null ? payload(Number(cmd.size)) : body
+        const delay = Number(cmd.delay ?? 0)
         const t0 = performance.now()
         let sent = 0
         const pending = new Set<Promise<unknown>>()
         while (sent < count) {
-          const p = producer.publish(BENCH_COMMAND, body)
+          let data = base
+          const at = delay > 0 ? Date.now() + delay : 0
+          if (cmd.numbered === true) {
+            data = base.slice()
+            new DataView(data.buffer).setUint32(0, sent)
+            new DataView(data.buffer).setFloat64(4, at)
+          }
+          const p = producer.publish(command, data, at > 0 ? { at } : undefined)
           sent++
           pending.add(p)
           void p.finally(() => pending.delete(p)).catch(() => {})

@@ -12,7 +12,11 @@
  *
  *   e. a durable broker with no consumer filled with each of BENCH_BACKLOG (1,000,000 and
  *      10,000,000) messages: the
- *      broker's RSS then (p2pmq only)
+ *      broker's RSS then (p2pmq only). Then the paged backlogs of BENCH_PAGED: 1,000,000 unrouted
+ *      messages (a command no group has subscribed to), 1,000,000 delayed ones (due BENCH_DELAY ms
+ *      after their publish) and 1,500 of 1 MiB: the broker's RSS after filling, after a kill -9
+ *      and restart, and at and after the first subscribe (its peak), and whether one consumer got
+ *      every message once, in order
  *
  *   f. a page in headless Chromium (/usr/bin/chromium) as the consumer over WebRTC Direct: acked/s
  *      of publishes, and the latency of the page's answers, one message in flight
@@ -23,7 +27,9 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e), BENCH_PROF (comma list of broker,consumer,producer: run those
+ * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e),
+ * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
+ * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
  */
 import { existsSync, rmSync } from 'node:fs'
@@ -32,7 +38,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
@@ -52,6 +58,10 @@ const BACKLOGS = (process.env.BENCH_BACKLOG ?? '1000000,10000000').split(',').ma
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`BENCH_BACKLOG must be positive integers, got "${s}"`)
   return n
 })
+const PAGED = new Set((process.env.BENCH_PAGED ?? 'unrouted,delayed,large').split(',').map((s) => s.trim().toLowerCase()))
+const PAGED_N = Math.round(envNumber('BENCH_PAGED_N', 1_000_000))
+const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
+const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -190,6 +200,104 @@ async function p2pmqBacklog (count: number, e: Env): Promise<BacklogResult> {
   }
 }
 
+interface PagedSpec { kind: 'unrouted' | 'delayed' | 'large' | 'queued', label: string, count: number, size: number, delay?: number, window?: number, prefetch?: number }
+type Memory = { rssMB: number, peakMB: number } | undefined
+interface Progress extends Msg { received: number, distinct: number, duplicates: number, outOfOrder: number, early: number, inversionMs: number }
+interface PagedResult {
+  spec: PagedSpec
+  fillSeconds: number
+  afterFill: Memory
+  restartSeconds: number
+  /** Held after the restart, and of those still waiting for their due time. */
+  held: number
+  delayed: number
+  afterRestart: Memory
+  drainSeconds: number
+  /** Sampled every second while the consumer drains, and the peak (VmHWM) since the restart's end. */
+  drainPeak: Memory
+  afterDrain: Memory
+  progress: Progress
+}
+
+/**
+ * A durable broker filled with a backlog no consumer takes (unrouted, delayed, or large messages in a
+ * bound group), killed with SIGKILL, started again, then drained by one consumer that checks every
+ * message came once and in order. The broker's memory at each step.
+ */
+async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult> {
+  const group = new ProcGroup(e.env)
+  try {
+    const dataDir = join(e.home, `broker-${++runCounter}`)
+    const args = [dataDir, e.home, 'durable']
+    let broker = group.start('broker', script('broker-proc.js'), args, execArgv('broker'))
+    let { addr } = await broker.next<Ready>('ready')
+    const command = spec.kind === 'unrouted' ? `${BENCH_COMMAND}.unrouted` : BENCH_COMMAND
+    if (spec.kind !== 'unrouted') {
+      // Bound, then gone: the messages wait in its group's queue.
+      const early = group.start('consumer 0', script('consumer-proc.js'), [addr, 'ack', '1', command], execArgv('consumer'))
+      await early.next('ready')
+      await group.stop(early)
+    }
+    const producer = group.start('producer', script('producer-proc.js'), [addr, String(spec.window ?? WINDOW)], execArgv('producer'))
+    await producer.next('ready')
+    const filled = await producer.request<Msg & { seconds: number, failures: number }>(
+      { cmd: 'fill', count: spec.count, command, size: spec.size, delay: spec.delay ?? 0, numbered: true }, 'filled', 3_600_000)
+    if (filled.failures > 0) throw new Error(`${filled.failures} of ${spec.count} publishes failed`)
+    const afterFill = memoryOf(broker.child.pid as number)
+    if (process.env.BENCH_TRACE != null) {
+      const s = await broker.request<Stats & { memory: unknown }>({ cmd: 'stats' }, 'stats')
+      const gc = await broker.request<Msg & { memory: unknown }>({ cmd: 'gc' }, 'gc')
+      process.stderr.write(`  ${spec.label} filled: ${JSON.stringify(s.memory)}; after a full GC ${JSON.stringify(gc.memory)}, RSS ${JSON.stringify(memoryOf(broker.child.pid as number))}\n`)
+    }
+    await group.stop(producer)
+    await group.kill(broker)
+
+    const t0 = performance.now()
+    broker = group.start('broker (restarted)', script('broker-proc.js'), args, execArgv('broker'))
+    addr = (await broker.next<Ready>('ready', 600_000)).addr
+    const restartSeconds = (performance.now() - t0) / 1000
+    const stats = await broker.request<Stats & { queues: Array<{ delayed: number }> }>({ cmd: 'stats' }, 'stats')
+    const pid = broker.child.pid as number
+    const afterRestart = memoryOf(pid, true)
+
+    const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'check', String(spec.prefetch ?? PREFETCH), command], execArgv('consumer'))
+    await consumer.next('ready')
+    const t1 = performance.now()
+    const deadline = t1 + (spec.delay ?? 0) + 600_000
+    let progress: Progress
+    let sampledMB = 0
+    for (;;) {
+      await group.sleep(1_000)
+      sampledMB = Math.max(sampledMB, memoryOf(pid)?.rssMB ?? 0)
+      progress = await consumer.request<Progress>({ cmd: 'progress' }, 'progress')
+      if (progress.distinct >= spec.count || performance.now() > deadline) break
+      if (process.env.BENCH_TRACE != null) {
+        const s = await broker.request<Stats & { queues: unknown[] }>({ cmd: 'stats' }, 'stats')
+        process.stderr.write(`  ${spec.label}: ${progress.distinct} received; broker ${JSON.stringify(s.queues)}\n`)
+      }
+    }
+    const drainSeconds = (performance.now() - t1) / 1000
+    await group.sleep(500)
+    progress = await consumer.request<Progress>({ cmd: 'progress' }, 'progress')
+    const afterDrain = memoryOf(pid)
+    return {
+      spec,
+      fillSeconds: filled.seconds,
+      afterFill,
+      restartSeconds,
+      held: stats.messages,
+      delayed: stats.queues.reduce((a, q) => a + q.delayed, 0),
+      afterRestart,
+      drainSeconds,
+      drainPeak: afterDrain == null ? undefined : { rssMB: sampledMB, peakMB: afterDrain.peakMB },
+      afterDrain,
+      progress
+    }
+  } finally {
+    await group.close()
+  }
+}
+
 async function p2pmqLatency (e: Env): Promise<LatencyResult> {
   const group = new ProcGroup(e.env)
   try {
@@ -214,6 +322,17 @@ async function p2pmqLatency (e: Env): Promise<LatencyResult> {
 
 // ---------------------------------------------------------------------------------------------
 // Output
+
+function pagedLine (r: PagedResult): string {
+  const mb = (m: Memory): string => m == null ? '– (no /proc)' : `${int(m.rssMB)} (${int(m.peakMB)})`
+  const p = r.progress
+  const ok = p.distinct === r.spec.count && p.duplicates === 0 && p.outOfOrder === 0 && p.early === 0
+  return `filled in ${r.fillSeconds.toFixed(1)} s, RSS ${mb(r.afterFill)}; ` +
+    `restarted in ${r.restartSeconds.toFixed(1)} s holding ${int(r.held)} (${int(r.delayed)} delayed), RSS ${mb(r.afterRestart)}; ` +
+    `drained in ${r.drainSeconds.toFixed(1)} s, RSS sampled max ${int(r.drainPeak?.rssMB)} (peak ${int(r.drainPeak?.peakMB)}), after ${int(r.afterDrain?.rssMB)}; ` +
+    (ok ? 'every message once, in order' : `got ${int(p.distinct)} of ${int(r.spec.count)}, ${int(p.duplicates)} twice, ${int(p.outOfOrder)} out of order, ${int(p.early)} early`) +
+    (r.spec.delay != null ? ` (due order: none early, largest inversion of the producer's due times ${int(p.inversionMs)} ms)` : '')
+}
 
 const int = (n: number | undefined): string => n == null || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US')
 const pct = (f: number): string => `${Math.round(f * 100)}%`
@@ -329,6 +448,7 @@ async function main (): Promise<void> {
   let rabbitNote: string | undefined
   let rabbitDetails = ''
   const backlogs: BacklogResult[] = []
+  const paged: PagedResult[] = []
   const browserRuns: BrowserResult[] = []
   try {
     ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
@@ -368,6 +488,18 @@ async function main (): Promise<void> {
         backlogs.push(backlog)
         progress(`p2pmq backlog: ${int(backlog.messages)} messages, broker RSS ${int(backlog.rssMB)} MB`)
       }
+      const specs: PagedSpec[] = [
+        { kind: 'queued', label: `${int(PAGED_N)} queued`, count: PAGED_N, size: PAYLOAD_SIZE },
+        { kind: 'unrouted', label: `${int(PAGED_N)} unrouted`, count: PAGED_N, size: PAYLOAD_SIZE },
+        { kind: 'delayed', label: `${int(PAGED_N)} delayed ${int(DELAY / 1000)} s`, count: PAGED_N, size: PAYLOAD_SIZE, delay: DELAY },
+        // A small window and prefetch: in flight, 1 MiB messages are in memory whatever the paging.
+        { kind: 'large', label: `${int(LARGE_N)} of 1 MiB`, count: LARGE_N, size: 1024 * 1024, window: 16, prefetch: 10 }
+      ]
+      for (const spec of specs.filter((s) => PAGED.has(s.kind))) {
+        const r = await p2pmqPagedBacklog(spec, e)
+        paged.push(r)
+        progress(`p2pmq paged backlog, ${spec.label}: ${pagedLine(r)}`)
+      }
     }
   } finally {
     killAll()
@@ -393,6 +525,11 @@ async function main (): Promise<void> {
       `(filled in ${backlog.seconds.toFixed(1)} s, ${int(backlog.messages / backlog.seconds)} confirmed/s)`)
   }
   if (backlogs.length > 0) console.log('')
+  if (paged.length > 0) {
+    console.log('e. paged backlogs, durable broker killed with -9 and restarted, then one consumer (broker RSS, peak in brackets, MB):')
+    for (const r of paged) console.log(`  ${r.spec.label}: ${pagedLine(r)}`)
+    console.log('')
+  }
   printDetails('p2pmq', ours)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }

@@ -58,6 +58,8 @@ export const DEFAULT_DEAD_LETTER_SUFFIX = '.dlq'
 export const DEFAULT_COMPLETED_RETENTION = 10 * 60_000
 /** With a store: ready messages a queue keeps in memory; the rest are read back a page at a time. */
 export const DEFAULT_PAGE_SIZE = 5_000
+/** With a store: payload bytes a page holds at most (a queue's ready messages, or the delayed ones in memory). */
+export const DEFAULT_PAGE_BYTES = 8 * 1024 * 1024
 /** Messages a broker with a store holds (mostly on disk) before it refuses publishes. */
 export const DEFAULT_MAX_STORED_MESSAGES = 100_000_000
 /** Messages a broker without a store holds in memory before it refuses publishes. */

@@ -78,6 +78,59 @@ describe('durability', () => {
     expect(depth('doomed')).toBe(1)
   })
 
+  it('pages unrouted and delayed messages through a restart, and delivers them all, in order, to a consumer that subscribes later', async () => {
+    const broker = await restartableBroker({ pageSize: 1_000, pageBytes: 2_000 }) // 20 messages of 100 bytes
+    const p = await producer(broker.ref)
+    const t0 = Date.now()
+    // Due in the reverse order of publishing, 100 ms apart (the broker's due time is the producer's
+    // plus the time the publish took to reach it, which varies on a busy machine).
+    const due = (i: number): number => t0 + 5_000 - i * 100
+    const body = (i: number): string => `${i}`.padStart(100, '0')
+    const published: Array<Promise<string>> = []
+    for (let i = 0; i < 300; i++) published.push(p.publish('orphans', body(i)))
+    for (let i = 0; i < 40; i++) published.push(p.publish('timers', body(i), { at: due(i) }))
+    await Promise.all(published)
+    const mq = (): any => broker.node.services.mq
+    // Waiting messages in memory: a page of each unrouted queue, and at most two of the schedule
+    // (on a slow machine, some timers may have come due and joined their queue already).
+    const inMemory = (): number => [...mq().engine.live()].filter((x: { delivery?: unknown }) => x.delivery == null).length
+    expect(inMemory()).toBeLessThanOrEqual(20 + 20 + 40)
+    await broker.restart()
+    expect(inMemory()).toBeLessThanOrEqual(20 + 20 + 20)
+    expect(mq().stats().queues.map((q: { command: string, group: string, depth: number, delayed: number }) => [q.command, q.group, q.depth + q.delayed]))
+      .toEqual([['orphans', '', 300], ['timers', '', 40]])
+
+    const got = new Map<string, Array<{ i: number, at: number }>>([['orphans', []], ['timers', []]])
+    const c = await consumer(broker.ref)
+    await c.subscribe(['orphans', 'timers'], (m) => { got.get(m.command)?.push({ i: Number(m.payload), at: Date.now() }) }, { prefetch: 10 })
+    await until(() => (got.get('orphans')?.length ?? 0) + (got.get('timers')?.length ?? 0) >= 340, 20_000, 'every message')
+    await sleep(100)
+    expect(got.get('orphans')?.map((x) => x.i)).toEqual(Array.from({ length: 300 }, (_, i) => i))
+    const timers = got.get('timers') ?? []
+    expect(timers.map((x) => x.i)).toEqual(Array.from({ length: 40 }, (_, i) => 39 - i))
+    for (const t of timers) expect(t.at).toBeGreaterThanOrEqual(due(t.i) - 5)
+    await broker.restart()
+    expect(mq().stats().messages).toBe(0)
+  })
+
+  it('delivers delayed messages that came due while the broker was down, pages of them past the first', async () => {
+    const broker = await restartableBroker({ pageSize: 20 })
+    const early = await consumer(broker.ref)
+    await early.subscribe('soon', () => {})
+    await early.stop()
+    const p = await producer(broker.ref)
+    // 1 kB each: the store is read in several batches at the start (a timer could fire between them).
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => await p.publish('soon', `${i}`.padStart(1000, '0'), { delay: 200 })))
+    await broker.node.stop()
+    await sleep(300)
+    await broker.restart()
+    const got: number[] = []
+    const c = await consumer(broker.ref)
+    await c.subscribe('soon', (m) => { got.push(Number(m.payload)) })
+    await until(() => got.length >= 100, 10_000, 'all 100 delayed messages')
+    expect(new Set(got).size).toBe(100)
+  })
+
   it('keeps dead letters and failed records across a restart, and replays them after it', async () => {
     const broker = await restartableBroker({ maxAttempts: 1 })
     let accept = false

@@ -499,3 +499,47 @@ describe('paging', () => {
     expect(engine.stats()[0]).toMatchObject({ depth: 0, inFlight: 25 })
   })
 })
+
+describe('paging delayed messages', () => {
+  it('reads a message stored in the middle of a page being read, that the page lacks', () => {
+    let now = 0
+    let order = 0
+    const disk: Array<{ message: QueuedMessage, queue: Queue }> = []
+    let asked: { after: { at: number, order: number }, generation: number } | undefined
+    const delivered: string[] = []
+    const engine = new QueueEngine<Owner>({
+      deliver: (d) => { delivered.push(d.message.id) },
+      completed: () => {},
+      failed: () => {},
+      // As the journal does: stored in due order; the engine asks for pages.
+      delayed: (m, q) => { m.dueOrder = ++order; disk.push({ message: m, queue: q }) },
+      enqueued: (m) => { m.pageOrder = ++order },
+      delayedPageNeeded: (after, generation) => { asked = { after, generation } }
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now })
+    engine.subscribe('c', 1, 'g', ['later'], 100)
+    const publish = (id: string, at: number): void => { engine.publish({ ...msg('later'), id, dueAt: at }) }
+    const beyond = (x: { message: QueuedMessage }, b: { at: number, order: number }): boolean =>
+      (x.message.dueAt as number) > b.at || (x.message.dueAt === b.at && (x.message.dueOrder as number) > b.order)
+    /** Answers the page asked for, from what was stored up to `upTo`. */
+    const serve = (upTo = disk.length): void => {
+      const ask = asked as NonNullable<typeof asked>
+      asked = undefined
+      const page = disk.slice(0, upTo).filter((x) => beyond(x, ask.after)).sort((a, b) => (a.message.dueAt as number) - (b.message.dueAt as number)).slice(0, 4)
+      engine.loadDelayedPage(ask.generation, page)
+    }
+    for (let i = 0; i < 10; i++) publish(`d${i * 10}`, 100 + i * 10) // 4 in memory, 6 only on disk
+    now = 135
+    engine.promote() // 4 due: the schedule runs low and asks for the page after (130, 4)
+    expect(asked).toBeDefined()
+    const stored = disk.length
+    publish('d155', 155) // stored while the page (140, 150, 160, 170) is being read, and not in it
+    serve(stored)
+    now = 1_000
+    for (let i = 0; i < 5; i++) {
+      engine.promote()
+      if (asked != null) serve()
+    }
+    expect(delivered).toEqual(['d0', 'd10', 'd20', 'd30', 'd40', 'd50', 'd155', 'd60', 'd70', 'd80', 'd90'])
+    expect(engine.size).toBe(11)
+  })
+})

@@ -30,7 +30,7 @@ describe('scheduling', () => {
     const sentAt = Date.now()
     await p.publish('later', 'kept', { delay: 1_000 })
     await broker.restart()
-    expect(broker.node.services.mq.stats().queues).toMatchObject([{ command: 'later', depth: 1 }])
+    expect(broker.node.services.mq.stats().queues).toMatchObject([{ command: 'later', group: '', depth: 0, delayed: 1 }])
     const got: number[] = []
     const c = await consumer(broker.ref)
     await c.subscribe('later', () => { got.push(Date.now()) })

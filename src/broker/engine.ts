@@ -9,8 +9,8 @@
  * - A message is copied to every group that has a subscription matching its command; inside a
  *   group, subscriptions compete. A group keeps receiving copies while none of its consumers is
  *   connected (its queue waits for them).
- * - A message whose command no group has subscribed to yet waits, unrouted; the first group that
- *   subscribes to a matching pattern takes those messages.
+ * - A message whose command no group has subscribed to yet waits, unrouted, in a queue of group ''
+ *   for its command; the first group that subscribes to a matching pattern takes that queue whole.
  * - Publisher flow control: a queue with consumers whose ready messages reach `highWater` is
  *   congested until they fall to half of that (or its consumers leave); the owner holds its
  *   producers' confirms meanwhile, so producers cannot outrun the consumers without bound. A queue
@@ -20,6 +20,10 @@
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
  *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
  *   time fails as "expired" when it would be delivered.
+ * - Paging (with a store): a queue keeps a page of its ready messages in memory, bounded by count
+ *   (`pageSize`) and payload bytes (`pageBytes`), and the schedule keeps the soonest-due page of
+ *   delayed messages; the rest are only in the store, counted, and read back in order
+ *   (`pageNeeded`/`loadPage`, `delayedPageNeeded`/`loadDelayedPage`).
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
  * - A subscription whose delivery passed its deadline is stalled: it gets nothing new until its
@@ -51,10 +55,15 @@ export interface EngineEvents<Owner> {
   expired?: (delivery: InFlight<Owner>) => void
   /** A congested queue is no longer congested: confirms held for it may go. */
   relieved?: (queue: Queue) => void
-  /** A message entered a queue: a group's copy made at publish, or an unrouted message a group took. */
+  /**
+   * A message entered a queue's order (a group's copy made at publish, an unrouted one, or a
+   * delayed one that came due behind messages paged out): store it there and set its `pageOrder`.
+   */
   enqueued?: (message: QueuedMessage, queue: Queue) => void
-  /** A published message waits for a group that wants its command. */
-  unrouted?: (message: QueuedMessage) => void
+  /** A message waits for its due time (a delayed publish, or a retry's backoff): store it in due order and set its `dueOrder`. */
+  delayed?: (message: QueuedMessage, queue: Queue) => void
+  /** The unrouted queue of a command (group '') now belongs to `queue.group`, with its messages. */
+  adopted?: (queue: Queue) => void
   /** A group bound a pattern for the first time. */
   bound?: (group: string, pattern: string) => void
   /** A message goes back to wait after a failed delivery: its attempts, last error and due time changed. */
@@ -63,6 +72,8 @@ export interface EngineEvents<Owner> {
   scheduled?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
   pageNeeded?: (queue: Queue) => void
+  /** The schedule is running low: read the delayed messages stored after `after` and call `loadDelayedPage`. */
+  delayedPageNeeded?: (after: DueOrder, generation: number) => void
   /** A subscription set its group's expiry (ms idle before the group is deleted). */
   groupExpiry?: (group: string, expires: number) => void
   /** The broker ended a subscription (its group was deleted): tell its owner. */
@@ -81,6 +92,9 @@ export interface Deleted<Owner> {
   messages: number
   ended: Array<Subscription<Owner>>
 }
+
+/** A place in the order of stored delayed messages: due time, then `dueOrder`. */
+export interface DueOrder { at: number, order: number }
 
 /** What a queue does differently from the broker's defaults. */
 export interface QueuePolicy {
@@ -129,6 +143,8 @@ export interface EngineOptions {
    * only choice without a store.
    */
   pageSize?: number
+  /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the schedule does (Infinity: no bound). */
+  pageBytes?: number
   /** Groups held before a subscription to a new one is refused (default 10,000). */
   maxGroups?: number
   /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
@@ -163,9 +179,14 @@ interface Group {
   idleSince: number
 }
 
+interface Scheduled { at: number, order: number, message: QueuedMessage, queue: Queue }
+
+const earlier = (a: DueOrder, b: DueOrder): boolean => a.at < b.at || (a.at === b.at && a.order < b.order)
+
 export class QueueEngine<Owner> {
   private readonly groups = new Map<string, Group>()
-  private readonly unrouted = new Map<string, Deque<QueuedMessage>>()
+  /** Per command no group wants yet: its messages, in a queue of group ''. */
+  private readonly unrouted = new Map<string, Queue>()
   private readonly routes = new Map<string, Queue[]>()
   /**
    * Every bound pattern with the groups that bound it, so routing a command tests each distinct
@@ -178,8 +199,19 @@ export class QueueEngine<Owner> {
   private readonly congestedQueues = new Set<Queue>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
-  /** Messages waiting for their due time, soonest first. */
-  private readonly schedule = new Heap<{ at: number, message: QueuedMessage, queue: Queue }>((a, b) => a.at < b.at)
+  /** Messages waiting for their due time, soonest first (with a store, a page of them). */
+  private readonly schedule = new Heap<Scheduled>(earlier)
+  private scheduleBytes = 0
+  /**
+   * Paging of delayed messages: every stored one up to `delayTail` is in the schedule (or gone);
+   * those after it are only in the store, `delayedOnDisk` of them.
+   */
+  private delayTail: DueOrder = { at: -Infinity, order: -Infinity }
+  private delayedOnDisk = 0
+  private delayLoading = false
+  private delayGeneration = 0
+  /** Delayed messages that went only to the store while a page was being read: the page may lack them. */
+  private delayedWhileLoading: DueOrder[] = []
   private readonly clock: () => number
   private nextTag = 0
   private tagsWrapped = false
@@ -187,10 +219,12 @@ export class QueueEngine<Owner> {
 
   private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
   private readonly pageSize: number
+  private readonly pageBytes: number
 
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
     this.clock = options.clock ?? Date.now
     this.pageSize = options.pageSize ?? Infinity
+    this.pageBytes = options.pageBytes ?? Infinity
     this.policies = (options.policies ?? []).map((policy) => {
       const error = patternError(policy.pattern)
       if (error != null) throw new TypeError(`Queue policy: ${error}`)
@@ -210,17 +244,6 @@ export class QueueEngine<Owner> {
   publish (message: QueuedMessage): boolean {
     if (this.held >= this.options.maxMessages) return false
     const queues = this.route(message.command)
-    if (queues.length === 0) {
-      let waiting = this.unrouted.get(message.command)
-      if (waiting == null) {
-        waiting = new Deque()
-        this.unrouted.set(message.command, waiting)
-      }
-      waiting.push(message)
-      this.held++
-      this.events.unrouted?.(message)
-      return true
-    }
     // Every group's copy is made before any is delivered (delivering raises the attempt count)
     // and before any is stored (storing gives the message its own key).
     const copies = queues.length === 1 ? undefined : queues.map((_, i) => i === 0 ? message : { ...message })
@@ -228,8 +251,7 @@ export class QueueEngine<Owner> {
       const copy = copies?.[i] ?? message
       queues[i].published++
       this.held++
-      this.events.enqueued?.(copy, queues[i])
-      this.enqueue(queues[i], copy)
+      this.admit(queues[i], copy)
     }
     for (const queue of queues) {
       this.drain(queue)
@@ -290,16 +312,22 @@ export class QueueEngine<Owner> {
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
-    // Messages that were waiting for any group to want them now belong to this one.
-    for (const [command, waiting] of this.unrouted) {
-      if (!sub.matches(command)) continue
+    // Messages that were waiting for any group to want them now belong to this one: their queue
+    // changes hands whole (paged part, schedule entries and stored records included), nothing moves.
+    // (A group that has a queue for the command already would have had its messages routed.)
+    for (const [command, queue] of this.unrouted) {
+      if (!sub.matches(command) || g.queues.has(command)) continue
       this.unrouted.delete(command)
-      const queue = this.queueOf(g, command)
-      queue.published += waiting.length
-      for (const m of waiting.drain()) {
-        this.events.enqueued?.(m, queue)
-        this.enqueue(queue, m)
+      this.routes.delete(command)
+      queue.group = g.name
+      this.applyPolicy(queue)
+      this.policyExpiry(g, queue.policy)
+      g.queues.set(command, queue)
+      for (const s of g.subs) {
+        if (s.matches(command)) attach(s, queue)
       }
+      this.events.adopted?.(queue)
+      this.drain(queue)
     }
     this.fill(sub)
     return sub
@@ -361,11 +389,12 @@ export class QueueEngine<Owner> {
       const backoff = d.queue.singleActive ? 0 : this.backoff(d.queue, d.message.attempts)
       if (backoff > 0) {
         d.message.dueAt = this.clock() + backoff
-        this.enqueue(d.queue, d.message)
+        this.events.delayed?.(d.message, d.queue)
+        this.delay(d.queue, d.message)
       } else {
-        d.queue.ready.unshift(d.message)
+        d.queue.unshift(d.message)
+        this.events.requeued?.(d.message, d.queue)
       }
-      this.events.requeued?.(d.message, d.queue)
       this.drain(d.queue)
     } else {
       this.fail(d.queue, d.message, error, owner)
@@ -388,9 +417,14 @@ export class QueueEngine<Owner> {
     this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
   }
 
-  /** The queue of `command` in `group`, if it exists. */
+  /** The queue of `command` in `group` (or its unrouted queue when `group` is ''), if it exists. */
   queue (command: string, group: string): Queue | undefined {
-    return this.groups.get(group)?.queues.get(command)
+    return group === '' ? this.unrouted.get(command) : this.groups.get(group)?.queues.get(command)
+  }
+
+  /** The names of the groups whose bindings match `command` (at a start, to hand them unrouted queues). */
+  boundGroups (command: string): string[] {
+    return this.route(command).filter((q) => q.group !== '').map((q) => q.group)
   }
 
   /**
@@ -399,18 +433,30 @@ export class QueueEngine<Owner> {
    */
   restore (message: QueuedMessage, group: string): void {
     this.held++
-    if (group === '') {
-      let waiting = this.unrouted.get(message.command)
-      if (waiting == null) {
-        waiting = new Deque()
-        this.unrouted.set(message.command, waiting)
-      }
-      waiting.push(message)
-      return
-    }
-    const queue = this.queueOf(this.group(group), message.command)
+    const queue = this.restoredQueue(message.command, group)
     queue.published++
-    this.enqueue(queue, message)
+    this.enqueue(queue, message, false)
+  }
+
+  /** Puts back a delayed message kept from an earlier run (stored in due order, `dueOrder` set), without events. */
+  restoreDelayed (message: QueuedMessage, group: string): void {
+    this.held++
+    const queue = this.restoredQueue(message.command, group)
+    queue.published++
+    this.delay(queue, message, false)
+  }
+
+  /** Counts `count` delayed messages of a queue that are only in the store, after those restored. */
+  restoreDelayedOnDisk (command: string, group: string, count: number): void {
+    const queue = this.restoredQueue(command, group)
+    queue.published += count
+    queue.delayed += count
+    this.delayedOnDisk += count
+    this.held += count
+  }
+
+  private restoredQueue (command: string, group: string): Queue {
+    return group === '' ? this.unroutedQueue(command) : this.queueOf(this.group(group), command)
   }
 
   /**
@@ -422,11 +468,13 @@ export class QueueEngine<Owner> {
     const touched = new Set<Queue>()
     for (let next = this.schedule.peek(); next != null && next.at <= now; next = this.schedule.peek()) {
       this.schedule.pop()
+      this.scheduleBytes -= next.message.payload.byteLength
       next.queue.delayed--
-      next.queue.ready.push(next.message)
+      this.cameDue(next.queue, next.message)
       touched.add(next.queue)
     }
     for (const queue of touched) this.drain(queue)
+    this.askDelayed()
     return this.schedule.peek()?.at
   }
 
@@ -440,15 +488,26 @@ export class QueueEngine<Owner> {
    * unrouted ones, when no group is given), delayed ones included; in-flight ones stay. They leave
    * the engine: the caller forgets them.
    */
-  purge (command: string, group?: string): { messages: QueuedMessage[], paged: Array<{ queue: Queue, after: number }> } {
+  purge (command: string, group?: string): {
+    messages: QueuedMessage[]
+    paged: Array<{ queue: Queue, after: number }>
+    /** Queues with delayed messages only in the store, all after `after`: the caller deletes those stored before the purge. */
+    delayed?: { queues: Queue[], after: DueOrder }
+  } {
     const out: QueuedMessage[] = []
     const paged: Array<{ queue: Queue, after: number }> = []
     const queues = [...this.groups.values()]
       .filter((g) => group == null || g.name === group)
       .map((g) => g.queues.get(command))
       .filter((q): q is Queue => q != null)
+    const waiting = group == null ? this.unrouted.get(command) : undefined
+    if (waiting != null) {
+      queues.push(waiting)
+      this.unrouted.delete(command)
+      this.routes.delete(command)
+    }
     for (const queue of queues) {
-      out.push(...queue.ready.drain())
+      out.push(...queue.drainReady())
       // The caller clears the store after `queue.tail`; a page being read meanwhile is dropped.
       if (queue.onDisk > 0) paged.push({ queue, after: queue.tail })
       this.held -= queue.onDisk
@@ -458,14 +517,21 @@ export class QueueEngine<Owner> {
     }
     for (const { message, queue } of this.schedule.remove((s) => queues.includes(s.queue))) {
       queue.delayed--
+      this.scheduleBytes -= message.payload.byteLength
       out.push(message)
     }
-    if (group == null) {
-      out.push(...(this.unrouted.get(command)?.drain() ?? []))
-      this.unrouted.delete(command)
-    }
     this.held -= out.length
-    return { messages: out, paged }
+    // What is still counted as delayed is only in the store; a page being read meanwhile is dropped.
+    const onDisk = queues.filter((q) => q.delayed > 0)
+    const delayed = onDisk.length > 0 ? { queues: onDisk, after: { ...this.delayTail } } : undefined
+    for (const queue of onDisk) {
+      this.delayedOnDisk -= queue.delayed
+      this.held -= queue.delayed
+      queue.delayed = 0
+      this.delayGeneration++
+    }
+    this.askDelayed()
+    return { messages: out, paged, delayed }
   }
 
   /**
@@ -474,49 +540,43 @@ export class QueueEngine<Owner> {
    */
   withdraw (command: string, limit: number): QueuedMessage[] {
     const out: QueuedMessage[] = []
-    const take = (from: Deque<QueuedMessage>): void => {
-      while (out.length < limit && from.length > 0) {
-        out.push(from.shift() as QueuedMessage)
+    for (const queue of this.queuesOf(command)) {
+      while (out.length < limit && queue.ready.length > 0) {
+        out.push(queue.shift() as QueuedMessage)
         this.held--
       }
-    }
-    for (const g of this.groups.values()) {
-      const queue = g.queues.get(command)
-      if (queue == null) continue
-      take(queue.ready)
       this.askPage(queue) // the rest of a paged queue, for the next call
-    }
-    const waiting = this.unrouted.get(command)
-    if (waiting != null) {
-      take(waiting)
-      if (waiting.length === 0) this.unrouted.delete(command)
     }
     return out
   }
 
-  /** Every queue. */
-  * queues (): Iterable<Queue> {
-    for (const g of this.groups.values()) yield * g.queues.values()
-  }
-
   /** The queues that have messages paged out to the store. */
   * pagedQueues (): Iterable<Queue> {
-    for (const g of this.groups.values()) {
-      for (const queue of g.queues.values()) {
-        if (queue.onDisk > 0) yield queue
-      }
+    for (const queue of this.queues()) {
+      if (queue.onDisk > 0) yield queue
     }
+  }
+
+  /** Every queue: the groups', then the unrouted ones. */
+  * queues (): Iterable<Queue> {
+    for (const g of this.groups.values()) yield * g.queues.values()
+    yield * this.unrouted.values()
+  }
+
+  /** The queues of `command`: each group's, and the unrouted one. */
+  private * queuesOf (command: string): Iterable<Queue> {
+    for (const g of this.groups.values()) {
+      const queue = g.queues.get(command)
+      if (queue != null) yield queue
+    }
+    const waiting = this.unrouted.get(command)
+    if (waiting != null) yield waiting
   }
 
   /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
   * live (): Iterable<{ message: QueuedMessage, queue?: Queue, delivery?: InFlight<Owner> }> {
-    for (const g of this.groups.values()) {
-      for (const queue of g.queues.values()) {
-        for (const message of queue.ready) yield { message, queue }
-      }
-    }
-    for (const waiting of this.unrouted.values()) {
-      for (const message of waiting) yield { message }
+    for (const queue of this.queues()) {
+      for (const message of queue.ready) yield { message, queue }
     }
     for (const { message, queue } of this.schedule) yield { message, queue }
     for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
@@ -612,13 +672,22 @@ export class QueueEngine<Owner> {
       this.release(d)
       messages++
     }
-    for (const { queue } of this.schedule.remove((s) => gone.has(s.queue))) {
+    for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
       queue.delayed--
+      this.scheduleBytes -= message.payload.byteLength
       messages++
     }
     for (const queue of queues) {
+      // What is still counted as delayed is only in the store (the owner clears it); a delayed
+      // page being read meanwhile is dropped.
+      if (queue.delayed > 0) {
+        this.delayedOnDisk -= queue.delayed
+        messages += queue.delayed
+        queue.delayed = 0
+        this.delayGeneration++
+      }
       messages += queue.ready.length + queue.onDisk
-      queue.ready.drain()
+      queue.drainReady()
       queue.onDisk = 0
       queue.generation++ // a page being read for it is dropped
       g.queues.delete(queue.command)
@@ -632,6 +701,7 @@ export class QueueEngine<Owner> {
     }
     this.held -= messages
     this.routes.clear()
+    this.askDelayed()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
     return messages
@@ -657,25 +727,20 @@ export class QueueEngine<Owner> {
 
   stats (): QueueStats[] {
     const out: QueueStats[] = []
-    for (const g of this.groups.values()) {
-      for (const q of g.queues.values()) {
-        out.push({
-          command: q.command,
-          group: q.group,
-          depth: q.ready.length + q.onDisk,
-          inFlight: q.inFlight,
-          delayed: q.delayed,
-          consumers: q.consumers.length,
-          published: q.published,
-          delivered: q.delivered,
-          acked: q.acked,
-          nacked: q.nacked,
-          failed: q.failed
-        })
-      }
-    }
-    for (const [command, waiting] of this.unrouted) {
-      out.push({ command, group: '', depth: waiting.length, inFlight: 0, delayed: 0, consumers: 0, published: waiting.length, delivered: 0, acked: 0, nacked: 0, failed: 0 })
+    for (const q of this.queues()) {
+      out.push({
+        command: q.command,
+        group: q.group,
+        depth: q.ready.length + q.onDisk,
+        inFlight: q.inFlight,
+        delayed: q.delayed,
+        consumers: q.consumers.length,
+        published: q.published,
+        delivered: q.delivered,
+        acked: q.acked,
+        nacked: q.nacked,
+        failed: q.failed
+      })
     }
     return out
   }
@@ -709,10 +774,8 @@ export class QueueEngine<Owner> {
   private queueOf (g: Group, command: string): Queue {
     let queue = g.queues.get(command)
     if (queue == null) {
-      queue = new Queue(command, g.name)
-      queue.policy = this.policies.find((p) => p.matches(command) && (p.policy.group == null || p.policy.group === g.name))?.policy
+      queue = this.newQueue(command, g.name)
       this.policyExpiry(g, queue.policy)
-      queue.singleActive = queue.policy?.singleActive === true
       g.queues.set(command, queue)
       for (const sub of g.subs) {
         if (sub.matches(command)) attach(sub, queue)
@@ -721,6 +784,29 @@ export class QueueEngine<Owner> {
     return queue
   }
 
+  /** The first queue policy that matches its command (and group) gives the queue its settings. */
+  private applyPolicy (queue: Queue): void {
+    queue.policy = this.policies.find((p) => p.matches(queue.command) && (p.policy.group == null || p.policy.group === queue.group))?.policy
+    queue.singleActive = queue.policy?.singleActive === true
+  }
+
+  private newQueue (command: string, group: string): Queue {
+    const queue = new Queue(command, group)
+    this.applyPolicy(queue)
+    return queue
+  }
+
+  /** The unrouted queue of `command`, made when needed. */
+  private unroutedQueue (command: string): Queue {
+    let queue = this.unrouted.get(command)
+    if (queue == null) {
+      queue = this.newQueue(command, '')
+      this.unrouted.set(command, queue)
+    }
+    return queue
+  }
+
+  /** The queues a message of `command` goes to: one per group that wants it, else its unrouted queue. */
   private route (command: string): Queue[] {
     let queues = this.routes.get(command)
     if (queues == null) {
@@ -732,6 +818,7 @@ export class QueueEngine<Owner> {
       for (const g of matched) queues.push(this.queueOf(g, command))
       // A cache, not a record: a flood of distinct commands must not grow it without bound.
       if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear()
+      if (queues.length === 0) queues.push(this.unroutedQueue(command))
       this.routes.set(command, queues)
     }
     return queues
@@ -747,26 +834,152 @@ export class QueueEngine<Owner> {
     }
   }
 
-  /** Ready now, or into the schedule when due later; the queue's TTL applies from the publish time. */
-  private enqueue (queue: Queue, message: QueuedMessage): void {
+  /** A new message of `queue`: stored (in the queue's order, or in due order when due later) and placed. */
+  private admit (queue: Queue, message: QueuedMessage): void {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
-    const at = message.dueAt
-    const due = at == null || at <= this.clock()
+    if (message.dueAt != null && message.dueAt > this.clock()) {
+      this.events.delayed?.(message, queue)
+      this.delay(queue, message)
+    } else {
+      this.events.enqueued?.(message, queue)
+      this.enqueue(queue, message)
+    }
+  }
+
+  /** Ready now (in memory, or on disk behind a full page), or into the schedule when due later. */
+  private enqueue (queue: Queue, message: QueuedMessage, announce = true): void {
+    const due = message.dueAt == null || message.dueAt <= this.clock()
     // A stored message beyond what is in memory stays on disk when messages before it are there
     // (or when a page is full): pages are read back in stored order, after `tail`.
     const beyond = message.pageOrder != null && message.pageOrder > queue.tail
-    if (beyond && (queue.onDisk > 0 || (due && queue.ready.length >= this.pageSize))) {
+    if (beyond && (queue.onDisk > 0 || (due && this.pageFull(queue)))) {
       queue.onDisk++
       return
     }
     if (beyond) queue.tail = message.pageOrder as number
-    if (due) {
-      queue.ready.push(message)
+    // Not due: a retry's backoff stored in the queue's order by an earlier version; it stays in memory.
+    if (due) queue.push(message)
+    else this.delay(queue, message, announce)
+  }
+
+  private pageFull (queue: Queue): boolean {
+    return queue.ready.length >= this.pageSize || queue.readyBytes >= this.pageBytes
+  }
+
+  /**
+   * A message waits for its due time: in the schedule, or (stored in due order after the page the
+   * schedule holds) only in the store, read back when the schedule runs low. `announce`: tell the
+   * owner when it is due (not while restoring: the owner asks once the start is done).
+   */
+  private delay (queue: Queue, message: QueuedMessage, announce = true): void {
+    queue.delayed++
+    const at = message.dueAt as number
+    const order = message.dueOrder
+    if (order != null && earlier(this.delayTail, { at, order })) {
+      if (this.delayedOnDisk > 0 || this.schedule.length >= this.pageSize || this.scheduleBytes >= this.pageBytes) {
+        this.delayedOnDisk++
+        if (this.delayLoading) this.delayedWhileLoading.push({ at, order })
+        return
+      }
+      this.delayTail = { at, order }
+    }
+    this.schedule.push({ at, order: order ?? 0, message, queue })
+    this.scheduleBytes += message.payload.byteLength
+    if (announce) this.events.scheduled?.(at)
+    // Messages due before the page's end join it (retries, shorter delays): past two pages, the
+    // latest go back to being only in the store.
+    if (this.schedule.length > 2 * this.pageSize || this.scheduleBytes > 2 * this.pageBytes) this.trimSchedule()
+  }
+
+  /** Keeps the soonest page of the schedule; the stored ones after it are left to the store. */
+  private trimSchedule (): void {
+    const all = [...this.schedule].sort((a, b) => earlier(a, b) ? -1 : earlier(b, a) ? 1 : 0)
+    let count = 0
+    let bytes = 0
+    let tail: DueOrder = { at: -Infinity, order: -Infinity }
+    const dropped = new Set<Scheduled>()
+    for (const s of all) {
+      if (s.message.dueOrder == null) continue // not stored in due order: stays
+      if (count < this.pageSize && bytes < this.pageBytes) {
+        count++
+        bytes += s.message.payload.byteLength
+        tail = s
+      } else {
+        dropped.add(s)
+      }
+    }
+    if (dropped.size === 0) return
+    this.schedule.remove((s) => dropped.has(s))
+    for (const s of dropped) this.scheduleBytes -= s.message.payload.byteLength
+    this.delayedOnDisk += dropped.size
+    this.delayTail = { at: tail.at, order: tail.order }
+    this.delayGeneration++ // a page being read after the old tail would skip the dropped ones
+  }
+
+  /**
+   * A delayed message came due: it joins the tail of its queue. A stored one is stored anew in the
+   * queue's order (so a restart keeps it there), in memory or behind a paged-out part.
+   */
+  private cameDue (queue: Queue, message: QueuedMessage): void {
+    if (message.dueOrder != null) {
+      this.events.enqueued?.(message, queue)
+      this.enqueue(queue, message)
     } else {
-      queue.delayed++
-      this.schedule.push({ at: at as number, message, queue })
-      this.events.scheduled?.(at as number)
+      queue.push(message)
+    }
+  }
+
+  /** The next page of delayed messages, read from the store after the `after` given with `delayedPageNeeded`, in due order. */
+  loadDelayedPage (generation: number, page: Array<{ message: QueuedMessage, queue: Queue }>): void {
+    this.delayLoading = false
+    if (generation !== this.delayGeneration) {
+      this.delayedWhileLoading = []
+      this.askDelayed() // purged or trimmed meanwhile: the page is stale
+      return
+    }
+    // A message due within the page that was stored after the page was read is not in it: the page
+    // is taken only up to it (the rest is read again), so the tail never passes a message on disk.
+    const missed = this.delayedWhileLoading
+    this.delayedWhileLoading = []
+    if (missed.length > 0) {
+      const read = new Set(page.map((p) => p.message.dueOrder))
+      for (const m of missed) {
+        if (read.has(m.order)) continue
+        const at = page.findIndex((p) => !earlier({ at: p.message.dueAt as number, order: p.message.dueOrder as number }, m))
+        if (at >= 0) page = page.slice(0, at)
+      }
+    }
+    const now = this.clock()
+    const touched = new Set<Queue>()
+    for (const { message, queue } of page) {
+      this.delayedOnDisk--
+      const at = message.dueAt as number
+      const order = message.dueOrder as number
+      if (earlier(this.delayTail, { at, order })) this.delayTail = { at, order }
+      if (at <= now) {
+        queue.delayed--
+        this.cameDue(queue, message)
+        touched.add(queue)
+      } else {
+        this.schedule.push({ at, order, message, queue })
+        this.scheduleBytes += message.payload.byteLength
+        this.events.scheduled?.(at)
+      }
+    }
+    // The store had fewer than counted (never expected): trust the store.
+    if (page.length === 0 && missed.length === 0 && this.delayedOnDisk > 0) {
+      this.held -= this.delayedOnDisk
+      this.delayedOnDisk = 0
+    }
+    for (const queue of touched) this.drain(queue)
+    this.askDelayed()
+  }
+
+  private askDelayed (): void {
+    if (this.delayedOnDisk > 0 && !this.delayLoading && this.schedule.length <= this.pageSize / 2 && this.scheduleBytes <= this.pageBytes / 2) {
+      this.delayLoading = true
+      this.events.delayedPageNeeded?.({ ...this.delayTail }, this.delayGeneration)
     }
   }
 
@@ -776,7 +989,7 @@ export class QueueEngine<Owner> {
    * for a start that reads the first page of each queue and counts the rest.
    */
   restoreOnDisk (command: string, group: string, count: number): void {
-    const queue = this.queueOf(this.group(group), command)
+    const queue = this.restoredQueue(command, group)
     queue.published += count
     queue.onDisk += count
     this.held += count
@@ -789,13 +1002,8 @@ export class QueueEngine<Owner> {
     for (const m of messages) {
       queue.onDisk--
       if (m.pageOrder != null && m.pageOrder > queue.tail) queue.tail = m.pageOrder
-      if (m.dueAt != null && m.dueAt > this.clock()) {
-        queue.delayed++
-        this.schedule.push({ at: m.dueAt, message: m, queue })
-        this.events.scheduled?.(m.dueAt)
-      } else {
-        queue.ready.push(m)
-      }
+      if (m.dueAt != null && m.dueAt > this.clock()) this.delay(queue, m)
+      else queue.push(m)
     }
     // The store had fewer than counted (never expected): trust the store.
     if (messages.length === 0 && queue.onDisk > 0) {
@@ -807,7 +1015,7 @@ export class QueueEngine<Owner> {
   }
 
   private askPage (queue: Queue): void {
-    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2) {
+    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2 && queue.readyBytes <= this.pageBytes / 2) {
       queue.loading = true
       this.events.pageNeeded?.(queue)
     }
@@ -840,8 +1048,8 @@ export class QueueEngine<Owner> {
 
   /** The next ready message of a queue that is not expired; expired ones on the way fail. */
   private take (queue: Queue): QueuedMessage | undefined {
-    if (queue.onDisk > 0) this.askPage(queue)
-    for (let message = queue.ready.shift(); message != null; message = queue.ready.shift()) {
+    for (let message = queue.shift(); message != null; message = queue.shift()) {
+      if (queue.onDisk > 0) this.askPage(queue)
       if (queue.congested && queue.ready.length + queue.onDisk <= this.options.highWater / 2) this.relieve(queue)
       if (message.expiresAt == null || message.expiresAt > this.clock()) return message
       message.lastError = 'expired'
@@ -927,7 +1135,7 @@ export class QueueEngine<Owner> {
     this.release(d)
     d.message.lastError = reason
     if (d.message.attempts < this.options.maxAttempts) {
-      d.queue.ready.unshift(d.message)
+      d.queue.unshift(d.message)
       this.events.requeued?.(d.message, d.queue)
     } else {
       this.fail(d.queue, d.message, reason, d.sub.owner)

@@ -9,19 +9,28 @@ import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
   ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, DELAYED_PREFIX, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
   PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
+  DELAYED_KEY_LENGTH, delayedKey, delayedKeyAfter, parseDelayedKey,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
   readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange
 } from './records.js'
 import { groupError } from '../names.js'
-import type { Store } from '../store/store.js'
-import type { QueueEngine } from './engine.js'
+import type { Store, StoreOp } from '../store/store.js'
+import type { DueOrder, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { Queue, QueuedMessage } from './queue.js'
 import type { Schedule } from './schedules.js'
 
-/** Queue id 0 holds messages that no group wants yet. */
-const UNROUTED = 0
+/** Before paging, queue id 0 held every message no group wanted yet (now each command has an unrouted queue). */
+const OLD_UNROUTED = 0
+/** Writes gathered by a rewrite at start before they are flushed, so a large one stays small in memory. */
+const REWRITE_BATCH = 5_000
+
+/** How much a page of messages read back holds at most: messages, and payload bytes. */
+export interface PageBounds {
+  size: number
+  bytes: number
+}
 
 export interface Recovered {
   messages: number
@@ -47,6 +56,9 @@ export interface FinishedRecord extends MessageRecord {
 export class Journal {
   private readonly commit: GroupCommit
   private readonly queueIds = new WeakMap<Queue, number>()
+  private readonly queuesById = new Map<number, Queue>()
+  /** Deletions of purged messages under way; pages are read after them. */
+  private clearing: Promise<void> = Promise.resolve()
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
@@ -57,9 +69,9 @@ export class Journal {
 
   /**
    * @param completedRetention ms a completed message's record is kept (0: deleted at once)
-   * @param pageSize ready messages of a queue read back at a time (the engine's page size)
+   * @param page ready messages of a queue (and delayed ones) restored at a start (the engine's page bounds)
    */
-  constructor (readonly store: Store, private readonly completedRetention: number, private readonly pageSize: number, onError: (err: Error) => void, onRecover?: () => void) {
+  constructor (readonly store: Store, private readonly completedRetention: number, private readonly page: PageBounds, onError: (err: Error) => void, onRecover?: () => void) {
     this.commit = new GroupCommit(store, onError, () => {
       const log = this.completedLog.take()
       if (log != null) this.commit.put(completedLogKey(Date.now(), this.nextLog++), log)
@@ -116,51 +128,69 @@ export class Journal {
         continue
       }
       queues.set(id, q)
-      this.queueNames.set(id, decodeQueue(value))
       this.nextQueueId = Math.max(this.nextQueueId, id + 1)
     }
+    await this.upgrade(engine, queues)
+    for (const [id, q] of queues) this.queueNames.set(id, q)
     let messages = 0
-    // Delayed ones all come back to memory; of the others, each queue's first page (the engine
-    // keeps the rest on disk and counts them, read back a page at a time).
-    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+    // Of each queue, its first page (by count and bytes); the engine counts the rest, kept on disk
+    // and read back a page at a time. Counted by key, so a large backlog is not read at a start.
+    const stored = new Map<number, number>()
+    for await (const key of this.store.keys(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
       if (skipped.has(queueId)) continue
-      const { message } = decodeMessage(value)
-      message.key = key
-      engine.restore(message, queues.get(queueId)?.group ?? '')
+      stored.set(queueId, (stored.get(queueId) ?? 0) + 1)
       messages++
     }
-    let run: { queueId: number, restored: number, counted: number } | undefined
-    const endRun = (): void => {
-      const q = run != null ? queues.get(run.queueId) : undefined
-      if (run != null && q != null && run.counted > 0) engine.restoreOnDisk(q.command, q.group, run.counted)
+    for (const [queueId, count] of stored) {
+      const queue = queues.get(queueId)
+      let restored = 0
+      let bytes = 0
+      for await (const [key, value] of this.store.entries(messageKey(queueId, 0).subarray(0, 5), undefined, queue != null ? this.page.size : undefined)) {
+        const { message } = decodeMessage(value)
+        message.key = key
+        // (A record of an unknown queue is kept in memory, unrouted.)
+        if (queue != null) message.pageOrder = parseMessageKey(key).n
+        engine.restore(message, queue?.group ?? '')
+        restored++
+        bytes += message.payload.byteLength
+        if (queue != null && bytes >= this.page.bytes) break
+      }
+      if (queue != null && count > restored) engine.restoreOnDisk(queue.command, queue.group, count - restored)
     }
-    for await (const [key, value] of this.store.entries(MESSAGE_PREFIX)) {
-      const { queueId, n } = parseMessageKey(key)
+    // Delayed ones: the soonest-due page; the rest are counted per queue.
+    const delayed = new Map<number, number>()
+    for await (const key of this.store.keys(DELAYED_PREFIX)) {
+      const { queueId, n } = parseDelayedKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
       if (skipped.has(queueId)) continue
-      if (run?.queueId !== queueId) {
-        endRun()
-        run = { queueId, restored: 0, counted: 0 }
-      }
+      delayed.set(queueId, (delayed.get(queueId) ?? 0) + 1)
       messages++
-      const queue = queueId === UNROUTED ? undefined : queues.get(queueId)
-      if (queue != null && run.restored >= this.pageSize) {
-        run.counted++
-        continue
-      }
+    }
+    let bytes = 0
+    for await (const [key, value] of this.store.entries(DELAYED_PREFIX, undefined, this.page.size)) {
+      const { queueId, n } = parseDelayedKey(key)
+      if (skipped.has(queueId)) continue
+      const queue = queues.get(queueId)
       const { message } = decodeMessage(value)
       message.key = key
-      if (queue != null) message.pageOrder = n
-      engine.restore(message, queue?.group ?? '')
-      run.restored++
+      if (queue != null) message.dueOrder = n
+      engine.restoreDelayed(message, queue?.group ?? '')
+      delayed.set(queueId, (delayed.get(queueId) ?? 0) - 1)
+      bytes += message.payload.byteLength
+      if (bytes >= this.page.bytes) break
     }
-    endRun()
+    for (const [id, count] of delayed) {
+      const q = queues.get(id)
+      if (q != null && count > 0) engine.restoreDelayedOnDisk(q.command, q.group, count)
+    }
     // Recovered queues keep their ids, so their messages keep their keys.
     for (const [id, q] of queues) {
       const queue = engine.queue(q.command, q.group)
-      if (queue != null) this.queueIds.set(queue, id)
+      if (queue == null) continue
+      this.queueIds.set(queue, id)
+      this.queuesById.set(id, queue)
     }
     let answers = 0
     for await (const [key, value] of this.store.entries(ANSWER_PREFIX)) {
@@ -173,18 +203,31 @@ export class Journal {
     return { messages, answers }
   }
 
-  /** A message entered a queue (a copy at publish, or taken from the unrouted ones). */
+  /** A message entered a queue's order (a copy at publish, or a delayed one that came due behind a paged-out part). */
   enqueued (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
     const n = this.nextMessage++
-    m.key = messageKey(this.queueId(queue), n, m.dueAt != null)
-    m.pageOrder = m.dueAt != null ? undefined : n
+    m.key = messageKey(this.queueId(queue), n)
+    m.pageOrder = n
+    m.dueOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
-  unrouted (m: QueuedMessage): void {
-    m.key = messageKey(UNROUTED, this.nextMessage++, m.dueAt != null)
+  /** A message waits for its due time (a delayed publish, or a retry's backoff): kept in due order. */
+  delayed (m: QueuedMessage, queue: Queue): void {
+    if (m.key != null) this.commit.del(m.key)
+    const n = this.nextMessage++
+    m.key = delayedKey(m.dueAt as number, n, this.queueId(queue))
+    m.dueOrder = n
+    m.pageOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
+  }
+
+  /** A command's unrouted queue went to a group: its record says so; its messages keep their keys. */
+  adopted (queue: Queue): void {
+    const id = this.queueId(queue)
+    this.queueNames.set(id, { command: queue.command, group: queue.group })
+    this.commit.put(queueKey(id), encodeQueue(queue.command, queue.group))
   }
 
   /** A failed delivery sent the message back to wait: its attempts, last error and due time are rewritten. */
@@ -214,9 +257,14 @@ export class Journal {
   async deletedQueue (queue: Queue): Promise<void> {
     const id = this.queueIds.get(queue)
     if (id == null) return
-    // Its id stays mapped: a page read finishing late reads the cleared range, and makes no new record.
-    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
-    for (const delayed of [false, true]) await this.store.clear(...queueRange(id, delayed))
+    // Its id stays mapped: a page read finishing late reads the cleared range, and makes no new
+    // record. A delayed page read from now on skips its records.
+    this.queuesById.delete(id)
+    await this.whileClearing(async () => {
+      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+      await this.store.clear(...queueRange(id))
+    })
+    await this.clearDelayed([queue], { at: -Infinity, order: -Infinity })
     // Last: messages whose queue record is gone would come back as unrouted after a crash.
     this.commit.del(queueKey(id))
   }
@@ -226,14 +274,40 @@ export class Journal {
    * there is no `after`), with the writes not yet on disk: right while they are being written, and
    * while the store cannot write (consumers drain a backlog even from a full disk).
    */
-  async readPage (queue: Queue, after: number, limit: number): Promise<QueuedMessage[]> {
+  async readPage (queue: Queue, after: number, limit: number, maxBytes = Infinity): Promise<QueuedMessage[]> {
+    await this.clearing
     const id = this.queueId(queue)
     const page: QueuedMessage[] = []
+    let bytes = 0
     for await (const [key, value] of this.commit.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
       const { message } = decodeMessage(value)
       message.key = key
       message.pageOrder = parseMessageKey(key).n
       page.push(message)
+      bytes += message.payload.byteLength
+      if (bytes >= maxBytes) break
+    }
+    return page
+  }
+
+  /**
+   * The next page of delayed messages, in due order: up to `limit` (and about `maxBytes` of
+   * payload) of those stored after `after`, with their queues, and with the writes not yet on disk.
+   */
+  async readDelayedPage (after: DueOrder, limit: number, maxBytes = Infinity): Promise<Array<{ message: QueuedMessage, queue: Queue }>> {
+    await this.clearing
+    const page: Array<{ message: QueuedMessage, queue: Queue }> = []
+    let bytes = 0
+    for await (const [key, value] of this.commit.entries(DELAYED_PREFIX, delayedAfter(after), limit)) {
+      const { n, queueId } = parseDelayedKey(key)
+      const queue = this.queuesById.get(queueId)
+      if (queue == null) continue
+      const { message } = decodeMessage(value)
+      message.key = key
+      message.dueOrder = n
+      page.push({ message, queue })
+      bytes += message.payload.byteLength
+      if (bytes >= maxBytes) break
     }
     return page
   }
@@ -245,8 +319,100 @@ export class Journal {
   async clearAfter (queue: Queue, after: number): Promise<void> {
     const id = this.queueId(queue)
     const below = this.nextMessage
-    await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
-    await this.store.clear(messageKey(id, after + 1), messageKey(id, below))
+    await this.whileClearing(async () => {
+      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+      await this.store.clear(messageKey(id, after + 1), messageKey(id, below))
+    })
+  }
+
+  /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
+  async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
+    const ids = new Set(queues.map((q) => this.queueId(q)))
+    const below = this.nextMessage
+    await this.whileClearing(async () => {
+      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
+      let ops: StoreOp[] = []
+      for await (const [key] of this.store.entries(DELAYED_PREFIX, delayedAfter(after))) {
+        const { n, queueId } = parseDelayedKey(key)
+        if (ids.has(queueId) && n < below) ops.push({ type: 'del', key })
+        if (ops.length >= REWRITE_BATCH) {
+          await this.store.write(ops)
+          ops = []
+        }
+      }
+      if (ops.length > 0) await this.store.write(ops)
+    })
+  }
+
+  /** Runs `work` after the deletions under way; pages are read after it. */
+  private async whileClearing (work: () => Promise<void>): Promise<void> {
+    const done = this.clearing.then(work)
+    this.clearing = done.catch(() => {})
+    await done
+  }
+
+  /**
+   * Brings a store written before paging up to date, and hands each unrouted queue whose command a
+   * group is bound to (bound after its messages came, and the start interrupted the hand-over) to
+   * that group. Rewrites run in batches, so a large store is not held in memory.
+   */
+  private async upgrade (engine: QueueEngine<any>, queues: Map<number, { command: string, group: string }>): Promise<void> {
+    let pending = 0
+    const rewrite = async (from: Uint8Array, to: Uint8Array, value: Uint8Array): Promise<void> => {
+      this.commit.del(from)
+      this.commit.put(to, value)
+      if (++pending >= REWRITE_BATCH) {
+        pending = 0
+        await this.commit.flush()
+      }
+    }
+    const unroutedId = (command: string): number => {
+      for (const [id, q] of queues) {
+        if (q.command === command && q.group === '') return id
+      }
+      const id = this.nextQueueId++
+      queues.set(id, { command, group: '' })
+      this.commit.put(queueKey(id), encodeQueue(command, ''))
+      return id
+    }
+    // Unrouted messages of every command were in queue 0: each goes to its command's unrouted queue, same order.
+    for await (const [key, value] of this.store.entries(messageKey(OLD_UNROUTED, 0).subarray(0, 5))) {
+      const { n } = parseMessageKey(key)
+      await rewrite(key, messageKey(unroutedId(decodeMessage(value).message.command), n), value)
+    }
+    // Delayed messages were keyed by queue (ids fit 30 bits, so those keys sort before every f64 due time).
+    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+      if (key.byteLength === DELAYED_KEY_LENGTH) break
+      const v = new DataView(key.buffer, key.byteOffset, key.byteLength)
+      const queueId = v.getUint32(1)
+      const n = parseMessageKey(key).n
+      const { message } = decodeMessage(value)
+      const id = queueId === OLD_UNROUTED ? unroutedId(message.command) : queueId
+      await rewrite(key, message.dueAt != null ? delayedKey(message.dueAt, n, id) : messageKey(id, n), value)
+    }
+    await this.commit.flush()
+    for (const [pid, q] of [...queues]) {
+      if (q.group !== '') continue
+      const group = engine.boundGroups(q.command)[0]
+      if (group == null) continue
+      const target = [...queues].find(([, t]) => t.command === q.command && t.group === group)?.[0]
+      if (target == null) {
+        queues.set(pid, { command: q.command, group })
+        this.commit.put(queueKey(pid), encodeQueue(q.command, group))
+        continue
+      }
+      // The group has a queue of that command already: the messages join it, in order (n is global).
+      for await (const [key, value] of this.store.entries(messageKey(pid, 0).subarray(0, 5))) {
+        await rewrite(key, messageKey(target, parseMessageKey(key).n), value)
+      }
+      for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+        const d = parseDelayedKey(key)
+        if (d.queueId === pid && key.byteLength === DELAYED_KEY_LENGTH) await rewrite(key, delayedKey(d.dueAt, d.n, target), value)
+      }
+      queues.delete(pid)
+      this.commit.del(queueKey(pid))
+    }
+    await this.commit.flush()
   }
 
   /** The message was purged: its record goes, nothing stays. */
@@ -347,9 +513,15 @@ export class Journal {
     if (id == null) {
       id = this.nextQueueId++
       this.queueIds.set(queue, id)
+      this.queuesById.set(id, queue)
       this.queueNames.set(id, { command: queue.command, group: queue.group })
       this.commit.put(queueKey(id), encodeQueue(queue.command, queue.group))
     }
     return id
   }
+}
+
+/** The key to read delayed messages after `after` from (undefined: from the first). */
+function delayedAfter (after: DueOrder): Uint8Array | undefined {
+  return after.at === -Infinity ? undefined : delayedKeyAfter(after.at, after.order)
 }

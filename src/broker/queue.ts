@@ -29,6 +29,11 @@ export interface QueuedMessage extends MessageFields {
    * engine may keep it on disk only, and read it back in this order.
    */
   pageOrder?: number
+  /**
+   * For a delayed message the store can page: its place among the stored delayed messages with the
+   * same due time (set by the journal). Delayed messages are read back in (dueAt, dueOrder) order.
+   */
+  dueOrder?: number
 }
 
 /** A subscription as the engine sees it: a competing consumer with prefetch credit. */
@@ -59,7 +64,10 @@ function hasCredit (sub: Subscription): boolean {
 }
 
 export class Queue {
+  /** Ready messages in memory, in delivery order; change them through the methods below, which count their bytes. */
   readonly ready = new Deque<QueuedMessage>()
+  /** Payload bytes in `ready`. */
+  readyBytes = 0
   readonly consumers: Subscription[] = []
   private nextConsumer = 0
   inFlight = 0
@@ -67,7 +75,8 @@ export class Queue {
   delayed = 0
   /**
    * Paging: ready messages kept only in the store, after those in `ready` (which holds at most a
-   * page), and the highest `pageOrder` in memory, after which the next page starts. `loading` is set while a page is being read; `generation` changes on a purge.
+   * page, by count and by bytes), and the highest `pageOrder` in memory, after which the next page
+   * starts. `loading` is set while a page is being read; `generation` changes on a purge.
    */
   onDisk = 0
   tail = 0
@@ -96,7 +105,30 @@ export class Queue {
   nacked = 0
   failed = 0
 
-  constructor (readonly command: string, readonly group: string) {}
+  /** `group` is '' for the messages of a command no group wants yet; the first group that does takes the queue. */
+  constructor (readonly command: string, public group: string) {}
+
+  push (m: QueuedMessage): void {
+    this.ready.push(m)
+    this.readyBytes += m.payload.byteLength
+  }
+
+  unshift (m: QueuedMessage): void {
+    this.ready.unshift(m)
+    this.readyBytes += m.payload.byteLength
+  }
+
+  shift (): QueuedMessage | undefined {
+    const m = this.ready.shift()
+    if (m != null) this.readyBytes -= m.payload.byteLength
+    return m
+  }
+
+  /** Takes every ready message out. */
+  drainReady (): QueuedMessage[] {
+    this.readyBytes = 0
+    return this.ready.drain()
+  }
 
   get name (): string {
     return `${this.command}@${this.group}`

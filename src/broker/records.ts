@@ -2,8 +2,13 @@
  * What the broker keeps in its store, and the keys it keeps it under. Keys sort as bytes, so a
  * prefix reads one kind, and a queue's messages come back in publish order:
  *
- *   M queueId:u32 n:u64   a message copy waiting or in process in a queue (queue 0: waiting for a group)
- *   D queueId:u32 n:u64   the same for a message published with a due time (kept apart: never paged)
+ *   M queueId:u32 n:u64   a message copy waiting or in process in a queue, in the queue's order (a
+ *                         queue of group '' holds a command's messages no group wants yet)
+ *   D dueAt:f64 n:u64 queueId:u32
+ *                         a message waiting for its due time (delayed, or a retry's backoff), in due
+ *                         order (a positive f64 sorts as its big-endian bytes). Before delayed
+ *                         messages paged it was D queueId:u32 n:u64, and queue 0 held every
+ *                         unrouted message: the journal rewrites such records when it starts.
  *   C at:u64 n:u64        the messages completed in one group commit (CompletedLog), kept for
  *                         the completed retention
  *   E at:u64 queueId n    a failed message, with its payload and last error
@@ -69,9 +74,9 @@ export function parseGroupKey (key: Uint8Array): string {
   return new TextDecoder().decode(key.subarray(1))
 }
 
-/** The first and the end key of a queue's stored messages (waiting, or `delayed`). */
-export function queueRange (queueId: number, delayed: boolean): [Uint8Array, Uint8Array] {
-  return [messageKey(queueId, 0, delayed), messageKey(queueId + 1, 0, delayed)]
+/** The first and the end key of a queue's stored messages in its order (delayed ones are stored in due order, apart). */
+export function queueRange (queueId: number): [Uint8Array, Uint8Array] {
+  return [messageKey(queueId, 0), messageKey(queueId + 1, 0)]
 }
 
 export function scheduleKey (id: string): Uint8Array {
@@ -126,22 +131,49 @@ export function decodeTime (value: Uint8Array): number {
 }
 export const FAILED_PREFIX = new Uint8Array([Kind.Failed])
 
-/** A message's key; `delayed` for one published with a due time. */
-export function messageKey (queueId: number, n: number, delayed = false): Uint8Array {
+/** A message's key in its queue's order. */
+export function messageKey (queueId: number, n: number): Uint8Array {
   const key = new Uint8Array(13)
   const v = new DataView(key.buffer)
-  key[0] = delayed ? Kind.DelayedMessage : Kind.Message
+  key[0] = Kind.Message
   v.setUint32(1, queueId)
   setU64(v, 5, n)
   return key
 }
 
-/** A failed message's key: ordered by when it failed, then as its message key. */
+/** A delayed message's key, in due order. */
+export function delayedKey (dueAt: number, n: number, queueId: number): Uint8Array {
+  const key = new Uint8Array(DELAYED_KEY_LENGTH)
+  const v = new DataView(key.buffer)
+  key[0] = Kind.DelayedMessage
+  v.setFloat64(1, dueAt)
+  setU64(v, 9, n)
+  v.setUint32(17, queueId)
+  return key
+}
+
+export const DELAYED_KEY_LENGTH = 21
+
+/** The due time, sequence number and queue id in a delayed message's key. */
+export function parseDelayedKey (key: Uint8Array): { dueAt: number, n: number, queueId: number } {
+  const v = new DataView(key.buffer, key.byteOffset, key.byteLength)
+  return { dueAt: v.getFloat64(1), n: getU64(v, 9), queueId: v.getUint32(17) }
+}
+
+/** A key after every delayed message key up to (dueAt, n), and before those after it. */
+export function delayedKeyAfter (dueAt: number, n: number): Uint8Array {
+  return delayedKey(dueAt, n, 0xffffffff)
+}
+
+/** A failed message's key: ordered by when it failed, then by its queue id and sequence number. */
 export function failedKey (at: number, messageKey: Uint8Array): Uint8Array {
   const key = new Uint8Array(9 + 12)
+  const v = new DataView(key.buffer)
   key[0] = Kind.Failed
-  setU64(new DataView(key.buffer), 1, at)
-  key.set(messageKey.subarray(1), 9)
+  setU64(v, 1, at)
+  const { queueId, n } = parseMessageKey(messageKey)
+  v.setUint32(9, queueId)
+  setU64(v, 13, n)
   return key
 }
 
@@ -214,8 +246,9 @@ function pairKey (kind: Kind, a: string, b: string): Uint8Array {
   return encode(kind, (w) => w.str(a).str(b)).slice(4)
 }
 
-/** The queue id and sequence number in a message key. */
+/** The queue id and sequence number in a message key (of either kind). */
 export function parseMessageKey (key: Uint8Array): { queueId: number, n: number } {
+  if (key[0] === Kind.DelayedMessage && key.byteLength === DELAYED_KEY_LENGTH) return parseDelayedKey(key)
   const v = new DataView(key.buffer, key.byteOffset, key.byteLength)
   return { queueId: v.getUint32(1), n: getU64(v, 5) }
 }

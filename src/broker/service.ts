@@ -6,12 +6,12 @@
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
-  DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
+  DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_PAGE_BYTES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
-import { QueueEngine, type Deleted, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
+import { QueueEngine, type Deleted, type DueOrder, type QueuePolicy, type QueueStats, type RetryBackoff } from './engine.js'
 import { Journal } from './journal.js'
 import { SeenIds } from './seen-ids.js'
 import { Schedules, nextRun, timingError, type Schedule } from './schedules.js'
@@ -64,7 +64,8 @@ export interface BrokerInit {
   deadLetter?: string | false
   /**
    * With a store: ready messages a queue keeps in memory; the rest wait only in the store and are
-   * read back a page at a time, so a backlog larger than memory fits. Default 5,000.
+   * read back a page at a time, so a backlog larger than memory fits. Default 5,000. Delayed
+   * messages page the same way (the soonest-due page in memory), and so do those no group wants yet.
    */
   pageSize?: number
   /**
@@ -72,6 +73,8 @@ export interface BrokerInit {
    * every group gets a copy of each message its patterns match, and its bindings are stored.
    */
   maxGroups?: number
+  /** With a store: the payload bytes a page holds at most (a queue's ready messages, or the delayed ones in memory). Default 8 MiB. */
+  pageBytes?: number
 }
 
 export interface BrokerComponents {
@@ -204,6 +207,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       maxAttempts: init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
       maxMessages: init.maxMessages ?? (init.store != null ? DEFAULT_MAX_STORED_MESSAGES : DEFAULT_MAX_MESSAGES),
       pageSize: init.store != null ? init.pageSize ?? DEFAULT_PAGE_SIZE : Infinity,
+      pageBytes: init.store != null ? init.pageBytes ?? DEFAULT_PAGE_BYTES : Infinity,
       highWater: init.highWater ?? DEFAULT_HIGH_WATER,
       answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
       maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
@@ -216,7 +220,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }
     this.journal = init.store == null
       ? undefined
-      : new Journal(init.store, this.options.completedRetention, this.options.pageSize,
+      : new Journal(init.store, this.options.completedRetention, { size: this.options.pageSize, bytes: this.options.pageBytes },
         (err) => { this.log.error('writing to the message store failed, publishes are refused until it writes again: %s', err.message) },
         () => { this.log('the message store writes again') })
     this.mailbox = new Mailbox(this.options.answerRetention, this.options.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
@@ -241,8 +245,10 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
       pageNeeded: (queue) => { this.readPage(queue) },
+      delayedPageNeeded: (after, generation) => { this.readDelayedPage(after, generation) },
       enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
-      unrouted: (m) => { this.journal?.unrouted(m) },
+      delayed: (m, queue) => { this.journal?.delayed(m, queue) },
+      adopted: (queue) => { this.journal?.adopted(queue) },
       bound: (group, pattern) => { this.journal?.bound(group, pattern) },
       groupExpiry: (group, expires) => { this.journal?.groupExpiry(group, expires) },
       ended: (sub, reason) => { sub.owner.ended(sub, reason) },
@@ -302,6 +308,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       schedule: (s) => { this.schedules.add(s) },
       warn: (message) => { this.log.error('store: %s', message) }
     })
+    // What came due while the broker was down goes to its queues; the rest of the schedule is read as it runs low.
+    this.engine.promote()
     const due = earliest(this.engine.nextDue, this.schedules.nextDue)
     if (due != null) this.wakeAt(due)
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
@@ -518,7 +526,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const journal = this.journal
     if (journal == null) return
     const generation = queue.generation
-    journal.readPage(queue, queue.tail, this.options.pageSize).then((page) => {
+    journal.readPage(queue, queue.tail, this.options.pageSize, this.options.pageBytes).then((page) => {
       this.engine.loadPage(queue, generation, page)
     }, (err: Error) => {
       this.log.error('reading the next page of %s failed, trying again in 1 s: %s', queue.name, err.message)
@@ -527,6 +535,21 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         else queue.loading = false
       }, 1000)
       retry.unref?.()
+    })
+  }
+
+  /** Reads the next page of delayed messages from the store into the engine. */
+  private readDelayedPage (after: DueOrder, generation: number): void {
+    const journal = this.journal
+    if (journal == null) return
+    journal.readDelayedPage(after, this.options.pageSize, this.options.pageBytes).then((page) => {
+      this.engine.loadDelayedPage(generation, page)
+      const due = this.engine.nextDue
+      if (due != null) this.wakeAt(due)
+    }, (err: Error) => {
+      this.log.error('reading the next page of delayed messages failed: %s', err.message)
+      // Asked again in a while (a stale generation only clears the read under way).
+      setTimeout(() => { this.engine.loadDelayedPage(-1, []) }, 1_000).unref?.()
     })
   }
 
@@ -599,10 +622,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Removes the waiting (and delayed) messages of `command`, in one group or all; returns how many. */
   purge (command: string, group?: string): number {
     const held = this.engine.size
-    const { messages, paged } = this.engine.purge(command, group)
+    const { messages, paged, delayed } = this.engine.purge(command, group)
     for (const m of messages) this.journal?.purged(m)
     for (const { queue, after } of paged) {
       this.journal?.clearAfter(queue, after).catch((err: Error) => { this.log.error('purging %s from the store failed: %s', queue.name, err.message) })
+    }
+    if (delayed != null) {
+      this.journal?.clearDelayed(delayed.queues, delayed.after).catch((err: Error) => { this.log.error('purging delayed messages of %s from the store failed: %s', command, err.message) })
     }
     const purged = held - this.engine.size
     this.log('purged %d messages of %s%s', purged, command, group != null ? `@${group}` : '')

@@ -62,6 +62,20 @@ export class LevelStore implements Store {
     await this.db.clear({ gte: from, lt: to })
   }
 
+  async * keys (prefix: Uint8Array): AsyncIterable<Uint8Array> {
+    const end = prefixEnd(prefix)
+    const it = this.db.keys({ gte: prefix, ...(end != null ? { lt: end } : {}) })
+    try {
+      while (true) {
+        const batch = await it.nextv(READ_BATCH)
+        if (batch.length === 0) return
+        yield * batch
+      }
+    } finally {
+      await it.close()
+    }
+  }
+
   async * entries (prefix: Uint8Array, after?: Uint8Array, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     await this.ready()
     const end = prefixEnd(prefix)

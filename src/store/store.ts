@@ -15,6 +15,8 @@ export interface Store {
   write: (ops: StoreOp[]) => Promise<void>
   /** Every entry whose key begins with `prefix` (and sorts after `after`, if given), in key order, at most `limit`. */
   entries: (prefix: Uint8Array, after?: Uint8Array, limit?: number) => AsyncIterable<[key: Uint8Array, value: Uint8Array]>
+  /** The keys of `entries(prefix)`, without reading their values (to count what is stored). */
+  keys: (prefix: Uint8Array) => AsyncIterable<Uint8Array>
   /** Deletes every key from `from` (inclusive) to `to` (exclusive). */
   clear: (from: Uint8Array, to: Uint8Array) => Promise<void>
 }
@@ -51,6 +53,10 @@ export class MemoryStore implements Store {
     for (const k of [...this.data.keys()]) {
       if (k >= f && k < t) this.data.delete(k)
     }
+  }
+
+  async * keys (prefix: Uint8Array): AsyncIterable<Uint8Array> {
+    for await (const [key] of this.entries(prefix)) yield key
   }
 
   async * entries (prefix: Uint8Array, after?: Uint8Array, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
