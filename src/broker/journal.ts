@@ -120,7 +120,8 @@ export class Journal {
     for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
       const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
       const q = decodeQueue(value)
-      const invalid = groupError(q.group)
+      // (Group '' is a command's unrouted queue.)
+      const invalid = q.group === '' ? undefined : groupError(q.group)
       if (invalid != null) {
         skipped.add(id)
         this.nextQueueId = Math.max(this.nextQueueId, id + 1)
