@@ -3,28 +3,15 @@
  * connects to the broker over WebRTC Direct, subscribes, and answers what a producer sends.
  * Needs /usr/bin/chromium (`.ci/run` installs it) and the built page (`npm run build:web`).
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { chromium, type Browser } from 'playwright-core'
 import { killGroup, startBroker } from './cli-helpers.js'
+import { browser, hasChromium } from './chromium.js'
 import { createServer, type AddressInfo } from 'node:net'
 import { consumer, onCleanup, producer, tempDir } from './helpers.js'
 import { createAdmin, type Reply } from '../src/index.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-
-async function browser (): Promise<Browser> {
-  const b = await chromium.launch({
-    executablePath: CHROMIUM,
-    // Everything stays on this machine (LIBP2P-NOTES.md): no background traffic, real local IPs.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']
-  })
-  onCleanup(async () => { await b.close() })
-  return b
-}
-
-describe.runIf(existsSync(CHROMIUM))('the web page in Chromium', () => {
+describe.runIf(hasChromium)('the web page in Chromium', () => {
   it('connects over WebRTC Direct, subscribes, and answers a producer\'s messages', async () => {
     const home = await tempDir()
     const { url, tcp } = await startBroker(home)

@@ -4,24 +4,11 @@
  * from other peers, are shown as text; the Content-Security-Policy would stop script anyway; the
  * page's private key cannot be read by script.
  */
-import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { startBroker } from './cli-helpers.js'
-import { consumer, onCleanup, producer, tempDir } from './helpers.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-
-async function browser (): Promise<Browser> {
-  const b = await chromium.launch({
-    executablePath: CHROMIUM,
-    // Everything stays on this machine (LIBP2P-NOTES.md): no background traffic, real local IPs.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']
-  })
-  onCleanup(async () => { await b.close() })
-  return b
-}
+import { browser, hasChromium } from './chromium.js'
+import { consumer, producer, tempDir } from './helpers.js'
 
 /** Records, from before the page's own script runs, every CSP violation and what the payloads would set. */
 async function watch (page: Page): Promise<{ errors: string[] }> {
@@ -43,7 +30,7 @@ const PAYLOAD = '<img src=x onerror="window.xss=2"><script>window.xss=3</script>
 const GROUP = 'g<svg/onload=window.xss=4>'
 const ANSWER = '<b onmouseover="window.xss=5">bold</b><img src=x onerror="window.xss=6">'
 
-describe.runIf(existsSync(CHROMIUM))('the web page against injected HTML', () => {
+describe.runIf(hasChromium)('the web page against injected HTML', () => {
   it('shows commands, payloads, group names and answers with HTML as text; no script runs', async () => {
     const home = await tempDir()
     const { url, tcp } = await startBroker(home, ['-quiet'])

@@ -62,12 +62,17 @@ export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
 export const SCHEDULE_PREFIX = new Uint8Array([Kind.Schedule])
 export const GROUP_PREFIX = new Uint8Array([Kind.Group])
 
-export function groupKey (group: string): Uint8Array {
-  const bytes = new TextEncoder().encode(group)
+/** A key made of one kind byte and a string. */
+function stringKey (kind: Kind, s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s)
   const key = new Uint8Array(1 + bytes.byteLength)
-  key[0] = Kind.Group
+  key[0] = kind
   key.set(bytes, 1)
   return key
+}
+
+export function groupKey (group: string): Uint8Array {
+  return stringKey(Kind.Group, group)
 }
 
 export function parseGroupKey (key: Uint8Array): string {
@@ -80,11 +85,7 @@ export function queueRange (queueId: number): [Uint8Array, Uint8Array] {
 }
 
 export function scheduleKey (id: string): Uint8Array {
-  const bytes = new TextEncoder().encode(id)
-  const key = new Uint8Array(1 + bytes.byteLength)
-  key[0] = Kind.Schedule
-  key.set(bytes, 1)
-  return key
+  return stringKey(Kind.Schedule, id)
 }
 
 export function encodeSchedule (s: Schedule): Uint8Array {
