@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest'
 import { AdminError, SubscriptionError, createAdmin } from '../src/index.js'
 import { QueueEngine, type EngineOptions } from '../src/broker/engine.js'
 import type { QueuedMessage, Subscription } from '../src/broker/queue.js'
-import { consumer, onCleanup, producer, restartableBroker, sleep, until, type BrokerRef } from './helpers.js'
+import { Journal } from '../src/broker/journal.js'
+import { LevelStore } from '../src/store/level-store.js'
+import type { StoreOp } from '../src/store/store.js'
+import { consumer, onCleanup, producer, restartableBroker, sleep, tempDir, until, type BrokerRef } from './helpers.js'
 
 let nextId = 0
 function msg (command: string, dueAt?: number): QueuedMessage {
@@ -97,6 +100,23 @@ describe('deleting queues and groups (engine)', () => {
     expect(t.engine.size).toBe(0)
     t.engine.publish(msg('jobs'))
     expect(t.engine.stats()).toMatchObject([{ command: 'jobs', group: '' }])
+  })
+
+  it('a subscription never arms expiry on a group that has none; it sets it on a group it makes, or lengthens it', () => {
+    const t = setup()
+    const worker = t.engine.subscribe('w', 1, 'workers', ['jobs'], 1)
+    const tab = t.engine.subscribe('tab', 2, 'workers', ['jobs'], 1, false, 1_000) // a page opened with &group=workers
+    t.engine.unsubscribe(worker)
+    t.engine.unsubscribe(tab)
+    t.engine.publish(msg('jobs'))
+    t.advance(10_000)
+    expect(t.engine.expireGroups()).toEqual([])
+    expect(t.expiries).toEqual([])
+    const own = t.engine.subscribe('x', 3, 'mine', ['jobs'], 1, false, 1_000)
+    t.engine.subscribe('y', 4, 'mine', ['jobs'], 1, false, 500) // shorter: ignored
+    t.engine.subscribe('z', 5, 'mine', ['jobs'], 1, false, 2_000) // longer: taken
+    expect(t.expiries).toEqual([['mine', 1_000], ['mine', 2_000]])
+    expect(own.group).toBe('mine')
   })
 
   it('takes an expiry from a queue policy: for the groups of the commands it matches, or every group for #', () => {
@@ -222,5 +242,101 @@ describe('deleting queues and groups (end to end)', () => {
     const p2 = await producer(broker.ref)
     await p2.publish('values', 2)
     expect(groups()).toEqual(['stays'])
+  })
+})
+
+describe('deleting queues and groups (store)', () => {
+  /** An engine whose changes go to a journal on a LevelDB store in `dir`, wired as the broker wires them, with a clock of its own. */
+  async function durable (dir: string, store = new LevelStore(dir)) {
+    let now = 1_000_000
+    await store.open()
+    const page = { size: 10, bytes: Infinity }
+    const journal = new Journal(store, 0, page, () => {})
+    let reading = 0
+    const engine: QueueEngine<string> = new QueueEngine<string>({
+      deliver: () => {},
+      completed: (m, by) => { journal.completed(m, by) },
+      failed: () => {},
+      enqueued: (m, q) => { journal.enqueued(m, q) },
+      delayed: (m, q) => { journal.delayed(m, q) },
+      requeued: (m) => { journal.requeued(m) },
+      adopted: (q) => { journal.adopted(q) },
+      bound: (g, p) => { journal.bound(g, p) },
+      pageNeeded: (q) => {
+        reading++
+        const generation = q.generation
+        void journal.readPage(q, q.tail, page.size).then((ms) => { reading--; engine.loadPage(q, generation, ms) })
+      },
+      delayedPageNeeded: (after, generation) => {
+        reading++
+        void journal.readDelayedPage(after, page.size).then((p) => { reading--; engine.loadDelayedPage(generation, p) })
+      }
+    }, { visibilityTimeout: 1e9, maxAttempts: 10, maxMessages: 1e9, highWater: Infinity, pageSize: page.size, pageBytes: Infinity, clock: () => now })
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 200 && (i === 0 || reading > 0); i++) {
+        await new Promise<void>((resolve) => { journal.whenStored(() => { resolve() }) })
+        await sleep(2)
+      }
+    }
+    const deleteGroup = (group: string): void => {
+      const d = engine.deleteGroup(group, true) as NonNullable<ReturnType<typeof engine.deleteGroup>>
+      void journal.deletedQueues(d.queues)
+      journal.deletedGroup(d.group, d.patterns)
+    }
+    const recover = async (): Promise<void> => {
+      await journal.recover(engine, { keepAnswer () {}, producerSeq () {}, seenId () {}, schedule () {} })
+    }
+    return { store, journal, engine, settle, deleteGroup, recover, advance: (ms: number) => { now += ms } }
+  }
+
+  it('a deleted group\'s delayed messages on disk do not hide another group\'s from the delayed pages', async () => {
+    const t = await durable(await tempDir())
+    onCleanup(async () => { await t.journal.close() })
+    t.engine.bind('A', 'a')
+    t.engine.bind('B', 'b')
+    for (let i = 0; i < 100; i++) t.engine.publish(msg('a', 1_001_000 + i)) // due first, more than a page
+    for (let i = 0; i < 5; i++) t.engine.publish(msg('b', 1_005_000 + i))
+    await t.settle()
+    t.deleteGroup('A')
+    await t.settle()
+    t.advance(10_000)
+    for (let i = 0; i < 5; i++) {
+      t.engine.promote()
+      await t.settle()
+    }
+    expect(t.engine.stats()).toMatchObject([{ command: 'b', group: 'B', depth: 5, delayed: 0 }])
+    expect(t.engine.size).toBe(5)
+  })
+
+  it('a group deleted while the disk cannot write stays deleted once it can, also after a restart', async () => {
+    class FailingStore extends LevelStore {
+      failing = false
+      async write (ops: StoreOp[]): Promise<void> {
+        if (this.failing) throw new Error('ENOSPC: no space left on device')
+        await super.write(ops)
+      }
+    }
+    const dir = await tempDir()
+    const store = new FailingStore(dir)
+    let t = await durable(dir, store)
+    const sub = t.engine.subscribe('c', 1, 'G', ['jobs'], 1)
+    t.engine.publish(msg('jobs'))
+    t.engine.publish(msg('jobs'))
+    await t.settle()
+    store.failing = true
+    t.engine.unsubscribe(sub) // the delivery goes back: a write that fails now, and is retried
+    await sleep(20)
+    expect(t.journal.failure?.message).toMatch(/ENOSPC/)
+    t.deleteGroup('G')
+    store.failing = false
+    await until(() => t.journal.failure == null, 5_000, 'the store writes again')
+    await t.settle()
+    await t.journal.close()
+
+    t = await durable(dir)
+    onCleanup(async () => { await t.journal.close() })
+    await t.recover()
+    expect(t.engine.stats()).toEqual([])
+    expect(t.engine.size).toBe(0)
   })
 })

@@ -305,7 +305,9 @@ export class QueueEngine<Owner> {
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
     g.subs.add(sub)
-    if (expires != null && g.expires !== expires) {
+    // A subscription sets the expiry of a group it makes, or lengthens one; it never arms expiry on
+    // a group that has none (a page opened with `&group=workers` must not doom the real workers).
+    if (expires != null && (existing == null || (g.expires != null && expires > g.expires))) {
       g.expires = expires
       this.events.groupExpiry?.(group, expires)
     }

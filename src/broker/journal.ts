@@ -23,6 +23,8 @@ import type { Schedule } from './schedules.js'
 
 /** Before paging, queue id 0 held every message no group wanted yet (now each command has an unrouted queue). */
 const OLD_UNROUTED = 0
+/** The key under which clears of delayed records are waited for (queue ids are u32). */
+const DELAYED_CLEAR = -1
 /** Writes gathered by a rewrite at start before they are flushed, so a large one stays small in memory. */
 const REWRITE_BATCH = 5_000
 
@@ -57,8 +59,9 @@ export class Journal {
   private readonly commit: GroupCommit
   private readonly queueIds = new WeakMap<Queue, number>()
   private readonly queuesById = new Map<number, Queue>()
-  /** Deletions of purged messages under way; pages are read after them. */
-  private clearing: Promise<void> = Promise.resolve()
+  /** Clears of deleted or purged messages, one after another: the last one, and the last one of each queue id (or DELAYED_CLEAR). */
+  private clears: Promise<void> = Promise.resolve()
+  private readonly clearing = new Map<number, Promise<void>>()
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
@@ -144,21 +147,27 @@ export class Journal {
       stored.set(queueId, (stored.get(queueId) ?? 0) + 1)
       messages++
     }
+    const orphans = new Set<number>()
     for (const [queueId, count] of stored) {
       const queue = queues.get(queueId)
+      if (queue == null) {
+        // Its queue record is gone: the queue was deleted and the broker stopped before its messages were.
+        orphans.add(queueId)
+        messages -= count
+        continue
+      }
       let restored = 0
       let bytes = 0
-      for await (const [key, value] of this.store.entries(messageKey(queueId, 0).subarray(0, 5), undefined, queue != null ? this.page.size : undefined)) {
+      for await (const [key, value] of this.store.entries(messageKey(queueId, 0).subarray(0, 5), undefined, this.page.size)) {
         const { message } = decodeMessage(value)
         message.key = key
-        // (A record of an unknown queue is kept in memory, unrouted.)
-        if (queue != null) message.pageOrder = parseMessageKey(key).n
-        engine.restore(message, queue?.group ?? '')
+        message.pageOrder = parseMessageKey(key).n
+        engine.restore(message, queue.group)
         restored++
         bytes += message.payload.byteLength
-        if (queue != null && bytes >= this.page.bytes) break
+        if (bytes >= this.page.bytes) break
       }
-      if (queue != null && count > restored) engine.restoreOnDisk(queue.command, queue.group, count - restored)
+      if (count > restored) engine.restoreOnDisk(queue.command, queue.group, count - restored)
     }
     // Delayed ones: the soonest-due page; the rest are counted per queue.
     const delayed = new Map<number, number>()
@@ -166,18 +175,30 @@ export class Journal {
       const { queueId, n } = parseDelayedKey(key)
       this.nextMessage = Math.max(this.nextMessage, n + 1)
       if (skipped.has(queueId)) continue
+      if (!queues.has(queueId)) {
+        orphans.add(queueId)
+        continue
+      }
       delayed.set(queueId, (delayed.get(queueId) ?? 0) + 1)
       messages++
     }
+    if (orphans.size > 0) {
+      into.warn?.(`deleting the stored messages of ${orphans.size} deleted queue(s)`)
+      for (const id of orphans) await this.store.clear(...queueRange(id))
+      await this.clearDelayedOf(orphans, undefined, Infinity)
+    }
     let bytes = 0
-    for await (const [key, value] of this.store.entries(DELAYED_PREFIX, undefined, this.page.size)) {
+    let restored = 0
+    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
+      if (restored >= this.page.size) break
       const { queueId, n } = parseDelayedKey(key)
-      if (skipped.has(queueId)) continue
       const queue = queues.get(queueId)
+      if (queue == null) continue // a skipped queue's
+      restored++
       const { message } = decodeMessage(value)
       message.key = key
-      if (queue != null) message.dueOrder = n
-      engine.restoreDelayed(message, queue?.group ?? '')
+      message.dueOrder = n
+      engine.restoreDelayed(message, queue.group)
       delayed.set(queueId, (delayed.get(queueId) ?? 0) - 1)
       bytes += message.payload.byteLength
       if (bytes >= this.page.bytes) break
@@ -252,22 +273,25 @@ export class Journal {
   }
 
   /**
-   * A queue was deleted: its record and every stored message of it go (waiting, delayed, paged
-   * out, in flight), once what was written before is on disk. Its finished records stay listed.
+   * Queues were deleted: their records and every stored message of them go (waiting, delayed,
+   * paged out, in flight). The queue records go first: should the broker stop before the messages
+   * are cleared, the next start deletes them as orphans. Finished records stay listed.
    */
-  async deletedQueue (queue: Queue): Promise<void> {
-    const id = this.queueIds.get(queue)
-    if (id == null) return
-    // Its id stays mapped: a page read finishing late reads the cleared range, and makes no new
-    // record. A delayed page read from now on skips its records.
-    this.queuesById.delete(id)
-    await this.whileClearing(async () => {
-      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
-      await this.store.clear(...queueRange(id))
+  async deletedQueues (queues: Queue[]): Promise<void> {
+    const ids = new Set<number>()
+    for (const queue of queues) {
+      const id = this.queueIds.get(queue)
+      if (id == null) continue
+      ids.add(id)
+      // A page read finishing late reads a cleared range; a delayed page read skips its records.
+      this.queuesById.delete(id)
+      this.commit.del(queueKey(id))
+    }
+    if (ids.size === 0) return
+    await this.whileClearing([...ids, DELAYED_CLEAR], async () => {
+      for (const id of ids) await this.store.clear(...queueRange(id))
+      await this.clearDelayedOf(ids, undefined, Infinity)
     })
-    await this.clearDelayed([queue], { at: -Infinity, order: -Infinity })
-    // Last: messages whose queue record is gone would come back as unrouted after a crash.
-    this.commit.del(queueKey(id))
   }
 
   /**
@@ -276,8 +300,8 @@ export class Journal {
    * while the store cannot write (consumers drain a backlog even from a full disk).
    */
   async readPage (queue: Queue, after: number, limit: number, maxBytes = Infinity): Promise<QueuedMessage[]> {
-    await this.clearing
     const id = this.queueId(queue)
+    await this.clearing.get(id)
     const page: QueuedMessage[] = []
     let bytes = 0
     for await (const [key, value] of this.commit.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
@@ -296,10 +320,13 @@ export class Journal {
    * payload) of those stored after `after`, with their queues, and with the writes not yet on disk.
    */
   async readDelayedPage (after: DueOrder, limit: number, maxBytes = Infinity): Promise<Array<{ message: QueuedMessage, queue: Queue }>> {
-    await this.clearing
+    await this.clearing.get(DELAYED_CLEAR)
     const page: Array<{ message: QueuedMessage, queue: Queue }> = []
     let bytes = 0
-    for await (const [key, value] of this.commit.entries(DELAYED_PREFIX, delayedAfter(after), limit)) {
+    // Not limited in the store: records of deleted (or skipped) queues are passed over, so a page
+    // is only empty at the end of what is stored.
+    for await (const [key, value] of this.commit.entries(DELAYED_PREFIX, delayedAfter(after))) {
+      if (page.length >= limit) break
       const { n, queueId } = parseDelayedKey(key)
       const queue = this.queuesById.get(queueId)
       if (queue == null) continue
@@ -320,35 +347,45 @@ export class Journal {
   async clearAfter (queue: Queue, after: number): Promise<void> {
     const id = this.queueId(queue)
     const below = this.nextMessage
-    await this.whileClearing(async () => {
-      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
-      await this.store.clear(messageKey(id, after + 1), messageKey(id, below))
-    })
+    await this.whileClearing([id], async () => { await this.store.clear(messageKey(id, after + 1), messageKey(id, below)) })
   }
 
   /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
   async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
     const ids = new Set(queues.map((q) => this.queueId(q)))
     const below = this.nextMessage
-    await this.whileClearing(async () => {
-      await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
-      let ops: StoreOp[] = []
-      for await (const [key] of this.store.entries(DELAYED_PREFIX, delayedAfter(after))) {
-        const { n, queueId } = parseDelayedKey(key)
-        if (ids.has(queueId) && n < below) ops.push({ type: 'del', key })
-        if (ops.length >= REWRITE_BATCH) {
-          await this.store.write(ops)
-          ops = []
-        }
-      }
-      if (ops.length > 0) await this.store.write(ops)
-    })
+    await this.whileClearing([DELAYED_CLEAR], async () => { await this.clearDelayedOf(ids, delayedAfter(after), below) })
   }
 
-  /** Runs `work` after the deletions under way; pages are read after it. */
-  private async whileClearing (work: () => Promise<void>): Promise<void> {
-    const done = this.clearing.then(work)
-    this.clearing = done.catch(() => {})
+  /** Deletes the stored delayed messages of the queues `ids` after `from`, numbered below `below`, in batches. */
+  private async clearDelayedOf (ids: Set<number>, from: Uint8Array | undefined, below: number): Promise<void> {
+    let ops: StoreOp[] = []
+    for await (const [key] of this.store.entries(DELAYED_PREFIX, from)) {
+      const { n, queueId } = parseDelayedKey(key)
+      if (ids.has(queueId) && n < below) ops.push({ type: 'del', key })
+      if (ops.length >= REWRITE_BATCH) {
+        await this.store.write(ops)
+        ops = []
+      }
+    }
+    if (ops.length > 0) await this.store.write(ops)
+  }
+
+  /**
+   * Runs `work` after the clears under way, once everything written before is on disk (however
+   * many retries a full disk takes: a batch written after the clear would bring back what it
+   * cleared). Reads of what it clears (`on`: queue ids, or DELAYED_CLEAR) wait for it; others do not,
+   * so consumers drain other queues from a full disk meanwhile.
+   */
+  private async whileClearing (on: number[], work: () => Promise<void>): Promise<void> {
+    const stored = new Promise<void>((resolve) => { this.commit.whenStored(() => { resolve() }) })
+    const done = this.clears.then(async () => { await stored; await work() })
+    const settled = done.catch(() => {})
+    this.clears = settled
+    for (const key of on) {
+      this.clearing.set(key, settled)
+      void settled.then(() => { if (this.clearing.get(key) === settled) this.clearing.delete(key) })
+    }
     await done
   }
 
@@ -505,7 +542,9 @@ export class Journal {
 
   /** Writes what is pending (one try if the store is failing) and closes the store. */
   async close (): Promise<void> {
+    // The commit first: on a failing store its last try ends the clears' wait for it.
     await this.commit.close()
+    await this.clears
     await this.store.close()
   }
 

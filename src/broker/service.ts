@@ -192,8 +192,6 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Per queue: counters at the last sample, and the rates since the one before (keyed by the queue, not its name: no string work per queue per second). */
   private readonly counters = new WeakMap<Queue, { at: number, published: number, delivered: number, acked: number }>()
   private readonly rates = new WeakMap<Queue, QueueRates>()
-  /** Deleted queues being cleared from the store; stop() waits for them. */
-  private readonly clearing = new Set<Promise<void>>()
   private lastSweep = 0
   private started = false
   private startedOnce = false
@@ -353,7 +351,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
-    await Promise.all(this.clearing)
+    // (It waits for the deletions still being cleared from the store.)
     await this.journal?.close()
   }
 
@@ -549,7 +547,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }, (err: Error) => {
       this.log.error('reading the next page of delayed messages failed: %s', err.message)
       // Asked again in a while (a stale generation only clears the read under way).
-      setTimeout(() => { this.engine.loadDelayedPage(-1, []) }, 1_000).unref?.()
+      setTimeout(() => { if (this.started) this.engine.loadDelayedPage(-1, []) }, 1_000).unref?.()
     })
   }
 
@@ -667,12 +665,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   /** Clears from the store what a deletion took out of the engine. */
   private cleared (d: Deleted<ConsumerSession>): void {
-    for (const queue of d.queues) {
-      const clearing = this.journal?.deletedQueue(queue).catch((err: Error) => { this.log.error('deleting %s from the store failed: %s', queue.name, err.message) })
-      if (clearing == null) continue
-      this.clearing.add(clearing)
-      void clearing.finally(() => this.clearing.delete(clearing))
-    }
+    this.journal?.deletedQueues(d.queues).catch((err: Error) => { this.log.error('deleting the queues of group %s from the store failed: %s', d.group, err.message) })
     if (d.wholeGroup) this.journal?.deletedGroup(d.group, d.patterns)
     this.log('deleted %d queue(s) and %d message(s) of group %s', d.queues.length, d.messages, d.group)
   }
