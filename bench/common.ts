@@ -213,6 +213,12 @@ export class Proc {
   }
 }
 
+/**
+ * glibc malloc settings the `p2pmq` command sets on its first line (`#!/usr/bin/env -S … node`), so
+ * the bench's brokers run as `p2pmq broker` does. See cmd/p2pmq.ts for why.
+ */
+export const P2PMQ_ALLOCATOR_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+
 /** The children of one benchmark run: all stopped together, whatever happened. */
 export class ProcGroup {
   private readonly procs: Proc[] = []

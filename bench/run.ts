@@ -38,7 +38,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_ALLOCATOR_ENV, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
@@ -441,7 +441,8 @@ async function main (): Promise<void> {
     try { rmSync(home, { recursive: true, force: true }) } catch {}
   }
   process.on('exit', removeHome)
-  const e: Env = { home, env: { ...process.env, P2PMQ_HOME: home } }
+  // The children run with the allocator settings the p2pmq command starts with (its first line).
+  const e: Env = { home, env: { ...process.env, ...P2PMQ_ALLOCATOR_ENV, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   let theirs: Results | undefined
