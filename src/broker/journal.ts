@@ -12,7 +12,7 @@ import {
   DELAYED_KEY_LENGTH, delayedKey, delayedKeyAfter, parseDelayedKey,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
-  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange
+  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange, NEXT_QUEUE_ID_KEY, decodeQueueId, encodeQueueId
 } from './records.js'
 import { groupError } from '../names.js'
 import type { Store, StoreOp } from '../store/store.js'
@@ -114,6 +114,7 @@ export class Journal {
     }
     // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
     for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
+    for await (const [, value] of this.store.entries(NEXT_QUEUE_ID_KEY)) this.nextQueueId = Math.max(this.nextQueueId, decodeQueueId(value))
     const queues = new Map<number, { command: string, group: string }>()
     /** Queues whose names break today's rules: their records stay in the store, unread. */
     const skipped = new Set<number>()
@@ -271,13 +272,36 @@ export class Journal {
   }
 
   /**
+   * Idle empty queues were removed (the engine's sweep): their records go, after the deletions
+   * under way (a purge's), and the next queue id is kept so theirs is never given again.
+   * Finished records that name them fall back to their message's command.
+   */
+  async removedQueues (queues: Queue[]): Promise<void> {
+    const ids: number[] = []
+    for (const queue of queues) {
+      const id = this.queueIds.get(queue)
+      if (id == null) continue
+      this.queueIds.delete(queue)
+      this.queuesById.delete(id)
+      this.queueNames.delete(id)
+      ids.push(id)
+    }
+    if (ids.length === 0) return
+    await this.whileClearing(async () => {
+      this.commit.put(NEXT_QUEUE_ID_KEY, encodeQueueId(this.nextQueueId))
+      for (const id of ids) this.commit.del(queueKey(id))
+    })
+  }
+
+  /**
    * The next page of a paged queue: up to `limit` of its messages after `after` (all of them when
    * there is no `after`), with the writes not yet on disk: right while they are being written, and
    * while the store cannot write (consumers drain a backlog even from a full disk).
    */
   async readPage (queue: Queue, after: number, limit: number, maxBytes = Infinity): Promise<QueuedMessage[]> {
     await this.clearing
-    const id = this.queueId(queue)
+    const id = this.queueIds.get(queue)
+    if (id == null) return [] // never stored, or removed meanwhile
     const page: QueuedMessage[] = []
     let bytes = 0
     for await (const [key, value] of this.commit.entries(messageKey(id, 0).subarray(0, 5), messageKey(id, after), limit)) {
@@ -318,7 +342,8 @@ export class Journal {
    * purge of what was paged out, which leaves what is published after it.
    */
   async clearAfter (queue: Queue, after: number): Promise<void> {
-    const id = this.queueId(queue)
+    const id = this.queueIds.get(queue)
+    if (id == null) return
     const below = this.nextMessage
     await this.whileClearing(async () => {
       await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })
@@ -328,7 +353,7 @@ export class Journal {
 
   /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
   async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
-    const ids = new Set(queues.map((q) => this.queueId(q)))
+    const ids = new Set(queues.map((q) => this.queueIds.get(q)).filter((id) => id != null))
     const below = this.nextMessage
     await this.whileClearing(async () => {
       await new Promise<void>((resolve) => { this.commit.whenDurable(() => { resolve() }) })

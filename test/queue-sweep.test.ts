@@ -1,0 +1,74 @@
+/** Idle empty queues are removed: commands that embed an id do not grow the broker, its stats or its store without bound. */
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createAdmin, createBroker, LevelStore, type BrokerNode } from '../src/index.js'
+import { QUEUE_PREFIX } from '../src/broker/records.js'
+import { consumer, onCleanup, producer, tempDir, until } from './helpers.js'
+
+const COMMANDS = 2_000
+
+async function queueRecords (dataDir: string): Promise<number> {
+  const store = new LevelStore(join(dataDir, 'store'))
+  await store.open()
+  let n = 0
+  try {
+    for await (const key of store.keys(QUEUE_PREFIX)) if (key.byteLength > 0) n++
+  } finally {
+    await store.close()
+  }
+  return n
+}
+
+describe('idle queue sweep', () => {
+  it('removes the queues of 2,000 consumed commands from memory, stats and the store; a new message makes its queue again', async () => {
+    const home = await tempDir()
+    const dataDir = join(home, 'broker')
+    let node: BrokerNode | undefined
+    const start = async (): Promise<BrokerNode> => {
+      node = await createBroker({ home, dataDir, queueSweepInterval: 200, visibilityTimeout: 2_000 })
+      return node
+    }
+    onCleanup(async () => { await node?.stop() })
+    let broker = await start()
+    const ref = { address: broker.peerId.toString(), home }
+    const mq = (): BrokerNode['services']['mq'] => broker.services.mq
+
+    // The group is bound to `#` first, so each command gets a queue of group g.
+    const early = await consumer(ref)
+    await early.subscribe('#', () => {}, { group: 'g' })
+    await early.stop()
+    const p = await producer(ref)
+    for (let i = 0; i < COMMANDS; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, async (_, j) => await p.publish(`user.${i + j}.created`, i + j)))
+    }
+    // The stats list the deepest queues only, and count the rest: the reply stays small.
+    const admin = await createAdmin({ broker: ref.address, home })
+    onCleanup(async () => { await admin.stop() })
+    const listed = await admin.stats(10_000)
+    expect(listed.queues).toHaveLength(1_000)
+    expect(listed.moreQueues).toBe(COMMANDS - 1_000)
+    expect(listed.messages).toBe(COMMANDS)
+
+    const got = new Set<string>()
+    const c = await consumer(ref)
+    await c.subscribe('#', (m) => { got.add(m.command) }, { group: 'g', prefetch: 100 })
+    await until(() => got.size === COMMANDS, 30_000, 'every command consumed')
+    await until(() => mq().stats().messages === 0, 10_000, 'every message acked')
+    await until(() => mq().stats().queues.length === 0, 10_000, 'the idle queues swept')
+    expect(mq().stats().moreQueues).toBe(0)
+
+    // The store's queue records went too: none comes back after a restart.
+    await broker.stop()
+    node = undefined
+    expect(await queueRecords(dataDir)).toBe(0)
+    broker = await start()
+    expect(mq().stats().queues).toEqual([])
+
+    // A new message of a swept command makes its queue again, and reaches the `#` subscription.
+    await until(() => c.connected, 15_000, 'the consumer to reconnect')
+    got.clear()
+    await p.publish('user.7.created', 'again')
+    await until(() => got.has('user.7.created'), 10_000, 'the new message')
+    expect(mq().stats().queues).toMatchObject([{ command: 'user.7.created', group: 'g', published: 1 }])
+  }, 90_000)
+})
