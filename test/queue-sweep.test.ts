@@ -7,16 +7,17 @@ import { consumer, onCleanup, producer, tempDir, until } from './helpers.js'
 
 const COMMANDS = 2_000
 
-async function queueRecords (dataDir: string): Promise<number> {
+/** The ids of the queue records in a stopped broker's store. */
+async function queueIds (dataDir: string): Promise<number[]> {
   const store = new LevelStore(join(dataDir, 'store'))
   await store.open()
-  let n = 0
+  const ids: number[] = []
   try {
-    for await (const key of store.keys(QUEUE_PREFIX)) if (key.byteLength > 0) n++
+    for await (const key of store.keys(QUEUE_PREFIX)) ids.push(new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1))
   } finally {
     await store.close()
   }
-  return n
+  return ids
 }
 
 describe('idle queue sweep', () => {
@@ -60,7 +61,7 @@ describe('idle queue sweep', () => {
     // The store's queue records went too: none comes back after a restart.
     await broker.stop()
     node = undefined
-    expect(await queueRecords(dataDir)).toBe(0)
+    expect(await queueIds(dataDir)).toEqual([])
     broker = await start()
     expect(mq().stats().queues).toEqual([])
 
@@ -71,4 +72,42 @@ describe('idle queue sweep', () => {
     await until(() => got.has('user.7.created'), 10_000, 'the new message')
     expect(mq().stats().queues).toMatchObject([{ command: 'user.7.created', group: 'g', published: 1 }])
   }, 90_000)
+
+  it('drops the records of queues that hold nothing when it starts, and never gives their ids again', async () => {
+    const home = await tempDir()
+    const dataDir = join(home, 'broker')
+    let node: BrokerNode | undefined
+    onCleanup(async () => { await node?.stop() })
+    const restart = async (): Promise<void> => {
+      await node?.stop()
+      node = await createBroker({ home, dataDir })
+    }
+    const stop = async (): Promise<void> => {
+      await node?.stop()
+      node = undefined
+    }
+    await restart()
+    const ref = { address: (node as BrokerNode).peerId.toString(), home }
+    const got = new Set<string>()
+    const c = await consumer(ref)
+    await c.subscribe('#', (m) => { got.add(m.command) }, { group: 'g' })
+    const p = await producer(ref)
+    for (let i = 0; i < 50; i++) await p.publish(`user.${i}.created`, i)
+    await until(() => got.size === 50 && node?.services.mq.stats().messages === 0, 10_000, 'all consumed')
+    await stop() // before any sweep: the 50 empty queues' records are still stored
+    const before = await queueIds(dataDir)
+    expect(before).toHaveLength(50)
+    await restart()
+    await stop()
+    expect(await queueIds(dataDir)).toEqual([])
+    await restart()
+    await until(() => c.connected && p.connected, 15_000, 'the clients to reconnect')
+    got.clear()
+    await p.publish('user.0.created', 'again')
+    await until(() => got.has('user.0.created') && node?.services.mq.stats().messages === 0, 10_000, 'the new one consumed')
+    await stop()
+    const after = await queueIds(dataDir)
+    expect(after).toHaveLength(1)
+    expect(after[0]).toBeGreaterThan(Math.max(...before))
+  }, 60_000)
 })

@@ -187,13 +187,23 @@ export class Journal {
       const q = queues.get(id)
       if (q != null && count > 0) engine.restoreDelayedOnDisk(q.command, q.group, count)
     }
-    // Recovered queues keep their ids, so their messages keep their keys.
+    // Recovered queues keep their ids, so their messages keep their keys. A queue that holds
+    // nothing is not made again: its record goes, as the sweep of idle queues would remove it.
+    const holding = new Set([...stored.keys(), ...delayed.keys()])
+    let dropped = false
     for (const [id, q] of queues) {
+      if (!holding.has(id)) {
+        this.queueNames.delete(id)
+        this.commit.del(queueKey(id))
+        dropped = true
+        continue
+      }
       const queue = engine.queue(q.command, q.group)
       if (queue == null) continue
       this.queueIds.set(queue, id)
       this.queuesById.set(id, queue)
     }
+    if (dropped) this.commit.put(NEXT_QUEUE_ID_KEY, encodeQueueId(this.nextQueueId))
     let answers = 0
     for await (const [key, value] of this.store.entries(ANSWER_PREFIX)) {
       this.nextAnswer = Math.max(this.nextAnswer, parseAnswerKey(key) + 1)
