@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createAdmin, createBroker, LevelStore, type BrokerNode } from '../src/index.js'
 import { QUEUE_PREFIX } from '../src/broker/records.js'
 import { consumer, onCleanup, producer, tempDir, until } from './helpers.js'
+import { run, startBroker } from './cli-helpers.js'
 
 const COMMANDS = 2_000
 
@@ -109,5 +110,35 @@ describe('idle queue sweep', () => {
     const after = await queueIds(dataDir)
     expect(after).toHaveLength(1)
     expect(after[0]).toBeGreaterThan(Math.max(...before))
+  }, 60_000)
+
+  it('p2pmq stats lists the deepest 1,000 queues and counts the rest; -queue-sweep removes them once consumed', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home, ['-queue-sweep=200', '-visibility-timeout=2000'])
+    const ref = { address: peerId, home }
+    const p = await producer(ref)
+    await Promise.all(Array.from({ length: 1_005 }, async (_, i) => await p.publish(`order.${i}.placed`, 'x')))
+    await p.publish('order.0.placed', 'deeper') // the deepest comes first
+    const stats = async (args: string[] = []): Promise<string[]> => {
+      const proc = run(['stats', `-broker=${peerId}`, ...args], home)
+      expect(await proc.exited).toBe(0)
+      return proc.out
+    }
+    const json = JSON.parse((await stats(['-json'])).join(''))
+    expect(json.queues).toHaveLength(1_000)
+    expect(json.queues[0]).toMatchObject({ command: 'order.0.placed', depth: 2 })
+    expect(json.moreQueues).toBe(5)
+    expect(await stats()).toContain('and 5 more queues, shallower')
+    let got = 0
+    const c = await consumer(ref)
+    await c.subscribe('order.#', () => { got++ }, { prefetch: 100 })
+    await until(() => got === 1_006, 20_000, 'every message consumed')
+    let text: string[] = []
+    const end = Date.now() + 15_000
+    while (Date.now() < end) {
+      text = await stats(['-json'])
+      if (JSON.parse(text.join('')).queues.length === 0) break
+    }
+    expect(JSON.parse(text.join(''))).toMatchObject({ queues: [], moreQueues: 0, messages: 0 })
   }, 60_000)
 })
