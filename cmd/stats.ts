@@ -24,6 +24,8 @@ export async function run (args: string[]): Promise<number> {
     stats.queues.map((q) => [q.group === '' ? `${q.command} (no group yet)` : `${q.command}@${q.group}`, String(q.depth), String(q.inFlight),
       String(q.delayed), String(q.deadLetters), String(q.consumers), rate(q.rates.published), rate(q.rates.delivered), rate(q.rates.acked), String(q.failed)])
   ))
+  // The broker lists the deepest queues only.
+  if ((stats.moreQueues ?? 0) > 0) console.log(`and ${stats.moreQueues} more queues, shallower`)
   console.log('')
   console.log(`${stats.messages} messages held, ${stats.keptAnswers} answers kept for disconnected producers`)
   for (const c of stats.clients) {

@@ -92,3 +92,5 @@ export const MAX_BINDINGS_PER_GROUP = 1_024
 export const DEFAULT_MAX_GROUPS = 10_000
 /** Largest prefetch: a larger one is taken as this (RabbitMQ's limit too). */
 export const MAX_PREFETCH = 65_535
+/** ms between sweeps of idle queues: one that holds nothing and did nothing between two sweeps is removed. */
+export const DEFAULT_QUEUE_SWEEP_INTERVAL = 30_000

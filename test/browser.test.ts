@@ -60,6 +60,12 @@ describe.runIf(hasChromium)('the web page in Chromium', () => {
     expect(await page.textContent(`#clients li[data-peer="${pagePeer}"]`)).toContain('(browser)')
     mkdirSync('test-artifacts', { recursive: true })
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
+
+    // Past 1,000 queues the broker lists the deepest, and the page says how many it left out.
+    await Promise.all(Array.from({ length: 1_000 }, async (_, i) => await p.publish(`spam.${i}`, i)))
+    await page.waitForSelector('#queues tr.more:has-text("and 2 more, shallower")', { timeout: 10_000 })
+    expect(await page.locator('#queues tbody tr').count()).toBe(1_001)
+    expect((await row('backlog'))[1]).toBe('3')
   })
 
   it('sends a command from the page and shows the answer; carries messages larger than a WebRTC message', async () => {

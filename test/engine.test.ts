@@ -543,3 +543,81 @@ describe('paging delayed messages', () => {
     expect(engine.size).toBe(11)
   })
 })
+
+describe('idle queue sweep', () => {
+  const names = (engine: QueueEngine<Owner>): string[] => engine.stats().map((q) => `${q.command}@${q.group}`).sort()
+
+  it('removes a queue that stayed empty and idle between two sweeps; a new message makes it again for the attached consumer', () => {
+    const t = setup({ queueSweepInterval: 1_000 })
+    const sub = t.engine.subscribe('c1', 1, 'g', ['user.#'], 10)
+    for (const id of ['1', '2', '3']) t.engine.publish(msg(`user.${id}.created`))
+    for (const d of [...t.deliveries]) t.engine.ack('c1', d.tag)
+    expect(sub.queues).toHaveLength(3)
+    expect(t.engine.sweepQueues()).toEqual([]) // before the interval: no sweep
+    t.advance(1_000)
+    expect(t.engine.sweepQueues()).toEqual([]) // the first sweep that finds them empty marks them
+    t.engine.publish(msg('user.2.created')) // activity: user.2 stays one more interval
+    t.engine.ack('c1', t.deliveries[3].tag)
+    t.advance(1_000)
+    expect(t.engine.sweepQueues().map((q) => q.name).sort()).toEqual(['user.1.created@g', 'user.3.created@g'])
+    expect(names(t.engine)).toEqual(['user.2.created@g'])
+    expect(sub.queues.map((q) => q.name)).toEqual(['user.2.created@g'])
+    t.advance(1_000)
+    expect(t.engine.sweepQueues().map((q) => q.name)).toEqual(['user.2.created@g'])
+    expect(t.engine.stats()).toEqual([])
+    expect(sub.queues).toEqual([])
+    // Made again, attached to the subscription, with fresh counters.
+    const again = msg('user.1.created')
+    t.engine.publish(again)
+    expect(t.deliveries.at(-1)).toMatchObject({ owner: 'c1', id: again.id, group: 'g' })
+    expect(sub.queues.map((q) => q.name)).toEqual(['user.1.created@g'])
+    expect(t.engine.stats()).toMatchObject([{ command: 'user.1.created', published: 1, inFlight: 1, consumers: 1 }])
+  })
+
+  it('keeps a queue with a message in flight, delayed (in memory or on disk), or paged on disk', () => {
+    const t = setup({ queueSweepInterval: 1_000 })
+    t.engine.subscribe('c1', 1, 'g', ['busy', 'later'], 10)
+    t.engine.bind('g', 'paged')
+    t.engine.bind('g', 'later-on-disk')
+    t.engine.publish(msg('busy')) // in flight, never settled
+    t.engine.publish({ ...msg('later'), dueAt: 1_000_000 }) // delayed, in memory
+    t.engine.restoreDelayedOnDisk('later-on-disk', 'g', 1) // delayed, only on disk
+    t.engine.restoreOnDisk('paged', 'g', 2) // ready, only on disk (no consumer)
+    for (let i = 0; i < 3; i++) {
+      t.advance(1_000)
+      expect(t.engine.sweepQueues()).toEqual([])
+    }
+    expect(names(t.engine)).toEqual(['busy@g', 'later-on-disk@g', 'later@g', 'paged@g'])
+    // Settled, the in-flight one's queue goes two sweeps later.
+    t.engine.ack('c1', t.deliveries[0].tag)
+    t.advance(1_000)
+    expect(t.engine.sweepQueues()).toEqual([])
+    t.advance(1_000)
+    expect(t.engine.sweepQueues().map((q) => q.name)).toEqual(['busy@g'])
+  })
+
+  it('removes an emptied unrouted queue, and keeps the round robin over the queues that stay', () => {
+    const t = setup({ queueSweepInterval: 1_000 })
+    t.engine.publish(msg('jobs.dlq')) // no group wants it: unrouted
+    t.engine.publish(msg('waiting')) // unrouted, and stays so
+    expect(t.engine.withdraw('jobs.dlq', 10)).toHaveLength(1) // a replay of dead letters empties it
+    const sub = t.engine.subscribe('c1', 1, 'g', ['a', 'b', 'c'], 1)
+    for (const c of ['a', 'b', 'c']) t.engine.publish(msg(c))
+    t.engine.ack('c1', t.deliveries[0].tag) // a done: b is delivered
+    t.engine.ack('c1', t.deliveries[1].tag) // b done: c is delivered, the round robin is past c
+    t.engine.publish(msg('a'))
+    t.advance(1_000)
+    t.engine.sweepQueues()
+    t.advance(1_000)
+    // a (ready, waiting for credit) and c (in flight) stay; b goes.
+    expect(t.engine.sweepQueues().map((q) => q.name)).toEqual(['b@g', 'jobs.dlq@'])
+    expect(sub.queues.map((q) => q.name)).toEqual(['a@g', 'c@g'])
+    t.engine.ack('c1', t.deliveries[2].tag)
+    expect(t.deliveries.map((d) => d.command)).toEqual(['a', 'b', 'c', 'a'])
+    t.advance(1_000)
+    t.engine.sweepQueues()
+    t.advance(1_000)
+    t.engine.sweepQueues()
+    expect(names(t.engine)).toEqual(['a@g', 'waiting@']) // in flight, and waiting
+  })
+})

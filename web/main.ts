@@ -68,13 +68,21 @@ function cell (text: string | number): HTMLTableCellElement {
 }
 
 function renderStats (stats: BrokerStats): void {
-  $('queues').querySelector('tbody')?.replaceChildren(...stats.queues.map((q) => {
+  const rows = stats.queues.map((q) => {
     const tr = document.createElement('tr')
     tr.dataset.queue = q.group === '' ? q.command : `${q.command}@${q.group}`
     tr.append(cell(tr.dataset.queue), cell(q.depth), cell(q.inFlight), cell(q.delayed), cell(q.deadLetters), cell(q.consumers),
       cell(q.rates.published.toFixed(1)), cell(q.rates.acked.toFixed(1)))
     return tr
-  }))
+  })
+  // The broker lists the deepest queues only.
+  if ((stats.moreQueues ?? 0) > 0) {
+    const tr = document.createElement('tr')
+    tr.className = 'more'
+    tr.append(cell(`and ${stats.moreQueues} more, shallower`))
+    rows.push(tr)
+  }
+  $('queues').querySelector('tbody')?.replaceChildren(...rows)
   $('clients').replaceChildren(...stats.clients.map((c) => {
     const li = document.createElement('li')
     li.dataset.peer = c.peer

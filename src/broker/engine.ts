@@ -33,7 +33,7 @@ import { Deque } from './deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
-import { DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
+import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
 export interface InFlight<Owner = unknown> {
   readonly tag: number
@@ -149,6 +149,8 @@ export interface EngineOptions {
   maxGroups?: number
   /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
   stallTimeout?: number
+  /** ms between sweeps of idle queues (`sweepQueues`, default 30,000). */
+  queueSweepInterval?: number
   clock?: () => number
 }
 
@@ -216,6 +218,7 @@ export class QueueEngine<Owner> {
   private nextTag = 0
   private tagsWrapped = false
   private held = 0
+  private lastQueueSweep: number
 
   private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
   private readonly pageSize: number
@@ -223,6 +226,7 @@ export class QueueEngine<Owner> {
 
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
     this.clock = options.clock ?? Date.now
+    this.lastQueueSweep = this.clock()
     this.pageSize = options.pageSize ?? Infinity
     this.pageBytes = options.pageBytes ?? Infinity
     this.policies = (options.policies ?? []).map((policy) => {
@@ -664,6 +668,69 @@ export class QueueEngine<Owner> {
     return out
   }
 
+  /**
+   * Removes every queue that holds nothing (see `Queue.empty`) and did nothing since the previous
+   * sweep, which found it empty too: an idle queue goes after one to two sweep intervals, so names
+   * that embed an id (`user.<id>.created`) do not grow the broker without bound. Its counters go
+   * with it. A later message of its command makes it again, attached to the matching
+   * subscriptions. Call it often (the broker does, every housekeeping tick): it sweeps once per
+   * `queueSweepInterval`. Returns the queues removed (the owner forgets their stored records).
+   */
+  sweepQueues (): Queue[] {
+    const removed: Queue[] = []
+    const now = this.clock()
+    if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return removed
+    this.lastQueueSweep = now
+    const idle = (queue: Queue): boolean => {
+      if (!queue.empty) {
+        queue.sweepMark = -1
+        return false
+      }
+      if (queue.sweepMark !== queue.activity) {
+        queue.sweepMark = queue.activity
+        return false
+      }
+      removed.push(queue)
+      return true
+    }
+    for (const g of this.groups.values()) {
+      for (const [command, queue] of g.queues) {
+        if (idle(queue)) g.queues.delete(command)
+      }
+    }
+    for (const [command, queue] of this.unrouted) {
+      if (idle(queue)) this.unrouted.delete(command)
+    }
+    if (removed.length === 0) return removed
+    const gone = new Set(removed)
+    const subs = new Set<Subscription<Owner>>()
+    for (const queue of removed) {
+      this.routes.delete(queue.command)
+      this.congestedQueues.delete(queue)
+      queue.congested = false
+      for (const sub of queue.consumers) subs.add(sub as Subscription<Owner>)
+      queue.consumers.length = 0
+    }
+    // One pass per subscription (a `#` one may lose 100,000 queues at once); its round robin
+    // keeps its place among the queues that stay.
+    for (const sub of subs) {
+      let before = 0
+      let kept = 0
+      for (let i = 0; i < sub.queues.length; i++) {
+        const queue = sub.queues[i]
+        if (gone.has(queue)) {
+          if (i < sub.nextQueue) before++
+          continue
+        }
+        sub.queues[kept++] = queue
+      }
+      sub.queues.length = kept
+      sub.nextQueue -= before
+      if (sub.nextQueue >= kept || sub.nextQueue < 0) sub.nextQueue = 0
+    }
+    return removed
+  }
+
   /** Takes `queues` of `g` out with every message they hold; returns how many messages. */
   private dropQueues (g: Group, queues: Queue[]): number {
     if (queues.length === 0) return 0
@@ -698,6 +765,7 @@ export class QueueEngine<Owner> {
         queue.removeConsumer(sub)
         const i = sub.queues.indexOf(queue)
         if (i >= 0) sub.queues.splice(i, 1)
+        if (i >= 0 && i < sub.nextQueue) sub.nextQueue--
         if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
       }
     }

@@ -12,7 +12,7 @@ import {
   DELAYED_KEY_LENGTH, delayedKey, delayedKeyAfter, parseDelayedKey,
   decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
   failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
-  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange
+  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange, NEXT_QUEUE_ID_KEY, decodeQueueId, encodeQueueId
 } from './records.js'
 import { groupError } from '../names.js'
 import type { Store, StoreOp } from '../store/store.js'
@@ -117,6 +117,7 @@ export class Journal {
     }
     // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
     for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
+    for await (const [, value] of this.store.entries(NEXT_QUEUE_ID_KEY)) this.nextQueueId = Math.max(this.nextQueueId, decodeQueueId(value))
     const queues = new Map<number, { command: string, group: string }>()
     /** Queues whose names break today's rules: their records stay in the store, unread. */
     const skipped = new Set<number>()
@@ -207,13 +208,23 @@ export class Journal {
       const q = queues.get(id)
       if (q != null && count > 0) engine.restoreDelayedOnDisk(q.command, q.group, count)
     }
-    // Recovered queues keep their ids, so their messages keep their keys.
+    // Recovered queues keep their ids, so their messages keep their keys. A queue that holds
+    // nothing is not made again: its record goes, as the sweep of idle queues would remove it.
+    const holding = new Set([...stored.keys(), ...delayed.keys()])
+    let dropped = false
     for (const [id, q] of queues) {
+      if (!holding.has(id)) {
+        this.queueNames.delete(id)
+        this.commit.del(queueKey(id))
+        dropped = true
+        continue
+      }
       const queue = engine.queue(q.command, q.group)
       if (queue == null) continue
       this.queueIds.set(queue, id)
       this.queuesById.set(id, queue)
     }
+    if (dropped) this.commit.put(NEXT_QUEUE_ID_KEY, encodeQueueId(this.nextQueueId))
     let answers = 0
     for await (const [key, value] of this.store.entries(ANSWER_PREFIX)) {
       this.nextAnswer = Math.max(this.nextAnswer, parseAnswerKey(key) + 1)
@@ -295,12 +306,35 @@ export class Journal {
   }
 
   /**
+   * Idle empty queues were removed (the engine's sweep): their records go, after the deletions
+   * under way (a purge's), and the next queue id is kept so theirs is never given again.
+   * Finished records that name them fall back to their message's command.
+   */
+  async removedQueues (queues: Queue[]): Promise<void> {
+    const ids: number[] = []
+    for (const queue of queues) {
+      const id = this.queueIds.get(queue)
+      if (id == null) continue
+      this.queueIds.delete(queue)
+      this.queuesById.delete(id)
+      this.queueNames.delete(id)
+      ids.push(id)
+    }
+    if (ids.length === 0) return
+    await this.whileClearing([], async () => {
+      this.commit.put(NEXT_QUEUE_ID_KEY, encodeQueueId(this.nextQueueId))
+      for (const id of ids) this.commit.del(queueKey(id))
+    })
+  }
+
+  /**
    * The next page of a paged queue: up to `limit` of its messages after `after` (all of them when
    * there is no `after`), with the writes not yet on disk: right while they are being written, and
    * while the store cannot write (consumers drain a backlog even from a full disk).
    */
   async readPage (queue: Queue, after: number, limit: number, maxBytes = Infinity): Promise<QueuedMessage[]> {
-    const id = this.queueId(queue)
+    const id = this.queueIds.get(queue)
+    if (id == null) return [] // never stored, or removed meanwhile
     await this.clearing.get(id)
     const page: QueuedMessage[] = []
     let bytes = 0
@@ -345,14 +379,15 @@ export class Journal {
    * purge of what was paged out, which leaves what is published after it.
    */
   async clearAfter (queue: Queue, after: number): Promise<void> {
-    const id = this.queueId(queue)
+    const id = this.queueIds.get(queue)
+    if (id == null) return
     const below = this.nextMessage
     await this.whileClearing([id], async () => { await this.store.clear(messageKey(id, after + 1), messageKey(id, below)) })
   }
 
   /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
   async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
-    const ids = new Set(queues.map((q) => this.queueId(q)))
+    const ids = new Set(queues.map((q) => this.queueIds.get(q)).filter((id) => id != null))
     const below = this.nextMessage
     await this.whileClearing([DELAYED_CLEAR], async () => { await this.clearDelayedOf(ids, delayedAfter(after), below) })
   }

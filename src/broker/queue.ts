@@ -99,6 +99,8 @@ export class Queue {
   stalled = false
   ackedMark = 0
   movedAt = 0
+  /** Its activity (see `activity`) at the last sweep that found it empty, or -1: two such sweeps in a row with no change remove it. */
+  sweepMark = -1
   published = 0
   delivered = 0
   acked = 0
@@ -128,6 +130,16 @@ export class Queue {
   drainReady (): QueuedMessage[] {
     this.readyBytes = 0
     return this.ready.drain()
+  }
+
+  /** Holds nothing: no ready message in memory or on disk, none delayed, none in flight, no page being read. */
+  get empty (): boolean {
+    return this.ready.length === 0 && this.onDisk === 0 && this.delayed === 0 && this.inFlight === 0 && !this.loading
+  }
+
+  /** Grows with every publish, delivery and settle: unchanged means nothing happened to it. */
+  get activity (): number {
+    return this.published + this.delivered + this.acked + this.nacked + this.failed
   }
 
   get name (): string {

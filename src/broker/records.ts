@@ -19,6 +19,8 @@
  *   I command id          a producer-supplied message id seen, until when it is remembered (u64)
  *   S id                  a periodic message (Schedule)
  *   G group               a group's settings: its expiry, ms idle before it is deleted (u64)
+ *   N                     the next queue id (u32), kept once a queue record was removed, so a
+ *                         removed queue's id is never given again (finished records name it)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
  * what it is, so a record is read with the same checked reader as a frame.
@@ -47,7 +49,8 @@ const enum Kind {
   ProducerSeq = 0x50, // P
   SeenId = 0x49, // I
   Schedule = 0x53, // S
-  Group = 0x47 // G
+  Group = 0x47, // G
+  NextQueueId = 0x4e // N
 }
 
 export const MESSAGE_PREFIX = new Uint8Array([Kind.Message])
@@ -61,6 +64,18 @@ export const COMPLETED_PREFIX = new Uint8Array([Kind.Completed])
 export const SEEN_ID_PREFIX = new Uint8Array([Kind.SeenId])
 export const SCHEDULE_PREFIX = new Uint8Array([Kind.Schedule])
 export const GROUP_PREFIX = new Uint8Array([Kind.Group])
+export const NEXT_QUEUE_ID_KEY = new Uint8Array([Kind.NextQueueId])
+
+export function encodeQueueId (id: number): Uint8Array {
+  const value = new Uint8Array(4)
+  new DataView(value.buffer).setUint32(0, id)
+  return value
+}
+
+export function decodeQueueId (value: Uint8Array): number {
+  if (value.byteLength !== 4) throw new ProtocolError('A stored queue id is 4 bytes')
+  return new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0)
+}
 
 /** A key made of one kind byte and a string. */
 function stringKey (kind: Kind, s: string): Uint8Array {

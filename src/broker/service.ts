@@ -7,7 +7,8 @@ import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logg
 import {
   ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_PAGE_BYTES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT,
+  DEFAULT_QUEUE_SWEEP_INTERVAL
 } from '../constants.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
@@ -75,6 +76,11 @@ export interface BrokerInit {
   maxGroups?: number
   /** With a store: the payload bytes a page holds at most (a queue's ready messages, or the delayed ones in memory). Default 8 MiB. */
   pageBytes?: number
+  /**
+   * ms between sweeps of idle queues: a queue that holds nothing and did nothing between two
+   * sweeps is removed (its counters too), so it goes after one to two intervals. Default 30,000.
+   */
+  queueSweepInterval?: number
 }
 
 export interface BrokerComponents {
@@ -115,8 +121,14 @@ export interface QueueRates {
 }
 
 export interface BrokerStats {
-  /** Each queue, with its rates and its dead letters (messages waiting in `<command>.dlq`). */
+  /**
+   * The queues, with their rates and dead letters (messages waiting in `<command>.dlq`): at most
+   * `MAX_STATS_QUEUES` of them, the deepest first (then the most in flight), so the reply fits
+   * an admin frame.
+   */
   queues: Array<QueueStats & { rates: QueueRates, deadLetters: number }>
+  /** Queues the broker holds that `queues` leaves out (the shallowest). */
+  moreQueues: number
   clients: ClientInfo[]
   /** Messages held: waiting, unrouted and in flight. */
   messages: number
@@ -133,6 +145,8 @@ const MAX_SEEN_IDS = 1_000_000
 const MAX_TIMER = 2 ** 31 - 1
 /** ms between samples of the queues' counters, for their rates. */
 const RATE_INTERVAL = 1_000
+/** Queues listed in `stats` at most: each takes up to about 1 KiB of JSON (two 255-byte names), so the reply stays far below the admin client's frame limit. */
+export const MAX_STATS_QUEUES = 1_000
 
 export type MessageStateName = 'pending' | 'in process' | 'completed' | 'error'
 
@@ -214,7 +228,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },
       deadLetter: init.deadLetter ?? DEFAULT_DEAD_LETTER_SUFFIX,
       maxGroups: init.maxGroups ?? DEFAULT_MAX_GROUPS,
-      stallTimeout: init.stallTimeout ?? DEFAULT_STALL_TIMEOUT
+      stallTimeout: init.stallTimeout ?? DEFAULT_STALL_TIMEOUT,
+      queueSweepInterval: init.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL
     }
     this.journal = init.store == null
       ? undefined
@@ -361,18 +376,20 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   /** Queues (with their rates over the last second), clients and totals, as they are now. */
   stats (): BrokerStats {
-    const queues = this.engine.stats()
+    const all = this.engine.stats()
     const suffix = this.options.deadLetter
     const deadLetters = new Map<string, number>()
     if (suffix !== false) {
-      for (const q of queues) {
+      for (const q of all) {
         if (q.command.endsWith(suffix)) {
           const of = q.command.slice(0, -suffix.length)
           deadLetters.set(of, (deadLetters.get(of) ?? 0) + q.depth)
         }
       }
     }
+    const queues = all.length <= MAX_STATS_QUEUES ? all : all.sort((a, b) => b.depth - a.depth || b.inFlight - a.inFlight).slice(0, MAX_STATS_QUEUES)
     return {
+      moreQueues: all.length - queues.length,
       queues: queues.map((q) => ({
         ...q,
         rates: this.queueRates(q),
@@ -771,6 +788,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     if (now - this.lastSweep >= SWEEP_INTERVAL) {
       this.lastSweep = now
       this.journal?.sweep(now).catch((err: Error) => { this.log.error('removing old completed records failed: %s', err.message) })
+    }
+    const removed = this.engine.sweepQueues()
+    if (removed.length > 0) {
+      this.log('removed %d idle empty queue(s)', removed.length)
+      this.journal?.removedQueues(removed).catch((err: Error) => { this.log.error('removing the records of idle queues failed: %s', err.message) })
     }
     this.mailbox.sweep(now)
     this.seenIds.sweep(now, (command, id) => { this.journal?.forgetSeenId(command, id) })
