@@ -8,6 +8,8 @@
  * response carries a strict Content-Security-Policy.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import { existsSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
@@ -45,6 +47,12 @@ const REVALIDATE = 'no-cache'
 const HEADERS_TIMEOUT = 10_000
 const REQUEST_TIMEOUT = 30_000
 const MAX_CONNECTIONS = 256
+/**
+ * Responses one connection may have unwritten. Node parses every request a client pipelines, and a
+ * file response holds its file open until written: one connection that sent 1,000 requests and
+ * read nothing held 1,000 files for good (browsers do not pipeline). Past this it is dropped.
+ */
+const MAX_UNFINISHED_PER_CONNECTION = 4
 
 export interface BrokerInfo {
   peerId: string
@@ -86,7 +94,26 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   const serveFile = sirv(options.root, { dev: true, etag: true, setHeaders: (res, path) => { res.setHeader('cache-control', path.startsWith('/assets/') ? IMMUTABLE : REVALIDATE) } })
   let allowedHosts = new Set<string>()
 
+  /**
+   * Per connection: its responses not yet written, and the files they read, closed with it (a
+   * response queued behind another gets no 'close' of its own).
+   */
+  const connections = new WeakMap<Socket, { unfinished: number, files: Set<Readable> }>()
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket
+    let connection = connections.get(socket)
+    if (connection == null) {
+      const c = connection = { unfinished: 0, files: new Set<Readable>() }
+      connections.set(socket, c)
+      socket.once('close', () => { for (const file of c.files) file.destroy() })
+    }
+    if (connection.unfinished >= MAX_UNFINISHED_PER_CONNECTION) {
+      socket.destroy()
+      return
+    }
+    const { files } = connection
+    connection.unfinished++
+    res.once('finish', () => { connection.unfinished-- })
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
     const fail = (status: number, text: string, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra })
@@ -138,7 +165,11 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     // Ranges are ignored (allowed by HTTP): the page needs none, and sirv trusts them as given.
     delete req.headers.range
     // A file that cannot be read after all (removed in between) ends this response only.
-    res.on('pipe', (file) => { file.on('error', () => { res.destroy() }) })
+    res.on('pipe', (file) => {
+      files.add(file)
+      file.once('close', () => files.delete(file))
+      file.on('error', () => { res.destroy() })
+    })
     serveFile(req, res, () => {
       fail(404, existsSync(join(options.root, 'index.html')) ? 'Not found' : 'The web page is not built here (npm run build:web).')
     })

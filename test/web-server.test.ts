@@ -6,11 +6,11 @@
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { existsSync } from 'node:fs'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, startBroker, type Proc } from './cli-helpers.js'
-import { onCleanup, tempDir } from './helpers.js'
+import { onCleanup, sleep, tempDir } from './helpers.js'
 import { startWebServer } from '../src/web-server.js'
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
@@ -91,6 +91,32 @@ describe('the broker\'s web server', () => {
     const { port } = new URL(url)
     const { ms } = await raw(url, `GET / HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nx-slow: `, 20_000)
     expect(ms).toBeLessThan(15_000)
+    await alive(proc, url)
+  })
+
+  it.runIf(existsSync('/proc/self/fd'))('holds no file for a client that pipelines requests and reads nothing, once it is gone', async () => {
+    const home = await tempDir()
+    const { proc, url } = await startBroker(home, ['-quiet'])
+    const index = await http(url, '/')
+    const bundle = /src="(\/assets\/[^"]+\.js)"/.exec(index.body)?.[1] as string
+    const files = async (): Promise<number> => (await readdir(`/proc/${proc.child.pid as number}/fd`)).length
+    const before = await files()
+    const { hostname, port } = new URL(url)
+    // 20 connections, 200 requests each in one write, never read; then they hang up (on main: 4,000
+    // open files and ~800 MB held for good).
+    const sockets = Array.from({ length: 20 }, () => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.pause()
+        socket.write(`GET ${bundle} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`.repeat(200))
+      })
+      socket.on('error', () => {})
+      return socket
+    })
+    await sleep(1_000)
+    expect(await files()).toBeLessThan(before + 20 * 5)
+    for (const socket of sockets) socket.destroy()
+    for (let i = 0; i < 50 && await files() > before + 2; i++) await sleep(100)
+    expect(await files()).toBeLessThanOrEqual(before + 2)
     await alive(proc, url)
   })
 
