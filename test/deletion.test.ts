@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest'
 import { AdminError, SubscriptionError, createAdmin } from '../src/index.js'
 import { QueueEngine, type EngineOptions } from '../src/broker/engine.js'
 import type { QueuedMessage, Subscription } from '../src/broker/queue.js'
-import { Journal } from '../src/broker/journal.js'
 import { LevelStore } from '../src/store/level-store.js'
 import type { StoreOp } from '../src/store/store.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, tempDir, until, type BrokerRef } from './helpers.js'
+import { pagedBroker } from './paged-broker.js'
 
 let nextId = 0
 function msg (command: string, dueAt?: number): QueuedMessage {
@@ -246,66 +246,33 @@ describe('deleting queues and groups (end to end)', () => {
 })
 
 describe('deleting queues and groups (store)', () => {
-  /** An engine whose changes go to a journal on a LevelDB store in `dir`, wired as the broker wires them, with a clock of its own. */
-  async function durable (dir: string, store = new LevelStore(dir)) {
-    let now = 1_000_000
-    await store.open()
-    const page = { size: 10, bytes: Infinity }
-    const journal = new Journal(store, 0, page, () => {})
-    let reading = 0
-    const engine: QueueEngine<string> = new QueueEngine<string>({
-      deliver: () => {},
-      completed: (m, by) => { journal.completed(m, by) },
-      failed: () => {},
-      enqueued: (m, q) => { journal.enqueued(m, q) },
-      delayed: (m, q) => { journal.delayed(m, q) },
-      requeued: (m) => { journal.requeued(m) },
-      adopted: (q) => { journal.adopted(q) },
-      bound: (g, p) => { journal.bound(g, p) },
-      pageNeeded: (q) => {
-        reading++
-        const generation = q.generation
-        void journal.readPage(q, q.tail, page.size).then((ms) => { reading--; engine.loadPage(q, generation, ms) })
-      },
-      delayedPageNeeded: (after, generation) => {
-        reading++
-        void journal.readDelayedPage(after, page.size).then((p) => { reading--; engine.loadDelayedPage(generation, p) })
-      }
-    }, { visibilityTimeout: 1e9, maxAttempts: 10, maxMessages: 1e9, highWater: Infinity, pageSize: page.size, pageBytes: Infinity, clock: () => now })
-    const settle = async (): Promise<void> => {
-      for (let i = 0; i < 200 && (i === 0 || reading > 0); i++) {
-        await new Promise<void>((resolve) => { journal.whenStored(() => { resolve() }) })
-        await sleep(2)
-      }
-    }
-    const deleteGroup = (group: string): void => {
-      const d = engine.deleteGroup(group, true) as NonNullable<ReturnType<typeof engine.deleteGroup>>
-      void journal.deletedQueues(d.queues)
-      journal.deletedGroup(d.group, d.patterns)
-    }
-    const recover = async (): Promise<void> => {
-      await journal.recover(engine, { keepAnswer () {}, producerSeq () {}, seenId () {}, schedule () {} })
-    }
-    return { store, journal, engine, settle, deleteGroup, recover, advance: (ms: number) => { now += ms } }
+  const page = { size: 10, bytes: Infinity }
+
+  /** Deletes a group in the engine and its journal, as the broker does. */
+  function deleteGroup (b: Awaited<ReturnType<typeof pagedBroker>>, group: string): void {
+    const d = b.engine.deleteGroup(group, true) as NonNullable<ReturnType<typeof b.engine.deleteGroup>>
+    void b.journal.deletedQueues(d.queues)
+    b.journal.deletedGroup(d.group, d.patterns)
   }
 
   it('a deleted group\'s delayed messages on disk do not hide another group\'s from the delayed pages', async () => {
-    const t = await durable(await tempDir())
-    onCleanup(async () => { await t.journal.close() })
-    t.engine.bind('A', 'a')
-    t.engine.bind('B', 'b')
-    for (let i = 0; i < 100; i++) t.engine.publish(msg('a', 1_001_000 + i)) // due first, more than a page
-    for (let i = 0; i < 5; i++) t.engine.publish(msg('b', 1_005_000 + i))
-    await t.settle()
-    t.deleteGroup('A')
-    await t.settle()
-    t.advance(10_000)
+    let now = 1_000_000
+    const b = await pagedBroker(await tempDir(), page, () => now)
+    onCleanup(async () => { await b.close() })
+    b.engine.bind('A', 'a')
+    b.engine.bind('B', 'b')
+    for (let i = 0; i < 100; i++) b.engine.publish(msg('a', 1_001_000 + i)) // due first, more than a page
+    for (let i = 0; i < 5; i++) b.engine.publish(msg('b', 1_005_000 + i))
+    await b.settle()
+    deleteGroup(b, 'A')
+    await b.settle()
+    now += 10_000
     for (let i = 0; i < 5; i++) {
-      t.engine.promote()
-      await t.settle()
+      b.engine.promote()
+      await b.settle()
     }
-    expect(t.engine.stats()).toMatchObject([{ command: 'b', group: 'B', depth: 5, delayed: 0 }])
-    expect(t.engine.size).toBe(5)
+    expect(b.engine.stats()).toMatchObject([{ command: 'b', group: 'B', depth: 5, delayed: 0 }])
+    expect(b.engine.size).toBe(5)
   })
 
   it('a group deleted while the disk cannot write stays deleted once it can, also after a restart', async () => {
@@ -318,25 +285,24 @@ describe('deleting queues and groups (store)', () => {
     }
     const dir = await tempDir()
     const store = new FailingStore(dir)
-    let t = await durable(dir, store)
-    const sub = t.engine.subscribe('c', 1, 'G', ['jobs'], 1)
-    t.engine.publish(msg('jobs'))
-    t.engine.publish(msg('jobs'))
-    await t.settle()
+    let b = await pagedBroker(dir, page, Date.now, undefined, store)
+    const sub = b.engine.subscribe('c', 1, 'G', ['jobs'], 1)
+    b.engine.publish(msg('jobs'))
+    b.engine.publish(msg('jobs'))
+    await b.settle()
     store.failing = true
-    t.engine.unsubscribe(sub) // the delivery goes back: a write that fails now, and is retried
+    b.engine.unsubscribe(sub) // the delivery goes back: a write that fails now, and is retried
     await sleep(20)
-    expect(t.journal.failure?.message).toMatch(/ENOSPC/)
-    t.deleteGroup('G')
+    expect(b.journal.failure?.message).toMatch(/ENOSPC/)
+    deleteGroup(b, 'G')
     store.failing = false
-    await until(() => t.journal.failure == null, 5_000, 'the store writes again')
-    await t.settle()
-    await t.journal.close()
+    await until(() => b.journal.failure == null, 5_000, 'the store writes again')
+    await b.settle()
+    await b.close()
 
-    t = await durable(dir)
-    onCleanup(async () => { await t.journal.close() })
-    await t.recover()
-    expect(t.engine.stats()).toEqual([])
-    expect(t.engine.size).toBe(0)
+    b = await pagedBroker(dir, page, Date.now)
+    onCleanup(async () => { await b.close() })
+    expect(b.engine.stats()).toEqual([])
+    expect(b.engine.size).toBe(0)
   })
 })

@@ -2,11 +2,12 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { QueueEngine } from '../src/broker/engine.js'
-import { Journal, type PageBounds } from '../src/broker/journal.js'
+import { Journal } from '../src/broker/journal.js'
 import { DELAYED_PREFIX, MESSAGE_PREFIX, MessageState, bindingKey, encodeMessage, encodeQueue, messageKey, queueKey } from '../src/broker/records.js'
 import { LevelStore } from '../src/store/level-store.js'
 import { MemoryStore, type Store } from '../src/store/store.js'
 import { tempDir } from './helpers.js'
+import { pagedBroker } from './paged-broker.js'
 import type { InFlight } from '../src/broker/engine.js'
 import type { KeptResult } from '../src/broker/mailbox.js'
 import type { QueuedMessage } from '../src/broker/queue.js'
@@ -95,60 +96,6 @@ describe('journal', () => {
     expect((await third.journal.recover(third.engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {} })).messages).toBe(1)
   })
 })
-
-/**
- * An engine and its journal on a LevelDB store, wired as the broker service wires them, pages
- * read from the store included; `clock` is the engine's.
- */
-async function pagedBroker (dir: string, page: PageBounds, clock: () => number, retry?: { delay: number, factor: number, maxDelay: number }) {
-  const store = new LevelStore(dir)
-  await store.open()
-  const journal = new Journal(store, 0, page, (err) => { throw err })
-  const deliveries: Array<InFlight<Owner>> = []
-  let reading = 0
-  const engine: QueueEngine<Owner> = new QueueEngine<Owner>({
-    deliver: (d) => deliveries.push(d),
-    completed: (m, by) => { journal.completed(m, by) },
-    failed: (m, _error, by) => { journal.failed(m, by ?? '') },
-    enqueued: (m, q) => { journal.enqueued(m, q) },
-    delayed: (m, q) => { journal.delayed(m, q) },
-    adopted: (q) => { journal.adopted(q) },
-    requeued: (m) => { journal.requeued(m) },
-    bound: (g, p) => { journal.bound(g, p) },
-    pageNeeded: (q) => {
-      reading++
-      const generation = q.generation
-      void journal.readPage(q, q.tail, page.size, page.bytes).then((messages) => { reading--; engine.loadPage(q, generation, messages) })
-    },
-    delayedPageNeeded: (after, generation) => {
-      reading++
-      void journal.readDelayedPage(after, page.size, page.bytes).then((messages) => { reading--; engine.loadDelayedPage(generation, messages) })
-    }
-  }, { visibilityTimeout: 600_000, maxAttempts: 10, maxMessages: 10_000_000, highWater: Infinity, pageSize: page.size, pageBytes: page.bytes, retry, clock })
-  await journal.recover(engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {}, schedule: () => {} })
-  engine.promote() // as the service does at a start: what came due meanwhile
-  const durable = async (): Promise<void> => { await new Promise<void>((resolve, reject) => { journal.whenDurable((err) => { if (err != null) reject(err); else resolve() }) }) }
-  return {
-    engine,
-    journal,
-    store,
-    deliveries,
-    /** Waits until every page asked for is read and loaded (a loaded page may ask for the next). */
-    settle: async (): Promise<void> => {
-      for (let i = 0; i < 10_000; i++) {
-        await durable()
-        await new Promise((resolve) => setImmediate(resolve))
-        if (reading === 0) return
-        await new Promise((resolve) => setTimeout(resolve, 1))
-      }
-      throw new Error('pages were still being read')
-    },
-    /** Waiting messages in memory (not those in flight). */
-    inMemory: (): number => [...engine.live()].filter((x) => x.delivery == null).length,
-    payloads: (): string[] => deliveries.map((d) => new TextDecoder().decode(d.message.payload)),
-    close: async (): Promise<void> => { await journal.close() }
-  }
-}
 
 async function keys (store: Store, prefix: Uint8Array): Promise<string[]> {
   const out: string[] = []
