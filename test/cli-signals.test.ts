@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { run } from './cli-helpers.js'
+import { killGroup, run, startBroker } from './cli-helpers.js'
 import { tempDir, until } from './helpers.js'
 
 /** Why the PID-namespace test cannot run here, or undefined when it can. */
@@ -51,4 +51,20 @@ describe('p2pmq and signals', () => {
     expect(code).toBe(0)
     expect(proc.out).toContain('Stopping broker')
   }, 40_000)
+
+  it('a producer whose broker is gone exits on the first SIGTERM or SIGINT, saying what was not confirmed (exit 1)', async () => {
+    const home = await tempDir()
+    const broker = await startBroker(home, ['-memory'])
+    killGroup(broker.proc.child)
+    await broker.proc.exited
+    for (const [signal, mode] of [['SIGTERM', '-publish'], ['SIGINT', '-json']] as const) {
+      const producer = run(['producer', `-broker=${broker.peerId}`, '-count=1', mode], home)
+      await until(() => producer.err.some((l) => l.startsWith('Cannot reach the broker')), 15_000, 'the producer to retry')
+      producer.child.kill(signal)
+      const code = await Promise.race([producer.exited, new Promise((resolve) => setTimeout(() => resolve(`still running 10 s after ${signal}`), 10_000))])
+      expect(code).toBe(1)
+      const done = mode === '-publish' ? 'confirmed' : 'answered'
+      expect(producer.err).toContain(`Stopped by ${signal}: 0 of 1 sent ${done}, 1 not ${done} (the broker may or may not have them)`)
+    }
+  }, 60_000)
 })
