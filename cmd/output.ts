@@ -42,3 +42,19 @@ export async function flushed (stream: NodeJS.WriteStream): Promise<void> {
     stream.on('error', done)
   })
 }
+
+/** Control characters (C0, DEL, C1) and the Unicode bidi controls, which reorder what a terminal shows. */
+const UNSAFE_FOR_TERMINAL = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu
+
+/**
+ * Text from peers (payloads, answers, errors) as stdout should show it: on a terminal, control
+ * characters are escaped (`\x1b`, `\u202e`), so a peer cannot move the cursor or write the clipboard
+ * (OSC 52) of whoever watches; piped, the bytes stay as they are for the next program.
+ */
+export function shown (text: string): string {
+  if (process.stdout.isTTY !== true) return text
+  return text.replace(UNSAFE_FOR_TERMINAL, (c) => {
+    const code = c.charCodeAt(0)
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
+  })
+}

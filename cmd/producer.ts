@@ -4,6 +4,7 @@ import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '
 import { payloadToText } from '../src/payload.js'
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
+import { shown } from './output.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
@@ -57,11 +58,11 @@ export async function run (args: string[]): Promise<number> {
   }
   producer.events.addEventListener('result', (e) => {
     const r = e.detail
-    print({ n: null, id: r.id, answer: r.payload, consumer: r.consumer }, `Kept answer to ${r.id}: ${payloadToText(r.payload)}`)
+    print({ n: null, id: r.id, answer: r.payload, consumer: r.consumer }, `Kept answer to ${shown(r.id)}: ${shown(payloadToText(r.payload))}`)
   })
   producer.events.addEventListener('failed', (e) => {
     const f = e.detail
-    print({ n: null, id: f.id, error: f.error }, `Message ${f.id} failed after ${f.attempts} attempts: ${f.error}`)
+    print({ n: null, id: f.id, error: f.error }, `Message ${shown(f.id)} failed after ${f.attempts} attempts: ${shown(f.error)}`)
   })
 
   let ok = 0
@@ -85,7 +86,7 @@ export async function run (args: string[]): Promise<number> {
         const r = await producer.request(flags.command, payload, options)
         ok++
         print({ n, id: r.id, answer: r.payload, consumer: r.consumer, ms: ms() },
-          `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${payloadToText(r.payload)}`)
+          `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${shown(payloadToText(r.payload))}`)
       }
     } catch (err) {
       if (closing) {
@@ -93,7 +94,7 @@ export async function run (args: string[]): Promise<number> {
         return
       }
       failed++
-      print({ n, id, error: errorText(err) }, `Message #${n} failed: ${errorText(err)}`)
+      print({ n, id, error: errorText(err) }, `Message #${n} failed: ${shown(errorText(err))}`)
     }
   }
   for (let n = 1; stoppedBy == null && (flags.count === 0 || n <= flags.count); n++) {

@@ -77,3 +77,41 @@ describe('p2pmq output', () => {
     expect(producer.out.filter((l) => l.startsWith('Confirmed #'))).toHaveLength(count)
   })
 })
+
+describe('p2pmq output of what peers send', () => {
+  /** Runs `p2pmq <args>` on a terminal (a pty of script(1)); its output lines, without the pty's \r. */
+  function onTerminal (args: string[], home: string): { out: string[], exited: Promise<number | null> } {
+    const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
+    const child = spawn('script', ['-qfec', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], { env: { ...process.env, P2PMQ_HOME: home }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: string[] = []
+    let rest = ''
+    child.stdout.on('data', (b: Buffer) => {
+      const parts = (rest + b.toString()).split('\n')
+      rest = parts.pop() ?? ''
+      out.push(...parts.map((l) => l.replace(/\r$/, '')))
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    onCleanup(async () => { if (child.exitCode == null) { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} await exited } })
+    return { out, exited }
+  }
+
+  it('on a terminal, payloads and answers show control characters escaped; piped, they stay bytes', async () => {
+    const home = await tempDir()
+    const { peerId } = await startBroker(home)
+    const consumer = onTerminal(['consumer', `-broker=${peerId}`], home)
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed to')), 15_000, 'the consumer to subscribe')
+    const evil = '\u001b[2J\u001b]52;c;aGk=\u0007\u202eok'
+    const piped = run(['producer', `-broker=${peerId}`, '-count=1', `-data=${evil}`], home)
+    expect(await piped.exited).toBe(0)
+    expect(piped.out.find((l) => l.startsWith('Answer #1'))).toContain(`Answer to ${evil}`)
+    await until(() => consumer.out.some((l) => l.includes('(attempt 1)')), 10_000, 'the consumer to print the message')
+    const line = consumer.out.find((l) => l.includes('(attempt 1)')) as string
+    expect(line).toMatch(/: \\x1b\[2J\\x1b\]52;c;aGk=\\x07\\u202eok$/)
+    expect(consumer.out.join('\n')).not.toMatch(/[\u001b\u0007\u202e]/)
+
+    const terminal = onTerminal(['producer', `-broker=${peerId}`, '-count=1', `-data=${evil}`], home)
+    expect(await terminal.exited).toBe(0)
+    const answer = terminal.out.find((l) => l.startsWith('Answer #1')) as string
+    expect(answer).toMatch(/Answer to \\x1b\[2J\\x1b\]52;c;aGk=\\x07\\u202eok$/)
+  }, 60_000)
+})
