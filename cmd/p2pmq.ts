@@ -50,6 +50,14 @@ async function main (argv: string[]): Promise<number> {
   return await (await load()).run(args)
 }
 
+/** The flags that choose an identity, per command (the library's message names both kinds). */
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', consumer: '-name or -data', producer: '-name or -data-dir' }
+
+function identityFlags (text: string): string {
+  const flags = IDENTITY_FLAGS[command]
+  return flags != null && text.startsWith('IdentityInUseError') ? text.replace(/another -name or -data$/, `another ${flags}`) : text
+}
+
 /** Exits once stdout and stderr are written: process.exit() would cut what a slow reader has not taken yet. */
 async function exit (code: number): Promise<void> {
   process.exitCode = code
@@ -59,7 +67,7 @@ async function exit (code: number): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(exit, async (err) => {
-  console.error(`p2pmq: ${errorText(err)}`)
+  console.error(`p2pmq: ${identityFlags(errorText(err))}`)
   if (err instanceof UsageError) console.error('Run with -help for usage.')
   await exit(2)
 })

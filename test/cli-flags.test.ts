@@ -50,3 +50,29 @@ describe('p2pmq flags', () => {
     expect(busyUdp.err.filter((l) => l !== '').at(-1)).toContain(`Cannot listen on ${udpAddr}`)
   }, 60_000)
 })
+
+describe('p2pmq identities', () => {
+  it('names the right flag for an identity in use, refuses -name=. and .., names a corrupt peer.key', async () => {
+    const { writeFile, mkdir } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    const home = await tempDir()
+    const { startBroker } = await import('./cli-helpers.js')
+    const data = join(home, 'b')
+    await startBroker(home, [`-data=${data}`, '-memory'])
+    const second = run(['broker', '-http=off', '-memory', `-data=${data}`], home)
+    expect(await second.exited).toBe(2)
+    expect(second.err.join('\n')).toMatch(/is in use by another running process; give this one another -data$/m)
+    for (const name of ['.', '..', '...']) {
+      const consumer = run(['consumer', '-broker=12D3KooWP8zuXSRHr34uZEvgcrjrLH7TCMMATTus2o91C16duto7', `-name=${name}`], home)
+      expect(await consumer.exited, name).toBe(2)
+      expect(consumer.err.join('\n'), name).toMatch(/Invalid name/)
+    }
+    const corrupt = join(home, 'corrupt')
+    await mkdir(corrupt)
+    await writeFile(join(corrupt, 'peer.key'), 'not a key')
+    const broker = run(['broker', '-http=off', '-memory', `-data=${corrupt}`], home)
+    expect(await broker.exited).toBe(2)
+    expect(broker.err.join('\n')).toContain(`${join(corrupt, 'peer.key')} is not a valid private key`)
+    expect(broker.err.join('\n')).toMatch(/restore it from a backup, or remove it/)
+  }, 60_000)
+})
