@@ -6,12 +6,17 @@ import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
+import { commandError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
 
 /** Node's longest timer (about 24.8 days): a longer time would fire at once. */
 const MAX_TIMER = 2 ** 31 - 1
 /** Larger payloads make no sense for a queue: each message is held whole in memory on its way. */
 const MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
+/** Upper bounds far past any sensible setting, so a typo (1e300 written out) is an error, not a broker that never limits. */
+const MAX_ATTEMPTS_LIMIT = 1_000_000
+const MAX_MESSAGES_LIMIT = 1_000_000_000
+const MAX_PAGE_SIZE = 10_000_000
 
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
@@ -20,15 +25,15 @@ const specs = {
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
   'max-payload': { type: 'number', integer: true, min: 1, max: MAX_PAYLOAD_LIMIT, value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
-  'max-attempts': { type: 'number', integer: true, value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
-  'high-water': { type: 'number', integer: true, value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
+  'max-attempts': { type: 'number', integer: true, max: MAX_ATTEMPTS_LIMIT, value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
+  'high-water': { type: 'number', integer: true, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
   'stall-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue whose consumers complete nothing this long stops holding producers\' confirms', default: DEFAULT_STALL_TIMEOUT },
-  'max-messages': { type: 'number', integer: true, value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
+  'max-messages': { type: 'number', integer: true, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
   'retry-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
   'retry-factor': { type: 'number', min: 1, max: 1000, value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
   'retry-max-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
   'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
-  'page-size': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
+  'page-size': { type: 'number', integer: true, min: 1, max: MAX_PAGE_SIZE, value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
   'page-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes a queue keeps in memory (and delayed messages do); the rest wait on disk', default: DEFAULT_PAGE_BYTES },
   'queue-sweep': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue that holds nothing and did nothing between two sweeps this far apart is removed', default: DEFAULT_QUEUE_SWEEP_INTERVAL },
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
@@ -50,6 +55,11 @@ export async function run (args: string[]): Promise<number> {
   const listen = listenAddrs(flags.listen)
   if (flags['retry-max-delay'] < flags['retry-delay']) throw new UsageError(`-retry-max-delay (${flags['retry-max-delay']}) must be at least -retry-delay (${flags['retry-delay']})`)
   if (flags['dead-letter'] === '') throw new UsageError('-dead-letter takes a suffix, or off')
+  if (flags['dead-letter'] !== 'off') {
+    // The suffix makes dead-letter queue names: `x<suffix>` must be a command (no '*' or '#' words).
+    const bad = commandError(`x${flags['dead-letter']}`)
+    if (bad != null) throw new UsageError(`-dead-letter=${JSON.stringify(flags['dead-letter'])} does not make valid command names (${bad.replace(/"x/, '"<command>')})`)
+  }
   const dataDir = flags.data !== '' ? flags.data : defaultBrokerDataDir()
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
 
@@ -84,7 +94,7 @@ export async function run (args: string[]): Promise<number> {
     })
   } catch (err) {
     await web?.close()
-    throw err
+    throw listenError(err, listen) ?? err
   }
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)
@@ -106,7 +116,7 @@ export async function run (args: string[]): Promise<number> {
 function webPort (value: string): number | undefined {
   if (value === 'off') return undefined
   const port = Number(value)
-  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`-http takes a port (0-65535; 0: any free port) or off, not "${value}"`)
+  if (!/^[0-9]+$/.test(value) || port > 65535) throw new UsageError(`-http takes a port (0-65535; 0: any free port) or off, not "${value}"`)
   return port
 }
 
@@ -127,4 +137,23 @@ function listenAddrs (value: string): string[] {
     if (!ip || !(tcp || webrtc)) throw new UsageError(`-listen: cannot listen on "${addr}": give /ip4|ip6/<address>/tcp/<port> or /ip4|ip6/<address>/udp/<port>/webrtc-direct`)
   }
   return addrs
+}
+
+/**
+ * A listen address the broker could not take, as one line naming it, or undefined for other errors.
+ * libp2p reports a TCP port in use as UnsupportedListenAddressesError with a stack trace per address,
+ * and a UDP port in use for WebRTC Direct without naming the address.
+ */
+function listenError (err: unknown, listen: string[]): Error | undefined {
+  if (!(err instanceof Error)) return undefined
+  const failed = [...err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)]
+  if (err.name === 'UnsupportedListenAddressesError' && failed.length > 0) {
+    return new Error(failed.map(([, addr, why]) => `Cannot listen on ${addr}: ${/EADDRINUSE/.test(why) ? 'the address is in use' : why}`).join('; ') +
+      '; give -listen another port (0: any free port)')
+  }
+  if (/UDP mux/.test(err.message)) {
+    const udp = listen.filter((a) => a.includes('/webrtc-direct'))
+    return new Error(`Cannot listen on ${udp.join(', ')}: ${err.message} (is the UDP port in use?); give -listen another port (0: any free port)`)
+  }
+  return undefined
 }

@@ -5,6 +5,7 @@ import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TI
 import { payloadToText } from '../src/payload.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
+import { shown } from './output.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
@@ -44,7 +45,7 @@ export async function run (args: string[]): Promise<number> {
 
   const exec = flags.exec !== '' ? execHandler(flags.exec, flags.workers) : undefined
   const handler = async (m: Message): Promise<unknown> => {
-    if (!flags.quiet) console.log(`${m.command} ${m.id} from ${shortPeer(m.producer)} (attempt ${m.attempt}): ${payloadToText(m.payload)}`)
+    if (!flags.quiet) console.log(`${m.command} ${shown(m.id)} from ${shortPeer(m.producer)} (attempt ${m.attempt}): ${shown(payloadToText(m.payload))}`)
     return exec != null ? await exec(m) : `Answer to ${payloadToText(m.payload)}`
   }
   await consumer.subscribe(list(flags.command), handler, {

@@ -55,6 +55,9 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flag
   return out as Flags<S>
 }
 
+const WHOLE = /^[0-9]+$/
+const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
+
 function convert (name: string, spec: FlagSpec, raw: string): string | number | boolean {
   const type = spec.type
   if (type === 'string') return raw
@@ -63,11 +66,14 @@ function convert (name: string, spec: FlagSpec, raw: string): string | number | 
     if (['false', '0', 'no'].includes(raw)) return false
     throw new UsageError(`Flag -${name} takes true or false, not "${raw}"`)
   }
+  // Plain decimal digits only: Number() would also take hex (0x1F90), exponents (1e1) and spaces.
+  if (!(spec.integer === true ? WHOLE : DECIMAL).test(raw)) {
+    throw new UsageError(`Flag -${name} takes ${spec.integer === true ? 'a whole number' : 'a non-negative number'} in decimal digits, not "${raw}"`)
+  }
   const n = Number(raw)
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`Flag -${name} takes a non-negative number, not "${raw}"`)
-  if (spec.integer === true && !Number.isInteger(n)) throw new UsageError(`Flag -${name} takes a whole number, not "${raw}"`)
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER
   if (spec.min !== undefined && n < spec.min) throw new UsageError(`Flag -${name} must be at least ${spec.min}, not ${raw}`)
-  if (spec.max !== undefined && n > spec.max) throw new UsageError(`Flag -${name} must be at most ${spec.max}, not ${raw}`)
+  if (n > max) throw new UsageError(`Flag -${name} must be at most ${max}, not ${raw}`)
   return n
 }
 

@@ -1,8 +1,14 @@
 /** Process lifecycle shared by the long-running commands: stop cleanly on SIGINT/SIGTERM. */
 
-/** Resolves when the process is asked to stop (Ctrl+C, SIGTERM). */
-export async function shutdownSignal (): Promise<string> {
-  return await new Promise((resolve) => {
+let stopRequested: Promise<string> | undefined
+
+/**
+ * Starts listening for SIGINT/SIGTERM and returns a promise of the first one. Called as the process
+ * starts, before anything else, so a signal during startup is not lost: as PID 1 of a container a
+ * process has no default action for them, and `docker stop` would wait out its timeout.
+ */
+export function listenForStop (): Promise<string> {
+  stopRequested ??= new Promise((resolve) => {
     const on = (signal: string): void => {
       process.off('SIGINT', on)
       process.off('SIGTERM', on)
@@ -11,6 +17,12 @@ export async function shutdownSignal (): Promise<string> {
     process.on('SIGINT', on)
     process.on('SIGTERM', on)
   })
+  return stopRequested
+}
+
+/** Resolves when the process is asked to stop (Ctrl+C, SIGTERM), also if that was before this call. */
+export async function shutdownSignal (): Promise<string> {
+  return await listenForStop()
 }
 
 /** One-line text of an error for the terminal, never a stack trace. */

@@ -10,7 +10,15 @@
  */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'
-import { errorText } from './lifecycle.js'
+import { errorText, listenForStop } from './lifecycle.js'
+import { exitWhenOutputFails, flushed, loseUnwritableLines } from './output.js'
+
+/** Commands that run until stopped: they take SIGINT/SIGTERM from the very start. */
+const LONG_RUNNING = new Set(['broker', 'consumer'])
+const command = process.argv[2]
+if (LONG_RUNNING.has(command)) listenForStop()
+if (command === 'broker') loseUnwritableLines()
+else exitWhenOutputFails()
 
 const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<number>, summary: string }>> = {
   broker: async () => await import('./broker.js'),
@@ -42,12 +50,24 @@ async function main (argv: string[]): Promise<number> {
   return await (await load()).run(args)
 }
 
-main(process.argv.slice(2)).then((code) => {
+/** The flags that choose an identity, per command (the library's message names both kinds). */
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', consumer: '-name or -data', producer: '-name or -data-dir' }
+
+function identityFlags (text: string): string {
+  const flags = IDENTITY_FLAGS[command]
+  return flags != null && text.startsWith('IdentityInUseError') ? text.replace(/another -name or -data$/, `another ${flags}`) : text
+}
+
+/** Exits once stdout and stderr are written: process.exit() would cut what a slow reader has not taken yet. */
+async function exit (code: number): Promise<void> {
   process.exitCode = code
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)])
   // Open handles (sockets closing, timers) must not keep a finished command alive.
   setTimeout(() => process.exit(code), 200).unref()
-}, (err) => {
-  console.error(`p2pmq: ${errorText(err)}`)
+}
+
+main(process.argv.slice(2)).then(exit, async (err) => {
+  console.error(`p2pmq: ${identityFlags(errorText(err))}`)
   if (err instanceof UsageError) console.error('Run with -help for usage.')
-  process.exit(2)
+  await exit(2)
 })

@@ -4,6 +4,7 @@ import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '
 import { payloadToText } from '../src/payload.js'
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
+import { shown } from './output.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
@@ -31,6 +32,19 @@ export async function run (args: string[]): Promise<number> {
     return 0
   }
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  // The first SIGINT/SIGTERM stops sending and stops waiting: messages out then are reported as not
+  // confirmed (or not answered), and the producer exits.
+  let stoppedBy: string | undefined
+  let stopNow = (): void => {}
+  const stopped = new Promise<void>((resolve) => { stopNow = resolve })
+  const stop = (signal: string): void => {
+    stoppedBy = signal
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    stopNow()
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
   const producer = await createProducer({
     broker: flags.broker,
     name: flags.name !== '' ? flags.name : undefined,
@@ -44,20 +58,18 @@ export async function run (args: string[]): Promise<number> {
   }
   producer.events.addEventListener('result', (e) => {
     const r = e.detail
-    print({ n: null, id: r.id, answer: r.payload, consumer: r.consumer }, `Kept answer to ${r.id}: ${payloadToText(r.payload)}`)
+    print({ n: null, id: r.id, answer: r.payload, consumer: r.consumer }, `Kept answer to ${shown(r.id)}: ${shown(payloadToText(r.payload))}`)
   })
   producer.events.addEventListener('failed', (e) => {
     const f = e.detail
-    print({ n: null, id: f.id, error: f.error }, `Message ${f.id} failed after ${f.attempts} attempts: ${f.error}`)
+    print({ n: null, id: f.id, error: f.error }, `Message ${shown(f.id)} failed after ${f.attempts} attempts: ${shown(f.error)}`)
   })
-
-  let stopping = false
-  const stop = (): void => { stopping = true }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
 
   let ok = 0
   let failed = 0
+  /** Messages still out when a signal stopped the producer. */
+  let unsettled = 0
+  let closing = false
   const inFlight = new Set<Promise<void>>()
   const one = async (n: number): Promise<void> => {
     const payload = flags.data.replaceAll('<n>', String(n))
@@ -74,24 +86,36 @@ export async function run (args: string[]): Promise<number> {
         const r = await producer.request(flags.command, payload, options)
         ok++
         print({ n, id: r.id, answer: r.payload, consumer: r.consumer, ms: ms() },
-          `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${payloadToText(r.payload)}`)
+          `Answer #${n} from ${shortPeer(r.consumer)} in ${ms()} ms: ${shown(payloadToText(r.payload))}`)
       }
     } catch (err) {
+      if (closing) {
+        unsettled++
+        return
+      }
       failed++
-      print({ n, id, error: errorText(err) }, `Message #${n} failed: ${errorText(err)}`)
+      print({ n, id, error: errorText(err) }, `Message #${n} failed: ${shown(errorText(err))}`)
     }
   }
-  for (let n = 1; !stopping && (flags.count === 0 || n <= flags.count); n++) {
+  for (let n = 1; stoppedBy == null && (flags.count === 0 || n <= flags.count); n++) {
     const p = one(n)
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
     // The producer's window holds publishes back; keep at most a window of calls pending here too.
-    if (inFlight.size >= flags.window) await Promise.race(inFlight)
-    if (flags.interval > 0) await new Promise((resolve) => setTimeout(resolve, flags.interval))
+    if (inFlight.size >= flags.window) await Promise.race([...inFlight, stopped])
+    if (flags.interval > 0 && stoppedBy == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), stopped])
   }
+  await Promise.race([Promise.all(inFlight), stopped])
+  closing = true
+  await producer.stop() // fails what is still out
   await Promise.all(inFlight)
-  await producer.stop()
-  const expected = flags.count === 0 ? ok + failed : flags.count
-  if (!flags.json) console.error(`${ok} of ${expected} ${flags.publish ? 'confirmed' : 'answered'}${failed > 0 ? `, ${failed} failed` : ''}`)
-  return ok === expected && failed === 0 ? 0 : 1
+  const done = flags.publish ? 'confirmed' : 'answered'
+  if (stoppedBy != null) {
+    const sent = ok + failed + unsettled
+    process.stderr.write(`Stopped by ${stoppedBy}: ${ok} of ${sent} sent ${done}${failed > 0 ? `, ${failed} failed` : ''}` +
+      `${unsettled > 0 ? `, ${unsettled} not ${done} (the broker may or may not have them)` : ''}\n`)
+  }
+  const expected = flags.count === 0 ? ok + failed + unsettled : flags.count
+  if (!flags.json && stoppedBy == null) console.error(`${ok} of ${expected} ${done}${failed > 0 ? `, ${failed} failed` : ''}`)
+  return ok === expected && failed === 0 && unsettled === 0 ? 0 : 1
 }

@@ -18,7 +18,7 @@ export function p2pmqHome (): string {
 
 /** The data directory of a named client identity (`-name=X`). */
 export function clientDataDir (name: string, home = p2pmqHome()): string {
-  if (!/^[\w.-]+$/.test(name)) throw new TypeError(`Invalid name "${name}": use letters, digits, '.', '_' and '-'`)
+  if (!/^[\w.-]+$/.test(name) || /^\.+$/.test(name)) throw new TypeError(`Invalid name "${name}": use letters, digits, '.', '_' and '-' (not only dots)`)
   return join(home, 'clients', name)
 }
 
@@ -48,7 +48,12 @@ export async function loadIdentity (dir: string): Promise<Identity> {
     const keyPath = join(dir, KEY_FILE)
     let privateKey: PrivateKey
     try {
-      privateKey = privateKeyFromProtobuf(await readFile(keyPath))
+      const bytes = await readFile(keyPath)
+      try {
+        privateKey = privateKeyFromProtobuf(bytes)
+      } catch (err: any) {
+        throw new Error(`${keyPath} is not a valid private key (${err.message as string}); it is this node's identity (peer ID): restore it from a backup, or remove it to start with a new peer ID`, { cause: err })
+      }
     } catch (err: any) {
       if (err.code !== 'ENOENT') throw err
       privateKey = await generateKeyPair('Ed25519')

@@ -77,7 +77,7 @@ describe('identity lock', () => {
     const second = run(['broker', `-data=${data}`, '-http=0'], home)
     expect(await second.exited).toBe(2)
     expect(second.out.join('\n')).not.toMatch(/peer ID/)
-    expect(second.err[0]).toBe(`p2pmq: IdentityInUseError: The identity in ${data} is in use by another running process; give this one another -name or -data`)
+    expect(second.err[0]).toBe(`p2pmq: IdentityInUseError: The identity in ${data} is in use by another running process; give this one another -data`)
 
     // The same for a named client identity.
     const { peerId } = await startBroker(home, [`-data=${join(home, 'other-broker')}`, '-quiet'])

@@ -30,6 +30,14 @@ describe('groupError', () => {
     expect(groupError('x'.repeat(65_000))).toMatch(/at most 255 bytes/)
     expect(groupError('a\nb')).toMatch(/control characters/)
   })
+
+  it('refuses the Unicode bidi controls in names, which reorder what a terminal or page shows', () => {
+    for (const c of ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069']) {
+      expect(groupError(`a${c}b`), c).toMatch(/bidi controls/)
+      expect(commandError(`a${c}b`), c).toMatch(/bidi controls/)
+      expect(patternError(`a${c}b.#`), c).toMatch(/bidi controls/)
+    }
+  })
 })
 
 describe('patternError', () => {
