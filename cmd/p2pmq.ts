@@ -58,10 +58,16 @@ function identityFlags (text: string): string {
   return flags != null && text.startsWith('IdentityInUseError') ? text.replace(/another -name or -data$/, `another ${flags}`) : text
 }
 
+/** How long an exit waits for a reader that takes nothing (a stuck pipe must not keep a stopped broker alive). */
+const FLUSH_LIMIT = 5_000
+
 /** Exits once stdout and stderr are written: process.exit() would cut what a slow reader has not taken yet. */
 async function exit (code: number): Promise<void> {
   process.exitCode = code
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)])
+  await Promise.race([
+    Promise.all([flushed(process.stdout), flushed(process.stderr)]),
+    new Promise((resolve) => { setTimeout(resolve, FLUSH_LIMIT).unref() })
+  ])
   // Open handles (sockets closing, timers) must not keep a finished command alive.
   setTimeout(() => process.exit(code), 200).unref()
 }
