@@ -26,7 +26,7 @@
  *   (`pageNeeded`/`loadPage`, `delayedPageNeeded`/`loadDelayedPage`).
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
- * - A subscription whose delivery passed its deadline is stalled: it gets nothing new until its
+ * - A subscription whose delivery passed its deadline has timed out: it gets nothing new until its
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
  */
 import { Deque } from './deque.js'
@@ -129,7 +129,7 @@ export interface EngineOptions {
   visibilityTimeout: number
   /** Deliveries of one message before it fails (Infinity: never). */
   maxAttempts: number
-  /** Messages held (ready, unrouted and in flight) before publishes are refused. */
+  /** Messages held (waiting, delayed, paged out and in flight) before publishes are refused. */
   maxMessages: number
   /** Ready messages in a queue with consumers at which it becomes congested (Infinity: never). */
   highWater: number
@@ -236,7 +236,7 @@ export class QueueEngine<Owner> {
     })
   }
 
-  /** Messages held: ready, unrouted and in flight. */
+  /** Messages held: waiting (unrouted ones too), delayed, paged out and in flight. */
   get size (): number {
     return this.held
   }
@@ -273,8 +273,10 @@ export class QueueEngine<Owner> {
     return false
   }
 
-  /** Adds a competing consumer. Throws on an invalid pattern. */
-  /** `singleActive` makes the queues it takes from single-active (and they stay so). */
+  /**
+   * Adds a competing consumer. Throws on an invalid group or pattern, or past a limit (patterns,
+   * groups, bindings). `singleActive` makes the queues it takes from single-active (and they stay so).
+   */
   subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false, expires?: number): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
     if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new TypeError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
@@ -304,7 +306,7 @@ export class QueueEngine<Owner> {
       queues: [],
       nextQueue: 0,
       singleActive,
-      stalled: false
+      timedOut: false
     }
     const g = this.group(group)
     for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
@@ -411,8 +413,8 @@ export class QueueEngine<Owner> {
 
   /** The consumer settled something after a delivery to `sub` timed out: it takes messages again. */
   resume (sub: Subscription<Owner>): void {
-    if (!sub.stalled || !this.groups.get(sub.group)?.subs.has(sub)) return
-    sub.stalled = false
+    if (!sub.timedOut || !this.groups.get(sub.group)?.subs.has(sub)) return
+    sub.timedOut = false
     this.fill(sub)
   }
 
@@ -601,7 +603,7 @@ export class QueueEngine<Owner> {
       this.deadlines.shift()
       count++
       this.events.expired?.(d)
-      d.sub.stalled = true
+      d.sub.timedOut = true
       this.takeBack(d, 'visibility timeout')
       this.drain(d.queue)
     }
@@ -1037,7 +1039,7 @@ export class QueueEngine<Owner> {
         this.events.scheduled?.(at)
       }
     }
-    // The store had fewer than counted (never expected): trust the store.
+    // The store had fewer than counted (a read passes over what is not ours): trust the store.
     if (page.length === 0 && missed.length === 0 && this.delayedOnDisk > 0) {
       this.held -= this.delayedOnDisk
       this.delayedOnDisk = 0
@@ -1075,7 +1077,7 @@ export class QueueEngine<Owner> {
       if (m.dueAt != null && m.dueAt > this.clock()) this.delay(queue, m)
       else queue.push(m)
     }
-    // The store had fewer than counted (never expected): trust the store.
+    // The store had fewer than counted (a read passes over what is not ours): trust the store.
     if (messages.length === 0 && queue.onDisk > 0) {
       this.held -= queue.onDisk
       queue.onDisk = 0
@@ -1187,7 +1189,7 @@ export class QueueEngine<Owner> {
     const d = this.inFlight.get(tag)
     if (d == null || d.sub.owner !== owner) return undefined
     this.release(d)
-    d.sub.stalled = false
+    d.sub.timedOut = false
     // Settled deliveries at the front are dropped now, so the deadline list stays short.
     while (this.deadlines.peek()?.settled === true) this.deadlines.shift()
     return d

@@ -55,12 +55,12 @@ export interface Subscription<Owner = unknown> {
    * A delivery to it passed its visibility timeout: it takes nothing new until it settles
    * something, so a stuck or half-open consumer does not take message after message until each fails.
    */
-  stalled: boolean
+  timedOut: boolean
 }
 
 /** Whether `sub` can take one more message now. */
 function hasCredit (sub: Subscription): boolean {
-  return sub.unacked < sub.prefetch && !sub.stalled
+  return sub.unacked < sub.prefetch && !sub.timedOut
 }
 
 export class Queue {
@@ -71,7 +71,7 @@ export class Queue {
   readonly consumers: Subscription[] = []
   private nextConsumer = 0
   inFlight = 0
-  /** Messages waiting for their due time. */
+  /** Messages waiting for their due time: in the schedule in memory, or only on disk. */
   delayed = 0
   /**
    * Paging: ready messages kept only in the store, after those in `ready` (which holds at most a
