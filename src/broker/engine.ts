@@ -502,8 +502,6 @@ export class QueueEngine<Owner> {
     /** Queues with delayed messages only in the store, all after `after`: the caller deletes those stored before the purge. */
     delayed?: { queues: Queue[], after: DueOrder }
   } {
-    const out: QueuedMessage[] = []
-    const paged: Array<{ queue: Queue, after: number }> = []
     const queues = [...this.groups.values()]
       .filter((g) => group == null || g.name === group)
       .map((g) => g.queues.get(command))
@@ -514,32 +512,47 @@ export class QueueEngine<Owner> {
       this.unrouted.delete(command)
       this.routes.delete(command)
     }
+    const emptied = this.empty(queues)
+    this.askDelayed()
+    const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: { ...this.delayTail } } : undefined
+    return { messages: emptied.messages, paged: emptied.paged, delayed }
+  }
+
+  /**
+   * Empties `queues` of what waits in them: ready, paged out, and delayed in memory or only on disk
+   * (a page being read for them meanwhile is dropped). Returns the messages that were in memory,
+   * what the store still holds (paged after `after`; queues with delayed messages on disk), and how
+   * many messages went in all.
+   */
+  private empty (queues: Queue[]): { messages: QueuedMessage[], paged: Array<{ queue: Queue, after: number }>, delayed: Queue[], count: number } {
+    const messages: QueuedMessage[] = []
+    const paged: Array<{ queue: Queue, after: number }> = []
+    let count = 0
     for (const queue of queues) {
-      out.push(...queue.drainReady())
-      // The caller clears the store after `queue.tail`; a page being read meanwhile is dropped.
+      messages.push(...queue.drainReady())
       if (queue.onDisk > 0) paged.push({ queue, after: queue.tail })
-      this.held -= queue.onDisk
+      count += queue.onDisk
       queue.onDisk = 0
       queue.generation++
       if (queue.congested) this.relieve(queue)
     }
-    for (const { message, queue } of this.schedule.remove((s) => queues.includes(s.queue))) {
+    const gone = new Set(queues)
+    for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
       queue.delayed--
       this.scheduleBytes -= message.payload.byteLength
-      out.push(message)
+      messages.push(message)
     }
-    this.held -= out.length
-    // What is still counted as delayed is only in the store; a page being read meanwhile is dropped.
-    const onDisk = queues.filter((q) => q.delayed > 0)
-    const delayed = onDisk.length > 0 ? { queues: onDisk, after: { ...this.delayTail } } : undefined
-    for (const queue of onDisk) {
+    // What is still counted as delayed is only in the store.
+    const delayed = queues.filter((q) => q.delayed > 0)
+    for (const queue of delayed) {
       this.delayedOnDisk -= queue.delayed
-      this.held -= queue.delayed
+      count += queue.delayed
       queue.delayed = 0
-      this.delayGeneration++
     }
-    this.askDelayed()
-    return { messages: out, paged, delayed }
+    if (delayed.length > 0) this.delayGeneration++
+    count += messages.length
+    this.held -= count
+    return { messages, paged, delayed, count }
   }
 
   /**
@@ -737,32 +750,16 @@ export class QueueEngine<Owner> {
   private dropQueues (g: Group, queues: Queue[]): number {
     if (queues.length === 0) return 0
     const gone = new Set(queues)
-    let messages = 0
+    let inFlight = 0
     for (const d of [...this.inFlight.values()]) {
       if (!gone.has(d.queue)) continue
       this.release(d)
-      messages++
+      inFlight++
     }
-    for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
-      queue.delayed--
-      this.scheduleBytes -= message.payload.byteLength
-      messages++
-    }
+    this.held -= inFlight
+    const { count } = this.empty(queues)
     for (const queue of queues) {
-      // What is still counted as delayed is only in the store (the owner clears it); a delayed
-      // page being read meanwhile is dropped.
-      if (queue.delayed > 0) {
-        this.delayedOnDisk -= queue.delayed
-        messages += queue.delayed
-        queue.delayed = 0
-        this.delayGeneration++
-      }
-      messages += queue.ready.length + queue.onDisk
-      queue.drainReady()
-      queue.onDisk = 0
-      queue.generation++ // a page being read for it is dropped
       g.queues.delete(queue.command)
-      if (queue.congested) this.relieve(queue)
       for (const sub of [...queue.consumers]) {
         queue.removeConsumer(sub)
         const i = sub.queues.indexOf(queue)
@@ -771,12 +768,11 @@ export class QueueEngine<Owner> {
         if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
       }
     }
-    this.held -= messages
     this.routes.clear()
     this.askDelayed()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
-    return messages
+    return inFlight + count
   }
 
   private removeBinding (g: Group, pattern: string): void {

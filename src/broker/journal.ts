@@ -439,13 +439,16 @@ export class Journal {
         await this.commit.flush()
       }
     }
+    const unroutedIds = new Map<string, number>()
+    for (const [id, q] of queues) if (q.group === '') unroutedIds.set(q.command, id)
     const unroutedId = (command: string): number => {
-      for (const [id, q] of queues) {
-        if (q.command === command && q.group === '') return id
+      let id = unroutedIds.get(command)
+      if (id == null) {
+        id = this.nextQueueId++
+        unroutedIds.set(command, id)
+        queues.set(id, { command, group: '' })
+        this.commit.put(queueKey(id), encodeQueue(command, ''))
       }
-      const id = this.nextQueueId++
-      queues.set(id, { command, group: '' })
-      this.commit.put(queueKey(id), encodeQueue(command, ''))
       return id
     }
     // Unrouted messages of every command were in queue 0: each goes to its command's unrouted queue, same order.
