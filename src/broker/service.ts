@@ -736,7 +736,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   }
 
   private queueRates (q: QueueStats): QueueRates {
-    const queue = q.group === '' ? undefined : this.engine.queue(q.command, q.group)
+    const queue = this.engine.queue(q.command, q.group)
     return (queue != null ? this.rates.get(queue) : undefined) ?? { published: 0, delivered: 0, acked: 0 }
   }
 
