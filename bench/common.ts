@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 
 /** The command every benchmark message names. */
 export const BENCH_COMMAND = 'bench'
@@ -214,10 +215,21 @@ export class Proc {
 }
 
 /**
- * glibc malloc settings the `p2pmq` command sets on its first line (`#!/usr/bin/env -S … node`), so
- * the bench's brokers run as `p2pmq broker` does. See cmd/p2pmq.ts for why.
+ * The environment and Node flags the `p2pmq` command starts with, read from its first line
+ * (`#!/usr/bin/env -S NAME=value … node --flag …`), so the bench's brokers run as `p2pmq broker`
+ * does. See cmd/p2pmq.ts for why they are there.
  */
-export const P2PMQ_ALLOCATOR_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+export const P2PMQ_LAUNCH = ((): { env: Record<string, string>, nodeFlags: string[] } => {
+  const command = fileURLToPath(new URL('../cmd/p2pmq.js', import.meta.url))
+  const first = readFileSync(command, 'utf8').split('\n', 1)[0]
+  const words = first.replace(/^#!\/usr\/bin\/env -S /, '').split(' ')
+  const node = words.indexOf('node')
+  if (!first.startsWith('#!/usr/bin/env -S ') || node < 0) throw new Error(`Unexpected first line in ${command}: ${first}`)
+  return {
+    env: Object.fromEntries(words.slice(0, node).map((w) => w.split('=', 2) as [string, string])),
+    nodeFlags: words.slice(node + 1)
+  }
+})()
 
 /** The children of one benchmark run: all stopped together, whatever happened. */
 export class ProcGroup {

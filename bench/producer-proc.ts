@@ -4,9 +4,10 @@
  * Commands:
  * - flood: publish() 100-byte messages, keeping `window` unconfirmed, until 'stop'
  *   (answers { type: 'flooded' }).
- * - fill { count, command?, size?, delay?, numbered? }: publish() `count` messages (of `size` bytes,
- *   each `delay` ms late; `numbered`: the index in the first 4 bytes, the due time or 0 in the next 8
- *   as an f64) and wait for their confirms
+ * - fill { count, command?, size?, delay?, numbered?, random? }: publish() `count` messages (of `size`
+ *   bytes, each `delay` ms late; `random`: of random bytes, which no store compresses, as encrypted
+ *   or already compressed payloads are; `numbered`: the index in the first 4 bytes, the due time or 0
+ *   in the next 8 as an f64) and wait for their confirms
  *   (answers { type: 'filled' }).
  * - latency { warmup, count }: send() one message at a time and time each answer
  *   (answers { type: 'latency', samples } in µs).
@@ -14,6 +15,13 @@
 import { createProducer } from '../src/index.js'
 import { DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { BENCH_COMMAND, CpuMeter, die, onCommand, payload, report, sleep } from './common.js'
+
+/** getRandomValues fills at most 64 KiB per call. */
+function randomBytes (size: number): Uint8Array {
+  const bytes = new Uint8Array(size)
+  for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, at + 65536))
+  return bytes
+}
 
 async function main (): Promise<void> {
   const [broker, windowText] = process.argv.slice(2)
@@ -78,8 +86,9 @@ async function main (): Promise<void> {
         while (sent < count) {
           let data = base
           const at = delay > 0 ? Date.now() + delay : 0
+          if (cmd.random === true) data = randomBytes(base.byteLength)
           if (cmd.numbered === true) {
-            data = base.slice()
+            if (data === base) data = base.slice()
             new DataView(data.buffer).setUint32(0, sent)
             new DataView(data.buffer).setFloat64(4, at)
           }

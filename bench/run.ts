@@ -14,9 +14,9 @@
  *      10,000,000) messages: the
  *      broker's RSS then (p2pmq only). Then the paged backlogs of BENCH_PAGED: 1,000,000 unrouted
  *      messages (a command no group has subscribed to), 1,000,000 delayed ones (due BENCH_DELAY ms
- *      after their publish) and 1,500 of 1 MiB: the broker's RSS after filling, after a kill -9
- *      and restart, and at and after the first subscribe (its peak), and whether one consumer got
- *      every message once, in order
+ *      after their publish) and 1,500 of 1 MiB, each of random bytes (no store compresses them): the
+ *      broker's RSS after filling, after a kill -9 and restart, and at and after the first subscribe
+ *      (its peak), and whether one consumer got every message once, in order
  *
  *   f. a page in headless Chromium (/usr/bin/chromium) as the consumer over WebRTC Direct: acked/s
  *      of publishes, and the latency of the page's answers, one message in flight
@@ -27,7 +27,7 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e),
+ * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
  * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
@@ -38,7 +38,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_ALLOCATOR_ENV, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
@@ -53,7 +53,7 @@ const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
-const BACKLOGS = (process.env.BENCH_BACKLOG ?? '1000000,10000000').split(',').map((s) => {
+const BACKLOGS = (process.env.BENCH_BACKLOG ?? '1000000,10000000').split(',').filter((s) => s.trim() !== 'none').map((s) => {
   const n = Number(s.trim())
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`BENCH_BACKLOG must be positive integers, got "${s}"`)
   return n
@@ -69,7 +69,8 @@ const script = (name: string): string => join(HERE, name)
 
 const PROF_ROLES = new Set((process.env.BENCH_PROF ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))
 const PROF_DIR = process.env.BENCH_PROF_DIR ?? join(tmpdir(), 'p2pmq-bench-prof')
-const execArgv = (role: string): string[] => PROF_ROLES.has(role) ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []
+// Brokers run as `p2pmq broker` does: with the Node flags of the command's first line.
+const execArgv = (role: string): string[] => [...(role === 'broker' ? P2PMQ_LAUNCH.nodeFlags : []), ...(PROF_ROLES.has(role) ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [])]
 
 interface Ready extends Msg { addr: string }
 interface Counted extends Msg { processed: number, seconds: number, cpuUs: number, wallMs: number }
@@ -241,7 +242,7 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
     const producer = group.start('producer', script('producer-proc.js'), [addr, String(spec.window ?? WINDOW)], execArgv('producer'))
     await producer.next('ready')
     const filled = await producer.request<Msg & { seconds: number, failures: number }>(
-      { cmd: 'fill', count: spec.count, command, size: spec.size, delay: spec.delay ?? 0, numbered: true }, 'filled', 3_600_000)
+      { cmd: 'fill', count: spec.count, command, size: spec.size, delay: spec.delay ?? 0, numbered: true, random: true }, 'filled', 3_600_000)
     if (filled.failures > 0) throw new Error(`${filled.failures} of ${spec.count} publishes failed`)
     const afterFill = memoryOf(broker.child.pid as number)
     if (process.env.BENCH_TRACE != null) {
@@ -272,8 +273,9 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
       progress = await consumer.request<Progress>({ cmd: 'progress' }, 'progress')
       if (progress.distinct >= spec.count || performance.now() > deadline) break
       if (process.env.BENCH_TRACE != null) {
-        const s = await broker.request<Stats & { queues: unknown[] }>({ cmd: 'stats' }, 'stats')
-        process.stderr.write(`  ${spec.label}: ${progress.distinct} received; broker ${JSON.stringify(s.queues)}\n`)
+        const s = await broker.request<Stats & { queues: unknown[], memory: Record<string, number> }>({ cmd: 'stats' }, 'stats')
+        const m = Object.fromEntries(Object.entries(s.memory).map(([k, v]) => [k, Math.round(v / 2 ** 20)]))
+        process.stderr.write(`  ${spec.label}: ${progress.distinct} received; memory MB ${JSON.stringify(m)} RSS ${JSON.stringify(memoryOf(pid))}\n`)
       }
     }
     const drainSeconds = (performance.now() - t1) / 1000
@@ -441,8 +443,8 @@ async function main (): Promise<void> {
     try { rmSync(home, { recursive: true, force: true }) } catch {}
   }
   process.on('exit', removeHome)
-  // The children run with the allocator settings the p2pmq command starts with (its first line).
-  const e: Env = { home, env: { ...process.env, ...P2PMQ_ALLOCATOR_ENV, P2PMQ_HOME: home } }
+  // The children run with the environment the p2pmq command starts with (its first line).
+  const e: Env = { home, env: { ...process.env, ...P2PMQ_LAUNCH.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   let theirs: Results | undefined

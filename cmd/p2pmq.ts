@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
  * The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule [flags]`.
  *
@@ -7,6 +7,11 @@
  * serves the next ones from its arenas, which keep what is freed. A broker that took 1,500 messages
  * of 1 MiB then held 306 MB RSS with 21 MB of V8 heap in use; with a fixed threshold and two arenas,
  * 190 MB (bench e). Other C libraries ignore them.
+ *
+ * It also caps V8's young generation at 2 MB a semi-space (16 by default). A broker's live heap is
+ * ~30 MB, but its traffic leaves garbage, and the young generation grew to hold tens of MB of it
+ * and of the buffers it points to: a broker draining 1,000,000 paged messages peaked at 264 MB RSS
+ * with the default, 234 MB with this, at the same throughput (a, b and d within the machine's noise).
  */
 import '../src/polyfill.js'
 import { UsageError } from './flags.js'

@@ -6,6 +6,16 @@ import { prefixEnd, type Store, type StoreOp } from './store.js'
 
 /** Entries read from LevelDB per call while iterating. */
 const READ_BATCH = 1000
+/**
+ * LevelDB reads its tables through mmap (always, on 64-bit), and every page of a table read once
+ * stays in the broker's RSS while the table is open, which is as long as its table cache keeps it:
+ * up to maxOpenFiles - 10 tables. With the defaults (a cache of 990 tables of 2 MiB) a broker
+ * draining 1,500 random 1 MiB messages reached 1.6 GB RSS, 1.5 GB of it mapped tables. The fewest
+ * open files LevelDB allows (74: a cache of 64 tables) of at most 512 KiB keep tens of MB mapped
+ * (the few tables flushed from the 4 MiB write buffer are larger). The durable throughput stays
+ * the same (bench d); a smaller write buffer cost 10% of it.
+ */
+const TABLE_LIMITS = { maxOpenFiles: 74, maxFileSize: 512 * 1024 }
 /** Free bytes wanted beyond the logs LevelDB turns into tables when it opens. */
 const REOPEN_HEADROOM = 1024 * 1024
 
@@ -21,7 +31,7 @@ export class LevelStore implements Store {
   private closed = false
 
   constructor (readonly location: string) {
-    this.db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' })
+    this.db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...TABLE_LIMITS })
   }
 
   async open (): Promise<void> {
