@@ -95,7 +95,7 @@ describe('delivery', () => {
     await hung.subscribe('slow', async () => await new Promise(() => {}), { prefetch: 1, timeout: 60_000 })
     const p = await producer(broker)
     const reply = p.request('slow', 'x')
-    await sleep(100)
+    await until(() => hung.active === 1, 10_000, 'the hung consumer to take it')
     const other = await consumer(broker)
     await other.subscribe('slow', () => 'ok')
     const r = await reply

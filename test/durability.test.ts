@@ -15,7 +15,7 @@ describe('durability', () => {
 
     await broker.restart()
     // The producer reconnects and resends its 3 unanswered sends; the broker knows their seqs.
-    await until(() => p.connected, 10_000, 'the producer to reconnect')
+    await p.ready() // reconnected
     await sleep(300)
     expect(broker.node.services.mq.stats().messages).toBe(5)
 

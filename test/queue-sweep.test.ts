@@ -67,7 +67,7 @@ describe('idle queue sweep', () => {
     expect(mq().stats().queues).toEqual([])
 
     // A new message of a swept command makes its queue again, and reaches the `#` subscription.
-    await until(() => c.connected, 15_000, 'the consumer to reconnect')
+    await c.ready() // reconnected and subscribed again
     got.clear()
     await p.publish('user.7.created', 'again')
     await until(() => got.has('user.7.created'), 10_000, 'the new message')
@@ -102,7 +102,7 @@ describe('idle queue sweep', () => {
     await stop()
     expect(await queueIds(dataDir)).toEqual([])
     await restart()
-    await until(() => c.connected && p.connected, 15_000, 'the clients to reconnect')
+    await Promise.all([c.ready(), p.ready()]) // reconnected, and the consumer subscribed again
     got.clear()
     await p.publish('user.0.created', 'again')
     await until(() => got.has('user.0.created') && node?.services.mq.stats().messages === 0, 10_000, 'the new one consumed')

@@ -112,8 +112,7 @@ describe('resilience', () => {
   it('rejects an oversized payload with a clear error and ends a stream with an oversized frame', async () => {
     const broker = await startBroker({ maxPayload: 1000 })
     const p = await producer(broker)
-    await until(() => p.connected, 5000, 'connect')
-    await sleep(50) // the broker's welcome carries its limit
+    await p.ready() // the broker's welcome carries its limit
     await expect(p.publish('big', new Uint8Array(1001))).rejects.toBeInstanceOf(MessageTooLargeError)
     expect(await p.publish('big', new Uint8Array(1000))).toBeTypeOf('string')
 
@@ -143,7 +142,7 @@ describe('resilience', () => {
     const first = await producer(broker, { name: 'reporter' })
     const peer = first.peerId
     void first.send('slow', 'q1').catch(() => {})
-    await sleep(100)
+    await until(() => c.active === 1, 10_000, 'the consumer to handle it')
     await first.stop()
     await sleep(400) // the answer arrives at the broker while the producer is away
     expect(broker.node.services.mq.stats().keptAnswers).toBe(1)

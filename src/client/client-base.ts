@@ -3,7 +3,9 @@
  * keeps one stream to the broker open, and the framed channel on the current stream.
  */
 import { DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT } from '../constants.js'
+import { ClosedError } from '../errors.js'
 import { FramedChannel } from '../protocol/channel.js'
+import { FrameType } from '../protocol/frames.js'
 import { BrokerLink, parseBrokerAddress, type BrokerLookup } from './broker-link.js'
 import type { FrameReader } from '../protocol/codec.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -30,6 +32,9 @@ export abstract class ClientBase<In> {
   private readonly link: BrokerLink
   private readonly ownsNode: boolean
   private readonly maxFrameLength: number
+  /** The broker has greeted the current stream (its first frame, Welcome). */
+  private welcomed = false
+  private readonly readyWaiters = new Set<{ resolve: () => void, reject: (err: Error) => void }>()
 
   protected abstract readFrame: (type: number, reader: FrameReader) => In
   protected abstract onFrame (frame: In): void
@@ -59,9 +64,31 @@ export abstract class ClientBase<In> {
     return this.channel?.isOpen === true
   }
 
+  /**
+   * Resolves once a stream to the broker is open and the broker has greeted it (so the broker's
+   * limits are known); at once while that is so. After a disconnect it waits for the reconnect.
+   * Rejects with ClosedError if the client stops first, or with the signal's reason.
+   */
+  async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.stopped) throw new ClosedError('The client is stopped')
+    if (this.welcomed && this.connected) return
+    const { signal } = options
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => { waiter.reject(signal?.reason as Error) }
+      const waiter = {
+        resolve: () => { this.readyWaiters.delete(waiter); signal?.removeEventListener('abort', onAbort); resolve() },
+        reject: (err: Error) => { this.readyWaiters.delete(waiter); signal?.removeEventListener('abort', onAbort); reject(err) }
+      }
+      this.readyWaiters.add(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    for (const w of [...this.readyWaiters]) w.reject(new ClosedError('The client was stopped'))
     this.link.stop()
     this.channel?.close()
     if (this.ownsNode) await this.node.stop()
@@ -71,15 +98,23 @@ export abstract class ClientBase<In> {
     const channel: FramedChannel<In> = new FramedChannel<In>(stream, {
       maxFrameLength: this.maxFrameLength,
       read: (type, reader) => this.readFrame(type, reader),
-      onFrame: (frame) => { this.onFrame(frame) },
+      onFrame: (frame) => {
+        this.onFrame(frame)
+        if ((frame as { type?: number }).type === FrameType.Welcome && this.channel === channel) {
+          this.welcomed = true
+          for (const w of [...this.readyWaiters]) w.resolve()
+        }
+      },
       onClose: () => {
         if (this.channel === channel) {
           this.channel = undefined
+          this.welcomed = false
           if (!this.stopped) this.onDisconnect()
         }
       }
     })
     this.channel = channel
+    this.welcomed = false
     this.onOpen(channel)
   }
 }

@@ -78,6 +78,8 @@ interface Sub {
   handler: Handler
   /** Pending until the broker accepts or refuses the subscription on the current connection. */
   ready?: { resolve: () => void, reject: (err: Error) => void }
+  /** Sent on the current stream and not yet answered (accepted or refused). */
+  unanswered?: PromiseWithResolvers<void>
 }
 
 export class SubscriptionHandle {
@@ -133,11 +135,25 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   unsubscribe (subId: number): void {
+    this.subs.get(subId)?.unanswered?.resolve()
     if (!this.subs.delete(subId)) return
     if (this.channel?.isOpen === true) writeUnsubscribe(this.channel.writer, subId)
   }
 
+  /** As the other clients', and every subscription made so far answered by the broker on this stream. */
+  async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
+    for (;;) {
+      await super.ready(options)
+      const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise] : [])
+      if (unanswered.length === 0) return
+      // Answered, or the stream closed (then wait for the next one).
+      await Promise.all(unanswered)
+      options.signal?.throwIfAborted()
+    }
+  }
+
   async stop (): Promise<void> {
+    this.answerAll()
     for (const sub of this.subs.values()) sub.ready?.reject(new ClosedError('The consumer was stopped'))
     this.subs.clear()
     await super.stop()
@@ -152,6 +168,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   protected onDisconnect (): void {
+    this.answerAll()
     this.events.safeDispatchEvent('disconnected')
   }
 
@@ -167,6 +184,8 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
         if (sub == null) return
+        sub.unanswered?.resolve()
+        sub.unanswered = undefined
         const ready = sub.ready
         sub.ready = undefined
         if (f.error === '') {
@@ -184,7 +203,15 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     }
   }
 
+  private answerAll (): void {
+    for (const sub of this.subs.values()) {
+      sub.unanswered?.resolve()
+      sub.unanswered = undefined
+    }
+  }
+
   private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
+    sub.unanswered = Promise.withResolvers<void>()
     writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns, sub.expires)
   }
 
