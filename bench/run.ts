@@ -21,13 +21,16 @@
  *   f. a page in headless Chromium (/usr/bin/chromium) as the consumer over WebRTC Direct: acked/s
  *      of publishes, and the latency of the page's answers, one message in flight
  *
+ *   g. startup: wall time of `p2pmq -help`, and of a `p2pmq producer` process from its spawn to
+ *      its first answer from a running broker and consumer; median of BENCH_STARTUP_N runs
+ *
  * a, b, c and f run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f: the scenarios to run), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
+ * BENCH_ONLY (a,b,c,d,e,f,g: the scenarios to run), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
  * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
@@ -42,6 +45,7 @@ import {
   type LatencyResult, type Msg, type ThroughputResult
 } from './common.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
+import { p2pmqStartup, type StartupResult } from './startup.js'
 
 const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
 const SECONDS = envNumber('BENCH_SECONDS', 5)
@@ -62,7 +66,8 @@ const PAGED = new Set((process.env.BENCH_PAGED ?? 'unrouted,delayed,large').spli
 const PAGED_N = Math.round(envNumber('BENCH_PAGED_N', 1_000_000))
 const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
 const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e').split(',').map((s) => s.trim().toLowerCase()))
+const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g').split(',').map((s) => s.trim().toLowerCase()))
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const script = (name: string): string => join(HERE, name)
@@ -343,6 +348,8 @@ interface Row {
   scenario: string
   p2pmq: number[]
   rabbit?: number[]
+  /** What the RabbitMQ column says for a step RabbitMQ has no counterpart of. */
+  rabbitText?: string
   unit: (n: number) => string
 }
 
@@ -352,7 +359,7 @@ function table (rows: Row[], rabbitNote: string | undefined): string {
     r.scenario,
     r.unit(median(r.p2pmq)),
     r.p2pmq.map(r.unit).join(' / '),
-    rabbitNote ?? (r.rabbit != null ? `${r.unit(median(r.rabbit))} (${r.rabbit.map(r.unit).join(' / ')})` : '–')
+    r.rabbitText ?? rabbitNote ?? (r.rabbit != null ? `${r.unit(median(r.rabbit))} (${r.rabbit.map(r.unit).join(' / ')})` : '–')
   ])
   const all = [header, ...lines]
   const widths = header.map((_, i) => Math.max(...all.map((l) => l[i].length)))
@@ -453,7 +460,12 @@ async function main (): Promise<void> {
   const backlogs: BacklogResult[] = []
   const paged: PagedResult[] = []
   const browserRuns: BrowserResult[] = []
+  let startup: StartupResult | undefined
   try {
+    if (ONLY.has('g')) {
+      startup = await p2pmqStartup(STARTUP_N, e, script)
+      progress(`p2pmq startup: -help ${int(median(startup.help))} ms, producer's first answer ${int(median(startup.firstAnswer))} ms`)
+    }
     ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
 
     // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
@@ -516,7 +528,14 @@ async function main (): Promise<void> {
     { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int },
     { scenario: 'd. durable work queue, 1 consumer: acked msg/s', p2pmq: ours.durable.map((r) => r.rate), rabbit: theirs?.durable.map((r) => r.rate), unit: int }
   ]
-  console.log(table(rows, rabbitNote))
+  if (startup != null) {
+    const ms = (n: number): string => `${int(n)} ms`
+    rows.push(
+      { scenario: 'g. startup: p2pmq -help, wall ms', p2pmq: startup.help, rabbitText: 'n/a', unit: ms },
+      { scenario: "g. startup: producer's first answer, wall ms", p2pmq: startup.firstAnswer, rabbitText: 'n/a', unit: ms }
+    )
+  }
+  console.log(table(rows.filter((r) => r.p2pmq.length > 0), rabbitNote))
   console.log('')
   if (browserRuns.length > 0) {
     console.log(`f. browser consumer (Chromium, WebRTC Direct): ${int(median(browserRuns.map((r) => r.rate)))} acked/s ` +

@@ -41,11 +41,31 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   schedule: async () => await import('./schedule.js')
 }
 
+/**
+ * What each command does, for `-help` (each module exports the same as `summary`; a test keeps them
+ * equal): listing them must not load the commands, which load libp2p.
+ */
+const SUMMARIES: Record<keyof typeof commands, string> = {
+  broker: 'Run a broker. Prints its peer ID and listen addresses; clients on this host can use -broker=<peerId>.',
+  consumer: 'Run a consumer. By default it prints each message and answers "Answer to <payload>".',
+  producer: 'Run a producer. Sends -count messages naming -command and prints each answer; exits 0 when all arrived.',
+  demo: 'Start a broker, two consumers and a producer on 127.0.0.1 and show answers arriving from both consumers.',
+  'demo-users-servers': 'Dashboard demo: two producers send num_users and num_servers every second; a consumer answers both.',
+  'demo-fanout': 'Fan-out demo: two groups each get every num_users message; consumers inside a group share them.',
+  messages: 'List a broker\'s messages: pending, in process, completed (kept for a while) and failed.',
+  stats: 'Show a broker\'s queues (depth, in flight, consumers, rates) and clients.',
+  dlq: 'List dead letters (dlq list) or put them back in their queues (dlq replay).',
+  purge: 'Remove the waiting (and delayed) messages of a command; messages being processed stay.',
+  queue: 'Delete one group\'s queue of a command, with its messages (queue delete).',
+  group: 'Delete a group: its bindings, queues and messages (group delete).',
+  schedule: 'Periodic messages: schedule add (-every or -cron), schedule list, schedule remove -id.'
+}
+
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
   if (name == null || name === '-help' || name === '--help' || name === '-h' || name === 'help') {
     const lines = ['Usage: p2pmq <command> [flags]', '', 'Commands:']
-    for (const [cmd, load] of Object.entries(commands)) lines.push(`  ${cmd.padEnd(10)} ${(await load()).summary}`)
+    for (const [cmd, summary] of Object.entries(SUMMARIES)) lines.push(`  ${cmd.padEnd(10)} ${summary}`)
     lines.push('', 'Run p2pmq <command> -help for its flags.')
     console.log(lines.join('\n'))
     return name == null ? 2 : 0

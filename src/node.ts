@@ -11,11 +11,8 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { loadIdentity, type Identity } from './home.js'
-import { keychain } from '@libp2p/keychain'
-import { webRTCDirect } from '@libp2p/webrtc'
-import { LevelDatastore } from 'datastore-level'
 import { join } from 'node:path'
-import type { AbortOptions } from '@libp2p/interface'
+import type { LevelDatastore } from 'datastore-level'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -28,6 +25,19 @@ const WEBRTC_DIRECT = {
   rtcConfiguration: { iceServers: [] },
   certificateLifespan: 14 * DAY,
   certificateRenewalThreshold: DAY
+}
+
+/**
+ * WebRTC (with node-datachannel's native library), the keychain and the node's datastore are
+ * loaded only by a node that speaks WebRTC Direct: they cost most of a client's startup.
+ */
+async function loadWebRTC (dataDir: string | undefined): Promise<{ transport: ReturnType<typeof import('@libp2p/webrtc').webRTCDirect>, datastore?: LevelDatastore, keychain?: ReturnType<typeof import('@libp2p/keychain').keychain> }> {
+  const { webRTCDirect } = await import('@libp2p/webrtc')
+  const transport = webRTCDirect(WEBRTC_DIRECT)
+  if (dataDir == null) return { transport }
+  // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
+  const [{ keychain }, { nodeDatastore }] = await Promise.all([import('@libp2p/keychain'), import('./node-datastore.js')])
+  return { transport, datastore: await nodeDatastore(join(dataDir, 'datastore')), keychain: keychain() }
 }
 import type { ServiceFactoryMap } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
@@ -54,21 +64,22 @@ export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
-  // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
-  const datastore = options.webrtc === true && options.dataDir != null ? new NodeDatastore(join(options.dataDir, 'datastore')) : undefined
+  let datastore: LevelDatastore | undefined
   try {
+    const webrtc = options.webrtc === true ? await loadWebRTC(options.dataDir) : undefined
+    datastore = webrtc?.datastore
     await datastore?.open()
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
       datastore,
       addresses: { listen: options.listen ?? [] },
-      transports: options.webrtc === true ? [tcp(), webRTCDirect(WEBRTC_DIRECT)] : [tcp()],
+      transports: webrtc != null ? [tcp(), webrtc.transport] : [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
         identify: identify(),
         ping: ping(),
-        ...(datastore != null ? { keychain: keychain() } : {}),
+        ...(webrtc?.keychain != null ? { keychain: webrtc.keychain } : {}),
         ...options.services,
         ...(identity != null ? { dataDirRelease: dataDirRelease(identity, datastore) } : {})
       } as ServiceFactoryMap<BaseServices & S>
@@ -80,8 +91,6 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     throw err
   }
 }
-
-type Key = Parameters<LevelDatastore['put']>[0]
 
 /**
  * Closes the datastore and releases the identity lock after every other part has stopped, and
@@ -96,32 +105,4 @@ function dataDirRelease (identity: Identity, datastore: LevelDatastore | undefin
       await identity.release()
     }
   })
-}
-
-/**
- * The node's datastore (the keychain, the WebRTC certificate, and libp2p's peer store). The peer
- * store is a cache of what peers said: a write of it that fails (a full disk) is skipped, so it
- * neither refuses a peer's new stream nor fails a stop.
- */
-class NodeDatastore extends LevelDatastore {
-  async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
-    try {
-      return await super.put(key, value, options)
-    } catch (err) {
-      if (isPeerRecord(key)) return key
-      throw err
-    }
-  }
-
-  async delete (key: Key, options?: AbortOptions): Promise<void> {
-    try {
-      await super.delete(key, options)
-    } catch (err) {
-      if (!isPeerRecord(key)) throw err
-    }
-  }
-}
-
-function isPeerRecord (key: Key): boolean {
-  return key.toString().startsWith('/peers/')
 }
