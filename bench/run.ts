@@ -531,8 +531,8 @@ async function main (): Promise<void> {
   if (startup != null) {
     const ms = (n: number): string => `${int(n)} ms`
     rows.push(
-      { scenario: 'g. startup: p2pmq -help, wall ms', p2pmq: startup.help, rabbitText: 'n/a', unit: ms },
-      { scenario: "g. startup: producer's first answer, wall ms", p2pmq: startup.firstAnswer, rabbitText: 'n/a', unit: ms }
+      { scenario: `g. startup: p2pmq -help, wall ms (${startup.help.length} runs)`, p2pmq: startup.help, rabbitText: 'n/a', unit: ms },
+      { scenario: `g. startup: producer's first answer, wall ms (${startup.firstAnswer.length} runs)`, p2pmq: startup.firstAnswer, rabbitText: 'n/a', unit: ms }
     )
   }
   console.log(table(rows.filter((r) => r.p2pmq.length > 0), rabbitNote))
