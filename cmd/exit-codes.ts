@@ -5,18 +5,17 @@
 export const EXIT = {
   /** Done, everything succeeded (also: a long-running command stopped by SIGINT/SIGTERM). */
   OK: 0,
-  /** Any other failure: the broker refused the request, an output that cannot be written, an internal error. */
+  /** Any other failure: the broker refused the request or has nothing to act on, an unwritable output, a corrupt file, a bug. */
   FAILURE: 1,
-  /** Bad command line: unknown command or flag, a flag's value of the wrong kind, a missing required flag. */
+  /**
+   * What the command line says cannot be done: an unknown command or flag, a bad or missing value, an
+   * invalid name, an address or port in use, an identity in use (the fix is another flag value).
+   */
   USAGE: 2,
   /** The broker could not be reached or did not answer in time (no address, no connection, timeout). */
   UNREACHABLE: 3,
-  /** Some messages failed: a producer got errors or rejections, or a consumer handler could not run. */
+  /** Some messages failed: a producer got errors or rejections, or stopped before all were confirmed (answered). */
   MESSAGES_FAILED: 4,
-  /** The identity (its data directory) is held by another running process. */
-  IDENTITY_IN_USE: 5,
-  /** Nothing to act on: e.g. `schedule remove` of an id the broker does not have. */
-  NOT_FOUND: 6,
   /** The reader of stdout went away (`| head -1`), as a shell reports SIGPIPE (128 + 13). */
   CLOSED_PIPE: 141
 } as const

@@ -26,19 +26,22 @@ export function exitWhenOutputFails (): void {
   process.stderr.on('error', () => process.exit(process.exitCode === 0 || process.exitCode == null ? EXIT.FAILURE : process.exitCode))
 }
 
-/** Resolves once what was written to `stream` has reached the OS (or it can never: closed, failed). */
+/**
+ * Resolves once what was written to `stream` has reached the OS (or it can never: closed, failed).
+ * An empty write's callback runs after every earlier write; 'drain' would not come for a buffer
+ * smaller than the high-water mark.
+ */
 export async function flushed (stream: NodeJS.WriteStream): Promise<void> {
-  if (stream.writableLength === 0 || stream.destroyed) return
+  if (stream.writableLength === 0 || stream.destroyed || stream.writableEnded) return
   await new Promise<void>((resolve) => {
     const done = (): void => {
-      stream.off('drain', done)
       stream.off('close', done)
       stream.off('error', done)
       resolve()
     }
-    stream.on('drain', done)
     stream.on('close', done)
     stream.on('error', done)
+    stream.write('', done)
   })
 }
 
