@@ -21,7 +21,7 @@ export function exitWhenOutputFails (): void {
     if (err.code === 'EPIPE') process.exit(EXIT.CLOSED_PIPE) // Node ignores SIGPIPE itself
     process.stderr.write(`p2pmq: cannot write the output: ${err.message}\n`)
     process.exitCode = EXIT.FAILURE
-    setImmediate(() => process.exit(EXIT.FAILURE))
+    void flushed(process.stderr).then(() => process.exit(EXIT.FAILURE))
   })
   process.stderr.on('error', () => process.exit(process.exitCode === 0 || process.exitCode == null ? EXIT.FAILURE : process.exitCode))
 }

@@ -57,7 +57,7 @@ async function main (argv: string[]): Promise<number> {
   if (name == null || name === '-help' || name === '--help' || name === '-h' || name === 'help') {
     const lines = ['Usage: p2pmq <command> [flags]', '', 'Commands:']
     for (const [cmd, load] of Object.entries(commands)) lines.push(`  ${cmd.padEnd(10)} ${(await load()).summary}`)
-    lines.push('', 'Run p2pmq <command> -help for its flags.')
+    lines.push('', 'Run p2pmq <command> -help for its flags; p2pmq --version prints the version.')
     console.log(lines.join('\n'))
     return name == null ? EXIT.USAGE : EXIT.OK
   }
@@ -106,9 +106,19 @@ async function exit (code: number): Promise<void> {
   setTimeout(() => process.exit(code), 200).unref()
 }
 
-main(process.argv.slice(2)).then(exit, async (err) => {
+/** A command that failed: one line on stderr (the stack too with P2PMQ_DEBUG), then its exit code. */
+async function fail (err: unknown): Promise<void> {
   const hint = err instanceof UsageError ? ` (p2pmq ${LONG_RUNNING.has(command) || command in commands ? `${command} ` : ''}-help for usage)` : ''
   console.error(`p2pmq: ${identityFlags(err, errorText(err))}${hint}`)
   if (DEBUG && err instanceof Error && err.stack != null) console.error(err.stack)
   await exit(exitCodeOf(err))
-})
+}
+
+// A client's stray error (a rejected promise nobody awaited) is one line too; a broker keeps Node's
+// report with its stack, which an operator needs.
+if (command !== 'broker') {
+  process.on('uncaughtException', (err) => { void fail(err) })
+  process.on('unhandledRejection', (err) => { void fail(err) })
+}
+
+main(process.argv.slice(2)).then(exit, fail)
