@@ -29,15 +29,15 @@ const specs = {
   'high-water': { type: 'number', integer: true, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Waiting messages in a consumed queue past which producers wait for confirms (0 = never)', default: DEFAULT_HIGH_WATER },
   'stall-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue whose consumers complete nothing this long stops holding producers\' confirms', default: DEFAULT_STALL_TIMEOUT },
   'max-messages': { type: 'number', integer: true, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Messages held before publishes are refused; 0 means 100000000, or 2000000 with -memory', default: 0 },
-  'retry-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
-  'retry-factor': { type: 'number', min: 1, max: 1000, value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
-  'retry-max-delay': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
+  'retry-delay': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'Wait before retrying a nacked message (0 = at once)', default: DEFAULT_RETRY_DELAY },
+  'retry-factor': { type: 'number', fraction: true, min: 1, max: 1000, value: '<x>', help: 'Multiply the wait by this after each failure (1 = fixed)', default: DEFAULT_RETRY_FACTOR },
+  'retry-max-delay': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'Longest wait before a retry', default: DEFAULT_RETRY_MAX_DELAY },
   'dead-letter': { type: 'string', value: '<suffix>', help: 'Failed messages go to <command><suffix>; "off" drops them', default: '.dlq' },
   'page-size': { type: 'number', integer: true, min: 1, max: MAX_PAGE_SIZE, value: '<n>', help: 'Waiting messages a queue keeps in memory; the rest wait on disk', default: DEFAULT_PAGE_SIZE },
   'page-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes a queue keeps in memory (and delayed messages do); the rest wait on disk', default: DEFAULT_PAGE_BYTES },
   'queue-sweep': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue that holds nothing and did nothing between two sweeps this far apart is removed', default: DEFAULT_QUEUE_SWEEP_INTERVAL },
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
-  'completed-retention': { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
+  'completed-retention': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -148,12 +148,17 @@ function listenError (err: unknown, listen: string[]): Error | undefined {
   if (!(err instanceof Error)) return undefined
   const failed = [...err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)]
   if (err.name === 'UnsupportedListenAddressesError' && failed.length > 0) {
-    return new Error(failed.map(([, addr, why]) => `Cannot listen on ${addr}: ${/EADDRINUSE/.test(why) ? 'the address is in use' : why}`).join('; ') +
+    return listenErrorOf(failed.map(([, addr, why]) => `Cannot listen on ${addr}: ${/EADDRINUSE/.test(why) ? 'the address is in use' : why}`).join('; ') +
       '; give -listen another port (0: any free port)')
   }
   if (/UDP mux/.test(err.message)) {
     const udp = listen.filter((a) => a.includes('/webrtc-direct'))
-    return new Error(`Cannot listen on ${udp.join(', ')}: ${err.message} (is the UDP port in use?); give -listen another port (0: any free port)`)
+    return listenErrorOf(`Cannot listen on ${udp.join(', ')}: ${err.message} (is the UDP port in use?); give -listen another port (0: any free port)`)
   }
   return undefined
+}
+
+/** Named so the command exits with the usage code (another -listen fixes it). */
+function listenErrorOf (message: string): Error {
+  return Object.assign(new Error(message), { name: 'ListenError' })
 }

@@ -11,8 +11,13 @@ export interface FlagSpec {
   default?: string | number | boolean
   /** Shown in help instead of the type, e.g. `<peerId|multiaddr>`. */
   value?: string
-  /** For numbers: a whole number at least `min` (default 0) and at most `max`. */
+  /**
+   * Numbers are whole (`1.5` and `1e3` are refused: plain decimal digits only) unless `fraction`
+   * allows decimals such as `1.5`. `integer` is the default and kept for specs that say it.
+   */
   integer?: boolean
+  fraction?: boolean
+  /** For numbers: at least `min` (default 0) and at most `max`. */
   min?: number
   max?: number
 }
@@ -67,8 +72,9 @@ function convert (name: string, spec: FlagSpec, raw: string): string | number | 
     throw new UsageError(`Flag -${name} takes true or false, not "${raw}"`)
   }
   // Plain decimal digits only: Number() would also take hex (0x1F90), exponents (1e1) and spaces.
-  if (!(spec.integer === true ? WHOLE : DECIMAL).test(raw)) {
-    throw new UsageError(`Flag -${name} takes ${spec.integer === true ? 'a whole number' : 'a non-negative number'} in decimal digits, not "${raw}"`)
+  const fraction = spec.fraction === true
+  if (!(fraction ? DECIMAL : WHOLE).test(raw)) {
+    throw new UsageError(`Flag -${name} takes ${fraction ? 'a non-negative number' : 'a whole number'} in decimal digits, not "${raw}"`)
   }
   const n = Number(raw)
   const max = spec.max ?? Number.MAX_SAFE_INTEGER

@@ -25,10 +25,10 @@ export async function shutdownSignal (): Promise<string> {
   return await listenForStop()
 }
 
-/** One-line text of an error for the terminal, never a stack trace. */
+/** One-line text of an error for the terminal: its message, without its class name or a stack trace. */
 export function errorText (err: unknown): string {
-  if (err instanceof Error) return err.name !== 'Error' && err.name !== undefined ? `${err.name}: ${err.message}` : err.message
-  return String(err)
+  const text = err instanceof Error ? (err.message !== '' ? err.message : err.name) : String(err)
+  return text.replace(/\s*\n\s*/g, ' ')
 }
 
 /** Prints how a failed dial will be retried (on stderr, so stdout stays the command's output). */

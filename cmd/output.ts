@@ -4,8 +4,7 @@
  * would otherwise end the process with a stack trace.
  */
 
-/** What a shell reports for a tool killed by SIGPIPE (128 + 13); Node ignores SIGPIPE itself. */
-export const CLOSED_PIPE_EXIT = 141
+import { EXIT } from './exit-codes.js'
 
 /** A broker loses log lines it cannot write and keeps serving. */
 export function loseUnwritableLines (): void {
@@ -19,27 +18,30 @@ export function loseUnwritableLines (): void {
  */
 export function exitWhenOutputFails (): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(CLOSED_PIPE_EXIT)
+    if (err.code === 'EPIPE') process.exit(EXIT.CLOSED_PIPE) // Node ignores SIGPIPE itself
     process.stderr.write(`p2pmq: cannot write the output: ${err.message}\n`)
-    process.exitCode = 1
-    setImmediate(() => process.exit(1))
+    process.exitCode = EXIT.FAILURE
+    void flushed(process.stderr).then(() => process.exit(EXIT.FAILURE))
   })
-  process.stderr.on('error', () => process.exit(process.exitCode === 0 || process.exitCode == null ? 1 : process.exitCode))
+  process.stderr.on('error', () => process.exit(process.exitCode === 0 || process.exitCode == null ? EXIT.FAILURE : process.exitCode))
 }
 
-/** Resolves once what was written to `stream` has reached the OS (or it can never: closed, failed). */
+/**
+ * Resolves once what was written to `stream` has reached the OS (or it can never: closed, failed).
+ * An empty write's callback runs after every earlier write; 'drain' would not come for a buffer
+ * smaller than the high-water mark.
+ */
 export async function flushed (stream: NodeJS.WriteStream): Promise<void> {
-  if (stream.writableLength === 0 || stream.destroyed) return
+  if (stream.writableLength === 0 || stream.destroyed || stream.writableEnded) return
   await new Promise<void>((resolve) => {
     const done = (): void => {
-      stream.off('drain', done)
       stream.off('close', done)
       stream.off('error', done)
       resolve()
     }
-    stream.on('drain', done)
     stream.on('close', done)
     stream.on('error', done)
+    stream.write('', done)
   })
 }
 

@@ -14,9 +14,11 @@
  * with the default, 234 MB with this, at the same throughput (a, b and d within the machine's noise).
  */
 import '../src/polyfill.js'
+import { readFileSync } from 'node:fs'
 import { UsageError } from './flags.js'
 import { errorText, listenForStop } from './lifecycle.js'
 import { exitWhenOutputFails, flushed, loseUnwritableLines } from './output.js'
+import { EXIT } from './exit-codes.js'
 
 /** Commands that run until stopped: they take SIGINT/SIGTERM from the very start. */
 const LONG_RUNNING = new Set(['broker', 'consumer'])
@@ -61,44 +63,82 @@ const SUMMARIES: Record<keyof typeof commands, string> = {
   schedule: 'Periodic messages: schedule add (-every or -cron), schedule list, schedule remove -id.'
 }
 
+/** The version of the installed package (dist/cmd/p2pmq.js is two levels below its package.json). */
+function version (): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
+  if (name === '--version' || name === '-version' || name === 'version') {
+    console.log(version())
+    return EXIT.OK
+  }
   if (name == null || name === '-help' || name === '--help' || name === '-h' || name === 'help') {
     const lines = ['Usage: p2pmq <command> [flags]', '', 'Commands:']
     for (const [cmd, summary] of Object.entries(SUMMARIES)) lines.push(`  ${cmd.padEnd(10)} ${summary}`)
-    lines.push('', 'Run p2pmq <command> -help for its flags.')
+    lines.push('', 'Run p2pmq <command> -help for its flags; p2pmq --version prints the version.')
     console.log(lines.join('\n'))
-    return name == null ? 2 : 0
+    return name == null ? EXIT.USAGE : EXIT.OK
   }
   const load = commands[name]
-  if (load == null) throw new UsageError(`Unknown command "${name}"; try p2pmq -help`)
+  if (load == null) throw new UsageError(`Unknown command "${name}"`)
   return await (await load()).run(args)
 }
 
 /** The flags that choose an identity, per command (the library's message names both kinds). */
-const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', consumer: '-name or -data', producer: '-name or -data-dir' }
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', consumer: '-name or -data', producer: '-name or -data' }
 
-function identityFlags (text: string): string {
+function identityFlags (err: unknown, text: string): string {
   const flags = IDENTITY_FLAGS[command]
-  return flags != null && text.startsWith('IdentityInUseError') ? text.replace(/another -name or -data$/, `another ${flags}`) : text
+  return flags != null && err instanceof Error && err.name === 'IdentityInUseError' ? text.replace(/another -name or -data$/, `another ${flags}`) : text
 }
 
-/** How long an exit waits for a reader that takes nothing (a stuck pipe must not keep a stopped broker alive). */
-const FLUSH_LIMIT = 5_000
+/**
+ * Errors whose fix is another flag value: bad flags, a -broker that is no address, an invalid name
+ * (the library's TypeError), an identity, port or listen address in use.
+ */
+const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'WebPortError', 'ListenError'])
 
-/** Exits once stdout and stderr are written: process.exit() would cut what a slow reader has not taken yet. */
+/** The exit code of a command that threw `err` (README "Exit codes"). */
+function exitCodeOf (err: unknown): number {
+  const name = err instanceof Error ? err.name : ''
+  if (USAGE_ERRORS.has(name)) return EXIT.USAGE
+  if (name === 'TimeoutError') return EXIT.UNREACHABLE // dials kept failing, or the broker did not answer
+  return EXIT.FAILURE
+}
+
+/** With P2PMQ_DEBUG set, an error shows its stack too (for bug reports); otherwise one line. */
+const DEBUG = process.env.P2PMQ_DEBUG != null && process.env.P2PMQ_DEBUG !== '' && process.env.P2PMQ_DEBUG !== '0'
+
+/** How long a broker's exit waits for a reader that takes nothing (a stuck pipe must not keep a stopped broker alive). */
+const BROKER_FLUSH_LIMIT = 5_000
+
+/**
+ * Exits once stdout and stderr are written: process.exit() would cut what a slow reader has not
+ * taken yet. A client waits as long as its reader takes, as `cat` does (Ctrl+C ends it).
+ */
 async function exit (code: number): Promise<void> {
   process.exitCode = code
-  await Promise.race([
-    Promise.all([flushed(process.stdout), flushed(process.stderr)]),
-    new Promise((resolve) => { setTimeout(resolve, FLUSH_LIMIT).unref() })
-  ])
+  const written = Promise.all([flushed(process.stdout), flushed(process.stderr)])
+  await (command === 'broker' ? Promise.race([written, new Promise((resolve) => { setTimeout(resolve, BROKER_FLUSH_LIMIT).unref() })]) : written)
   // Open handles (sockets closing, timers) must not keep a finished command alive.
   setTimeout(() => process.exit(code), 200).unref()
 }
 
-main(process.argv.slice(2)).then(exit, async (err) => {
-  console.error(`p2pmq: ${identityFlags(errorText(err))}`)
-  if (err instanceof UsageError) console.error('Run with -help for usage.')
-  await exit(2)
-})
+/** A command that failed: one line on stderr (the stack too with P2PMQ_DEBUG), then its exit code. */
+async function fail (err: unknown): Promise<void> {
+  const hint = err instanceof UsageError ? ` (p2pmq ${LONG_RUNNING.has(command) || command in commands ? `${command} ` : ''}-help for usage)` : ''
+  console.error(`p2pmq: ${identityFlags(err, errorText(err))}${hint}`)
+  if (DEBUG && err instanceof Error && err.stack != null) console.error(err.stack)
+  await exit(exitCodeOf(err))
+}
+
+// A client's stray error (a rejected promise nobody awaited) is one line too; a broker keeps Node's
+// report with its stack, which an operator needs.
+if (command !== 'broker') {
+  process.on('uncaughtException', (err) => { void fail(err) })
+  process.on('unhandledRejection', (err) => { void fail(err) })
+}
+
+main(process.argv.slice(2)).then(exit, fail)

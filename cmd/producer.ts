@@ -5,13 +5,14 @@ import { payloadToText } from '../src/payload.js'
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
+import { EXIT } from './exit-codes.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
   command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
   count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
   interval: { type: 'number', value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
-  data: { type: 'string', value: '<text>', help: 'The payload; <n> is replaced by the message number', default: 'Hello world #<n>!' },
+  payload: { type: 'string', value: '<text>', help: 'The payload; <n> is replaced by the message number', default: 'Hello world #<n>!' },
   timeout: { type: 'number', value: '<ms>', help: 'How long to wait for each answer', default: DEFAULT_SEND_TIMEOUT },
   window: { type: 'number', value: '<n>', help: 'Messages out (unconfirmed or unanswered) at once', default: DEFAULT_PRODUCER_WINDOW },
   delay: { type: 'number', value: '<ms>', help: 'Deliver each message no sooner than this after it is sent', default: 0 },
@@ -20,7 +21,7 @@ const specs = {
   publish: { type: 'boolean', help: 'Want no answers: wait only for the broker\'s confirms' },
   json: { type: 'boolean', help: 'Print one JSON object per line: {"n","id","answer","consumer","ms"} or {"n","id","error"}' },
   name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home; answers kept for it arrive after a restart', default: '' },
-  'data-dir': { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' }
+  data: { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' }
 } satisfies FlagSpecs
 
 export const summary = 'Run a producer. Sends -count messages naming -command and prints each answer; exits 0 when all arrived.'
@@ -48,7 +49,7 @@ export async function run (args: string[]): Promise<number> {
   const producer = await createProducer({
     broker: flags.broker,
     name: flags.name !== '' ? flags.name : undefined,
-    dataDir: flags['data-dir'] !== '' ? flags['data-dir'] : undefined,
+    dataDir: flags.data !== '' ? flags.data : undefined,
     window: flags.window,
     timeout: flags.timeout,
     onRetry: reportRetry
@@ -72,7 +73,7 @@ export async function run (args: string[]): Promise<number> {
   let closing = false
   const inFlight = new Set<Promise<void>>()
   const one = async (n: number): Promise<void> => {
-    const payload = flags.data.replaceAll('<n>', String(n))
+    const payload = flags.payload.replaceAll('<n>', String(n))
     const id = flags.id !== '' ? flags.id.replaceAll('<n>', String(n)) : producer.newId()
     const options = { id, delay: flags.delay > 0 ? flags.delay : undefined, ttl: flags.ttl > 0 ? flags.ttl : undefined }
     const t0 = performance.now()
@@ -117,5 +118,5 @@ export async function run (args: string[]): Promise<number> {
   }
   const expected = flags.count === 0 ? ok + failed + unsettled : flags.count
   if (!flags.json && stoppedBy == null) console.error(`${ok} of ${expected} ${done}${failed > 0 ? `, ${failed} failed` : ''}`)
-  return ok === expected && failed === 0 && unsettled === 0 ? 0 : 1
+  return ok === expected && failed === 0 && unsettled === 0 ? EXIT.OK : EXIT.MESSAGES_FAILED
 }

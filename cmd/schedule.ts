@@ -1,11 +1,12 @@
 /** `p2pmq schedule add|list|remove`: periodic messages the broker publishes itself. */
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { adminSpecs, table, withAdmin } from './admin-client.js'
+import { EXIT } from './exit-codes.js'
 
 const specs = {
   ...adminSpecs,
   command: { type: 'string', value: '<cmd>', help: 'add: the command of the messages', default: '' },
-  data: { type: 'string', value: '<text>', help: 'add: the payload', default: '' },
+  payload: { type: 'string', value: '<text>', help: 'add: the payload', default: '' },
   every: { type: 'number', value: '<ms>', help: 'add: publish every this many ms', default: 0 },
   cron: { type: 'string', value: '<expr>', help: 'add: publish on this cron expression (5 fields, or 6 with seconds)', default: '' },
   id: { type: 'string', value: '<id>', help: 'add: the schedule id (the same id replaces it); remove: the one to remove', default: '' }
@@ -26,7 +27,7 @@ export async function run (args: string[]): Promise<number> {
       const timing = flags.cron !== '' ? { cron: flags.cron } : flags.every > 0 ? { every: flags.every } : undefined
       if (timing == null) throw new UsageError('give -every=<ms> or -cron=<expr>')
       const s = await withAdmin(flags.broker, async (admin) =>
-        await admin.schedule(flags.command, flags.data, { ...timing, id: flags.id !== '' ? flags.id : undefined }, flags.timeout))
+        await admin.schedule(flags.command, flags.payload, { ...timing, id: flags.id !== '' ? flags.id : undefined }, flags.timeout))
       console.log(flags.json ? JSON.stringify(s) : `Scheduled ${s.id}: ${s.command} ${s.cron ?? `every ${s.every as number} ms`}, next at ${new Date(s.nextAt).toISOString()}`)
       return 0
     }
@@ -43,7 +44,7 @@ export async function run (args: string[]): Promise<number> {
       if (flags.id === '') throw new UsageError('-id=<id> is required')
       const removed = await withAdmin(flags.broker, async (admin) => await admin.unschedule(flags.id, flags.timeout))
       console.log(flags.json ? JSON.stringify({ removed }) : removed ? `Removed ${flags.id}` : `No schedule ${flags.id}`)
-      return removed ? 0 : 1
+      return removed ? EXIT.OK : EXIT.FAILURE
     }
     default: throw new UsageError('p2pmq schedule add|list|remove [flags]')
   }

@@ -101,7 +101,7 @@ describe('p2pmq output of what peers send', () => {
     const consumer = onTerminal(['consumer', `-broker=${peerId}`], home)
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed to')), 15_000, 'the consumer to subscribe')
     const evil = '\u001b[2J\u001b]52;c;aGk=\u0007\u202eok'
-    const piped = run(['producer', `-broker=${peerId}`, '-count=1', `-data=${evil}`], home)
+    const piped = run(['producer', `-broker=${peerId}`, '-count=1', `-payload=${evil}`], home)
     expect(await piped.exited).toBe(0)
     expect(piped.out.find((l) => l.startsWith('Answer #1'))).toContain(`Answer to ${evil}`)
     await until(() => consumer.out.some((l) => l.includes('(attempt 1)')), 10_000, 'the consumer to print the message')
@@ -109,7 +109,7 @@ describe('p2pmq output of what peers send', () => {
     expect(line).toMatch(/: \\x1b\[2J\\x1b\]52;c;aGk=\\x07\\u202eok$/)
     expect(consumer.out.join('\n')).not.toMatch(/[\u001b\u0007\u202e]/)
 
-    const terminal = onTerminal(['producer', `-broker=${peerId}`, '-count=1', `-data=${evil}`], home)
+    const terminal = onTerminal(['producer', `-broker=${peerId}`, '-count=1', `-payload=${evil}`], home)
     expect(await terminal.exited).toBe(0)
     const answer = terminal.out.find((l) => l.startsWith('Answer #1')) as string
     expect(answer).toMatch(/Answer to \\x1b\[2J\\x1b\]52;c;aGk=\\x07\\u202eok$/)

@@ -77,7 +77,7 @@ describe('identity lock', () => {
     const second = run(['broker', `-data=${data}`, '-http=0'], home)
     expect(await second.exited).toBe(2)
     expect(second.out.join('\n')).not.toMatch(/peer ID/)
-    expect(second.err[0]).toBe(`p2pmq: IdentityInUseError: The identity in ${data} is in use by another running process; give this one another -data`)
+    expect(second.err[0]).toBe(`p2pmq: The identity in ${data} is in use by another running process; give this one another -data`)
 
     // The same for a named client identity.
     const { peerId } = await startBroker(home, [`-data=${join(home, 'other-broker')}`, '-quiet'])
@@ -85,7 +85,7 @@ describe('identity lock', () => {
     await until(() => c1.out.some((l) => l.startsWith('Subscribed to')), 15_000, 'the first consumer')
     const c2 = run(['consumer', `-broker=${peerId}`, '-name=worker'], home)
     expect(await c2.exited).toBe(2)
-    expect(c2.err.join('\n')).toMatch(/IdentityInUseError: .*clients\/worker is in use by another running process; give this one another -name or -data/)
+    expect(c2.err.join('\n')).toMatch(/p2pmq: .*clients\/worker is in use by another running process; give this one another -name or -data/)
   })
 
   it('a second node on one directory in this process is refused and the lock still holds against other processes', async () => {

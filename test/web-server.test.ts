@@ -170,7 +170,7 @@ describe('the broker\'s web server', () => {
     expect(await second.exited).toBe(2)
     expect(second.out).toEqual([])
     expect(second.err.filter((l) => l !== '')).toEqual([
-      `p2pmq: WebPortError: Cannot serve the web page: port ${port} on 127.0.0.1 is already in use (another broker on this host?); give -http=<another port>, -http=0 (any free port) or -http=off`
+      `p2pmq: Cannot serve the web page: port ${port} on 127.0.0.1 is already in use (another broker on this host?); give -http=<another port>, -http=0 (any free port) or -http=off`
     ])
     expect(existsSync(data)).toBe(false)
     await alive(first.proc, first.url)
