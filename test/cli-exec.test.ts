@@ -121,6 +121,23 @@ describe('Ctrl+C', () => {
     await until(() => !alive(pids(file)[0]), 3_000, 'the slow command to be killed')
   }, 90_000)
 
+  it('a second Ctrl+C makes a consumer leave at once (exit 130), killing its commands', async () => {
+    const home = await tempDir()
+    const file = join(home, 'pids')
+    killAfterTest(file)
+    const broker = await startBroker(home, ['-memory'])
+    const consumer = run(['consumer', `-broker=${broker.peerId}`, `-exec=${sleeper(60, file)}`], home)
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed')), 15_000, 'the consumer to subscribe')
+    const producer = run(['producer', `-broker=${broker.peerId}`, '-publish', '-count=1'], home)
+    expect(await exitWithin(producer, 15_000)).toBe(0)
+    await until(() => pids(file).length === 1, 10_000, 'the command to start its sleep')
+    consumer.child.kill('SIGINT')
+    await until(() => consumer.err.some((l) => l.startsWith('SIGINT: finishing 1 message')), 5_000, 'the consumer to say what it finishes')
+    consumer.child.kill('SIGINT')
+    expect(await exitWithin(consumer, 2_000)).toBe(130)
+    await until(() => !alive(pids(file)[0]), 3_000, 'the command to be killed')
+  }, 60_000)
+
   it('a producer says what it waits for; it exits once answered, or at once on a second Ctrl+C', async () => {
     const home = await tempDir()
     const broker = await startBroker(home, ['-memory'])
