@@ -33,16 +33,30 @@ export async function run (args: string[]): Promise<number> {
     return 0
   }
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
-  // The first SIGINT/SIGTERM stops sending and stops waiting: messages out then are reported as not
-  // confirmed (or not answered), and the producer exits.
+  // The first SIGINT/SIGTERM stops sending; while connected it waits for the messages out, saying
+  // so, and a second signal stops waiting. Messages out then are reported as not confirmed (or not
+  // answered), and the producer exits.
   let stoppedBy: string | undefined
-  let stopNow = (): void => {}
-  const stopped = new Promise<void>((resolve) => { stopNow = resolve })
+  let stopSending = (): void => {}
+  const sendingStopped = new Promise<void>((resolve) => { stopSending = resolve })
+  let quitNow = (): void => {}
+  const stopped = new Promise<void>((resolve) => { quitNow = resolve })
+  const inFlight = new Set<Promise<void>>()
+  /** Set once created: the first signal waits only while it is connected. */
+  let client: { connected: boolean } | undefined
   const stop = (signal: string): void => {
-    stoppedBy = signal
+    if (stoppedBy == null) {
+      stoppedBy = signal
+      stopSending()
+      if (inFlight.size > 0 && client?.connected === true) {
+        const what = flags.publish ? 'confirm' : 'answer'
+        process.stderr.write(`${signal}: waiting for ${inFlight.size} ${what}${inFlight.size === 1 ? '' : 's'}; Ctrl+C again to quit\n`)
+        return
+      }
+    }
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
-    stopNow()
+    quitNow()
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
@@ -54,6 +68,7 @@ export async function run (args: string[]): Promise<number> {
     timeout: flags.timeout,
     onRetry: reportRetry
   })
+  client = producer
   const print = (line: Record<string, unknown>, text: string): void => {
     console.log(flags.json ? JSON.stringify(line) : text)
   }
@@ -71,7 +86,6 @@ export async function run (args: string[]): Promise<number> {
   /** Messages still out when a signal stopped the producer. */
   let unsettled = 0
   let closing = false
-  const inFlight = new Set<Promise<void>>()
   const one = async (n: number): Promise<void> => {
     const payload = flags.payload.replaceAll('<n>', String(n))
     const id = flags.id !== '' ? flags.id.replaceAll('<n>', String(n)) : producer.newId()
@@ -103,8 +117,8 @@ export async function run (args: string[]): Promise<number> {
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
     // The producer's window holds publishes back; keep at most a window of calls pending here too.
-    if (inFlight.size >= flags.window) await Promise.race([...inFlight, stopped])
-    if (flags.interval > 0 && stoppedBy == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), stopped])
+    if (inFlight.size >= flags.window) await Promise.race([...inFlight, sendingStopped])
+    if (flags.interval > 0 && stoppedBy == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), sendingStopped])
   }
   await Promise.race([Promise.all(inFlight), stopped])
   closing = true

@@ -47,7 +47,7 @@ describe('p2pmq startup', () => {
     const c = await consumer(broker)
     await c.subscribe('hello', (m) => `hi ${m.payload as string}`)
     const { code, out, err } = await p2pmq(refusing(/^(@libp2p\/webrtc|node-datachannel|@libp2p\/keychain)/), [
-      'producer', `-broker=${broker.address}`, '-command=hello', '-count=1', '-data=you'
+      'producer', `-broker=${broker.address}`, '-command=hello', '-count=1', '-payload=you'
     ], broker.home)
     expect(err).not.toMatch(/refused/)
     expect(code).toBe(0)

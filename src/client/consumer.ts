@@ -18,6 +18,9 @@ import {
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 
+/** How long close() waits for running handlers by default: under the 10 s `docker stop` gives before SIGKILL. */
+export const DEFAULT_CLOSE_GRACE = 5_000
+
 /** A message as a handler gets it. */
 export interface Message {
   id: string
@@ -99,6 +102,10 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   /** Messages being handled now. */
   active = 0
   processed = 0
+  /** Set by close(): deliveries that arrive now are not handled (the stream's end gives them back). */
+  private closing = false
+  /** Resolves close()'s wait once the last running handler settled. */
+  private idle?: () => void
 
   constructor (options: ClientOptions) {
     super(options, CONSUMER_PROTOCOL)
@@ -152,7 +159,29 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     }
   }
 
+  /**
+   * Stops gracefully (BullMQ's `worker.close()`): handles no new deliveries, waits up to `grace` ms
+   * for the handlers running now to settle their messages, then stops. What is unsettled then (a
+   * handler still running, a delivery not started) goes back to the broker with the stream, which
+   * puts it at the head of its queue for another consumer at once.
+   */
+  async close (options: { grace?: number } = {}): Promise<void> {
+    if (this.stopped) return
+    this.closing = true
+    const grace = options.grace ?? DEFAULT_CLOSE_GRACE
+    if (this.active > 0 && grace > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await new Promise<void>((resolve) => {
+        this.idle = resolve
+        timer = setTimeout(resolve, grace)
+      })
+      clearTimeout(timer)
+    }
+    await this.stop()
+  }
+
   async stop (): Promise<void> {
+    this.closing = true
     this.answerAll()
     for (const sub of this.subs.values()) sub.ready?.reject(new ClosedError('The consumer was stopped'))
     this.subs.clear()
@@ -217,6 +246,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
 
   /** Runs the handler; a synchronous one is settled at once, without a promise. */
   private handle (f: Deliver, producer: string, channel: FramedChannel<BrokerToConsumerFrame>): void {
+    if (this.closing) return
     const sub = this.subs.get(f.subId)
     if (sub == null) {
       // Unsubscribed while this was on its way: give it back at once.
@@ -257,6 +287,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       return
     } finally {
       this.active--
+      if (this.active === 0) this.idle?.()
     }
     this.settle(f, channel, message, answer)
   }
@@ -281,6 +312,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
 
   /** The handler threw, timed out or gave an answer that cannot be sent: nack, and tell listeners. */
   private failed (f: Deliver, channel: FramedChannel<BrokerToConsumerFrame>, message: Message | undefined, err: unknown): void {
+    if (this.stopped) return // given back with the stream; a handler stopped with the consumer is no news
     const error = err instanceof Error ? err : new Error(String(err))
     if (message != null) this.events.safeDispatchEvent('handler:error', { detail: { message, error } })
     if (channel.isOpen) writeNack(channel.writer, f.tag, error instanceof RejectMessage ? 0 : NackFlags.Requeue, error.message)
