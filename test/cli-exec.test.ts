@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, startBroker, type Proc } from './cli-helpers.js'
+import { EXIT } from '../cmd/exit-codes.js'
 import { onCleanup, tempDir, until } from './helpers.js'
 
 /** Whether process `pid` runs (a zombie waiting for its parent counts as gone). */
@@ -78,7 +79,7 @@ describe('p2pmq consumer -exec', () => {
     const consumer = run(['consumer', `-broker=${broker.peerId}`, '-command=job', '-exec=echo "bad input" >&2; exit 65'], home)
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed')), 15_000, 'the consumer to subscribe')
     const producer = run(['producer', `-broker=${broker.peerId}`, '-command=job', '-count=1', '-json'], home)
-    expect(await exitWithin(producer, 15_000)).toBe(1)
+    expect(await exitWithin(producer, 15_000)).toBe(EXIT.MESSAGES_FAILED)
     expect(JSON.parse(producer.out[0]).error).toContain('bad input')
     const dlq = run(['dlq', 'list', `-broker=${broker.peerId}`, '-json'], home)
     expect(await exitWithin(dlq, 15_000)).toBe(0)
@@ -157,7 +158,7 @@ describe('Ctrl+C', () => {
     quitter.child.kill('SIGINT')
     await until(() => quitter.err.includes('SIGINT: waiting for 3 answers; Ctrl+C again to quit'), 5_000, 'the producer to say what it waits for')
     quitter.child.kill('SIGINT')
-    expect(await exitWithin(quitter, 2_000)).toBe(1)
+    expect(await exitWithin(quitter, 2_000)).toBe(EXIT.MESSAGES_FAILED)
     expect(quitter.err).toContain('Stopped by SIGINT: 0 of 3 sent answered, 3 not answered (the broker may or may not have them)')
     // Its commands end with it, not after the test.
     consumer.child.kill('SIGTERM')
