@@ -7,15 +7,14 @@ import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { loadIdentity, type Identity } from './home.js'
 import { keychain } from '@libp2p/keychain'
-import { webRTCDirect } from '@libp2p/webrtc'
+import { corkedTcp } from './tcp-cork.js'
+import { halfWindowYamux } from './yamux-window.js'
 import { LevelDatastore } from 'datastore-level'
 import { join } from 'node:path'
-import type { AbortOptions } from '@libp2p/interface'
+import type { AbortOptions, Transport } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -53,18 +52,20 @@ export type BaseServices = { identify: Identify, ping: Ping }
 export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown>> = Libp2p<BaseServices & S>
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
+  const webrtc = options.webrtc === true ? await loadWebRTCDirect() : undefined
+  const listen = webrtcListenable(options.listen ?? [], options.webrtc === true && webrtc == null)
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
   // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
-  const datastore = options.webrtc === true && options.dataDir != null ? new NodeDatastore(join(options.dataDir, 'datastore')) : undefined
+  const datastore = webrtc != null && options.dataDir != null ? new NodeDatastore(join(options.dataDir, 'datastore')) : undefined
   try {
     await datastore?.open()
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
       datastore,
-      addresses: { listen: options.listen ?? [] },
-      transports: options.webrtc === true ? [tcp(), webRTCDirect(WEBRTC_DIRECT)] : [tcp()],
+      addresses: { listen },
+      transports: webrtc != null ? [corkedTcp(), webrtc] : [corkedTcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [halfWindowYamux()],
       services: {
         identify: identify(),
         ping: ping(),
@@ -79,6 +80,33 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     await identity?.release()
     throw err
   }
+}
+
+type TransportFactory = (components: any) => Transport
+
+/**
+ * @libp2p/webrtc is an optional peer dependency (it brings react-native through its own peers):
+ * loaded only by a node that speaks WebRTC, undefined where it is not installed.
+ */
+async function loadWebRTCDirect (): Promise<TransportFactory | undefined> {
+  try {
+    const { webRTCDirect } = await import('@libp2p/webrtc')
+    return webRTCDirect(WEBRTC_DIRECT)
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('@libp2p/webrtc')) return undefined
+    throw err
+  }
+}
+
+export const WEBRTC_MISSING = 'WebRTC Direct (what browsers dial) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc'
+
+/** Without WebRTC installed, a node listens on its other addresses (with a warning), or fails. */
+function webrtcListenable (listen: string[], missing: boolean): string[] {
+  if (!missing) return listen
+  const others = listen.filter((a) => !a.includes('/webrtc-direct'))
+  if (others.length === 0) throw new Error(WEBRTC_MISSING)
+  if (others.length < listen.length) process.emitWarning(`${WEBRTC_MISSING}; listening on ${others.join(', ')} only`)
+  return others
 }
 
 type Key = Parameters<LevelDatastore['put']>[0]
