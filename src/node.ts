@@ -98,7 +98,7 @@ async function loadWebRTCDirect (): Promise<TransportFactory | undefined> {
   }
 }
 
-export const WEBRTC_MISSING = 'WebRTC Direct (what browsers dial) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc'
+const WEBRTC_MISSING = 'WebRTC Direct (what browsers dial) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc'
 
 /** Without WebRTC installed, a node listens on its other addresses (with a warning), or fails. */
 function webrtcListenable (listen: string[], missing: boolean): string[] {

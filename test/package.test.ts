@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { onCleanup, tempDir } from './helpers.js'
+import { onCleanup, tempDir, until } from './helpers.js'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 
@@ -34,7 +34,7 @@ async function sh (cmd: string, args: string[], cwd: string, ms: number, env = U
 }
 
 describe('the packed package in another project', () => {
-  it('installs from its tarball with no install step of ours, and `npx p2pmq demo` runs there', async () => {
+  it('installs from its tarball with no install step of ours; `npx p2pmq demo` and `p2pmq broker` (TCP and its page, without the optional WebRTC) run there', async () => {
     const packDir = await tempDir('p2pmq-pack-')
     const packed = await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], REPO, 60_000, process.env)
     expect(packed.code, packed.err).toBe(0)
@@ -56,6 +56,20 @@ describe('the packed package in another project', () => {
     const demo = await sh('npx', ['--no-install', 'p2pmq', 'demo', '-count=4', '-interval=50'], project, 60_000, { ...USER_ENV, P2PMQ_HOME: join(project, 'home') })
     expect(demo.code, demo.err).toBe(0)
     expect(demo.out).toMatch(/^4 answers from 2 consumers/m)
+
+    // Without the optional @libp2p/webrtc, a broker says what it lacks and serves TCP and its page.
+    const broker = spawn('npx', ['--no-install', 'p2pmq', 'broker', '-http=0', '-memory'], { cwd: project, env: { ...USER_ENV, P2PMQ_HOME: join(project, 'home') }, detached: true })
+    onCleanup(() => { try { process.kill(-(broker.pid ?? 0), 'SIGKILL') } catch {} })
+    let brokerOut = ''
+    let brokerErr = ''
+    broker.stdout.on('data', (b: Buffer) => { brokerOut += b.toString() })
+    broker.stderr.on('data', (b: Buffer) => { brokerErr += b.toString() })
+    await until(() => /^Web: http/m.test(brokerOut), 30_000, 'the broker to serve its page')
+    expect(brokerOut).toMatch(/^Listening on \/ip4\/127\.0\.0\.1\/tcp\//m)
+    expect(brokerErr).toMatch(/needs the optional package @libp2p\/webrtc/)
+    const page = await fetch(/^Web: (\S+)/m.exec(brokerOut)?.[1] ?? '')
+    expect(page.status).toBe(200)
+    expect(await page.text()).toMatch(/<html/i)
 
     const imported = await sh('node', ['--input-type=module', '-e', "import('p2pmq').then((m) => console.log(typeof m.createBroker, typeof m.createProducer))"], project, 30_000)
     expect(imported.out.trim(), imported.err).toBe('function function')
