@@ -7,12 +7,16 @@ import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { loadIdentity, type Identity } from './home.js'
+import { corkedTcp } from './tcp-cork.js'
+import { halfWindowYamux } from './yamux-window.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
+import type { ServiceFactoryMap } from 'libp2p'
+import type { Identify } from '@libp2p/identify'
+import type { Ping } from '@libp2p/ping'
+import type { Startable } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -31,18 +35,39 @@ const WEBRTC_DIRECT = {
  * WebRTC (with node-datachannel's native library), the keychain and the node's datastore are
  * loaded only by a node that speaks WebRTC Direct: they cost most of a client's startup.
  */
-async function loadWebRTC (dataDir: string | undefined): Promise<{ transport: ReturnType<typeof import('@libp2p/webrtc').webRTCDirect>, datastore?: LevelDatastore, keychain?: ReturnType<typeof import('@libp2p/keychain').keychain> }> {
-  const { webRTCDirect } = await import('@libp2p/webrtc')
-  const transport = webRTCDirect(WEBRTC_DIRECT)
+async function loadWebRTC (dataDir: string | undefined): Promise<{ transport: ReturnType<typeof import('@libp2p/webrtc').webRTCDirect>, datastore?: LevelDatastore, keychain?: ReturnType<typeof import('@libp2p/keychain').keychain> } | undefined> {
+  const transport = await loadWebRTCDirect()
+  if (transport == null) return undefined
   if (dataDir == null) return { transport }
   // The WebRTC Direct certificate is kept in the keychain, in a datastore in the data directory.
   const [{ keychain }, { nodeDatastore }] = await Promise.all([import('@libp2p/keychain'), import('./node-datastore.js')])
   return { transport, datastore: await nodeDatastore(join(dataDir, 'datastore')), keychain: keychain() }
 }
-import type { ServiceFactoryMap } from 'libp2p'
-import type { Identify } from '@libp2p/identify'
-import type { Ping } from '@libp2p/ping'
-import type { Startable } from '@libp2p/interface'
+
+/**
+ * @libp2p/webrtc is an optional peer dependency (it brings react-native through its own peers):
+ * loaded only by a node that speaks WebRTC, undefined where it is not installed.
+ */
+async function loadWebRTCDirect (): Promise<ReturnType<typeof import('@libp2p/webrtc').webRTCDirect> | undefined> {
+  try {
+    const { webRTCDirect } = await import('@libp2p/webrtc')
+    return webRTCDirect(WEBRTC_DIRECT)
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('@libp2p/webrtc')) return undefined
+    throw err
+  }
+}
+
+const WEBRTC_MISSING = 'WebRTC Direct (what browsers dial) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc'
+
+/** Without WebRTC installed, a node listens on its other addresses (with a warning), or fails. */
+function webrtcListenable (listen: string[], missing: boolean): string[] {
+  if (!missing) return listen
+  const others = listen.filter((a) => !a.includes('/webrtc-direct'))
+  if (others.length === 0) throw new Error(WEBRTC_MISSING)
+  if (others.length < listen.length) process.emitWarning(`${WEBRTC_MISSING}; listening on ${others.join(', ')} only`)
+  return others
+}
 
 export interface NodeOptions<S extends Record<string, unknown> = Record<string, unknown>> {
   /**
@@ -63,19 +88,20 @@ export type BaseServices = { identify: Identify, ping: Ping }
 export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown>> = Libp2p<BaseServices & S>
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
+  const webrtc = options.webrtc === true ? await loadWebRTC(options.dataDir) : undefined
+  const listen = webrtcListenable(options.listen ?? [], options.webrtc === true && webrtc == null)
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
   let datastore: LevelDatastore | undefined
   try {
-    const webrtc = options.webrtc === true ? await loadWebRTC(options.dataDir) : undefined
     datastore = webrtc?.datastore
     await datastore?.open()
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
       datastore,
-      addresses: { listen: options.listen ?? [] },
-      transports: webrtc != null ? [tcp(), webrtc.transport] : [tcp()],
+      addresses: { listen },
+      transports: webrtc != null ? [corkedTcp(), webrtc.transport] : [corkedTcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [halfWindowYamux()],
       services: {
         identify: identify(),
         ping: ping(),
