@@ -87,6 +87,19 @@ describe('p2pmq consumer -exec', () => {
     expect(consumer.out.filter((l) => l.startsWith('job '))).toHaveLength(1)
     expect(consumer.out.some((l) => l.includes('(attempt 2)'))).toBe(false)
   }, 60_000)
+
+  it('a command whose answer exceeds the broker\'s -max-payload rejects its message; the consumer stays connected', async () => {
+    const home = await tempDir()
+    const broker = await startBroker(home, ['-memory', '-retry-delay=0', '-max-payload=1000'])
+    const consumer = run(['consumer', `-broker=${broker.peerId}`, '-command=big', '-exec=head -c 200000 /dev/zero | tr "\\0" a'], home)
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed')), 15_000, 'the consumer to subscribe')
+    const producer = run(['producer', `-broker=${broker.peerId}`, '-command=big', '-count=1', '-json'], home)
+    expect(await exitWithin(producer, 15_000)).toBe(EXIT.MESSAGES_FAILED)
+    expect(JSON.parse(producer.out[0]).error).toContain('exceeds the broker\'s limit of 1000')
+    // Not retried, and the consumer's connection was not dropped for an oversized frame.
+    expect(consumer.out.some((l) => l.includes('(attempt 2)'))).toBe(false)
+    expect([...consumer.out, ...consumer.err].some((l) => l.includes('Disconnected'))).toBe(false)
+  }, 60_000)
 })
 
 describe('Ctrl+C', () => {
