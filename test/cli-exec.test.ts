@@ -103,6 +103,16 @@ describe('p2pmq consumer -exec', () => {
 })
 
 describe('Ctrl+C', () => {
+  it('a consumer that has not reached its broker yet stops at the first Ctrl+C (exit 0)', async () => {
+    const home = await tempDir()
+    // A peer ID no broker on this host has: the consumer keeps retrying its dial.
+    const consumer = run(['consumer', '-broker=12D3KooWFpvDQuXYThkewtAU1Y1Kzgw8Lvkv7RNBU5urdwCpey8c'], home)
+    await until(() => consumer.err.some((l) => l.startsWith('Cannot reach the broker')), 15_000, 'the consumer to retry its dial')
+    consumer.child.kill('SIGINT')
+    expect(await exitWithin(consumer, 10_000)).toBe(0)
+    expect(consumer.out.some((l) => l.startsWith('Subscribed'))).toBe(false)
+  }, 60_000)
+
   it('a consumer finishes the message it is handling within -grace; one too slow for its default 5 s goes back to another consumer', async () => {
     const home = await tempDir()
     const file = join(home, 'pids')
