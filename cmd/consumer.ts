@@ -65,15 +65,20 @@ export async function run (args: string[]): Promise<number> {
     if (!flags.quiet) console.log(`${m.command} ${shown(m.id)} from ${shortPeer(m.producer)} (attempt ${m.attempt}): ${shown(payloadToText(m.payload))}`)
     return exec != null ? await exec.handle(m) : `Answer to ${payloadToText(m.payload)}`
   }
-  await consumer.subscribe(list(flags.command), handler, {
+  const subscribed = consumer.subscribe(list(flags.command), handler, {
     group: flags.group,
     prefetch: flags.prefetch ?? (exec != null ? flags.workers : DEFAULT_PREFETCH),
     // The -exec command's own timer kills its group and nacks first; this one is a backstop.
     timeout: exec != null ? flags.timeout + KILL_AFTER : flags.timeout,
     expires: flags.expires
   })
-  console.log(`Subscribed to ${list(flags.command).join(', ')} in group ${flags.group}`)
-  const signal = await shutdownSignal()
+  // The subscription waits for the broker as long as it takes (it retries): a signal meanwhile,
+  // say a broker that is not up, stops the consumer as one after it subscribed.
+  const stopped = shutdownSignal()
+  const early = await Promise.race([subscribed.then(() => undefined), stopped])
+  if (early != null) subscribed.catch(() => {}) // it fails with the close below
+  else console.log(`Subscribed to ${list(flags.command).join(', ')} in group ${flags.group}`)
+  const signal = await stopped
   // A second signal leaves at once: the commands' groups are killed on exit, the broker takes back
   // what was unsettled when the stream ends.
   const now = (again: string): void => {

@@ -87,9 +87,32 @@ describe('p2pmq consumer -exec', () => {
     expect(consumer.out.filter((l) => l.startsWith('job '))).toHaveLength(1)
     expect(consumer.out.some((l) => l.includes('(attempt 2)'))).toBe(false)
   }, 60_000)
+
+  it('a command whose answer exceeds the broker\'s -max-payload rejects its message; the consumer stays connected', async () => {
+    const home = await tempDir()
+    const broker = await startBroker(home, ['-memory', '-retry-delay=0', '-max-payload=1000'])
+    const consumer = run(['consumer', `-broker=${broker.peerId}`, '-command=big', '-exec=head -c 200000 /dev/zero | tr "\\0" a'], home)
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed')), 15_000, 'the consumer to subscribe')
+    const producer = run(['producer', `-broker=${broker.peerId}`, '-command=big', '-count=1', '-json'], home)
+    expect(await exitWithin(producer, 15_000)).toBe(EXIT.MESSAGES_FAILED)
+    expect(JSON.parse(producer.out[0]).error).toContain('exceeds the broker\'s limit of 1000')
+    // Not retried, and the consumer's connection was not dropped for an oversized frame.
+    expect(consumer.out.some((l) => l.includes('(attempt 2)'))).toBe(false)
+    expect([...consumer.out, ...consumer.err].some((l) => l.includes('Disconnected'))).toBe(false)
+  }, 60_000)
 })
 
 describe('Ctrl+C', () => {
+  it('a consumer that has not reached its broker yet stops at the first Ctrl+C (exit 0)', async () => {
+    const home = await tempDir()
+    // A peer ID no broker on this host has: the consumer keeps retrying its dial.
+    const consumer = run(['consumer', '-broker=12D3KooWFpvDQuXYThkewtAU1Y1Kzgw8Lvkv7RNBU5urdwCpey8c'], home)
+    await until(() => consumer.err.some((l) => l.startsWith('Cannot reach the broker')), 15_000, 'the consumer to retry its dial')
+    consumer.child.kill('SIGINT')
+    expect(await exitWithin(consumer, 10_000)).toBe(0)
+    expect(consumer.out.some((l) => l.startsWith('Subscribed'))).toBe(false)
+  }, 60_000)
+
   it('a consumer finishes the message it is handling within -grace; one too slow for its default 5 s goes back to another consumer', async () => {
     const home = await tempDir()
     const file = join(home, 'pids')

@@ -102,6 +102,8 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   /** Messages being handled now. */
   active = 0
   processed = 0
+  /** The broker's largest payload (its Welcome): a larger answer would end the stream, so it fails the message instead. */
+  private maxPayload = Infinity
   /** Set by close(): deliveries that arrive now are not handled (the stream's end gives them back). */
   private closing = false
   /** Resolves close()'s wait once the last running handler settled. */
@@ -228,7 +230,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
         }
         break
       }
-      case FrameType.Welcome: break
+      case FrameType.Welcome: this.maxPayload = f.maxPayload; break
     }
   }
 
@@ -301,6 +303,12 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
         encoded = encodePayload(answer)
       } catch (err) {
         this.failed(f, channel, message, err)
+        return
+      }
+      if (encoded.bytes.byteLength > this.maxPayload) {
+        // The broker would drop the connection (and every message on it) for the frame, and the
+        // same answer would come again on every attempt: reject it, with the reason.
+        this.failed(f, channel, message, new RejectMessage(`The answer of ${encoded.bytes.byteLength} bytes exceeds the broker's limit of ${this.maxPayload}`))
         return
       }
       writeAnswer(channel.writer, f.tag, encoded.kind, encoded.bytes)
