@@ -6,6 +6,7 @@ import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
+import { commandError } from '../src/names.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
@@ -33,6 +34,8 @@ export async function run (args: string[]): Promise<number> {
     return 0
   }
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  const badCommand = commandError(flags.command)
+  if (badCommand != null) throw new UsageError(badCommand)
   // The first SIGINT/SIGTERM stops sending; while connected it waits for the messages out, saying
   // so, and a second signal stops waiting. Messages out then are reported as not confirmed (or not
   // answered), and the producer exits.
@@ -69,6 +72,8 @@ export async function run (args: string[]): Promise<number> {
     onRetry: reportRetry
   })
   client = producer
+  let reached = false
+  producer.events.addEventListener('connected', () => { reached = true })
   const print = (line: Record<string, unknown>, text: string): void => {
     console.log(flags.json ? JSON.stringify(line) : text)
   }
@@ -132,5 +137,7 @@ export async function run (args: string[]): Promise<number> {
   }
   const expected = flags.count === 0 ? ok + failed + unsettled : flags.count
   if (!flags.json && stoppedBy == null) console.error(`${ok} of ${expected} ${done}${failed > 0 ? `, ${failed} failed` : ''}`)
-  return ok === expected && failed === 0 && unsettled === 0 ? EXIT.OK : EXIT.MESSAGES_FAILED
+  if (ok === expected && failed === 0 && unsettled === 0) return EXIT.OK
+  // Nothing could be sent: the broker was never reached (a signal's stop keeps its own report).
+  return !reached && stoppedBy == null ? EXIT.UNREACHABLE : EXIT.MESSAGES_FAILED
 }

@@ -109,8 +109,20 @@ describe('p2pmq as a Unix tool', () => {
         for (const line of lines) expect(line).not.toMatch(CLASS_NAME)
       }
     }
+    // A producer that never reached its broker: 3 as well, not "some messages failed".
+    const p = run(['producer', `-broker=${tcp}`, '-count=1', '-timeout=1000'], home)
+    expect(await p.exited).toBe(3)
     void peerId
   }, 120_000)
+
+  it('a producer refuses an invalid -command before it starts (exit 2)', async () => {
+    const home = await tempDir()
+    for (const command of ['a b', 'x.*', 'right\u202eleft']) {
+      const p = run(['producer', '-broker=12D3KooWP8zuXSRHr34uZEvgcrjrLH7TCMMATTus2o91C16duto7', `-command=${JSON.parse(`"${command}"`) as string}`, '-count=1'], home)
+      expect(await p.exited, command).toBe(2)
+      expect(p.err.filter((l) => l !== '').at(-1)).toMatch(/^p2pmq: .*command.*\(p2pmq producer -help for usage\)$/)
+    }
+  }, 60_000)
 
   it('a producer some of whose messages fail exits 4', async () => {
     const home = await tempDir()
