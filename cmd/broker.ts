@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL } from '../src/constants.js'
+import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { commandError } from '../src/names.js'
@@ -11,8 +11,6 @@ import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
 
 /** Node's longest timer (about 24.8 days): a longer time would fire at once. */
 const MAX_TIMER = 2 ** 31 - 1
-/** Larger payloads make no sense for a queue: each message is held whole in memory on its way. */
-const MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 /** Upper bounds far past any sensible setting, so a typo (1e300 written out) is an error, not a broker that never limits. */
 const MAX_ATTEMPTS_LIMIT = 1_000_000
 const MAX_MESSAGES_LIMIT = 1_000_000_000

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createConsumer, RejectMessage, type Message } from '../src/index.js'
 import { DEFAULT_CLOSE_GRACE } from '../src/client/consumer.js'
-import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../src/constants.js'
+import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
@@ -16,6 +16,8 @@ import { shown } from './output.js'
  * be passing trouble and is retried.
  */
 export const EXIT_REJECT = 65
+/** The most of a command's stderr kept as the error of its message. */
+const MAX_ERROR_TEXT = 64 * 1024
 
 /** SIGTERM first; what is still alive of a killed command's process group this long after gets SIGKILL. */
 const KILL_AFTER = 1_000
@@ -142,10 +144,20 @@ async function runShell (command: string, m: Message, left: number, timeout: num
       setTimeout(() => { killGroup(child, 'SIGKILL') }, KILL_AFTER).unref()
       reject(new Error(`${command} ran past -timeout=${timeout} ms; its process group was killed`))
     }, left)
+    // What is printed is kept up to the largest answer a broker takes (stdout) or a readable error (stderr).
     const out: Buffer[] = []
     const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
+    let outBytes = 0
+    let errBytes = 0
+    child.stdout.on('data', (b: Buffer) => {
+      outBytes += b.byteLength
+      if (outBytes <= MAX_PAYLOAD_LIMIT) out.push(b)
+      else killGroup(child, 'SIGKILL')
+    })
+    child.stderr.on('data', (b: Buffer) => {
+      if (errBytes < MAX_ERROR_TEXT) err.push(b)
+      errBytes += b.byteLength
+    })
     child.on('error', (e) => {
       clearTimeout(timer)
       children.delete(child)
@@ -154,8 +166,9 @@ async function runShell (command: string, m: Message, left: number, timeout: num
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       children.delete(child)
-      const stderr = Buffer.concat(err).toString().trim()
-      if (code === 0) resolve(Buffer.concat(out).toString().replace(/\n$/, ''))
+      const stderr = Buffer.concat(err).subarray(0, MAX_ERROR_TEXT).toString().trim()
+      if (outBytes > MAX_PAYLOAD_LIMIT) reject(new RejectMessage(`${command} printed more than ${MAX_PAYLOAD_LIMIT} bytes, more than any broker takes as an answer; its process group was killed`))
+      else if (code === 0) resolve(Buffer.concat(out).toString().replace(/\n$/, ''))
       else if (code === EXIT_REJECT) reject(new RejectMessage(stderr || `${command} rejected the message (exit code ${EXIT_REJECT})`))
       else reject(new Error(stderr || (code != null ? `${command} exited with code ${code}` : `${command} was killed by ${signal}`)))
     })

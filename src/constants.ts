@@ -16,6 +16,8 @@ export const DEFAULT_GROUP = 'default'
 
 /** Largest payload a broker accepts, in bytes (configurable per broker). */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+/** The largest `maxPayload` the broker command takes: larger payloads make no sense for a queue, each message is held whole in memory on its way. */
+export const MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 /** Room for a frame's fields besides its payload (ids, command, headers). */
 export const FRAME_OVERHEAD_LIMIT = 64 * 1024
 /** Unacknowledged deliveries a subscription accepts at once. */

@@ -100,6 +100,17 @@ describe('p2pmq consumer -exec', () => {
     expect(consumer.out.some((l) => l.includes('(attempt 2)'))).toBe(false)
     expect([...consumer.out, ...consumer.err].some((l) => l.includes('Disconnected'))).toBe(false)
   }, 60_000)
+
+  it('a command that prints without end is killed once past the largest answer a broker takes; the message is rejected', async () => {
+    const home = await tempDir()
+    const broker = await startBroker(home, ['-memory', '-retry-delay=0'])
+    const consumer = run(['consumer', `-broker=${broker.peerId}`, '-command=flood', '-exec=yes p2pmq'], home)
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed')), 15_000, 'the consumer to subscribe')
+    const producer = run(['producer', `-broker=${broker.peerId}`, '-command=flood', '-count=1', '-json'], home)
+    expect(await exitWithin(producer, 30_000)).toBe(EXIT.MESSAGES_FAILED)
+    expect(JSON.parse(producer.out[0]).error).toMatch(/printed more than \d+ bytes/)
+    expect(consumer.child.exitCode).toBeNull()
+  }, 60_000)
 })
 
 describe('Ctrl+C', () => {
