@@ -96,9 +96,10 @@ function identityFlags (err: unknown, text: string): string {
 
 /**
  * Errors whose fix is another flag value: bad flags, a -broker that is no address, an invalid name
- * (the library's TypeError), an identity, port or listen address in use.
+ * (the library's TypeError), a data directory a file is in the way of, an identity, port or listen
+ * address in use.
  */
-const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'WebPortError', 'ListenError'])
+const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'DataDirError', 'WebPortError', 'ListenError'])
 
 /** The exit code of a command that threw `err` (README "Exit codes"). */
 function exitCodeOf (err: unknown): number {

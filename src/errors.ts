@@ -49,6 +49,11 @@ export class IdentityInUseError extends P2PMQError {
   static name = 'IdentityInUseError'
 }
 
+/** A data directory that cannot be one: a file is in its place, or in the place of a parent. */
+export class DataDirError extends P2PMQError {
+  static name = 'DataDirError'
+}
+
 /** The client or service was stopped while the operation was pending. */
 export class ClosedError extends P2PMQError {
   static name = 'ClosedError'

@@ -8,7 +8,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
-import { BrokerAddressError } from './errors.js'
+import { BrokerAddressError, DataDirError } from './errors.js'
 import { lockIdentityDir } from './identity-lock.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -42,7 +42,12 @@ export interface Identity {
  * running process takes the same identity (see identity-lock.ts).
  */
 export async function loadIdentity (dir: string): Promise<Identity> {
-  await mkdir(dir, { recursive: true })
+  try {
+    await mkdir(dir, { recursive: true })
+  } catch (err: any) {
+    if (err.code === 'EEXIST' || err.code === 'ENOTDIR') throw new DataDirError(`The data directory ${dir} cannot be made: a file is in its way (${err.code as string})`)
+    throw err
+  }
   const release = await lockIdentityDir(dir)
   try {
     const keyPath = join(dir, KEY_FILE)

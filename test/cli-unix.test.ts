@@ -4,7 +4,7 @@
  * one-line errors, and `-data` as the data directory of every command that has one.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -154,6 +154,19 @@ describe('p2pmq as a Unix tool', () => {
       const data = help.out.find((l) => l.trimStart().startsWith('-data='))
       if (cmd === 'schedule add') expect(data).toBeUndefined()
       else expect(data, cmd).toMatch(/^\s+-data=<dir>\s/)
+    }
+  }, 60_000)
+
+  it('a -data that a file is in the way of is a usage error: one line, exit 2', async () => {
+    const home = await tempDir()
+    const file = join(home, 'a-file')
+    writeFileSync(file, 'not a directory')
+    for (const dir of [file, join(file, 'below')]) {
+      for (const cmd of [['broker', '-memory', '-http=off'], ['producer', '-broker=12D3KooWP8zuXSRHr34uZEvgcrjrLH7TCMMATTus2o91C16duto7', '-count=1']]) {
+        const p = run([...cmd, `-data=${dir}`], home)
+        expect(await p.exited, `${cmd[0]} ${dir}`).toBe(2)
+        expect(p.err.filter((l) => l !== '').at(-1)).toMatch(/^p2pmq: (-data=.* is not a directory|The data directory .* cannot be made: a file is in its way \((EEXIST|ENOTDIR)\))/)
+      }
     }
   }, 60_000)
 })
