@@ -3,9 +3,9 @@
  * while a process uses it, and the broker address book that lets a client on the same host find a
  * broker by its peer ID alone.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
 import { BrokerAddressError, DataDirError } from './errors.js'
@@ -38,14 +38,35 @@ export interface Identity {
 }
 
 /**
+ * `mkdir -p`, a level at a time: Node's recursive mkdir never returns for a path under /proc
+ * (Node 20 and 24), where mkdir fails with ENOENT although the parent exists.
+ */
+async function makeDirectory (dir: string): Promise<void> {
+  try {
+    await mkdir(dir)
+  } catch (err: any) {
+    if (err.code === 'EEXIST' && (await stat(dir)).isDirectory()) return
+    const parent = dirname(dir)
+    if (err.code !== 'ENOENT' || parent === dir || await exists(parent)) throw err
+    await makeDirectory(parent)
+    await mkdir(dir).catch((again) => { if (again.code !== 'EEXIST') throw again })
+  }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
+}
+
+/**
  * Loads the private key kept in `dir` (creating one the first time) and locks `dir` so no second
  * running process takes the same identity (see identity-lock.ts).
  */
 export async function loadIdentity (dir: string): Promise<Identity> {
   try {
-    await mkdir(dir, { recursive: true })
+    await makeDirectory(dir)
   } catch (err: any) {
     if (err.code === 'EEXIST' || err.code === 'ENOTDIR') throw new DataDirError(`The data directory ${dir} cannot be made: a file is in its way (${err.code as string})`)
+    if (err.code === 'ENOENT') throw new DataDirError(`The data directory ${dir} cannot be made: its file system refuses it (ENOENT)`)
     throw err
   }
   const release = await lockIdentityDir(dir)
@@ -85,7 +106,7 @@ function addressBookPath (peerId: string, home: string): string {
 
 /** Records where a broker listens, so clients on this host can dial it by peer ID. */
 export async function recordBrokerAddresses (peerId: string, addrs: string[], home = p2pmqHome()): Promise<void> {
-  await mkdir(join(home, 'brokers'), { recursive: true })
+  await makeDirectory(join(home, 'brokers'))
   await writeAtomic(addressBookPath(peerId, home), JSON.stringify({ peerId, addrs, pid: process.pid, updated: new Date().toISOString() }, null, 2))
 }
 
