@@ -57,7 +57,7 @@ export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, Cl
 export { Admin }
 export type { QueueStats } from './broker/engine.js'
 export { Producer, Consumer }
-export type { ProducerOptions, PublishOptions, SendOptions, Reply, ProducerEvents } from './client/producer.js'
+export type { ProducerOptions, PublishOptions, SendOptions, Reply, Failure, ProducerEvents } from './client/producer.js'
 export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'

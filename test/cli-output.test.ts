@@ -48,7 +48,7 @@ describe('p2pmq output', () => {
     onCleanup(() => { closeSync(full) })
     const child = spawn(process.execPath, [BIN, 'broker', '-http=0'], { env: { ...process.env, P2PMQ_HOME: home }, stdio: ['ignore', full, 'pipe'] })
     const err: string[] = []
-    child.stderr.on('data', (b: Buffer) => err.push(b.toString()))
+    child.stderr?.on('data', (b: Buffer) => err.push(b.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
     onCleanup(async () => { if (child.exitCode == null) { child.kill('SIGKILL'); await exited } })
     const brokers = join(home, 'brokers')

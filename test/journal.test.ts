@@ -70,9 +70,10 @@ describe('journal', () => {
     const answers: Array<[string, KeptResult]> = []
     const seqs: Array<[string, string, number]> = []
     const recovered = await after.journal.recover(after.engine, {
-      keepAnswer: (producer, a) => answers.push([producer, a]),
-      producerSeq: (peer, session, seq) => seqs.push([peer, session, seq]),
-      seenId: () => {}
+      keepAnswer: (producer, a) => { answers.push([producer, a]) },
+      producerSeq: (peer, session, seq) => { seqs.push([peer, session, seq]) },
+      seenId: () => {},
+      schedule: () => {}
     })
     expect(recovered).toEqual({ messages: 4, answers: 1 })
     expect(answers.map(([p, a]) => [p, a.id, a.keptAt])).toEqual([['peer-b', 'id-x', 5]])
@@ -93,7 +94,7 @@ describe('journal', () => {
     for (const d of after.deliveries) after.engine.ack('c2', d.tag)
     await after.durable()
     const third = broker(store)
-    expect((await third.journal.recover(third.engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {} })).messages).toBe(1)
+    expect((await third.journal.recover(third.engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {}, schedule: () => {} })).messages).toBe(1)
   })
 })
 
@@ -176,8 +177,8 @@ describe('journal paging', () => {
     await b.settle()
     const byDue = Array.from({ length: 500 }, (_, i) => i).sort((x, y) => due(x) - due(y) || x - y).map((i) => body(i))
     const got = b.payloads()
-    expect(got.filter((p, i) => b.deliveries[i].message.command === 'later')).toEqual(byDue)
-    expect(got.filter((p, i) => b.deliveries[i].message.command === 'later.orphan')).toEqual(Array.from({ length: 50 }, (_, i) => body(i)))
+    expect(got.filter((_p, i) => b.deliveries[i].message.command === 'later')).toEqual(byDue)
+    expect(got.filter((_p, i) => b.deliveries[i].message.command === 'later.orphan')).toEqual(Array.from({ length: 50 }, (_, i) => body(i)))
     await b.close()
   })
 

@@ -106,7 +106,7 @@ describe('name limits', () => {
     const home = await tempDir()
     const dataDir = join(home, 'broker')
     // What an older broker wrote: bindings and a queue with a message for huge groups, beside a valid group's.
-    const journal = new Journal(new LevelStore(join(dataDir, 'store')), 0, 5000, (err) => { throw err })
+    const journal = new Journal(new LevelStore(join(dataDir, 'store')), 0, { size: 5000, bytes: Infinity }, (err) => { throw err })
     await journal.store.open()
     const message = (id: string): any => ({ command: 'jobs', id, headers: undefined, kind: 2, payload: new TextEncoder().encode(id), producer: 'p', timestamp: Date.now(), wantsAnswer: false, attempts: 0 })
     for (let i = 0; i < 150; i++) {

@@ -3,7 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import {
   CONSUMER_PROTOCOL, IdentityInUseError, MessageTooLargeError, PRODUCER_PROTOCOL,
-  createBroker, createNode, createProducer, type BrokerNode
+  createBroker, createNode, createProducer
 } from '../src/index.js'
 import { FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
 import { FrameType, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
