@@ -2,8 +2,9 @@
 
 export class P2PMQError extends Error {
   static name = 'P2PMQError'
-  constructor (message: string) {
-    super(message)
+  /** @param options.cause the error that led to this one */
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
     this.name = (this.constructor as typeof P2PMQError).name
   }
 }
@@ -31,8 +32,8 @@ export class RejectedError extends P2PMQError {
 /** Every attempt at a message failed, or a consumer rejected it outright. `message` is the last error. */
 export class MessageFailedError extends P2PMQError {
   static name = 'MessageFailedError'
-  constructor (message: string, readonly consumer: string, readonly attempts: number) {
-    super(message)
+  constructor (message: string, readonly consumer: string, readonly attempts: number, options?: { cause?: unknown }) {
+    super(message, options)
   }
 }
 
@@ -80,4 +81,24 @@ export class SubscriptionError extends P2PMQError {
 /** The broker refused an admin request (bad parameters, unknown method, nothing to act on). */
 export class AdminError extends P2PMQError {
   static name = 'AdminError'
+}
+
+/** An admin request's parameters are not valid (a missing or mistyped field, a bad name or timing). */
+export class InvalidArgumentError extends AdminError {
+  static name = 'InvalidArgumentError'
+}
+
+/** The broker has no admin method of this name (an older broker, or a typo). */
+export class UnknownMethodError extends AdminError {
+  static name = 'UnknownMethodError'
+}
+
+/** What an admin request names is not there (no such queue, group or schedule). */
+export class NotFoundError extends AdminError {
+  static name = 'NotFoundError'
+}
+
+/** An admin request conflicts with the broker's state: the queue or group has consumers (use `force`). */
+export class ConflictError extends AdminError {
+  static name = 'ConflictError'
 }

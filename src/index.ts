@@ -53,7 +53,8 @@ import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
 
 export { broker, BrokerService }
-export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates } from './broker/service.js'
+export type { BrokerInit } from './broker/service.js'
+export type { BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates } from './broker/api.js'
 export { Admin }
 export type { QueueStats } from './broker/engine.js'
 export { Producer, Consumer }

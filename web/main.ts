@@ -14,7 +14,7 @@ import { Consumer, type Message } from '../src/client/consumer.js'
 import { Producer } from '../src/client/producer.js'
 import { payloadToText } from '../src/payload.js'
 import { pageIdentity } from './identity.js'
-import type { BrokerStats } from '../src/broker/service.js'
+import type { BrokerStats } from '../src/broker/api.js'
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 const SVG = 'http://www.w3.org/2000/svg'

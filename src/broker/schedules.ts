@@ -1,10 +1,16 @@
 /**
  * Periodic messages: a message to publish every `every` ms or on a cron expression (croner; five
- * fields, or six with seconds). Pure state: the broker asks what is due, publishes it, and keeps
- * the schedules in its store.
+ * fields, or six with seconds). `Schedules` is pure state (what is due when); the `Scheduler`
+ * registers schedules, publishes those that are due and keeps them in the store.
  */
 import { Cron } from 'croner'
 import { Heap } from './heap.js'
+import { commandError } from './topic.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { Logger } from '@libp2p/interface'
+import type { ScheduleInfo, ScheduleSpec } from './api.js'
+import type { QueueEngine } from './engine.js'
+import type { Journal } from './journal.js'
 
 export interface Schedule {
   id: string
@@ -103,4 +109,82 @@ export class Schedules {
     }
     return undefined
   }
+}
+
+/**
+ * The broker's periodic schedules: registered by admins, published when due (from the broker's
+ * wake timer, which asks `nextDue`), written to the store as they move on.
+ */
+export class Scheduler {
+  private readonly schedules = new Schedules()
+  private counter = 0
+
+  constructor (
+    private readonly engine: Pick<QueueEngine<unknown>, 'publish'>,
+    private readonly journal: Journal | undefined,
+    /** Asks the broker to wake at `at` (it calls `publishDue`). */
+    private readonly wakeAt: (at: number) => void,
+    private readonly log: Logger
+  ) {}
+
+  /** Takes back a schedule read from the store. */
+  recovered (s: Schedule): void {
+    this.schedules.add(s)
+  }
+
+  get nextDue (): number | undefined {
+    return this.schedules.nextDue
+  }
+
+  /** Publishes a message for every schedule that is due, and stores their next runs. */
+  publishDue (): void {
+    const now = Date.now()
+    for (const s of this.schedules.due(now)) {
+      const taken = this.engine.publish({
+        command: s.command,
+        id: `${s.id}@${new Date(now).toISOString()}`,
+        headers: { ...s.headers, 'x-schedule': s.id },
+        kind: s.kind,
+        payload: s.payload,
+        producer: s.producer,
+        timestamp: now,
+        wantsAnswer: false,
+        attempts: 0
+      })
+      if (!taken) this.log.error('scheduled message %s of %s dropped: the broker is full', s.id, s.command)
+      if (this.schedules.has(s)) this.journal?.schedule(s)
+      else this.journal?.unschedule(s.id)
+    }
+  }
+
+  /**
+   * Registers a message to publish every `every` ms or on a `cron` expression, from `producer`;
+   * replaces the schedule with the same id. Throws InvalidArgumentError on an invalid command or timing.
+   */
+  add (producer: string, spec: ScheduleSpec): ScheduleInfo {
+    const invalid = commandError(spec.command) ?? timingError(spec)
+    if (invalid != null) throw new InvalidArgumentError(invalid)
+    const now = Date.now()
+    const nextAt = nextRun(spec, now)
+    if (nextAt == null) throw new InvalidArgumentError('The cron expression has no run left')
+    const s: Schedule = { ...spec, id: spec.id ?? `schedule-${now.toString(36)}-${(++this.counter).toString(36)}`, producer, nextAt, createdAt: now }
+    this.schedules.add(s)
+    this.journal?.schedule(s)
+    this.wakeAt(nextAt)
+    return scheduleInfo(s)
+  }
+
+  remove (id: string): boolean {
+    if (!this.schedules.remove(id)) return false
+    this.journal?.unschedule(id)
+    return true
+  }
+
+  list (): ScheduleInfo[] {
+    return this.schedules.list().map(scheduleInfo)
+  }
+}
+
+function scheduleInfo (s: Schedule): ScheduleInfo {
+  return { id: s.id, command: s.command, producer: s.producer, every: s.every, cron: s.cron, nextAt: s.nextAt, createdAt: s.createdAt }
 }

@@ -16,24 +16,9 @@ import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { Subscription } from './queue.js'
+import type { ProducerSeq } from './producers.js'
 
 export const BROKER_VERSION = '0.1.0'
-
-/**
- * A producer session's highest seq taken. A producer resends its unconfirmed messages in seq
- * order on a new stream, so a Publish whose seq is not above this one is a resent duplicate.
- */
-export interface ProducerSeq {
-  readonly peer: string
-  readonly session: string
-  lastSeq: number
-  /** The lastSeq the store has (so resends are dropped after a broker restart too). */
-  storedSeq: number
-  /** Producer streams of this session open now; the record is kept while any is. */
-  streams: number
-  /** When the last of them closed. */
-  closedAt: number
-}
 
 /** What a session needs from the broker service. */
 export interface SessionContext {

@@ -9,7 +9,7 @@ import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFram
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
 import { toString } from 'uint8arrays/to-string'
-import type { BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/service.js'
+import type { BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/api.js'
 
 interface Pending {
   method: string

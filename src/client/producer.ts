@@ -18,7 +18,7 @@ import { Deque } from '../broker/deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { Admin } from './admin.js'
-import type { ScheduleInfo } from '../broker/service.js'
+import type { ScheduleInfo } from '../broker/api.js'
 
 export interface ProducerOptions extends ClientOptions {
   /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 2000. */

@@ -1,0 +1,100 @@
+/**
+ * The admin protocol's methods, one handler per method in one table (as js-libp2p's kad-dht
+ * registers one handler per message type): each checks its parameters (throwing
+ * InvalidArgumentError) and calls the part of the broker that does the work. To add a method, add
+ * its types to `AdminMethods` (api.ts) and its entry here. `watch`, the standing request, is the
+ * admin session's own (it repeats `stats`).
+ */
+import { InvalidArgumentError, UnknownMethodError } from '../errors.js'
+import { MESSAGE_STATES, type AdminMethod, type AdminResult, type BrokerStats, type MessageInfo, type MessageQuery, type MessageStateName, type ScheduleSpec } from './api.js'
+import type { DeadLetters } from './dead-letters.js'
+import type { Deletions } from './deletions.js'
+import type { QueueEngine } from './engine.js'
+import type { Scheduler } from './schedules.js'
+
+/** Runs one admin method: `raw` is the request's parsed JSON body, not checked yet. */
+type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
+
+export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch'>]: Handler<M> }
+
+/** What the handlers act on. */
+export interface AdminTargets {
+  engine: QueueEngine<any>
+  scheduler: Scheduler
+  deletions: Deletions
+  deadLetters: DeadLetters
+  stats: () => BrokerStats
+  messages: (query: MessageQuery) => Promise<MessageInfo[]>
+}
+
+export function adminHandlers (t: AdminTargets): AdminHandlerTable {
+  return {
+    stats: () => t.stats(),
+    messages: async (raw) => await t.messages(messageQuery(raw)),
+    schedule: (raw, peer) => t.scheduler.add(peer, scheduleSpec(raw)),
+    schedules: () => t.scheduler.list(),
+    unschedule: (raw) => {
+      const { id } = fields(raw)
+      if (typeof id !== 'string') throw new InvalidArgumentError('unschedule needs an id')
+      return { removed: t.scheduler.remove(id) }
+    },
+    purge: (raw) => {
+      const { command, group } = fields(raw)
+      if (typeof command !== 'string' || command === '') throw new InvalidArgumentError('purge needs a command')
+      if (group != null && typeof group !== 'string') throw new InvalidArgumentError('group must be a string')
+      if (typeof group === 'string') t.engine.touchGroup(group)
+      return { purged: t.deletions.purge(command, group as string | undefined) }
+    },
+    'delete-queue': (raw) => {
+      const { command, group, force } = fields(raw)
+      if (typeof command !== 'string' || command === '') throw new InvalidArgumentError('delete-queue needs a command')
+      if (typeof group !== 'string' || group === '') throw new InvalidArgumentError('delete-queue needs a group')
+      return { deleted: t.deletions.deleteQueue(command, group, { force: force === true }) }
+    },
+    'delete-group': (raw) => {
+      const { group, force } = fields(raw)
+      if (typeof group !== 'string' || group === '') throw new InvalidArgumentError('delete-group needs a group')
+      return t.deletions.deleteGroup(group, { force: force === true })
+    },
+    'replay-dead-letters': (raw) => {
+      const { command, limit } = fields(raw)
+      if (command != null && typeof command !== 'string') throw new InvalidArgumentError('command must be a string')
+      if (limit != null && !(typeof limit === 'number' && Number.isInteger(limit) && limit > 0)) throw new InvalidArgumentError('limit must be a positive integer')
+      return { replayed: t.deadLetters.replay(command as string | undefined, limit as number | undefined) }
+    }
+  }
+}
+
+/** Runs an admin request through the table; throws UnknownMethodError for a method it lacks. */
+export async function runAdmin (table: AdminHandlerTable, peer: string, method: string, raw: unknown): Promise<unknown> {
+  if (!Object.hasOwn(table, method)) throw new UnknownMethodError(`Unknown admin method "${method}"`)
+  return await table[method as keyof AdminHandlerTable](raw, peer)
+}
+
+/** A request's fields, each still to be checked (they came as JSON): none for a body that is not an object. */
+function fields (raw: unknown): Record<string, unknown> {
+  return raw != null && typeof raw === 'object' ? raw as Record<string, unknown> : {}
+}
+
+/** Checks a `schedule` request: `{ id?, command, every? | cron?, headers?, kind, data }` (data: base64 of the payload bytes). */
+function scheduleSpec (raw: unknown): ScheduleSpec {
+  const p = (raw ?? {}) as Record<string, unknown>
+  if (typeof p.command !== 'string') throw new InvalidArgumentError('schedule needs a command')
+  if (p.id != null && (typeof p.id !== 'string' || p.id === '')) throw new InvalidArgumentError('id must be a non-empty string')
+  if (p.every != null && typeof p.every !== 'number') throw new InvalidArgumentError('every must be a number of ms')
+  if (p.cron != null && typeof p.cron !== 'string') throw new InvalidArgumentError('cron must be a string')
+  if (!(Number.isInteger(p.kind) && (p.kind as number) >= 0 && (p.kind as number) <= 3) || typeof p.data !== 'string') throw new InvalidArgumentError('schedule needs the payload: kind (0-3) and data (base64)')
+  const headers = p.headers as Record<string, string> | undefined
+  if (headers != null && (typeof headers !== 'object' || Object.values(headers).some((v) => typeof v !== 'string'))) throw new InvalidArgumentError('headers must map strings to strings')
+  return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
+}
+
+/** Checks a `messages` request's parameters. */
+function messageQuery (raw: unknown): MessageQuery {
+  const p = (raw ?? {}) as Record<string, unknown>
+  if (typeof p !== 'object') throw new InvalidArgumentError('messages takes an object')
+  if (p.state != null && !MESSAGE_STATES.includes(p.state as MessageStateName)) throw new InvalidArgumentError(`state must be one of ${MESSAGE_STATES.join(', ')}`)
+  if (p.command != null && typeof p.command !== 'string') throw new InvalidArgumentError('command must be a string')
+  if (p.limit != null && !(Number.isInteger(p.limit) && (p.limit as number) > 0)) throw new InvalidArgumentError('limit must be a positive integer')
+  return { state: p.state as MessageStateName | undefined, command: p.command as string | undefined, limit: p.limit as number | undefined }
+}

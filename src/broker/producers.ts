@@ -1,0 +1,162 @@
+/**
+ * What the broker knows of its producers: their open streams (to relay results to), each
+ * session's highest seq (to drop resends), the ids they supplied (to drop duplicates), the
+ * sessions holding confirms for congested queues, and the answers kept for those not connected.
+ */
+import { Mailbox, type KeptResult } from './mailbox.js'
+import { SeenIds } from './seen-ids.js'
+import type { Journal } from './journal.js'
+import type { QueuedMessage } from './queue.js'
+import type { ProducerSession } from './sessions.js'
+
+/** Producer-supplied ids remembered at most (the oldest are forgotten first). */
+const MAX_SEEN_IDS = 1_000_000
+
+/**
+ * A producer session's highest seq taken. A producer resends its unconfirmed messages in seq
+ * order on a new stream, so a Publish whose seq is not above this one is a resent duplicate.
+ */
+export interface ProducerSeq {
+  readonly peer: string
+  readonly session: string
+  lastSeq: number
+  /** The lastSeq the store has (so resends are dropped after a broker restart too). */
+  storedSeq: number
+  /** Producer streams of this session open now; the record is kept while any is. */
+  streams: number
+  /** When the last of them closed. */
+  closedAt: number
+}
+
+export interface ProducerLimits {
+  /** ms a disconnected producer session, and a producer-supplied message id, are remembered. */
+  dedupWindow: number
+  /** ms an answer waits for its disconnected producer to reconnect. */
+  answerRetention: number
+  /** Answers kept per disconnected producer. */
+  maxKeptAnswers: number
+}
+
+export class ProducerRegistry {
+  /** The open producer sessions of each peer, newest last. */
+  private readonly streams = new Map<string, ProducerSession[]>()
+  private readonly seqs = new Map<string, ProducerSeq>()
+  /** Producer-supplied ids seen within the dedup window. */
+  private readonly seenIds = new SeenIds(MAX_SEEN_IDS)
+  /** Producer sessions holding confirms for congested queues. */
+  private readonly blocked = new Set<ProducerSession>()
+  private readonly mailbox: Mailbox
+
+  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits) {
+    this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
+  }
+
+  /** Answers waiting for their producers to reconnect. */
+  get keptAnswers (): number {
+    return this.mailbox.size
+  }
+
+  /** A producer stream opened: it gets the answers kept for its peer. */
+  opened (session: ProducerSession): void {
+    const list = this.streams.get(session.peer) ?? []
+    list.push(session)
+    this.streams.set(session.peer, list)
+    for (const r of this.mailbox.take(session.peer, Date.now())) session.sendResult(r)
+  }
+
+  closed (session: ProducerSession): void {
+    this.blocked.delete(session)
+    const list = (this.streams.get(session.peer) ?? []).filter((p) => p !== session)
+    if (list.length > 0) this.streams.set(session.peer, list)
+    else this.streams.delete(session.peer)
+  }
+
+  /** The record of a producer session's highest seq, shared by its streams over reconnects; counts the caller as one of them. */
+  session (peer: string, session: string): ProducerSeq {
+    const seq = this.seq(peer, session)
+    seq.streams++
+    return seq
+  }
+
+  /** Writes `seq.lastSeq` to the store. */
+  storeSeq (seq: ProducerSeq): void {
+    seq.storedSeq = seq.lastSeq
+    this.journal?.producerSeq(seq.peer, seq.session, seq.lastSeq)
+  }
+
+  /** True when this producer-supplied id was seen for this command within the dedup window. */
+  seenId (command: string, id: string): boolean {
+    return this.seenIds.has(command, id, Date.now())
+  }
+
+  /** Remembers a producer-supplied id of a message the broker took. */
+  rememberId (command: string, id: string): void {
+    const until = Date.now() + this.limits.dedupWindow
+    this.seenIds.add(command, id, until)
+    this.journal?.seenId(command, id, until)
+  }
+
+  /** The session holds confirms for congested queues; its `unblock()` is called when one is relieved. */
+  block (session: ProducerSession): void {
+    this.blocked.add(session)
+  }
+
+  /** A congested queue was relieved: the sessions no longer held send their confirms. */
+  relieved (): void {
+    for (const s of this.blocked) {
+      if (s.unblock()) this.blocked.delete(s)
+    }
+  }
+
+  /** Sends a result to the stream the message came on, else to the same peer's newest stream, else keeps it. */
+  relay (m: QueuedMessage, r: KeptResult): void {
+    const origin = m.origin as ProducerSession | undefined
+    const list = this.streams.get(m.producer)
+    const session = origin?.isOpen === true ? origin : list?.[list.length - 1]
+    if (session != null) {
+      session.sendResult(r)
+    } else {
+      r.keptAt = Date.now()
+      this.journal?.keepAnswer(m.producer, r)
+      this.mailbox.keep(m.producer, r)
+    }
+  }
+
+  /** A kept answer read back from the store. */
+  recoveredAnswer (producer: string, answer: KeptResult): void {
+    this.mailbox.keep(producer, answer)
+  }
+
+  /** A session's seq read back from the store: as if its streams had just closed, remembered for the dedup window from now. */
+  recoveredSeq (peer: string, session: string, lastSeq: number): void {
+    Object.assign(this.seq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() })
+  }
+
+  /** A producer-supplied id read back from the store. */
+  recoveredId (command: string, id: string, until: number): void {
+    this.seenIds.add(command, id, until)
+  }
+
+  /** Forgets expired kept answers, ids past the dedup window, and sessions closed longer than it. */
+  sweep (now: number): void {
+    this.mailbox.sweep(now)
+    this.seenIds.sweep(now, (command, id) => { this.journal?.forgetSeenId(command, id) })
+    for (const [key, seq] of this.seqs) {
+      if (seq.streams === 0 && now - seq.closedAt > this.limits.dedupWindow) {
+        this.seqs.delete(key)
+        if (seq.storedSeq > 0) this.journal?.forgetProducerSeq(seq.peer, seq.session)
+      }
+    }
+  }
+
+  /** The record of a producer session's seqs, made on first use. */
+  private seq (peer: string, session: string): ProducerSeq {
+    const key = `${peer}/${session}`
+    let seq = this.seqs.get(key)
+    if (seq == null) {
+      seq = { peer, session, lastSeq: 0, storedSeq: 0, streams: 0, closedAt: 0 }
+      this.seqs.set(key, seq)
+    }
+    return seq
+  }
+}
