@@ -11,6 +11,7 @@ import type { DeadLetters } from './dead-letters.js'
 import type { Deletions } from './deletions.js'
 import type { QueueEngine } from './engine.js'
 import type { Scheduler } from './schedules.js'
+import type { AdminService } from './sessions.js'
 
 /** Runs one admin method: `raw` is the request's parsed JSON body, not checked yet. */
 type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
@@ -65,10 +66,23 @@ export function adminHandlers (t: AdminTargets): AdminHandlerTable {
   }
 }
 
-/** Runs an admin request through the table; throws UnknownMethodError for a method it lacks. */
-export async function runAdmin (table: AdminHandlerTable, peer: string, method: string, raw: unknown): Promise<unknown> {
-  if (!Object.hasOwn(table, method)) throw new UnknownMethodError(`Unknown admin method "${method}"`)
-  return await table[method as keyof AdminHandlerTable](raw, peer)
+/** Serves admin sessions from the handler table. */
+export class AdminDispatcher implements AdminService {
+  private readonly table: AdminHandlerTable
+
+  constructor (private readonly targets: AdminTargets) {
+    this.table = adminHandlers(targets)
+  }
+
+  /** Runs an admin request through the table; throws UnknownMethodError for a method it lacks. */
+  async run (peer: string, method: string, raw: unknown): Promise<unknown> {
+    if (!Object.hasOwn(this.table, method)) throw new UnknownMethodError(`Unknown admin method "${method}"`)
+    return await this.table[method as keyof AdminHandlerTable](raw, peer)
+  }
+
+  stats (): BrokerStats {
+    return this.targets.stats()
+  }
 }
 
 /** A request's fields, each still to be checked (they came as JSON): none for a body that is not an object. */

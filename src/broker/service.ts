@@ -6,7 +6,7 @@
  * dead letters, deletions, the admin handler table and the stats.
  */
 import { TypedEventEmitter, serviceCapabilities, type ComponentLogger, type Logger, type Startable, type Stream, type Connection, type PeerId } from '@libp2p/interface'
-import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../constants.js'
+import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, PRODUCER_PROTOCOL } from '../constants.js'
 import { brokerOptions, type BrokerInit, type BrokerOptions } from './options.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
@@ -14,12 +14,11 @@ import { QueueEngine, type DueOrder } from './engine.js'
 import { Journal } from './journal.js'
 import { Scheduler } from './schedules.js'
 import type { KeptResult } from './mailbox.js'
-import { commandError } from './topic.js'
-import { AdminSession, ConsumerSession, ProducerSession, type AnySession, type SessionContext } from './sessions.js'
+import { AdminSession, ConsumerSession, ProducerSession, SessionLimits, type AnySession, type Durability, type SessionParts } from './sessions.js'
 import { ProducerRegistry } from './producers.js'
 import { DeadLetters } from './dead-letters.js'
 import { Deletions } from './deletions.js'
-import { adminHandlers, runAdmin, type AdminHandlerTable } from './admin-handlers.js'
+import { AdminDispatcher } from './admin-handlers.js'
 import { queryMessages } from './message-query.js'
 import { RATE_INTERVAL, RateSampler, brokerStats } from './stats.js'
 import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, MessageInfo, MessageQuery, ScheduleInfo, ScheduleSpec } from './api.js'
@@ -38,6 +37,8 @@ export interface BrokerComponents {
 const SWEEP_INTERVAL = 5_000
 /** Node's longest timer (a longer one fires at once): a farther due time is woken for twice. */
 const MAX_TIMER = 2 ** 31 - 1
+/** A broker without a store: what it holds is as durable as it gets at once. */
+const IN_MEMORY: Durability = { whenDurable: (done) => { done() }, failure: undefined }
 
 export class BrokerService extends TypedEventEmitter<BrokerEvents> implements Startable {
   readonly [Symbol.toStringTag] = 'p2pmq-broker'
@@ -51,13 +52,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly deadLetters: DeadLetters
   private readonly deletions: Deletions
   private readonly rates: RateSampler
-  private readonly adminHandlers: AdminHandlerTable
   private readonly sessions = new Set<AnySession>()
   /** How each session's peer is connected. */
   private readonly via = new WeakMap<AnySession, 'webrtc' | 'tcp'>()
-  /** Command names already validated: publishes reuse a few names, validation costs a split and a regex. */
-  private readonly validCommands = new Set<string>()
-  private readonly ctx: SessionContext
+  /** What sessions work with. */
+  private readonly parts: SessionParts
   private readonly options: BrokerOptions
   /** The timer that wakes the engine when the next delayed message is due, and when. */
   private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
@@ -112,38 +111,25 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     this.deadLetters = new DeadLetters(this.engine, this.journal, this.options.deadLetter, this.log)
     this.deletions = new Deletions(this.engine, this.journal, this.log)
     this.rates = new RateSampler(this.engine)
-    this.adminHandlers = adminHandlers({
+    this.parts = {
       engine: this.engine,
-      scheduler: this.scheduler,
-      deletions: this.deletions,
-      deadLetters: this.deadLetters,
-      stats: () => this.stats(),
-      messages: async (query) => await this.messages(query)
-    })
-    const producers = this.producers
-    this.ctx = {
-      engine: this.engine,
-      maxPayload: this.options.maxPayload,
-      maxFrameLength: this.options.maxPayload + FRAME_OVERHEAD_LIMIT,
-      commandError: (command) => {
-        if (this.validCommands.has(command)) return undefined
-        const error = commandError(command)
-        if (error == null && this.validCommands.size < 10_000) this.validCommands.add(command)
-        return error
-      },
-      producerSession: (peer, session) => producers.session(peer, session),
-      seenId: (command, id) => producers.seenId(command, id),
-      rememberId: (command, id) => { producers.rememberId(command, id) },
-      storeSeq: (seq) => { producers.storeSeq(seq) },
-      blocked: (s) => { producers.block(s) },
-      whenDurable: (done) => { this.whenDurable(done) },
-      storeFailure: () => this.journal?.failure,
-      admin: async (peer, method, params) => await runAdmin(this.adminHandlers, peer, method, params),
-      stats: () => this.stats(),
-      closed: (s, err) => { this.closed(s, err) },
-      protocolError: (s, err) => {
-        this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
-        this.safeDispatchEvent('client:error', { detail: { peer: s.peer, role: s.role, error: err } })
+      limits: new SessionLimits(this.options.maxPayload),
+      producers: this.producers,
+      durability: this.journal ?? IN_MEMORY,
+      admin: new AdminDispatcher({
+        engine: this.engine,
+        scheduler: this.scheduler,
+        deletions: this.deletions,
+        deadLetters: this.deadLetters,
+        stats: () => this.stats(),
+        messages: async (query) => await this.messages(query)
+      }),
+      registry: {
+        closed: (s, err) => { this.closed(s, err) },
+        protocolError: (s, err) => {
+          this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
+          this.safeDispatchEvent('client:error', { detail: { peer: s.peer, role: s.role, error: err } })
+        }
       }
     }
   }
@@ -165,13 +151,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
   }
 
-  /** Calls `done` once what was written is on disk; at once for a broker without a store. */
-  private whenDurable (done: (err?: Error) => void): void {
-    if (this.journal == null) done()
-    else this.journal.whenDurable(done)
-  }
-
-  /** Like `whenDurable`, but waits while the store cannot write (an error only if it stops first). */
+  /** Calls `done` once what was written is on disk, waiting while the store cannot write (an error only if it stops first); at once without a store. */
   private whenStored (done: (err?: Error) => void): void {
     if (this.journal == null) done()
     else this.journal.whenStored(done)
@@ -286,8 +266,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private accept (role: ClientRole, stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
     const session = role === 'producer'
-      ? new ProducerSession(peer, stream, this.ctx)
-      : role === 'consumer' ? new ConsumerSession(peer, stream, this.ctx) : new AdminSession(peer, stream, this.ctx)
+      ? new ProducerSession(peer, stream, this.parts)
+      : role === 'consumer' ? new ConsumerSession(peer, stream, this.parts) : new AdminSession(peer, stream, this.parts)
     this.sessions.add(session)
     this.via.set(session, connection.remoteAddr.toString().includes('/webrtc') ? 'webrtc' : 'tcp')
     this.log('%s %s joined', role, peer)

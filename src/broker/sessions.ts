@@ -11,60 +11,85 @@ import {
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
 import { ProtocolError } from '../errors.js'
-import { MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { commandError } from './topic.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { Subscription } from './queue.js'
-import type { ProducerSeq } from './producers.js'
+import type { ProducerRegistry, ProducerSeq } from './producers.js'
+import type { BrokerStats } from './api.js'
 
 export const BROKER_VERSION = '0.1.0'
 
-/** What a session needs from the broker service. */
-export interface SessionContext {
-  readonly engine: QueueEngine<ConsumerSession>
-  readonly maxPayload: number
+/** What a session checks a publish against: sizes, and command names (valid ones cached: checked per publish). */
+export class SessionLimits {
+  /** The longest frame read: the largest payload and the fields around it. */
   readonly maxFrameLength: number
-  /** Why `command` is not a valid command name, or undefined (cached: called per publish). */
-  commandError: (command: string) => string | undefined
-  /** The record of a producer session's highest seq, shared by its streams over reconnects; counts the caller as one of them. */
-  producerSession: (peer: string, session: string) => ProducerSeq
-  /** The session holds confirms for congested queues; call its `unblock()` when one is relieved. */
-  blocked: (session: ProducerSession) => void
-  /** True when this producer-supplied id was seen for this command within the dedup window. */
-  seenId: (command: string, id: string) => boolean
-  /** Remembers a producer-supplied id of a message the broker took. */
-  rememberId: (command: string, id: string) => void
-  /** Writes `seq.lastSeq` to the store. */
-  storeSeq: (seq: ProducerSeq) => void
+  private readonly validCommands = new Set<string>()
+
+  constructor (readonly maxPayload: number) {
+    this.maxFrameLength = maxPayload + FRAME_OVERHEAD_LIMIT
+  }
+
+  /** Why `command` is not a valid command name, or undefined. */
+  commandError (command: string): string | undefined {
+    if (this.validCommands.has(command)) return undefined
+    const error = commandError(command)
+    if (error == null && this.validCommands.size < 10_000) this.validCommands.add(command)
+    return error
+  }
+}
+
+/** The store's side of a publish: when a write is on disk, and whether it can write now. */
+export interface Durability {
   /** Calls `done` once everything the broker wrote so far is on disk, or with the error that kept it off. */
   whenDurable: (done: (err?: Error) => void) => void
   /** Why the store cannot write now (a full disk): publishes are refused meanwhile. */
-  storeFailure: () => Error | undefined
+  readonly failure: Error | undefined
+}
+
+/** What an admin session serves. */
+export interface AdminService {
+  /** Runs an admin request; throws (an AdminError, with its code) to refuse it. */
+  run: (peer: string, method: string, params: unknown) => Promise<unknown>
   /** The broker's stats now (for `watch`). */
-  stats: () => unknown
-  /** Runs an admin request; throws with a message for the client on a bad one. */
-  admin: (peer: string, method: string, params: unknown) => Promise<unknown>
+  stats: () => BrokerStats
+}
+
+/** The broker's list of open sessions. */
+export interface SessionRegistry {
   closed: (session: AnySession, err?: Error) => void
+  /** The session's client sent a bad frame; its stream is ending. */
   protocolError: (session: AnySession, err: Error) => void
+}
+
+/** The broker's parts a session works with, built once by the service. */
+export interface SessionParts {
+  readonly engine: QueueEngine<ConsumerSession>
+  readonly limits: SessionLimits
+  readonly producers: ProducerRegistry
+  readonly durability: Durability
+  readonly admin: AdminService
+  readonly registry: SessionRegistry
 }
 
 abstract class Session<In> {
   readonly channel: FramedChannel<In>
 
-  constructor (readonly peer: string, stream: Stream, protected readonly ctx: SessionContext, read: (type: number, r: any) => In) {
+  constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In) {
     this.channel = new FramedChannel<In>(stream, {
-      maxFrameLength: ctx.maxFrameLength,
+      maxFrameLength: parts.limits.maxFrameLength,
       read,
       onFrame: (frame) => { this.onFrame(frame) },
       onBatchEnd: () => { this.onBatchEnd() },
       onClose: (err) => {
-        if (err != null && isProtocolFault(err)) ctx.protocolError(this as any, err)
+        if (err != null && isProtocolFault(err)) parts.registry.protocolError(this as any, err)
         this.onClose()
-        ctx.closed(this as any, err)
+        parts.registry.closed(this as any, err)
       }
     })
-    writeWelcome(this.channel.writer, ctx.maxPayload, BROKER_VERSION)
+    writeWelcome(this.channel.writer, parts.limits.maxPayload, BROKER_VERSION)
   }
 
   get isOpen (): boolean {
@@ -99,14 +124,14 @@ export class ProducerSession extends Session<ProducerFrame> {
   /** Commands whose congested queues hold this session's confirms. */
   private readonly blockedOn = new Set<string>()
 
-  constructor (peer: string, stream: Stream, ctx: SessionContext) {
-    super(peer, stream, ctx, readProducerFrame)
+  constructor (peer: string, stream: Stream, parts: SessionParts) {
+    super(peer, stream, parts, readProducerFrame)
   }
 
   protected onFrame (f: ProducerFrame): void {
     if (f.type === FrameType.Hello) {
       if (this.seq != null) throw new ProtocolError('A second Hello on one producer stream')
-      this.seq = this.ctx.producerSession(this.peer, f.session)
+      this.seq = this.parts.producers.session(this.peer, f.session)
       return
     }
     if (this.seq == null) throw new ProtocolError('Publish before Hello')
@@ -122,7 +147,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       return
     }
     seq.lastSeq = f.seq
-    const invalid = this.ctx.commandError(f.command)
+    const invalid = this.parts.limits.commandError(f.command)
     if (invalid != null) {
       writeReject(w, f.seq, RejectCode.Invalid, invalid)
       return
@@ -131,23 +156,23 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.Invalid, 'A message needs an id')
       return
     }
-    if (f.payload.byteLength > this.ctx.maxPayload) {
-      writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.ctx.maxPayload}`)
+    if (f.payload.byteLength > this.parts.limits.maxPayload) {
+      writeReject(w, f.seq, RejectCode.TooLarge, `Payload of ${f.payload.byteLength} bytes exceeds the broker's limit of ${this.parts.limits.maxPayload}`)
       return
     }
     const dedup = (f.flags & PublishFlags.Dedup) !== 0
-    if (dedup && this.ctx.seenId(f.command, f.id)) {
+    if (dedup && this.parts.producers.seenId(f.command, f.id)) {
       // Taken already: confirmed again, not queued again.
       if (!wantsAnswer) this.takenUpTo = f.seq
       return
     }
-    const failure = this.ctx.storeFailure()
+    const failure = this.parts.durability.failure
     if (failure != null) {
       writeReject(w, f.seq, RejectCode.Unavailable, `The broker could not store the message: ${failure.message}`)
       return
     }
     const now = Date.now()
-    const taken = this.ctx.engine.publish({
+    const taken = this.parts.engine.publish({
       command: f.command,
       id: f.id,
       headers: f.headers,
@@ -165,23 +190,23 @@ export class ProducerSession extends Session<ProducerFrame> {
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
-    if (dedup) this.ctx.rememberId(f.command, f.id)
+    if (dedup) this.parts.producers.rememberId(f.command, f.id)
     if (wantsAnswer) return
     this.takenUpTo = f.seq
     this.newlyTaken.push(f.seq)
-    if (this.ctx.engine.congested(f.command)) {
-      if (this.blockedOn.size === 0) this.ctx.blocked(this)
+    if (this.parts.engine.congested(f.command)) {
+      if (this.blockedOn.size === 0) this.parts.producers.block(this)
       this.blockedOn.add(f.command)
     }
   }
 
   protected onBatchEnd (): void {
-    if (this.seq != null && this.seq.lastSeq > this.seq.storedSeq) this.ctx.storeSeq(this.seq)
+    if (this.seq != null && this.seq.lastSeq > this.seq.storedSeq) this.parts.producers.storeSeq(this.seq)
     if (this.takenUpTo <= this.syncingUpTo) return
     const upTo = this.syncingUpTo = this.takenUpTo
     const taken = this.newlyTaken
     this.newlyTaken = []
-    this.ctx.whenDurable((err) => { this.durable(taken, upTo, err) })
+    this.parts.durability.whenDurable((err) => { this.durable(taken, upTo, err) })
   }
 
   /**
@@ -201,7 +226,7 @@ export class ProducerSession extends Session<ProducerFrame> {
   /** Forgets commands no longer congested; true (and the held confirm sent) once none is. */
   unblock (): boolean {
     for (const command of this.blockedOn) {
-      if (!this.ctx.engine.congested(command)) this.blockedOn.delete(command)
+      if (!this.parts.engine.congested(command)) this.blockedOn.delete(command)
     }
     if (this.blockedOn.size > 0) return false
     this.flushConfirm()
@@ -234,8 +259,8 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   /** Producer peer IDs named on this stream: a Deliver carries a 4-byte ref, not a 52-byte ID. */
   private readonly producerRefs = new Map<string, number>()
 
-  constructor (peer: string, stream: Stream, ctx: SessionContext) {
-    super(peer, stream, ctx, readConsumerFrame)
+  constructor (peer: string, stream: Stream, parts: SessionParts) {
+    super(peer, stream, parts, readConsumerFrame)
   }
 
   get subscriptions (): Array<Subscription<ConsumerSession>> {
@@ -256,7 +281,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   }
 
   protected onFrame (f: ConsumerFrame): void {
-    const engine = this.ctx.engine
+    const engine = this.parts.engine
     switch (f.type) {
       case FrameType.Ack: if (!engine.ack(this, f.tag)) this.lateSettle(); break
       case FrameType.Answer: if (!engine.answer(this, f.tag, f.kind, f.payload)) this.lateSettle(); break
@@ -293,7 +318,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
 
   /** A settle of a delivery that timed out: too late for it, but the consumer is alive. */
   private lateSettle (): void {
-    for (const sub of this.subs.values()) this.ctx.engine.resume(sub)
+    for (const sub of this.subs.values()) this.parts.engine.resume(sub)
   }
 
   /** The broker ended a subscription (its group was deleted): a Subscribed with the reason tells the client. */
@@ -304,7 +329,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   }
 
   protected onClose (): void {
-    for (const sub of this.subs.values()) this.ctx.engine.unsubscribe(sub)
+    for (const sub of this.subs.values()) this.parts.engine.unsubscribe(sub)
     this.subs.clear()
   }
 }
@@ -313,7 +338,6 @@ function isProtocolFault (err: Error): boolean {
   return err.name === 'ProtocolError' || err.name === 'MessageTooLargeError'
 }
 
-/** An admin client's stream: requests in, one response each out (JSON bodies). */
 /** Shortest interval of a `watch`. */
 const MIN_WATCH_INTERVAL = 250
 
@@ -326,8 +350,8 @@ export class AdminSession extends Session<AdminFrame> {
   readonly role = 'admin'
   private readonly watches: Array<ReturnType<typeof setInterval>> = []
 
-  constructor (peer: string, stream: Stream, ctx: SessionContext) {
-    super(peer, stream, ctx, readAdminFrame)
+  constructor (peer: string, stream: Stream, parts: SessionParts) {
+    super(peer, stream, parts, readAdminFrame)
   }
 
   protected onFrame (f: AdminFrame): void {
@@ -343,11 +367,11 @@ export class AdminSession extends Session<AdminFrame> {
     }
     if (f.method === 'watch') {
       const interval = Math.max(MIN_WATCH_INTERVAL, Number((params as { interval?: unknown } | undefined)?.interval ?? 1000) || 1000)
-      respond(true, this.ctx.stats())
-      this.watches.push(setInterval(() => { respond(true, this.ctx.stats()) }, interval))
+      respond(true, this.parts.admin.stats())
+      this.watches.push(setInterval(() => { respond(true, this.parts.admin.stats()) }, interval))
       return
     }
-    this.ctx.admin(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
+    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
   }
 
   protected onClose (): void {
