@@ -31,8 +31,7 @@ export async function run (args: string[]): Promise<number> {
       return 0
     }
     case 'replay': {
-      const { replayed } = await withAdmin(flags.broker, async (admin) =>
-        await admin.request('replay-dead-letters', { command, limit: flags.limit }, flags.timeout)) as { replayed: number }
+      const replayed = await withAdmin(flags.broker, async (admin) => await admin.replayDeadLetters(command, flags.limit, flags.timeout))
       console.log(flags.json ? JSON.stringify({ replayed }) : `${replayed} dead letter${replayed === 1 ? '' : 's'} put back`)
       return 0
     }

@@ -105,7 +105,7 @@ const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', '
 function exitCodeOf (err: unknown): number {
   const name = err instanceof Error ? err.name : ''
   if (USAGE_ERRORS.has(name)) return EXIT.USAGE
-  if (name === 'TimeoutError') return EXIT.UNREACHABLE // dials kept failing, or the broker did not answer
+  if (name === 'TimeoutError' || name === 'AnswerTimeoutError') return EXIT.UNREACHABLE // dials kept failing (libp2p's), or the broker did not answer (ours)
   return EXIT.FAILURE
 }
 

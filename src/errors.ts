@@ -1,4 +1,8 @@
-/** Typed errors: callers match on `name` (js-libp2p style) or `instanceof`. */
+/**
+ * Typed errors: callers match on `name` (js-libp2p style) or `instanceof`. Names do not repeat
+ * libp2p's (its TimeoutError, ProtocolError), so a caller can tell whose an error is.
+ */
+import { ErrorCode } from './protocol/frames.js'
 
 export class P2PMQError extends Error {
   static name = 'P2PMQError'
@@ -10,8 +14,8 @@ export class P2PMQError extends Error {
 }
 
 /** A frame that cannot be decoded, is of an unknown kind or is out of place. */
-export class ProtocolError extends P2PMQError {
-  static name = 'ProtocolError'
+export class FrameError extends P2PMQError {
+  static name = 'FrameError'
 }
 
 /** A frame or payload larger than the configured limit. */
@@ -19,9 +23,12 @@ export class MessageTooLargeError extends P2PMQError {
   static name = 'MessageTooLargeError'
 }
 
-/** `send` got no answer in time. The message may still be processed; its late answer is dropped. */
-export class TimeoutError extends P2PMQError {
-  static name = 'TimeoutError'
+/**
+ * `send` (or an admin request) got no answer in time. The message may still be processed; its
+ * late answer is dropped.
+ */
+export class AnswerTimeoutError extends P2PMQError {
+  static name = 'AnswerTimeoutError'
 }
 
 /** The broker refused a message (full, too large, bad command). */
@@ -70,35 +77,75 @@ export class InvalidMessageError extends RejectedError {
   static name = 'InvalidMessageError'
 }
 
+/** Options of the errors that carry the broker's `ErrorCode`. */
+export interface CodedErrorOptions {
+  cause?: unknown
+  /** Why, as the broker sent it; the class's own code when not given. */
+  code?: ErrorCode
+}
+
 /**
  * The broker refused a subscription (a bad group name or pattern, too many patterns, subscriptions
- * or groups), or ended one (its group was deleted).
+ * or groups), or ended one (its group was deleted). `code` says which (`ErrorCode.Unspecified`
+ * from a broker that sends none).
  */
 export class SubscriptionError extends P2PMQError {
   static name = 'SubscriptionError'
+  readonly code: ErrorCode
+  constructor (message: string, options: CodedErrorOptions = {}) {
+    super(message, options)
+    this.code = options.code ?? ErrorCode.Unspecified
+  }
 }
 
-/** The broker refused an admin request (bad parameters, unknown method, nothing to act on). */
+/**
+ * The broker refused an admin request, or a request's part; `code` says why. The broker throws
+ * its subclasses, which the admin client raises again from the response's code; a code it does
+ * not know (or none, from an older broker) is a plain AdminError.
+ */
 export class AdminError extends P2PMQError {
   static name = 'AdminError'
+  /** The code of this class's refusals. */
+  static code = ErrorCode.Unspecified
+  readonly code: ErrorCode
+  constructor (message: string, options: CodedErrorOptions = {}) {
+    super(message, options)
+    this.code = options.code ?? (this.constructor as typeof AdminError).code
+  }
 }
 
 /** An admin request's parameters are not valid (a missing or mistyped field, a bad name or timing). */
 export class InvalidArgumentError extends AdminError {
   static name = 'InvalidArgumentError'
+  static code = ErrorCode.InvalidArgument
 }
 
 /** The broker has no admin method of this name (an older broker, or a typo). */
 export class UnknownMethodError extends AdminError {
   static name = 'UnknownMethodError'
+  static code = ErrorCode.UnknownMethod
 }
 
 /** What an admin request names is not there (no such queue, group or schedule). */
 export class NotFoundError extends AdminError {
   static name = 'NotFoundError'
+  static code = ErrorCode.NotFound
 }
 
 /** An admin request conflicts with the broker's state: the queue or group has consumers (use `force`). */
 export class ConflictError extends AdminError {
   static name = 'ConflictError'
+  static code = ErrorCode.Conflict
+}
+
+/** A request would take the broker past one of its limits (groups, bindings, patterns per subscription). */
+export class LimitReachedError extends AdminError {
+  static name = 'LimitReachedError'
+  static code = ErrorCode.LimitReached
+}
+
+/** The broker failed on a request through no fault of its own parameters (see its log). */
+export class InternalError extends AdminError {
+  static name = 'InternalError'
+  static code = ErrorCode.Internal
 }

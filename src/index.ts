@@ -40,6 +40,7 @@
  * ```
  */
 import './polyfill.js'
+import { AnswerTimeoutError, FrameError } from './errors.js'
 import { BrokerService, broker, type BrokerInit } from './broker/service.js'
 import { Admin } from './client/admin.js'
 import { Consumer } from './client/consumer.js'
@@ -53,10 +54,15 @@ import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
 
 export { broker, BrokerService }
-export type { BrokerInit } from './broker/service.js'
-export type { BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates } from './broker/api.js'
+export type { BrokerInit, BrokerComponents } from './broker/service.js'
+export type { QueuePolicy, RetryBackoff, QueueStats } from './broker/engine.js'
+export type {
+  BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates,
+  ScheduleInfo, ScheduleSpec, ScheduleRequest, AdminMethods, AdminMethod, AdminParams, AdminResult
+} from './broker/api.js'
 export { Admin }
-export type { QueueStats } from './broker/engine.js'
+export type { ClientOptions } from './client/client-base.js'
+export type { BrokerLookup } from './client/broker-link.js'
 export { Producer, Consumer }
 export type { ProducerOptions, PublishOptions, SendOptions, Reply, Failure, ProducerEvents } from './client/producer.js'
 export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
@@ -69,7 +75,20 @@ export type { P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
 export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'
-export * from './constants.js'
+export { ErrorCode } from './protocol/frames.js'
+/** @deprecated renamed AnswerTimeoutError (libp2p has a TimeoutError of its own); this alias goes in the next release. */
+export const TimeoutError = AnswerTimeoutError
+/** @deprecated renamed AnswerTimeoutError; this alias goes in the next release. */
+export type TimeoutError = AnswerTimeoutError
+/** @deprecated renamed FrameError (libp2p has a ProtocolError of its own); this alias goes in the next release. */
+export const ProtocolError = FrameError
+/** @deprecated renamed FrameError; this alias goes in the next release. */
+export type ProtocolError = FrameError
+// The constants a user needs: protocol IDs (to allow or count streams) and the limits requests meet.
+export {
+  PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL, DEFAULT_GROUP, DEFAULT_COMMAND, MAX_PAYLOAD_LIMIT, MAX_NAME_BYTES,
+  MAX_PATTERNS_PER_SUBSCRIPTION, MAX_SUBSCRIPTIONS_PER_STREAM, MAX_BINDINGS_PER_GROUP, MAX_PREFETCH, MAX_PRODUCER_WINDOW
+} from './constants.js'
 
 export interface CreateBrokerOptions extends BrokerInit {
   /** Where the broker keeps its identity and its message store (default `<home>/broker`). */

@@ -3,9 +3,9 @@ import { FrameSplitter, FrameWriter, type FrameReader } from '../src/protocol/co
 import {
   FrameType, readBrokerToConsumerFrame, readBrokerToProducerFrame, readConsumerFrame, readProducerFrame,
   writeAck, writeAnswer, writeConfirm, writeDeliver, writeHello, writeNack, writeProducerRef, writePublish, writeReject, writeResult,
-  writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome
+  writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome, ErrorCode
 } from '../src/protocol/frames.js'
-import { MessageTooLargeError, ProtocolError } from '../src/errors.js'
+import { MessageTooLargeError, FrameError } from '../src/errors.js'
 import { decodePayload, encodePayload } from '../src/payload.js'
 
 type Read = (type: number, r: FrameReader) => unknown
@@ -64,7 +64,8 @@ const cases: Array<{ name: string, write: (w: FrameWriter) => void, read: Read, 
   { name: 'Ack', write: (w) => writeAck(w, 123456), read: readConsumerFrame, expected: { type: FrameType.Ack, tag: 123456 } },
   { name: 'Answer', write: (w) => writeAnswer(w, 9, 3, payload), read: readConsumerFrame, expected: { type: FrameType.Answer, tag: 9, kind: 3, payload } },
   { name: 'Nack', write: (w) => writeNack(w, 9, 1, 'handler threw'), read: readConsumerFrame, expected: { type: FrameType.Nack, tag: 9, flags: 1, error: 'handler threw' } },
-  { name: 'Subscribed', write: (w) => writeSubscribed(w, 5, ''), read: readBrokerToConsumerFrame, expected: { type: FrameType.Subscribed, subId: 5, error: '' } },
+  { name: 'Subscribed', write: (w) => writeSubscribed(w, 5, ''), read: readBrokerToConsumerFrame, expected: { type: FrameType.Subscribed, subId: 5, error: '', code: ErrorCode.Unspecified } },
+  { name: 'Subscribed with a code', write: (w) => writeSubscribed(w, 6, 'taken', ErrorCode.Conflict), read: readBrokerToConsumerFrame, expected: { type: FrameType.Subscribed, subId: 6, error: 'taken', code: ErrorCode.Conflict } },
   {
     name: 'Deliver',
     write: (w) => writeDeliver(w, 5, 77, 3, 1, 1712345678901.5, 4096, message),
@@ -173,18 +174,18 @@ describe('FrameWriter + FrameSplitter', () => {
     expect(() => after.push(concat([frame(0, 0, 0, 5, FrameType.Confirm, 0, 0, 0, 1), frame(0, 0, 1, 0)]))).toThrow(MessageTooLargeError)
   })
 
-  it('throws ProtocolError on malformed frames', () => {
+  it('throws FrameError on malformed frames', () => {
     const producer = (bytes: Uint8Array) => () => split(bytes, bytes.byteLength, [readBrokerToProducerFrame])
     const consumer = (bytes: Uint8Array) => () => split(bytes, bytes.byteLength, [readConsumerFrame])
     // Confirm whose u32 seq is cut short
     expect(producer(frame(0, 0, 0, 3, FrameType.Confirm, 0, 0))).toThrow(/shorter than its fields/)
     // Answer whose payload claims 100 bytes but carries 2
-    expect(consumer(frame(0, 0, 0, 12, FrameType.Answer, 0, 0, 0, 1, 1, 0, 0, 0, 100, 1, 2))).toThrow(ProtocolError)
+    expect(consumer(frame(0, 0, 0, 12, FrameType.Answer, 0, 0, 0, 1, 1, 0, 0, 0, 100, 1, 2))).toThrow(FrameError)
     // Confirm with a trailing byte
     expect(producer(frame(0, 0, 0, 6, FrameType.Confirm, 0, 0, 0, 1, 0xff))).toThrow(/1 unexpected trailing bytes/)
     // unknown frame type, and a known one on the wrong stream
     expect(consumer(frame(0, 0, 0, 1, 0x7f))).toThrow(/0x7f/)
-    expect(consumer(frame(0, 0, 0, 5, FrameType.Confirm, 0, 0, 0, 1))).toThrow(ProtocolError)
+    expect(consumer(frame(0, 0, 0, 5, FrameType.Confirm, 0, 0, 0, 1))).toThrow(FrameError)
     // empty frame
     expect(producer(frame(0, 0, 0, 0))).toThrow(/Empty frame/)
     // a string field that is not UTF-8

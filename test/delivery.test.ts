@@ -1,6 +1,6 @@
 /** Delivery over a real libp2p network on 127.0.0.1: balancing, redelivery, backlog, groups, wildcards. */
 import { describe, expect, it } from 'vitest'
-import { MessageFailedError, RejectMessage, TimeoutError, type Message } from '../src/index.js'
+import { MessageFailedError, RejectMessage, AnswerTimeoutError, type Message } from '../src/index.js'
 import { consumer, producer, sleep, startBroker, until } from './helpers.js'
 
 describe('delivery', () => {
@@ -180,7 +180,7 @@ describe('delivery', () => {
   it('times out a send with no consumer and drops its late answer', async () => {
     const broker = await startBroker()
     const p = await producer(broker)
-    await expect(p.send('nobody', 'x', { timeout: 200 })).rejects.toBeInstanceOf(TimeoutError)
+    await expect(p.send('nobody', 'x', { timeout: 200 })).rejects.toBeInstanceOf(AnswerTimeoutError)
     const c = await consumer(broker)
     await c.subscribe('nobody', () => 'late answer')
     await until(() => p.lateResults === 1, 5000, 'the late answer')

@@ -34,6 +34,7 @@ import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
+import { LimitReachedError } from '../errors.js'
 
 export interface InFlight<Owner = unknown> {
   readonly tag: number
@@ -279,7 +280,7 @@ export class QueueEngine<Owner> {
    */
   subscribe (owner: Owner, subId: number, group: string, patterns: readonly string[], prefetch: number, singleActive = false, expires?: number): Subscription<Owner> {
     if (patterns.length === 0) throw new TypeError('Subscribe to at least one command')
-    if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new TypeError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
+    if (patterns.length > MAX_PATTERNS_PER_SUBSCRIPTION) throw new LimitReachedError(`A subscription names at most ${MAX_PATTERNS_PER_SUBSCRIPTION} patterns; this one names ${patterns.length}`)
     const invalidGroup = groupError(group)
     if (invalidGroup != null) throw new TypeError(invalidGroup)
     for (const p of patterns) {
@@ -291,9 +292,9 @@ export class QueueEngine<Owner> {
     if (expires != null && !(Number.isInteger(expires) && expires > 0)) throw new TypeError('A group\'s expiry is a positive number of ms')
     const existing = this.groups.get(group)
     const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
-    if (existing == null && this.groups.size >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
+    if (existing == null && this.groups.size >= maxGroups) throw new LimitReachedError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
     const newBindings = new Set(patterns.filter((p) => existing?.bindings.has(p) !== true)).size
-    if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new TypeError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
+    if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new LimitReachedError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
     const matchers = patterns.map(compilePattern)
     const sub: Subscription<Owner> = {
       owner,

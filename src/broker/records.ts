@@ -26,7 +26,7 @@
  * what it is, so a record is read with the same checked reader as a frame.
  */
 import { FrameReader, FrameWriter, join } from '../protocol/codec.js'
-import { ProtocolError } from '../errors.js'
+import { FrameError } from '../errors.js'
 import type { KeptResult } from './mailbox.js'
 import type { QueuedMessage } from './queue.js'
 import type { Schedule } from './schedules.js'
@@ -73,7 +73,7 @@ export function encodeQueueId (id: number): Uint8Array {
 }
 
 export function decodeQueueId (value: Uint8Array): number {
-  if (value.byteLength !== 4) throw new ProtocolError('A stored queue id is 4 bytes')
+  if (value.byteLength !== 4) throw new FrameError('A stored queue id is 4 bytes')
   return new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0)
 }
 
@@ -142,7 +142,7 @@ export function encodeTime (at: number): Uint8Array {
 }
 
 export function decodeTime (value: Uint8Array): number {
-  if (value.byteLength !== 8) throw new ProtocolError('A stored time is not 8 bytes')
+  if (value.byteLength !== 8) throw new FrameError('A stored time is not 8 bytes')
   return getU64(new DataView(value.buffer, value.byteOffset, 8), 0)
 }
 export const FAILED_PREFIX = new Uint8Array([Kind.Failed])
@@ -252,7 +252,7 @@ export function encodeSeq (seq: number): Uint8Array {
 }
 
 export function decodeSeq (value: Uint8Array): number {
-  if (value.byteLength !== 4) throw new ProtocolError('A stored producer seq is not 4 bytes')
+  if (value.byteLength !== 4) throw new FrameError('A stored producer seq is not 4 bytes')
   return new DataView(value.buffer, value.byteOffset, 4).getUint32(0)
 }
 
@@ -350,9 +350,9 @@ export function * readCompletedLog (value: Uint8Array): Iterable<MessageRecord &
   const v = new DataView(value.buffer, value.byteOffset, value.byteLength)
   let pos = 0
   while (pos < value.byteLength) {
-    if (value.byteLength - pos < 5) throw new ProtocolError('A completed log ends in the middle of an entry')
+    if (value.byteLength - pos < 5) throw new FrameError('A completed log ends in the middle of an entry')
     const end = pos + 4 + v.getUint32(pos)
-    if (end > value.byteLength || value[pos + 4] !== Kind.Completed) throw new ProtocolError('A completed log entry is damaged')
+    if (end > value.byteLength || value[pos + 4] !== Kind.Completed) throw new FrameError('A completed log entry is damaged')
     const r = reader.reset(value, pos + 5, end)
     const queueId = r.u32()
     const attempts = r.u16()
@@ -405,7 +405,7 @@ function encode (kind: Kind, fields: (w: FrameWriter) => unknown): Uint8Array {
 }
 
 function open (value: Uint8Array, kind: Kind): FrameReader {
-  if (value.byteLength < 5 || value[4] !== kind) throw new ProtocolError(`A stored record is not of kind ${String.fromCharCode(kind)}`)
+  if (value.byteLength < 5 || value[4] !== kind) throw new FrameError(`A stored record is not of kind ${String.fromCharCode(kind)}`)
   return reader.reset(value, 5, value.byteLength)
 }
 

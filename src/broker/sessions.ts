@@ -5,12 +5,13 @@
  */
 import { FramedChannel } from '../protocol/channel.js'
 import {
-  FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
+  ErrorCode, FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
   readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
-import { ProtocolError } from '../errors.js'
+import { FrameError } from '../errors.js'
+import { errorCodeOf } from '../protocol/error-codes.js'
 import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import { commandError } from './topic.js'
 import type { Stream } from '@libp2p/interface'
@@ -130,11 +131,11 @@ export class ProducerSession extends Session<ProducerFrame> {
 
   protected onFrame (f: ProducerFrame): void {
     if (f.type === FrameType.Hello) {
-      if (this.seq != null) throw new ProtocolError('A second Hello on one producer stream')
+      if (this.seq != null) throw new FrameError('A second Hello on one producer stream')
       this.seq = this.parts.producers.session(this.peer, f.session)
       return
     }
-    if (this.seq == null) throw new ProtocolError('Publish before Hello')
+    if (this.seq == null) throw new FrameError('Publish before Hello')
     this.publish(f, this.seq)
   }
 
@@ -256,6 +257,8 @@ const MAX_PRODUCER_REFS = 4096
 export class ConsumerSession extends Session<ConsumerFrame> {
   readonly role = 'consumer'
   private readonly subs = new Map<number, Subscription<ConsumerSession>>()
+  /** The client reads a code in Subscribed frames (it said so in a Subscribe's flags). */
+  private sendsCodes = false
   /** Producer peer IDs named on this stream: a Deliver carries a 4-byte ref, not a 52-byte ID. */
   private readonly producerRefs = new Map<string, number>()
 
@@ -287,23 +290,25 @@ export class ConsumerSession extends Session<ConsumerFrame> {
       case FrameType.Answer: if (!engine.answer(this, f.tag, f.kind, f.payload)) this.lateSettle(); break
       case FrameType.Nack: if (!engine.nack(this, f.tag, (f.flags & NackFlags.Requeue) !== 0, f.error)) this.lateSettle(); break
       case FrameType.Subscribe: {
+        if ((f.flags & SubscribeFlags.ErrorCodes) !== 0) this.sendsCodes = true
         if (this.subs.has(f.subId)) {
-          writeSubscribed(this.channel.writer, f.subId, `Subscription ${f.subId} already exists`)
+          this.subscribed(f.subId, `Subscription ${f.subId} already exists`, ErrorCode.Conflict)
           return
         }
         if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_STREAM) {
-          writeSubscribed(this.channel.writer, f.subId, `A consumer stream holds at most ${MAX_SUBSCRIPTIONS_PER_STREAM} subscriptions`)
+          this.subscribed(f.subId, `A consumer stream holds at most ${MAX_SUBSCRIPTIONS_PER_STREAM} subscriptions`, ErrorCode.LimitReached)
           return
         }
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows
         // the subId, so it takes those deliveries.
-        let error = ''
         try {
           this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined))
         } catch (err) {
-          error = (err as Error).message
+          // The engine refuses bad names, patterns and settings (TypeError), and limits (LimitReachedError).
+          this.subscribed(f.subId, (err as Error).message, errorCodeOf(err))
+          return
         }
-        writeSubscribed(this.channel.writer, f.subId, error)
+        this.subscribed(f.subId, '')
         break
       }
       case FrameType.Unsubscribe: {
@@ -325,7 +330,12 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   ended (sub: Subscription<ConsumerSession>, reason: string): void {
     if (this.subs.get(sub.subId) !== sub) return
     this.subs.delete(sub.subId)
-    if (this.isOpen) writeSubscribed(this.channel.writer, sub.subId, reason)
+    if (this.isOpen) this.subscribed(sub.subId, reason, ErrorCode.NotFound)
+  }
+
+  /** A Subscribed frame: accepted (no error), refused or ended; with the code when the client asked for codes. */
+  private subscribed (subId: number, error: string, code?: ErrorCode): void {
+    writeSubscribed(this.channel.writer, subId, error, this.sendsCodes ? code : undefined)
   }
 
   protected onClose (): void {
@@ -335,7 +345,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
 }
 
 function isProtocolFault (err: Error): boolean {
-  return err.name === 'ProtocolError' || err.name === 'MessageTooLargeError'
+  return err.name === 'FrameError' || err.name === 'MessageTooLargeError'
 }
 
 /** Shortest interval of a `watch`. */
@@ -358,11 +368,12 @@ export class AdminSession extends Session<AdminFrame> {
     const respond = (ok: boolean, value: unknown): void => {
       if (this.isOpen) writeResponse(this.channel.writer, f.reqId, ok, encoder.encode(JSON.stringify(value)))
     }
+    const refuse = (err: Error): void => { respond(false, { error: err.message, code: errorCodeOf(err) }) }
     let params: unknown
     try {
       params = f.body.byteLength === 0 ? undefined : JSON.parse(decoder.decode(f.body))
     } catch {
-      respond(false, { error: 'The request body is not JSON' })
+      respond(false, { error: 'The request body is not JSON', code: ErrorCode.InvalidArgument })
       return
     }
     if (f.method === 'watch') {
@@ -371,7 +382,7 @@ export class AdminSession extends Session<AdminFrame> {
       this.watches.push(setInterval(() => { respond(true, this.parts.admin.stats()) }, interval))
       return
     }
-    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { respond(false, { error: err.message }) })
+    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
   }
 
   protected onClose (): void {

@@ -3,13 +3,14 @@
  * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
  */
 import { ADMIN_PROTOCOL } from '../constants.js'
-import { AdminError, ClosedError, TimeoutError } from '../errors.js'
+import { AnswerTimeoutError, ClosedError } from '../errors.js'
+import { adminErrorOf } from '../protocol/error-codes.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
 import { toString } from 'uint8arrays/to-string'
-import type { BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/api.js'
+import type { AdminMethod, AdminParams, AdminResult, BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/api.js'
 
 interface Pending {
   method: string
@@ -30,11 +31,11 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   }
 
   async stats (timeout?: number): Promise<BrokerStats> {
-    return await this.request('stats', undefined, timeout) as BrokerStats
+    return await this.request('stats', undefined, timeout)
   }
 
   async messages (query: MessageQuery = {}, timeout?: number): Promise<MessageInfo[]> {
-    return await this.request('messages', query, timeout) as MessageInfo[]
+    return await this.request('messages', query, timeout)
   }
 
   /**
@@ -43,48 +44,68 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
    */
   async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }, timeout?: number): Promise<ScheduleInfo> {
     const { kind, bytes } = encodePayload(payload)
-    return await this.request('schedule', { ...options, command, kind, data: toString(bytes, 'base64') }, timeout) as ScheduleInfo
+    return await this.request('schedule', { ...options, command, kind, data: toString(bytes, 'base64') }, timeout)
   }
 
   async schedules (timeout?: number): Promise<ScheduleInfo[]> {
-    return await this.request('schedules', undefined, timeout) as ScheduleInfo[]
+    return await this.request('schedules', undefined, timeout)
   }
 
   /** Removes a schedule; false when there was none with this id. */
   async unschedule (id: string, timeout?: number): Promise<boolean> {
-    return (await this.request('unschedule', { id }, timeout) as { removed: boolean }).removed
+    return (await this.request('unschedule', { id }, timeout)).removed
   }
 
   /**
    * Deletes `group`'s queue of `command` with all its messages; resolves with how many. Refused
-   * (AdminError) when there is none, or it has consumers and `force` is not set.
+   * with NotFoundError when there is none, ConflictError when it has consumers and `force` is not set.
    */
   async deleteQueue (command: string, group: string, options: { force?: boolean } = {}, timeout?: number): Promise<number> {
-    return (await this.request('delete-queue', { command, group, force: options.force }, timeout) as { deleted: number }).deleted
+    return (await this.request('delete-queue', { command, group, force: options.force }, timeout)).deleted
   }
 
   /**
-   * Deletes a group: its bindings, queues and messages. Refused (AdminError) when there is none,
-   * or it has subscriptions and `force` is not set (with it, they are ended).
+   * Deletes a group: its bindings, queues and messages. Refused with NotFoundError when there is
+   * none, ConflictError when it has subscriptions and `force` is not set (with it, they are ended).
    */
-  async deleteGroup (group: string, options: { force?: boolean } = {}, timeout?: number): Promise<{ queues: number, messages: number }> {
-    return await this.request('delete-group', { group, force: options.force }, timeout) as { queues: number, messages: number }
+  async deleteGroup (group: string, options: { force?: boolean } = {}, timeout?: number): Promise<AdminResult<'delete-group'>> {
+    return await this.request('delete-group', { group, force: options.force }, timeout)
+  }
+
+  /** Removes the waiting (and delayed) messages of `command`, in one group or all; resolves with how many. */
+  async purge (command: string, group?: string, timeout?: number): Promise<number> {
+    return (await this.request('purge', { command, group }, timeout)).purged
+  }
+
+  /**
+   * Republishes up to `limit` dead letters of `command` (or of every dead-letter queue) to the
+   * command they failed in; resolves with how many.
+   */
+  async replayDeadLetters (command?: string, limit?: number, timeout?: number): Promise<number> {
+    return (await this.request('replay-dead-letters', { command, limit }, timeout)).replayed
   }
 
   /**
    * Calls `onStats` with the broker's stats now and every `interval` ms (at least 250), until
    * stopped; it is asked again after a reconnect. Returns a function that stops it.
    */
-  watch (onStats: (stats: BrokerStats) => void, interval = 1000): () => void {
+  watch (onStats: (stats: AdminResult<'watch'>) => void, interval = 1000): () => void {
     const reqId = ++this.nextReqId
-    const p: Pending = { method: 'watch', body: new TextEncoder().encode(JSON.stringify({ interval })), resolve: () => {}, reject: () => {}, each: (v) => { onStats(v as BrokerStats) } }
+    const params: AdminParams<'watch'> = { interval }
+    const p: Pending = { method: 'watch', body: new TextEncoder().encode(JSON.stringify(params)), resolve: () => {}, reject: () => {}, each: (v) => { onStats(v as AdminResult<'watch'>) } }
     this.pending.set(reqId, p)
     if (this.channel?.isOpen === true) this.send(this.channel, reqId, p)
     // The broker stops sending when the stream closes; until then, responses are dropped.
     return () => { this.pending.delete(reqId) }
   }
 
-  /** Calls an admin method; rejects with the broker's error, or TimeoutError after `timeout` ms. */
+  /**
+   * Calls an admin method; rejects with the broker's refusal (an AdminError subclass by its code:
+   * InvalidArgumentError, NotFoundError, ...), or AnswerTimeoutError after `timeout` ms. A method
+   * of `AdminMethods` is typed; any other name is sent as it is (for a newer broker's methods).
+   */
+  async request<M extends AdminMethod> (method: M, params: AdminParams<M>, timeout?: number): Promise<AdminResult<M>>
+  async request (method: string, params?: unknown, timeout?: number): Promise<unknown>
   async request (method: string, params?: unknown, timeout = 10_000): Promise<unknown> {
     if (this.stopped) throw new ClosedError('The admin client is stopped')
     const reqId = ++this.nextReqId
@@ -92,7 +113,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     return await new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(reqId)
-        reject(new TimeoutError(`No answer from the broker to "${method}" within ${timeout} ms`))
+        reject(new AnswerTimeoutError(`No answer from the broker to "${method}" within ${timeout} ms`))
       }, timeout)
       const p: Pending = { method, body, resolve, reject, timer }
       this.pending.set(reqId, p)
@@ -130,7 +151,10 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     this.pending.delete(f.reqId)
     clearTimeout(p.timer)
     if (f.ok) p.resolve(value)
-    else p.reject(new AdminError(`The broker refused "${p.method}": ${(value as { error?: string }).error ?? 'no reason given'}`))
+    else {
+      const refusal = (value ?? {}) as { error?: unknown, code?: unknown }
+      p.reject(adminErrorOf(refusal.code, `The broker refused "${p.method}": ${typeof refusal.error === 'string' ? refusal.error : 'no reason given'}`))
+    }
   }
 
   private send (channel: FramedChannel<BrokerToAdminFrame>, reqId: number, p: Pending): void {

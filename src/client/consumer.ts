@@ -8,7 +8,7 @@
  * never settled on the new one (the broker has already given it to another consumer).
  */
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
-import { ClosedError, ProtocolError, RejectMessage, SubscriptionError } from '../errors.js'
+import { ClosedError, FrameError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import {
@@ -207,7 +207,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     switch (f.type) {
       case FrameType.Deliver: {
         const producer = this.producers.get(f.producer)
-        if (producer == null) throw new ProtocolError(`Deliver names producer ref ${f.producer}, which the broker has not given`)
+        if (producer == null) throw new FrameError(`Deliver names producer ref ${f.producer}, which the broker has not given`)
         this.handle(f, producer, this.channel as FramedChannel<BrokerToConsumerFrame>)
         break
       }
@@ -222,10 +222,10 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
         if (f.error === '') {
           ready?.resolve()
         } else if (ready != null) {
-          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`))
+          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`, { code: f.code }))
         } else {
           this.subs.delete(f.subId)
-          const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`)
+          const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`, { code: f.code })
           this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
         }
         break
@@ -243,7 +243,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
 
   private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
     sub.unanswered = Promise.withResolvers<void>()
-    writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns, sub.expires)
+    writeSubscribe(channel.writer, sub.subId, sub.prefetch, (sub.singleActive ? SubscribeFlags.SingleActive : 0) | SubscribeFlags.ErrorCodes, sub.group, sub.patterns, sub.expires)
   }
 
   /** Runs the handler; a synchronous one is settled at once, without a promise. */

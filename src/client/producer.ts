@@ -2,7 +2,7 @@
  * A producer: publishes messages that name a command, and gets each one's answer back.
  *
  * - `publish()` resolves once the broker has taken the message (a publisher confirm).
- * - `send()` resolves with the consumer's answer, or rejects with TimeoutError or
+ * - `send()` resolves with the consumer's answer, or rejects with AnswerTimeoutError or
  *   MessageFailedError.
  * - At most `window` messages are out at once (unconfirmed publishes plus unanswered sends); more
  *   calls wait for a slot, so nothing grows without bound.
@@ -10,7 +10,7 @@
  *   id and seq; the broker drops the duplicates of what it already took.
  */
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
-import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
+import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, AnswerTimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
@@ -348,7 +348,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
         }
         if (o.deadline > now) break
         list.shift()
-        this.settle(o, new TimeoutError(`No answer to ${o.command} message ${o.id} within ${timeout} ms`))
+        this.settle(o, new AnswerTimeoutError(`No answer to ${o.command} message ${o.id} within ${timeout} ms`))
       }
       if (list.length === 0) this.deadlines.delete(timeout)
     }

@@ -12,7 +12,7 @@ import { FrameSplitter, FrameWriter, type FrameReader } from './codec.js'
 export interface ChannelInit<In> {
   /** Largest frame accepted, in bytes; a larger one ends the stream. */
   maxFrameLength: number
-  /** Decodes one frame of the kinds this side accepts; throws ProtocolError on anything else. */
+  /** Decodes one frame of the kinds this side accepts; throws FrameError on anything else. */
   read: (type: number, reader: FrameReader) => In
   onFrame: (frame: In) => void
   /** Called after the frames of one incoming chunk, to answer a batch with one frame. */

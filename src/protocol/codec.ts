@@ -7,7 +7,7 @@
  * Every frame is `length: u32 BE` (bytes that follow) then `type: u8` then the body. Integers are
  * big-endian; a string is `u16 length` + UTF-8; bytes are `u32 length` + raw bytes.
  */
-import { MessageTooLargeError, ProtocolError } from '../errors.js'
+import { MessageTooLargeError, FrameError } from '../errors.js'
 
 const encoder = new TextEncoder()
 // ignoreBOM: a string that begins with U+FEFF must arrive as it was sent.
@@ -198,7 +198,7 @@ export class FrameReader {
   }
 
   private need (n: number): void {
-    if (this.pos + n > this.end) throw new ProtocolError('Frame is shorter than its fields')
+    if (this.pos + n > this.end) throw new FrameError('Frame is shorter than its fields')
   }
 
   u8 (): number {
@@ -234,7 +234,7 @@ export class FrameReader {
     try {
       s = decoder.decode(this.buf.subarray(this.pos, this.pos + len))
     } catch {
-      throw new ProtocolError('A string field is not valid UTF-8')
+      throw new FrameError('A string field is not valid UTF-8')
     }
     this.pos += len
     return s
@@ -301,7 +301,7 @@ export class FrameReader {
 
   /** A frame's body must be used up exactly: trailing bytes mean a malformed or foreign frame. */
   done (): void {
-    if (this.pos !== this.end) throw new ProtocolError(`Frame has ${this.end - this.pos} unexpected trailing bytes`)
+    if (this.pos !== this.end) throw new FrameError(`Frame has ${this.end - this.pos} unexpected trailing bytes`)
   }
 }
 
@@ -319,7 +319,7 @@ export class FrameSplitter {
     private readonly onFrame: (type: number, reader: FrameReader) => void
   ) {}
 
-  /** Throws ProtocolError or MessageTooLargeError; the caller ends the stream. */
+  /** Throws FrameError or MessageTooLargeError; the caller ends the stream. */
   push (chunk: Uint8Array | { subarray: () => Uint8Array }): void {
     let buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
     if (this.partsLength > 0) {
@@ -364,7 +364,7 @@ export class FrameSplitter {
   }
 
   private check (length: number): void {
-    if (length === 0) throw new ProtocolError('Empty frame')
+    if (length === 0) throw new FrameError('Empty frame')
     if (length > this.maxFrameLength) {
       throw new MessageTooLargeError(`Frame of ${length} bytes exceeds the limit of ${this.maxFrameLength}`)
     }

@@ -2,7 +2,7 @@
  * Every frame of the p2pmq wire protocol, in one place: its type byte, its fields in order, how it
  * is written and how it is read. PROTOCOL.md is the prose of this file; keep them together.
  */
-import { ProtocolError } from '../errors.js'
+import { FrameError } from '../errors.js'
 import type { FrameReader, FrameWriter } from './codec.js'
 
 export const enum FrameType {
@@ -55,6 +55,27 @@ export const enum RejectCode {
   Unavailable = 4
 }
 
+/**
+ * Why the broker refused an admin request (the Response's JSON `code`) or a subscription (the
+ * Subscribed frame's code). A regular enum, not `const`: it is public (`err.code`), and JavaScript
+ * callers need its values at run time. 0 is a refusal without a code (an older broker).
+ */
+export enum ErrorCode {
+  Unspecified = 0,
+  /** A parameter is missing, mistyped or not valid (a bad name, pattern or timing). */
+  InvalidArgument = 1,
+  /** No admin method of this name. */
+  UnknownMethod = 2,
+  /** What the request names is not there (queue, group), or went away (a deleted group). */
+  NotFound = 3,
+  /** The broker's state forbids it: the queue or group has consumers, the subId is taken. */
+  Conflict = 4,
+  /** Past one of the broker's limits (groups, bindings, subscriptions per stream, patterns). */
+  LimitReached = 5,
+  /** The broker failed (see its log). */
+  Internal = 6
+}
+
 /** Producer → broker: one message. `seq` is the producer's, echoed in the confirm or reject. */
 export interface Publish {
   type: FrameType.Publish
@@ -99,7 +120,9 @@ export const enum SubscribeFlags {
   /** Make the queues single-active: one consumer at a time, one message at a time, in order. */
   SingleActive = 1,
   /** An expires:u32 (ms) follows the flags: the group is deleted once idle that long. */
-  Expires = 2
+  Expires = 2,
+  /** The client reads a code:u8 after the error of the Subscribed frames of its stream (an older client sets no such flag, and gets none). */
+  ErrorCodes = 4
 }
 
 export interface Subscribe {
@@ -114,7 +137,8 @@ export interface Subscribe {
 }
 
 /** Broker → consumer: the subscription is active (`error` empty) or refused. */
-export interface Subscribed { type: FrameType.Subscribed, subId: number, error: string }
+/** `code` is ErrorCode.Unspecified when the broker sent none (an older broker, or a client that did not ask). */
+export interface Subscribed { type: FrameType.Subscribed, subId: number, error: string, code: ErrorCode }
 
 export interface Unsubscribe { type: FrameType.Unsubscribe, subId: number }
 
@@ -212,8 +236,11 @@ export function writeSubscribe (w: FrameWriter, subId: number, prefetch: number,
   w.str(group).strings(patterns).end()
 }
 
-export function writeSubscribed (w: FrameWriter, subId: number, error: string): void {
-  w.begin(FrameType.Subscribed).u32(subId).str(error).end()
+/** `code` is written only for a client that asked (SubscribeFlags.ErrorCodes), and only with an error. */
+export function writeSubscribed (w: FrameWriter, subId: number, error: string, code?: ErrorCode): void {
+  w.begin(FrameType.Subscribed).u32(subId).str(error)
+  if (code != null && error !== '') w.u8(code)
+  w.end()
 }
 
 export function writeUnsubscribe (w: FrameWriter, subId: number): void {
@@ -330,7 +357,7 @@ export function readBrokerToConsumerFrame (type: number, r: FrameReader): Broker
         payload: r.bytes()
       }
       break
-    case FrameType.Subscribed: f = { type, subId: r.u32(), error: r.str() }; break
+    case FrameType.Subscribed: f = { type, subId: r.u32(), error: r.str(), code: r.remaining > 0 ? r.u8() : ErrorCode.Unspecified }; break
     case FrameType.ProducerRef: f = { type, ref: r.u32(), peer: r.str() }; break
     case FrameType.Welcome: f = { type, maxPayload: r.u32(), version: r.str() }; break
     default: throw unexpected(type, 'consumer')
@@ -359,6 +386,6 @@ export function readBrokerToAdminFrame (type: number, r: FrameReader): BrokerToA
   return f
 }
 
-function unexpected (type: number, stream: string): ProtocolError {
-  return new ProtocolError(`Unknown or misplaced frame type 0x${type.toString(16).padStart(2, '0')} on a ${stream} stream`)
+function unexpected (type: number, stream: string): FrameError {
+  return new FrameError(`Unknown or misplaced frame type 0x${type.toString(16).padStart(2, '0')} on a ${stream} stream`)
 }
