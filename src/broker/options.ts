@@ -11,60 +11,102 @@ import type { QueuePolicy, RetryBackoff } from './engine.js'
 import type { Store } from '../store/store.js'
 
 export interface BrokerInit {
-  /** Largest payload accepted, in bytes. Larger publishes are rejected with a clear error. */
+  /**
+   * Largest payload accepted, in bytes. Larger publishes are rejected with a clear error.
+   * @default 1048576 (1 MiB)
+   */
   maxPayload?: number
-  /** ms a consumer may hold a delivery before it is given to another consumer. */
+  /**
+   * ms a consumer may hold a delivery before it is given to another consumer.
+   * @default 30000
+   */
   visibilityTimeout?: number
-  /** Deliveries of a message before it fails and its producer is told. */
+  /**
+   * Deliveries of a message before it fails and its producer is told.
+   * @default 10
+   */
   maxAttempts?: number
-  /** Messages held at once; past it, publishes are rejected ("broker full"). */
+  /**
+   * Messages held at once; past it, publishes are rejected ("broker full").
+   * @default 100000000 with a store (mostly on disk), 2000000 without
+   */
   maxMessages?: number
   /**
    * Ready messages in a queue with consumers past which producers' confirms are held until the
    * queue is down to half (publisher flow control). Infinity turns it off.
+   * @default 5000
    */
   highWater?: number
   /**
    * ms a congested queue's consumers may complete nothing before it stops holding confirms (it is
-   * stalled: one stuck consumer must not stall every producer). Default 2,000.
+   * stalled: one stuck consumer must not stall every producer).
+   * @default 2000
    */
   stallTimeout?: number
-  /** ms an answer waits for its disconnected producer to reconnect. */
+  /**
+   * ms an answer waits for its disconnected producer to reconnect.
+   * @default 300000 (5 minutes)
+   */
   answerRetention?: number
-  /** Answers kept per disconnected producer. */
+  /**
+   * Answers kept per disconnected producer.
+   * @default 100000
+   */
   maxKeptAnswers?: number
-  /** ms a disconnected producer session, and a producer-supplied message id, are remembered to drop duplicates. */
+  /**
+   * ms a disconnected producer session, and a producer-supplied message id, are remembered to drop duplicates.
+   * @default 300000 (5 minutes)
+   */
   dedupWindow?: number
   /**
    * Where messages, bindings and kept answers are kept; the broker starts from what it holds. A
-   * publish is confirmed, and an answer relayed, once the store has synced it. Default: none, the
+   * publish is confirmed, and an answer relayed, once the store has synced it. Without one, the
    * messages live in memory only (nothing survives a restart, finished messages are not listed).
+   * @default undefined (in memory; `createBroker` gives a LevelStore in its data directory)
    */
   store?: Store
-  /** ms the record of a completed message is kept, to be listed; 0 deletes it at once. */
+  /**
+   * ms the record of a completed message is kept, to be listed; 0 deletes it at once.
+   * @default 600000 (10 minutes)
+   */
   completedRetention?: number
-  /** Backoff before a nacked message is retried. Default 100 ms doubling to 30 s; `{ delay: 0 }` retries at once. */
+  /**
+   * Backoff before a nacked message is retried; `{ delay: 0 }` retries at once.
+   * @default { delay: 100, factor: 2, maxDelay: 30000 }
+   */
   retry?: RetryBackoff
-  /** Per-queue settings (retry backoff, TTL) for the commands a pattern matches; the first match applies. */
+  /**
+   * Per-queue settings (retry backoff, TTL) for the commands a pattern matches; the first match applies.
+   * @default [] (every queue takes the broker's settings)
+   */
   queues?: QueuePolicy[]
-  /** A failed message is republished to `<command><suffix>` (default '.dlq'); false drops it (its record stays). */
+  /**
+   * A failed message is republished to `<command><suffix>`; false drops it (its record stays).
+   * @default '.dlq'
+   */
   deadLetter?: string | false
   /**
    * With a store: ready messages a queue keeps in memory; the rest wait only in the store and are
-   * read back a page at a time, so a backlog larger than memory fits. Default 5,000. Delayed
-   * messages page the same way (the soonest-due page in memory), and so do those no group wants yet.
+   * read back a page at a time, so a backlog larger than memory fits. Delayed messages page the
+   * same way (the soonest-due page in memory), and so do those no group wants yet.
+   * @default 5000 (with a store; without one, no paging)
    */
   pageSize?: number
   /**
-   * Groups the broker holds before it refuses a subscription to a new group (default 10,000):
-   * every group gets a copy of each message its patterns match, and its bindings are stored.
+   * Groups the broker holds before it refuses a subscription to a new group: every group gets a
+   * copy of each message its patterns match, and its bindings are stored.
+   * @default 10000
    */
   maxGroups?: number
-  /** With a store: the payload bytes a page holds at most (a queue's ready messages, or the delayed ones in memory). Default 8 MiB. */
+  /**
+   * With a store: the payload bytes a page holds at most (a queue's ready messages, or the delayed ones in memory).
+   * @default 8388608 (8 MiB; without a store, no paging)
+   */
   pageBytes?: number
   /**
    * ms between sweeps of idle queues: a queue that holds nothing and did nothing between two
-   * sweeps is removed (its counters too), so it goes after one to two intervals. Default 30,000.
+   * sweeps is removed (its counters too), so it goes after one to two intervals.
+   * @default 30000
    */
   queueSweepInterval?: number
 }
