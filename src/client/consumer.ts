@@ -10,7 +10,7 @@
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
 import { ClosedError, ProtocolError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
-import { FramedChannel } from '../protocol/channel.js'
+import { type FramedChannel } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, readBrokerToConsumerFrame, writeAck, writeAnswer, writeNack,
   SubscribeFlags, writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver

@@ -12,7 +12,7 @@
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
 import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
-import { FramedChannel } from '../protocol/channel.js'
+import { type FramedChannel } from '../protocol/channel.js'
 import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
 import { Deque } from '../broker/deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
