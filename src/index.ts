@@ -57,8 +57,10 @@ export type { BrokerInit, BrokerEvents, BrokerStats, ClientEvent, ClientInfo, Cl
 export { Admin }
 export type { QueueStats } from './broker/engine.js'
 export { Producer, Consumer }
-export type { ProducerOptions, PublishOptions, SendOptions, Reply, Failure, ProducerEvents } from './client/producer.js'
-export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
+export type { ProducerOptions, PublishOptions, SendOptions, AnsweredResult, FailedResult, ProducerEvents } from './client/producer.js'
+export type { MessageResult } from './protocol/frames.js'
+export type { Message, Handler, SubscribeOptions, Subscription, ConsumerEvents } from './client/consumer.js'
+export type { SubscriptionTerms } from './subscription.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
 export { LevelStore } from './store/level-store.js'

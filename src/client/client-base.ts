@@ -25,7 +25,8 @@ export interface ClientOptions {
   ownsNode?: boolean
 }
 
-export abstract class ClientBase<In> {
+/** `In`: the frames the broker sends this client; each names its type, so Welcome is spotted without a cast. */
+export abstract class ClientBase<In extends { type: FrameType }> {
   readonly node: Libp2p
   protected channel?: FramedChannel<In>
   protected stopped = false
@@ -100,7 +101,7 @@ export abstract class ClientBase<In> {
       read: (type, reader) => this.readFrame(type, reader),
       onFrame: (frame) => {
         this.onFrame(frame)
-        if ((frame as { type?: number }).type === FrameType.Welcome && this.channel === channel) {
+        if (frame.type === FrameType.Welcome && this.channel === channel) {
           this.welcomed = true
           for (const w of [...this.readyWaiters]) w.resolve()
         }

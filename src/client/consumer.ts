@@ -16,6 +16,7 @@ import {
   SubscribeFlags, writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
 } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
+import type { SubscriptionTerms } from '../subscription.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 
 /** How long close() waits for running handlers by default: under the 10 s `docker stop` gives before SIGKILL. */
@@ -70,23 +71,37 @@ export interface ConsumerEvents {
   'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError }>
 }
 
-interface Sub {
-  subId: number
-  patterns: string[]
-  group: string
-  prefetch: number
-  timeout: number
-  singleActive: boolean
-  expires: number
-  handler: Handler
-  /** Pending until the broker accepts or refuses the subscription on the current connection. */
-  ready?: { resolve: () => void, reject: (err: Error) => void }
-  /** Sent on the current stream and not yet answered (accepted or refused). */
+/** The consumer's record of one of its subscriptions. */
+interface SubscriptionState extends SubscriptionTerms {
+  readonly patterns: string[]
+  readonly timeout: number
+  readonly expires: number
+  readonly handler: Handler
+  /** The broker accepted it once (a refusal after that ends it instead of failing `subscribe`). */
+  accepted: boolean
+  /**
+   * Sent and not yet answered by the broker on the current stream. Resolves when it is answered
+   * (or, once accepted, when the stream ends: it is sent again on the next); rejects when the
+   * broker refuses it before accepting it, which fails `subscribe()`.
+   */
   unanswered?: PromiseWithResolvers<void>
 }
 
-export class SubscriptionHandle {
-  constructor (private readonly consumer: Consumer, readonly subId: number) {}
+/** A subscription the broker accepted, as `subscribe()` gives it. */
+export class Subscription implements SubscriptionTerms {
+  readonly subId: number
+  readonly group: string
+  readonly patterns: readonly string[]
+  readonly prefetch: number
+  readonly singleActive: boolean
+
+  constructor (private readonly consumer: Consumer, terms: SubscriptionTerms) {
+    this.subId = terms.subId
+    this.group = terms.group
+    this.patterns = [...terms.patterns]
+    this.prefetch = terms.prefetch
+    this.singleActive = terms.singleActive
+  }
 
   async unsubscribe (): Promise<void> {
     this.consumer.unsubscribe(this.subId)
@@ -95,7 +110,7 @@ export class SubscriptionHandle {
 
 export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   readonly events = new TypedEventEmitter<ConsumerEvents>()
-  private readonly subs = new Map<number, Sub>()
+  private readonly subs = new Map<number, SubscriptionState>()
   /** Producer peer IDs by the refs the broker gave them on the current stream. */
   private readonly producers = new Map<number, string>()
   private nextSubId = 0
@@ -117,11 +132,11 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
    * Subscribes `handler` to one or more commands (exact names or patterns like `users.*`,
    * `users.#`). Resolves once the broker has accepted the subscription; rejects if it refuses.
    */
-  async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<SubscriptionHandle> {
+  async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.stopped) throw new ClosedError('The consumer is stopped')
     const patterns = Array.isArray(commands) ? commands : [commands]
     if (options.expires != null && !(Number.isInteger(options.expires) && options.expires > 0 && options.expires <= 0xffffffff)) throw new RangeError('expires must be a positive number of ms')
-    const sub: Sub = {
+    const sub: SubscriptionState = {
       subId: ++this.nextSubId,
       patterns,
       group: options.group ?? DEFAULT_GROUP,
@@ -129,10 +144,13 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       singleActive: options.singleActive ?? false,
       expires: options.expires ?? 0,
-      handler
+      handler,
+      accepted: false,
+      // Made now, not when sent: an unaccepted subscription is waited for across reconnects.
+      unanswered: Promise.withResolvers<void>()
     }
+    const accepted = sub.unanswered?.promise
     this.subs.set(sub.subId, sub)
-    const accepted = new Promise<void>((resolve, reject) => { sub.ready = { resolve, reject } })
     if (this.channel?.isOpen === true) this.sendSubscribe(this.channel, sub)
     try {
       await accepted
@@ -140,7 +158,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       this.subs.delete(sub.subId)
       throw err
     }
-    return new SubscriptionHandle(this, sub.subId)
+    return new Subscription(this, sub)
   }
 
   unsubscribe (subId: number): void {
@@ -153,9 +171,9 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
     for (;;) {
       await super.ready(options)
-      const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise] : [])
+      const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise.catch(() => {})] : [])
       if (unanswered.length === 0) return
-      // Answered, or the stream closed (then wait for the next one).
+      // Answered (accepted or refused), or the stream closed (then wait for the next one).
       await Promise.all(unanswered)
       options.signal?.throwIfAborted()
     }
@@ -185,7 +203,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   async stop (): Promise<void> {
     this.closing = true
     this.answerAll()
-    for (const sub of this.subs.values()) sub.ready?.reject(new ClosedError('The consumer was stopped'))
+    for (const sub of this.subs.values()) sub.unanswered?.reject(new ClosedError('The consumer was stopped'))
     this.subs.clear()
     await super.stop()
   }
@@ -215,15 +233,15 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
         if (sub == null) return
-        sub.unanswered?.resolve()
+        const answer = sub.unanswered
         sub.unanswered = undefined
-        const ready = sub.ready
-        sub.ready = undefined
         if (f.error === '') {
-          ready?.resolve()
-        } else if (ready != null) {
-          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`))
+          sub.accepted = true
+          answer?.resolve()
+        } else if (!sub.accepted) {
+          answer?.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`))
         } else {
+          answer?.resolve()
           this.subs.delete(f.subId)
           const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`)
           this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
@@ -234,15 +252,17 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     }
   }
 
+  /** The stream ended: what was accepted is sent again on the next; what was not is still awaited. */
   private answerAll (): void {
     for (const sub of this.subs.values()) {
+      if (!sub.accepted) continue
       sub.unanswered?.resolve()
       sub.unanswered = undefined
     }
   }
 
-  private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
-    sub.unanswered = Promise.withResolvers<void>()
+  private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: SubscriptionState): void {
+    sub.unanswered ??= Promise.withResolvers<void>()
     writeSubscribe(channel.writer, sub.subId, sub.prefetch, sub.singleActive ? SubscribeFlags.SingleActive : 0, sub.group, sub.patterns, sub.expires)
   }
 

@@ -13,8 +13,8 @@ import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRO
 import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, TimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { type FramedChannel } from '../protocol/channel.js'
-import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
-import { Deque } from '../broker/deque.js'
+import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type MessageResult, type Result } from '../protocol/frames.js'
+import { Deque } from '../deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { Admin } from './admin.js'
@@ -48,30 +48,22 @@ export interface SendOptions extends PublishOptions {
   timeout?: number
 }
 
-/** A consumer's answer to a `send`. */
-export interface Reply {
-  id: string
+/** A consumer's answer to a `send` (or `request`). */
+export interface AnsweredResult extends MessageResult {
   payload: Payload
-  /** The answering consumer's peer ID. */
-  consumer: string
-  /** The delivery attempt that answered (1 unless earlier ones failed). */
-  attempts: number
 }
 
 /** A message that will not be attempted again: published ones too (their promise resolved at the confirm). */
-export interface Failure {
-  id: string
+export interface FailedResult extends MessageResult {
+  /** Why it failed: the consumer's error, or the broker's reason (expired, too many attempts). */
   error: string
-  /** The consumer of its last delivery ('' if it never had one, e.g. it expired). */
-  consumer: string
-  attempts: number
 }
 
 export interface ProducerEvents {
   /** An answer to a message this producer object did not send: one kept for this identity while it was away. */
-  result: CustomEvent<Reply>
+  result: CustomEvent<AnsweredResult>
   /** A message this producer is not waiting on failed: a publish, or one sent before a restart. */
-  failed: CustomEvent<Failure>
+  failed: CustomEvent<FailedResult>
   connected: CustomEvent<void>
   disconnected: CustomEvent<void>
 }
@@ -138,8 +130,8 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     return (await this.request(command, payload, options)).payload
   }
 
-  /** Sends a message and resolves with the whole reply: payload, answering consumer, attempts. */
-  async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<Reply> {
+  /** Sends a message and resolves with its whole result: payload, answering consumer, attempts. */
+  async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<AnsweredResult> {
     return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
   }
 
@@ -306,7 +298,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
       this.settle(o, err as Error)
       return
     }
-    this.settle(o, undefined, { id: f.id, payload, consumer: f.consumer, attempts: f.attempts } satisfies Reply)
+    this.settle(o, undefined, { id: f.id, payload, consumer: f.consumer, attempts: f.attempts } satisfies AnsweredResult)
   }
 
   /** Ends one outgoing message: frees its slot and resolves or rejects its caller, once. */
