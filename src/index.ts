@@ -59,7 +59,8 @@ export type { QueueStats } from './broker/engine.js'
 export { Producer, Consumer }
 export type { ProducerOptions, PublishOptions, SendOptions, AnsweredResult, FailedResult, ProducerEvents } from './client/producer.js'
 export type { MessageResult } from './protocol/frames.js'
-export type { Message, Handler, SubscribeOptions, Subscription, ConsumerEvents } from './client/consumer.js'
+export type { Message, Handler, SubscribeOptions, CloseOptions, Subscription, ConsumerEvents } from './client/consumer.js'
+export type { ReadyOptions } from './client/client-base.js'
 export type { SubscriptionTerms } from './subscription.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
@@ -120,15 +121,30 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
 }
 
 export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode' | 'lookup'> {
-  /** The p2pmq home, whose address book finds a broker given by peer ID (default `~/.p2pmq` or P2PMQ_HOME). */
+  /**
+   * The p2pmq home, whose address book finds a broker given by peer ID.
+   * @default P2PMQ_HOME, else `~/.p2pmq`
+   */
   home?: string
-  /** Use this libp2p node instead of building one (it is not stopped with the client). */
+  /**
+   * Use this libp2p node instead of building one (it is not stopped with the client).
+   * @default undefined (the client builds a node and stops it with itself)
+   */
   node?: Libp2p
-  /** Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer. */
+  /**
+   * Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer.
+   * @default undefined (a new identity each start, unless `dataDir`)
+   */
   name?: string
-  /** Keep the identity in this directory. */
+  /**
+   * Keep the identity in this directory.
+   * @default undefined (`<home>/clients/<name>` with `name`, else none kept)
+   */
   dataDir?: string
-  /** Dial over WebRTC Direct. Default: when `broker` is a `/webrtc-direct` multiaddr. */
+  /**
+   * Dial over WebRTC Direct.
+   * @default true when `broker` is a `/webrtc-direct` multiaddr, else false
+   */
   webrtc?: boolean
 }
 

@@ -330,7 +330,6 @@ function isProtocolFault (err: Error): boolean {
   return err.name === 'ProtocolError' || err.name === 'MessageTooLargeError'
 }
 
-/** An admin client's stream: requests in, one response each out (JSON bodies). */
 /** Shortest interval of a `watch`. */
 const MIN_WATCH_INTERVAL = 250
 

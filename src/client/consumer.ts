@@ -15,7 +15,7 @@ import {
   FrameType, NackFlags, PublishFlags, readBrokerToConsumerFrame, writeAck, writeAnswer, writeNack,
   SubscribeFlags, writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
 } from '../protocol/frames.js'
-import { ClientBase, type ClientOptions } from './client-base.js'
+import { ClientBase, type ClientOptions, type ReadyOptions } from './client-base.js'
 import type { SubscriptionTerms } from '../subscription.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 
@@ -40,23 +40,42 @@ export interface Message {
 export type Handler = (message: Message) => unknown
 
 export interface SubscribeOptions {
-  /** Consumers in the same group share the messages; each group gets its own copy. */
+  /**
+   * Consumers in the same group share the messages; each group gets its own copy.
+   * @default 'default'
+   */
   group?: string
-  /** Deliveries this subscription holds unsettled at most. */
+  /**
+   * Deliveries this subscription holds unsettled at most.
+   * @default 1000
+   */
   prefetch?: number
-  /** ms a handler may run before its message is nacked for another attempt. */
+  /**
+   * ms a handler may run before its message is nacked for another attempt.
+   * @default 30000
+   */
   timeout?: number
   /**
    * Single-active consumer: the group's queues give one message at a time, in order, to one
    * consumer; the next subscriber takes over when it leaves (serialized work).
+   * @default false
    */
   singleActive?: boolean
   /**
    * ms the group may stay idle (no subscriptions, no admin use) before the broker deletes it with
    * its queues and bindings (RabbitMQ's x-expires). Stored with the group; the latest subscription
    * that gives one sets it.
+   * @default undefined (the group is kept, or keeps the expiry an earlier subscription set)
    */
   expires?: number
+}
+
+export interface CloseOptions {
+  /**
+   * ms to wait for the running handlers to settle their messages before stopping.
+   * @default 5000
+   */
+  grace?: number
 }
 
 export interface ConsumerEvents {
@@ -168,7 +187,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   /** As the other clients', and every subscription made so far answered by the broker on this stream. */
-  async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
+  async ready (options: ReadyOptions = {}): Promise<void> {
     for (;;) {
       await super.ready(options)
       const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise.catch(() => {})] : [])
@@ -185,7 +204,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
    * handler still running, a delivery not started) goes back to the broker with the stream, which
    * puts it at the head of its queue for another consumer at once.
    */
-  async close (options: { grace?: number } = {}): Promise<void> {
+  async close (options: CloseOptions = {}): Promise<void> {
     if (this.stopped) return
     this.closing = true
     const grace = options.grace ?? DEFAULT_CLOSE_GRACE

@@ -21,30 +21,52 @@ import { Admin } from './admin.js'
 import type { ScheduleInfo } from '../broker/service.js'
 
 export interface ProducerOptions extends ClientOptions {
-  /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 2000. */
+  /**
+   * Messages out at once (unconfirmed or unanswered), 1 to 65536.
+   * @default 2000
+   */
   window?: number
-  /** Default ms `send` waits for an answer. Default 30000. */
+  /**
+   * ms `send` and `request` wait for an answer unless told otherwise.
+   * @default 30000
+   */
   timeout?: number
 }
 
 export interface PublishOptions {
+  /**
+   * String headers the consumer gets with the message.
+   * @default undefined (none: the handler sees `{}`)
+   */
   headers?: Record<string, string>
   /**
-   * The message id; by default a unique one is made. A given id is deduplicated: the broker drops a
-   * message whose id it saw for the same command within its dedup window (5 minutes by default),
-   * from any producer.
+   * The message id. A given id is deduplicated: the broker drops a message whose id it saw for
+   * the same command within its dedup window (5 minutes by default), from any producer.
+   * @default undefined (a unique id is made, not deduplicated)
    */
   id?: string
-  /** ms to wait before the message may be delivered (a delayed message). */
+  /**
+   * ms to wait before the message may be delivered (a delayed message).
+   * @default 0 (at once)
+   */
   delay?: number
-  /** Deliver no sooner than this time (ms since the epoch, or a Date). */
+  /**
+   * Deliver no sooner than this time (ms since the epoch, or a Date); wins over `delay`.
+   * @default undefined (at once, or after `delay`)
+   */
   at?: number | Date
-  /** ms after which the message must not be delivered: it fails as "expired" instead. */
+  /**
+   * ms after which the message must not be delivered: it fails as "expired" instead.
+   * @default 0 (no limit)
+   */
   ttl?: number
 }
 
 export interface SendOptions extends PublishOptions {
-  /** ms to wait for the answer. */
+  /**
+   * ms to wait for the answer.
+   * @default the producer's `timeout` (30000)
+   */
   timeout?: number
 }
 
