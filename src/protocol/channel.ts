@@ -102,7 +102,7 @@ export class FramedChannel<In> {
     }
     this.writer.flush()
     // What is held goes to the stream's own buffer, which an orderly close sends before it ends.
-    if (this.heldBytes > 0) this.stream.send(this.takeHeld())
+    if (this.heldBytes > 0 && this.stream.writeStatus === 'writable') this.stream.send(this.takeHeld())
     this.stream.close().catch((err: Error) => { this.stream.abort(err) })
     this.ended()
   }
