@@ -110,7 +110,6 @@ export async function recordBrokerAddresses (peerId: string, addrs: string[], ho
   await writeAtomic(addressBookPath(peerId, home), JSON.stringify({ peerId, addrs, pid: process.pid, updated: new Date().toISOString() }, null, 2))
 }
 
-/** The addresses a broker on this host recorded, or undefined if it never ran here. */
 /** The address book of this host as a client's BrokerLookup. */
 export function addressBook (home = p2pmqHome()): (peerId: string) => Promise<string[]> {
   return async (peerId) => {
@@ -122,6 +121,7 @@ export function addressBook (home = p2pmqHome()): (peerId: string) => Promise<st
   }
 }
 
+/** The addresses a broker on this host recorded, or undefined if it never ran here. */
 export async function lookupBrokerAddresses (peerId: string, home = p2pmqHome()): Promise<string[] | undefined> {
   try {
     const entry = JSON.parse(await readFile(addressBookPath(peerId, home), 'utf8'))

@@ -40,7 +40,6 @@
  * ```
  */
 import './polyfill.js'
-import { AnswerTimeoutError, FrameError } from './errors.js'
 import { BrokerService, broker, type BrokerInit } from './broker/service.js'
 import { Admin } from './client/admin.js'
 import { Consumer } from './client/consumer.js'
@@ -64,8 +63,11 @@ export { Admin }
 export type { ClientOptions } from './client/client-base.js'
 export type { BrokerLookup } from './client/broker-link.js'
 export { Producer, Consumer }
-export type { ProducerOptions, PublishOptions, SendOptions, Reply, Failure, ProducerEvents } from './client/producer.js'
-export type { Message, Handler, SubscribeOptions, SubscriptionHandle, ConsumerEvents } from './client/consumer.js'
+export type { ProducerOptions, PublishOptions, SendOptions, AnsweredResult, FailedResult, ProducerEvents } from './client/producer.js'
+export type { MessageResult } from './protocol/frames.js'
+export type { Message, Handler, SubscribeOptions, CloseOptions, Subscription, ConsumerEvents } from './client/consumer.js'
+export type { ReadyOptions } from './client/client-base.js'
+export type { SubscriptionTerms } from './subscription.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
 export { LevelStore } from './store/level-store.js'
@@ -76,14 +78,6 @@ export type { Payload, JsonValue } from './payload.js'
 export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'
 export { ErrorCode } from './protocol/frames.js'
-/** @deprecated renamed AnswerTimeoutError (libp2p has a TimeoutError of its own); this alias goes in the next release. */
-export const TimeoutError = AnswerTimeoutError
-/** @deprecated renamed AnswerTimeoutError; this alias goes in the next release. */
-export type TimeoutError = AnswerTimeoutError
-/** @deprecated renamed FrameError (libp2p has a ProtocolError of its own); this alias goes in the next release. */
-export const ProtocolError = FrameError
-/** @deprecated renamed FrameError; this alias goes in the next release. */
-export type ProtocolError = FrameError
 // The constants a user needs: protocol IDs (to allow or count streams) and the limits requests meet.
 export {
   PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL, DEFAULT_GROUP, DEFAULT_COMMAND, MAX_PAYLOAD_LIMIT, MAX_NAME_BYTES,
@@ -138,15 +132,30 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
 }
 
 export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode' | 'lookup'> {
-  /** The p2pmq home, whose address book finds a broker given by peer ID (default `~/.p2pmq` or P2PMQ_HOME). */
+  /**
+   * The p2pmq home, whose address book finds a broker given by peer ID.
+   * @default P2PMQ_HOME, else `~/.p2pmq`
+   */
   home?: string
-  /** Use this libp2p node instead of building one (it is not stopped with the client). */
+  /**
+   * Use this libp2p node instead of building one (it is not stopped with the client).
+   * @default undefined (the client builds a node and stops it with itself)
+   */
   node?: Libp2p
-  /** Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer. */
+  /**
+   * Keep a named identity under `<home>/clients/<name>`, so restarts are the same peer.
+   * @default undefined (a new identity each start, unless `dataDir`)
+   */
   name?: string
-  /** Keep the identity in this directory. */
+  /**
+   * Keep the identity in this directory.
+   * @default undefined (`<home>/clients/<name>` with `name`, else none kept)
+   */
   dataDir?: string
-  /** Dial over WebRTC Direct. Default: when `broker` is a `/webrtc-direct` multiaddr. */
+  /**
+   * Dial over WebRTC Direct.
+   * @default true when `broker` is a `/webrtc-direct` multiaddr, else false
+   */
   webrtc?: boolean
 }
 

@@ -9,7 +9,7 @@ import { killGroup, startBroker } from './cli-helpers.js'
 import { browser, hasChromium } from './chromium.js'
 import { createServer, type AddressInfo } from 'node:net'
 import { consumer, onCleanup, producer, tempDir } from './helpers.js'
-import { createAdmin, type Reply } from '../src/index.js'
+import { createAdmin, type AnsweredResult } from '../src/index.js'
 
 describe.runIf(hasChromium)('the web page in Chromium', () => {
   it('connects over WebRTC Direct, subscribes, and answers a producer\'s messages', async () => {
@@ -25,7 +25,7 @@ describe.runIf(hasChromium)('the web page in Chromium', () => {
     expect(pagePeer).toMatch(/^12D3KooW/)
 
     const p = await producer({ address: tcp, home })
-    const replies: Reply[] = []
+    const replies: AnsweredResult[] = []
     for (let i = 0; i < 20; i++) replies.push(await p.request('browser.work', `m${i}`, { timeout: 10_000 }))
     expect(replies.map((r) => r.payload)).toEqual(Array.from({ length: 20 }, (_, i) => `Answer to m${i}`))
     expect(new Set(replies.map((r) => r.consumer))).toEqual(new Set([pagePeer]))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Deque } from '../src/broker/deque.js'
+import { Deque } from '../src/deque.js'
 import { Mailbox, type KeptResult } from '../src/broker/mailbox.js'
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i)

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { killGroup, startBroker as startBrokerProc } from './cli-helpers.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, tempDir, until } from './helpers.js'
-import type { Reply } from '../src/index.js'
+import type { AnsweredResult } from '../src/index.js'
 
 describe('durability', () => {
   it('keeps unfinished messages across a restart, and drops what a producer resends of them', async () => {
@@ -195,7 +195,7 @@ describe('durability', () => {
 
     await broker.restart()
     expect(broker.node.services.mq.stats().keptAnswers).toBe(1)
-    const results: Array<Reply & { error?: string }> = []
+    const results: Array<AnsweredResult & { error?: string }> = []
     const again = await producer(broker.ref, { name: 'away' })
     again.events.addEventListener('result', (e) => { results.push(e.detail) })
     await until(() => results.length === 1, 10_000, 'the kept answer to arrive')

@@ -7,8 +7,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import {
   AdminError, AnswerTimeoutError, CONSUMER_PROTOCOL, ConflictError, ErrorCode, FrameError, InvalidArgumentError, NotFoundError,
-  ProtocolError, SubscriptionError, TimeoutError, UnknownMethodError, createAdmin, createNode, type Admin
+  SubscriptionError, UnknownMethodError, createAdmin, createNode, type Admin
 } from '../src/index.js'
+import * as p2pmq from '../src/index.js'
 import { FrameReader, FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
 import { FrameType, SubscribeFlags, writeSubscribe } from '../src/protocol/frames.js'
 import { consumer, onCleanup, producer, sleep, startBroker, until, type BrokerRef } from './helpers.js'
@@ -118,8 +119,8 @@ describe('error classes', () => {
     expect(new ConflictError('on top', { cause }).cause).toBe(cause)
     expect(new AnswerTimeoutError('late').name).toBe('AnswerTimeoutError')
     expect(new FrameError('bad').name).toBe('FrameError')
-    // The old names, deprecated, are the same classes.
-    expect(TimeoutError).toBe(AnswerTimeoutError)
-    expect(ProtocolError).toBe(FrameError)
+    const exported = Object.keys(p2pmq)
+    expect(exported).not.toContain('TimeoutError')
+    expect(exported).not.toContain('ProtocolError')
   })
 })

@@ -1,6 +1,6 @@
 /** Delayed messages, retry backoff, expiry and dead letters, on real libp2p nodes over 127.0.0.1. */
 import { describe, expect, it } from 'vitest'
-import { createAdmin, RejectMessage, type Failure, type Message } from '../src/index.js'
+import { createAdmin, RejectMessage, type FailedResult, type Message } from '../src/index.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, until } from './helpers.js'
 
 describe('scheduling', () => {
@@ -57,7 +57,7 @@ describe('scheduling', () => {
   it('fails an expired message without delivering it, and tells its producer', async () => {
     const broker = await startBroker()
     const p = await producer(broker)
-    const failures: Failure[] = []
+    const failures: FailedResult[] = []
     p.events.addEventListener('failed', (e) => { failures.push(e.detail) })
     const id = await p.publish('stale', 'x', { ttl: 100 })
     await sleep(200)
@@ -80,7 +80,7 @@ describe('scheduling', () => {
       handled.push(m)
     })
     const p = await producer(broker)
-    const failures: Failure[] = []
+    const failures: FailedResult[] = []
     p.events.addEventListener('failed', (e) => { failures.push(e.detail) })
     const id = await p.publish('jobs', { n: 1 }, { headers: { trace: 't1' } })
     await until(() => failures.length === 1, 5000, 'the failure notice')

@@ -1,7 +1,7 @@
 /** WebRTC Direct, the transport browsers use: a consumer reaches the broker over it, from Node. */
 import { createSocket } from 'node:dgram'
 import { describe, expect, it } from 'vitest'
-import { createConsumer, type Reply } from '../src/index.js'
+import { createConsumer, type AnsweredResult } from '../src/index.js'
 import { startBroker as startBrokerProc, killGroup } from './cli-helpers.js'
 import { onCleanup, producer, startBroker, tempDir, until } from './helpers.js'
 
@@ -23,7 +23,7 @@ describe('WebRTC Direct', () => {
     await c.subscribe('browser.work', (m) => `done ${m.payload as string}`)
     expect(c.node.getConnections().map((conn) => conn.remoteAddr.toString())).toEqual([expect.stringContaining('/webrtc-direct/')])
     const p = await producer(broker)
-    const replies: Reply[] = await Promise.all(Array.from({ length: 20 }, async (_, i) => await p.request('browser.work', String(i))))
+    const replies: AnsweredResult[] = await Promise.all(Array.from({ length: 20 }, async (_, i) => await p.request('browser.work', String(i))))
     expect(replies.map((r) => r.payload)).toEqual(Array.from({ length: 20 }, (_, i) => `done ${i}`))
     expect(new Set(replies.map((r) => r.consumer))).toEqual(new Set([c.peerId]))
   })

@@ -29,7 +29,7 @@
  * - A subscription whose delivery passed its deadline has timed out: it gets nothing new until its
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
  */
-import { Deque } from './deque.js'
+import { Deque } from '../deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'

@@ -2,15 +2,11 @@
  * Results kept for producers that are not connected, delivered when the same peer ID comes back.
  * Bounded in count per producer and in time.
  */
-import { Deque } from './deque.js'
+import { Deque } from '../deque.js'
+import type { Result } from '../protocol/frames.js'
 
-export interface KeptResult {
-  id: string
-  consumer: string
-  status: number
-  attempts: number
-  kind: number
-  payload: Uint8Array
+/** A Result frame's fields, kept until its producer comes back. */
+export interface KeptResult extends Omit<Result, 'type'> {
   keptAt: number
   /** Where the store keeps it (set by the journal). */
   key?: Uint8Array

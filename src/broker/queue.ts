@@ -2,9 +2,10 @@
  * One queue: the messages of one command waiting for one group, and the group's subscriptions that
  * can take them. Pure state; the engine moves messages in and out.
  */
-import { Deque } from './deque.js'
+import { Deque } from '../deque.js'
 import type { MessageFields } from '../protocol/frames.js'
 import type { QueuePolicy } from './engine.js'
+import type { SubscriptionTerms } from '../subscription.js'
 
 /** A message as the broker keeps it: one copy per group it was routed to. */
 export interface QueuedMessage extends MessageFields {
@@ -37,7 +38,7 @@ export interface QueuedMessage extends MessageFields {
 }
 
 /** A subscription as the engine sees it: a competing consumer with prefetch credit. */
-export interface Subscription<Owner = unknown> {
+export interface Subscription<Owner = unknown> extends SubscriptionTerms {
   readonly owner: Owner
   readonly subId: number
   readonly group: string

@@ -3,7 +3,7 @@
  * here is a duplicate, whichever producer sent it. Bounded in time (the window) and in count (the
  * oldest go first).
  */
-import { Deque } from './deque.js'
+import { Deque } from '../deque.js'
 
 export class SeenIds {
   private readonly until = new Map<string, number>()

@@ -3,7 +3,7 @@
  * out) or a consumer session (subscriptions and settles in, deliveries out). Sessions translate
  * frames to engine calls and engine events to frames; the queue logic stays in the engine.
  */
-import { FramedChannel } from '../protocol/channel.js'
+import { FramedChannel, MAX_UNSENT_BYTES } from '../protocol/channel.js'
 import {
   ErrorCode, FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
   readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
@@ -78,9 +78,10 @@ export interface SessionParts {
 abstract class Session<In> {
   readonly channel: FramedChannel<In>
 
-  constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In) {
+  constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In, pauseReadingAbove?: number) {
     this.channel = new FramedChannel<In>(stream, {
       maxFrameLength: parts.limits.maxFrameLength,
+      pauseReadingAbove,
       read,
       onFrame: (frame) => { this.onFrame(frame) },
       onBatchEnd: () => { this.onBatchEnd() },
@@ -126,7 +127,8 @@ export class ProducerSession extends Session<ProducerFrame> {
   private readonly blockedOn = new Set<string>()
 
   constructor (peer: string, stream: Stream, parts: SessionParts) {
-    super(peer, stream, parts, readProducerFrame)
+    // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
+    super(peer, stream, parts, readProducerFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
   }
 
   protected onFrame (f: ProducerFrame): void {
@@ -361,7 +363,7 @@ export class AdminSession extends Session<AdminFrame> {
   private readonly watches: Array<ReturnType<typeof setInterval>> = []
 
   constructor (peer: string, stream: Stream, parts: SessionParts) {
-    super(peer, stream, parts, readAdminFrame)
+    super(peer, stream, parts, readAdminFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
   }
 
   protected onFrame (f: AdminFrame): void {
@@ -379,7 +381,8 @@ export class AdminSession extends Session<AdminFrame> {
     if (f.method === 'watch') {
       const interval = Math.max(MIN_WATCH_INTERVAL, Number((params as { interval?: unknown } | undefined)?.interval ?? 1000) || 1000)
       respond(true, this.parts.admin.stats())
-      this.watches.push(setInterval(() => { respond(true, this.parts.admin.stats()) }, interval))
+      // A tick the client has not taken the last one of is skipped: the next carries newer stats.
+      this.watches.push(setInterval(() => { if (!this.channel.congested) respond(true, this.parts.admin.stats()) }, interval))
       return
     }
     this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })

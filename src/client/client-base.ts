@@ -15,17 +15,38 @@ export interface ClientOptions {
   broker: string
   /** The libp2p node to use; by default the client builds and owns one. */
   node: Libp2p
-  /** Finds a broker given by peer ID (on Node: the address book of this host). */
+  /**
+   * Finds a broker given by peer ID (on Node: the address book of this host).
+   * @default undefined (`broker` must then be a multiaddr ending in /p2p/<peerId>)
+   */
   lookup?: BrokerLookup
-  /** Largest frame accepted from the broker, in bytes. */
+  /**
+   * Largest frame accepted from the broker, in bytes.
+   * @default 67174400 (64 MiB, the largest payload a broker takes, plus 64 KiB)
+   */
   maxFrameLength?: number
-  /** Told when a dial fails and will be retried. */
+  /**
+   * Told when a dial fails and will be retried.
+   * @default undefined (retries silently)
+   */
   onRetry?: (err: Error, retryIn: number) => void
-  /** Stop the node too when the client stops (set when the client built the node). */
+  /**
+   * Stop the node too when the client stops (set when the client built the node).
+   * @default false
+   */
   ownsNode?: boolean
 }
 
-export abstract class ClientBase<In> {
+/** `In`: the frames the broker sends this client; each names its type, so Welcome is spotted without a cast. */
+export interface ReadyOptions {
+  /**
+   * Stops the wait: `ready()` rejects with the signal's reason.
+   * @default undefined (waits until ready, or until the client stops)
+   */
+  signal?: AbortSignal
+}
+
+export abstract class ClientBase<In extends { type: FrameType }> {
   readonly node: Libp2p
   protected channel?: FramedChannel<In>
   protected stopped = false
@@ -69,7 +90,7 @@ export abstract class ClientBase<In> {
    * limits are known); at once while that is so. After a disconnect it waits for the reconnect.
    * Rejects with ClosedError if the client stops first, or with the signal's reason.
    */
-  async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
+  async ready (options: ReadyOptions = {}): Promise<void> {
     if (this.stopped) throw new ClosedError('The client is stopped')
     if (this.welcomed && this.connected) return
     const { signal } = options
@@ -100,7 +121,7 @@ export abstract class ClientBase<In> {
       read: (type, reader) => this.readFrame(type, reader),
       onFrame: (frame) => {
         this.onFrame(frame)
-        if ((frame as { type?: number }).type === FrameType.Welcome && this.channel === channel) {
+        if (frame.type === FrameType.Welcome && this.channel === channel) {
           this.welcomed = true
           for (const w of [...this.readyWaiters]) w.resolve()
         }

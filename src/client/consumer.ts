@@ -10,12 +10,13 @@
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
 import { ClosedError, FrameError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
-import { FramedChannel } from '../protocol/channel.js'
+import { type FramedChannel } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, readBrokerToConsumerFrame, writeAck, writeAnswer, writeNack,
   SubscribeFlags, writeSubscribe, writeUnsubscribe, type BrokerToConsumerFrame, type Deliver
 } from '../protocol/frames.js'
-import { ClientBase, type ClientOptions } from './client-base.js'
+import { ClientBase, type ClientOptions, type ReadyOptions } from './client-base.js'
+import type { SubscriptionTerms } from '../subscription.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 
 /** How long close() waits for running handlers by default: under the 10 s `docker stop` gives before SIGKILL. */
@@ -39,23 +40,42 @@ export interface Message {
 export type Handler = (message: Message) => unknown
 
 export interface SubscribeOptions {
-  /** Consumers in the same group share the messages; each group gets its own copy. */
+  /**
+   * Consumers in the same group share the messages; each group gets its own copy.
+   * @default 'default'
+   */
   group?: string
-  /** Deliveries this subscription holds unsettled at most. */
+  /**
+   * Deliveries this subscription holds unsettled at most.
+   * @default 1000
+   */
   prefetch?: number
-  /** ms a handler may run before its message is nacked for another attempt. */
+  /**
+   * ms a handler may run before its message is nacked for another attempt.
+   * @default 30000
+   */
   timeout?: number
   /**
    * Single-active consumer: the group's queues give one message at a time, in order, to one
    * consumer; the next subscriber takes over when it leaves (serialized work).
+   * @default false
    */
   singleActive?: boolean
   /**
    * ms the group may stay idle (no subscriptions, no admin use) before the broker deletes it with
    * its queues and bindings (RabbitMQ's x-expires). Stored with the group; the latest subscription
    * that gives one sets it.
+   * @default undefined (the group is kept, or keeps the expiry an earlier subscription set)
    */
   expires?: number
+}
+
+export interface CloseOptions {
+  /**
+   * ms to wait for the running handlers to settle their messages before stopping.
+   * @default 5000
+   */
+  grace?: number
 }
 
 export interface ConsumerEvents {
@@ -70,23 +90,37 @@ export interface ConsumerEvents {
   'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError }>
 }
 
-interface Sub {
-  subId: number
-  patterns: string[]
-  group: string
-  prefetch: number
-  timeout: number
-  singleActive: boolean
-  expires: number
-  handler: Handler
-  /** Pending until the broker accepts or refuses the subscription on the current connection. */
-  ready?: { resolve: () => void, reject: (err: Error) => void }
-  /** Sent on the current stream and not yet answered (accepted or refused). */
+/** The consumer's record of one of its subscriptions. */
+interface SubscriptionState extends SubscriptionTerms {
+  readonly patterns: string[]
+  readonly timeout: number
+  readonly expires: number
+  readonly handler: Handler
+  /** The broker accepted it once (a refusal after that ends it instead of failing `subscribe`). */
+  accepted: boolean
+  /**
+   * Sent and not yet answered by the broker on the current stream. Resolves when it is answered
+   * (or, once accepted, when the stream ends: it is sent again on the next); rejects when the
+   * broker refuses it before accepting it, which fails `subscribe()`.
+   */
   unanswered?: PromiseWithResolvers<void>
 }
 
-export class SubscriptionHandle {
-  constructor (private readonly consumer: Consumer, readonly subId: number) {}
+/** A subscription the broker accepted, as `subscribe()` gives it. */
+export class Subscription implements SubscriptionTerms {
+  readonly subId: number
+  readonly group: string
+  readonly patterns: readonly string[]
+  readonly prefetch: number
+  readonly singleActive: boolean
+
+  constructor (private readonly consumer: Consumer, terms: SubscriptionTerms) {
+    this.subId = terms.subId
+    this.group = terms.group
+    this.patterns = [...terms.patterns]
+    this.prefetch = terms.prefetch
+    this.singleActive = terms.singleActive
+  }
 
   async unsubscribe (): Promise<void> {
     this.consumer.unsubscribe(this.subId)
@@ -95,7 +129,7 @@ export class SubscriptionHandle {
 
 export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   readonly events = new TypedEventEmitter<ConsumerEvents>()
-  private readonly subs = new Map<number, Sub>()
+  private readonly subs = new Map<number, SubscriptionState>()
   /** Producer peer IDs by the refs the broker gave them on the current stream. */
   private readonly producers = new Map<number, string>()
   private nextSubId = 0
@@ -117,11 +151,11 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
    * Subscribes `handler` to one or more commands (exact names or patterns like `users.*`,
    * `users.#`). Resolves once the broker has accepted the subscription; rejects if it refuses.
    */
-  async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<SubscriptionHandle> {
+  async subscribe (commands: string | string[] = DEFAULT_COMMAND, handler: Handler, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.stopped) throw new ClosedError('The consumer is stopped')
     const patterns = Array.isArray(commands) ? commands : [commands]
     if (options.expires != null && !(Number.isInteger(options.expires) && options.expires > 0 && options.expires <= 0xffffffff)) throw new RangeError('expires must be a positive number of ms')
-    const sub: Sub = {
+    const sub: SubscriptionState = {
       subId: ++this.nextSubId,
       patterns,
       group: options.group ?? DEFAULT_GROUP,
@@ -129,10 +163,13 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       timeout: options.timeout ?? DEFAULT_VISIBILITY_TIMEOUT,
       singleActive: options.singleActive ?? false,
       expires: options.expires ?? 0,
-      handler
+      handler,
+      accepted: false,
+      // Made now, not when sent: an unaccepted subscription is waited for across reconnects.
+      unanswered: Promise.withResolvers<void>()
     }
+    const accepted = sub.unanswered?.promise
     this.subs.set(sub.subId, sub)
-    const accepted = new Promise<void>((resolve, reject) => { sub.ready = { resolve, reject } })
     if (this.channel?.isOpen === true) this.sendSubscribe(this.channel, sub)
     try {
       await accepted
@@ -140,7 +177,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       this.subs.delete(sub.subId)
       throw err
     }
-    return new SubscriptionHandle(this, sub.subId)
+    return new Subscription(this, sub)
   }
 
   unsubscribe (subId: number): void {
@@ -150,12 +187,12 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   }
 
   /** As the other clients', and every subscription made so far answered by the broker on this stream. */
-  async ready (options: { signal?: AbortSignal } = {}): Promise<void> {
+  async ready (options: ReadyOptions = {}): Promise<void> {
     for (;;) {
       await super.ready(options)
-      const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise] : [])
+      const unanswered = [...this.subs.values()].flatMap((s) => s.unanswered != null ? [s.unanswered.promise.catch(() => {})] : [])
       if (unanswered.length === 0) return
-      // Answered, or the stream closed (then wait for the next one).
+      // Answered (accepted or refused), or the stream closed (then wait for the next one).
       await Promise.all(unanswered)
       options.signal?.throwIfAborted()
     }
@@ -167,7 +204,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
    * handler still running, a delivery not started) goes back to the broker with the stream, which
    * puts it at the head of its queue for another consumer at once.
    */
-  async close (options: { grace?: number } = {}): Promise<void> {
+  async close (options: CloseOptions = {}): Promise<void> {
     if (this.stopped) return
     this.closing = true
     const grace = options.grace ?? DEFAULT_CLOSE_GRACE
@@ -185,7 +222,7 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
   async stop (): Promise<void> {
     this.closing = true
     this.answerAll()
-    for (const sub of this.subs.values()) sub.ready?.reject(new ClosedError('The consumer was stopped'))
+    for (const sub of this.subs.values()) sub.unanswered?.reject(new ClosedError('The consumer was stopped'))
     this.subs.clear()
     await super.stop()
   }
@@ -215,15 +252,15 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
       case FrameType.Subscribed: {
         const sub = this.subs.get(f.subId)
         if (sub == null) return
-        sub.unanswered?.resolve()
+        const answer = sub.unanswered
         sub.unanswered = undefined
-        const ready = sub.ready
-        sub.ready = undefined
         if (f.error === '') {
-          ready?.resolve()
-        } else if (ready != null) {
-          ready.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`, { code: f.code }))
+          sub.accepted = true
+          answer?.resolve()
+        } else if (!sub.accepted) {
+          answer?.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`, { code: f.code }))
         } else {
+          answer?.resolve()
           this.subs.delete(f.subId)
           const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`, { code: f.code })
           this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
@@ -234,15 +271,17 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
     }
   }
 
+  /** The stream ended: what was accepted is sent again on the next; what was not is still awaited. */
   private answerAll (): void {
     for (const sub of this.subs.values()) {
+      if (!sub.accepted) continue
       sub.unanswered?.resolve()
       sub.unanswered = undefined
     }
   }
 
-  private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: Sub): void {
-    sub.unanswered = Promise.withResolvers<void>()
+  private sendSubscribe (channel: FramedChannel<BrokerToConsumerFrame>, sub: SubscriptionState): void {
+    sub.unanswered ??= Promise.withResolvers<void>()
     writeSubscribe(channel.writer, sub.subId, sub.prefetch, (sub.singleActive ? SubscribeFlags.SingleActive : 0) | SubscribeFlags.ErrorCodes, sub.group, sub.patterns, sub.expires)
   }
 

@@ -12,66 +12,80 @@
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
 import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, AnswerTimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
-import { FramedChannel } from '../protocol/channel.js'
-import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type Result } from '../protocol/frames.js'
-import { Deque } from '../broker/deque.js'
+import { type FramedChannel } from '../protocol/channel.js'
+import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type MessageResult, type Result } from '../protocol/frames.js'
+import { Deque } from '../deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { Admin } from './admin.js'
 import type { ScheduleInfo } from '../broker/api.js'
 
 export interface ProducerOptions extends ClientOptions {
-  /** Messages out at once (unconfirmed or unanswered), 1 to 65536. Default 2000. */
+  /**
+   * Messages out at once (unconfirmed or unanswered), 1 to 65536.
+   * @default 2000
+   */
   window?: number
-  /** Default ms `send` waits for an answer. Default 30000. */
+  /**
+   * ms `send` and `request` wait for an answer unless told otherwise.
+   * @default 30000
+   */
   timeout?: number
 }
 
 export interface PublishOptions {
+  /**
+   * String headers the consumer gets with the message.
+   * @default undefined (none: the handler sees `{}`)
+   */
   headers?: Record<string, string>
   /**
-   * The message id; by default a unique one is made. A given id is deduplicated: the broker drops a
-   * message whose id it saw for the same command within its dedup window (5 minutes by default),
-   * from any producer.
+   * The message id. A given id is deduplicated: the broker drops a message whose id it saw for
+   * the same command within its dedup window (5 minutes by default), from any producer.
+   * @default undefined (a unique id is made, not deduplicated)
    */
   id?: string
-  /** ms to wait before the message may be delivered (a delayed message). */
+  /**
+   * ms to wait before the message may be delivered (a delayed message).
+   * @default 0 (at once)
+   */
   delay?: number
-  /** Deliver no sooner than this time (ms since the epoch, or a Date). */
+  /**
+   * Deliver no sooner than this time (ms since the epoch, or a Date); wins over `delay`.
+   * @default undefined (at once, or after `delay`)
+   */
   at?: number | Date
-  /** ms after which the message must not be delivered: it fails as "expired" instead. */
+  /**
+   * ms after which the message must not be delivered: it fails as "expired" instead.
+   * @default 0 (no limit)
+   */
   ttl?: number
 }
 
 export interface SendOptions extends PublishOptions {
-  /** ms to wait for the answer. */
+  /**
+   * ms to wait for the answer.
+   * @default the producer's `timeout` (30000)
+   */
   timeout?: number
 }
 
-/** A consumer's answer to a `send`. */
-export interface Reply {
-  id: string
+/** A consumer's answer to a `send` (or `request`). */
+export interface AnsweredResult extends MessageResult {
   payload: Payload
-  /** The answering consumer's peer ID. */
-  consumer: string
-  /** The delivery attempt that answered (1 unless earlier ones failed). */
-  attempts: number
 }
 
 /** A message that will not be attempted again: published ones too (their promise resolved at the confirm). */
-export interface Failure {
-  id: string
+export interface FailedResult extends MessageResult {
+  /** Why it failed: the consumer's error, or the broker's reason (expired, too many attempts). */
   error: string
-  /** The consumer of its last delivery ('' if it never had one, e.g. it expired). */
-  consumer: string
-  attempts: number
 }
 
 export interface ProducerEvents {
   /** An answer to a message this producer object did not send: one kept for this identity while it was away. */
-  result: CustomEvent<Reply>
+  result: CustomEvent<AnsweredResult>
   /** A message this producer is not waiting on failed: a publish, or one sent before a restart. */
-  failed: CustomEvent<Failure>
+  failed: CustomEvent<FailedResult>
   connected: CustomEvent<void>
   disconnected: CustomEvent<void>
 }
@@ -138,8 +152,8 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
     return (await this.request(command, payload, options)).payload
   }
 
-  /** Sends a message and resolves with the whole reply: payload, answering consumer, attempts. */
-  async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<Reply> {
+  /** Sends a message and resolves with its whole result: payload, answering consumer, attempts. */
+  async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<AnsweredResult> {
     return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
   }
 
@@ -306,7 +320,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
       this.settle(o, err as Error)
       return
     }
-    this.settle(o, undefined, { id: f.id, payload, consumer: f.consumer, attempts: f.attempts } satisfies Reply)
+    this.settle(o, undefined, { id: f.id, payload, consumer: f.consumer, attempts: f.attempts } satisfies AnsweredResult)
   }
 
   /** Ends one outgoing message: frees its slot and resolves or rejects its caller, once. */

@@ -3,11 +3,19 @@
  * limit; frames out, coalesced into one `send` per tick. Any decoding error ends the stream with
  * the reason (never an uncaught throw), and `onClose` tells the owner once.
  *
- * Nothing here waits for `drain` (and `stream.onDrain()` is broken in @libp2p/utils 7.4 anyway):
- * the bytes written are bounded by the protocol itself, consumer credit and the producer window.
+ * Backpressure: once `stream.send()` returns false the channel holds what the writer flushes and
+ * sends it in one piece on the stream's `drain` event (listened for directly: `stream.onDrain()`
+ * resolves at once after its first use in @libp2p/utils 7.4). A channel built with
+ * `pauseReadingAbove` also stops reading its stream while more than that many bytes wait to go
+ * out, for streams whose incoming frames each ask for an outgoing one: a peer that does not read
+ * then cannot make this side buffer without bound.
  */
 import type { Stream } from '@libp2p/interface'
+import { concat } from 'uint8arrays/concat'
 import { FrameSplitter, FrameWriter, type FrameReader } from './codec.js'
+
+/** Unsent bytes (beyond one largest frame) above which a stream that answers what it reads stops reading. */
+export const MAX_UNSENT_BYTES = 4 * 1024 * 1024
 
 export interface ChannelInit<In> {
   /** Largest frame accepted, in bytes; a larger one ends the stream. */
@@ -19,12 +27,24 @@ export interface ChannelInit<In> {
   onBatchEnd?: () => void
   /** Called once when the stream ends, with the reason if it was not an orderly close. */
   onClose: (err?: Error) => void
+  /**
+   * Stop reading the stream while more bytes than this wait to be sent, and read again once they
+   * are sent. For a stream whose incoming frames each cause an outgoing one (requests, publishes);
+   * never for one whose incoming frames free what is outgoing (settles free a consumer's credit).
+   * @default undefined (always read)
+   */
+  pauseReadingAbove?: number
 }
 
 export class FramedChannel<In> {
   readonly writer: FrameWriter
   private readonly splitter: FrameSplitter
   private closed = false
+  /** Set while the stream waits for `drain`: flushed bytes are held here meanwhile. */
+  private waitingForDrain = false
+  private held: Uint8Array[] = []
+  private heldBytes = 0
+  private readingPaused = false
 
   constructor (readonly stream: Stream, private readonly init: ChannelInit<In>) {
     this.writer = new FrameWriter(this.send)
@@ -42,6 +62,7 @@ export class FramedChannel<In> {
     })
     stream.addEventListener('close', (evt) => { this.ended(evt.error) })
     stream.addEventListener('remoteCloseWrite', () => { this.close() })
+    stream.addEventListener('drain', this.drained)
     // libp2p hands a stream over after protocol negotiation and a peer store update: one that was
     // reset, closed, or half-closed by the remote meanwhile has fired its events already, so its
     // state is all that says so. Its buffered frames are dropped unanswered (a consumer that closed
@@ -61,6 +82,16 @@ export class FramedChannel<In> {
     return !this.closed
   }
 
+  /** Bytes written to this channel that the peer has not taken yet (held here or in the stream). */
+  get buffered (): number {
+    return this.heldBytes + this.stream.writeBufferLength + this.writer.pending
+  }
+
+  /** True while the stream waits for `drain`: an owner may skip frames it can drop (a stats tick). */
+  get congested (): boolean {
+    return this.waitingForDrain
+  }
+
   /** Ends the stream: orderly (unsent frames are flushed first) or, with a reason, at once. */
   close (reason?: Error): void {
     if (this.closed) return
@@ -70,6 +101,8 @@ export class FramedChannel<In> {
       return
     }
     this.writer.flush()
+    // What is held goes to the stream's own buffer, which an orderly close sends before it ends.
+    if (this.heldBytes > 0 && this.stream.writeStatus === 'writable') this.stream.send(this.takeHeld())
     this.stream.close().catch((err: Error) => { this.stream.abort(err) })
     this.ended()
   }
@@ -82,17 +115,55 @@ export class FramedChannel<In> {
 
   private readonly send = (bytes: Uint8Array): void => {
     if (this.closed) return
+    if (this.waitingForDrain) {
+      this.held.push(bytes)
+      this.heldBytes += bytes.byteLength
+      this.applyPressure()
+      return
+    }
     if (this.stream.writeStatus !== 'writable') {
       // Closed under us without an event this channel saw: it is gone all the same.
       this.ended(new Error(`The stream is ${this.stream.status}`))
       return
     }
     try {
-      // A false return means the stream buffers the bytes until it drains. What is written is
-      // bounded by the protocol (consumer credit, producer window), so there is no need to wait.
-      this.stream.send(bytes)
+      // False: the stream keeps these bytes but wants no more until it drains.
+      if (!this.stream.send(bytes)) {
+        this.waitingForDrain = true
+        this.applyPressure()
+      }
     } catch (err) {
       this.close(err as Error)
     }
+  }
+
+  private readonly drained = (): void => {
+    if (this.closed || !this.waitingForDrain) return
+    this.waitingForDrain = false
+    try {
+      if (this.heldBytes > 0 && !this.stream.send(this.takeHeld())) this.waitingForDrain = true
+    } catch (err) {
+      this.close(err as Error)
+      return
+    }
+    if (this.readingPaused && !this.waitingForDrain && this.stream.status === 'open' && this.stream.readStatus === 'paused') {
+      this.readingPaused = false
+      this.stream.resume()
+    }
+  }
+
+  private takeHeld (): Uint8Array {
+    const bytes = this.held.length === 1 ? this.held[0] : concat(this.held, this.heldBytes)
+    this.held = []
+    this.heldBytes = 0
+    return bytes
+  }
+
+  private applyPressure (): void {
+    const limit = this.init.pauseReadingAbove
+    if (limit == null || this.readingPaused || this.buffered <= limit) return
+    if (this.stream.readStatus !== 'readable') return
+    this.readingPaused = true
+    this.stream.pause()
   }
 }

@@ -104,13 +104,22 @@ export interface Confirm { type: FrameType.Confirm, seq: number }
 /** Broker → producer: the message with this `seq` is refused; nothing of it is kept. */
 export interface Reject { type: FrameType.Reject, seq: number, code: number, reason: string }
 
-/** Broker → producer: the outcome of message `id`, an answer or a failure (payload = error text). */
-export interface Result {
-  type: FrameType.Result
+/**
+ * What every result of a message names, on the wire, in the broker's mailbox and in the producer's
+ * hands (`AnsweredResult`, `FailedResult`): the message, who settled it, after how many attempts.
+ */
+export interface MessageResult {
   id: string
+  /** The consumer of its last delivery ('' if it never had one, e.g. it expired). */
   consumer: string
-  status: number
+  /** The delivery attempt that answered or failed (1 unless earlier ones failed). */
   attempts: number
+}
+
+/** Broker → producer: the result of message `id`, an answer or a failure (payload = error text). */
+export interface Result extends MessageResult {
+  type: FrameType.Result
+  status: number
   kind: number
   payload: Uint8Array
 }
