@@ -473,13 +473,12 @@ describe('paging', () => {
     const deliveries: string[] = []
     const asked: number[] = []
     let queue: Queue | undefined
-    let order = 0
-    // As the journal does: every message stored with its order; the engine asks for pages.
+    // The test is the store: it keeps every message at the order the engine gave it, and serves the pages the engine asks for.
     const engine = new QueueEngine<Owner>({
       deliver: (d) => { deliveries.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      enqueued: (m, q) => { queue = q; m.pageOrder = ++order; disk.push(m) },
+      enqueued: (m, q) => { queue = q; disk.push(m) },
       pageNeeded: (q) => { asked.push(q.tail) }
     }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 })
     engine.unsubscribe(engine.subscribe('c0', 0, 'g', ['work'], 1)) // binds the group, then leaves
@@ -503,7 +502,6 @@ describe('paging', () => {
 describe('paging delayed messages', () => {
   it('reads a message stored in the middle of a page being read, that the page lacks', () => {
     let now = 0
-    let order = 0
     const disk: Array<{ message: QueuedMessage, queue: Queue }> = []
     let asked: { after: { at: number, order: number }, generation: number } | undefined
     const delivered: string[] = []
@@ -511,9 +509,8 @@ describe('paging delayed messages', () => {
       deliver: (d) => { delivered.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      // As the journal does: stored in due order; the engine asks for pages.
-      delayed: (m, q) => { m.dueOrder = ++order; disk.push({ message: m, queue: q }) },
-      enqueued: (m) => { m.pageOrder = ++order },
+      // The test is the store: it keeps every delayed message at the order the engine gave it, and serves the pages the engine asks for.
+      delayed: (m, q) => { disk.push({ message: m, queue: q }) },
       delayedPageNeeded: (after, generation) => { asked = { after, generation } }
     }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now })
     engine.subscribe('c', 1, 'g', ['later'], 100)
@@ -619,5 +616,23 @@ describe('idle queue sweep', () => {
     t.advance(1_000)
     t.engine.sweepQueues()
     expect(names(t.engine)).toEqual(['a@g', 'waiting@']) // in flight, and waiting
+  })
+})
+
+describe('order', () => {
+  it('gives each message its place, from one counter for queue order and due order, after those restored', () => {
+    const t = setup()
+    t.engine.restoreOrder(41) // a store holds messages numbered up to 41
+    const ready = { ...msg('work') }
+    const later = { ...msg('work'), dueAt: 5_000 }
+    const after = { ...msg('work') }
+    t.engine.publish(ready)
+    t.engine.publish(later)
+    t.engine.publish(after)
+    expect([ready.pageOrder, later.dueOrder, after.pageOrder]).toEqual([42, 43, 44])
+    expect(later.pageOrder).toBeUndefined()
+    t.advance(5_000)
+    t.engine.promote() // came due: it takes the next place in its queue's order
+    expect([later.pageOrder, later.dueOrder]).toEqual([45, undefined])
   })
 })

@@ -57,10 +57,10 @@ export interface EngineEvents<Owner> {
   relieved?: (queue: Queue) => void
   /**
    * A message entered a queue's order (a group's copy made at publish, an unrouted one, or a
-   * delayed one that came due behind messages paged out): store it there and set its `pageOrder`.
+   * delayed one that came due): store it there, at its `pageOrder`.
    */
   enqueued?: (message: QueuedMessage, queue: Queue) => void
-  /** A message waits for its due time (a delayed publish, or a retry's backoff): store it in due order and set its `dueOrder`. */
+  /** A message waits for its due time (a delayed publish, or a retry's backoff): store it in due order, at (`dueAt`, `dueOrder`). */
   delayed?: (message: QueuedMessage, queue: Queue) => void
   /** The unrouted queue of a command (group '') now belongs to `queue.group`, with its messages. */
   adopted?: (queue: Queue) => void
@@ -216,6 +216,8 @@ export class QueueEngine<Owner> {
   private delayedWhileLoading: DueOrder[] = []
   private readonly clock: () => number
   private nextTag = 0
+  /** The next place a message gets in its queue's order (`pageOrder`), or among the delayed ones (`dueOrder`). */
+  private nextOrder = 1
   private tagsWrapped = false
   private held = 0
   private lastQueueSweep: number
@@ -366,8 +368,7 @@ export class QueueEngine<Owner> {
   ack (owner: Owner, tag: number): boolean {
     const d = this.settle(owner, tag)
     if (d == null) return false
-    d.queue.acked++
-    d.queue.stalled = false
+    d.queue.completed()
     this.held--
     this.events.completed(d.message, owner)
     this.fill(d.sub)
@@ -378,8 +379,7 @@ export class QueueEngine<Owner> {
   answer (owner: Owner, tag: number, kind: number, payload: Uint8Array): boolean {
     const d = this.settle(owner, tag)
     if (d == null) return false
-    d.queue.acked++
-    d.queue.stalled = false
+    d.queue.completed()
     this.held--
     this.events.completed(d.message, owner, d.message.wantsAnswer ? { kind, payload } : undefined)
     this.fill(d.sub)
@@ -397,8 +397,7 @@ export class QueueEngine<Owner> {
       const backoff = d.queue.singleActive ? 0 : this.backoff(d.queue, d.message.attempts)
       if (backoff > 0) {
         d.message.dueAt = this.clock() + backoff
-        this.events.delayed?.(d.message, d.queue)
-        this.delay(d.queue, d.message)
+        this.delayInOrder(d.queue, d.message)
       } else {
         d.queue.unshift(d.message)
         this.events.requeued?.(d.message, d.queue)
@@ -446,7 +445,7 @@ export class QueueEngine<Owner> {
     this.enqueue(queue, message, false)
   }
 
-  /** Puts back a delayed message kept from an earlier run (stored in due order, `dueOrder` set), without events. */
+  /** Puts back a delayed message kept from an earlier run (with its `dueOrder`), without events. */
   restoreDelayed (message: QueuedMessage, group: string): void {
     this.held++
     const queue = this.restoredQueue(message.command, group)
@@ -458,9 +457,14 @@ export class QueueEngine<Owner> {
   restoreDelayedOnDisk (command: string, group: string, count: number): void {
     const queue = this.restoredQueue(command, group)
     queue.published += count
-    queue.delayed += count
+    queue.addDelayed(count)
     this.delayedOnDisk += count
     this.held += count
+  }
+
+  /** The orders of messages kept from an earlier run go up to `highest`: new ones are given after it. */
+  restoreOrder (highest: number): void {
+    if (highest >= this.nextOrder) this.nextOrder = highest + 1
   }
 
   private restoredQueue (command: string, group: string): Queue {
@@ -477,7 +481,7 @@ export class QueueEngine<Owner> {
     for (let next = this.schedule.peek(); next != null && next.at <= now; next = this.schedule.peek()) {
       this.schedule.pop()
       this.scheduleBytes -= next.message.payload.byteLength
-      next.queue.delayed--
+      next.queue.removeDelayed()
       this.cameDue(next.queue, next.message)
       touched.add(next.queue)
     }
@@ -529,25 +533,23 @@ export class QueueEngine<Owner> {
     const paged: Array<{ queue: Queue, after: number }> = []
     let count = 0
     for (const queue of queues) {
-      messages.push(...queue.drainReady())
       if (queue.onDisk > 0) paged.push({ queue, after: queue.tail })
       count += queue.onDisk
-      queue.onDisk = 0
-      queue.generation++
+      messages.push(...queue.purge())
       if (queue.congested) this.relieve(queue)
     }
     const gone = new Set(queues)
     for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
-      queue.delayed--
+      queue.removeDelayed()
       this.scheduleBytes -= message.payload.byteLength
       messages.push(message)
     }
     // What is still counted as delayed is only in the store.
     const delayed = queues.filter((q) => q.delayed > 0)
     for (const queue of delayed) {
-      this.delayedOnDisk -= queue.delayed
-      count += queue.delayed
-      queue.delayed = 0
+      const onDisk = queue.dropDelayed()
+      this.delayedOnDisk -= onDisk
+      count += onDisk
     }
     if (delayed.length > 0) this.delayGeneration++
     count += messages.length
@@ -722,7 +724,7 @@ export class QueueEngine<Owner> {
     for (const queue of removed) {
       this.routes.delete(queue.command)
       this.congestedQueues.delete(queue)
-      queue.congested = false
+      queue.relieve()
       for (const sub of queue.consumers) subs.add(sub as Subscription<Owner>)
       queue.consumers.length = 0
     }
@@ -907,12 +909,26 @@ export class QueueEngine<Owner> {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
     if (message.dueAt != null && message.dueAt > this.clock()) {
-      this.events.delayed?.(message, queue)
-      this.delay(queue, message)
+      this.delayInOrder(queue, message)
     } else {
-      this.events.enqueued?.(message, queue)
-      this.enqueue(queue, message)
+      this.enqueueInOrder(queue, message)
     }
+  }
+
+  /** Gives `message` the next place in `queue`'s order, has it stored there, and enqueues it. */
+  private enqueueInOrder (queue: Queue, message: QueuedMessage): void {
+    message.pageOrder = this.nextOrder++
+    message.dueOrder = undefined
+    this.events.enqueued?.(message, queue)
+    this.enqueue(queue, message)
+  }
+
+  /** Gives `message` (which has its `dueAt`) the next place among the delayed ones, has it stored there, and delays it. */
+  private delayInOrder (queue: Queue, message: QueuedMessage): void {
+    message.dueOrder = this.nextOrder++
+    message.pageOrder = undefined
+    this.events.delayed?.(message, queue)
+    this.delay(queue, message)
   }
 
   /** Ready now (in memory, or on disk behind a full page), or into the schedule when due later. */
@@ -922,10 +938,10 @@ export class QueueEngine<Owner> {
     // (or when a page is full): pages are read back in stored order, after `tail`.
     const beyond = message.pageOrder != null && message.pageOrder > queue.tail
     if (beyond && (queue.onDisk > 0 || (due && this.pageFull(queue)))) {
-      queue.onDisk++
+      queue.addOnDisk()
       return
     }
-    if (beyond) queue.tail = message.pageOrder as number
+    if (beyond) queue.inMemoryUpTo(message.pageOrder as number)
     // Not due: a retry's backoff stored in the queue's order by an earlier version; it stays in memory.
     if (due) queue.push(message)
     else this.delay(queue, message, announce)
@@ -941,7 +957,7 @@ export class QueueEngine<Owner> {
    * owner when it is due (not while restoring: the owner asks once the start is done).
    */
   private delay (queue: Queue, message: QueuedMessage, announce = true): void {
-    queue.delayed++
+    queue.addDelayed()
     const at = message.dueAt as number
     const order = message.dueOrder
     if (order != null && earlier(this.delayTail, { at, order })) {
@@ -986,13 +1002,12 @@ export class QueueEngine<Owner> {
   }
 
   /**
-   * A delayed message came due: it joins the tail of its queue. A stored one is stored anew in the
-   * queue's order (so a restart keeps it there), in memory or behind a paged-out part.
+   * A delayed message came due: it joins the tail of its queue, stored anew in the queue's order
+   * (so a restart keeps it there), in memory or behind a paged-out part.
    */
   private cameDue (queue: Queue, message: QueuedMessage): void {
     if (message.dueOrder != null) {
-      this.events.enqueued?.(message, queue)
-      this.enqueue(queue, message)
+      this.enqueueInOrder(queue, message)
     } else {
       queue.push(message)
     }
@@ -1026,7 +1041,7 @@ export class QueueEngine<Owner> {
       const order = message.dueOrder as number
       if (earlier(this.delayTail, { at, order })) this.delayTail = { at, order }
       if (at <= now) {
-        queue.delayed--
+        queue.removeDelayed()
         this.cameDue(queue, message)
         touched.add(queue)
       } else {
@@ -1059,32 +1074,26 @@ export class QueueEngine<Owner> {
   restoreOnDisk (command: string, group: string, count: number): void {
     const queue = this.restoredQueue(command, group)
     queue.published += count
-    queue.onDisk += count
+    queue.addOnDisk(count)
     this.held += count
   }
 
   /** The next page of a paged queue, read from the store after `queue.tail`, in order. */
   loadPage (queue: Queue, generation: number, messages: QueuedMessage[]): void {
-    queue.loading = false
-    if (generation !== queue.generation) return // purged meanwhile: the page is stale
+    if (!queue.pageRead(generation)) return // purged meanwhile: the page is stale
     for (const m of messages) {
-      queue.onDisk--
-      if (m.pageOrder != null && m.pageOrder > queue.tail) queue.tail = m.pageOrder
+      queue.loaded(m.pageOrder)
       if (m.dueAt != null && m.dueAt > this.clock()) this.delay(queue, m)
       else queue.push(m)
     }
     // The store had fewer than counted (a read passes over what is not ours): trust the store.
-    if (messages.length === 0 && queue.onDisk > 0) {
-      this.held -= queue.onDisk
-      queue.onDisk = 0
-    }
+    if (messages.length === 0 && queue.onDisk > 0) this.held -= queue.dropOnDisk()
     this.drain(queue)
     this.askPage(queue)
   }
 
   private askPage (queue: Queue): void {
-    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2 && queue.readyBytes <= this.pageBytes / 2) {
-      queue.loading = true
+    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2 && queue.readyBytes <= this.pageBytes / 2 && queue.startLoading()) {
       this.events.pageNeeded?.(queue)
     }
   }
@@ -1127,9 +1136,7 @@ export class QueueEngine<Owner> {
   }
 
   private congest (queue: Queue): void {
-    queue.congested = true
-    queue.ackedMark = queue.acked
-    queue.movedAt = this.clock()
+    queue.congest(this.clock())
     this.congestedQueues.add(queue)
   }
 
@@ -1142,21 +1149,13 @@ export class QueueEngine<Owner> {
     const now = this.clock()
     const timeout = this.options.stallTimeout ?? DEFAULT_STALL_TIMEOUT
     for (const queue of this.congestedQueues) {
-      if (queue.acked !== queue.ackedMark) {
-        queue.ackedMark = queue.acked
-        queue.movedAt = now
-      } else if (now - queue.movedAt >= timeout) {
-        queue.stalled = true
-        this.relieve(queue)
-      }
+      if (queue.stallsAt(now, timeout)) this.relieve(queue)
     }
   }
 
   private relieve (queue: Queue): void {
     this.congestedQueues.delete(queue)
-    if (!queue.congested) return
-    queue.congested = false
-    this.events.relieved?.(queue)
+    if (queue.relieve()) this.events.relieved?.(queue)
   }
 
   private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {

@@ -65,7 +65,8 @@ export class Journal {
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
-  private nextMessage = 1
+  /** Every message stored so far has an order (the engine's) below it. */
+  private ordersBelow = 1
   private nextAnswer = 1
   private readonly completedLog = new CompletedLog()
   private nextLog = 1
@@ -143,7 +144,7 @@ export class Journal {
     const stored = new Map<number, number>()
     for await (const key of this.store.keys(MESSAGE_PREFIX)) {
       const { queueId, n } = parseMessageKey(key)
-      this.nextMessage = Math.max(this.nextMessage, n + 1)
+      this.ordersBelow = Math.max(this.ordersBelow, n + 1)
       if (skipped.has(queueId)) continue
       stored.set(queueId, (stored.get(queueId) ?? 0) + 1)
       messages++
@@ -174,7 +175,7 @@ export class Journal {
     const delayed = new Map<number, number>()
     for await (const key of this.store.keys(DELAYED_PREFIX)) {
       const { queueId, n } = parseDelayedKey(key)
-      this.nextMessage = Math.max(this.nextMessage, n + 1)
+      this.ordersBelow = Math.max(this.ordersBelow, n + 1)
       if (skipped.has(queueId)) continue
       if (!queues.has(queueId)) {
         orphans.add(queueId)
@@ -183,6 +184,8 @@ export class Journal {
       delayed.set(queueId, (delayed.get(queueId) ?? 0) + 1)
       messages++
     }
+    // The engine numbers new messages after every stored one (its keys derive from those numbers).
+    engine.restoreOrder(this.ordersBelow - 1)
     if (orphans.size > 0) {
       into.warn?.(`deleting the stored messages of ${orphans.size} deleted queue(s)`)
       for (const id of orphans) await this.store.clear(...queueRange(id))
@@ -236,23 +239,21 @@ export class Journal {
     return { messages, answers }
   }
 
-  /** A message entered a queue's order (a copy at publish, or a delayed one that came due behind a paged-out part). */
+  /** A message entered a queue's order (a copy at publish, or a delayed one that came due): kept at its `pageOrder`. */
   enqueued (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
-    const n = this.nextMessage++
+    const n = m.pageOrder as number
+    if (n >= this.ordersBelow) this.ordersBelow = n + 1
     m.key = messageKey(this.queueId(queue), n)
-    m.pageOrder = n
-    m.dueOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
-  /** A message waits for its due time (a delayed publish, or a retry's backoff): kept in due order. */
+  /** A message waits for its due time (a delayed publish, or a retry's backoff): kept in due order, at its `dueOrder`. */
   delayed (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
-    const n = this.nextMessage++
+    const n = m.dueOrder as number
+    if (n >= this.ordersBelow) this.ordersBelow = n + 1
     m.key = delayedKey(m.dueAt as number, n, this.queueId(queue))
-    m.dueOrder = n
-    m.pageOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
@@ -381,14 +382,14 @@ export class Journal {
   async clearAfter (queue: Queue, after: number): Promise<void> {
     const id = this.queueIds.get(queue)
     if (id == null) return
-    const below = this.nextMessage
+    const below = this.ordersBelow
     await this.whileClearing([id], async () => { await this.store.clear(messageKey(id, after + 1), messageKey(id, below)) })
   }
 
   /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
   async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
     const ids = new Set(queues.map((q) => this.queueIds.get(q)).filter((id) => id != null))
-    const below = this.nextMessage
+    const below = this.ordersBelow
     await this.whileClearing([DELAYED_CLEAR], async () => { await this.clearDelayedOf(ids, delayedAfter(after), below) })
   }
 

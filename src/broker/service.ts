@@ -547,7 +547,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       this.log.error('reading the next page of %s failed, trying again in 1 s: %s', queue.name, err.message)
       const retry = setTimeout(() => {
         if (this.started && generation === queue.generation) this.readPage(queue)
-        else queue.loading = false
+        else this.engine.loadPage(queue, -1, []) // only ends the read: a stale generation
       }, 1000)
       retry.unref?.()
     })
