@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
 import type { Queue, QueuedMessage } from '../src/broker/queue.js'
+import { persistence } from './persistence.js'
 
 type Owner = string
 
@@ -478,9 +479,8 @@ describe('paging', () => {
       deliver: (d) => { deliveries.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      enqueued: (m, q) => { queue = q; disk.push(m) },
       pageNeeded: (q) => { asked.push(q.tail) }
-    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 })
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 }, persistence({ enqueued: (m, q) => { queue = q; disk.push(m) } }))
     engine.unsubscribe(engine.subscribe('c0', 0, 'g', ['work'], 1)) // binds the group, then leaves
     const ids = publishMany(engine, 'work', 25)
     expect(engine.stats()[0]).toMatchObject({ depth: 25 })
@@ -509,10 +509,10 @@ describe('paging delayed messages', () => {
       deliver: (d) => { delivered.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      // The test is the store: it keeps every delayed message at the order the engine gave it, and serves the pages the engine asks for.
-      delayed: (m, q) => { disk.push({ message: m, queue: q }) },
       delayedPageNeeded: (after, generation) => { asked = { after, generation } }
-    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now })
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now },
+    // The test is the store: it keeps every delayed message at the order the engine gave it, and serves the pages the engine asks for.
+    persistence({ delayed: (m, q) => { disk.push({ message: m, queue: q }) } }))
     engine.subscribe('c', 1, 'g', ['later'], 100)
     const publish = (id: string, at: number): void => { engine.publish({ ...msg('later'), id, dueAt: at }) }
     const beyond = (x: { message: QueuedMessage }, b: { at: number, order: number }): boolean =>
@@ -634,5 +634,31 @@ describe('order', () => {
     t.advance(5_000)
     t.engine.promote() // came due: it takes the next place in its queue's order
     expect([later.pageOrder, later.dueOrder]).toEqual([45, undefined])
+  })
+})
+
+describe('persistence', () => {
+  it('is told every change a restart must find: messages in order and delayed, requeues, adoptions, bindings, group expiries', () => {
+    const told: string[] = []
+    const engine = new QueueEngine<Owner>({ deliver: () => {}, completed: () => {}, failed: () => {} }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 100, highWater: Infinity, clock: () => 1_000 }, persistence({
+      enqueued: (m, q) => { told.push(`enqueued ${m.id} ${q.name} ${m.pageOrder}`) },
+      delayed: (m, q) => { told.push(`delayed ${m.id} ${q.name} ${m.dueOrder}`) },
+      requeued: (m, q) => { told.push(`requeued ${m.id} ${q.name}`) },
+      adopted: (q) => { told.push(`adopted ${q.name}`) },
+      bound: (group, pattern) => { told.push(`bound ${group} ${pattern}`) },
+      groupExpiry: (group, ms) => { told.push(`expiry ${group} ${ms}`) }
+    }))
+    engine.publish({ ...msg('work'), id: 'a' })
+    engine.publish({ ...msg('work'), id: 'b', dueAt: 2_000 })
+    const sub = engine.subscribe('c', 1, 'g', ['work'], 1, false, 60_000)
+    engine.unsubscribe(sub) // a goes back to wait
+    expect(told).toEqual([
+      'enqueued a work@ 1',
+      'delayed b work@ 2',
+      'bound g work',
+      'expiry g 60000',
+      'adopted work@g',
+      'requeued a work@g'
+    ])
   })
 })

@@ -2,8 +2,8 @@
  * The broker's queue logic, pure: routing commands to one queue per (command, group), credit-based
  * round-robin dispatch, in-flight deliveries with deadlines, and settling them (ack, answer, nack,
  * lost consumer, expired deadline). No I/O: the owner of the engine is told what to send through
- * `EngineEvents`, and time comes from an injectable clock, so all of it is unit-tested without a
- * network.
+ * `EngineEvents`, what to keep through `Persistence`, and time comes from an injectable clock, so
+ * all of it is unit-tested without a network.
  *
  * Semantics:
  * - A message is copied to every group that has a subscription matching its command; inside a
@@ -32,6 +32,7 @@
 import { Deque } from './deque.js'
 import { Heap } from './heap.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
+import type { Persistence } from './persistence.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
@@ -55,27 +56,12 @@ export interface EngineEvents<Owner> {
   expired?: (delivery: InFlight<Owner>) => void
   /** A congested queue is no longer congested: confirms held for it may go. */
   relieved?: (queue: Queue) => void
-  /**
-   * A message entered a queue's order (a group's copy made at publish, an unrouted one, or a
-   * delayed one that came due): store it there, at its `pageOrder`.
-   */
-  enqueued?: (message: QueuedMessage, queue: Queue) => void
-  /** A message waits for its due time (a delayed publish, or a retry's backoff): store it in due order, at (`dueAt`, `dueOrder`). */
-  delayed?: (message: QueuedMessage, queue: Queue) => void
-  /** The unrouted queue of a command (group '') now belongs to `queue.group`, with its messages. */
-  adopted?: (queue: Queue) => void
-  /** A group bound a pattern for the first time. */
-  bound?: (group: string, pattern: string) => void
-  /** A message goes back to wait after a failed delivery: its attempts, last error and due time changed. */
-  requeued?: (message: QueuedMessage, queue: Queue) => void
   /** A message was scheduled for `at`: call `promote()` then. */
   scheduled?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
   pageNeeded?: (queue: Queue) => void
   /** The schedule is running low: read the delayed messages stored after `after` and call `loadDelayedPage`. */
   delayedPageNeeded?: (after: DueOrder, generation: number) => void
-  /** A subscription set its group's expiry (ms idle before the group is deleted). */
-  groupExpiry?: (group: string, expires: number) => void
   /** The broker ended a subscription (its group was deleted): tell its owner. */
   ended?: (sub: Subscription<Owner>, reason: string) => void
 }
@@ -139,8 +125,8 @@ export interface EngineOptions {
   policies?: QueuePolicy[]
   /**
    * Ready messages a queue keeps in memory; the rest stay only in the store and are read back a
-   * page at a time (`pageNeeded`, `loadPage`). Infinity (the default) keeps all in memory: the
-   * only choice without a store.
+   * page at a time (`pageNeeded`, `loadPage`). Infinity (the default) keeps all in memory: so it
+   * does without persistence, whatever this says.
    */
   pageSize?: number
   /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the schedule does (Infinity: no bound). */
@@ -226,11 +212,12 @@ export class QueueEngine<Owner> {
   private readonly pageSize: number
   private readonly pageBytes: number
 
-  constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
+  /** `persistence` keeps the engine's state across a restart (the journal); without it nothing is paged out. */
+  constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions, private readonly persistence?: Persistence) {
     this.clock = options.clock ?? Date.now
     this.lastQueueSweep = this.clock()
-    this.pageSize = options.pageSize ?? Infinity
-    this.pageBytes = options.pageBytes ?? Infinity
+    this.pageSize = persistence == null ? Infinity : options.pageSize ?? Infinity
+    this.pageBytes = persistence == null ? Infinity : options.pageBytes ?? Infinity
     this.policies = (options.policies ?? []).map((policy) => {
       const error = patternError(policy.pattern)
       if (error != null) throw new TypeError(`Queue policy: ${error}`)
@@ -317,7 +304,7 @@ export class QueueEngine<Owner> {
     // a group that has none (a page opened with `&group=workers` must not doom the real workers).
     if (expires != null && (existing == null || (g.expires != null && expires > g.expires))) {
       g.expires = expires
-      this.events.groupExpiry?.(group, expires)
+      this.persistence?.groupExpiry(group, expires)
     }
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
@@ -336,7 +323,7 @@ export class QueueEngine<Owner> {
       for (const s of g.subs) {
         if (s.matches(command)) attach(s, queue)
       }
-      this.events.adopted?.(queue)
+      this.persistence?.adopted(queue)
       this.drain(queue)
     }
     this.fill(sub)
@@ -400,7 +387,7 @@ export class QueueEngine<Owner> {
         this.delayInOrder(d.queue, d.message)
       } else {
         d.queue.unshift(d.message)
-        this.events.requeued?.(d.message, d.queue)
+        this.persistence?.requeued(d.message, d.queue)
       }
       this.drain(d.queue)
     } else {
@@ -838,7 +825,7 @@ export class QueueEngine<Owner> {
       groups.add(g)
     }
     this.routes.clear()
-    if (announce) this.events.bound?.(g.name, pattern)
+    if (announce) this.persistence?.bound(g.name, pattern)
   }
 
   private queueOf (g: Group, command: string): Queue {
@@ -919,7 +906,7 @@ export class QueueEngine<Owner> {
   private enqueueInOrder (queue: Queue, message: QueuedMessage): void {
     message.pageOrder = this.nextOrder++
     message.dueOrder = undefined
-    this.events.enqueued?.(message, queue)
+    this.persistence?.enqueued(message, queue)
     this.enqueue(queue, message)
   }
 
@@ -927,7 +914,7 @@ export class QueueEngine<Owner> {
   private delayInOrder (queue: Queue, message: QueuedMessage): void {
     message.dueOrder = this.nextOrder++
     message.pageOrder = undefined
-    this.events.delayed?.(message, queue)
+    this.persistence?.delayed(message, queue)
     this.delay(queue, message)
   }
 
@@ -1203,7 +1190,7 @@ export class QueueEngine<Owner> {
     d.message.lastError = reason
     if (d.message.attempts < this.options.maxAttempts) {
       d.queue.unshift(d.message)
-      this.events.requeued?.(d.message, d.queue)
+      this.persistence?.requeued(d.message, d.queue)
     } else {
       this.fail(d.queue, d.message, reason, d.sub.owner)
     }

@@ -18,6 +18,7 @@ import { groupError } from '../names.js'
 import type { Store, StoreOp } from '../store/store.js'
 import type { DueOrder, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
+import type { Persistence } from './persistence.js'
 import type { Queue, QueuedMessage } from './queue.js'
 import type { Schedule } from './schedules.js'
 
@@ -55,7 +56,7 @@ export interface FinishedRecord extends MessageRecord {
   group: string
 }
 
-export class Journal {
+export class Journal implements Persistence {
   private readonly commit: GroupCommit
   private readonly queueIds = new WeakMap<Queue, number>()
   private readonly queuesById = new Map<number, Queue>()

@@ -255,15 +255,9 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.whenStored((err) => { if (err == null) this.relay(m, result) })
       },
-      requeued: (m) => { this.journal?.requeued(m) },
       scheduled: (at) => { this.wakeAt(at) },
       pageNeeded: (queue) => { this.readPage(queue) },
       delayedPageNeeded: (after, generation) => { this.readDelayedPage(after, generation) },
-      enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
-      delayed: (m, queue) => { this.journal?.delayed(m, queue) },
-      adopted: (queue) => { this.journal?.adopted(queue) },
-      bound: (group, pattern) => { this.journal?.bound(group, pattern) },
-      groupExpiry: (group, expires) => { this.journal?.groupExpiry(group, expires) },
       ended: (sub, reason) => { sub.owner.ended(sub, reason) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => {
@@ -271,7 +265,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
           if (s.unblock()) this.blocked.delete(s)
         }
       }
-    }, { ...this.options, policies: init.queues })
+    }, { ...this.options, policies: init.queues }, this.journal)
     this.ctx = {
       engine: this.engine,
       maxPayload: this.options.maxPayload,
