@@ -18,10 +18,10 @@
  *   stalled one, whose consumers completed nothing for `stallTimeout` (a stuck consumer must not
  *   stall every producer): its backlog pages to the store, or counts towards `maxMessages`.
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
- *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
+ *   waits among the delayed messages and joins the tail of its queue when due (`promote`). One past its expiry
  *   time fails as "expired" when it would be delivered.
  * - Paging (with a store): a queue keeps a page of its ready messages in memory, bounded by count
- *   (`pageSize`) and payload bytes (`pageBytes`), and the schedule keeps the soonest-due page of
+ *   (`pageSize`) and payload bytes (`pageBytes`), and the delayed messages in memory are the soonest-due page of
  *   delayed messages; the rest are only in the store, counted, and read back in order
  *   (`pageNeeded`/`loadPage`, `delayedPageNeeded`/`loadDelayedPage`).
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
@@ -56,11 +56,11 @@ export interface EngineEvents<Owner> {
   expired?: (delivery: InFlight<Owner>) => void
   /** A congested queue is no longer congested: confirms held for it may go. */
   relieved?: (queue: Queue) => void
-  /** A message was scheduled for `at`: call `promote()` then. */
-  scheduled?: (at: number) => void
+  /** A message is delayed until `at`: call `promote()` then. */
+  delayedUntil?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
   pageNeeded?: (queue: Queue) => void
-  /** The schedule is running low: read the delayed messages stored after `after` and call `loadDelayedPage`. */
+  /** Few delayed messages are left in memory: read the delayed messages stored after `after` and call `loadDelayedPage`. */
   delayedPageNeeded?: (after: DueOrder, generation: number) => void
   /** The broker ended a subscription (its group was deleted): tell its owner. */
   ended?: (sub: Subscription<Owner>, reason: string) => void
@@ -129,7 +129,7 @@ export interface EngineOptions {
    * does without persistence, whatever this says.
    */
   pageSize?: number
-  /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the schedule does (Infinity: no bound). */
+  /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the engine does (Infinity: no bound). */
   pageBytes?: number
   /** Groups held before a subscription to a new one is refused (default 10,000). */
   maxGroups?: number
@@ -167,7 +167,7 @@ interface Group {
   idleSince: number
 }
 
-interface Scheduled { at: number, order: number, message: QueuedMessage, queue: Queue }
+interface DelayedEntry { at: number, order: number, message: QueuedMessage, queue: Queue }
 
 const earlier = (a: DueOrder, b: DueOrder): boolean => a.at < b.at || (a.at === b.at && a.order < b.order)
 
@@ -187,11 +187,11 @@ export class QueueEngine<Owner> {
   private readonly congestedQueues = new Set<Queue>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
-  /** Messages waiting for their due time, soonest first (with a store, a page of them). */
-  private readonly schedule = new Heap<Scheduled>(earlier)
-  private scheduleBytes = 0
+  /** Delayed messages waiting for their due time, soonest first (with a store, a page of them). */
+  private readonly delayedHeap = new Heap<DelayedEntry>(earlier)
+  private delayedBytes = 0
   /**
-   * Paging of delayed messages: every stored one up to `delayTail` is in the schedule (or gone);
+   * Paging of delayed messages: every stored one up to `delayTail` is in `delayedHeap` (or gone);
    * those after it are only in the store, `delayedOnDisk` of them.
    */
   private delayTail: DueOrder = { at: -Infinity, order: -Infinity }
@@ -247,7 +247,7 @@ export class QueueEngine<Owner> {
       this.admit(queues[i], copy)
     }
     for (const queue of queues) {
-      this.drain(queue)
+      this.dispatch(queue)
       if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
     return true
@@ -310,7 +310,7 @@ export class QueueEngine<Owner> {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
     // Messages that were waiting for any group to want them now belong to this one: their queue
-    // changes hands whole (paged part, schedule entries and stored records included), nothing moves.
+    // changes hands whole (paged part, delayed messages and stored records included), nothing moves.
     // (A group that has a queue for the command already would have had its messages routed.)
     for (const [command, queue] of this.unrouted) {
       if (!sub.matches(command) || g.queues.has(command)) continue
@@ -324,7 +324,7 @@ export class QueueEngine<Owner> {
         if (s.matches(command)) attach(s, queue)
       }
       this.persistence?.adopted(queue)
-      this.drain(queue)
+      this.dispatch(queue)
     }
     this.fill(sub)
     return sub
@@ -348,7 +348,7 @@ export class QueueEngine<Owner> {
     // Back to the head in reverse, so they keep their order.
     for (let i = taken.length - 1; i >= 0; i--) this.takeBack(taken[i], 'consumer disconnected')
     // Every queue it took from: a single-active one now has a new active consumer.
-    for (const queue of new Set([...queues, ...taken.map((d) => d.queue)])) this.drain(queue)
+    for (const queue of new Set([...queues, ...taken.map((d) => d.queue)])) this.dispatch(queue)
   }
 
   /** Settles a delivery without an answer. False when the tag is unknown or not the owner's. */
@@ -389,7 +389,7 @@ export class QueueEngine<Owner> {
         d.queue.unshift(d.message)
         this.persistence?.requeued(d.message, d.queue)
       }
-      this.drain(d.queue)
+      this.dispatch(d.queue)
     } else {
       this.fail(d.queue, d.message, error, owner)
     }
@@ -465,21 +465,21 @@ export class QueueEngine<Owner> {
   promote (): number | undefined {
     const now = this.clock()
     const touched = new Set<Queue>()
-    for (let next = this.schedule.peek(); next != null && next.at <= now; next = this.schedule.peek()) {
-      this.schedule.pop()
-      this.scheduleBytes -= next.message.payload.byteLength
+    for (let next = this.delayedHeap.peek(); next != null && next.at <= now; next = this.delayedHeap.peek()) {
+      this.delayedHeap.pop()
+      this.delayedBytes -= next.message.payload.byteLength
       next.queue.removeDelayed()
       this.cameDue(next.queue, next.message)
       touched.add(next.queue)
     }
-    for (const queue of touched) this.drain(queue)
+    for (const queue of touched) this.dispatch(queue)
     this.askDelayed()
-    return this.schedule.peek()?.at
+    return this.delayedHeap.peek()?.at
   }
 
-  /** When the next scheduled message is due, if any. */
+  /** When the next delayed message is due, if any. */
   get nextDue (): number | undefined {
-    return this.schedule.peek()?.at
+    return this.delayedHeap.peek()?.at
   }
 
   /**
@@ -526,9 +526,9 @@ export class QueueEngine<Owner> {
       if (queue.congested) this.relieve(queue)
     }
     const gone = new Set(queues)
-    for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
+    for (const { message, queue } of this.delayedHeap.remove((s) => gone.has(s.queue))) {
       queue.removeDelayed()
-      this.scheduleBytes -= message.payload.byteLength
+      this.delayedBytes -= message.payload.byteLength
       messages.push(message)
     }
     // What is still counted as delayed is only in the store.
@@ -588,7 +588,7 @@ export class QueueEngine<Owner> {
     for (const queue of this.queues()) {
       for (const message of queue.ready) yield { message, queue }
     }
-    for (const { message, queue } of this.schedule) yield { message, queue }
+    for (const { message, queue } of this.delayedHeap) yield { message, queue }
     for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
   }
 
@@ -607,7 +607,7 @@ export class QueueEngine<Owner> {
       this.events.expired?.(d)
       d.sub.timedOut = true
       this.takeBack(d, 'visibility timeout')
-      this.drain(d.queue)
+      this.dispatch(d.queue)
     }
     return count
   }
@@ -882,7 +882,7 @@ export class QueueEngine<Owner> {
   }
 
   /** Gives ready messages of `queue` to its subscriptions with credit, round robin. */
-  private drain (queue: Queue): void {
+  private dispatch (queue: Queue): void {
     while (queue.ready.length > 0) {
       const sub = queue.pickConsumer()
       if (sub == null) return
@@ -918,7 +918,7 @@ export class QueueEngine<Owner> {
     this.delay(queue, message)
   }
 
-  /** Ready now (in memory, or on disk behind a full page), or into the schedule when due later. */
+  /** Ready now (in memory, or on disk behind a full page), or delayed when due later. */
   private enqueue (queue: Queue, message: QueuedMessage, announce = true): void {
     const due = message.dueAt == null || message.dueAt <= this.clock()
     // A stored message beyond what is in memory stays on disk when messages before it are there
@@ -939,8 +939,8 @@ export class QueueEngine<Owner> {
   }
 
   /**
-   * A message waits for its due time: in the schedule, or (stored in due order after the page the
-   * schedule holds) only in the store, read back when the schedule runs low. `announce`: tell the
+   * A message waits for its due time: in `delayedHeap`, or (stored in due order after the page the
+   * heap holds) only in the store, read back when the heap runs low. `announce`: tell the
    * owner when it is due (not while restoring: the owner asks once the start is done).
    */
   private delay (queue: Queue, message: QueuedMessage, announce = true): void {
@@ -948,28 +948,28 @@ export class QueueEngine<Owner> {
     const at = message.dueAt as number
     const order = message.dueOrder
     if (order != null && earlier(this.delayTail, { at, order })) {
-      if (this.delayedOnDisk > 0 || this.schedule.length >= this.pageSize || this.scheduleBytes >= this.pageBytes) {
+      if (this.delayedOnDisk > 0 || this.delayedHeap.length >= this.pageSize || this.delayedBytes >= this.pageBytes) {
         this.delayedOnDisk++
         if (this.delayLoading) this.delayedWhileLoading.push({ at, order })
         return
       }
       this.delayTail = { at, order }
     }
-    this.schedule.push({ at, order: order ?? 0, message, queue })
-    this.scheduleBytes += message.payload.byteLength
-    if (announce) this.events.scheduled?.(at)
+    this.delayedHeap.push({ at, order: order ?? 0, message, queue })
+    this.delayedBytes += message.payload.byteLength
+    if (announce) this.events.delayedUntil?.(at)
     // Messages due before the page's end join it (retries, shorter delays): past two pages, the
     // latest go back to being only in the store.
-    if (this.schedule.length > 2 * this.pageSize || this.scheduleBytes > 2 * this.pageBytes) this.trimSchedule()
+    if (this.delayedHeap.length > 2 * this.pageSize || this.delayedBytes > 2 * this.pageBytes) this.trimDelayed()
   }
 
-  /** Keeps the soonest page of the schedule; the stored ones after it are left to the store. */
-  private trimSchedule (): void {
-    const all = [...this.schedule].sort((a, b) => earlier(a, b) ? -1 : earlier(b, a) ? 1 : 0)
+  /** Keeps the soonest page of the delayed messages in memory; the stored ones after it are left to the store. */
+  private trimDelayed (): void {
+    const all = [...this.delayedHeap].sort((a, b) => earlier(a, b) ? -1 : earlier(b, a) ? 1 : 0)
     let count = 0
     let bytes = 0
     let tail: DueOrder = { at: -Infinity, order: -Infinity }
-    const dropped = new Set<Scheduled>()
+    const dropped = new Set<DelayedEntry>()
     for (const s of all) {
       if (s.message.dueOrder == null) continue // not stored in due order: stays
       if (count < this.pageSize && bytes < this.pageBytes) {
@@ -981,8 +981,8 @@ export class QueueEngine<Owner> {
       }
     }
     if (dropped.size === 0) return
-    this.schedule.remove((s) => dropped.has(s))
-    for (const s of dropped) this.scheduleBytes -= s.message.payload.byteLength
+    this.delayedHeap.remove((s) => dropped.has(s))
+    for (const s of dropped) this.delayedBytes -= s.message.payload.byteLength
     this.delayedOnDisk += dropped.size
     this.delayTail = { at: tail.at, order: tail.order }
     this.delayGeneration++ // a page being read after the old tail would skip the dropped ones
@@ -1032,9 +1032,9 @@ export class QueueEngine<Owner> {
         this.cameDue(queue, message)
         touched.add(queue)
       } else {
-        this.schedule.push({ at, order, message, queue })
-        this.scheduleBytes += message.payload.byteLength
-        this.events.scheduled?.(at)
+        this.delayedHeap.push({ at, order, message, queue })
+        this.delayedBytes += message.payload.byteLength
+        this.events.delayedUntil?.(at)
       }
     }
     // The store had fewer than counted (a read passes over what is not ours): trust the store.
@@ -1042,12 +1042,12 @@ export class QueueEngine<Owner> {
       this.held -= this.delayedOnDisk
       this.delayedOnDisk = 0
     }
-    for (const queue of touched) this.drain(queue)
+    for (const queue of touched) this.dispatch(queue)
     this.askDelayed()
   }
 
   private askDelayed (): void {
-    if (this.delayedOnDisk > 0 && !this.delayLoading && this.schedule.length <= this.pageSize / 2 && this.scheduleBytes <= this.pageBytes / 2) {
+    if (this.delayedOnDisk > 0 && !this.delayLoading && this.delayedHeap.length <= this.pageSize / 2 && this.delayedBytes <= this.pageBytes / 2) {
       this.delayLoading = true
       this.events.delayedPageNeeded?.({ ...this.delayTail }, this.delayGeneration)
     }
@@ -1075,7 +1075,7 @@ export class QueueEngine<Owner> {
     }
     // The store had fewer than counted (a read passes over what is not ours): trust the store.
     if (messages.length === 0 && queue.onDisk > 0) this.held -= queue.dropOnDisk()
-    this.drain(queue)
+    this.dispatch(queue)
     this.askPage(queue)
   }
 

@@ -255,7 +255,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.whenStored((err) => { if (err == null) this.relay(m, result) })
       },
-      scheduled: (at) => { this.wakeAt(at) },
+      delayedUntil: (at) => { this.wakeAt(at) },
       pageNeeded: (queue) => { this.readPage(queue) },
       delayedPageNeeded: (after, generation) => { this.readDelayedPage(after, generation) },
       ended: (sub, reason) => { sub.owner.ended(sub, reason) },
