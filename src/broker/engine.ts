@@ -30,7 +30,7 @@
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
  */
 import { Deque } from './deque.js'
-import { Heap } from './heap.js'
+import { DelayedMessages, type DueOrder } from './delayed-messages.js'
 import { Queue, type QueuedMessage, type Subscription } from './queue.js'
 import type { Persistence } from './persistence.js'
 import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
@@ -79,8 +79,7 @@ export interface Deleted<Owner> {
   ended: Array<Subscription<Owner>>
 }
 
-/** A place in the order of stored delayed messages: due time, then `dueOrder`. */
-export interface DueOrder { at: number, order: number }
+export type { DueOrder } from './delayed-messages.js'
 
 /** What a queue does differently from the broker's defaults. */
 export interface QueuePolicy {
@@ -167,10 +166,6 @@ interface Group {
   idleSince: number
 }
 
-interface DelayedEntry { at: number, order: number, message: QueuedMessage, queue: Queue }
-
-const earlier = (a: DueOrder, b: DueOrder): boolean => a.at < b.at || (a.at === b.at && a.order < b.order)
-
 export class QueueEngine<Owner> {
   private readonly groups = new Map<string, Group>()
   /** Per command no group wants yet: its messages, in a queue of group ''. */
@@ -187,19 +182,8 @@ export class QueueEngine<Owner> {
   private readonly congestedQueues = new Set<Queue>()
   /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
   private readonly deadlines = new Deque<InFlight<Owner>>()
-  /** Delayed messages waiting for their due time, soonest first (with a store, a page of them). */
-  private readonly delayedHeap = new Heap<DelayedEntry>(earlier)
-  private delayedBytes = 0
-  /**
-   * Paging of delayed messages: every stored one up to `delayTail` is in `delayedHeap` (or gone);
-   * those after it are only in the store, `delayedOnDisk` of them.
-   */
-  private delayTail: DueOrder = { at: -Infinity, order: -Infinity }
-  private delayedOnDisk = 0
-  private delayLoading = false
-  private delayGeneration = 0
-  /** Delayed messages that went only to the store while a page was being read: the page may lack them. */
-  private delayedWhileLoading: DueOrder[] = []
+  /** Messages waiting for their due time, soonest first (with a store, a page of them in memory). */
+  private readonly delayed: DelayedMessages
   private readonly clock: () => number
   private nextTag = 0
   /** The next place a message gets in its queue's order (`pageOrder`), or among the delayed ones (`dueOrder`). */
@@ -218,6 +202,7 @@ export class QueueEngine<Owner> {
     this.lastQueueSweep = this.clock()
     this.pageSize = persistence == null ? Infinity : options.pageSize ?? Infinity
     this.pageBytes = persistence == null ? Infinity : options.pageBytes ?? Infinity
+    this.delayed = new DelayedMessages(this.pageSize, this.pageBytes, events)
     this.policies = (options.policies ?? []).map((policy) => {
       const error = patternError(policy.pattern)
       if (error != null) throw new TypeError(`Queue policy: ${error}`)
@@ -445,7 +430,7 @@ export class QueueEngine<Owner> {
     const queue = this.restoredQueue(command, group)
     queue.published += count
     queue.addDelayed(count)
-    this.delayedOnDisk += count
+    this.delayed.restoreOnDisk(count)
     this.held += count
   }
 
@@ -465,21 +450,18 @@ export class QueueEngine<Owner> {
   promote (): number | undefined {
     const now = this.clock()
     const touched = new Set<Queue>()
-    for (let next = this.delayedHeap.peek(); next != null && next.at <= now; next = this.delayedHeap.peek()) {
-      this.delayedHeap.pop()
-      this.delayedBytes -= next.message.payload.byteLength
-      next.queue.removeDelayed()
+    for (let next = this.delayed.takeDue(now); next != null; next = this.delayed.takeDue(now)) {
       this.cameDue(next.queue, next.message)
       touched.add(next.queue)
     }
     for (const queue of touched) this.dispatch(queue)
-    this.askDelayed()
-    return this.delayedHeap.peek()?.at
+    this.delayed.askPage()
+    return this.delayed.nextDue
   }
 
   /** When the next delayed message is due, if any. */
   get nextDue (): number | undefined {
-    return this.delayedHeap.peek()?.at
+    return this.delayed.nextDue
   }
 
   /**
@@ -504,8 +486,8 @@ export class QueueEngine<Owner> {
       this.routes.delete(command)
     }
     const emptied = this.empty(queues)
-    this.askDelayed()
-    const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: { ...this.delayTail } } : undefined
+    this.delayed.askPage()
+    const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: this.delayed.after } : undefined
     return { messages: emptied.messages, paged: emptied.paged, delayed }
   }
 
@@ -525,23 +507,11 @@ export class QueueEngine<Owner> {
       messages.push(...queue.purge())
       if (queue.congested) this.relieve(queue)
     }
-    const gone = new Set(queues)
-    for (const { message, queue } of this.delayedHeap.remove((s) => gone.has(s.queue))) {
-      queue.removeDelayed()
-      this.delayedBytes -= message.payload.byteLength
-      messages.push(message)
-    }
-    // What is still counted as delayed is only in the store.
-    const delayed = queues.filter((q) => q.delayed > 0)
-    for (const queue of delayed) {
-      const onDisk = queue.dropDelayed()
-      this.delayedOnDisk -= onDisk
-      count += onDisk
-    }
-    if (delayed.length > 0) this.delayGeneration++
-    count += messages.length
+    const delayed = this.delayed.removeQueues(queues)
+    messages.push(...delayed.messages)
+    count += delayed.onDiskCount + messages.length
     this.held -= count
-    return { messages, paged, delayed, count }
+    return { messages, paged, delayed: delayed.onDisk, count }
   }
 
   /**
@@ -588,7 +558,7 @@ export class QueueEngine<Owner> {
     for (const queue of this.queues()) {
       for (const message of queue.ready) yield { message, queue }
     }
-    for (const { message, queue } of this.delayedHeap) yield { message, queue }
+    for (const { message, queue } of this.delayed) yield { message, queue }
     for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
   }
 
@@ -758,7 +728,7 @@ export class QueueEngine<Owner> {
       }
     }
     this.routes.clear()
-    this.askDelayed()
+    this.delayed.askPage()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
     return inFlight + count
@@ -938,54 +908,10 @@ export class QueueEngine<Owner> {
     return queue.ready.length >= this.pageSize || queue.readyBytes >= this.pageBytes
   }
 
-  /**
-   * A message waits for its due time: in `delayedHeap`, or (stored in due order after the page the
-   * heap holds) only in the store, read back when the heap runs low. `announce`: tell the
-   * owner when it is due (not while restoring: the owner asks once the start is done).
-   */
+  /** A message waits for its due time, among the delayed messages (see DelayedMessages.add). */
   private delay (queue: Queue, message: QueuedMessage, announce = true): void {
     queue.addDelayed()
-    const at = message.dueAt as number
-    const order = message.dueOrder
-    if (order != null && earlier(this.delayTail, { at, order })) {
-      if (this.delayedOnDisk > 0 || this.delayedHeap.length >= this.pageSize || this.delayedBytes >= this.pageBytes) {
-        this.delayedOnDisk++
-        if (this.delayLoading) this.delayedWhileLoading.push({ at, order })
-        return
-      }
-      this.delayTail = { at, order }
-    }
-    this.delayedHeap.push({ at, order: order ?? 0, message, queue })
-    this.delayedBytes += message.payload.byteLength
-    if (announce) this.events.delayedUntil?.(at)
-    // Messages due before the page's end join it (retries, shorter delays): past two pages, the
-    // latest go back to being only in the store.
-    if (this.delayedHeap.length > 2 * this.pageSize || this.delayedBytes > 2 * this.pageBytes) this.trimDelayed()
-  }
-
-  /** Keeps the soonest page of the delayed messages in memory; the stored ones after it are left to the store. */
-  private trimDelayed (): void {
-    const all = [...this.delayedHeap].sort((a, b) => earlier(a, b) ? -1 : earlier(b, a) ? 1 : 0)
-    let count = 0
-    let bytes = 0
-    let tail: DueOrder = { at: -Infinity, order: -Infinity }
-    const dropped = new Set<DelayedEntry>()
-    for (const s of all) {
-      if (s.message.dueOrder == null) continue // not stored in due order: stays
-      if (count < this.pageSize && bytes < this.pageBytes) {
-        count++
-        bytes += s.message.payload.byteLength
-        tail = s
-      } else {
-        dropped.add(s)
-      }
-    }
-    if (dropped.size === 0) return
-    this.delayedHeap.remove((s) => dropped.has(s))
-    for (const s of dropped) this.delayedBytes -= s.message.payload.byteLength
-    this.delayedOnDisk += dropped.size
-    this.delayTail = { at: tail.at, order: tail.order }
-    this.delayGeneration++ // a page being read after the old tail would skip the dropped ones
+    this.delayed.add(queue, message, announce)
   }
 
   /**
@@ -1002,57 +928,16 @@ export class QueueEngine<Owner> {
 
   /** The next page of delayed messages, read from the store after the `after` given with `delayedPageNeeded`, in due order. */
   loadDelayedPage (generation: number, page: Array<{ message: QueuedMessage, queue: Queue }>): void {
-    this.delayLoading = false
-    if (generation !== this.delayGeneration) {
-      this.delayedWhileLoading = []
-      this.askDelayed() // purged or trimmed meanwhile: the page is stale
-      return
-    }
-    // A message due within the page that was stored after the page was read is not in it: the page
-    // is taken only up to it (the rest is read again), so the tail never passes a message on disk.
-    const missed = this.delayedWhileLoading
-    this.delayedWhileLoading = []
-    if (missed.length > 0) {
-      const read = new Set(page.map((p) => p.message.dueOrder))
-      for (const m of missed) {
-        if (read.has(m.order)) continue
-        const at = page.findIndex((p) => !earlier({ at: p.message.dueAt as number, order: p.message.dueOrder as number }, m))
-        if (at >= 0) page = page.slice(0, at)
-      }
-    }
-    const now = this.clock()
+    const { due, lost } = this.delayed.load(generation, page, this.clock())
+    this.held -= lost
     const touched = new Set<Queue>()
-    for (const { message, queue } of page) {
-      this.delayedOnDisk--
-      const at = message.dueAt as number
-      const order = message.dueOrder as number
-      if (earlier(this.delayTail, { at, order })) this.delayTail = { at, order }
-      if (at <= now) {
-        queue.removeDelayed()
-        this.cameDue(queue, message)
-        touched.add(queue)
-      } else {
-        this.delayedHeap.push({ at, order, message, queue })
-        this.delayedBytes += message.payload.byteLength
-        this.events.delayedUntil?.(at)
-      }
-    }
-    // The store had fewer than counted (a read passes over what is not ours): trust the store.
-    if (page.length === 0 && missed.length === 0 && this.delayedOnDisk > 0) {
-      this.held -= this.delayedOnDisk
-      this.delayedOnDisk = 0
+    for (const { message, queue } of due) {
+      this.cameDue(queue, message)
+      touched.add(queue)
     }
     for (const queue of touched) this.dispatch(queue)
-    this.askDelayed()
+    this.delayed.askPage()
   }
-
-  private askDelayed (): void {
-    if (this.delayedOnDisk > 0 && !this.delayLoading && this.delayedHeap.length <= this.pageSize / 2 && this.delayedBytes <= this.pageBytes / 2) {
-      this.delayLoading = true
-      this.events.delayedPageNeeded?.({ ...this.delayTail }, this.delayGeneration)
-    }
-  }
-
 
   /**
    * Counts `count` ready messages of a queue that are only in the store (after those restored),
