@@ -31,9 +31,10 @@
  */
 import { Deque } from './deque.js'
 import { DelayedMessages, type DueOrder } from './delayed-messages.js'
-import { Queue, type QueuedMessage, type Subscription } from './queue.js'
+import { attach, type Queue, type QueuedMessage, type Subscription } from './queue.js'
+import { Topology, type Group } from './topology.js'
 import type { Persistence } from './persistence.js'
-import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
+import { compilePattern, groupError, patternError } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
 export interface InFlight<Owner = unknown> {
@@ -154,29 +155,9 @@ export interface QueueStats {
   failed: number
 }
 
-interface Group {
-  readonly name: string
-  /** Patterns any subscription of this group has used; they stay bound while the broker runs. */
-  readonly bindings: Map<string, (command: string) => boolean>
-  readonly subs: Set<Subscription<any>>
-  readonly queues: Map<string, Queue>
-  /** ms idle before it is deleted: set by a subscription, else by a policy; idle since when. */
-  expires?: number
-  policyExpires?: number
-  idleSince: number
-}
-
 export class QueueEngine<Owner> {
-  private readonly groups = new Map<string, Group>()
-  /** Per command no group wants yet: its messages, in a queue of group ''. */
-  private readonly unrouted = new Map<string, Queue>()
-  private readonly routes = new Map<string, Queue[]>()
-  /**
-   * Every bound pattern with the groups that bound it, so routing a command tests each distinct
-   * pattern once, not once per group (10,000 groups bound to `#` cost one test).
-   */
-  private readonly exactBindings = new Map<string, Set<Group>>()
-  private readonly wildBindings = new Map<string, { matches: (command: string) => boolean, groups: Set<Group> }>()
+  /** The groups, their bindings and queues, the unrouted queues, and the routes between them. */
+  private readonly topology: Topology
   private readonly inFlight = new Map<number, InFlight<Owner>>()
   /** Congested queues, watched for stalls (`relieveStalled`). */
   private readonly congestedQueues = new Set<Queue>()
@@ -192,7 +173,6 @@ export class QueueEngine<Owner> {
   private held = 0
   private lastQueueSweep: number
 
-  private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
   private readonly pageSize: number
   private readonly pageBytes: number
 
@@ -203,11 +183,7 @@ export class QueueEngine<Owner> {
     this.pageSize = persistence == null ? Infinity : options.pageSize ?? Infinity
     this.pageBytes = persistence == null ? Infinity : options.pageBytes ?? Infinity
     this.delayed = new DelayedMessages(this.pageSize, this.pageBytes, events)
-    this.policies = (options.policies ?? []).map((policy) => {
-      const error = patternError(policy.pattern)
-      if (error != null) throw new TypeError(`Queue policy: ${error}`)
-      return { matches: compilePattern(policy.pattern), policy }
-    })
+    this.topology = new Topology(options.policies ?? [], this.clock)
   }
 
   /** Messages held: waiting (unrouted ones too), delayed, paged out and in flight. */
@@ -221,7 +197,7 @@ export class QueueEngine<Owner> {
    */
   publish (message: QueuedMessage): boolean {
     if (this.held >= this.options.maxMessages) return false
-    const queues = this.route(message.command)
+    const queues = this.topology.route(message.command)
     // Every group's copy is made before any is delivered (delivering raises the attempt count)
     // and before any is stored (storing gives the message its own key).
     const copies = queues.length === 1 ? undefined : queues.map((_, i) => i === 0 ? message : { ...message })
@@ -240,7 +216,7 @@ export class QueueEngine<Owner> {
 
   /** True when a message with this command would go to a congested queue. */
   congested (command: string): boolean {
-    const queues = this.route(command)
+    const queues = this.topology.route(command)
     for (let i = 0; i < queues.length; i++) {
       if (queues[i].congested) return true
     }
@@ -263,9 +239,9 @@ export class QueueEngine<Owner> {
     if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
     prefetch = Math.min(prefetch, MAX_PREFETCH)
     if (expires != null && !(Number.isInteger(expires) && expires > 0)) throw new TypeError('A group\'s expiry is a positive number of ms')
-    const existing = this.groups.get(group)
+    const existing = this.topology.findGroup(group)
     const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
-    if (existing == null && this.groups.size >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
+    if (existing == null && this.topology.groupCount >= maxGroups) throw new TypeError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
     const newBindings = new Set(patterns.filter((p) => existing?.bindings.has(p) !== true)).size
     if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new TypeError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
     const matchers = patterns.map(compilePattern)
@@ -282,8 +258,10 @@ export class QueueEngine<Owner> {
       singleActive,
       timedOut: false
     }
-    const g = this.group(group)
-    for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
+    const g = this.topology.group(group)
+    for (let i = 0; i < patterns.length; i++) {
+      if (this.topology.bind(g, patterns[i], matchers[i])) this.persistence?.bound(group, patterns[i])
+    }
     g.subs.add(sub)
     // A subscription sets the expiry of a group it makes, or lengthens one; it never arms expiry on
     // a group that has none (a page opened with `&group=workers` must not doom the real workers).
@@ -294,20 +272,8 @@ export class QueueEngine<Owner> {
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
-    // Messages that were waiting for any group to want them now belong to this one: their queue
-    // changes hands whole (paged part, delayed messages and stored records included), nothing moves.
-    // (A group that has a queue for the command already would have had its messages routed.)
-    for (const [command, queue] of this.unrouted) {
-      if (!sub.matches(command) || g.queues.has(command)) continue
-      this.unrouted.delete(command)
-      this.routes.delete(command)
-      queue.group = g.name
-      this.applyPolicy(queue)
-      this.policyExpiry(g, queue.policy)
-      g.queues.set(command, queue)
-      for (const s of g.subs) {
-        if (s.matches(command)) attach(s, queue)
-      }
+    // Messages that were waiting for any group to want them now belong to this one.
+    for (const queue of this.topology.adoptUnrouted(g, sub)) {
       this.persistence?.adopted(queue)
       this.dispatch(queue)
     }
@@ -317,7 +283,7 @@ export class QueueEngine<Owner> {
 
   /** Removes a subscription; its unsettled deliveries go back to their queues for others. */
   unsubscribe (sub: Subscription<Owner>): void {
-    const g = this.groups.get(sub.group)
+    const g = this.topology.findGroup(sub.group)
     if (g == null || !g.subs.delete(sub)) return
     if (g.subs.size === 0) g.idleSince = this.clock()
     const queues = [...sub.queues]
@@ -384,7 +350,7 @@ export class QueueEngine<Owner> {
 
   /** The consumer settled something after a delivery to `sub` timed out: it takes messages again. */
   resume (sub: Subscription<Owner>): void {
-    if (!sub.timedOut || !this.groups.get(sub.group)?.subs.has(sub)) return
+    if (!sub.timedOut || !this.topology.findGroup(sub.group)?.subs.has(sub)) return
     sub.timedOut = false
     this.fill(sub)
   }
@@ -393,17 +359,17 @@ export class QueueEngine<Owner> {
   bind (group: string, pattern: string): void {
     const error = groupError(group) ?? patternError(pattern)
     if (error != null) throw new TypeError(error)
-    this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
+    this.topology.bind(this.topology.group(group), pattern, compilePattern(pattern))
   }
 
   /** The queue of `command` in `group` (or its unrouted queue when `group` is ''), if it exists. */
   queue (command: string, group: string): Queue | undefined {
-    return group === '' ? this.unrouted.get(command) : this.groups.get(group)?.queues.get(command)
+    return this.topology.queue(command, group)
   }
 
   /** The names of the groups whose bindings match `command` (at a start, to hand them unrouted queues). */
   boundGroups (command: string): string[] {
-    return this.route(command).filter((q) => q.group !== '').map((q) => q.group)
+    return this.topology.route(command).filter((q) => q.group !== '').map((q) => q.group)
   }
 
   /**
@@ -412,7 +378,7 @@ export class QueueEngine<Owner> {
    */
   restore (message: QueuedMessage, group: string): void {
     this.held++
-    const queue = this.restoredQueue(message.command, group)
+    const queue = this.topology.restoredQueue(message.command, group)
     queue.published++
     this.enqueue(queue, message, false)
   }
@@ -420,14 +386,14 @@ export class QueueEngine<Owner> {
   /** Puts back a delayed message kept from an earlier run (with its `dueOrder`), without events. */
   restoreDelayed (message: QueuedMessage, group: string): void {
     this.held++
-    const queue = this.restoredQueue(message.command, group)
+    const queue = this.topology.restoredQueue(message.command, group)
     queue.published++
     this.delay(queue, message, false)
   }
 
   /** Counts `count` delayed messages of a queue that are only in the store, after those restored. */
   restoreDelayedOnDisk (command: string, group: string, count: number): void {
-    const queue = this.restoredQueue(command, group)
+    const queue = this.topology.restoredQueue(command, group)
     queue.published += count
     queue.addDelayed(count)
     this.delayed.restoreOnDisk(count)
@@ -437,10 +403,6 @@ export class QueueEngine<Owner> {
   /** The orders of messages kept from an earlier run go up to `highest`: new ones are given after it. */
   restoreOrder (highest: number): void {
     if (highest >= this.nextOrder) this.nextOrder = highest + 1
-  }
-
-  private restoredQueue (command: string, group: string): Queue {
-    return group === '' ? this.unroutedQueue(command) : this.queueOf(this.group(group), command)
   }
 
   /**
@@ -475,17 +437,7 @@ export class QueueEngine<Owner> {
     /** Queues with delayed messages only in the store, all after `after`: the caller deletes those stored before the purge. */
     delayed?: { queues: Queue[], after: DueOrder }
   } {
-    const queues = [...this.groups.values()]
-      .filter((g) => group == null || g.name === group)
-      .map((g) => g.queues.get(command))
-      .filter((q): q is Queue => q != null)
-    const waiting = group == null ? this.unrouted.get(command) : undefined
-    if (waiting != null) {
-      queues.push(waiting)
-      this.unrouted.delete(command)
-      this.routes.delete(command)
-    }
-    const emptied = this.empty(queues)
+    const emptied = this.empty(this.topology.purgeable(command, group))
     this.delayed.askPage()
     const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: this.delayed.after } : undefined
     return { messages: emptied.messages, paged: emptied.paged, delayed }
@@ -520,7 +472,7 @@ export class QueueEngine<Owner> {
    */
   withdraw (command: string, limit: number): QueuedMessage[] {
     const out: QueuedMessage[] = []
-    for (const queue of this.queuesOf(command)) {
+    for (const queue of this.topology.queuesOf(command)) {
       while (out.length < limit && queue.ready.length > 0) {
         out.push(queue.shift() as QueuedMessage)
         this.held--
@@ -538,19 +490,8 @@ export class QueueEngine<Owner> {
   }
 
   /** Every queue: the groups', then the unrouted ones. */
-  * queues (): Iterable<Queue> {
-    for (const g of this.groups.values()) yield * g.queues.values()
-    yield * this.unrouted.values()
-  }
-
-  /** The queues of `command`: each group's, and the unrouted one. */
-  private * queuesOf (command: string): Iterable<Queue> {
-    for (const g of this.groups.values()) {
-      const queue = g.queues.get(command)
-      if (queue != null) yield queue
-    }
-    const waiting = this.unrouted.get(command)
-    if (waiting != null) yield waiting
+  queues (): Iterable<Queue> {
+    return this.topology.queues()
   }
 
   /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
@@ -588,7 +529,7 @@ export class QueueEngine<Owner> {
    * their patterns match makes the queue again. Refused while it has consumers, unless `force`.
    */
   deleteQueue (command: string, group: string, force = false): Deleted<Owner> | undefined {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     const queue = g?.queues.get(command)
     if (g == null || queue == null) return undefined
     if (!force && queue.consumers.length > 0) throw new TypeError(`Queue ${command} of group "${group}" has ${queue.consumers.length} consumer(s): unsubscribe them first, or force`)
@@ -601,7 +542,7 @@ export class QueueEngine<Owner> {
    * subscriptions, unless `force`: then they are ended (the `ended` event tells their owners).
    */
   deleteGroup (group: string, force = false): Deleted<Owner> | undefined {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     if (g == null) return undefined
     if (!force && g.subs.size > 0) throw new TypeError(`Group "${group}" has ${g.subs.size} subscription(s): unsubscribe them first, or force`)
     const ended = [...g.subs] as Array<Subscription<Owner>>
@@ -612,20 +553,19 @@ export class QueueEngine<Owner> {
     }
     const queues = [...g.queues.values()]
     const messages = this.dropQueues(g, queues)
-    for (const pattern of g.bindings.keys()) this.removeBinding(g, pattern)
-    this.groups.delete(group)
+    this.topology.removeGroup(g)
     for (const sub of ended) this.events.ended?.(sub, `group "${group}" was deleted`)
     return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, ended }
   }
 
   /** A group's expiry kept from an earlier run (no event). */
   restoreGroupExpiry (group: string, expires: number): void {
-    this.group(group).expires = expires
+    this.topology.group(group).expires = expires
   }
 
   /** Admin use of a group: its idle time starts again. */
   touchGroup (group: string): void {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     if (g != null) g.idleSince = this.clock()
   }
 
@@ -633,7 +573,7 @@ export class QueueEngine<Owner> {
   expireGroups (): Array<Deleted<Owner>> {
     const now = this.clock()
     const out: Array<Deleted<Owner>> = []
-    for (const g of [...this.groups.values()]) {
+    for (const g of this.topology.allGroups()) {
       const expires = g.expires ?? g.policyExpires
       if (expires == null || g.subs.size > 0 || now - g.idleSince < expires) continue
       const deleted = this.deleteGroup(g.name)
@@ -651,11 +591,10 @@ export class QueueEngine<Owner> {
    * `queueSweepInterval`. Returns the queues removed (the owner forgets their stored records).
    */
   sweepQueues (): Queue[] {
-    const removed: Queue[] = []
     const now = this.clock()
-    if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return removed
+    if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return []
     this.lastQueueSweep = now
-    const idle = (queue: Queue): boolean => {
+    const removed = this.topology.removeIdle((queue) => {
       if (!queue.empty) {
         queue.sweepMark = -1
         return false
@@ -664,43 +603,11 @@ export class QueueEngine<Owner> {
         queue.sweepMark = queue.activity
         return false
       }
-      removed.push(queue)
       return true
-    }
-    for (const g of this.groups.values()) {
-      for (const [command, queue] of g.queues) {
-        if (idle(queue)) g.queues.delete(command)
-      }
-    }
-    for (const [command, queue] of this.unrouted) {
-      if (idle(queue)) this.unrouted.delete(command)
-    }
-    if (removed.length === 0) return removed
-    const gone = new Set(removed)
-    const subs = new Set<Subscription<Owner>>()
+    })
     for (const queue of removed) {
-      this.routes.delete(queue.command)
       this.congestedQueues.delete(queue)
       queue.relieve()
-      for (const sub of queue.consumers) subs.add(sub as Subscription<Owner>)
-      queue.consumers.length = 0
-    }
-    // One pass per subscription (a `#` one may lose 100,000 queues at once); its round robin
-    // keeps its place among the queues that stay.
-    for (const sub of subs) {
-      let before = 0
-      let kept = 0
-      for (let i = 0; i < sub.queues.length; i++) {
-        const queue = sub.queues[i]
-        if (gone.has(queue)) {
-          if (i < sub.nextQueue) before++
-          continue
-        }
-        sub.queues[kept++] = queue
-      }
-      sub.queues.length = kept
-      sub.nextQueue -= before
-      if (sub.nextQueue >= kept || sub.nextQueue < 0) sub.nextQueue = 0
     }
     return removed
   }
@@ -717,39 +624,11 @@ export class QueueEngine<Owner> {
     }
     this.held -= inFlight
     const { count } = this.empty(queues)
-    for (const queue of queues) {
-      g.queues.delete(queue.command)
-      for (const sub of [...queue.consumers]) {
-        queue.removeConsumer(sub)
-        const i = sub.queues.indexOf(queue)
-        if (i >= 0) sub.queues.splice(i, 1)
-        if (i >= 0 && i < sub.nextQueue) sub.nextQueue--
-        if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
-      }
-    }
-    this.routes.clear()
+    this.topology.removeQueues(g, queues)
     this.delayed.askPage()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
     return inFlight + count
-  }
-
-  private removeBinding (g: Group, pattern: string): void {
-    const wild = this.wildBindings.get(pattern)
-    if (wild != null) {
-      wild.groups.delete(g)
-      if (wild.groups.size === 0) this.wildBindings.delete(pattern)
-    }
-    const exact = this.exactBindings.get(pattern)
-    if (exact != null) {
-      exact.delete(g)
-      if (exact.size === 0) this.exactBindings.delete(pattern)
-    }
-    this.routes.clear()
-  }
-
-  private policyExpiry (g: Group, policy: QueuePolicy | undefined): void {
-    if (policy?.expires != null && (g.policyExpires == null || policy.expires < g.policyExpires)) g.policyExpires = policy.expires
   }
 
   stats (): QueueStats[] {
@@ -770,85 +649,6 @@ export class QueueEngine<Owner> {
       })
     }
     return out
-  }
-
-  private group (name: string): Group {
-    let g = this.groups.get(name)
-    if (g == null) {
-      g = { name, bindings: new Map(), subs: new Set(), queues: new Map(), idleSince: this.clock() }
-      this.policyExpiry(g, this.policies.find((p) => p.policy.pattern === '#' && p.policy.expires != null && (p.policy.group == null || p.policy.group === name))?.policy)
-      this.groups.set(name, g)
-    }
-    return g
-  }
-
-  private addBinding (g: Group, pattern: string, matches: (command: string) => boolean, announce = true): void {
-    if (g.bindings.has(pattern)) return
-    g.bindings.set(pattern, matches)
-    if (isWildcard(pattern)) {
-      let b = this.wildBindings.get(pattern)
-      if (b == null) this.wildBindings.set(pattern, b = { matches, groups: new Set() })
-      b.groups.add(g)
-    } else {
-      let groups = this.exactBindings.get(pattern)
-      if (groups == null) this.exactBindings.set(pattern, groups = new Set())
-      groups.add(g)
-    }
-    this.routes.clear()
-    if (announce) this.persistence?.bound(g.name, pattern)
-  }
-
-  private queueOf (g: Group, command: string): Queue {
-    let queue = g.queues.get(command)
-    if (queue == null) {
-      queue = this.newQueue(command, g.name)
-      this.policyExpiry(g, queue.policy)
-      g.queues.set(command, queue)
-      for (const sub of g.subs) {
-        if (sub.matches(command)) attach(sub, queue)
-      }
-    }
-    return queue
-  }
-
-  /** The first queue policy that matches its command (and group) gives the queue its settings. */
-  private applyPolicy (queue: Queue): void {
-    queue.policy = this.policies.find((p) => p.matches(queue.command) && (p.policy.group == null || p.policy.group === queue.group))?.policy
-    queue.singleActive = queue.policy?.singleActive === true
-  }
-
-  private newQueue (command: string, group: string): Queue {
-    const queue = new Queue(command, group)
-    this.applyPolicy(queue)
-    return queue
-  }
-
-  /** The unrouted queue of `command`, made when needed. */
-  private unroutedQueue (command: string): Queue {
-    let queue = this.unrouted.get(command)
-    if (queue == null) {
-      queue = this.newQueue(command, '')
-      this.unrouted.set(command, queue)
-    }
-    return queue
-  }
-
-  /** The queues a message of `command` goes to: one per group that wants it, else its unrouted queue. */
-  private route (command: string): Queue[] {
-    let queues = this.routes.get(command)
-    if (queues == null) {
-      const matched = new Set(this.exactBindings.get(command))
-      for (const b of this.wildBindings.values()) {
-        if (b.matches(command)) for (const g of b.groups) matched.add(g)
-      }
-      queues = []
-      for (const g of matched) queues.push(this.queueOf(g, command))
-      // A cache, not a record: a flood of distinct commands must not grow it without bound.
-      if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear()
-      if (queues.length === 0) queues.push(this.unroutedQueue(command))
-      this.routes.set(command, queues)
-    }
-    return queues
   }
 
   /** Gives ready messages of `queue` to its subscriptions with credit, round robin. */
@@ -944,7 +744,7 @@ export class QueueEngine<Owner> {
    * for a start that reads the first page of each queue and counts the rest.
    */
   restoreOnDisk (command: string, group: string, count: number): void {
-    const queue = this.restoredQueue(command, group)
+    const queue = this.topology.restoredQueue(command, group)
     queue.published += count
     queue.addOnDisk(count)
     this.held += count
@@ -1086,13 +886,4 @@ export class QueueEngine<Owner> {
     this.held--
     this.events.failed(message, error, by)
   }
-}
-
-/** Commands whose routes are cached at most. */
-const MAX_CACHED_ROUTES = 10_000
-
-function attach (sub: Subscription<any>, queue: Queue): void {
-  if (sub.singleActive) queue.singleActive = true
-  queue.consumers.push(sub)
-  sub.queues.push(queue)
 }

@@ -275,3 +275,10 @@ export class Queue {
     if (this.nextConsumer >= this.consumers.length) this.nextConsumer = 0
   }
 }
+
+/** Makes `sub` a consumer of `queue` (a single-active subscription makes the queue single-active). */
+export function attach (sub: Subscription<any>, queue: Queue): void {
+  if (sub.singleActive) queue.singleActive = true
+  queue.consumers.push(sub)
+  sub.queues.push(queue)
+}
