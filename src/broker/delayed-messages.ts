@@ -5,7 +5,7 @@
  * and read back in (due time, `dueOrder`) order as the page runs low.
  */
 import { Heap } from './heap.js'
-import type { EngineEvents } from './engine.js'
+import type { EngineEvents } from './engine-types.js'
 import type { Queue, QueuedMessage } from './queue.js'
 
 /** A place in the order of stored delayed messages: due time, then `dueOrder`. */

@@ -29,147 +29,30 @@
  * - A subscription whose delivery passed its deadline has timed out: it gets nothing new until its
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
  */
-import { Deque } from './deque.js'
+import { Deliveries } from './deliveries.js'
 import { DelayedMessages, type DueOrder } from './delayed-messages.js'
+import type { Deleted, EngineEvents, EngineOptions, InFlight, QueueStats } from './engine-types.js'
 import { attach, type Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { Topology, type Group } from './topology.js'
 import type { Persistence } from './persistence.js'
 import { compilePattern, groupError, patternError } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 
-export interface InFlight<Owner = unknown> {
-  readonly tag: number
-  readonly sub: Subscription<Owner>
-  readonly queue: Queue
-  readonly message: QueuedMessage
-  readonly deadline: number
-  settled: boolean
-}
-
-export interface EngineEvents<Owner> {
-  /** Send this delivery to its subscription's owner. */
-  deliver: (delivery: InFlight<Owner>) => void
-  /** The message is done. `answer` is set when the consumer answered and the producer wants it. */
-  completed: (message: QueuedMessage, by: Owner, answer?: { kind: number, payload: Uint8Array }) => void
-  /** The message will not be attempted again; `by` is the owner of its last delivery, if any. */
-  failed: (message: QueuedMessage, error: string, by: Owner | undefined) => void
-  /** A delivery's deadline passed; it has been taken back. */
-  expired?: (delivery: InFlight<Owner>) => void
-  /** A congested queue is no longer congested: confirms held for it may go. */
-  relieved?: (queue: Queue) => void
-  /** A message is delayed until `at`: call `promote()` then. */
-  delayedUntil?: (at: number) => void
-  /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
-  pageNeeded?: (queue: Queue) => void
-  /** Few delayed messages are left in memory: read the delayed messages stored after `after` and call `loadDelayedPage`. */
-  delayedPageNeeded?: (after: DueOrder, generation: number) => void
-  /** The broker ended a subscription (its group was deleted): tell its owner. */
-  ended?: (sub: Subscription<Owner>, reason: string) => void
-}
-
-/** What a deletion took out of the engine; the owner clears the store. */
-export interface Deleted<Owner> {
-  group: string
-  /** The whole group went (its bindings and settings too), not just one queue. */
-  wholeGroup: boolean
-  queues: Queue[]
-  /** Patterns unbound (a whole group's deletion). */
-  patterns: string[]
-  /** Messages dropped: waiting, delayed, paged out and in flight. */
-  messages: number
-  ended: Array<Subscription<Owner>>
-}
-
 export type { DueOrder } from './delayed-messages.js'
-
-/** What a queue does differently from the broker's defaults. */
-export interface QueuePolicy {
-  /** The commands it applies to: a name or an AMQP-style pattern. */
-  pattern: string
-  retry?: RetryBackoff
-  /** ms a message may wait before it expires, unless it names its own expiry. */
-  ttl?: number
-  /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
-  singleActive?: boolean
-  /** Only the queues of this group (default: every group's). */
-  group?: string
-  /**
-   * ms a group holding a queue this policy matches may stay idle (no subscriptions, no admin
-   * use) before it is deleted with its queues and bindings (RabbitMQ's x-expires). A policy for
-   * `#` applies to every group. A group's own expiry (set by a subscription) comes first.
-   */
-  expires?: number
-}
-
-/** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
-export interface RetryBackoff {
-  /** ms before the first retry; 0 retries at once, at the head of the queue. */
-  delay: number
-  /** 1 for a fixed delay, 2 to double it each time. */
-  factor: number
-  maxDelay: number
-}
-
-export interface EngineOptions {
-  /** ms a delivery may stay unsettled before it is taken back. */
-  visibilityTimeout: number
-  /** Deliveries of one message before it fails (Infinity: never). */
-  maxAttempts: number
-  /** Messages held (waiting, delayed, paged out and in flight) before publishes are refused. */
-  maxMessages: number
-  /** Ready messages in a queue with consumers at which it becomes congested (Infinity: never). */
-  highWater: number
-  /** Backoff after a nack. Default: none (retried at once, at the head of the queue). */
-  retry?: RetryBackoff
-  /** Settings for the queues of the commands a pattern matches; the first match applies. */
-  policies?: QueuePolicy[]
-  /**
-   * Ready messages a queue keeps in memory; the rest stay only in the store and are read back a
-   * page at a time (`pageNeeded`, `loadPage`). Infinity (the default) keeps all in memory: so it
-   * does without persistence, whatever this says.
-   */
-  pageSize?: number
-  /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the engine does (Infinity: no bound). */
-  pageBytes?: number
-  /** Groups held before a subscription to a new one is refused (default 10,000). */
-  maxGroups?: number
-  /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
-  stallTimeout?: number
-  /** ms between sweeps of idle queues (`sweepQueues`, default 30,000). */
-  queueSweepInterval?: number
-  clock?: () => number
-}
-
-export interface QueueStats {
-  command: string
-  group: string
-  depth: number
-  inFlight: number
-  /** Waiting for their due time (delayed, or backing off before a retry). */
-  delayed: number
-  consumers: number
-  published: number
-  delivered: number
-  acked: number
-  nacked: number
-  failed: number
-}
+export type { Deleted, EngineEvents, EngineOptions, InFlight, QueuePolicy, QueueStats, RetryBackoff } from './engine-types.js'
 
 export class QueueEngine<Owner> {
   /** The groups, their bindings and queues, the unrouted queues, and the routes between them. */
   private readonly topology: Topology
-  private readonly inFlight = new Map<number, InFlight<Owner>>()
+  /** Deliveries in flight, by tag and in deadline order. */
+  private readonly deliveries = new Deliveries<Owner>()
   /** Congested queues, watched for stalls (`relieveStalled`). */
   private readonly congestedQueues = new Set<Queue>()
-  /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
-  private readonly deadlines = new Deque<InFlight<Owner>>()
   /** Messages waiting for their due time, soonest first (with a store, a page of them in memory). */
   private readonly delayed: DelayedMessages
   private readonly clock: () => number
-  private nextTag = 0
   /** The next place a message gets in its queue's order (`pageOrder`), or among the delayed ones (`dueOrder`). */
   private nextOrder = 1
-  private tagsWrapped = false
   private held = 0
   private lastQueueSweep: number
 
@@ -292,10 +175,7 @@ export class QueueEngine<Owner> {
       if (queue.consumers.length === 0) this.relieve(queue)
     }
     sub.queues.length = 0
-    const taken: Array<InFlight<Owner>> = []
-    for (const d of this.inFlight.values()) {
-      if (d.sub === sub) taken.push(d)
-    }
+    const taken = this.deliveries.where((d) => d.sub === sub)
     // Back to the head in reverse, so they keep their order.
     for (let i = taken.length - 1; i >= 0; i--) this.takeBack(taken[i], 'consumer disconnected')
     // Every queue it took from: a single-active one now has a new active consumer.
@@ -304,7 +184,7 @@ export class QueueEngine<Owner> {
 
   /** Settles a delivery without an answer. False when the tag is unknown or not the owner's. */
   ack (owner: Owner, tag: number): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
     d.queue.completed()
     this.held--
@@ -315,7 +195,7 @@ export class QueueEngine<Owner> {
 
   /** Settles a delivery with the consumer's answer. */
   answer (owner: Owner, tag: number, kind: number, payload: Uint8Array): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
     d.queue.completed()
     this.held--
@@ -326,7 +206,7 @@ export class QueueEngine<Owner> {
 
   /** The consumer failed the delivery: requeue it for another attempt, or fail it now. */
   nack (owner: Owner, tag: number, requeue: boolean, error: string): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
     d.queue.nacked++
     d.message.lastError = error
@@ -500,20 +380,14 @@ export class QueueEngine<Owner> {
       for (const message of queue.ready) yield { message, queue }
     }
     for (const { message, queue } of this.delayed) yield { message, queue }
-    for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
+    for (const delivery of this.deliveries.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
   }
 
   /** Takes back every delivery whose deadline has passed. Returns how many. */
   expire (): number {
     const now = this.clock()
     let count = 0
-    for (let d = this.deadlines.peek(); d != null; d = this.deadlines.peek()) {
-      if (d.settled) {
-        this.deadlines.shift()
-        continue
-      }
-      if (d.deadline > now) break
-      this.deadlines.shift()
+    for (let d = this.deliveries.nextExpired(now); d != null; d = this.deliveries.nextExpired(now)) {
       count++
       this.events.expired?.(d)
       d.sub.timedOut = true
@@ -616,19 +490,15 @@ export class QueueEngine<Owner> {
   private dropQueues (g: Group, queues: Queue[]): number {
     if (queues.length === 0) return 0
     const gone = new Set(queues)
-    let inFlight = 0
-    for (const d of [...this.inFlight.values()]) {
-      if (!gone.has(d.queue)) continue
-      this.release(d)
-      inFlight++
-    }
-    this.held -= inFlight
+    const inFlight = this.deliveries.where((d) => gone.has(d.queue))
+    for (const d of inFlight) this.deliveries.release(d)
+    this.held -= inFlight.length
     const { count } = this.empty(queues)
     this.topology.removeQueues(g, queues)
     this.delayed.askPage()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
-    return inFlight + count
+    return inFlight.length + count
   }
 
   stats (): QueueStats[] {
@@ -831,47 +701,12 @@ export class QueueEngine<Owner> {
   }
 
   private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {
-    this.nextTag = (this.nextTag + 1) >>> 0
-    if (this.nextTag === 0) this.tagsWrapped = true
-    // Until the u32 tags wrap around, a new one cannot be in use.
-    while (this.tagsWrapped && (this.nextTag === 0 || this.inFlight.has(this.nextTag))) this.nextTag = (this.nextTag + 1) >>> 0
-    message.attempts++
-    const d: InFlight<Owner> = {
-      tag: this.nextTag,
-      sub,
-      queue,
-      message,
-      deadline: this.clock() + this.options.visibilityTimeout,
-      settled: false
-    }
-    this.inFlight.set(d.tag, d)
-    this.deadlines.push(d)
-    sub.unacked++
-    queue.inFlight++
-    queue.delivered++
-    this.events.deliver(d)
-  }
-
-  private settle (owner: Owner, tag: number): InFlight<Owner> | undefined {
-    const d = this.inFlight.get(tag)
-    if (d == null || d.sub.owner !== owner) return undefined
-    this.release(d)
-    d.sub.timedOut = false
-    // Settled deliveries at the front are dropped now, so the deadline list stays short.
-    while (this.deadlines.peek()?.settled === true) this.deadlines.shift()
-    return d
-  }
-
-  private release (d: InFlight<Owner>): void {
-    this.inFlight.delete(d.tag)
-    d.settled = true
-    d.sub.unacked--
-    d.queue.inFlight--
+    this.events.deliver(this.deliveries.start(sub, queue, message, this.clock() + this.options.visibilityTimeout))
   }
 
   /** A delivery that ended without being settled: back to the head of its queue, or failed. */
   private takeBack (d: InFlight<Owner>, reason: string): void {
-    this.release(d)
+    this.deliveries.release(d)
     d.message.lastError = reason
     if (d.message.attempts < this.options.maxAttempts) {
       d.queue.unshift(d.message)

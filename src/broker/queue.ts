@@ -4,7 +4,7 @@
  */
 import { Deque } from './deque.js'
 import type { MessageFields } from '../protocol/frames.js'
-import type { QueuePolicy } from './engine.js'
+import type { QueuePolicy } from './engine-types.js'
 
 /** A message as the broker keeps it: one copy per group it was routed to. */
 export interface QueuedMessage extends MessageFields {

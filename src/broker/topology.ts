@@ -5,7 +5,7 @@
  */
 import { Queue, attach, type Subscription } from './queue.js'
 import { compilePattern, isWildcard, patternError } from './topic.js'
-import type { QueuePolicy } from './engine.js'
+import type { QueuePolicy } from './engine-types.js'
 
 export interface Group {
   readonly name: string
