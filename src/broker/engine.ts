@@ -18,16 +18,23 @@
  *   stalled one, whose consumers completed nothing for `stallTimeout` (a stuck consumer must not
  *   stall every producer): its backlog pages to the store, or counts towards `maxMessages`.
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
- *   waits among the delayed messages and joins the tail of its queue when due (`promote`). One past its expiry
- *   time fails as "expired" when it would be delivered.
+ *   waits among the delayed messages and joins the tail of its queue when due (`promote`). One
+ *   past its expiry time fails as "expired" when it would be delivered.
+ * - Order: the engine gives each message its place as it enters a queue (`pageOrder`) or the
+ *   delayed messages (`dueOrder`), from one counter; the store keys it by that place.
  * - Paging (with a store): a queue keeps a page of its ready messages in memory, bounded by count
- *   (`pageSize`) and payload bytes (`pageBytes`), and the delayed messages in memory are the soonest-due page of
- *   delayed messages; the rest are only in the store, counted, and read back in order
+ *   (`pageSize`) and payload bytes (`pageBytes`), and the soonest-due page of delayed messages is
+ *   in memory; the rest are only in the store, counted, and read back in order
  *   (`pageNeeded`/`loadPage`, `delayedPageNeeded`/`loadDelayedPage`).
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
  * - A subscription whose delivery passed its deadline has timed out: it gets nothing new until its
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
+ *
+ * Its parts: `Topology` (groups, bindings, routes, unrouted queues, policies), `DelayedMessages`,
+ * `Deliveries` (in flight), `Queue`. This file is what ties them together: each operation
+ * (publish, settle, expire, page in, purge, delete, sweep) moves a message or a queue between
+ * parts and keeps the count of messages held, so it reads better whole than split further.
  */
 import { Deliveries } from './deliveries.js'
 import { DelayedMessages, type DueOrder } from './delayed-messages.js'
