@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
 import type { Queue, QueuedMessage } from '../src/broker/queue.js'
 import { persistence } from './persistence.js'
+import type { Persistence } from '../src/broker/persistence.js'
 
 type Owner = string
 
@@ -22,7 +23,7 @@ function msg (command: string, wantsAnswer = false): QueuedMessage {
   }
 }
 
-function setup (options: Partial<EngineOptions> = {}) {
+function setup (options: Partial<EngineOptions> = {}, kept?: Persistence) {
   let now = 1_000
   const deliveries: Delivery[] = []
   const completed: Array<{ id: string, by: Owner, answer?: { kind: number, payload: Uint8Array } }> = []
@@ -39,7 +40,7 @@ function setup (options: Partial<EngineOptions> = {}) {
     failed: (m, error, by) => failed.push({ id: m.id, error, by }),
     expired: (d) => expired.push(d),
     relieved: (q) => relieved.push(q.name)
-  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options })
+  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options }, kept)
   const of = (owner: Owner): Delivery[] => deliveries.filter((d) => d.owner === owner)
   return {
     engine,
@@ -621,7 +622,7 @@ describe('idle queue sweep', () => {
 
 describe('order', () => {
   it('gives each message its place, from one counter for queue order and due order, after those restored', () => {
-    const t = setup()
+    const t = setup({}, persistence())
     t.engine.restoreOrder(41) // a store holds messages numbered up to 41
     const ready = { ...msg('work') }
     const later = { ...msg('work'), dueAt: 5_000 }
@@ -634,6 +635,15 @@ describe('order', () => {
     t.advance(5_000)
     t.engine.promote() // came due: it takes the next place in its queue's order
     expect([later.pageOrder, later.dueOrder]).toEqual([45, undefined])
+  })
+
+  it('gives none without persistence (nothing pages): the messages keep their shape', () => {
+    const t = setup()
+    const ready = { ...msg('work') }
+    const later = { ...msg('work'), dueAt: 5_000 }
+    t.engine.publish(ready)
+    t.engine.publish(later)
+    expect(['pageOrder' in ready, 'dueOrder' in ready, 'pageOrder' in later, 'dueOrder' in later]).toEqual([false, false, false, false])
   })
 })
 

@@ -20,8 +20,8 @@
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
  *   waits among the delayed messages and joins the tail of its queue when due (`promote`). One
  *   past its expiry time fails as "expired" when it would be delivered.
- * - Order: the engine gives each message its place as it enters a queue (`pageOrder`) or the
- *   delayed messages (`dueOrder`), from one counter; the store keys it by that place.
+ * - Order (with persistence): the engine gives each message its place as it enters a queue
+ *   (`pageOrder`) or the delayed messages (`dueOrder`), from one counter; the store keys it by that place.
  * - Paging (with a store): a queue keeps a page of its ready messages in memory, bounded by count
  *   (`pageSize`) and payload bytes (`pageBytes`), and the soonest-due page of delayed messages is
  *   in memory; the rest are only in the store, counted, and read back in order
@@ -549,19 +549,26 @@ export class QueueEngine<Owner> {
     }
   }
 
-  /** Gives `message` the next place in `queue`'s order, has it stored there, and enqueues it. */
+  /**
+   * Gives `message` the next place in `queue`'s order, has it stored there, and enqueues it.
+   * Without persistence nothing pages, so no place is given (no field added to the hot path's messages).
+   */
   private enqueueInOrder (queue: Queue, message: QueuedMessage): void {
-    message.pageOrder = this.nextOrder++
-    message.dueOrder = undefined
-    this.persistence?.enqueued(message, queue)
+    if (this.persistence != null) {
+      message.pageOrder = this.nextOrder++
+      message.dueOrder = undefined
+      this.persistence.enqueued(message, queue)
+    }
     this.enqueue(queue, message)
   }
 
   /** Gives `message` (which has its `dueAt`) the next place among the delayed ones, has it stored there, and delays it. */
   private delayInOrder (queue: Queue, message: QueuedMessage): void {
-    message.dueOrder = this.nextOrder++
-    message.pageOrder = undefined
-    this.persistence?.delayed(message, queue)
+    if (this.persistence != null) {
+      message.dueOrder = this.nextOrder++
+      message.pageOrder = undefined
+      this.persistence.delayed(message, queue)
+    }
     this.delay(queue, message)
   }
 
