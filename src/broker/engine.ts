@@ -475,17 +475,7 @@ export class QueueEngine<Owner> {
     const now = this.clock()
     if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return []
     this.lastQueueSweep = now
-    const removed = this.topology.removeIdle((queue) => {
-      if (!queue.empty) {
-        queue.sweepMark = -1
-        return false
-      }
-      if (queue.sweepMark !== queue.activity) {
-        queue.sweepMark = queue.activity
-        return false
-      }
-      return true
-    })
+    const removed = this.topology.removeIdle((queue) => queue.idleSinceLastSweep())
     for (const queue of removed) {
       this.congestedQueues.delete(queue)
       queue.relieve()

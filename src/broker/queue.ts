@@ -87,7 +87,7 @@ export class Queue {
   private ackedMark = 0
   private movedAt = 0
   /** Its activity (see `activity`) at the last sweep that found it empty, or -1: two such sweeps in a row with no change remove it. */
-  sweepMark = -1
+  private sweepMark = -1
   published = 0
   delivered = 0
   acked = 0
@@ -232,6 +232,19 @@ export class Queue {
   /** Holds nothing: no ready message in memory or on disk, none delayed, none in flight, no page being read. */
   get empty (): boolean {
     return this.ready.length === 0 && this._onDisk === 0 && this._delayed === 0 && this.inFlight === 0 && !this._loading
+  }
+
+  /** A sweep of idle queues: true when it is empty and nothing happened to it since the previous sweep, which found it empty too. */
+  idleSinceLastSweep (): boolean {
+    if (!this.empty) {
+      this.sweepMark = -1
+      return false
+    }
+    if (this.sweepMark !== this.activity) {
+      this.sweepMark = this.activity
+      return false
+    }
+    return true
   }
 
   /** Grows with every publish, delivery and settle: unchanged means nothing happened to it. */
