@@ -11,6 +11,7 @@ import { LevelStore } from '../src/store/level-store.js'
 import type { StoreOp } from '../src/store/store.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, tempDir, until, type BrokerRef } from './helpers.js'
 import { pagedBroker } from './paged-broker.js'
+import { persistence } from './persistence.js'
 
 let nextId = 0
 function msg (command: string, dueAt?: number): QueuedMessage {
@@ -26,9 +27,9 @@ function setup (options: Partial<EngineOptions> = {}) {
     deliver: (d) => { delivered.push({ tag: d.tag, owner: d.sub.owner, group: d.queue.group }) },
     completed: () => {},
     failed: () => {},
-    ended: (sub, reason) => { ended.push({ sub, reason }) },
-    groupExpiry: (group, ms) => { expiries.push([group, ms]) }
-  }, { visibilityTimeout: 60_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options })
+    ended: (sub, reason) => { ended.push({ sub, reason }) }
+  }, { visibilityTimeout: 60_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options },
+  persistence({ groupExpiry: (group, ms) => { expiries.push([group, ms]) } }))
   return { engine, delivered, ended, expiries, advance: (ms: number) => { now += ms } }
 }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
 import type { Queue, QueuedMessage } from '../src/broker/queue.js'
+import { persistence } from './persistence.js'
+import type { Persistence } from '../src/broker/persistence.js'
 
 type Owner = string
 
@@ -21,7 +23,7 @@ function msg (command: string, wantsAnswer = false): QueuedMessage {
   }
 }
 
-function setup (options: Partial<EngineOptions> = {}) {
+function setup (options: Partial<EngineOptions> = {}, kept?: Persistence) {
   let now = 1_000
   const deliveries: Delivery[] = []
   const completed: Array<{ id: string, by: Owner, answer?: { kind: number, payload: Uint8Array } }> = []
@@ -38,7 +40,7 @@ function setup (options: Partial<EngineOptions> = {}) {
     failed: (m, error, by) => failed.push({ id: m.id, error, by }),
     expired: (d) => expired.push(d),
     relieved: (q) => relieved.push(q.name)
-  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options })
+  }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 10_000, highWater: Infinity, clock: () => now, ...options }, kept)
   const of = (owner: Owner): Delivery[] => deliveries.filter((d) => d.owner === owner)
   return {
     engine,
@@ -473,15 +475,13 @@ describe('paging', () => {
     const deliveries: string[] = []
     const asked: number[] = []
     let queue: Queue | undefined
-    let order = 0
-    // As the journal does: every message stored with its order; the engine asks for pages.
+    // The test is the store: it keeps every message at the order the engine gave it, and serves the pages the engine asks for.
     const engine = new QueueEngine<Owner>({
       deliver: (d) => { deliveries.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      enqueued: (m, q) => { queue = q; m.pageOrder = ++order; disk.push(m) },
       pageNeeded: (q) => { asked.push(q.tail) }
-    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 })
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 10 }, persistence({ enqueued: (m, q) => { queue = q; disk.push(m) } }))
     engine.unsubscribe(engine.subscribe('c0', 0, 'g', ['work'], 1)) // binds the group, then leaves
     const ids = publishMany(engine, 'work', 25)
     expect(engine.stats()[0]).toMatchObject({ depth: 25 })
@@ -503,7 +503,6 @@ describe('paging', () => {
 describe('paging delayed messages', () => {
   it('reads a message stored in the middle of a page being read, that the page lacks', () => {
     let now = 0
-    let order = 0
     const disk: Array<{ message: QueuedMessage, queue: Queue }> = []
     let asked: { after: { at: number, order: number }, generation: number } | undefined
     const delivered: string[] = []
@@ -511,11 +510,10 @@ describe('paging delayed messages', () => {
       deliver: (d) => { delivered.push(d.message.id) },
       completed: () => {},
       failed: () => {},
-      // As the journal does: stored in due order; the engine asks for pages.
-      delayed: (m, q) => { m.dueOrder = ++order; disk.push({ message: m, queue: q }) },
-      enqueued: (m) => { m.pageOrder = ++order },
       delayedPageNeeded: (after, generation) => { asked = { after, generation } }
-    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now })
+    }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 1_000, highWater: Infinity, pageSize: 4, clock: () => now },
+    // The test is the store: it keeps every delayed message at the order the engine gave it, and serves the pages the engine asks for.
+    persistence({ delayed: (m, q) => { disk.push({ message: m, queue: q }) } }))
     engine.subscribe('c', 1, 'g', ['later'], 100)
     const publish = (id: string, at: number): void => { engine.publish({ ...msg('later'), id, dueAt: at }) }
     const beyond = (x: { message: QueuedMessage }, b: { at: number, order: number }): boolean =>
@@ -619,5 +617,58 @@ describe('idle queue sweep', () => {
     t.advance(1_000)
     t.engine.sweepQueues()
     expect(names(t.engine)).toEqual(['a@g', 'waiting@']) // in flight, and waiting
+  })
+})
+
+describe('order', () => {
+  it('gives each message its place, from one counter for queue order and due order, after those restored', () => {
+    const t = setup({}, persistence())
+    t.engine.restoreOrder(41) // a store holds messages numbered up to 41
+    const ready = { ...msg('work') }
+    const later = { ...msg('work'), dueAt: 5_000 }
+    const after = { ...msg('work') }
+    t.engine.publish(ready)
+    t.engine.publish(later)
+    t.engine.publish(after)
+    expect([ready.pageOrder, later.dueOrder, after.pageOrder]).toEqual([42, 43, 44])
+    expect(later.pageOrder).toBeUndefined()
+    t.advance(5_000)
+    t.engine.promote() // came due: it takes the next place in its queue's order
+    expect([later.pageOrder, later.dueOrder]).toEqual([45, undefined])
+  })
+
+  it('gives none without persistence (nothing pages): the messages keep their shape', () => {
+    const t = setup()
+    const ready = { ...msg('work') }
+    const later = { ...msg('work'), dueAt: 5_000 }
+    t.engine.publish(ready)
+    t.engine.publish(later)
+    expect(['pageOrder' in ready, 'dueOrder' in ready, 'pageOrder' in later, 'dueOrder' in later]).toEqual([false, false, false, false])
+  })
+})
+
+describe('persistence', () => {
+  it('is told every change a restart must find: messages in order and delayed, requeues, adoptions, bindings, group expiries', () => {
+    const told: string[] = []
+    const engine = new QueueEngine<Owner>({ deliver: () => {}, completed: () => {}, failed: () => {} }, { visibilityTimeout: 1_000, maxAttempts: Infinity, maxMessages: 100, highWater: Infinity, clock: () => 1_000 }, persistence({
+      enqueued: (m, q) => { told.push(`enqueued ${m.id} ${q.name} ${m.pageOrder}`) },
+      delayed: (m, q) => { told.push(`delayed ${m.id} ${q.name} ${m.dueOrder}`) },
+      requeued: (m, q) => { told.push(`requeued ${m.id} ${q.name}`) },
+      adopted: (q) => { told.push(`adopted ${q.name}`) },
+      bound: (group, pattern) => { told.push(`bound ${group} ${pattern}`) },
+      groupExpiry: (group, ms) => { told.push(`expiry ${group} ${ms}`) }
+    }))
+    engine.publish({ ...msg('work'), id: 'a' })
+    engine.publish({ ...msg('work'), id: 'b', dueAt: 2_000 })
+    const sub = engine.subscribe('c', 1, 'g', ['work'], 1, false, 60_000)
+    engine.unsubscribe(sub) // a goes back to wait
+    expect(told).toEqual([
+      'enqueued a work@ 1',
+      'delayed b work@ 2',
+      'bound g work',
+      'expiry g 60000',
+      'adopted work@g',
+      'requeued a work@g'
+    ])
   })
 })

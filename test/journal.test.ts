@@ -14,19 +14,15 @@ import type { QueuedMessage } from '../src/broker/queue.js'
 
 type Owner = string
 
-/** An engine whose changes go to a journal on `store`, wired as the broker service wires them. */
+/** An engine that keeps its state in a journal on `store`, as the broker service does. */
 function broker (store: Store) {
   const journal = new Journal(store, 60_000, { size: Infinity, bytes: Infinity }, (err) => { throw err })
   const deliveries: Array<InFlight<Owner>> = []
   const engine = new QueueEngine<Owner>({
     deliver: (d) => deliveries.push(d),
     completed: (m, by) => { journal.completed(m, by) },
-    failed: (m, _error, by) => { journal.failed(m, by ?? '') },
-    enqueued: (m, q) => { journal.enqueued(m, q) },
-    delayed: (m, q) => { journal.delayed(m, q) },
-    adopted: (q) => { journal.adopted(q) },
-    bound: (g, p) => { journal.bound(g, p) }
-  }, { visibilityTimeout: 60_000, maxAttempts: 2, maxMessages: 1_000, highWater: Infinity })
+    failed: (m, _error, by) => { journal.failed(m, by ?? '') }
+  }, { visibilityTimeout: 60_000, maxAttempts: 2, maxMessages: 1_000, highWater: Infinity }, journal)
   const durable = async (): Promise<void> => { await new Promise<void>((resolve, reject) => { journal.whenDurable((err) => { if (err != null) reject(err); else resolve() }) }) }
   return { journal, engine, deliveries, durable }
 }
@@ -87,8 +83,9 @@ describe('journal', () => {
     after.engine.subscribe('c2', 1, 'g', ['jobs.*'], 10)
     const got = after.deliveries.map((d) => new TextDecoder().decode(d.message.payload))
     expect(got).toEqual(['c', 'd', 'e', 'f'])
-    // Deliveries are not written, so attempts count from the last write (here: the publish).
-    expect(after.deliveries[0].message).toMatchObject({ id: jobs[2].id, headers: { h: 'v' }, kind: 2, producer: 'peer-a', wantsAnswer: true, attempts: 1 })
+    // Deliveries are not written, so attempts count from the last write: here the requeue when c1
+    // left (1 attempt), as the broker does (this harness once left `requeued` unwired: 0 written).
+    expect(after.deliveries[0].message).toMatchObject({ id: jobs[2].id, headers: { h: 'v' }, kind: 2, producer: 'peer-a', wantsAnswer: true, attempts: 2 })
 
     // Settling a recovered message deletes its record: a third start finds only what is left.
     for (const d of after.deliveries) after.engine.ack('c2', d.tag)

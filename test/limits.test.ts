@@ -108,7 +108,8 @@ describe('name limits', () => {
     // What an older broker wrote: bindings and a queue with a message for huge groups, beside a valid group's.
     const journal = new Journal(new LevelStore(join(dataDir, 'store')), 0, { size: 5000, bytes: Infinity }, (err) => { throw err })
     await journal.store.open()
-    const message = (id: string): any => ({ command: 'jobs', id, headers: undefined, kind: 2, payload: new TextEncoder().encode(id), producer: 'p', timestamp: Date.now(), wantsAnswer: false, attempts: 0 })
+    let order = 0
+    const message = (id: string): any => ({ command: 'jobs', id, headers: undefined, kind: 2, payload: new TextEncoder().encode(id), producer: 'p', timestamp: Date.now(), wantsAnswer: false, attempts: 0, pageOrder: ++order })
     for (let i = 0; i < 150; i++) {
       journal.bound(huge(i), '#')
       journal.enqueued(message(`huge-${i}`), new Queue('jobs', huge(i)))

@@ -1,7 +1,6 @@
 /**
- * A broker's engine and journal in one test, without the network: the engine's changes go to a
- * journal on a LevelDB store, wired as the broker service wires them, pages read from the store
- * included.
+ * A broker's engine and journal in one test, without the network: the engine keeps its state in a
+ * journal on a LevelDB store, and reads its pages from it, as the broker service does.
  */
 import { QueueEngine, type InFlight, type RetryBackoff } from '../src/broker/engine.js'
 import { Journal, type PageBounds } from '../src/broker/journal.js'
@@ -23,11 +22,6 @@ export async function pagedBroker (dir: string, page: PageBounds, clock: () => n
     deliver: (d) => deliveries.push(d),
     completed: (m, by) => { journal.completed(m, by) },
     failed: (m, _error, by) => { journal.failed(m, by ?? '') },
-    enqueued: (m, q) => { journal.enqueued(m, q) },
-    delayed: (m, q) => { journal.delayed(m, q) },
-    adopted: (q) => { journal.adopted(q) },
-    requeued: (m) => { journal.requeued(m) },
-    bound: (g, p) => { journal.bound(g, p) },
     pageNeeded: (q) => {
       reading++
       const generation = q.generation
@@ -37,7 +31,7 @@ export async function pagedBroker (dir: string, page: PageBounds, clock: () => n
       reading++
       void journal.readDelayedPage(after, page.size, page.bytes).then((messages) => { reading--; engine.loadDelayedPage(generation, messages) })
     }
-  }, { visibilityTimeout: 600_000, maxAttempts: 10, maxMessages: 10_000_000, highWater: Infinity, pageSize: page.size, pageBytes: page.bytes, retry, clock })
+  }, { visibilityTimeout: 600_000, maxAttempts: 10, maxMessages: 10_000_000, highWater: Infinity, pageSize: page.size, pageBytes: page.bytes, retry, clock }, journal)
   await journal.recover(engine, { keepAnswer: () => {}, producerSeq: () => {}, seenId: () => {}, schedule: () => {} })
   engine.promote() // as the service does at a start: what came due meanwhile
   const durable = async (): Promise<void> => { await new Promise<void>((resolve, reject) => { journal.whenDurable((err) => { if (err != null) reject(err); else resolve() }) }) }

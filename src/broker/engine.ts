@@ -2,8 +2,8 @@
  * The broker's queue logic, pure: routing commands to one queue per (command, group), credit-based
  * round-robin dispatch, in-flight deliveries with deadlines, and settling them (ack, answer, nack,
  * lost consumer, expired deadline). No I/O: the owner of the engine is told what to send through
- * `EngineEvents`, and time comes from an injectable clock, so all of it is unit-tested without a
- * network.
+ * `EngineEvents`, what to keep through `Persistence`, and time comes from an injectable clock, so
+ * all of it is unit-tested without a network.
  *
  * Semantics:
  * - A message is copied to every group that has a subscription matching its command; inside a
@@ -18,223 +18,63 @@
  *   stalled one, whose consumers completed nothing for `stallTimeout` (a stuck consumer must not
  *   stall every producer): its backlog pages to the store, or counts towards `maxMessages`.
  * - A message with a due time (a delayed publish, or a nacked one backing off before its retry)
- *   waits in a schedule and joins the tail of its queue when due (`promote`). One past its expiry
- *   time fails as "expired" when it would be delivered.
+ *   waits among the delayed messages and joins the tail of its queue when due (`promote`). One
+ *   past its expiry time fails as "expired" when it would be delivered.
+ * - Order (with persistence): the engine gives each message its place as it enters a queue
+ *   (`pageOrder`) or the delayed messages (`dueOrder`), from one counter; the store keys it by that place.
  * - Paging (with a store): a queue keeps a page of its ready messages in memory, bounded by count
- *   (`pageSize`) and payload bytes (`pageBytes`), and the schedule keeps the soonest-due page of
- *   delayed messages; the rest are only in the store, counted, and read back in order
+ *   (`pageSize`) and payload bytes (`pageBytes`), and the soonest-due page of delayed messages is
+ *   in memory; the rest are only in the store, counted, and read back in order
  *   (`pageNeeded`/`loadPage`, `delayedPageNeeded`/`loadDelayedPage`).
  * - Attempts count deliveries. A nack with requeue, a lost consumer or an expired deadline puts the
  *   message back at the head of its queue; once `maxAttempts` deliveries have failed it fails.
  * - A subscription whose delivery passed its deadline has timed out: it gets nothing new until its
  *   consumer settles something (`resume`), so a stuck or half-open one does not burn messages.
+ *
+ * Its parts: `Topology` (groups, bindings, routes, unrouted queues, policies), `DelayedMessages`,
+ * `Deliveries` (in flight), `Queue`. This file is what ties them together: each operation
+ * (publish, settle, expire, page in, purge, delete, sweep) moves a message or a queue between
+ * parts and keeps the count of messages held, so it reads better whole than split further.
  */
-import { Deque } from '../deque.js'
-import { Heap } from './heap.js'
-import { Queue, type QueuedMessage, type Subscription } from './queue.js'
-import { compilePattern, groupError, isWildcard, patternError } from './topic.js'
+import { Deliveries } from './deliveries.js'
+import { DelayedMessages, type DueOrder } from './delayed-messages.js'
+import type { Deleted, EngineEvents, EngineOptions, InFlight, QueueStats } from './engine-types.js'
+import { attach, type Queue, type QueuedMessage, type Subscription } from './queue.js'
+import { Topology, type Group } from './topology.js'
+import type { Persistence } from './persistence.js'
+import { compilePattern, groupError, patternError } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 import { LimitReachedError } from '../errors.js'
 
-export interface InFlight<Owner = unknown> {
-  readonly tag: number
-  readonly sub: Subscription<Owner>
-  readonly queue: Queue
-  readonly message: QueuedMessage
-  readonly deadline: number
-  settled: boolean
-}
-
-export interface EngineEvents<Owner> {
-  /** Send this delivery to its subscription's owner. */
-  deliver: (delivery: InFlight<Owner>) => void
-  /** The message is done. `answer` is set when the consumer answered and the producer wants it. */
-  completed: (message: QueuedMessage, by: Owner, answer?: { kind: number, payload: Uint8Array }) => void
-  /** The message will not be attempted again; `by` is the owner of its last delivery, if any. */
-  failed: (message: QueuedMessage, error: string, by: Owner | undefined) => void
-  /** A delivery's deadline passed; it has been taken back. */
-  expired?: (delivery: InFlight<Owner>) => void
-  /** A congested queue is no longer congested: confirms held for it may go. */
-  relieved?: (queue: Queue) => void
-  /**
-   * A message entered a queue's order (a group's copy made at publish, an unrouted one, or a
-   * delayed one that came due behind messages paged out): store it there and set its `pageOrder`.
-   */
-  enqueued?: (message: QueuedMessage, queue: Queue) => void
-  /** A message waits for its due time (a delayed publish, or a retry's backoff): store it in due order and set its `dueOrder`. */
-  delayed?: (message: QueuedMessage, queue: Queue) => void
-  /** The unrouted queue of a command (group '') now belongs to `queue.group`, with its messages. */
-  adopted?: (queue: Queue) => void
-  /** A group bound a pattern for the first time. */
-  bound?: (group: string, pattern: string) => void
-  /** A message goes back to wait after a failed delivery: its attempts, last error and due time changed. */
-  requeued?: (message: QueuedMessage, queue: Queue) => void
-  /** A message was scheduled for `at`: call `promote()` then. */
-  scheduled?: (at: number) => void
-  /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */
-  pageNeeded?: (queue: Queue) => void
-  /** The schedule is running low: read the delayed messages stored after `after` and call `loadDelayedPage`. */
-  delayedPageNeeded?: (after: DueOrder, generation: number) => void
-  /** A subscription set its group's expiry (ms idle before the group is deleted). */
-  groupExpiry?: (group: string, expires: number) => void
-  /** The broker ended a subscription (its group was deleted): tell its owner. */
-  ended?: (sub: Subscription<Owner>, reason: string) => void
-}
-
-/** What a deletion took out of the engine; the owner clears the store. */
-export interface Deleted<Owner> {
-  group: string
-  /** The whole group went (its bindings and settings too), not just one queue. */
-  wholeGroup: boolean
-  queues: Queue[]
-  /** Patterns unbound (a whole group's deletion). */
-  patterns: string[]
-  /** Messages dropped: waiting, delayed, paged out and in flight. */
-  messages: number
-  ended: Array<Subscription<Owner>>
-}
-
-/** A place in the order of stored delayed messages: due time, then `dueOrder`. */
-export interface DueOrder { at: number, order: number }
-
-/** What a queue does differently from the broker's defaults. */
-export interface QueuePolicy {
-  /** The commands it applies to: a name or an AMQP-style pattern. */
-  pattern: string
-  retry?: RetryBackoff
-  /** ms a message may wait before it expires, unless it names its own expiry. */
-  ttl?: number
-  /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
-  singleActive?: boolean
-  /** Only the queues of this group (default: every group's). */
-  group?: string
-  /**
-   * ms a group holding a queue this policy matches may stay idle (no subscriptions, no admin
-   * use) before it is deleted with its queues and bindings (RabbitMQ's x-expires). A policy for
-   * `#` applies to every group. A group's own expiry (set by a subscription) comes first.
-   */
-  expires?: number
-}
-
-/** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */
-export interface RetryBackoff {
-  /** ms before the first retry; 0 retries at once, at the head of the queue. */
-  delay: number
-  /** 1 for a fixed delay, 2 to double it each time. */
-  factor: number
-  maxDelay: number
-}
-
-export interface EngineOptions {
-  /** ms a delivery may stay unsettled before it is taken back. */
-  visibilityTimeout: number
-  /** Deliveries of one message before it fails (Infinity: never). */
-  maxAttempts: number
-  /** Messages held (waiting, delayed, paged out and in flight) before publishes are refused. */
-  maxMessages: number
-  /** Ready messages in a queue with consumers at which it becomes congested (Infinity: never). */
-  highWater: number
-  /** Backoff after a nack. Default: none (retried at once, at the head of the queue). */
-  retry?: RetryBackoff
-  /** Settings for the queues of the commands a pattern matches; the first match applies. */
-  policies?: QueuePolicy[]
-  /**
-   * Ready messages a queue keeps in memory; the rest stay only in the store and are read back a
-   * page at a time (`pageNeeded`, `loadPage`). Infinity (the default) keeps all in memory: the
-   * only choice without a store.
-   */
-  pageSize?: number
-  /** Payload bytes of ready messages a queue keeps in memory, and of delayed ones the schedule does (Infinity: no bound). */
-  pageBytes?: number
-  /** Groups held before a subscription to a new one is refused (default 10,000). */
-  maxGroups?: number
-  /** ms a congested queue's consumers may complete nothing before it is stalled: no longer congested (default 2,000). */
-  stallTimeout?: number
-  /** ms between sweeps of idle queues (`sweepQueues`, default 30,000). */
-  queueSweepInterval?: number
-  clock?: () => number
-}
-
-export interface QueueStats {
-  command: string
-  group: string
-  depth: number
-  inFlight: number
-  /** Waiting for their due time (delayed, or backing off before a retry). */
-  delayed: number
-  consumers: number
-  published: number
-  delivered: number
-  acked: number
-  nacked: number
-  failed: number
-}
-
-interface Group {
-  readonly name: string
-  /** Patterns any subscription of this group has used; they stay bound while the broker runs. */
-  readonly bindings: Map<string, (command: string) => boolean>
-  readonly subs: Set<Subscription<any>>
-  readonly queues: Map<string, Queue>
-  /** ms idle before it is deleted: set by a subscription, else by a policy; idle since when. */
-  expires?: number
-  policyExpires?: number
-  idleSince: number
-}
-
-interface Scheduled { at: number, order: number, message: QueuedMessage, queue: Queue }
-
-const earlier = (a: DueOrder, b: DueOrder): boolean => a.at < b.at || (a.at === b.at && a.order < b.order)
+export type { DueOrder } from './delayed-messages.js'
+export type { Deleted, EngineEvents, EngineOptions, InFlight, QueuePolicy, QueueStats, RetryBackoff } from './engine-types.js'
 
 export class QueueEngine<Owner> {
-  private readonly groups = new Map<string, Group>()
-  /** Per command no group wants yet: its messages, in a queue of group ''. */
-  private readonly unrouted = new Map<string, Queue>()
-  private readonly routes = new Map<string, Queue[]>()
-  /**
-   * Every bound pattern with the groups that bound it, so routing a command tests each distinct
-   * pattern once, not once per group (10,000 groups bound to `#` cost one test).
-   */
-  private readonly exactBindings = new Map<string, Set<Group>>()
-  private readonly wildBindings = new Map<string, { matches: (command: string) => boolean, groups: Set<Group> }>()
-  private readonly inFlight = new Map<number, InFlight<Owner>>()
+  /** The groups, their bindings and queues, the unrouted queues, and the routes between them. */
+  private readonly topology: Topology
+  /** Deliveries in flight, by tag and in deadline order. */
+  private readonly deliveries = new Deliveries<Owner>()
   /** Congested queues, watched for stalls (`relieveStalled`). */
   private readonly congestedQueues = new Set<Queue>()
-  /** Deliveries in the order they were made, which is deadline order; settled ones are skipped. */
-  private readonly deadlines = new Deque<InFlight<Owner>>()
-  /** Messages waiting for their due time, soonest first (with a store, a page of them). */
-  private readonly schedule = new Heap<Scheduled>(earlier)
-  private scheduleBytes = 0
-  /**
-   * Paging of delayed messages: every stored one up to `delayTail` is in the schedule (or gone);
-   * those after it are only in the store, `delayedOnDisk` of them.
-   */
-  private delayTail: DueOrder = { at: -Infinity, order: -Infinity }
-  private delayedOnDisk = 0
-  private delayLoading = false
-  private delayGeneration = 0
-  /** Delayed messages that went only to the store while a page was being read: the page may lack them. */
-  private delayedWhileLoading: DueOrder[] = []
+  /** Messages waiting for their due time, soonest first (with a store, a page of them in memory). */
+  private readonly delayed: DelayedMessages
   private readonly clock: () => number
-  private nextTag = 0
-  private tagsWrapped = false
+  /** The next place a message gets in its queue's order (`pageOrder`), or among the delayed ones (`dueOrder`). */
+  private nextOrder = 1
   private held = 0
   private lastQueueSweep: number
 
-  private readonly policies: Array<{ matches: (command: string) => boolean, policy: QueuePolicy }>
   private readonly pageSize: number
   private readonly pageBytes: number
 
-  constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions) {
+  /** `persistence` keeps the engine's state across a restart (the journal); without it nothing is paged out. */
+  constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions, private readonly persistence?: Persistence) {
     this.clock = options.clock ?? Date.now
     this.lastQueueSweep = this.clock()
-    this.pageSize = options.pageSize ?? Infinity
-    this.pageBytes = options.pageBytes ?? Infinity
-    this.policies = (options.policies ?? []).map((policy) => {
-      const error = patternError(policy.pattern)
-      if (error != null) throw new TypeError(`Queue policy: ${error}`)
-      return { matches: compilePattern(policy.pattern), policy }
-    })
+    this.pageSize = persistence == null ? Infinity : options.pageSize ?? Infinity
+    this.pageBytes = persistence == null ? Infinity : options.pageBytes ?? Infinity
+    this.delayed = new DelayedMessages(this.pageSize, this.pageBytes, events)
+    this.topology = new Topology(options.policies ?? [], this.clock)
   }
 
   /** Messages held: waiting (unrouted ones too), delayed, paged out and in flight. */
@@ -248,7 +88,7 @@ export class QueueEngine<Owner> {
    */
   publish (message: QueuedMessage): boolean {
     if (this.held >= this.options.maxMessages) return false
-    const queues = this.route(message.command)
+    const queues = this.topology.route(message.command)
     // Every group's copy is made before any is delivered (delivering raises the attempt count)
     // and before any is stored (storing gives the message its own key).
     const copies = queues.length === 1 ? undefined : queues.map((_, i) => i === 0 ? message : { ...message })
@@ -259,7 +99,7 @@ export class QueueEngine<Owner> {
       this.admit(queues[i], copy)
     }
     for (const queue of queues) {
-      this.drain(queue)
+      this.dispatch(queue)
       if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
     return true
@@ -267,7 +107,7 @@ export class QueueEngine<Owner> {
 
   /** True when a message with this command would go to a congested queue. */
   congested (command: string): boolean {
-    const queues = this.route(command)
+    const queues = this.topology.route(command)
     for (let i = 0; i < queues.length; i++) {
       if (queues[i].congested) return true
     }
@@ -290,9 +130,9 @@ export class QueueEngine<Owner> {
     if (!(prefetch >= 1)) throw new TypeError('Prefetch must be at least 1')
     prefetch = Math.min(prefetch, MAX_PREFETCH)
     if (expires != null && !(Number.isInteger(expires) && expires > 0)) throw new TypeError('A group\'s expiry is a positive number of ms')
-    const existing = this.groups.get(group)
+    const existing = this.topology.findGroup(group)
     const maxGroups = this.options.maxGroups ?? DEFAULT_MAX_GROUPS
-    if (existing == null && this.groups.size >= maxGroups) throw new LimitReachedError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
+    if (existing == null && this.topology.groupCount >= maxGroups) throw new LimitReachedError(`The broker holds ${maxGroups} groups, its limit: delete unused groups, or subscribe to an existing one`)
     const newBindings = new Set(patterns.filter((p) => existing?.bindings.has(p) !== true)).size
     if ((existing?.bindings.size ?? 0) + newBindings > MAX_BINDINGS_PER_GROUP) throw new LimitReachedError(`Group "${group}" would bind more than ${MAX_BINDINGS_PER_GROUP} patterns`)
     const matchers = patterns.map(compilePattern)
@@ -309,34 +149,24 @@ export class QueueEngine<Owner> {
       singleActive,
       timedOut: false
     }
-    const g = this.group(group)
-    for (let i = 0; i < patterns.length; i++) this.addBinding(g, patterns[i], matchers[i])
+    const g = this.topology.group(group)
+    for (let i = 0; i < patterns.length; i++) {
+      if (this.topology.bind(g, patterns[i], matchers[i])) this.persistence?.bound(group, patterns[i])
+    }
     g.subs.add(sub)
     // A subscription sets the expiry of a group it makes, or lengthens one; it never arms expiry on
     // a group that has none (a page opened with `&group=workers` must not doom the real workers).
     if (expires != null && (existing == null || (g.expires != null && expires > g.expires))) {
       g.expires = expires
-      this.events.groupExpiry?.(group, expires)
+      this.persistence?.groupExpiry(group, expires)
     }
     for (const queue of g.queues.values()) {
       if (sub.matches(queue.command)) attach(sub, queue)
     }
-    // Messages that were waiting for any group to want them now belong to this one: their queue
-    // changes hands whole (paged part, schedule entries and stored records included), nothing moves.
-    // (A group that has a queue for the command already would have had its messages routed.)
-    for (const [command, queue] of this.unrouted) {
-      if (!sub.matches(command) || g.queues.has(command)) continue
-      this.unrouted.delete(command)
-      this.routes.delete(command)
-      queue.group = g.name
-      this.applyPolicy(queue)
-      this.policyExpiry(g, queue.policy)
-      g.queues.set(command, queue)
-      for (const s of g.subs) {
-        if (s.matches(command)) attach(s, queue)
-      }
-      this.events.adopted?.(queue)
-      this.drain(queue)
+    // Messages that were waiting for any group to want them now belong to this one.
+    for (const queue of this.topology.adoptUnrouted(g, sub)) {
+      this.persistence?.adopted(queue)
+      this.dispatch(queue)
     }
     this.fill(sub)
     return sub
@@ -344,7 +174,7 @@ export class QueueEngine<Owner> {
 
   /** Removes a subscription; its unsettled deliveries go back to their queues for others. */
   unsubscribe (sub: Subscription<Owner>): void {
-    const g = this.groups.get(sub.group)
+    const g = this.topology.findGroup(sub.group)
     if (g == null || !g.subs.delete(sub)) return
     if (g.subs.size === 0) g.idleSince = this.clock()
     const queues = [...sub.queues]
@@ -353,22 +183,18 @@ export class QueueEngine<Owner> {
       if (queue.consumers.length === 0) this.relieve(queue)
     }
     sub.queues.length = 0
-    const taken: Array<InFlight<Owner>> = []
-    for (const d of this.inFlight.values()) {
-      if (d.sub === sub) taken.push(d)
-    }
+    const taken = this.deliveries.where((d) => d.sub === sub)
     // Back to the head in reverse, so they keep their order.
     for (let i = taken.length - 1; i >= 0; i--) this.takeBack(taken[i], 'consumer disconnected')
     // Every queue it took from: a single-active one now has a new active consumer.
-    for (const queue of new Set([...queues, ...taken.map((d) => d.queue)])) this.drain(queue)
+    for (const queue of new Set([...queues, ...taken.map((d) => d.queue)])) this.dispatch(queue)
   }
 
   /** Settles a delivery without an answer. False when the tag is unknown or not the owner's. */
   ack (owner: Owner, tag: number): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
-    d.queue.acked++
-    d.queue.stalled = false
+    d.queue.completed()
     this.held--
     this.events.completed(d.message, owner)
     this.fill(d.sub)
@@ -377,10 +203,9 @@ export class QueueEngine<Owner> {
 
   /** Settles a delivery with the consumer's answer. */
   answer (owner: Owner, tag: number, kind: number, payload: Uint8Array): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
-    d.queue.acked++
-    d.queue.stalled = false
+    d.queue.completed()
     this.held--
     this.events.completed(d.message, owner, d.message.wantsAnswer ? { kind, payload } : undefined)
     this.fill(d.sub)
@@ -389,7 +214,7 @@ export class QueueEngine<Owner> {
 
   /** The consumer failed the delivery: requeue it for another attempt, or fail it now. */
   nack (owner: Owner, tag: number, requeue: boolean, error: string): boolean {
-    const d = this.settle(owner, tag)
+    const d = this.deliveries.settle(owner, tag)
     if (d == null) return false
     d.queue.nacked++
     d.message.lastError = error
@@ -398,13 +223,12 @@ export class QueueEngine<Owner> {
       const backoff = d.queue.singleActive ? 0 : this.backoff(d.queue, d.message.attempts)
       if (backoff > 0) {
         d.message.dueAt = this.clock() + backoff
-        this.events.delayed?.(d.message, d.queue)
-        this.delay(d.queue, d.message)
+        this.delayInOrder(d.queue, d.message)
       } else {
         d.queue.unshift(d.message)
-        this.events.requeued?.(d.message, d.queue)
+        this.persistence?.requeued(d.message, d.queue)
       }
-      this.drain(d.queue)
+      this.dispatch(d.queue)
     } else {
       this.fail(d.queue, d.message, error, owner)
     }
@@ -414,7 +238,7 @@ export class QueueEngine<Owner> {
 
   /** The consumer settled something after a delivery to `sub` timed out: it takes messages again. */
   resume (sub: Subscription<Owner>): void {
-    if (!sub.timedOut || !this.groups.get(sub.group)?.subs.has(sub)) return
+    if (!sub.timedOut || !this.topology.findGroup(sub.group)?.subs.has(sub)) return
     sub.timedOut = false
     this.fill(sub)
   }
@@ -423,17 +247,17 @@ export class QueueEngine<Owner> {
   bind (group: string, pattern: string): void {
     const error = groupError(group) ?? patternError(pattern)
     if (error != null) throw new TypeError(error)
-    this.addBinding(this.group(group), pattern, compilePattern(pattern), false)
+    this.topology.bind(this.topology.group(group), pattern, compilePattern(pattern))
   }
 
   /** The queue of `command` in `group` (or its unrouted queue when `group` is ''), if it exists. */
   queue (command: string, group: string): Queue | undefined {
-    return group === '' ? this.unrouted.get(command) : this.groups.get(group)?.queues.get(command)
+    return this.topology.queue(command, group)
   }
 
   /** The names of the groups whose bindings match `command` (at a start, to hand them unrouted queues). */
   boundGroups (command: string): string[] {
-    return this.route(command).filter((q) => q.group !== '').map((q) => q.group)
+    return this.topology.route(command).filter((q) => q.group !== '').map((q) => q.group)
   }
 
   /**
@@ -442,30 +266,31 @@ export class QueueEngine<Owner> {
    */
   restore (message: QueuedMessage, group: string): void {
     this.held++
-    const queue = this.restoredQueue(message.command, group)
+    const queue = this.topology.restoredQueue(message.command, group)
     queue.published++
     this.enqueue(queue, message, false)
   }
 
-  /** Puts back a delayed message kept from an earlier run (stored in due order, `dueOrder` set), without events. */
+  /** Puts back a delayed message kept from an earlier run (with its `dueOrder`), without events. */
   restoreDelayed (message: QueuedMessage, group: string): void {
     this.held++
-    const queue = this.restoredQueue(message.command, group)
+    const queue = this.topology.restoredQueue(message.command, group)
     queue.published++
     this.delay(queue, message, false)
   }
 
   /** Counts `count` delayed messages of a queue that are only in the store, after those restored. */
   restoreDelayedOnDisk (command: string, group: string, count: number): void {
-    const queue = this.restoredQueue(command, group)
+    const queue = this.topology.restoredQueue(command, group)
     queue.published += count
-    queue.delayed += count
-    this.delayedOnDisk += count
+    queue.addDelayed(count)
+    this.delayed.restoreOnDisk(count)
     this.held += count
   }
 
-  private restoredQueue (command: string, group: string): Queue {
-    return group === '' ? this.unroutedQueue(command) : this.queueOf(this.group(group), command)
+  /** The orders of messages kept from an earlier run go up to `highest`: new ones are given after it. */
+  restoreOrder (highest: number): void {
+    if (highest >= this.nextOrder) this.nextOrder = highest + 1
   }
 
   /**
@@ -475,21 +300,18 @@ export class QueueEngine<Owner> {
   promote (): number | undefined {
     const now = this.clock()
     const touched = new Set<Queue>()
-    for (let next = this.schedule.peek(); next != null && next.at <= now; next = this.schedule.peek()) {
-      this.schedule.pop()
-      this.scheduleBytes -= next.message.payload.byteLength
-      next.queue.delayed--
+    for (let next = this.delayed.takeDue(now); next != null; next = this.delayed.takeDue(now)) {
       this.cameDue(next.queue, next.message)
       touched.add(next.queue)
     }
-    for (const queue of touched) this.drain(queue)
-    this.askDelayed()
-    return this.schedule.peek()?.at
+    for (const queue of touched) this.dispatch(queue)
+    this.delayed.askPage()
+    return this.delayed.nextDue
   }
 
-  /** When the next scheduled message is due, if any. */
+  /** When the next delayed message is due, if any. */
   get nextDue (): number | undefined {
-    return this.schedule.peek()?.at
+    return this.delayed.nextDue
   }
 
   /**
@@ -503,19 +325,9 @@ export class QueueEngine<Owner> {
     /** Queues with delayed messages only in the store, all after `after`: the caller deletes those stored before the purge. */
     delayed?: { queues: Queue[], after: DueOrder }
   } {
-    const queues = [...this.groups.values()]
-      .filter((g) => group == null || g.name === group)
-      .map((g) => g.queues.get(command))
-      .filter((q): q is Queue => q != null)
-    const waiting = group == null ? this.unrouted.get(command) : undefined
-    if (waiting != null) {
-      queues.push(waiting)
-      this.unrouted.delete(command)
-      this.routes.delete(command)
-    }
-    const emptied = this.empty(queues)
-    this.askDelayed()
-    const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: { ...this.delayTail } } : undefined
+    const emptied = this.empty(this.topology.purgeable(command, group))
+    this.delayed.askPage()
+    const delayed = emptied.delayed.length > 0 ? { queues: emptied.delayed, after: this.delayed.after } : undefined
     return { messages: emptied.messages, paged: emptied.paged, delayed }
   }
 
@@ -530,30 +342,16 @@ export class QueueEngine<Owner> {
     const paged: Array<{ queue: Queue, after: number }> = []
     let count = 0
     for (const queue of queues) {
-      messages.push(...queue.drainReady())
       if (queue.onDisk > 0) paged.push({ queue, after: queue.tail })
       count += queue.onDisk
-      queue.onDisk = 0
-      queue.generation++
+      messages.push(...queue.purge())
       if (queue.congested) this.relieve(queue)
     }
-    const gone = new Set(queues)
-    for (const { message, queue } of this.schedule.remove((s) => gone.has(s.queue))) {
-      queue.delayed--
-      this.scheduleBytes -= message.payload.byteLength
-      messages.push(message)
-    }
-    // What is still counted as delayed is only in the store.
-    const delayed = queues.filter((q) => q.delayed > 0)
-    for (const queue of delayed) {
-      this.delayedOnDisk -= queue.delayed
-      count += queue.delayed
-      queue.delayed = 0
-    }
-    if (delayed.length > 0) this.delayGeneration++
-    count += messages.length
+    const delayed = this.delayed.removeQueues(queues)
+    messages.push(...delayed.messages)
+    count += delayed.onDiskCount + messages.length
     this.held -= count
-    return { messages, paged, delayed, count }
+    return { messages, paged, delayed: delayed.onDisk, count }
   }
 
   /**
@@ -562,7 +360,7 @@ export class QueueEngine<Owner> {
    */
   withdraw (command: string, limit: number): QueuedMessage[] {
     const out: QueuedMessage[] = []
-    for (const queue of this.queuesOf(command)) {
+    for (const queue of this.topology.queuesOf(command)) {
       while (out.length < limit && queue.ready.length > 0) {
         out.push(queue.shift() as QueuedMessage)
         this.held--
@@ -580,19 +378,8 @@ export class QueueEngine<Owner> {
   }
 
   /** Every queue: the groups', then the unrouted ones. */
-  * queues (): Iterable<Queue> {
-    for (const g of this.groups.values()) yield * g.queues.values()
-    yield * this.unrouted.values()
-  }
-
-  /** The queues of `command`: each group's, and the unrouted one. */
-  private * queuesOf (command: string): Iterable<Queue> {
-    for (const g of this.groups.values()) {
-      const queue = g.queues.get(command)
-      if (queue != null) yield queue
-    }
-    const waiting = this.unrouted.get(command)
-    if (waiting != null) yield waiting
+  queues (): Iterable<Queue> {
+    return this.topology.queues()
   }
 
   /** Every message held now: waiting (with the queue, or unrouted) or in flight (with its delivery). */
@@ -600,26 +387,20 @@ export class QueueEngine<Owner> {
     for (const queue of this.queues()) {
       for (const message of queue.ready) yield { message, queue }
     }
-    for (const { message, queue } of this.schedule) yield { message, queue }
-    for (const delivery of this.inFlight.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
+    for (const { message, queue } of this.delayed) yield { message, queue }
+    for (const delivery of this.deliveries.values()) yield { message: delivery.message, queue: delivery.queue, delivery }
   }
 
   /** Takes back every delivery whose deadline has passed. Returns how many. */
   expire (): number {
     const now = this.clock()
     let count = 0
-    for (let d = this.deadlines.peek(); d != null; d = this.deadlines.peek()) {
-      if (d.settled) {
-        this.deadlines.shift()
-        continue
-      }
-      if (d.deadline > now) break
-      this.deadlines.shift()
+    for (let d = this.deliveries.nextExpired(now); d != null; d = this.deliveries.nextExpired(now)) {
       count++
       this.events.expired?.(d)
       d.sub.timedOut = true
       this.takeBack(d, 'visibility timeout')
-      this.drain(d.queue)
+      this.dispatch(d.queue)
     }
     return count
   }
@@ -630,7 +411,7 @@ export class QueueEngine<Owner> {
    * their patterns match makes the queue again. Refused while it has consumers, unless `force`.
    */
   deleteQueue (command: string, group: string, force = false): Deleted<Owner> | undefined {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     const queue = g?.queues.get(command)
     if (g == null || queue == null) return undefined
     if (!force && queue.consumers.length > 0) throw new TypeError(`Queue ${command} of group "${group}" has ${queue.consumers.length} consumer(s): unsubscribe them first, or force`)
@@ -643,7 +424,7 @@ export class QueueEngine<Owner> {
    * subscriptions, unless `force`: then they are ended (the `ended` event tells their owners).
    */
   deleteGroup (group: string, force = false): Deleted<Owner> | undefined {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     if (g == null) return undefined
     if (!force && g.subs.size > 0) throw new TypeError(`Group "${group}" has ${g.subs.size} subscription(s): unsubscribe them first, or force`)
     const ended = [...g.subs] as Array<Subscription<Owner>>
@@ -654,20 +435,19 @@ export class QueueEngine<Owner> {
     }
     const queues = [...g.queues.values()]
     const messages = this.dropQueues(g, queues)
-    for (const pattern of g.bindings.keys()) this.removeBinding(g, pattern)
-    this.groups.delete(group)
+    this.topology.removeGroup(g)
     for (const sub of ended) this.events.ended?.(sub, `group "${group}" was deleted`)
     return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, ended }
   }
 
   /** A group's expiry kept from an earlier run (no event). */
   restoreGroupExpiry (group: string, expires: number): void {
-    this.group(group).expires = expires
+    this.topology.group(group).expires = expires
   }
 
   /** Admin use of a group: its idle time starts again. */
   touchGroup (group: string): void {
-    const g = this.groups.get(group)
+    const g = this.topology.findGroup(group)
     if (g != null) g.idleSince = this.clock()
   }
 
@@ -675,7 +455,7 @@ export class QueueEngine<Owner> {
   expireGroups (): Array<Deleted<Owner>> {
     const now = this.clock()
     const out: Array<Deleted<Owner>> = []
-    for (const g of [...this.groups.values()]) {
+    for (const g of this.topology.allGroups()) {
       const expires = g.expires ?? g.policyExpires
       if (expires == null || g.subs.size > 0 || now - g.idleSince < expires) continue
       const deleted = this.deleteGroup(g.name)
@@ -693,56 +473,13 @@ export class QueueEngine<Owner> {
    * `queueSweepInterval`. Returns the queues removed (the owner forgets their stored records).
    */
   sweepQueues (): Queue[] {
-    const removed: Queue[] = []
     const now = this.clock()
-    if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return removed
+    if (now - this.lastQueueSweep < (this.options.queueSweepInterval ?? DEFAULT_QUEUE_SWEEP_INTERVAL)) return []
     this.lastQueueSweep = now
-    const idle = (queue: Queue): boolean => {
-      if (!queue.empty) {
-        queue.sweepMark = -1
-        return false
-      }
-      if (queue.sweepMark !== queue.activity) {
-        queue.sweepMark = queue.activity
-        return false
-      }
-      removed.push(queue)
-      return true
-    }
-    for (const g of this.groups.values()) {
-      for (const [command, queue] of g.queues) {
-        if (idle(queue)) g.queues.delete(command)
-      }
-    }
-    for (const [command, queue] of this.unrouted) {
-      if (idle(queue)) this.unrouted.delete(command)
-    }
-    if (removed.length === 0) return removed
-    const gone = new Set(removed)
-    const subs = new Set<Subscription<Owner>>()
+    const removed = this.topology.removeIdle((queue) => queue.idleSinceLastSweep())
     for (const queue of removed) {
-      this.routes.delete(queue.command)
       this.congestedQueues.delete(queue)
-      queue.congested = false
-      for (const sub of queue.consumers) subs.add(sub as Subscription<Owner>)
-      queue.consumers.length = 0
-    }
-    // One pass per subscription (a `#` one may lose 100,000 queues at once); its round robin
-    // keeps its place among the queues that stay.
-    for (const sub of subs) {
-      let before = 0
-      let kept = 0
-      for (let i = 0; i < sub.queues.length; i++) {
-        const queue = sub.queues[i]
-        if (gone.has(queue)) {
-          if (i < sub.nextQueue) before++
-          continue
-        }
-        sub.queues[kept++] = queue
-      }
-      sub.queues.length = kept
-      sub.nextQueue -= before
-      if (sub.nextQueue >= kept || sub.nextQueue < 0) sub.nextQueue = 0
+      queue.relieve()
     }
     return removed
   }
@@ -751,47 +488,15 @@ export class QueueEngine<Owner> {
   private dropQueues (g: Group, queues: Queue[]): number {
     if (queues.length === 0) return 0
     const gone = new Set(queues)
-    let inFlight = 0
-    for (const d of [...this.inFlight.values()]) {
-      if (!gone.has(d.queue)) continue
-      this.release(d)
-      inFlight++
-    }
-    this.held -= inFlight
+    const inFlight = this.deliveries.where((d) => gone.has(d.queue))
+    for (const d of inFlight) this.deliveries.release(d)
+    this.held -= inFlight.length
     const { count } = this.empty(queues)
-    for (const queue of queues) {
-      g.queues.delete(queue.command)
-      for (const sub of [...queue.consumers]) {
-        queue.removeConsumer(sub)
-        const i = sub.queues.indexOf(queue)
-        if (i >= 0) sub.queues.splice(i, 1)
-        if (i >= 0 && i < sub.nextQueue) sub.nextQueue--
-        if (sub.nextQueue >= sub.queues.length) sub.nextQueue = 0
-      }
-    }
-    this.routes.clear()
-    this.askDelayed()
+    this.topology.removeQueues(g, queues)
+    this.delayed.askPage()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
-    return inFlight + count
-  }
-
-  private removeBinding (g: Group, pattern: string): void {
-    const wild = this.wildBindings.get(pattern)
-    if (wild != null) {
-      wild.groups.delete(g)
-      if (wild.groups.size === 0) this.wildBindings.delete(pattern)
-    }
-    const exact = this.exactBindings.get(pattern)
-    if (exact != null) {
-      exact.delete(g)
-      if (exact.size === 0) this.exactBindings.delete(pattern)
-    }
-    this.routes.clear()
-  }
-
-  private policyExpiry (g: Group, policy: QueuePolicy | undefined): void {
-    if (policy?.expires != null && (g.policyExpires == null || policy.expires < g.policyExpires)) g.policyExpires = policy.expires
+    return inFlight.length + count
   }
 
   stats (): QueueStats[] {
@@ -814,87 +519,8 @@ export class QueueEngine<Owner> {
     return out
   }
 
-  private group (name: string): Group {
-    let g = this.groups.get(name)
-    if (g == null) {
-      g = { name, bindings: new Map(), subs: new Set(), queues: new Map(), idleSince: this.clock() }
-      this.policyExpiry(g, this.policies.find((p) => p.policy.pattern === '#' && p.policy.expires != null && (p.policy.group == null || p.policy.group === name))?.policy)
-      this.groups.set(name, g)
-    }
-    return g
-  }
-
-  private addBinding (g: Group, pattern: string, matches: (command: string) => boolean, announce = true): void {
-    if (g.bindings.has(pattern)) return
-    g.bindings.set(pattern, matches)
-    if (isWildcard(pattern)) {
-      let b = this.wildBindings.get(pattern)
-      if (b == null) this.wildBindings.set(pattern, b = { matches, groups: new Set() })
-      b.groups.add(g)
-    } else {
-      let groups = this.exactBindings.get(pattern)
-      if (groups == null) this.exactBindings.set(pattern, groups = new Set())
-      groups.add(g)
-    }
-    this.routes.clear()
-    if (announce) this.events.bound?.(g.name, pattern)
-  }
-
-  private queueOf (g: Group, command: string): Queue {
-    let queue = g.queues.get(command)
-    if (queue == null) {
-      queue = this.newQueue(command, g.name)
-      this.policyExpiry(g, queue.policy)
-      g.queues.set(command, queue)
-      for (const sub of g.subs) {
-        if (sub.matches(command)) attach(sub, queue)
-      }
-    }
-    return queue
-  }
-
-  /** The first queue policy that matches its command (and group) gives the queue its settings. */
-  private applyPolicy (queue: Queue): void {
-    queue.policy = this.policies.find((p) => p.matches(queue.command) && (p.policy.group == null || p.policy.group === queue.group))?.policy
-    queue.singleActive = queue.policy?.singleActive === true
-  }
-
-  private newQueue (command: string, group: string): Queue {
-    const queue = new Queue(command, group)
-    this.applyPolicy(queue)
-    return queue
-  }
-
-  /** The unrouted queue of `command`, made when needed. */
-  private unroutedQueue (command: string): Queue {
-    let queue = this.unrouted.get(command)
-    if (queue == null) {
-      queue = this.newQueue(command, '')
-      this.unrouted.set(command, queue)
-    }
-    return queue
-  }
-
-  /** The queues a message of `command` goes to: one per group that wants it, else its unrouted queue. */
-  private route (command: string): Queue[] {
-    let queues = this.routes.get(command)
-    if (queues == null) {
-      const matched = new Set(this.exactBindings.get(command))
-      for (const b of this.wildBindings.values()) {
-        if (b.matches(command)) for (const g of b.groups) matched.add(g)
-      }
-      queues = []
-      for (const g of matched) queues.push(this.queueOf(g, command))
-      // A cache, not a record: a flood of distinct commands must not grow it without bound.
-      if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear()
-      if (queues.length === 0) queues.push(this.unroutedQueue(command))
-      this.routes.set(command, queues)
-    }
-    return queues
-  }
-
   /** Gives ready messages of `queue` to its subscriptions with credit, round robin. */
-  private drain (queue: Queue): void {
+  private dispatch (queue: Queue): void {
     while (queue.ready.length > 0) {
       const sub = queue.pickConsumer()
       if (sub == null) return
@@ -908,25 +534,46 @@ export class QueueEngine<Owner> {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
     if (message.dueAt != null && message.dueAt > this.clock()) {
-      this.events.delayed?.(message, queue)
-      this.delay(queue, message)
+      this.delayInOrder(queue, message)
     } else {
-      this.events.enqueued?.(message, queue)
-      this.enqueue(queue, message)
+      this.enqueueInOrder(queue, message)
     }
   }
 
-  /** Ready now (in memory, or on disk behind a full page), or into the schedule when due later. */
+  /**
+   * Gives `message` the next place in `queue`'s order, has it stored there, and enqueues it.
+   * Without persistence nothing pages, so no place is given (no field added to the hot path's messages).
+   */
+  private enqueueInOrder (queue: Queue, message: QueuedMessage): void {
+    if (this.persistence != null) {
+      message.pageOrder = this.nextOrder++
+      message.dueOrder = undefined
+      this.persistence.enqueued(message, queue)
+    }
+    this.enqueue(queue, message)
+  }
+
+  /** Gives `message` (which has its `dueAt`) the next place among the delayed ones, has it stored there, and delays it. */
+  private delayInOrder (queue: Queue, message: QueuedMessage): void {
+    if (this.persistence != null) {
+      message.dueOrder = this.nextOrder++
+      message.pageOrder = undefined
+      this.persistence.delayed(message, queue)
+    }
+    this.delay(queue, message)
+  }
+
+  /** Ready now (in memory, or on disk behind a full page), or delayed when due later. */
   private enqueue (queue: Queue, message: QueuedMessage, announce = true): void {
     const due = message.dueAt == null || message.dueAt <= this.clock()
     // A stored message beyond what is in memory stays on disk when messages before it are there
     // (or when a page is full): pages are read back in stored order, after `tail`.
     const beyond = message.pageOrder != null && message.pageOrder > queue.tail
     if (beyond && (queue.onDisk > 0 || (due && this.pageFull(queue)))) {
-      queue.onDisk++
+      queue.addOnDisk()
       return
     }
-    if (beyond) queue.tail = message.pageOrder as number
+    if (beyond) queue.inMemoryUpTo(message.pageOrder as number)
     // Not due: a retry's backoff stored in the queue's order by an earlier version; it stays in memory.
     if (due) queue.push(message)
     else this.delay(queue, message, announce)
@@ -936,64 +583,19 @@ export class QueueEngine<Owner> {
     return queue.ready.length >= this.pageSize || queue.readyBytes >= this.pageBytes
   }
 
-  /**
-   * A message waits for its due time: in the schedule, or (stored in due order after the page the
-   * schedule holds) only in the store, read back when the schedule runs low. `announce`: tell the
-   * owner when it is due (not while restoring: the owner asks once the start is done).
-   */
+  /** A message waits for its due time, among the delayed messages (see DelayedMessages.add). */
   private delay (queue: Queue, message: QueuedMessage, announce = true): void {
-    queue.delayed++
-    const at = message.dueAt as number
-    const order = message.dueOrder
-    if (order != null && earlier(this.delayTail, { at, order })) {
-      if (this.delayedOnDisk > 0 || this.schedule.length >= this.pageSize || this.scheduleBytes >= this.pageBytes) {
-        this.delayedOnDisk++
-        if (this.delayLoading) this.delayedWhileLoading.push({ at, order })
-        return
-      }
-      this.delayTail = { at, order }
-    }
-    this.schedule.push({ at, order: order ?? 0, message, queue })
-    this.scheduleBytes += message.payload.byteLength
-    if (announce) this.events.scheduled?.(at)
-    // Messages due before the page's end join it (retries, shorter delays): past two pages, the
-    // latest go back to being only in the store.
-    if (this.schedule.length > 2 * this.pageSize || this.scheduleBytes > 2 * this.pageBytes) this.trimSchedule()
-  }
-
-  /** Keeps the soonest page of the schedule; the stored ones after it are left to the store. */
-  private trimSchedule (): void {
-    const all = [...this.schedule].sort((a, b) => earlier(a, b) ? -1 : earlier(b, a) ? 1 : 0)
-    let count = 0
-    let bytes = 0
-    let tail: DueOrder = { at: -Infinity, order: -Infinity }
-    const dropped = new Set<Scheduled>()
-    for (const s of all) {
-      if (s.message.dueOrder == null) continue // not stored in due order: stays
-      if (count < this.pageSize && bytes < this.pageBytes) {
-        count++
-        bytes += s.message.payload.byteLength
-        tail = s
-      } else {
-        dropped.add(s)
-      }
-    }
-    if (dropped.size === 0) return
-    this.schedule.remove((s) => dropped.has(s))
-    for (const s of dropped) this.scheduleBytes -= s.message.payload.byteLength
-    this.delayedOnDisk += dropped.size
-    this.delayTail = { at: tail.at, order: tail.order }
-    this.delayGeneration++ // a page being read after the old tail would skip the dropped ones
+    queue.addDelayed()
+    this.delayed.add(queue, message, announce)
   }
 
   /**
-   * A delayed message came due: it joins the tail of its queue. A stored one is stored anew in the
-   * queue's order (so a restart keeps it there), in memory or behind a paged-out part.
+   * A delayed message came due: it joins the tail of its queue, stored anew in the queue's order
+   * (so a restart keeps it there), in memory or behind a paged-out part.
    */
   private cameDue (queue: Queue, message: QueuedMessage): void {
     if (message.dueOrder != null) {
-      this.events.enqueued?.(message, queue)
-      this.enqueue(queue, message)
+      this.enqueueInOrder(queue, message)
     } else {
       queue.push(message)
     }
@@ -1001,91 +603,44 @@ export class QueueEngine<Owner> {
 
   /** The next page of delayed messages, read from the store after the `after` given with `delayedPageNeeded`, in due order. */
   loadDelayedPage (generation: number, page: Array<{ message: QueuedMessage, queue: Queue }>): void {
-    this.delayLoading = false
-    if (generation !== this.delayGeneration) {
-      this.delayedWhileLoading = []
-      this.askDelayed() // purged or trimmed meanwhile: the page is stale
-      return
-    }
-    // A message due within the page that was stored after the page was read is not in it: the page
-    // is taken only up to it (the rest is read again), so the tail never passes a message on disk.
-    const missed = this.delayedWhileLoading
-    this.delayedWhileLoading = []
-    if (missed.length > 0) {
-      const read = new Set(page.map((p) => p.message.dueOrder))
-      for (const m of missed) {
-        if (read.has(m.order)) continue
-        const at = page.findIndex((p) => !earlier({ at: p.message.dueAt as number, order: p.message.dueOrder as number }, m))
-        if (at >= 0) page = page.slice(0, at)
-      }
-    }
-    const now = this.clock()
+    const { due, lost } = this.delayed.load(generation, page, this.clock())
+    this.held -= lost
     const touched = new Set<Queue>()
-    for (const { message, queue } of page) {
-      this.delayedOnDisk--
-      const at = message.dueAt as number
-      const order = message.dueOrder as number
-      if (earlier(this.delayTail, { at, order })) this.delayTail = { at, order }
-      if (at <= now) {
-        queue.delayed--
-        this.cameDue(queue, message)
-        touched.add(queue)
-      } else {
-        this.schedule.push({ at, order, message, queue })
-        this.scheduleBytes += message.payload.byteLength
-        this.events.scheduled?.(at)
-      }
+    for (const { message, queue } of due) {
+      this.cameDue(queue, message)
+      touched.add(queue)
     }
-    // The store had fewer than counted (a read passes over what is not ours): trust the store.
-    if (page.length === 0 && missed.length === 0 && this.delayedOnDisk > 0) {
-      this.held -= this.delayedOnDisk
-      this.delayedOnDisk = 0
-    }
-    for (const queue of touched) this.drain(queue)
-    this.askDelayed()
+    for (const queue of touched) this.dispatch(queue)
+    this.delayed.askPage()
   }
-
-  private askDelayed (): void {
-    if (this.delayedOnDisk > 0 && !this.delayLoading && this.schedule.length <= this.pageSize / 2 && this.scheduleBytes <= this.pageBytes / 2) {
-      this.delayLoading = true
-      this.events.delayedPageNeeded?.({ ...this.delayTail }, this.delayGeneration)
-    }
-  }
-
 
   /**
    * Counts `count` ready messages of a queue that are only in the store (after those restored),
    * for a start that reads the first page of each queue and counts the rest.
    */
   restoreOnDisk (command: string, group: string, count: number): void {
-    const queue = this.restoredQueue(command, group)
+    const queue = this.topology.restoredQueue(command, group)
     queue.published += count
-    queue.onDisk += count
+    queue.addOnDisk(count)
     this.held += count
   }
 
   /** The next page of a paged queue, read from the store after `queue.tail`, in order. */
   loadPage (queue: Queue, generation: number, messages: QueuedMessage[]): void {
-    queue.loading = false
-    if (generation !== queue.generation) return // purged meanwhile: the page is stale
+    if (!queue.pageRead(generation)) return // purged meanwhile: the page is stale
     for (const m of messages) {
-      queue.onDisk--
-      if (m.pageOrder != null && m.pageOrder > queue.tail) queue.tail = m.pageOrder
+      queue.loaded(m.pageOrder)
       if (m.dueAt != null && m.dueAt > this.clock()) this.delay(queue, m)
       else queue.push(m)
     }
     // The store had fewer than counted (a read passes over what is not ours): trust the store.
-    if (messages.length === 0 && queue.onDisk > 0) {
-      this.held -= queue.onDisk
-      queue.onDisk = 0
-    }
-    this.drain(queue)
+    if (messages.length === 0 && queue.onDisk > 0) this.held -= queue.dropOnDisk()
+    this.dispatch(queue)
     this.askPage(queue)
   }
 
   private askPage (queue: Queue): void {
-    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2 && queue.readyBytes <= this.pageBytes / 2) {
-      queue.loading = true
+    if (queue.onDisk > 0 && !queue.loading && queue.ready.length <= this.pageSize / 2 && queue.readyBytes <= this.pageBytes / 2 && queue.startLoading()) {
       this.events.pageNeeded?.(queue)
     }
   }
@@ -1128,9 +683,7 @@ export class QueueEngine<Owner> {
   }
 
   private congest (queue: Queue): void {
-    queue.congested = true
-    queue.ackedMark = queue.acked
-    queue.movedAt = this.clock()
+    queue.congest(this.clock())
     this.congestedQueues.add(queue)
   }
 
@@ -1143,69 +696,26 @@ export class QueueEngine<Owner> {
     const now = this.clock()
     const timeout = this.options.stallTimeout ?? DEFAULT_STALL_TIMEOUT
     for (const queue of this.congestedQueues) {
-      if (queue.acked !== queue.ackedMark) {
-        queue.ackedMark = queue.acked
-        queue.movedAt = now
-      } else if (now - queue.movedAt >= timeout) {
-        queue.stalled = true
-        this.relieve(queue)
-      }
+      if (queue.stallsAt(now, timeout)) this.relieve(queue)
     }
   }
 
   private relieve (queue: Queue): void {
     this.congestedQueues.delete(queue)
-    if (!queue.congested) return
-    queue.congested = false
-    this.events.relieved?.(queue)
+    if (queue.relieve()) this.events.relieved?.(queue)
   }
 
   private deliver (sub: Subscription<Owner>, queue: Queue, message: QueuedMessage): void {
-    this.nextTag = (this.nextTag + 1) >>> 0
-    if (this.nextTag === 0) this.tagsWrapped = true
-    // Until the u32 tags wrap around, a new one cannot be in use.
-    while (this.tagsWrapped && (this.nextTag === 0 || this.inFlight.has(this.nextTag))) this.nextTag = (this.nextTag + 1) >>> 0
-    message.attempts++
-    const d: InFlight<Owner> = {
-      tag: this.nextTag,
-      sub,
-      queue,
-      message,
-      deadline: this.clock() + this.options.visibilityTimeout,
-      settled: false
-    }
-    this.inFlight.set(d.tag, d)
-    this.deadlines.push(d)
-    sub.unacked++
-    queue.inFlight++
-    queue.delivered++
-    this.events.deliver(d)
-  }
-
-  private settle (owner: Owner, tag: number): InFlight<Owner> | undefined {
-    const d = this.inFlight.get(tag)
-    if (d == null || d.sub.owner !== owner) return undefined
-    this.release(d)
-    d.sub.timedOut = false
-    // Settled deliveries at the front are dropped now, so the deadline list stays short.
-    while (this.deadlines.peek()?.settled === true) this.deadlines.shift()
-    return d
-  }
-
-  private release (d: InFlight<Owner>): void {
-    this.inFlight.delete(d.tag)
-    d.settled = true
-    d.sub.unacked--
-    d.queue.inFlight--
+    this.events.deliver(this.deliveries.start(sub, queue, message, this.clock() + this.options.visibilityTimeout))
   }
 
   /** A delivery that ended without being settled: back to the head of its queue, or failed. */
   private takeBack (d: InFlight<Owner>, reason: string): void {
-    this.release(d)
+    this.deliveries.release(d)
     d.message.lastError = reason
     if (d.message.attempts < this.options.maxAttempts) {
       d.queue.unshift(d.message)
-      this.events.requeued?.(d.message, d.queue)
+      this.persistence?.requeued(d.message, d.queue)
     } else {
       this.fail(d.queue, d.message, reason, d.sub.owner)
     }
@@ -1216,13 +726,4 @@ export class QueueEngine<Owner> {
     this.held--
     this.events.failed(message, error, by)
   }
-}
-
-/** Commands whose routes are cached at most. */
-const MAX_CACHED_ROUTES = 10_000
-
-function attach (sub: Subscription<any>, queue: Queue): void {
-  if (sub.singleActive) queue.singleActive = true
-  queue.consumers.push(sub)
-  sub.queues.push(queue)
 }

@@ -1,32 +1,27 @@
 /**
  * The journal writes the broker's state to its store as the engine changes it, and reads it back
- * when the broker starts: every message not yet completed (delivered again after a restart), the
+ * when the broker starts (see journal-recovery.ts): every message not yet completed (delivered again after a restart), the
  * groups' bindings, and answers kept for disconnected producers. Writes go through a group commit;
  * `whenDurable` tells when what was written so far is on disk, which is when the broker confirms a
  * publish or relays an answer.
  */
 import { GroupCommit, type Durable } from '../store/group-commit.js'
 import {
-  ANSWER_PREFIX, BINDING_PREFIX, COMPLETED_PREFIX, CompletedLog, DELAYED_PREFIX, FAILED_PREFIX, MESSAGE_PREFIX, MessageState,
-  PRODUCER_SEQ_PREFIX, QUEUE_PREFIX, SCHEDULE_PREFIX, SEEN_ID_PREFIX, decodeSchedule, encodeSchedule, scheduleKey, answerKey, decodeTime, encodeTime, seenIdKey, bindingKey, completedBound, completedLogKey, decodeAnswer,
-  DELAYED_KEY_LENGTH, delayedKey, delayedKeyAfter, parseDelayedKey,
-  decodeMessage, decodeQueue, decodeSeq, encodeAnswer, encodeMessage, encodeQueue, encodeSeq, failedKey,
-  failedQueueId, messageKey, parseAnswerKey, parseMessageKey, parsePairKey, producerSeqKey, queueKey,
-  readCompletedLog, type MessageRecord, GROUP_PREFIX, groupKey, parseGroupKey, queueRange, NEXT_QUEUE_ID_KEY, decodeQueueId, encodeQueueId
+  COMPLETED_PREFIX, CompletedLog, DELAYED_PREFIX, FAILED_PREFIX, MessageState, answerKey, bindingKey, completedBound, completedLogKey,
+  decodeMessage, delayedKey, delayedKeyAfter, encodeAnswer, encodeMessage, encodeQueue, encodeQueueId, encodeSchedule, encodeSeq, encodeTime,
+  failedKey, failedQueueId, groupKey, messageKey, parseDelayedKey, parseMessageKey, producerSeqKey, queueKey, queueRange, readCompletedLog,
+  scheduleKey, seenIdKey, NEXT_QUEUE_ID_KEY, type MessageRecord
 } from './records.js'
-import { groupError } from '../names.js'
-import type { Store, StoreOp } from '../store/store.js'
+import { Recovery, clearDelayedOf } from './journal-recovery.js'
+import type { Store } from '../store/store.js'
 import type { DueOrder, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
+import type { Persistence } from './persistence.js'
 import type { Queue, QueuedMessage } from './queue.js'
 import type { Schedule } from './schedules.js'
 
-/** Before paging, queue id 0 held every message no group wanted yet (now each command has an unrouted queue). */
-const OLD_UNROUTED = 0
 /** The key under which clears of delayed records are waited for (queue ids are u32). */
 const DELAYED_CLEAR = -1
-/** Writes gathered by a rewrite at start before they are flushed, so a large one stays small in memory. */
-const REWRITE_BATCH = 5_000
 
 /** How much a page of messages read back holds at most: messages, and payload bytes. */
 export interface PageBounds {
@@ -55,7 +50,7 @@ export interface FinishedRecord extends MessageRecord {
   group: string
 }
 
-export class Journal {
+export class Journal implements Persistence {
   private readonly commit: GroupCommit
   private readonly queueIds = new WeakMap<Queue, number>()
   private readonly queuesById = new Map<number, Queue>()
@@ -65,7 +60,8 @@ export class Journal {
   /** Queue ids to names, for reading finished records back. */
   private readonly queueNames = new Map<number, { command: string, group: string }>()
   private nextQueueId = 1
-  private nextMessage = 1
+  /** Every message stored so far has an order (the engine's) below it. */
+  private ordersBelow = 1
   private nextAnswer = 1
   private readonly completedLog = new CompletedLog()
   private nextLog = 1
@@ -91,168 +87,34 @@ export class Journal {
    * answers and producer seqs into `into`. Call once, before any client is served.
    */
   async recover (engine: QueueEngine<any>, into: RecoverInto): Promise<Recovered> {
-    for await (const [key] of this.store.entries(BINDING_PREFIX)) {
-      const [group, pattern] = parsePairKey(key)
-      try {
-        engine.bind(group, pattern)
-      } catch (err) {
-        // A binding holds no messages: one that breaks today's name rules is dropped.
-        into.warn?.(`dropped a stored binding: ${(err as Error).message}`)
-        this.commit.del(key)
-      }
-    }
-    for await (const [key, value] of this.store.entries(GROUP_PREFIX)) {
-      const group = parseGroupKey(key)
-      if (groupError(group) == null) engine.restoreGroupExpiry(group, decodeTime(value))
-    }
-    for await (const [key, value] of this.store.entries(PRODUCER_SEQ_PREFIX)) {
-      const [peer, session] = parsePairKey(key)
-      into.producerSeq(peer, session, decodeSeq(value))
-    }
-    for await (const [, value] of this.store.entries(SCHEDULE_PREFIX)) into.schedule(decodeSchedule(value))
-    const seen: Array<[string, string, number]> = []
-    for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
-      const [command, id] = parsePairKey(key)
-      seen.push([command, id, decodeTime(value)])
-    }
-    // In expiry order, as they were added: the sweep and the count cap drop the oldest first.
-    for (const [command, id, until] of seen.sort((a, b) => a[2] - b[2])) into.seenId(command, id, until)
-    for await (const [, value] of this.store.entries(NEXT_QUEUE_ID_KEY)) this.nextQueueId = Math.max(this.nextQueueId, decodeQueueId(value))
-    const queues = new Map<number, { command: string, group: string }>()
-    /** Queues whose names break today's rules: their records stay in the store, unread. */
-    const skipped = new Set<number>()
-    for await (const [key, value] of this.store.entries(QUEUE_PREFIX)) {
-      const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
-      const q = decodeQueue(value)
-      // (Group '' is a command's unrouted queue.)
-      const invalid = q.group === '' ? undefined : groupError(q.group)
-      if (invalid != null) {
-        skipped.add(id)
-        this.nextQueueId = Math.max(this.nextQueueId, id + 1)
-        into.warn?.(`skipped stored queue ${id} and its messages: ${invalid}`)
-        continue
-      }
-      queues.set(id, q)
-      this.nextQueueId = Math.max(this.nextQueueId, id + 1)
-    }
-    await this.upgrade(engine, queues)
-    for (const [id, q] of queues) this.queueNames.set(id, q)
-    let messages = 0
-    // Of each queue, its first page (by count and bytes); the engine counts the rest, kept on disk
-    // and read back a page at a time. Counted by key, so a large backlog is not read at a start.
-    const stored = new Map<number, number>()
-    for await (const key of this.store.keys(MESSAGE_PREFIX)) {
-      const { queueId, n } = parseMessageKey(key)
-      this.nextMessage = Math.max(this.nextMessage, n + 1)
-      if (skipped.has(queueId)) continue
-      stored.set(queueId, (stored.get(queueId) ?? 0) + 1)
-      messages++
-    }
-    const orphans = new Set<number>()
-    for (const [queueId, count] of stored) {
-      const queue = queues.get(queueId)
-      if (queue == null) {
-        // Its queue record is gone: the queue was deleted and the broker stopped before its messages were.
-        orphans.add(queueId)
-        messages -= count
-        continue
-      }
-      let restored = 0
-      let bytes = 0
-      for await (const [key, value] of this.store.entries(messageKey(queueId, 0).subarray(0, 5), undefined, this.page.size)) {
-        const { message } = decodeMessage(value)
-        message.key = key
-        message.pageOrder = parseMessageKey(key).n
-        engine.restore(message, queue.group)
-        restored++
-        bytes += message.payload.byteLength
-        if (bytes >= this.page.bytes) break
-      }
-      if (count > restored) engine.restoreOnDisk(queue.command, queue.group, count - restored)
-    }
-    // Delayed ones: the soonest-due page; the rest are counted per queue.
-    const delayed = new Map<number, number>()
-    for await (const key of this.store.keys(DELAYED_PREFIX)) {
-      const { queueId, n } = parseDelayedKey(key)
-      this.nextMessage = Math.max(this.nextMessage, n + 1)
-      if (skipped.has(queueId)) continue
-      if (!queues.has(queueId)) {
-        orphans.add(queueId)
-        continue
-      }
-      delayed.set(queueId, (delayed.get(queueId) ?? 0) + 1)
-      messages++
-    }
-    if (orphans.size > 0) {
-      into.warn?.(`deleting the stored messages of ${orphans.size} deleted queue(s)`)
-      for (const id of orphans) await this.store.clear(...queueRange(id))
-      await this.clearDelayedOf(orphans, undefined, Infinity)
-    }
-    let bytes = 0
-    let restored = 0
-    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
-      if (restored >= this.page.size) break
-      const { queueId, n } = parseDelayedKey(key)
-      const queue = queues.get(queueId)
-      if (queue == null) continue // a skipped queue's
-      restored++
-      const { message } = decodeMessage(value)
-      message.key = key
-      message.dueOrder = n
-      engine.restoreDelayed(message, queue.group)
-      delayed.set(queueId, (delayed.get(queueId) ?? 0) - 1)
-      bytes += message.payload.byteLength
-      if (bytes >= this.page.bytes) break
-    }
-    for (const [id, count] of delayed) {
-      const q = queues.get(id)
-      if (q != null && count > 0) engine.restoreDelayedOnDisk(q.command, q.group, count)
-    }
-    // Recovered queues keep their ids, so their messages keep their keys. A queue that holds
-    // nothing is not made again: its record goes, as the sweep of idle queues would remove it.
-    const holding = new Set([...stored.keys(), ...delayed.keys()])
-    let dropped = false
-    for (const [id, q] of queues) {
-      if (!holding.has(id)) {
-        this.queueNames.delete(id)
-        this.commit.del(queueKey(id))
-        dropped = true
-        continue
-      }
-      const queue = engine.queue(q.command, q.group)
-      if (queue == null) continue
+    const r = new Recovery(this.store, this.commit, this.page)
+    const recovered = await r.run(engine, into)
+    this.nextQueueId = r.nextQueueId
+    this.ordersBelow = r.ordersBelow
+    this.nextAnswer = r.nextAnswer
+    for (const [id, q] of r.queueNames) this.queueNames.set(id, q)
+    for (const [id, queue] of r.queues) {
       this.queueIds.set(queue, id)
       this.queuesById.set(id, queue)
     }
-    if (dropped) this.commit.put(NEXT_QUEUE_ID_KEY, encodeQueueId(this.nextQueueId))
-    let answers = 0
-    for await (const [key, value] of this.store.entries(ANSWER_PREFIX)) {
-      this.nextAnswer = Math.max(this.nextAnswer, parseAnswerKey(key) + 1)
-      const { producer, answer } = decodeAnswer(value)
-      answer.key = key
-      into.keepAnswer(producer, answer)
-      answers++
-    }
-    return { messages, answers }
+    return recovered
   }
 
-  /** A message entered a queue's order (a copy at publish, or a delayed one that came due behind a paged-out part). */
+  /** A message entered a queue's order (a copy at publish, or a delayed one that came due): kept at its `pageOrder`. */
   enqueued (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
-    const n = this.nextMessage++
+    const n = m.pageOrder as number
+    if (n >= this.ordersBelow) this.ordersBelow = n + 1
     m.key = messageKey(this.queueId(queue), n)
-    m.pageOrder = n
-    m.dueOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
-  /** A message waits for its due time (a delayed publish, or a retry's backoff): kept in due order. */
+  /** A message waits for its due time (a delayed publish, or a retry's backoff): kept in due order, at its `dueOrder`. */
   delayed (m: QueuedMessage, queue: Queue): void {
     if (m.key != null) this.commit.del(m.key)
-    const n = this.nextMessage++
+    const n = m.dueOrder as number
+    if (n >= this.ordersBelow) this.ordersBelow = n + 1
     m.key = delayedKey(m.dueAt as number, n, this.queueId(queue))
-    m.dueOrder = n
-    m.pageOrder = undefined
     this.commit.put(m.key, encodeMessage(m, MessageState.Pending, Date.now()))
   }
 
@@ -301,7 +163,7 @@ export class Journal {
     if (ids.size === 0) return
     await this.whileClearing([...ids, DELAYED_CLEAR], async () => {
       for (const id of ids) await this.store.clear(...queueRange(id))
-      await this.clearDelayedOf(ids, undefined, Infinity)
+      await clearDelayedOf(this.store, ids, undefined, Infinity)
     })
   }
 
@@ -381,29 +243,15 @@ export class Journal {
   async clearAfter (queue: Queue, after: number): Promise<void> {
     const id = this.queueIds.get(queue)
     if (id == null) return
-    const below = this.nextMessage
+    const below = this.ordersBelow
     await this.whileClearing([id], async () => { await this.store.clear(messageKey(id, after + 1), messageKey(id, below)) })
   }
 
   /** Deletes the delayed messages of `queues` stored after `after`, up to those stored from now on (a purge of those only on disk). */
   async clearDelayed (queues: Queue[], after: DueOrder): Promise<void> {
     const ids = new Set(queues.map((q) => this.queueIds.get(q)).filter((id) => id != null))
-    const below = this.nextMessage
-    await this.whileClearing([DELAYED_CLEAR], async () => { await this.clearDelayedOf(ids, delayedAfter(after), below) })
-  }
-
-  /** Deletes the stored delayed messages of the queues `ids` after `from`, numbered below `below`, in batches. */
-  private async clearDelayedOf (ids: Set<number>, from: Uint8Array | undefined, below: number): Promise<void> {
-    let ops: StoreOp[] = []
-    for await (const [key] of this.store.entries(DELAYED_PREFIX, from)) {
-      const { n, queueId } = parseDelayedKey(key)
-      if (ids.has(queueId) && n < below) ops.push({ type: 'del', key })
-      if (ops.length >= REWRITE_BATCH) {
-        await this.store.write(ops)
-        ops = []
-      }
-    }
-    if (ops.length > 0) await this.store.write(ops)
+    const below = this.ordersBelow
+    await this.whileClearing([DELAYED_CLEAR], async () => { await clearDelayedOf(this.store, ids, delayedAfter(after), below) })
   }
 
   /**
@@ -422,73 +270,6 @@ export class Journal {
       void settled.then(() => { if (this.clearing.get(key) === settled) this.clearing.delete(key) })
     }
     await done
-  }
-
-  /**
-   * Brings a store written before paging up to date, and hands each unrouted queue whose command a
-   * group is bound to (bound after its messages came, and the start interrupted the hand-over) to
-   * that group. Rewrites run in batches, so a large store is not held in memory.
-   */
-  private async upgrade (engine: QueueEngine<any>, queues: Map<number, { command: string, group: string }>): Promise<void> {
-    let pending = 0
-    const rewrite = async (from: Uint8Array, to: Uint8Array, value: Uint8Array): Promise<void> => {
-      this.commit.del(from)
-      this.commit.put(to, value)
-      if (++pending >= REWRITE_BATCH) {
-        pending = 0
-        await this.commit.flush()
-      }
-    }
-    const unroutedIds = new Map<string, number>()
-    for (const [id, q] of queues) if (q.group === '') unroutedIds.set(q.command, id)
-    const unroutedId = (command: string): number => {
-      let id = unroutedIds.get(command)
-      if (id == null) {
-        id = this.nextQueueId++
-        unroutedIds.set(command, id)
-        queues.set(id, { command, group: '' })
-        this.commit.put(queueKey(id), encodeQueue(command, ''))
-      }
-      return id
-    }
-    // Unrouted messages of every command were in queue 0: each goes to its command's unrouted queue, same order.
-    for await (const [key, value] of this.store.entries(messageKey(OLD_UNROUTED, 0).subarray(0, 5))) {
-      const { n } = parseMessageKey(key)
-      await rewrite(key, messageKey(unroutedId(decodeMessage(value).message.command), n), value)
-    }
-    // Delayed messages were keyed by queue (ids fit 30 bits, so those keys sort before every f64 due time).
-    for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
-      if (key.byteLength === DELAYED_KEY_LENGTH) break
-      const v = new DataView(key.buffer, key.byteOffset, key.byteLength)
-      const queueId = v.getUint32(1)
-      const n = parseMessageKey(key).n
-      const { message } = decodeMessage(value)
-      const id = queueId === OLD_UNROUTED ? unroutedId(message.command) : queueId
-      await rewrite(key, message.dueAt != null ? delayedKey(message.dueAt, n, id) : messageKey(id, n), value)
-    }
-    await this.commit.flush()
-    for (const [pid, q] of [...queues]) {
-      if (q.group !== '') continue
-      const group = engine.boundGroups(q.command)[0]
-      if (group == null) continue
-      const target = [...queues].find(([, t]) => t.command === q.command && t.group === group)?.[0]
-      if (target == null) {
-        queues.set(pid, { command: q.command, group })
-        this.commit.put(queueKey(pid), encodeQueue(q.command, group))
-        continue
-      }
-      // The group has a queue of that command already: the messages join it, in order (n is global).
-      for await (const [key, value] of this.store.entries(messageKey(pid, 0).subarray(0, 5))) {
-        await rewrite(key, messageKey(target, parseMessageKey(key).n), value)
-      }
-      for await (const [key, value] of this.store.entries(DELAYED_PREFIX)) {
-        const d = parseDelayedKey(key)
-        if (d.queueId === pid && key.byteLength === DELAYED_KEY_LENGTH) await rewrite(key, delayedKey(d.dueAt, d.n, target), value)
-      }
-      queues.delete(pid)
-      this.commit.del(queueKey(pid))
-    }
-    await this.commit.flush()
   }
 
   /** The message was purged: its record goes, nothing stays. */

@@ -4,7 +4,7 @@
  */
 import { Deque } from '../deque.js'
 import type { MessageFields } from '../protocol/frames.js'
-import type { QueuePolicy } from './engine.js'
+import type { QueuePolicy } from './engine-types.js'
 import type { SubscriptionTerms } from '../subscription.js'
 
 /** A message as the broker keeps it: one copy per group it was routed to. */
@@ -19,20 +19,20 @@ export interface QueuedMessage extends MessageFields {
   /** Deliveries so far. */
   attempts: number
   lastError?: string
-  /** Where the store keeps it (set by the journal). */
+  /** Where the store keeps it (set by the journal, from the queue and the order the engine gave). */
   key?: Uint8Array
   /** Not delivered before this time (ms since the epoch): a delayed message, or a retry's backoff. */
   dueAt?: number
   /** Never delivered after this time: it fails as "expired" instead. */
   expiresAt?: number
   /**
-   * Its place in its queue's stored order, when the store can page it (set by the journal): the
-   * engine may keep it on disk only, and read it back in this order.
+   * Its place in its queue's order (set by the engine as it enters it; the store keys it by this):
+   * the engine may keep it on disk only, and read it back in this order.
    */
   pageOrder?: number
   /**
-   * For a delayed message the store can page: its place among the stored delayed messages with the
-   * same due time (set by the journal). Delayed messages are read back in (dueAt, dueOrder) order.
+   * For a delayed message: its place among the delayed messages with the same due time (set by the
+   * engine, from the same counter as `pageOrder`). Delayed messages are read back in (dueAt, dueOrder) order.
    */
   dueOrder?: number
 }
@@ -67,22 +67,15 @@ function hasCredit (sub: Subscription): boolean {
 export class Queue {
   /** Ready messages in memory, in delivery order; change them through the methods below, which count their bytes. */
   readonly ready = new Deque<QueuedMessage>()
-  /** Payload bytes in `ready`. */
-  readyBytes = 0
+  private _readyBytes = 0
   readonly consumers: Subscription[] = []
   private nextConsumer = 0
   inFlight = 0
-  /** Messages waiting for their due time: in the schedule in memory, or only on disk. */
-  delayed = 0
-  /**
-   * Paging: ready messages kept only in the store, after those in `ready` (which holds at most a
-   * page, by count and by bytes), and the highest `pageOrder` in memory, after which the next page
-   * starts. `loading` is set while a page is being read; `generation` changes on a purge.
-   */
-  onDisk = 0
-  tail = 0
-  loading = false
-  generation = 0
+  private _delayed = 0
+  private _onDisk = 0
+  private _tail = 0
+  private _loading = false
+  private _generation = 0
   /** Its settings, when a queue policy matches its command. */
   policy?: QueuePolicy
   /**
@@ -90,18 +83,12 @@ export class Queue {
    * gets every message; the next takes over when it leaves.
    */
   singleActive = false
-  /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
-  congested = false
-  /**
-   * Set when its consumers completed nothing for the stall timeout while it was congested; then it
-   * does not hold producers' confirms until one of its deliveries completes. `acked` at the last
-   * check, and when it last changed.
-   */
-  stalled = false
-  ackedMark = 0
-  movedAt = 0
+  private _congested = false
+  private _stalled = false
+  private ackedMark = 0
+  private movedAt = 0
   /** Its activity (see `activity`) at the last sweep that found it empty, or -1: two such sweeps in a row with no change remove it. */
-  sweepMark = -1
+  private sweepMark = -1
   published = 0
   delivered = 0
   acked = 0
@@ -111,31 +98,154 @@ export class Queue {
   /** `group` is '' for the messages of a command no group wants yet; the first group that does takes the queue. */
   constructor (readonly command: string, public group: string) {}
 
+  /** Payload bytes in `ready`. */
+  get readyBytes (): number { return this._readyBytes }
+  /** Messages waiting for their due time: among the delayed messages in memory, or only on disk. */
+  get delayed (): number { return this._delayed }
+  /**
+   * Paging: ready messages kept only in the store, after those in `ready` (which holds at most a
+   * page, by count and by bytes).
+   */
+  get onDisk (): number { return this._onDisk }
+  /** The highest `pageOrder` in memory, after which the next page starts. */
+  get tail (): number { return this._tail }
+  /** Set while a page is being read. */
+  get loading (): boolean { return this._loading }
+  /** Changes on a purge: a page read before it is stale. */
+  get generation (): number { return this._generation }
+  /** Set while `ready` is past the high-water mark with consumers attached (see QueueEngine). */
+  get congested (): boolean { return this._congested }
+  /**
+   * Set when its consumers completed nothing for the stall timeout while it was congested; then it
+   * does not hold producers' confirms until one of its deliveries completes.
+   */
+  get stalled (): boolean { return this._stalled }
+
+  /** One of its deliveries completed. */
+  completed (): void {
+    this.acked++
+    this._stalled = false
+  }
+
+  /** A message joins the delayed ones (`count` of them, restored only on disk). */
+  addDelayed (count = 1): void {
+    this._delayed += count
+  }
+
+  /** A delayed message came due or left. */
+  removeDelayed (): void {
+    this._delayed--
+  }
+
+  /** Forgets its delayed messages (those only on disk, at a purge); returns how many. */
+  dropDelayed (): number {
+    const count = this._delayed
+    this._delayed = 0
+    return count
+  }
+
+  /** `count` more of its ready messages are only in the store, after those in memory. */
+  addOnDisk (count = 1): void {
+    this._onDisk += count
+  }
+
+  /** A stored message with this `pageOrder` is now in memory: the next page starts after it. */
+  inMemoryUpTo (order: number): void {
+    if (order > this._tail) this._tail = order
+  }
+
+  /** Asks for the next page unless one is being read; true when it should be read now. */
+  startLoading (): boolean {
+    if (this._loading) return false
+    this._loading = true
+    return true
+  }
+
+  /** The page asked for was read for `generation`: true when it is still current (not purged meanwhile). */
+  pageRead (generation: number): boolean {
+    this._loading = false
+    return generation === this._generation
+  }
+
+  /** A message of the page read is in memory now. */
+  loaded (order: number | undefined): void {
+    this._onDisk--
+    if (order != null) this.inMemoryUpTo(order)
+  }
+
+  /** Forgets what it counts on disk (a purge, or a store that holds fewer than counted); returns how many. */
+  dropOnDisk (): number {
+    const count = this._onDisk
+    this._onDisk = 0
+    return count
+  }
+
+  /** A purge: every ready message out (returned), the paged part forgotten, a page being read made stale. */
+  purge (): QueuedMessage[] {
+    this._onDisk = 0
+    this._generation++
+    this._readyBytes = 0
+    return this.ready.drain()
+  }
+
+  /** Its consumers fall behind: congested from `now`, until relieved. */
+  congest (now: number): void {
+    this._congested = true
+    this.ackedMark = this.acked
+    this.movedAt = now
+  }
+
+  /** No longer congested; false when it was not. */
+  relieve (): boolean {
+    const was = this._congested
+    this._congested = false
+    return was
+  }
+
+  /** True when its consumers completed nothing for `timeout` up to `now`: then it is stalled. */
+  stallsAt (now: number, timeout: number): boolean {
+    if (this.acked !== this.ackedMark) {
+      this.ackedMark = this.acked
+      this.movedAt = now
+      return false
+    }
+    if (now - this.movedAt < timeout) return false
+    this._stalled = true
+    return true
+  }
+
   push (m: QueuedMessage): void {
     this.ready.push(m)
-    this.readyBytes += m.payload.byteLength
+    this._readyBytes += m.payload.byteLength
   }
 
   unshift (m: QueuedMessage): void {
     this.ready.unshift(m)
-    this.readyBytes += m.payload.byteLength
+    this._readyBytes += m.payload.byteLength
   }
 
   shift (): QueuedMessage | undefined {
     const m = this.ready.shift()
-    if (m != null) this.readyBytes -= m.payload.byteLength
+    if (m != null) this._readyBytes -= m.payload.byteLength
     return m
-  }
-
-  /** Takes every ready message out. */
-  drainReady (): QueuedMessage[] {
-    this.readyBytes = 0
-    return this.ready.drain()
   }
 
   /** Holds nothing: no ready message in memory or on disk, none delayed, none in flight, no page being read. */
   get empty (): boolean {
-    return this.ready.length === 0 && this.onDisk === 0 && this.delayed === 0 && this.inFlight === 0 && !this.loading
+    return this.ready.length === 0 && this._onDisk === 0 && this._delayed === 0 && this.inFlight === 0 && !this._loading
+  }
+
+  /** A sweep of idle queues: true when it is empty and nothing happened to it since the previous sweep, which found it empty too. */
+  idleSinceLastSweep (): boolean {
+    if (!this.empty) {
+      this.sweepMark = -1
+      return false
+    }
+    if (this.sweepMark !== this.activity) {
+      this.sweepMark = this.activity
+      return false
+    }
+    return true
   }
 
   /** Grows with every publish, delivery and settle: unchanged means nothing happened to it. */
@@ -178,4 +288,11 @@ export class Queue {
     if (this.nextConsumer > idx) this.nextConsumer--
     if (this.nextConsumer >= this.consumers.length) this.nextConsumer = 0
   }
+}
+
+/** Makes `sub` a consumer of `queue` (a single-active subscription makes the queue single-active). */
+export function attach (sub: Subscription<any>, queue: Queue): void {
+  if (sub.singleActive) queue.singleActive = true
+  queue.consumers.push(sub)
+  sub.queues.push(queue)
 }

@@ -3,7 +3,8 @@
  * prefix reads one kind, and a queue's messages come back in publish order:
  *
  *   M queueId:u32 n:u64   a message copy waiting or in process in a queue, in the queue's order (a
- *                         queue of group '' holds a command's messages no group wants yet)
+ *                         queue of group '' holds a command's messages no group wants yet); n is
+ *                         the place the engine gave it (pageOrder; dueOrder in D below)
  *   D dueAt:f64 n:u64 queueId:u32
  *                         a message waiting for its due time (delayed, or a retry's backoff), in due
  *                         order (a positive f64 sorts as its big-endian bytes). Before delayed
@@ -23,7 +24,8 @@
  *                         removed queue's id is never given again (finished records name it)
  *
  * Values use the wire protocol's field encoding (PROTOCOL.md), each in one frame whose type says
- * what it is, so a record is read with the same checked reader as a frame.
+ * what it is, so a record is read with the same checked reader as a frame. (One concept, the
+ * store's formats, kept whole past 400 lines: every codec sits under the layout above.)
  */
 import { FrameReader, FrameWriter, join } from '../protocol/codec.js'
 import { FrameError } from '../errors.js'

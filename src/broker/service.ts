@@ -94,19 +94,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.whenStored((err) => { if (err == null) this.producers.relay(m, result) })
       },
-      requeued: (m) => { this.journal?.requeued(m) },
-      scheduled: (at) => { this.wakeAt(at) },
+      delayedUntil: (at) => { this.wakeAt(at) },
       pageNeeded: (queue) => { this.readPage(queue) },
       delayedPageNeeded: (after, generation) => { this.readDelayedPage(after, generation) },
-      enqueued: (m, queue) => { this.journal?.enqueued(m, queue) },
-      delayed: (m, queue) => { this.journal?.delayed(m, queue) },
-      adopted: (queue) => { this.journal?.adopted(queue) },
-      bound: (group, pattern) => { this.journal?.bound(group, pattern) },
-      groupExpiry: (group, expires) => { this.journal?.groupExpiry(group, expires) },
       ended: (sub, reason) => { sub.owner.ended(sub, reason) },
       expired: (d) => { this.log('delivery of %s to %s expired after attempt %d', d.message.id, d.sub.owner.peer, d.message.attempts) },
       relieved: () => { this.producers.relieved() }
-    }, { ...this.options, policies: init.queues })
+    }, { ...this.options, policies: init.queues }, this.journal)
     this.scheduler = new Scheduler(this.engine, this.journal, (at) => { this.wakeAt(at) }, this.log)
     this.deadLetters = new DeadLetters(this.engine, this.journal, this.options.deadLetter, this.log)
     this.deletions = new Deletions(this.engine, this.journal, this.log)
@@ -308,7 +302,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       this.log.error('reading the next page of %s failed, trying again in 1 s: %s', queue.name, err.message)
       const retry = setTimeout(() => {
         if (this.started && generation === queue.generation) this.readPage(queue)
-        else queue.loading = false
+        else this.engine.loadPage(queue, -1, []) // only ends the read: a stale generation
       }, 1000)
       retry.unref?.()
     })
