@@ -1,10 +1,23 @@
 import { defineConfig } from 'vitest/config'
 
 /**
- * Tests that need more than Node: a browser (Chromium), root (mounts, PID namespaces) or the npm
- * registry (the packed install). The rest is the unit tier (`npm run test:unit`), which CI also
- * runs on a second Node version.
+ * Three tiers, each a vitest project:
+ * - unit: the pure parts (engine, codec, topics, admin handlers) and the store on disk; seconds.
+ * - integration: a real libp2p network on 127.0.0.1, the CLI as child processes; minutes.
+ * - system: what needs more than Node: a browser (Chromium), root (mounts, PID namespaces) or the
+ *   npm registry (the packed install).
+ * `npm test` runs all three; CI also runs unit and integration on a second Node version.
  */
+const UNIT = [
+  'test/admin-handlers.test.ts',
+  'test/codec.test.ts',
+  'test/deque.test.ts',
+  'test/engine.test.ts',
+  'test/journal.test.ts',
+  'test/options.test.ts',
+  'test/store.test.ts',
+  'test/topic.test.ts'
+]
 const SYSTEM = [
   'test/browser.test.ts',
   'test/page-security.test.ts',
@@ -22,7 +35,8 @@ export default defineConfig({
     maxWorkers: 2,
     setupFiles: ['./src/polyfill.ts'],
     projects: [
-      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: SYSTEM } },
+      { extends: true, test: { name: 'unit', include: UNIT } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...SYSTEM] } },
       { extends: true, test: { name: 'system', include: SYSTEM } }
     ]
   }

@@ -1,8 +1,29 @@
 /**
  * Typed errors: callers match on `name` (js-libp2p style) or `instanceof`. Names do not repeat
  * libp2p's (its TimeoutError, ProtocolError), so a caller can tell whose an error is.
+ * This module imports nothing (frames and codec import it).
  */
-import { ErrorCode } from './protocol/frames.js'
+
+/**
+ * Why the broker refused an admin request (the Response's JSON `code`) or a subscription (the
+ * Subscribed frame's code). A regular enum, not `const`: it is public (`err.code`), and JavaScript
+ * callers need its values at run time. 0 is a refusal without a code (an older broker).
+ */
+export enum ErrorCode {
+  Unspecified = 0,
+  /** A parameter is missing, mistyped or not valid (a bad name, pattern or timing). */
+  InvalidArgument = 1,
+  /** No admin method of this name. */
+  UnknownMethod = 2,
+  /** What the request names is not there (queue, group), or went away (a deleted group). */
+  NotFound = 3,
+  /** The broker's state forbids it: the queue or group has consumers, the subId is taken. */
+  Conflict = 4,
+  /** Past one of the broker's limits (groups, bindings, subscriptions per stream, patterns). */
+  LimitReached = 5,
+  /** The broker failed (see its log). */
+  Internal = 6
+}
 
 export class P2PMQError extends Error {
   static name = 'P2PMQError'

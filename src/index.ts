@@ -77,7 +77,6 @@ export type { P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
 export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'
-export { ErrorCode } from './protocol/frames.js'
 // The constants a user needs: protocol IDs (to allow or count streams) and the limits requests meet.
 export {
   PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL, DEFAULT_GROUP, DEFAULT_COMMAND, MAX_PAYLOAD_LIMIT, MAX_NAME_BYTES,

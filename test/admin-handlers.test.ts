@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { ConflictError, InvalidArgumentError, NotFoundError, UnknownMethodError } from '../src/errors.js'
-import { ErrorCode } from '../src/protocol/frames.js'
+import { ErrorCode } from '../src/errors.js'
 import { AdminDispatcher } from '../src/broker/admin-handlers.js'
 import { DeadLetters } from '../src/broker/dead-letters.js'
 import { Deletions } from '../src/broker/deletions.js'

@@ -3,9 +3,9 @@ import { FrameSplitter, FrameWriter, type FrameReader } from '../src/protocol/co
 import {
   FrameType, readBrokerToConsumerFrame, readBrokerToProducerFrame, readConsumerFrame, readProducerFrame,
   writeAck, writeAnswer, writeConfirm, writeDeliver, writeHello, writeNack, writeProducerRef, writePublish, writeReject, writeResult,
-  writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome, ErrorCode
+  writeSubscribe, writeSubscribed, writeUnsubscribe, writeWelcome
 } from '../src/protocol/frames.js'
-import { MessageTooLargeError, FrameError } from '../src/errors.js'
+import { ErrorCode, MessageTooLargeError, FrameError } from '../src/errors.js'
 import { decodePayload, encodePayload } from '../src/payload.js'
 
 type Read = (type: number, r: FrameReader) => unknown

@@ -5,12 +5,12 @@
  */
 import { FramedChannel, MAX_UNSENT_BYTES } from '../protocol/channel.js'
 import {
-  ErrorCode, FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
+  FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
   readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
-import { FrameError } from '../errors.js'
+import { ErrorCode, FrameError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
 import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import { commandError } from './topic.js'

@@ -3,7 +3,7 @@
  * broker sends the code of the error it threw, the client raises the error of the code it got.
  */
 import { AdminError, ConflictError, InternalError, InvalidArgumentError, LimitReachedError, NotFoundError, UnknownMethodError } from '../errors.js'
-import { ErrorCode } from './frames.js'
+import { ErrorCode } from '../errors.js'
 
 const BY_CODE: Partial<Record<ErrorCode, typeof AdminError>> = {
   [ErrorCode.InvalidArgument]: InvalidArgumentError,

@@ -2,7 +2,7 @@
  * Every frame of the p2pmq wire protocol, in one place: its type byte, its fields in order, how it
  * is written and how it is read. PROTOCOL.md is the prose of this file; keep them together.
  */
-import { FrameError } from '../errors.js'
+import { ErrorCode, FrameError } from '../errors.js'
 import type { FrameReader, FrameWriter } from './codec.js'
 
 export const enum FrameType {
@@ -53,27 +53,6 @@ export const enum RejectCode {
   Invalid = 3,
   /** The broker could not store the message (a full or read-only disk). */
   Unavailable = 4
-}
-
-/**
- * Why the broker refused an admin request (the Response's JSON `code`) or a subscription (the
- * Subscribed frame's code). A regular enum, not `const`: it is public (`err.code`), and JavaScript
- * callers need its values at run time. 0 is a refusal without a code (an older broker).
- */
-export enum ErrorCode {
-  Unspecified = 0,
-  /** A parameter is missing, mistyped or not valid (a bad name, pattern or timing). */
-  InvalidArgument = 1,
-  /** No admin method of this name. */
-  UnknownMethod = 2,
-  /** What the request names is not there (queue, group), or went away (a deleted group). */
-  NotFound = 3,
-  /** The broker's state forbids it: the queue or group has consumers, the subId is taken. */
-  Conflict = 4,
-  /** Past one of the broker's limits (groups, bindings, subscriptions per stream, patterns). */
-  LimitReached = 5,
-  /** The broker failed (see its log). */
-  Internal = 6
 }
 
 /** Producer → broker: one message. `seq` is the producer's, echoed in the confirm or reject. */

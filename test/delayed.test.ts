@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { createAdmin, RejectMessage, type FailedResult, type Message } from '../src/index.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, until } from './helpers.js'
 
-describe('scheduling', () => {
+describe('delayed messages, retry backoff, expiry and dead letters', () => {
   it('delivers delayed messages no sooner than due, and close to it', async () => {
     const broker = await startBroker()
     const c = await consumer(broker)
