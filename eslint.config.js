@@ -23,7 +23,15 @@ export default [
       '@typescript-eslint/prefer-optional-chain': 'error',
       '@typescript-eslint/return-await': ['error', 'always'],
       // `typeof import('…')` types the optional peer dependency (@libp2p/webrtc) loaded lazily.
+      // A `let` that a closure reads before its one assignment cannot be a const.
+      'prefer-const': ['error', { destructuring: 'all', ignoreReadBeforeAssign: true }],
       '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }]
     }
+  },
+  {
+    // Test harnesses (setup functions returning what a test drives) are typed by inference; the
+    // tests are type-checked all the same.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/explicit-function-return-type': 'off' }
   }
 ]

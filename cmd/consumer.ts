@@ -169,8 +169,8 @@ async function runShell (command: string, m: Message, left: number, timeout: num
       const stderr = Buffer.concat(err).subarray(0, MAX_ERROR_TEXT).toString().trim()
       if (outBytes > MAX_PAYLOAD_LIMIT) reject(new RejectMessage(`${command} printed more than ${MAX_PAYLOAD_LIMIT} bytes, more than any broker takes as an answer; its process group was killed`))
       else if (code === 0) resolve(Buffer.concat(out).toString().replace(/\n$/, ''))
-      else if (code === EXIT_REJECT) reject(new RejectMessage(stderr || `${command} rejected the message (exit code ${EXIT_REJECT})`))
-      else reject(new Error(stderr || (code != null ? `${command} exited with code ${code}` : `${command} was killed by ${signal}`)))
+      else if (code === EXIT_REJECT) reject(new RejectMessage(stderr !== '' ? stderr : `${command} rejected the message (exit code ${EXIT_REJECT})`))
+      else reject(new Error(stderr !== '' ? stderr : code != null ? `${command} exited with code ${code}` : `${command} was killed by ${signal}`))
     })
     child.stdin.on('error', () => {}) // the command may exit without reading its input
     const payload = m.payload instanceof Uint8Array ? m.payload : payloadToText(m.payload)

@@ -23,7 +23,7 @@ import { EXIT } from './exit-codes.js'
 /** Commands that run until stopped: they take SIGINT/SIGTERM from the very start. */
 const LONG_RUNNING = new Set(['broker', 'consumer'])
 const command = process.argv[2]
-if (LONG_RUNNING.has(command)) listenForStop()
+if (LONG_RUNNING.has(command)) void listenForStop() // (its promise, which never rejects, is awaited later)
 if (command === 'broker') loseUnwritableLines()
 else exitWhenOutputFails()
 

@@ -107,6 +107,7 @@ describe('p2pmq output of what peers send', () => {
     await until(() => consumer.out.some((l) => l.includes('(attempt 1)')), 10_000, 'the consumer to print the message')
     const line = consumer.out.find((l) => l.includes('(attempt 1)')) as string
     expect(line).toMatch(/: \\x1b\[2J\\x1b\]52;c;aGk=\\x07\\u202eok$/)
+    // eslint-disable-next-line no-control-regex -- escape and bell are what it looks for
     expect(consumer.out.join('\n')).not.toMatch(/[\u001b\u0007\u202e]/)
 
     const terminal = onTerminal(['producer', `-broker=${peerId}`, '-count=1', `-payload=${evil}`], home)

@@ -7,10 +7,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import {
   AdminError, AnswerTimeoutError, CONSUMER_PROTOCOL, ConflictError, ErrorCode, FrameError, InvalidArgumentError, NotFoundError,
-  SubscriptionError, UnknownMethodError, createAdmin, createNode, type Admin
+  LimitReachedError, SubscriptionError, UnknownMethodError, createAdmin, createNode, type Admin
 } from '../src/index.js'
 import * as p2pmq from '../src/index.js'
-import { FrameReader, FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
+import { type FrameReader, FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
 import { FrameType, SubscribeFlags, writeSubscribe } from '../src/protocol/frames.js'
 import { consumer, onCleanup, producer, sleep, startBroker, until, type BrokerRef } from './helpers.js'
 
@@ -122,5 +122,24 @@ describe('error classes', () => {
     const exported = Object.keys(p2pmq)
     expect(exported).not.toContain('TimeoutError')
     expect(exported).not.toContain('ProtocolError')
+  })
+})
+
+describe('watch', () => {
+  it('keeps a huge interval a long one (not a timer that fires every ms), stops on unwatch, and holds at most 4 per stream', async () => {
+    const broker = await startBroker({ memory: true })
+    const admin = await adminOf(broker)
+    let ticks = 0
+    const stop = admin.watch(() => { ticks++ }, 1e12)
+    await until(() => ticks > 0)
+    await sleep(500)
+    expect(ticks).toBe(1)
+    await refusedWith(admin.request('watch', { interval: 'soon' as unknown as number }), InvalidArgumentError, ErrorCode.InvalidArgument)
+    // Three more fill the stream's four; a fifth is refused until one is stopped.
+    for (let i = 0; i < 3; i++) await admin.request('watch', { interval: 60_000 })
+    await refusedWith(admin.request('watch', { interval: 60_000 }), LimitReachedError, ErrorCode.LimitReached)
+    stop()
+    // The unwatch goes before this request on the same stream, so its slot is free by then.
+    await admin.request('watch', { interval: 60_000 })
   })
 })

@@ -208,7 +208,7 @@ describe.runIf(probe != null)('a full or read-only disk', () => {
     // Room again: written (LevelDB alone would refuse every write until reopened).
     await store.write([{ type: 'put', key: key(n), value }])
     let count = 0
-    for await (const _ of store.entries(new TextEncoder().encode('k'))) count++
+    for await (const key of store.keys(new TextEncoder().encode('k'))) if (key.byteLength > 0) count++
     expect(count).toBeGreaterThan(100)
   }, 60_000)
 })

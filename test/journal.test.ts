@@ -172,7 +172,7 @@ describe('journal paging', () => {
     expect(b.inMemory()).toBeLessThanOrEqual(3 * page.size)
     b.engine.subscribe('c1', 1, 'g', ['later', 'later.*'], 100_000)
     await b.settle()
-    const byDue = Array.from({ length: 500 }, (_, i) => i).sort((x, y) => due(x) - due(y) || x - y).map((i) => body(i))
+    const byDue = Array.from({ length: 500 }, (_, i) => i).sort((x, y) => due(x) !== due(y) ? due(x) - due(y) : x - y).map((i) => body(i))
     const got = b.payloads()
     expect(got.filter((_p, i) => b.deliveries[i].message.command === 'later')).toEqual(byDue)
     expect(got.filter((_p, i) => b.deliveries[i].message.command === 'later.orphan')).toEqual(Array.from({ length: 50 }, (_, i) => body(i)))

@@ -56,4 +56,3 @@ export async function pagedBroker (dir: string, page: PageBounds, clock: () => n
     close: async (): Promise<void> => { await journal.close() }
   }
 }
-

@@ -49,7 +49,8 @@ function renderValues (): void {
     const latest = document.createElement('b')
     latest.textContent = String(list[list.length - 1])
     const min = Math.min(...list)
-    const span = Math.max(...list) - min || 1
+    const range = Math.max(...list) - min
+    const span = range > 0 ? range : 1
     const chart = document.createElementNS(SVG, 'svg')
     chart.setAttribute('width', '120')
     chart.setAttribute('height', '30')

@@ -16,7 +16,7 @@ import type { AdminService } from './sessions.js'
 /** Runs one admin method: `raw` is the request's parsed JSON body, not checked yet. */
 type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
 
-export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch'>]: Handler<M> }
+export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch'>]: Handler<M> }
 
 /** What the handlers act on. */
 export interface AdminTargets {

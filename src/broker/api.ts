@@ -123,8 +123,12 @@ export interface AdminMethods {
   'delete-queue': { params: { command: string, group: string, force?: boolean }, result: { deleted: number } }
   'delete-group': { params: { group: string, force?: boolean }, result: { queues: number, messages: number } }
   'replay-dead-letters': { params: { command?: string, limit?: number } | undefined, result: { replayed: number } }
-  /** The one standing request: the stats now and every `interval` ms (at least 250) after, until the stream closes. */
+  /**
+   * The one standing request: the stats now and every `interval` ms (250 to 3,600,000) after, until
+   * the stream closes or `unwatch` names its reqId. A stream holds at most 4.
+   */
   watch: { params: { interval?: number } | undefined, result: BrokerStats }
+  unwatch: { params: { reqId: number }, result: { stopped: boolean } }
 }
 
 export type AdminMethod = keyof AdminMethods

@@ -48,7 +48,6 @@ export interface Deleted<Owner> {
   ended: Array<Subscription<Owner>>
 }
 
-
 /** What a queue does differently from the broker's defaults. */
 export interface QueuePolicy {
   /** The commands it applies to: a name or an AMQP-style pattern. */

@@ -175,7 +175,7 @@ export class QueueEngine<Owner> {
   /** Removes a subscription; its unsettled deliveries go back to their queues for others. */
   unsubscribe (sub: Subscription<Owner>): void {
     const g = this.topology.findGroup(sub.group)
-    if (g == null || !g.subs.delete(sub)) return
+    if (g?.subs.delete(sub) !== true) return
     if (g.subs.size === 0) g.idleSince = this.clock()
     const queues = [...sub.queues]
     for (const queue of queues) {
@@ -238,7 +238,7 @@ export class QueueEngine<Owner> {
 
   /** The consumer settled something after a delivery to `sub` timed out: it takes messages again. */
   resume (sub: Subscription<Owner>): void {
-    if (!sub.timedOut || !this.topology.findGroup(sub.group)?.subs.has(sub)) return
+    if (!sub.timedOut || this.topology.findGroup(sub.group)?.subs.has(sub) !== true) return
     sub.timedOut = false
     this.fill(sub)
   }

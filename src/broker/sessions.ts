@@ -10,7 +10,7 @@ import {
   writeSubscribed, writeWelcome,
   type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
-import { ErrorCode, FrameError } from '../errors.js'
+import { ErrorCode, FrameError, InvalidArgumentError, LimitReachedError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
 import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import { commandError } from './topic.js'
@@ -350,8 +350,11 @@ function isProtocolFault (err: Error): boolean {
   return err.name === 'FrameError' || err.name === 'MessageTooLargeError'
 }
 
-/** Shortest interval of a `watch`. */
+/** Shortest and longest interval of a `watch` (Node fires a longer timer at once, every ms). */
 const MIN_WATCH_INTERVAL = 250
+const MAX_WATCH_INTERVAL = 3_600_000
+/** Standing `watch` requests on one stream at most: each costs a timer and a stats reply per tick. */
+const MAX_WATCHES_PER_STREAM = 4
 
 /**
  * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
@@ -360,7 +363,8 @@ const MIN_WATCH_INTERVAL = 250
  */
 export class AdminSession extends Session<AdminFrame> {
   readonly role = 'admin'
-  private readonly watches: Array<ReturnType<typeof setInterval>> = []
+  /** The standing `watch` requests, by reqId. */
+  private readonly watches = new Map<number, ReturnType<typeof setInterval>>()
 
   constructor (peer: string, stream: Stream, parts: SessionParts) {
     super(peer, stream, parts, readAdminFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
@@ -379,17 +383,35 @@ export class AdminSession extends Session<AdminFrame> {
       return
     }
     if (f.method === 'watch') {
-      const interval = Math.max(MIN_WATCH_INTERVAL, Number((params as { interval?: unknown } | undefined)?.interval ?? 1000) || 1000)
+      if (this.watches.size >= MAX_WATCHES_PER_STREAM) {
+        refuse(new LimitReachedError(`A stream holds at most ${MAX_WATCHES_PER_STREAM} watches`))
+        return
+      }
+      const asked = (params as { interval?: unknown } | undefined)?.interval ?? 1000
+      if (typeof asked !== 'number' || !Number.isFinite(asked)) {
+        refuse(new InvalidArgumentError('interval must be a number of ms'))
+        return
+      }
+      const interval = Math.min(MAX_WATCH_INTERVAL, Math.max(MIN_WATCH_INTERVAL, asked))
       respond(true, this.parts.admin.stats())
       // A tick the client has not taken the last one of is skipped: the next carries newer stats.
-      this.watches.push(setInterval(() => { if (!this.channel.congested) respond(true, this.parts.admin.stats()) }, interval))
+      clearInterval(this.watches.get(f.reqId))
+      this.watches.set(f.reqId, setInterval(() => { if (!this.channel.congested) respond(true, this.parts.admin.stats()) }, interval))
+      return
+    }
+    if (f.method === 'unwatch') {
+      const reqId = (params as { reqId?: unknown } | undefined)?.reqId
+      const timer = typeof reqId === 'number' ? this.watches.get(reqId) : undefined
+      clearInterval(timer)
+      if (timer != null) this.watches.delete(reqId as number)
+      respond(true, { stopped: timer != null })
       return
     }
     this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
   }
 
   protected onClose (): void {
-    for (const timer of this.watches) clearInterval(timer)
+    for (const timer of this.watches.values()) clearInterval(timer)
   }
 }
 

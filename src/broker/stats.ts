@@ -48,7 +48,7 @@ export function brokerStats (
 ): BrokerStats {
   const all = engine.stats()
   const dead = deadLetters(all)
-  const queues = all.length <= MAX_STATS_QUEUES ? all : all.sort((a, b) => b.depth - a.depth || b.inFlight - a.inFlight).slice(0, MAX_STATS_QUEUES)
+  const queues = all.length <= MAX_STATS_QUEUES ? all : all.sort((a, b) => b.depth !== a.depth ? b.depth - a.depth : b.inFlight - a.inFlight).slice(0, MAX_STATS_QUEUES)
   return {
     moreQueues: all.length - queues.length,
     queues: queues.map((q) => ({ ...q, rates: rates.of(q), deadLetters: dead.get(q.command) ?? 0 })),

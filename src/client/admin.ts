@@ -5,7 +5,7 @@
 import { ADMIN_PROTOCOL } from '../constants.js'
 import { AnswerTimeoutError, ClosedError } from '../errors.js'
 import { adminErrorOf } from '../protocol/error-codes.js'
-import { FramedChannel } from '../protocol/channel.js'
+import { type FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
@@ -86,8 +86,9 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   }
 
   /**
-   * Calls `onStats` with the broker's stats now and every `interval` ms (at least 250), until
-   * stopped; it is asked again after a reconnect. Returns a function that stops it.
+   * Calls `onStats` with the broker's stats now and every `interval` ms (250 to 3,600,000), until
+   * stopped; it is asked again after a reconnect. Returns a function that stops it. An admin
+   * connection holds at most 4 watches at once.
    */
   watch (onStats: (stats: AdminResult<'watch'>) => void, interval = 1000): () => void {
     const reqId = ++this.nextReqId
@@ -95,8 +96,11 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     const p: Pending = { method: 'watch', body: new TextEncoder().encode(JSON.stringify(params)), resolve: () => {}, reject: () => {}, each: (v) => { onStats(v as AdminResult<'watch'>) } }
     this.pending.set(reqId, p)
     if (this.channel?.isOpen === true) this.send(this.channel, reqId, p)
-    // The broker stops sending when the stream closes; until then, responses are dropped.
-    return () => { this.pending.delete(reqId) }
+    return () => {
+      if (!this.pending.delete(reqId)) return
+      // (A broker older than `unwatch` refuses it and sends on until the stream closes; those are dropped.)
+      this.request('unwatch', { reqId }).catch(() => {})
+    }
   }
 
   /**
