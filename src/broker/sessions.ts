@@ -1,22 +1,24 @@
 /**
  * The broker's side of one client stream: a producer session (publishes in, confirms and results
- * out) or a consumer session (subscriptions and settles in, deliveries out). Sessions translate
+ * out) or a consumer session (subscriptions and settles in, deliveries out); the admin session is
+ * in admin-session.ts. Sessions translate
  * frames to engine calls and engine events to frames; the queue logic stays in the engine.
  */
 import { FramedChannel, MAX_UNSENT_BYTES } from '../protocol/channel.js'
 import {
   FrameType, NackFlags, PublishFlags, RejectCode, SubscribeFlags,
-  readAdminFrame, readConsumerFrame, readProducerFrame, writeConfirm, writeResponse, writeDeliver, writeProducerRef, writeReject, writeResult,
+  readConsumerFrame, readProducerFrame, writeConfirm, writeDeliver, writeProducerRef, writeReject, writeResult,
   writeSubscribed, writeWelcome,
-  type AdminFrame, type ConsumerFrame, type ProducerFrame, type Publish
+  type ConsumerFrame, type ProducerFrame, type Publish
 } from '../protocol/frames.js'
-import { ErrorCode, FrameError, InvalidArgumentError, LimitReachedError } from '../errors.js'
+import { ErrorCode, FrameError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
 import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import { commandError } from './topic.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
+import type { AdminSession } from './admin-session.js'
 import type { Subscription } from './queue.js'
 import type { ProducerRegistry, ProducerSeq } from './producers.js'
 import type { BrokerStats } from './api.js'
@@ -75,7 +77,8 @@ export interface SessionParts {
   readonly registry: SessionRegistry
 }
 
-abstract class Session<In> {
+/** One client stream: its framed channel, the Welcome sent first, and the broker told when it ends. */
+export abstract class Session<In> {
   readonly channel: FramedChannel<In>
 
   constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In, pauseReadingAbove?: number) {
@@ -350,72 +353,5 @@ function isProtocolFault (err: Error): boolean {
   return err.name === 'FrameError' || err.name === 'MessageTooLargeError'
 }
 
-/** Shortest and longest interval of a `watch` (Node fires a longer timer at once, every ms). */
-const MIN_WATCH_INTERVAL = 250
-const MAX_WATCH_INTERVAL = 3_600_000
-/** Standing `watch` requests on one stream at most: each costs a timer and a stats reply per tick. */
-const MAX_WATCHES_PER_STREAM = 4
-
-/**
- * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
- * standing request: the broker's stats as a response now and every `interval` ms after, with the
- * same reqId, until the stream closes (the live dashboard).
- */
-export class AdminSession extends Session<AdminFrame> {
-  readonly role = 'admin'
-  /** The standing `watch` requests, by reqId. */
-  private readonly watches = new Map<number, ReturnType<typeof setInterval>>()
-
-  constructor (peer: string, stream: Stream, parts: SessionParts) {
-    super(peer, stream, parts, readAdminFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
-  }
-
-  protected onFrame (f: AdminFrame): void {
-    const respond = (ok: boolean, value: unknown): void => {
-      if (this.isOpen) writeResponse(this.channel.writer, f.reqId, ok, encoder.encode(JSON.stringify(value)))
-    }
-    const refuse = (err: Error): void => { respond(false, { error: err.message, code: errorCodeOf(err) }) }
-    let params: unknown
-    try {
-      params = f.body.byteLength === 0 ? undefined : JSON.parse(decoder.decode(f.body))
-    } catch {
-      respond(false, { error: 'The request body is not JSON', code: ErrorCode.InvalidArgument })
-      return
-    }
-    if (f.method === 'watch') {
-      if (this.watches.size >= MAX_WATCHES_PER_STREAM) {
-        refuse(new LimitReachedError(`A stream holds at most ${MAX_WATCHES_PER_STREAM} watches`))
-        return
-      }
-      const asked = (params as { interval?: unknown } | undefined)?.interval ?? 1000
-      if (typeof asked !== 'number' || !Number.isFinite(asked)) {
-        refuse(new InvalidArgumentError('interval must be a number of ms'))
-        return
-      }
-      const interval = Math.min(MAX_WATCH_INTERVAL, Math.max(MIN_WATCH_INTERVAL, asked))
-      respond(true, this.parts.admin.stats())
-      // A tick the client has not taken the last one of is skipped: the next carries newer stats.
-      clearInterval(this.watches.get(f.reqId))
-      this.watches.set(f.reqId, setInterval(() => { if (!this.channel.congested) respond(true, this.parts.admin.stats()) }, interval))
-      return
-    }
-    if (f.method === 'unwatch') {
-      const reqId = (params as { reqId?: unknown } | undefined)?.reqId
-      const timer = typeof reqId === 'number' ? this.watches.get(reqId) : undefined
-      clearInterval(timer)
-      if (timer != null) this.watches.delete(reqId as number)
-      respond(true, { stopped: timer != null })
-      return
-    }
-    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
-  }
-
-  protected onClose (): void {
-    for (const timer of this.watches.values()) clearInterval(timer)
-  }
-}
-
 export type AnySession = ProducerSession | ConsumerSession | AdminSession
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()

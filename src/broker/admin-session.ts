@@ -1,0 +1,79 @@
+/**
+ * The broker's side of an admin stream: requests in, one response each out (JSON bodies), run by
+ * the admin handler table (admin-handlers.ts); `watch`/`unwatch`, the standing request, is this
+ * session's own.
+ */
+import { MAX_UNSENT_BYTES } from '../protocol/channel.js'
+import { readAdminFrame, writeResponse, type AdminFrame } from '../protocol/frames.js'
+import { ErrorCode, InvalidArgumentError, LimitReachedError } from '../errors.js'
+import { errorCodeOf } from '../protocol/error-codes.js'
+import { Session, type SessionParts } from './sessions.js'
+import type { Stream } from '@libp2p/interface'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** Shortest and longest interval of a `watch` (Node fires a longer timer at once, every ms). */
+const MIN_WATCH_INTERVAL = 250
+const MAX_WATCH_INTERVAL = 3_600_000
+/** Standing `watch` requests on one stream at most: each costs a timer and a stats reply per tick. */
+const MAX_WATCHES_PER_STREAM = 4
+
+/**
+ * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
+ * standing request: the broker's stats as a response now and every `interval` ms after, with the
+ * same reqId, until the stream closes (the live dashboard).
+ */
+export class AdminSession extends Session<AdminFrame> {
+  readonly role = 'admin'
+  /** The standing `watch` requests, by reqId. */
+  private readonly watches = new Map<number, ReturnType<typeof setInterval>>()
+
+  constructor (peer: string, stream: Stream, parts: SessionParts) {
+    super(peer, stream, parts, readAdminFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
+  }
+
+  protected onFrame (f: AdminFrame): void {
+    const respond = (ok: boolean, value: unknown): void => {
+      if (this.isOpen) writeResponse(this.channel.writer, f.reqId, ok, encoder.encode(JSON.stringify(value)))
+    }
+    const refuse = (err: Error): void => { respond(false, { error: err.message, code: errorCodeOf(err) }) }
+    let params: unknown
+    try {
+      params = f.body.byteLength === 0 ? undefined : JSON.parse(decoder.decode(f.body))
+    } catch {
+      respond(false, { error: 'The request body is not JSON', code: ErrorCode.InvalidArgument })
+      return
+    }
+    if (f.method === 'watch') {
+      if (this.watches.size >= MAX_WATCHES_PER_STREAM) {
+        refuse(new LimitReachedError(`A stream holds at most ${MAX_WATCHES_PER_STREAM} watches`))
+        return
+      }
+      const asked = (params as { interval?: unknown } | undefined)?.interval ?? 1000
+      if (typeof asked !== 'number' || !Number.isFinite(asked)) {
+        refuse(new InvalidArgumentError('interval must be a number of ms'))
+        return
+      }
+      const interval = Math.min(MAX_WATCH_INTERVAL, Math.max(MIN_WATCH_INTERVAL, asked))
+      respond(true, this.parts.admin.stats())
+      // A tick the client has not taken the last one of is skipped: the next carries newer stats.
+      clearInterval(this.watches.get(f.reqId))
+      this.watches.set(f.reqId, setInterval(() => { if (!this.channel.congested) respond(true, this.parts.admin.stats()) }, interval))
+      return
+    }
+    if (f.method === 'unwatch') {
+      const reqId = (params as { reqId?: unknown } | undefined)?.reqId
+      const timer = typeof reqId === 'number' ? this.watches.get(reqId) : undefined
+      clearInterval(timer)
+      if (timer != null) this.watches.delete(reqId as number)
+      respond(true, { stopped: timer != null })
+      return
+    }
+    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
+  }
+
+  protected onClose (): void {
+    for (const timer of this.watches.values()) clearInterval(timer)
+  }
+}
