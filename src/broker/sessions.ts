@@ -354,4 +354,3 @@ function isProtocolFault (err: Error): boolean {
 }
 
 export type AnySession = ProducerSession | ConsumerSession | AdminSession
-
