@@ -6,8 +6,8 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import {
-  AdminError, AnswerTimeoutError, CONSUMER_PROTOCOL, ConflictError, ErrorCode, FrameError, InvalidArgumentError, NotFoundError,
-  LimitReachedError, SubscriptionError, UnknownMethodError, createAdmin, createNode, type Admin
+  AdminError, AnswerTimeoutError, BrokerAddressError, CONSUMER_PROTOCOL, ConflictError, ErrorCode, FrameError, InvalidArgumentError, NotFoundError,
+  LimitReachedError, SubscriptionError, UnknownMethodError, createAdmin, createNode, parseBrokerAddress, type Admin
 } from '../src/index.js'
 import * as p2pmq from '../src/index.js'
 import { type FrameReader, FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
@@ -117,6 +117,11 @@ describe('error classes', () => {
   it('forward their cause, and do not take libp2p\'s names', () => {
     const cause = new TypeError('underneath')
     expect(new ConflictError('on top', { cause }).cause).toBe(cause)
+    for (const address of ['/ip4/999.0.0.1/tcp/1/p2p/x', 'not-a-peer-id']) {
+      const err = (() => { try { return parseBrokerAddress(address) } catch (e) { return e } })()
+      expect(err).toBeInstanceOf(BrokerAddressError)
+      expect((err as BrokerAddressError).cause).toBeInstanceOf(Error)
+    }
     expect(new AnswerTimeoutError('late').name).toBe('AnswerTimeoutError')
     expect(new FrameError('bad').name).toBe('FrameError')
     const exported = Object.keys(p2pmq)

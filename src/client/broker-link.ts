@@ -30,7 +30,7 @@ export function parseBrokerAddress (spec: string): BrokerAddress {
     try {
       ma = multiaddr(text)
     } catch (err) {
-      throw new BrokerAddressError(`"${text}" is not a valid multiaddr: ${(err as Error).message}`)
+      throw new BrokerAddressError(`"${text}" is not a valid multiaddr: ${(err as Error).message}`, { cause: err })
     }
     const id = ma.getComponents().findLast((c) => c.name === 'p2p')?.value
     if (id == null) throw new BrokerAddressError(`The broker address ${text} has no /p2p/<peerId> part`)
@@ -38,8 +38,8 @@ export function parseBrokerAddress (spec: string): BrokerAddress {
   }
   try {
     return { peerId: peerIdFromString(text) }
-  } catch {
-    throw new BrokerAddressError(`"${text}" is neither a peer ID nor a multiaddr ending in /p2p/<peerId>`)
+  } catch (err) {
+    throw new BrokerAddressError(`"${text}" is neither a peer ID nor a multiaddr ending in /p2p/<peerId>`, { cause: err })
   }
 }
 
