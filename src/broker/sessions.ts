@@ -1,8 +1,8 @@
 /**
  * The broker's side of one client stream: a producer session (publishes in, confirms and results
  * out) or a consumer session (subscriptions and settles in, deliveries out); the admin session is
- * in admin-session.ts. Sessions translate
- * frames to engine calls and engine events to frames; the queue logic stays in the engine.
+ * in admin-session.ts. Sessions translate frames to engine calls and engine events to frames; the
+ * queue logic stays in the engine.
  */
 import { FramedChannel, MAX_UNSENT_BYTES } from '../protocol/channel.js'
 import {

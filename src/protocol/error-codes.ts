@@ -1,9 +1,8 @@
 /**
- * The admin and subscription error codes (ErrorCode) and the typed errors they stand for: the
- * broker sends the code of the error it threw, the client raises the error of the code it got.
+ * Between the error codes of refusals (`ErrorCode`, in errors.ts) and the typed errors they stand
+ * for: the broker sends the code of the error it threw, the client raises the error of the code it got.
  */
-import { AdminError, ConflictError, InternalError, InvalidArgumentError, LimitReachedError, NotFoundError, UnknownMethodError } from '../errors.js'
-import { ErrorCode } from '../errors.js'
+import { AdminError, ConflictError, ErrorCode, InternalError, InvalidArgumentError, LimitReachedError, NotFoundError, UnknownMethodError } from '../errors.js'
 
 const BY_CODE: Partial<Record<ErrorCode, typeof AdminError>> = {
   [ErrorCode.InvalidArgument]: InvalidArgumentError,
