@@ -84,19 +84,31 @@ export {
 } from './constants.js'
 
 export interface CreateBrokerOptions extends BrokerInit {
-  /** Where the broker keeps its identity and its message store (default `<home>/broker`). */
+  /**
+   * Where the broker keeps its identity and its message store.
+   * @default `<home>/broker`
+   */
   dataDir?: string
-  /** Keep messages in memory only: nothing survives a restart. Default false (LevelDB in `<dataDir>/store`). */
+  /**
+   * Keep messages in memory only: nothing survives a restart.
+   * @default false (LevelDB in `<dataDir>/store`, unless `store` is given)
+   */
   memory?: boolean
   /**
-   * Speak WebRTC Direct, the transport browsers dial. Default: when `listen` has a
-   * `/webrtc-direct` address (e.g. `/ip4/127.0.0.1/udp/0/webrtc-direct`). Its certificate is kept
-   * in `dataDir`, so with a fixed UDP port the address survives restarts.
+   * Speak WebRTC Direct, the transport browsers dial. Its certificate is kept in `dataDir`, so
+   * with a fixed UDP port the address survives restarts.
+   * @default true when `listen` has a `/webrtc-direct` address (e.g. `/ip4/127.0.0.1/udp/0/webrtc-direct`), else false
    */
   webrtc?: boolean
-  /** Multiaddrs to listen on (default `/ip4/127.0.0.1/tcp/0`). */
+  /**
+   * Multiaddrs to listen on.
+   * @default ['/ip4/127.0.0.1/tcp/0']
+   */
   listen?: string[]
-  /** The p2pmq home, for the address book (default `~/.p2pmq` or P2PMQ_HOME). */
+  /**
+   * The p2pmq home, for the address book.
+   * @default P2PMQ_HOME, else `~/.p2pmq`
+   */
   home?: string
 }
 

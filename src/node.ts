@@ -74,13 +74,23 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    * Also speak WebRTC Direct (UDP), the transport browsers can dial: listen on it when `listen`
    * has a `/webrtc-direct` address, dial it when a peer's address is one. With `dataDir`, the
    * listener's certificate is kept there, so its certhash (and address) survive restarts.
+   * @default false
    */
   webrtc?: boolean
-  /** Keep the identity here (created the first time); locked while the node runs. */
+  /**
+   * Keep the identity here (created the first time); locked while the node runs.
+   * @default undefined (a new identity each start)
+   */
   dataDir?: string
-  /** Multiaddrs to listen on. Clients need none. */
+  /**
+   * Multiaddrs to listen on. Clients need none.
+   * @default [] (listens on nothing)
+   */
   listen?: string[]
-  /** Extra services, e.g. `{ mq: broker() }`. */
+  /**
+   * Extra services, e.g. `{ mq: broker() }`.
+   * @default {} (identify and ping only)
+   */
   services?: ServiceFactoryMap<S>
 }
 

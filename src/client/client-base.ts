@@ -37,7 +37,7 @@ export interface ClientOptions {
   ownsNode?: boolean
 }
 
-/** `In`: the frames the broker sends this client; each names its type, so Welcome is spotted without a cast. */
+/** The options of `ready()`. */
 export interface ReadyOptions {
   /**
    * Stops the wait: `ready()` rejects with the signal's reason.
@@ -46,6 +46,7 @@ export interface ReadyOptions {
   signal?: AbortSignal
 }
 
+/** `In`: the frames the broker sends this client; each names its type, so Welcome is spotted without a cast. */
 export abstract class ClientBase<In extends { type: FrameType }> {
   readonly node: Libp2p
   protected channel?: FramedChannel<In>
