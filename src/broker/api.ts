@@ -79,16 +79,44 @@ export interface MessageQuery {
   limit?: number
 }
 
-/** A periodic message to register: the payload as `encodePayload` gives it. */
-export interface ScheduleSpec {
-  /** Replaces the schedule with this id; made up when not given. */
+/** How a periodic message repeats (`every` or `cron`, one of them), and its id and headers. */
+export interface ScheduleOptions {
+  /**
+   * Replaces the schedule with this id.
+   * @default undefined (an id is made up)
+   */
   id?: string
-  command: string
+  /**
+   * Headers of each message published.
+   * @default undefined (none)
+   */
   headers?: Record<string, string>
+  /**
+   * ms between runs (at least 10); give this or `cron`.
+   * @default undefined
+   */
+  every?: number
+  /**
+   * A cron expression (five fields, or six with seconds); give this or `every`.
+   * @default undefined
+   */
+  cron?: string
+}
+
+/** A periodic message to register: the payload as `encodePayload` gives it. */
+export interface ScheduleSpec extends ScheduleOptions {
+  command: string
   kind: number
   payload: Uint8Array
-  every?: number
-  cron?: string
+}
+
+/** The options of deleting a queue or a group. */
+export interface DeleteOptions {
+  /**
+   * Delete it even while it has consumers (a deleted group's subscriptions are ended).
+   * @default false (refused with ConflictError)
+   */
+  force?: boolean
 }
 
 /** A schedule as it is listed. */

@@ -5,6 +5,7 @@
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js'
 import { commandError, groupError } from './topic.js'
 import type { Logger } from '@libp2p/interface'
+import type { DeleteOptions } from './api.js'
 import type { Deleted, QueueEngine } from './engine.js'
 import type { Journal } from './journal.js'
 
@@ -38,7 +39,7 @@ export class Deletions {
    * when there is no such queue, or it has consumers and `force` is not set. Returns the messages
    * deleted.
    */
-  deleteQueue (command: string, group: string, options: { force?: boolean } = {}): number {
+  deleteQueue (command: string, group: string, options: DeleteOptions = {}): number {
     const invalid = commandError(command) ?? groupError(group)
     if (invalid != null) throw new InvalidArgumentError(invalid)
     const deleted = conflict(() => this.engine.deleteQueue(command, group, options.force === true))
@@ -52,7 +53,7 @@ export class Deletions {
    * group, or it has subscriptions and `force` is not set; with `force` they are ended (the
    * consumer gets a SubscriptionError through its `subscription:ended` event).
    */
-  deleteGroup (group: string, options: { force?: boolean } = {}): { queues: number, messages: number } {
+  deleteGroup (group: string, options: DeleteOptions = {}): { queues: number, messages: number } {
     const invalid = groupError(group)
     if (invalid != null) throw new InvalidArgumentError(invalid)
     const deleted = conflict(() => this.engine.deleteGroup(group, options.force === true))

@@ -22,7 +22,7 @@ import { Deletions } from './deletions.js'
 import { AdminDispatcher } from './admin-handlers.js'
 import { queryMessages } from './message-query.js'
 import { RATE_INTERVAL, RateSampler, brokerStats } from './stats.js'
-import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, MessageInfo, MessageQuery, ScheduleInfo, ScheduleSpec } from './api.js'
+import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, DeleteOptions, MessageInfo, MessageQuery, ScheduleInfo, ScheduleSpec } from './api.js'
 import type { Queue } from './queue.js'
 import type { Registrar } from '@libp2p/interface-internal'
 
@@ -236,7 +236,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
    * Throws NotFoundError when there is no such queue, ConflictError when it has consumers and
    * `force` is not set. Returns the messages deleted.
    */
-  deleteQueue (command: string, group: string, options: { force?: boolean } = {}): number {
+  deleteQueue (command: string, group: string, options: DeleteOptions = {}): number {
     return this.deletions.deleteQueue(command, group, options)
   }
 
@@ -245,7 +245,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
    * there is no such group, ConflictError when it has subscriptions and `force` is not set; with
    * `force` they are ended (the consumer gets a SubscriptionError through `subscription:ended`).
    */
-  deleteGroup (group: string, options: { force?: boolean } = {}): { queues: number, messages: number } {
+  deleteGroup (group: string, options: DeleteOptions = {}): { queues: number, messages: number } {
     return this.deletions.deleteGroup(group, options)
   }
 

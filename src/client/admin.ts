@@ -10,7 +10,7 @@ import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFram
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
 import { toString } from 'uint8arrays/to-string'
-import type { AdminMethod, AdminParams, AdminResult, BrokerStats, MessageInfo, MessageQuery, ScheduleInfo } from '../broker/api.js'
+import type { AdminMethod, AdminParams, AdminResult, BrokerStats, DeleteOptions, MessageInfo, MessageQuery, ScheduleInfo, ScheduleOptions } from '../broker/api.js'
 
 interface Pending {
   method: string
@@ -42,7 +42,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
    * Registers `payload` to be published to `command` every `every` ms or on a `cron` expression
    * (five fields, or six with seconds), stored by the broker; the same `id` replaces a schedule.
    */
-  async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }, timeout?: number): Promise<ScheduleInfo> {
+  async schedule (command: string, payload: unknown, options: ScheduleOptions, timeout?: number): Promise<ScheduleInfo> {
     const { kind, bytes } = encodePayload(payload)
     return await this.request('schedule', { ...options, command, kind, data: toString(bytes, 'base64') }, timeout)
   }
@@ -60,7 +60,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
    * Deletes `group`'s queue of `command` with all its messages; resolves with how many. Refused
    * with NotFoundError when there is none, ConflictError when it has consumers and `force` is not set.
    */
-  async deleteQueue (command: string, group: string, options: { force?: boolean } = {}, timeout?: number): Promise<number> {
+  async deleteQueue (command: string, group: string, options: DeleteOptions = {}, timeout?: number): Promise<number> {
     return (await this.request('delete-queue', { command, group, force: options.force }, timeout)).deleted
   }
 
@@ -68,7 +68,7 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
    * Deletes a group: its bindings, queues and messages. Refused with NotFoundError when there is
    * none, ConflictError when it has subscriptions and `force` is not set (with it, they are ended).
    */
-  async deleteGroup (group: string, options: { force?: boolean } = {}, timeout?: number): Promise<AdminResult<'delete-group'>> {
+  async deleteGroup (group: string, options: DeleteOptions = {}, timeout?: number): Promise<AdminResult<'delete-group'>> {
     return await this.request('delete-group', { group, force: options.force }, timeout)
   }
 

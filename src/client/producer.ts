@@ -18,7 +18,7 @@ import { Deque } from '../deque.js'
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { Admin } from './admin.js'
-import type { ScheduleInfo } from '../broker/api.js'
+import type { ScheduleInfo, ScheduleOptions } from '../broker/api.js'
 
 export interface ProducerOptions extends ClientOptions {
   /**
@@ -161,7 +161,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
    * Registers a message the broker publishes for this producer every `every` ms or on a `cron`
    * expression, kept in its store until removed; the same `id` replaces a schedule.
    */
-  async schedule (command: string, payload: unknown, options: { every?: number, cron?: string, id?: string, headers?: Record<string, string> }): Promise<ScheduleInfo> {
+  async schedule (command: string, payload: unknown, options: ScheduleOptions): Promise<ScheduleInfo> {
     return await this.adminClient().schedule(command, payload, options)
   }
 
