@@ -61,7 +61,7 @@ export type {
 } from './broker/api.js'
 export { Admin }
 export type { ClientOptions } from './client/client-base.js'
-export type { BrokerLookup } from './client/broker-link.js'
+export type { BrokerAddress, BrokerLookup } from './client/broker-link.js'
 export { Producer, Consumer }
 export type { ProducerOptions, PublishOptions, SendOptions, AnsweredResult, FailedResult, ProducerEvents } from './client/producer.js'
 export type { MessageResult } from './protocol/frames.js'
@@ -73,7 +73,7 @@ export { createNode } from './node.js'
 export { LevelStore } from './store/level-store.js'
 export { MemoryStore } from './store/store.js'
 export type { Store, StoreOp } from './store/store.js'
-export type { P2PMQNode, NodeOptions } from './node.js'
+export type { BaseServices, P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
 export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'

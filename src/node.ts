@@ -94,6 +94,7 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
   services?: ServiceFactoryMap<S>
 }
 
+/** The services every p2pmq node runs, beside those given in `services`. */
 export type BaseServices = { identify: Identify, ping: Ping }
 export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown>> = Libp2p<BaseServices & S>
 

@@ -16,6 +16,7 @@ import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
  */
 export type BrokerLookup = (peerId: string) => Promise<string[]>
 
+/** A broker as `parseBrokerAddress` gives it: its peer ID, and its addresses when given. */
 export interface BrokerAddress {
   peerId: PeerId
   /** Set when given as a multiaddr; otherwise the address book is read at each dial. */
