@@ -121,7 +121,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       }),
       registry: {
         closed: (s, err) => { this.closed(s, err) },
-        protocolError: (s, err) => {
+        badFrame: (s, err) => {
           this.log.error('%s %s sent a bad frame, stream ended: %s', s.role, s.peer, err.message)
           this.safeDispatchEvent('client:error', { detail: { peer: s.peer, role: s.role, error: err } })
         }

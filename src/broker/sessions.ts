@@ -64,7 +64,7 @@ export interface AdminService {
 export interface SessionRegistry {
   closed: (session: AnySession, err?: Error) => void
   /** The session's client sent a bad frame; its stream is ending. */
-  protocolError: (session: AnySession, err: Error) => void
+  badFrame: (session: AnySession, err: Error) => void
 }
 
 /** The broker's parts a session works with, built once by the service. */
@@ -89,7 +89,7 @@ export abstract class Session<In> {
       onFrame: (frame) => { this.onFrame(frame) },
       onBatchEnd: () => { this.onBatchEnd() },
       onClose: (err) => {
-        if (err != null && isProtocolFault(err)) parts.registry.protocolError(this as any, err)
+        if (err != null && isBadFrame(err)) parts.registry.badFrame(this as any, err)
         this.onClose()
         parts.registry.closed(this as any, err)
       }
@@ -349,7 +349,8 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   }
 }
 
-function isProtocolFault (err: Error): boolean {
+/** A stream ended by its client's fault: a malformed, unknown or oversized frame. */
+function isBadFrame (err: Error): boolean {
   return err.name === 'FrameError' || err.name === 'MessageTooLargeError'
 }
 
