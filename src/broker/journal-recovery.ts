@@ -12,13 +12,31 @@ import {
 import { groupError } from '../names.js'
 import type { Store, StoreOp } from '../store/store.js'
 import type { QueueEngine } from './engine.js'
-import type { PageBounds, RecoverInto, Recovered } from './journal.js'
+import type { PageBounds } from './journal.js'
+import type { KeptResult } from './mailbox.js'
 import type { Queue } from './queue.js'
+import type { Schedule } from './schedules.js'
 
 /** Before paging, queue id 0 held every message no group wanted yet (now each command has an unrouted queue). */
 const OLD_UNROUTED = 0
 /** Writes gathered by a rewrite at start before they are flushed, so a large one stays small in memory. */
 const REWRITE_BATCH = 5_000
+
+/** What a start read back: messages, and answers kept for producers. */
+export interface Recovered {
+  messages: number
+  answers: number
+}
+
+/** What the broker holds besides queues, handed back on recovery. */
+export interface RecoverInto {
+  keepAnswer: (producer: string, answer: KeptResult) => void
+  producerSeq: (peer: string, session: string, lastSeq: number) => void
+  seenId: (command: string, id: string, until: number) => void
+  schedule: (s: Schedule) => void
+  /** Something stored was skipped (a name an older version let in). */
+  warn?: (message: string) => void
+}
 
 /** One start: `run` it once, then the journal takes over the numbering and the queue ids it found. */
 export class Recovery {

@@ -1,7 +1,7 @@
 /**
  * The journal writes the broker's state to its store as the engine changes it, and reads it back
- * when the broker starts (see journal-recovery.ts): every message not yet completed (delivered again after a restart), the
- * groups' bindings, and answers kept for disconnected producers. Writes go through a group commit;
+ * when the broker starts (see journal-recovery.ts): every message not yet completed (delivered
+ * again after a restart), the groups' bindings, and answers kept for disconnected producers. Writes go through a group commit;
  * `whenDurable` tells when what was written so far is on disk, which is when the broker confirms a
  * publish or relays an answer.
  */
@@ -12,7 +12,7 @@ import {
   failedKey, failedQueueId, groupKey, messageKey, parseDelayedKey, parseMessageKey, producerSeqKey, queueKey, queueRange, readCompletedLog,
   scheduleKey, seenIdKey, NEXT_QUEUE_ID_KEY, type MessageRecord
 } from './records.js'
-import { Recovery, clearDelayedOf } from './journal-recovery.js'
+import { Recovery, clearDelayedOf, type RecoverInto, type Recovered } from './journal-recovery.js'
 import type { Store } from '../store/store.js'
 import type { DueOrder, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -27,21 +27,6 @@ const DELAYED_CLEAR = -1
 export interface PageBounds {
   size: number
   bytes: number
-}
-
-export interface Recovered {
-  messages: number
-  answers: number
-}
-
-/** What the broker holds besides queues, handed back on recovery. */
-export interface RecoverInto {
-  keepAnswer: (producer: string, answer: KeptResult) => void
-  producerSeq: (peer: string, session: string, lastSeq: number) => void
-  seenId: (command: string, id: string, until: number) => void
-  schedule: (s: Schedule) => void
-  /** Something stored was skipped (a name an older version let in). */
-  warn?: (message: string) => void
 }
 
 /** A finished message as the store has it, with the queue it was in. */
