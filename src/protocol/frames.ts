@@ -124,8 +124,10 @@ export interface Subscribe {
   patterns: string[]
 }
 
-/** Broker → consumer: the subscription is active (`error` empty) or refused. */
-/** `code` is ErrorCode.Unspecified when the broker sent none (an older broker, or a client that did not ask). */
+/**
+ * Broker → consumer: the subscription is active (`error` empty) or refused. `code` is
+ * ErrorCode.Unspecified when the broker sent none (an older broker, or a client that did not ask).
+ */
 export interface Subscribed { type: FrameType.Subscribed, subId: number, error: string, code: ErrorCode }
 
 export interface Unsubscribe { type: FrameType.Unsubscribe, subId: number }
