@@ -73,9 +73,20 @@ export interface MessageInfo {
 }
 
 export interface MessageQuery {
+  /**
+   * Only messages in this state.
+   * @default undefined (any state)
+   */
   state?: MessageStateName
+  /**
+   * Only messages of this command.
+   * @default undefined (any command)
+   */
   command?: string
-  /** Most messages returned (default 100). */
+  /**
+   * Most messages returned.
+   * @default 100
+   */
   limit?: number
 }
 

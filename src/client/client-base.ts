@@ -13,7 +13,7 @@ import type { Libp2p, Stream } from '@libp2p/interface'
 export interface ClientOptions {
   /** The broker: its peer ID (on this host) or a multiaddr ending in /p2p/<peerId>. */
   broker: string
-  /** The libp2p node to use; by default the client builds and owns one. */
+  /** The libp2p node to use (`createProducer` and the like build one when given none). */
   node: Libp2p
   /**
    * Finds a broker given by peer ID (on Node: the address book of this host).
