@@ -14,6 +14,7 @@ const UNIT = [
   'test/deque.test.ts',
   'test/engine.test.ts',
   'test/journal.test.ts',
+  'test/mailbox.test.ts',
   'test/options.test.ts',
   'test/store.test.ts',
   'test/topic.test.ts'
