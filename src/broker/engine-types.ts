@@ -52,17 +52,31 @@ export interface Deleted<Owner> {
 export interface QueuePolicy {
   /** The commands it applies to: a name or an AMQP-style pattern. */
   pattern: string
+  /**
+   * Backoff after a nack in these queues.
+   * @default the broker's `retry`
+   */
   retry?: RetryBackoff
-  /** ms a message may wait before it expires, unless it names its own expiry. */
+  /**
+   * ms a message may wait before it expires, unless it names its own expiry.
+   * @default undefined (no expiry)
+   */
   ttl?: number
-  /** One consumer at a time, one message at a time, in order (see Queue.singleActive). */
+  /**
+   * One consumer at a time, one message at a time, in order (see Queue.singleActive).
+   * @default false
+   */
   singleActive?: boolean
-  /** Only the queues of this group (default: every group's). */
+  /**
+   * Only the queues of this group.
+   * @default undefined (every group's)
+   */
   group?: string
   /**
    * ms a group holding a queue this policy matches may stay idle (no subscriptions, no admin
    * use) before it is deleted with its queues and bindings (RabbitMQ's x-expires). A policy for
    * `#` applies to every group. A group's own expiry (set by a subscription) comes first.
+   * @default undefined (never deleted for idleness)
    */
   expires?: number
 }
