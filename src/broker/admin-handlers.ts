@@ -2,8 +2,8 @@
  * The admin protocol's methods, one handler per method in one table (as js-libp2p's kad-dht
  * registers one handler per message type): each checks its parameters (throwing
  * InvalidArgumentError) and calls the part of the broker that does the work. To add a method, add
- * its types to `AdminMethods` (api.ts) and its entry here. `watch`, the standing request, is the
- * admin session's own (it repeats `stats`).
+ * its types to `AdminMethods` (api.ts) and its entry here. `watch`, the standing request (it
+ * repeats `stats`), and `unwatch`, which ends one, are the admin session's own (admin-session.ts).
  */
 import { InvalidArgumentError, UnknownMethodError } from '../errors.js'
 import { MESSAGE_STATES, type AdminMethod, type AdminResult, type BrokerStats, type MessageInfo, type MessageQuery, type MessageStateName, type ScheduleSpec } from './api.js'
@@ -16,6 +16,7 @@ import type { AdminService } from './sessions.js'
 /** Runs one admin method: `raw` is the request's parsed JSON body, not checked yet. */
 type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
 
+/** Every admin method but the session's own has its handler. */
 export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch'>]: Handler<M> }
 
 /** What the handlers act on. */
