@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { commandError, compilePattern, groupError, patternError } from '../src/broker/topic.js'
+import { commandError, groupError, patternError } from '../src/names.js'
+import { compilePattern } from '../src/broker/topic.js'
 
 describe('commandError', () => {
   it('accepts dotted names', () => {

@@ -3,7 +3,7 @@
  * or a whole group; each clears from the store what it took out of the engine.
  */
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js'
-import { commandError, groupError } from './topic.js'
+import { commandError, groupError } from '../names.js'
 import type { Logger } from '@libp2p/interface'
 import type { DeleteOptions } from './api.js'
 import type { Deleted, QueueEngine } from './engine.js'

@@ -42,7 +42,8 @@ import type { Deleted, EngineEvents, EngineOptions, InFlight, QueueStats } from 
 import { attach, type Queue, type QueuedMessage, type Subscription } from './queue.js'
 import { Topology, type Group } from './topology.js'
 import type { Persistence } from './persistence.js'
-import { compilePattern, groupError, patternError } from './topic.js'
+import { groupError, patternError } from '../names.js'
+import { compilePattern } from './topic.js'
 import { DEFAULT_MAX_GROUPS, DEFAULT_QUEUE_SWEEP_INTERVAL, DEFAULT_STALL_TIMEOUT, MAX_BINDINGS_PER_GROUP, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH } from '../constants.js'
 import { LimitReachedError } from '../errors.js'
 

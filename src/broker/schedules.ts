@@ -5,7 +5,7 @@
  */
 import { Cron } from 'croner'
 import { Heap } from './heap.js'
-import { commandError } from './topic.js'
+import { commandError } from '../names.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { Logger } from '@libp2p/interface'
 import type { ScheduleInfo, ScheduleSpec } from './api.js'

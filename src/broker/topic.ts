@@ -1,9 +1,8 @@
 /**
- * Command names and AMQP-style topic patterns. A command is words separated by dots
+ * Matching commands against AMQP-style topic patterns. A command is words separated by dots
  * (`users.created`); a pattern may use `*` for exactly one word and `#` for zero or more words.
+ * The rules for valid names and patterns are in src/names.ts.
  */
-
-export { commandError, patternError, groupError } from '../names.js'
 
 export function isWildcard (pattern: string): boolean {
   return pattern.includes('*') || pattern.includes('#')

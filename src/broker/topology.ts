@@ -4,7 +4,8 @@
  * queues (cached). Pure state: no I/O, time from the engine's clock.
  */
 import { Queue, attach, type Subscription } from './queue.js'
-import { compilePattern, isWildcard, patternError } from './topic.js'
+import { patternError } from '../names.js'
+import { compilePattern, isWildcard } from './topic.js'
 import type { QueuePolicy } from './engine-types.js'
 
 export interface Group {
