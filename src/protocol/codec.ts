@@ -16,6 +16,8 @@ const MIN_BUFFER = 64 * 1024
 /** Below this many free bytes a fresh buffer is taken for the next frames. */
 const MIN_FREE = 4 * 1024
 const MAX_STRING = 0xffff
+/** Most items in a list field (its length is a u16). */
+const MAX_COUNT = 0xffff
 /** Longest name (in UTF-8 bytes) that `name()` remembers. */
 const MAX_CACHED_NAME = 64
 
@@ -72,6 +74,12 @@ export class FrameWriter {
     return this
   }
 
+  /** A list's length as a u16, which would wrap silently past 65,535. */
+  private count (n: number, what: string): this {
+    if (n > MAX_COUNT) throw new MessageTooLargeError(`${n} ${what} exceed the limit of ${MAX_COUNT}`)
+    return this.u16(n)
+  }
+
   u32 (n: number): this {
     this.ensure(4)
     this.view.setUint32(this.pos, n)
@@ -125,7 +133,7 @@ export class FrameWriter {
   }
 
   strings (list: readonly string[]): this {
-    this.u16(list.length)
+    this.count(list.length, 'strings')
     for (const s of list) this.str(s)
     return this
   }
@@ -133,7 +141,7 @@ export class FrameWriter {
   headers (h: Readonly<Record<string, string>> | undefined): this {
     if (h == null) return this.u16(0)
     const keys = Object.keys(h)
-    this.u16(keys.length)
+    this.count(keys.length, 'headers')
     for (const k of keys) this.str(k).str(h[k])
     return this
   }
