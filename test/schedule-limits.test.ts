@@ -3,8 +3,11 @@
  * too long to encode used to stay registered and throw from the wake timer when due (the broker
  * process died), and one with more headers than a frame can count was stored corrupt.
  */
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createAdmin, InvalidArgumentError, type Admin } from '../src/index.js'
+import { encodeSchedule, scheduleKey } from '../src/broker/records.js'
+import { LevelStore } from '../src/store/level-store.js'
 import { onCleanup, restartableBroker, sleep, type BrokerRef } from './helpers.js'
 
 async function adminOf (broker: BrokerRef): Promise<Admin> {
@@ -53,6 +56,23 @@ describe('schedule limits', () => {
     await expect(a.request('schedule', { id: 'many', command: 'tick', every: 60_000, kind: 0, data: '', headers })).rejects.toBeInstanceOf(InvalidArgumentError)
     await expect(a.request('schedule', { id: 'list', command: 'tick', every: 60_000, kind: 0, data: '', headers: ['x'] as any })).rejects.toBeInstanceOf(InvalidArgumentError)
     await a.schedule('tick', 'ok', { id: 'kept', every: 60_000 })
+    await b.restart()
+    expect((await a.schedules()).map((s) => s.id)).toEqual(['kept'])
+  }, 30_000)
+})
+
+describe('a stored schedule that does not read', () => {
+  it('is skipped with a warning, and the broker starts with the rest', async () => {
+    const b = await restartableBroker()
+    const a = await adminOf(b.ref)
+    await a.schedule('tick', 'ok', { id: 'kept', every: 60_000 })
+    await b.node.stop()
+    // As main's build wrote a schedule with 65,537 headers: its count wrapped to 1, the rest unread.
+    const store = new LevelStore(join(b.ref.home, 'broker', 'store'))
+    await store.open()
+    const good = encodeSchedule({ id: 'broken', command: 'tick', producer: 'p', every: 60_000, nextAt: Date.now() + 60_000, createdAt: Date.now(), kind: 0, payload: new Uint8Array(0), headers: { a: '' } })
+    await store.write([{ type: 'put', key: scheduleKey('broken'), value: good.subarray(0, good.byteLength - 6) }])
+    await store.close()
     await b.restart()
     expect((await a.schedules()).map((s) => s.id)).toEqual(['kept'])
   }, 30_000)
