@@ -45,6 +45,7 @@ export class FrameWriter {
   }
 
   begin (type: number): this {
+    this.dropUnfinished()
     this.ensure(5)
     this.frameStart = this.pos
     this.pos += 4
@@ -148,11 +149,22 @@ export class FrameWriter {
 
   readonly flush = (): void => {
     this.scheduled = false
+    this.dropUnfinished()
     if (this.pos === this.start) return
     const out = this.buf.subarray(this.start, this.pos)
     this.start = this.pos
     if (this.buf.byteLength - this.pos < MIN_FREE) this.replace(MIN_BUFFER)
     this.onFlush(out)
+  }
+
+  /**
+   * Frames are written whole in one synchronous call: one begun and not ended here was abandoned
+   * by a field that threw (a string too long). Its bytes go, or the peer would read them as a frame.
+   */
+  private dropUnfinished (): void {
+    if (this.frameStart < 0) return
+    this.pos = this.frameStart
+    this.frameStart = -1
   }
 
   private ensure (n: number): void {
