@@ -128,6 +128,14 @@ describe('FrameWriter + FrameSplitter', () => {
     expect(split(bytes, bytes.byteLength, [cases[0].read])).toEqual([cases[0].expected, cases[0].expected])
   })
 
+  it('keeps a header named __proto__ as a header', () => {
+    const headers = JSON.parse('{"__proto__":"x","constructor":"y"}') as Record<string, string>
+    const chunks = flushed((w) => { writePublish(w, 1, 0, { ...message, headers }) })
+    const [frame] = split(chunks[0], chunks[0].byteLength, [readProducerFrame]) as Array<{ headers: Record<string, string> }>
+    expect(Object.entries(frame.headers)).toEqual([['__proto__', 'x'], ['constructor', 'y']])
+    expect(Object.getPrototypeOf(frame.headers)).toBe(Object.prototype)
+  })
+
   it('drops a frame a field threw in when nothing follows it', () => {
     const chunks = flushed((w) => {
       cases[0].write(w)

@@ -314,7 +314,9 @@ export class FrameReader {
     const h: Record<string, string> = {}
     for (let i = 0; i < n; i++) {
       const k = this.str()
-      h[k] = this.str()
+      // Assigning "__proto__" would set the object's prototype (a string: ignored), not a header.
+      if (k === '__proto__') Object.defineProperty(h, k, { value: this.str(), enumerable: true, writable: true, configurable: true })
+      else h[k] = this.str()
     }
     return h
   }
