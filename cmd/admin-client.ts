@@ -1,12 +1,12 @@
 /** What `p2pmq messages` and `p2pmq stats` share: flags to reach the broker, a one-shot admin call, a table. */
 import { createAdmin, type Admin } from '../src/index.js'
-import { UsageError, type FlagSpecs } from './flags.js'
+import { MAX_TIMER, UsageError, type FlagSpecs } from './flags.js'
 import { reportRetry } from './lifecycle.js'
 
 export const adminSpecs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
   json: { type: 'boolean', help: 'Print JSON (for scripts)' },
-  timeout: { type: 'number', value: '<ms>', help: 'How long to wait for the broker', default: 10_000 }
+  timeout: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long to wait for the broker', default: 10_000 }
 } satisfies FlagSpecs
 
 /** Connects to `broker`, runs `call`, and stops the client whatever happens. */

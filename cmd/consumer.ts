@@ -4,7 +4,7 @@ import { createConsumer, RejectMessage, type Message } from '../src/index.js'
 import { DEFAULT_CLOSE_GRACE } from '../src/client/consumer.js'
 import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
-import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { list, MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
 import { shown } from './output.js'
 
@@ -30,8 +30,8 @@ const specs = {
   prefetch: { type: 'number', value: '<n>', help: 'Messages held unacknowledged at once (default: -workers with -exec, else 1000)' },
   exec: { type: 'string', value: '<shell command>', help: `Run this for each message: payload on stdin, stdout is the answer; exit ${EXIT_REJECT} rejects the message (no retry), another non-zero exit is a nack with stderr`, default: '' },
   workers: { type: 'number', value: '<n>', help: 'With -exec: how many commands run at once', default: 1 },
-  timeout: { type: 'number', value: '<ms>', help: 'A handler running longer is nacked for another attempt (an -exec command\'s process group is killed)', default: DEFAULT_VISIBILITY_TIMEOUT },
-  grace: { type: 'number', value: '<ms>', help: 'On SIGINT/SIGTERM, how long messages being handled may take to finish; the rest go back to the broker', default: DEFAULT_CLOSE_GRACE },
+  timeout: { type: 'number', max: MAX_TIMER - KILL_AFTER, value: '<ms>', help: 'A handler running longer is nacked for another attempt (an -exec command\'s process group is killed)', default: DEFAULT_VISIBILITY_TIMEOUT },
+  grace: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'On SIGINT/SIGTERM, how long messages being handled may take to finish; the rest go back to the broker', default: DEFAULT_CLOSE_GRACE },
   name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home, so restarts are the same peer', default: '' },
   data: { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' },
   quiet: { type: 'boolean', help: 'Do not print each message' }

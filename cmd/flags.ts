@@ -22,6 +22,9 @@ export interface FlagSpec {
   max?: number
 }
 
+/** Longest wait a Node timer takes (ms): a longer one fires at once. For flags in ms that set a timer. */
+export const MAX_TIMER = 2 ** 31 - 1
+
 export type FlagSpecs = Record<string, FlagSpec>
 export type Flags<S extends FlagSpecs> = { [K in keyof S]: S[K]['type'] extends 'number' ? number : S[K]['type'] extends 'boolean' ? boolean : string } & { help: boolean }
 

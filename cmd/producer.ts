@@ -2,7 +2,7 @@
 import { createProducer } from '../src/index.js'
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
-import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
@@ -12,9 +12,9 @@ const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
   command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
   count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
-  interval: { type: 'number', value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
+  interval: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
   payload: { type: 'string', value: '<text>', help: 'The payload; <n> is replaced by the message number', default: 'Hello world #<n>!' },
-  timeout: { type: 'number', value: '<ms>', help: 'How long to wait for each answer', default: DEFAULT_SEND_TIMEOUT },
+  timeout: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long to wait for each answer', default: DEFAULT_SEND_TIMEOUT },
   window: { type: 'number', value: '<n>', help: 'Messages out (unconfirmed or unanswered) at once', default: DEFAULT_PRODUCER_WINDOW },
   delay: { type: 'number', value: '<ms>', help: 'Deliver each message no sooner than this after it is sent', default: 0 },
   ttl: { type: 'number', value: '<ms>', help: 'Each message expires (fails, never delivered) after this', default: 0 },

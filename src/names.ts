@@ -10,7 +10,7 @@ const WORD = /^[^.*#\s]+$/
 const CONTROL = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u
 
 /** Why `name` is too long or holds a control character, or undefined; `what` names it in the message. */
-function lengthOrControl (name: string, what: string): string | undefined {
+export function lengthOrControl (name: string, what: string): string | undefined {
   if (name.length === 0) return `A ${what} cannot be empty`
   if (name.length > MAX_NAME_BYTES || utf8Length(name) > MAX_NAME_BYTES) return `A ${what} is at most ${MAX_NAME_BYTES} bytes (UTF-8); this one is ${utf8Length(name)}`
   if (CONTROL.test(name)) return `A ${what} cannot hold control characters (nor bidi controls)`

@@ -114,6 +114,37 @@ describe('FrameWriter + FrameSplitter', () => {
     expect(split(chunks[0], chunks[0].byteLength, [read])).toEqual([expected])
   })
 
+  it('drops a frame a field threw in, so the frames around it still read (a header over 64 KiB, more than 65,535 headers)', () => {
+    const many: Record<string, string> = {}
+    for (let i = 0; i < 65_536; i++) many[`h${i}`] = ''
+    const chunks = flushed((w) => {
+      cases[0].write(w)
+      expect(() => { writePublish(w, 8, 0, { ...message, headers: { big: 'x'.repeat(70_000) } }) }).toThrow(MessageTooLargeError)
+      expect(() => { writePublish(w, 9, 0, { ...message, headers: many }) }).toThrow(MessageTooLargeError)
+      expect(() => { writeSubscribe(w, 1, 10, 0, 'g', new Array<string>(65_536).fill('p')) }).toThrow(MessageTooLargeError)
+      cases[0].write(w)
+    })
+    const bytes = concat(chunks)
+    expect(split(bytes, bytes.byteLength, [cases[0].read])).toEqual([cases[0].expected, cases[0].expected])
+  })
+
+  it('keeps a header named __proto__ as a header', () => {
+    const headers = JSON.parse('{"__proto__":"x","constructor":"y"}') as Record<string, string>
+    const chunks = flushed((w) => { writePublish(w, 1, 0, { ...message, headers }) })
+    const [frame] = split(chunks[0], chunks[0].byteLength, [readProducerFrame]) as Array<{ headers: Record<string, string> }>
+    expect(Object.entries(frame.headers)).toEqual([['__proto__', 'x'], ['constructor', 'y']])
+    expect(Object.getPrototypeOf(frame.headers)).toBe(Object.prototype)
+  })
+
+  it('drops a frame a field threw in when nothing follows it', () => {
+    const chunks = flushed((w) => {
+      cases[0].write(w)
+      expect(() => { writeHello(w, 'x'.repeat(70_000)) }).toThrow(MessageTooLargeError)
+    })
+    const bytes = concat(chunks)
+    expect(split(bytes, bytes.byteLength, [cases[0].read])).toEqual([cases[0].expected])
+  })
+
   it('coalesces many frames into one flush and splits them back', () => {
     const chunks = flushed((w) => { for (const c of cases) c.write(w) })
     expect(chunks).toHaveLength(1)

@@ -100,7 +100,7 @@ function scheduleSpec (raw: unknown): ScheduleSpec {
   if (p.cron != null && typeof p.cron !== 'string') throw new InvalidArgumentError('cron must be a string')
   if (!(Number.isInteger(p.kind) && (p.kind as number) >= 0 && (p.kind as number) <= 3) || typeof p.data !== 'string') throw new InvalidArgumentError('schedule needs the payload: kind (0-3) and data (base64)')
   const headers = p.headers as Record<string, string> | undefined
-  if (headers != null && (typeof headers !== 'object' || Object.values(headers).some((v) => typeof v !== 'string'))) throw new InvalidArgumentError('headers must map strings to strings')
+  if (headers != null && (typeof headers !== 'object' || Array.isArray(headers) || Object.values(headers).some((v) => typeof v !== 'string'))) throw new InvalidArgumentError('headers must map strings to strings')
   return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
 }
 

@@ -74,7 +74,15 @@ export class Recovery {
       const [peer, session] = parsePairKey(key)
       into.producerSeq(peer, session, decodeSeq(value))
     }
-    for await (const [, value] of this.store.entries(SCHEDULE_PREFIX)) into.schedule(decodeSchedule(value))
+    for await (const [key, value] of this.store.entries(SCHEDULE_PREFIX)) {
+      try {
+        into.schedule(decodeSchedule(value))
+      } catch (err) {
+        // A schedule holds no messages: one that does not read (an older build wrote a header
+        // count past 65,535 wrapped) stays in the store, unread, rather than refuse every start.
+        into.warn?.(`skipped a stored schedule that does not read (key ${Buffer.from(key).toString('hex')}): ${(err as Error).message}`)
+      }
+    }
     const seen: Array<[string, string, number]> = []
     for await (const [key, value] of this.store.entries(SEEN_ID_PREFIX)) {
       const [command, id] = parsePairKey(key)

@@ -5,8 +5,9 @@
  */
 import { Cron } from 'croner'
 import { Heap } from './heap.js'
-import { commandError } from '../names.js'
-import { InvalidArgumentError } from '../errors.js'
+import { commandError, lengthOrControl } from '../names.js'
+import { InvalidArgumentError, MessageTooLargeError } from '../errors.js'
+import { encodeSchedule } from './records.js'
 import type { Logger } from '@libp2p/interface'
 import type { ScheduleInfo, ScheduleSpec } from './api.js'
 import type { QueueEngine } from './engine.js'
@@ -162,12 +163,21 @@ export class Scheduler {
    * replaces the schedule with the same id. Throws InvalidArgumentError on an invalid command or timing.
    */
   add (producer: string, spec: ScheduleSpec): ScheduleInfo {
-    const invalid = commandError(spec.command) ?? timingError(spec)
+    const invalid = commandError(spec.command) ?? (spec.id != null ? lengthOrControl(spec.id, 'schedule id') : undefined) ?? timingError(spec)
     if (invalid != null) throw new InvalidArgumentError(invalid)
+    // Its messages carry one header more (x-schedule), so one fewer than a frame can count.
+    if (spec.headers != null && Object.keys(spec.headers).length >= 0xffff) throw new InvalidArgumentError('A schedule has at most 65,534 headers')
     const now = Date.now()
     const nextAt = nextRun(spec, now)
     if (nextAt == null) throw new InvalidArgumentError('The cron expression has no run left')
     const s: Schedule = { ...spec, id: spec.id ?? `schedule-${now.toString(36)}-${(++this.counter).toString(36)}`, producer, nextAt, createdAt: now }
+    // What cannot be stored cannot be published either: refused before it is registered.
+    try {
+      encodeSchedule(s)
+    } catch (err) {
+      if (err instanceof MessageTooLargeError) throw new InvalidArgumentError(err.message, { cause: err })
+      throw err
+    }
     this.schedules.add(s)
     this.journal?.schedule(s)
     this.wakeAt(nextAt)

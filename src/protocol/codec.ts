@@ -16,6 +16,8 @@ const MIN_BUFFER = 64 * 1024
 /** Below this many free bytes a fresh buffer is taken for the next frames. */
 const MIN_FREE = 4 * 1024
 const MAX_STRING = 0xffff
+/** Most items in a list field (its length is a u16). */
+const MAX_COUNT = 0xffff
 /** Longest name (in UTF-8 bytes) that `name()` remembers. */
 const MAX_CACHED_NAME = 64
 
@@ -43,6 +45,7 @@ export class FrameWriter {
   }
 
   begin (type: number): this {
+    this.dropUnfinished()
     this.ensure(5)
     this.frameStart = this.pos
     this.pos += 4
@@ -70,6 +73,12 @@ export class FrameWriter {
     this.view.setUint16(this.pos, n)
     this.pos += 2
     return this
+  }
+
+  /** A list's length as a u16, which would wrap silently past 65,535. */
+  private count (n: number, what: string): this {
+    if (n > MAX_COUNT) throw new MessageTooLargeError(`${n} ${what} exceed the limit of ${MAX_COUNT}`)
+    return this.u16(n)
   }
 
   u32 (n: number): this {
@@ -125,7 +134,7 @@ export class FrameWriter {
   }
 
   strings (list: readonly string[]): this {
-    this.u16(list.length)
+    this.count(list.length, 'strings')
     for (const s of list) this.str(s)
     return this
   }
@@ -133,18 +142,29 @@ export class FrameWriter {
   headers (h: Readonly<Record<string, string>> | undefined): this {
     if (h == null) return this.u16(0)
     const keys = Object.keys(h)
-    this.u16(keys.length)
+    this.count(keys.length, 'headers')
     for (const k of keys) this.str(k).str(h[k])
     return this
   }
 
   readonly flush = (): void => {
     this.scheduled = false
+    this.dropUnfinished()
     if (this.pos === this.start) return
     const out = this.buf.subarray(this.start, this.pos)
     this.start = this.pos
     if (this.buf.byteLength - this.pos < MIN_FREE) this.replace(MIN_BUFFER)
     this.onFlush(out)
+  }
+
+  /**
+   * Frames are written whole in one synchronous call: one begun and not ended here was abandoned
+   * by a field that threw (a string too long). Its bytes go, or the peer would read them as a frame.
+   */
+  private dropUnfinished (): void {
+    if (this.frameStart < 0) return
+    this.pos = this.frameStart
+    this.frameStart = -1
   }
 
   private ensure (n: number): void {
@@ -294,7 +314,9 @@ export class FrameReader {
     const h: Record<string, string> = {}
     for (let i = 0; i < n; i++) {
       const k = this.str()
-      h[k] = this.str()
+      // Assigning "__proto__" would set the object's prototype (a string: ignored), not a header.
+      if (k === '__proto__') Object.defineProperty(h, k, { value: this.str(), enumerable: true, writable: true, configurable: true })
+      else h[k] = this.str()
     }
     return h
   }
