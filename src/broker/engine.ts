@@ -148,7 +148,8 @@ export class QueueEngine<Owner> {
       queues: [],
       nextQueue: 0,
       singleActive,
-      timedOut: false
+      timedOut: false,
+      paused: false
     }
     const g = this.topology.group(group)
     for (let i = 0; i < patterns.length; i++) {
@@ -242,6 +243,18 @@ export class QueueEngine<Owner> {
     if (!sub.timedOut || this.topology.findGroup(sub.group)?.subs.has(sub) !== true) return
     sub.timedOut = false
     this.fill(sub)
+  }
+
+  /** The stream of `sub`'s consumer is not taking bytes: `sub` gets nothing new until `unpause`. */
+  pause (sub: Subscription<Owner>): void {
+    sub.paused = true
+  }
+
+  /** The stream of `sub`'s consumer drained: it takes messages again. */
+  unpause (sub: Subscription<Owner>): void {
+    if (!sub.paused) return
+    sub.paused = false
+    if (this.topology.findGroup(sub.group)?.subs.has(sub) === true) this.fill(sub)
   }
 
   /** Binds a pattern to a group that has no subscription now: a binding kept from an earlier run, so no `bound` event. */

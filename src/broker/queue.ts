@@ -57,11 +57,17 @@ export interface Subscription<Owner = unknown> extends SubscriptionTerms {
    * something, so a stuck or half-open consumer does not take message after message until each fails.
    */
   timedOut: boolean
+  /**
+   * Its consumer's stream is not taking bytes (it waits for `drain`): it takes nothing new until
+   * the stream drains, so a consumer that does not read cannot pull its queues into the broker's
+   * memory (up to prefetch × payload).
+   */
+  paused: boolean
 }
 
 /** Whether `sub` can take one more message now. */
 function hasCredit (sub: Subscription): boolean {
-  return sub.unacked < sub.prefetch && !sub.timedOut
+  return sub.unacked < sub.prefetch && !sub.timedOut && !sub.paused
 }
 
 export class Queue {

@@ -88,6 +88,7 @@ export abstract class Session<In> {
       read,
       onFrame: (frame) => { this.onFrame(frame) },
       onBatchEnd: () => { this.onBatchEnd() },
+      onCongestion: (congested) => { this.onCongestion(congested) },
       onClose: (err) => {
         if (err != null && isBadFrame(err)) parts.registry.badFrame(this as any, err)
         this.onClose()
@@ -107,6 +108,7 @@ export abstract class Session<In> {
 
   protected abstract onFrame (frame: In): void
   protected onBatchEnd (): void {}
+  protected onCongestion (_congested: boolean): void {}
   protected abstract onClose (): void
 }
 
@@ -307,7 +309,9 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows
         // the subId, so it takes those deliveries.
         try {
-          this.subs.set(f.subId, engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined))
+          const sub = engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined)
+          this.subs.set(f.subId, sub)
+          if (this.channel.congested) engine.pause(sub)
         } catch (err) {
           // The engine refuses bad names, patterns and settings (TypeError), and limits (LimitReachedError).
           this.subscribed(f.subId, (err as Error).message, errorCodeOf(err))
@@ -341,6 +345,14 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   /** A Subscribed frame: accepted (no error), refused or ended; with the code when the client asked for codes. */
   private subscribed (subId: number, error: string, code?: ErrorCode): void {
     writeSubscribed(this.channel.writer, subId, error, this.sendsCodes ? code : undefined)
+  }
+
+  /** Deliveries wait while the consumer's stream does not take bytes. */
+  protected onCongestion (congested: boolean): void {
+    for (const sub of this.subs.values()) {
+      if (congested) this.parts.engine.pause(sub)
+      else this.parts.engine.unpause(sub)
+    }
   }
 
   protected onClose (): void {

@@ -34,6 +34,11 @@ export interface ChannelInit<In> {
    * @default undefined (always read)
    */
   pauseReadingAbove?: number
+  /**
+   * Told when the stream starts waiting for `drain` (true) and once it has drained (false), so a
+   * sender that can hold back (the broker's deliveries) stops and starts again.
+   */
+  onCongestion?: (congested: boolean) => void
 }
 
 export class FramedChannel<In> {
@@ -131,6 +136,7 @@ export class FramedChannel<In> {
       if (!this.stream.send(bytes)) {
         this.waitingForDrain = true
         this.applyPressure()
+        this.init.onCongestion?.(true)
       }
     } catch (err) {
       this.close(err as Error)
@@ -146,10 +152,12 @@ export class FramedChannel<In> {
       this.close(err as Error)
       return
     }
-    if (this.readingPaused && !this.waitingForDrain && this.stream.status === 'open' && this.stream.readStatus === 'paused') {
+    if (this.waitingForDrain) return
+    if (this.readingPaused && this.stream.status === 'open' && this.stream.readStatus === 'paused') {
       this.readingPaused = false
       this.stream.resume()
     }
+    this.init.onCongestion?.(false)
   }
 
   private takeHeld (): Uint8Array {
