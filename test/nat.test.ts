@@ -11,11 +11,20 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
-import { connectTcp, createNetwork, listenTcp, namespacesWithPrefix, netnsUnavailable, sweepStaleNamespaces, type Host, type Network } from './netns.js'
+import { connectTcp, createNetwork, listenTcp, namespacesWithPrefix, netnsUnavailable, startStun, stunBinding, sweepStaleNamespaces, type Host, type Network } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
 const unavailable = netnsUnavailable()
 if (unavailable != null) console.warn(`NAT tests skipped: ${unavailable}`)
+const noStun = unavailable ?? (() => {
+  try {
+    execFileSync('turnserver', ['--version'], { stdio: 'ignore' })
+    return undefined
+  } catch {
+    return '`turnserver` is missing (.ci/run installs coturn)'
+  }
+})()
+if (unavailable == null && noStun != null) console.warn(`STUN tests skipped: ${noStun}`)
 
 function vethsInHostNamespace (): string[] {
   return execFileSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).split('\n').filter((l) => l !== '')
@@ -38,10 +47,14 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
     for (const home of homes) rmSync(home, { recursive: true, force: true })
   })
 
+  function home (): string {
+    const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-'))
+    homes.push(dir)
+    return dir
+  }
+
   function p2pmq (host: Host, args: string[]): Cli {
-    const home = mkdtempSync(join(tmpdir(), 'p2pmq-nat-'))
-    homes.push(home)
-    const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home() }, stdio: ['ignore', 'pipe', 'pipe'] })
     const out: string[] = []
     const err: string[] = []
     const lines = (into: string[]) => {
@@ -137,6 +150,18 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
     for (const a of answers) expect(a.answer).toBe(`Answer to Hello world #${a.n}!`)
   })
 
+  it.skipIf(noStun != null)('a STUN server on the public segment sees a host behind NAT A as NAT A\'s public address, on one port for every destination', async () => {
+    const started = performance.now()
+    const stun = await startStun(net, net.hosts.stun, home())
+    console.log(`STUN server answering ${(performance.now() - started).toFixed(0)} ms after start`)
+    const second = await startStun(net, net.hosts.peer, home())
+    const [mapped, again] = await stunBinding(net, net.hosts.a1, [stun, second])
+    expect(mapped?.ip).toBe(net.nats.a.publicIp)
+    // Endpoint-independent mapping: what lets a peer punch a hole to the port STUN told it.
+    expect(again).toEqual(mapped)
+    expect((await stunBinding(net, net.hosts.b1, [stun]))[0]?.ip).toBe(net.nats.b.publicIp)
+  })
+
   it('teardown removes every namespace, veth and process it made', async () => {
     const sleeper = net.run(net.hosts.b1, 'sleep', ['600'])
     const pids = [sleeper.pid as number]
@@ -151,6 +176,27 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
     expect(vethsInHostNamespace()).toEqual(vethsBefore)
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow()
     expect(() => net.run(net.hosts.a1, 'true')).toThrow(/torn down/)
+  })
+})
+
+describe.skipIf(noStun != null)('a NAT with --random-fully', () => {
+  let net: Network | undefined
+  const dirs: string[] = []
+  afterAll(async () => {
+    await net?.teardown()
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('maps each destination to another port, so the port STUN reports is useless to a peer', async () => {
+    net = await createNetwork({ publicHosts: ['stun', 'peer'], lans: { a: ['a1'] }, randomFully: true })
+    expect(execFileSync('ip', ['netns', 'exec', net.nats.a.ns, 'iptables', '-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' })).toMatch(/MASQUERADE --random-fully/)
+    for (let i = 0; i < 2; i++) dirs.push(mkdtempSync(join(tmpdir(), 'p2pmq-nat-')))
+    const stun = await startStun(net, net.hosts.stun, dirs[0])
+    const second = await startStun(net, net.hosts.peer, dirs[1])
+    const [mapped, again] = await stunBinding(net, net.hosts.a1, [stun, second])
+    expect(mapped?.ip).toBe(net.nats.a.publicIp)
+    expect(again?.ip).toBe(net.nats.a.publicIp)
+    expect(again?.port).not.toBe(mapped?.port)
   })
 })
 

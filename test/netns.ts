@@ -346,3 +346,74 @@ s.on('error', (e) => { console.log(JSON.stringify({ connected: false, code: e.co
     return { connected: false, code: `no result (${out.trim() !== '' ? out.trim() : 'no output'})` }
   }
 }
+
+/** A STUN server run by `startStun`. */
+export interface StunServer {
+  ip: string
+  port: number
+  process: ChildProcess
+}
+
+/**
+ * Starts a STUN server (coturn's `turnserver --stun-only`, a Debian package) in `host` on
+ * `host.ip:port` (UDP and TCP), with its pid file and database in `dir`; resolves once it answers
+ * a binding request. Killed at teardown.
+ */
+export async function startStun (net: Network, host: Host, dir: string, port = 3478): Promise<StunServer> {
+  const child = net.run(host, 'turnserver', [
+    '-c', '/dev/null', '--stun-only', `--listening-ip=${host.ip}`, `--listening-port=${port}`,
+    '--no-tls', '--no-dtls', '--no-cli', '--no-software-attribute', '--log-file=stdout', '--simple-log',
+    `--pidfile=${dir}/turnserver.pid`, `--userdb=${dir}/turndb`
+  ], { stdio: 'ignore' })
+  const end = Date.now() + 10_000
+  for (;;) {
+    const [answer] = await stunBinding(net, host, [{ ip: host.ip, port }], 300)
+    if (answer != null) return { ip: host.ip, port, process: child }
+    if (child.exitCode != null || child.signalCode != null) throw new Error(`turnserver in ${host.name} exited (${child.exitCode ?? child.signalCode})`)
+    if (Date.now() > end) throw new Error(`turnserver in ${host.name} did not answer within 10 s`)
+  }
+}
+
+/** Where a STUN server saw a binding request come from. */
+export interface MappedAddress { ip: string, port: number }
+
+/**
+ * Sends STUN binding requests (RFC 8489) from `host`, all from one UDP socket, to each server in
+ * turn; gives each server's XOR-MAPPED-ADDRESS, or undefined where none answered within
+ * `timeoutMs`. One socket, so the mapped ports show whether the NAT maps per destination.
+ */
+export async function stunBinding (net: Network, host: Host, servers: Array<{ ip: string, port: number }>, timeoutMs = 2_000): Promise<Array<MappedAddress | undefined>> {
+  // A binding request is 20 bytes: type 0x0001, length 0, the magic cookie, a transaction id.
+  const script = `const dgram = require('dgram'); const crypto = require('crypto');
+const servers = ${JSON.stringify(servers)}; const results = []; const s = dgram.createSocket('udp4');
+const ask = (i) => {
+  if (i === servers.length) { console.log(JSON.stringify(results)); s.close(); return }
+  const req = Buffer.alloc(20); req.writeUInt16BE(1, 0); req.writeUInt32BE(0x2112a442, 4); crypto.randomFillSync(req, 8, 12);
+  const send = () => s.send(req, servers[i].port, servers[i].ip);
+  const resend = setInterval(send, 100);
+  const give = (r) => { clearInterval(resend); clearTimeout(timer); s.removeListener('message', onMessage); results.push(r); ask(i + 1) };
+  const timer = setTimeout(() => give(null), ${timeoutMs});
+  const onMessage = (m) => {
+    if (m.length < 20 || m.readUInt16BE(0) !== 0x0101 || !m.subarray(8, 20).equals(req.subarray(8, 20))) return;
+    for (let at = 20; at + 4 <= m.length;) {
+      const type = m.readUInt16BE(at); const len = m.readUInt16BE(at + 2);
+      if (type === 0x0020 && m[at + 5] === 1) {
+        const port = m.readUInt16BE(at + 6) ^ 0x2112; const a = m.readUInt32BE(at + 8) ^ 0x2112a442;
+        return give({ ip: [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.'), port });
+      }
+      at += 4 + Math.ceil(len / 4) * 4;
+    }
+  };
+  s.on('message', onMessage); send();
+};
+s.bind(0, () => ask(0));`
+  const child = net.run(host, process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} }, servers.length * timeoutMs + 5_000)
+    child.once('exit', () => { clearTimeout(timer); resolve() })
+  })
+  const results = JSON.parse(out.trim() !== '' ? out : '[]') as Array<MappedAddress | null>
+  return servers.map((_, i) => results[i] ?? undefined)
+}
