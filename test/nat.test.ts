@@ -117,10 +117,16 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
     await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve))
     try {
       const { port } = server.address() as AddressInfo
+      expect(hostIps.length).toBeGreaterThan(0)
       for (const ip of hostIps) {
         // Refused before any packet leaves: no route.
         expect(await connectTcp(net, net.hosts.relay, ip, port)).toEqual({ connected: false, code: 'ENETUNREACH' })
-        expect(await connectTcp(net, net.hosts.a1, ip, port)).toMatchObject({ connected: false })
+        // Nor from the NATs, so a LAN host's packet for the host stops at its NAT (asked of the
+        // routing table: no packet is sent to an address outside the namespaces).
+        for (const ns of [...Object.values(net.nats).map((n) => n.ns), net.switchNs, ...['relay', 'stun', 'peer'].map((h) => net.hosts[h].ns)]) {
+          expect(() => execFileSync('ip', ['-n', ns, 'route', 'get', ip], { stdio: 'pipe' }), ns).toThrow(/unreachable/)
+        }
+        expect(execFileSync('ip', ['-n', net.hosts.a1.ns, 'route', 'get', ip], { encoding: 'utf8' })).toContain(`via ${net.nats.a.lanIp}`)
       }
       // 127.0.0.1 in a namespace is that namespace's own loopback, not the host's.
       expect(await connectTcp(net, net.hosts.relay, '127.0.0.1', port)).toEqual({ connected: false, code: 'ECONNREFUSED' })
@@ -187,9 +193,11 @@ describe.skipIf(noStun != null)('a NAT with --random-fully', () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   })
 
-  it('maps each destination to another port, so the port STUN reports is useless to a peer', async () => {
-    net = await createNetwork({ publicHosts: ['stun', 'peer'], lans: { a: ['a1'] }, randomFully: true })
-    expect(execFileSync('ip', ['netns', 'exec', net.nats.a.ns, 'iptables', '-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' })).toMatch(/MASQUERADE --random-fully/)
+  it('maps each destination to another port (only on the NAT given it), so the port STUN reports is useless to a peer', async () => {
+    net = await createNetwork({ publicHosts: ['stun', 'peer'], lans: { a: ['a1'], b: ['b1'] }, randomFully: ['a'] })
+    const rules = (nat: string): string => execFileSync('ip', ['netns', 'exec', nat, 'iptables', '-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' })
+    expect(rules(net.nats.a.ns)).toMatch(/MASQUERADE --random-fully/)
+    expect(rules(net.nats.b.ns)).not.toMatch(/random-fully/)
     for (let i = 0; i < 2; i++) dirs.push(mkdtempSync(join(tmpdir(), 'p2pmq-nat-')))
     const stun = await startStun(net, net.hosts.stun, dirs[0])
     const second = await startStun(net, net.hosts.peer, dirs[1])
@@ -197,6 +205,10 @@ describe.skipIf(noStun != null)('a NAT with --random-fully', () => {
     expect(mapped?.ip).toBe(net.nats.a.publicIp)
     expect(again?.ip).toBe(net.nats.a.publicIp)
     expect(again?.port).not.toBe(mapped?.port)
+    // NAT B, without it, keeps one port.
+    const [b, bAgain] = await stunBinding(net, net.hosts.b1, [stun, second])
+    expect(b?.ip).toBe(net.nats.b.publicIp)
+    expect(bAgain).toEqual(b)
   })
 })
 

@@ -40,10 +40,11 @@ export interface NetworkOptions {
   lans?: Record<string, string[]>
   /**
    * MASQUERADE with `--random-fully`: every flow gets a random public port, so the port a peer
-   * learns from STUN is not the one its next flow uses, and hole punching must fail.
+   * learns from STUN is not the one its next flow uses, and hole punching must fail. `true` for
+   * every NAT, or the names of the LANs whose NAT does it.
    * @default false
    */
-  randomFully?: boolean
+  randomFully?: boolean | string[]
 }
 
 /** A machine in the network: a namespace with one interface, `eth0`, at `ip`. */
@@ -63,6 +64,8 @@ export interface Nat {
   lanIp: string
   /** The LAN's range, e.g. `10.201.1.0/24`. */
   subnet: string
+  /** Whether it MASQUERADEs with `--random-fully`. */
+  randomFully: boolean
 }
 
 export interface Network {
@@ -202,6 +205,10 @@ export async function createNetwork (options: NetworkOptions = {}): Promise<Netw
     if (!NAME.test(name)) throw new Error(`Network name ${JSON.stringify(name)}: lower-case letters and digits, at most 12, starting with a letter`)
   }
   if (new Set(allNames).size !== allNames.length) throw new Error(`Network names must be unique: ${allNames.join(', ')}`)
+  const randomFully = options.randomFully ?? false
+  for (const lan of Array.isArray(randomFully) ? randomFully : []) {
+    if (!lanNames.includes(lan)) throw new Error(`randomFully names ${JSON.stringify(lan)}, which is not a LAN (${lanNames.join(', ')})`)
+  }
   if (publicHosts.length > 100 || lanNames.length > 8 || Object.values(lans).some((h) => h.length > 100)) throw new Error('Too many hosts or LANs')
   checkRangesFree()
   sweepStaleNamespaces()
@@ -215,7 +222,14 @@ export async function createNetwork (options: NetworkOptions = {}): Promise<Netw
   publicHosts.forEach((name, i) => { hosts[name] = { name, ns: nsOf(name), ip: `${PUBLIC_NET}.${10 + i}` } })
   lanNames.forEach((lan, k) => {
     const net = `${LAN_NET}.${k + 1}`
-    nats[lan] = { lan, ns: nsOf(`nat${lan}`), publicIp: `${PUBLIC_NET}.${2 + k}`, lanIp: `${net}.1`, subnet: `${net}.0/24` }
+    nats[lan] = {
+      lan,
+      ns: nsOf(`nat${lan}`),
+      publicIp: `${PUBLIC_NET}.${2 + k}`,
+      lanIp: `${net}.1`,
+      subnet: `${net}.0/24`,
+      randomFully: Array.isArray(randomFully) ? randomFully.includes(lan) : randomFully
+    }
     lans[lan].forEach((name, i) => { hosts[name] = { name, ns: nsOf(name), ip: `${net}.${10 + i}` } })
   })
   const namespaces = [switchNs, ...Object.values(nats).map((n) => n.ns), ...Object.values(hosts).map((h) => h.ns)]
@@ -287,7 +301,7 @@ export async function createNetwork (options: NetworkOptions = {}): Promise<Netw
           'link add lan type bridge', `addr add ${nat.lanIp}/24 dev lan`, 'link set lan up',
           ...lans[lan].flatMap((_, i) => [`link set p${i} master lan`, `link set p${i} up`])
         ])
-        await inNs(nat.ns, 'iptables-restore', [], natRules(options.randomFully ?? false))
+        await inNs(nat.ns, 'iptables-restore', [], natRules(nat.randomFully))
         await Promise.all(lans[lan].map(async (name) => { await ipBatch(hosts[name].ns, hostLines(hosts[name], nat.lanIp)) }))
       })
     ])
