@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config'
  * Three tiers, each a vitest project:
  * - unit: the pure parts (engine, codec, topics, admin handlers) and the store on disk; seconds.
  * - integration: a real libp2p network on 127.0.0.1, the CLI as child processes; minutes.
- * - system: what needs more than Node: a browser (Chromium), root (mounts, PID and network namespaces) or the
- *   npm registry (the packed install).
+ * - system: what needs more than Node: a browser (Chromium), root (mounts, PID and network
+ *   namespaces) or the npm registry (the packed install).
  * `npm test` runs all three; CI also runs unit and integration on a second Node version.
  */
 const UNIT = [
