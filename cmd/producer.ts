@@ -2,14 +2,15 @@
 import { createProducer } from '../src/index.js'
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
-import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { parseFlags, usage, UsageError, type FlagSpecs, relayList, relaySpec } from './flags.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
 import { commandError } from '../src/names.js'
 
 const specs = {
-  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  relay: relaySpec,
   command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
   count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
   interval: { type: 'number', value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
@@ -65,6 +66,7 @@ export async function run (args: string[]): Promise<number> {
   process.on('SIGTERM', stop)
   const producer = await createProducer({
     broker: flags.broker,
+    relays: relayList(flags.relay),
     name: flags.name !== '' ? flags.name : undefined,
     dataDir: flags.data !== '' ? flags.data : undefined,
     window: flags.window,
