@@ -40,7 +40,7 @@ function cpuSeconds (pid: number): number {
 }
 
 async function answeredThrough (brokerId: string, relay: string, home: string, count: number): Promise<void> {
-  const producer = run(['producer', `-broker=${brokerId}`, `-relay=${relay}`, `-count=${count}`], home)
+  const producer = run(['producer', `-broker=${brokerId}`, `-relay=${relay}`, `-count=${count}`, '-interval=0'], home)
   expect(await producer.exited).toBe(0)
   expect(producer.err).toContain(`${count} of ${count} answered`)
   expect(producer.out.filter((l) => l.startsWith('Answer #'))).toHaveLength(count)
