@@ -1,6 +1,7 @@
 /** What `p2pmq messages` and `p2pmq stats` share: flags to reach the broker, a one-shot admin call, a table. */
 import { createAdmin, type Admin } from '../src/index.js'
-import { relayList, relaySpec, UsageError, type FlagSpecs } from './flags.js'
+import { UsageError, type FlagSpecs } from './flags.js'
+import { relayList, relaySpec } from './relay-flag.js'
 import { reportRetry } from './lifecycle.js'
 
 export const adminSpecs = {

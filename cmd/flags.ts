@@ -3,8 +3,6 @@
  * `--broker X` / `--broker=X`. Each command declares its flags once; `--help` prints them.
  */
 
-import { multiaddr } from '@multiformats/multiaddr'
-
 export type FlagType = 'string' | 'number' | 'boolean'
 
 export interface FlagSpec {
@@ -104,28 +102,4 @@ export function usage (command: string, summary: string, specs: FlagSpecs): stri
 /** Splits `a,b, c` into trimmed non-empty parts. */
 export function list (value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
-}
-
-/** `-relay`, shared by every command that reaches a broker (and the broker itself). */
-export const relaySpec = {
-  type: 'string',
-  repeatable: true,
-  value: '<multiaddr>[,…]',
-  default: '',
-  help: 'Relays (p2pmq relay), each a multiaddr ending in /p2p/<peerId>; repeat or comma-separate (default: P2PMQ_RELAY)'
-} satisfies FlagSpec
-
-/** The relays of `-relay`, else of P2PMQ_RELAY, each checked (a UsageError names a bad one). */
-export function relayList (value: string, env = process.env.P2PMQ_RELAY): string[] {
-  const given = list(value !== '' ? value : env ?? '')
-  for (const addr of given) {
-    let names: string[]
-    try {
-      names = multiaddr(addr).getComponents().map((c) => c.name)
-    } catch (err) {
-      throw new UsageError(`-relay: "${addr}" is not a multiaddr (${(err as Error).message})`)
-    }
-    if (names.at(-1) !== 'p2p' || names.includes('p2p-circuit')) throw new UsageError(`-relay: ${addr} must be a relay's address ending in /p2p/<relay peer ID> (p2pmq relay prints it)`)
-  }
-  return given
 }

@@ -68,7 +68,7 @@ export function parseRelayAddress (addr: string): string {
   } catch (err) {
     throw new TypeError(`The relay address "${text}" is not a multiaddr (${(err as Error).message})`)
   }
-  if (names.at(-1) !== 'p2p') throw new TypeError(`The relay address ${text} must end in /p2p/<relay peer ID> (p2pmq relay prints it)`)
   if (names.includes('p2p-circuit')) throw new TypeError(`The relay address ${text} must be the relay's own address, not one through it (/p2p-circuit)`)
+  if (names.at(-1) !== 'p2p') throw new TypeError(`The relay address ${text} must end in /p2p/<relay peer ID> (p2pmq relay prints it)`)
   return text
 }

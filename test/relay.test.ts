@@ -47,6 +47,22 @@ async function answeredThrough (brokerId: string, relay: string, home: string, c
 }
 
 describe('p2pmq relay', () => {
+  it('refuses a -relay that is not a relay\'s address, and a relay -listen that is not TCP, before starting (exit 2)', async () => {
+    const dir = await tempDir()
+    const cases: Array<[string[], RegExp]> = [
+      [['consumer', '-broker=12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz', '-relay=/ip4/127.0.0.1/tcp/1'], /-relay: The relay address \/ip4\/127\.0\.0\.1\/tcp\/1 must end in \/p2p\/<relay peer ID>/],
+      [['broker', '-memory', '-http=off', '-relay=nonsense'], /-relay: The relay address "nonsense" is not a multiaddr/],
+      [['stats', '-broker=x', '-relay=/ip4/127.0.0.1/tcp/1/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz/p2p-circuit'], /must be the relay's own address, not one through it/],
+      [['relay', '-listen=/ip4/127.0.0.1/udp/0/webrtc-direct'], /-listen: "\/ip4\/127\.0\.0\.1\/udp\/0\/webrtc-direct" is not a TCP address/]
+    ]
+    for (const [args, message] of cases) {
+      const proc = run(args, join(dir, 'home'))
+      expect(await proc.exited).toBe(2)
+      expect(proc.err[0]).toMatch(message)
+      expect(proc.err).toHaveLength(1)
+    }
+  }, 60_000)
+
   it('carries a consumer and a producer that know only the broker\'s peer ID and the relay', async () => {
     const dir = await tempDir()
     const relay = await startRelay(join(dir, 'relay'))
