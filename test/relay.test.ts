@@ -90,6 +90,8 @@ describe('p2pmq relay', () => {
     const port = /\/tcp\/(\d+)\//.exec(relay.addr)?.[1] as string
     const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relay.addr}`])
     await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the broker to reserve on the relay')
+    const early = run(['consumer', `-broker=${broker.peerId}`, `-relay=${relay.addr}`, '-command=early'], join(dir, 'early'))
+    await until(() => early.out.some((l) => l.startsWith('Subscribed to early')), 15_000, 'a consumer to subscribe before the relay dies')
 
     // The relay dies (by PID); the broker keeps trying, with waits growing to 10 s, not in a loop.
     process.kill(relay.proc.child.pid as number, 'SIGKILL')
@@ -112,5 +114,7 @@ describe('p2pmq relay', () => {
     const consumer = run(['consumer', `-broker=${broker.peerId}`, `-relay=${relay.addr}`], join(dir, 'consumer'))
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed to default')), 15_000, 'a new consumer to subscribe')
     await answeredThrough(broker.peerId, relay.addr, join(dir, 'producer'), 5)
+    // The consumer that was connected when the relay died is back too (its link redials).
+    await until(() => early.out.filter((l) => l.startsWith('Connected to broker')).length === 2, 15_000, 'the early consumer to reconnect')
   }, 120_000)
 })
