@@ -37,7 +37,7 @@ interface RelaySlot {
   delay: number
   timer?: ReturnType<typeof setTimeout>
   reserving: boolean
-  /** Reservation attempts so far (the tests read it to tell a bounded retry from a loop). */
+  /** Reservation attempts so far (a bounded retry shows a few, a loop thousands). */
   attempts: number
 }
 

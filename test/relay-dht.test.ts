@@ -51,6 +51,7 @@ describe('the relay\'s DHT', () => {
     const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays })
     onCleanup(async () => { await broker.stop() })
     await until(() => broker.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')), 10_000, 'the broker to reserve')
+    expect(broker.services.relays?.status()).toEqual([{ relay: relays[0], reserved: true, attempts: 1 }])
 
     const id = broker.peerId.toString()
     const consumer = await createConsumer({ broker: id, home: join(dir, 'c'), relays })
