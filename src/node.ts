@@ -83,11 +83,15 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
   dataDir?: string
   /** Multiaddrs to listen on. Clients need none. */
   listen?: string[]
-  /** Addresses to announce instead of the listen addresses (e.g. a relay's public address). */
+  /**
+   * Addresses to announce instead of the listen addresses (e.g. a relay's public address).
+   * @default undefined (the listen addresses)
+   */
   announce?: string[]
   /**
    * Dial and listen through circuit relays (`/p2p-circuit`): a broker behind NAT, or a client
    * reaching it. Such a node also gives up on one address of a peer after 3 s, not 6.
+   * @default false
    */
   circuitRelay?: boolean
   /** Extra services, e.g. `{ mq: broker() }`. */

@@ -15,7 +15,10 @@ export interface CreateRelayOptions {
    * @default `<home>/relay`
    */
   dataDir?: string
-  /** The p2pmq home (`~/.p2pmq` or P2PMQ_HOME), for the default `dataDir`. */
+  /**
+   * The p2pmq home, for the default `dataDir`.
+   * @default P2PMQ_HOME, else `~/.p2pmq`
+   */
   home?: string
   /**
    * Multiaddrs to listen on.
