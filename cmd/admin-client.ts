@@ -1,18 +1,20 @@
 /** What `p2pmq messages` and `p2pmq stats` share: flags to reach the broker, a one-shot admin call, a table. */
 import { createAdmin, type Admin } from '../src/index.js'
 import { MAX_TIMER, UsageError, type FlagSpecs } from './flags.js'
+import { relayList, relaySpec } from './relay-flag.js'
 import { reportRetry } from './lifecycle.js'
 
 export const adminSpecs = {
-  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  relay: relaySpec,
   json: { type: 'boolean', help: 'Print JSON (for scripts)' },
   timeout: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'How long to wait for the broker', default: 10_000 }
 } satisfies FlagSpecs
 
-/** Connects to `broker`, runs `call`, and stops the client whatever happens. */
-export async function withAdmin<T> (broker: string, call: (admin: Admin) => Promise<T>): Promise<T> {
-  if (broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
-  const admin = await createAdmin({ broker, onRetry: reportRetry })
+/** Connects to the broker of `-broker` (through `-relay`), runs `call`, and stops the client whatever happens. */
+export async function withAdmin<T> (flags: { broker: string, relay: string }, call: (admin: Admin) => Promise<T>): Promise<T> {
+  if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  const admin = await createAdmin({ broker: flags.broker, relays: relayList(flags.relay), onRetry: reportRetry })
   try {
     return await call(admin)
   } finally {

@@ -5,6 +5,7 @@ import { createBroker, type BrokerNode } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { relayList, relaySpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { commandError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
@@ -36,6 +37,7 @@ const specs = {
   'queue-sweep': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue that holds nothing and did nothing between two sweeps this far apart is removed', default: DEFAULT_QUEUE_SWEEP_INTERVAL },
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
   'completed-retention': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
+  relay: relaySpec,
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -51,6 +53,7 @@ export async function run (args: string[]): Promise<number> {
   // so a port in use is a clear error before a peer ID is printed.
   const httpPort = webPort(flags.http)
   const listen = listenAddrs(flags.listen)
+  const relays = relayList(flags.relay)
   if (flags['retry-max-delay'] < flags['retry-delay']) throw new UsageError(`-retry-max-delay (${flags['retry-max-delay']}) must be at least -retry-delay (${flags['retry-delay']})`)
   if (flags['dead-letter'] === '') throw new UsageError('-dead-letter takes a suffix, or off')
   if (flags['dead-letter'] !== 'off') {
@@ -76,6 +79,7 @@ export async function run (args: string[]): Promise<number> {
       dataDir,
       memory: flags.memory,
       listen,
+      relays,
       maxPayload: flags['max-payload'],
       visibilityTimeout: flags['visibility-timeout'],
       maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
@@ -97,6 +101,7 @@ export async function run (args: string[]): Promise<number> {
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)
   for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
+  reportRelayed(node)
   if (!flags.quiet) {
     mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
     mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
@@ -142,7 +147,7 @@ function listenAddrs (value: string): string[] {
  * libp2p reports a TCP port in use as UnsupportedListenAddressesError with a stack trace per address,
  * and a UDP port in use for WebRTC Direct without naming the address.
  */
-function listenError (err: unknown, listen: string[]): Error | undefined {
+export function listenError (err: unknown, listen: string[]): Error | undefined {
   if (!(err instanceof Error)) return undefined
   const failed = [...err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)]
   if (err.name === 'UnsupportedListenAddressesError' && failed.length > 0) {
@@ -159,4 +164,17 @@ function listenError (err: unknown, listen: string[]): Error | undefined {
 /** Named so the command exits with the usage code (another -listen fixes it). */
 function listenErrorOf (message: string): Error {
   return Object.assign(new Error(message), { name: 'ListenError' })
+}
+
+/** Prints each address through a relay as the broker gets it (a reservation, again after a relay came back). */
+function reportRelayed (node: BrokerNode): void {
+  if (node.services.relays == null) return
+  let shown = new Set<string>()
+  const show = (): void => {
+    const relayed = new Set(node.getMultiaddrs().map((a) => a.toString()).filter((a) => a.includes('/p2p-circuit')))
+    for (const addr of relayed) if (!shown.has(addr)) console.log(`Reachable through a relay at ${addr}`)
+    shown = relayed
+  }
+  node.addEventListener('self:peer:update', show)
+  show()
 }

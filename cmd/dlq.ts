@@ -20,7 +20,7 @@ export async function run (args: string[]): Promise<number> {
   const command = flags.command !== '' ? flags.command : undefined
   switch (action) {
     case 'list': {
-      const pending = await withAdmin(flags.broker, async (admin) => await admin.messages({ state: 'pending', limit: 100_000 }, flags.timeout))
+      const pending = await withAdmin(flags, async (admin) => await admin.messages({ state: 'pending', limit: 100_000 }, flags.timeout))
       const letters = pending.filter((m) => m.command.endsWith('.dlq') && (command == null || m.command === `${command}.dlq`)).slice(0, flags.limit)
       if (flags.json) {
         for (const m of letters) console.log(JSON.stringify(m))
@@ -31,7 +31,7 @@ export async function run (args: string[]): Promise<number> {
       return 0
     }
     case 'replay': {
-      const replayed = await withAdmin(flags.broker, async (admin) => await admin.replayDeadLetters(command, flags.limit, flags.timeout))
+      const replayed = await withAdmin(flags, async (admin) => await admin.replayDeadLetters(command, flags.limit, flags.timeout))
       console.log(flags.json ? JSON.stringify({ replayed }) : `${replayed} dead letter${replayed === 1 ? '' : 's'} put back`)
       return 0
     }

@@ -17,6 +17,8 @@ export interface FlagSpec {
    */
   integer?: boolean
   fraction?: boolean
+  /** For strings: the flag may be given several times; the values are joined with ','. */
+  repeatable?: boolean
   /** For numbers: at least `min` (default 0) and at most `max`. */
   min?: number
   max?: number
@@ -37,6 +39,7 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flag
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.default !== undefined) out[name] = spec.default
   }
+  const given = new Set<string>()
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]
     if (!arg.startsWith('-') || arg === '-' || arg === '--') throw new UsageError(`Unexpected argument "${arg}"`)
@@ -58,7 +61,9 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flag
       if (i + 1 >= args.length) throw new UsageError(`Flag -${name} needs a value`)
       raw = args[++i]
     }
-    out[name] = convert(name, spec, raw)
+    const value = convert(name, spec, raw)
+    out[name] = spec.repeatable === true && given.has(name) ? `${out[name] as string},${value as string}` : value
+    given.add(name)
   }
   return out as Flags<S>
 }

@@ -23,7 +23,7 @@ export async function run (args: string[]): Promise<number> {
   }
   if (flags.state !== '' && !STATES.includes(flags.state)) throw new UsageError(`-state must be one of ${STATES.join(', ')}`)
   const state = flags.state === '' ? undefined : flags.state.replace('-', ' ') as MessageStateName
-  const messages = await withAdmin(flags.broker, async (admin) => await admin.messages({
+  const messages = await withAdmin(flags, async (admin) => await admin.messages({
     state,
     command: flags.command !== '' ? flags.command : undefined,
     limit: flags.limit

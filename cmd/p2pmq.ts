@@ -1,6 +1,6 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
- * The p2pmq command: `p2pmq broker|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule [flags]`.
+ * The p2pmq command: `p2pmq broker|relay|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule [flags]`.
  *
  * The first line sets two glibc malloc settings before Node starts (they cannot be set later).
  * Payload buffers of a megabyte come and go; once one is freed, glibc raises its mmap threshold and
@@ -21,7 +21,7 @@ import { exitWhenOutputFails, flushed, loseUnwritableLines } from './output.js'
 import { EXIT } from './exit-codes.js'
 
 /** Commands that run until stopped: they take SIGINT/SIGTERM from the very start. */
-const LONG_RUNNING = new Set(['broker', 'consumer'])
+const LONG_RUNNING = new Set(['broker', 'relay', 'consumer'])
 const command = process.argv[2]
 if (LONG_RUNNING.has(command)) void listenForStop() // (its promise, which never rejects, is awaited later)
 if (command === 'broker') loseUnwritableLines()
@@ -29,6 +29,7 @@ else exitWhenOutputFails()
 
 const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<number>, summary: string }>> = {
   broker: async () => await import('./broker.js'),
+  relay: async () => await import('./relay.js'),
   consumer: async () => await import('./consumer.js'),
   producer: async () => await import('./producer.js'),
   demo: async () => await import('./demo.js'),
@@ -49,6 +50,7 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
  */
 const SUMMARIES: Record<keyof typeof commands, string> = {
   broker: 'Run a broker. Prints its peer ID and listen addresses; clients on this host can use -broker=<peerId>.',
+  relay: 'Run a relay: brokers behind NAT reserve on it, clients reach them through it and find them by peer ID.',
   consumer: 'Run a consumer. By default it prints each message and answers "Answer to <payload>".',
   producer: 'Run a producer. Sends -count messages naming -command and prints each answer; exits 0 when all arrived.',
   demo: 'Start a broker, two consumers and a producer on 127.0.0.1 and show answers arriving from both consumers.',
@@ -87,7 +89,7 @@ async function main (argv: string[]): Promise<number> {
 }
 
 /** The flags that choose an identity, per command (the library's message names both kinds). */
-const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', consumer: '-name or -data', producer: '-name or -data' }
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', relay: '-data', consumer: '-name or -data', producer: '-name or -data' }
 
 function identityFlags (err: unknown, text: string): string {
   const flags = IDENTITY_FLAGS[command]

@@ -3,13 +3,15 @@ import { createProducer } from '../src/index.js'
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { relayList, relaySpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
 import { commandError } from '../src/names.js'
 
 const specs = {
-  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
+  relay: relaySpec,
   command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
   count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
   interval: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
@@ -65,6 +67,7 @@ export async function run (args: string[]): Promise<number> {
   process.on('SIGTERM', stop)
   const producer = await createProducer({
     broker: flags.broker,
+    relays: relayList(flags.relay),
     name: flags.name !== '' ? flags.name : undefined,
     dataDir: flags.data !== '' ? flags.data : undefined,
     window: flags.window,

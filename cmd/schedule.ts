@@ -26,13 +26,13 @@ export async function run (args: string[]): Promise<number> {
       if (flags.command === '') throw new UsageError('-command=<cmd> is required')
       const timing = flags.cron !== '' ? { cron: flags.cron } : flags.every > 0 ? { every: flags.every } : undefined
       if (timing == null) throw new UsageError('give -every=<ms> or -cron=<expr>')
-      const s = await withAdmin(flags.broker, async (admin) =>
+      const s = await withAdmin(flags, async (admin) =>
         await admin.schedule(flags.command, flags.payload, { ...timing, id: flags.id !== '' ? flags.id : undefined }, flags.timeout))
       console.log(flags.json ? JSON.stringify(s) : `Scheduled ${s.id}: ${s.command} ${s.cron ?? `every ${s.every as number} ms`}, next at ${new Date(s.nextAt).toISOString()}`)
       return 0
     }
     case 'list': {
-      const list = await withAdmin(flags.broker, async (admin) => await admin.schedules(flags.timeout))
+      const list = await withAdmin(flags, async (admin) => await admin.schedules(flags.timeout))
       if (flags.json) {
         for (const s of list) console.log(JSON.stringify(s))
       } else {
@@ -42,7 +42,7 @@ export async function run (args: string[]): Promise<number> {
     }
     case 'remove': {
       if (flags.id === '') throw new UsageError('-id=<id> is required')
-      const removed = await withAdmin(flags.broker, async (admin) => await admin.unschedule(flags.id, flags.timeout))
+      const removed = await withAdmin(flags, async (admin) => await admin.unschedule(flags.id, flags.timeout))
       console.log(flags.json ? JSON.stringify({ removed }) : removed ? `Removed ${flags.id}` : `No schedule ${flags.id}`)
       return removed ? EXIT.OK : EXIT.FAILURE
     }

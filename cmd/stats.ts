@@ -13,7 +13,7 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('stats', summary, specs))
     return 0
   }
-  const stats = await withAdmin(flags.broker, async (admin) => await admin.stats(flags.timeout))
+  const stats = await withAdmin(flags, async (admin) => await admin.stats(flags.timeout))
   if (flags.json) {
     console.log(JSON.stringify(stats))
     return 0

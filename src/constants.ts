@@ -96,3 +96,15 @@ export const DEFAULT_MAX_GROUPS = 10_000
 export const MAX_PREFETCH = 65_535
 /** ms between sweeps of idle queues: one that holds nothing and did nothing between two sweeps is removed. */
 export const DEFAULT_QUEUE_SWEEP_INTERVAL = 30_000
+
+/** The DHT of p2pmq's relays and peers: its own protocol id, never the public IPFS DHT. */
+export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
+/** Where `p2pmq relay` listens unless -listen says otherwise (libp2p's usual port, on every interface: a relay is for other hosts). */
+export const DEFAULT_RELAY_LISTEN = '/ip4/0.0.0.0/tcp/4001'
+/** Brokers (and other peers) one relay holds reservations for (libp2p's default, 15, is for a node that relays on the side). */
+export const DEFAULT_RELAY_MAX_RESERVATIONS = 1_024
+/** A lost relay reservation is made again after this wait, doubling up to the ceiling while the relay stays away. */
+export const RELAY_RETRY_MIN_DELAY = 500
+export const RELAY_RETRY_MAX_DELAY = 10_000
+/** ms a client gives one address of a broker before trying the next (libp2p's default, 6 s, makes an unreachable LAN address cost 6 s). */
+export const CLIENT_ADDRESS_DIAL_TIMEOUT = 3_000

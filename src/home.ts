@@ -26,6 +26,11 @@ export function defaultBrokerDataDir (home = p2pmqHome()): string {
   return join(home, 'broker')
 }
 
+/** The data directory of `p2pmq relay`: its identity. */
+export function defaultRelayDataDir (home = p2pmqHome()): string {
+  return join(home, 'relay')
+}
+
 const KEY_FILE = 'peer.key'
 
 export interface Identity {

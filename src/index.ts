@@ -46,7 +46,9 @@ import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
 import { addressBook, clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
 import type { BrokerLookup } from './client/broker-link.js'
-import { createNode, type P2PMQNode } from './node.js'
+import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
+import { relayReservations, type RelayReservations } from './relay-reservations.js'
+import { parseRelayAddress } from './relay.js'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
@@ -70,12 +72,16 @@ export type { ReadyOptions } from './client/client-base.js'
 export type { SubscriptionTerms } from './subscription.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
+export { createRelay, parseRelayAddress } from './relay.js'
+export type { CreateRelayOptions, RelayNode } from './relay.js'
+export { RelayReservations, relayReservations } from './relay-reservations.js'
+export type { RelayReservationsInit, RelayReservationStatus } from './relay-reservations.js'
 export { LevelStore } from './store/level-store.js'
 export { MemoryStore } from './store/store.js'
 export type { Store, StoreOp } from './store/store.js'
 export type { BaseServices, P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
-export { p2pmqHome, clientDataDir, defaultBrokerDataDir, lookupBrokerAddresses } from './home.js'
+export { p2pmqHome, clientDataDir, defaultBrokerDataDir, defaultRelayDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'
 // The constants a user needs: protocol IDs (to allow or count streams) and the limits requests meet.
 export {
@@ -110,23 +116,32 @@ export interface CreateBrokerOptions extends BrokerInit {
    * @default P2PMQ_HOME, else `~/.p2pmq`
    */
   home?: string
+  /**
+   * Relays (`p2pmq relay`) to reserve a slot on, each a multiaddr ending in /p2p/<relay peer ID>:
+   * clients that cannot dial the broker reach it through them. A lost reservation is made again
+   * when the relay is back (retried with a wait doubling up to 10 s).
+   * @default [] (no relay)
+   */
+  relays?: string[]
 }
 
-export type BrokerNode = P2PMQNode<{ mq: BrokerService }>
+export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservations }>
 
 /**
  * Builds and starts a libp2p node running the broker service, with its identity kept in
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], ...init } = options
+  relays.forEach(parseRelayAddress)
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
     dataDir,
     webrtc,
     listen,
-    services: { mq: broker({ ...init, store }) }
+    circuitRelay: relays.length > 0,
+    services: { mq: broker({ ...init, store }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
   // Writes are chained so the newest addresses are the ones left in the book.
   let recording = Promise.resolve()
@@ -175,7 +190,14 @@ async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p
   const lookup = addressBook(options.home)
   if (options.node != null) return { node: options.node, ownsNode: false, lookup }
   const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)
-  const node = await createNode({ dataDir, webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct') })
+  const relayed = (options.relays ?? []).length > 0
+  const node = await createNode<Record<string, unknown>>({
+    dataDir,
+    webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct'),
+    circuitRelay: relayed,
+    // With relays, p2pmq's DHT (served by the relays) finds a broker by peer ID.
+    services: relayed ? { dht: p2pmqDHT('client') } : {}
+  })
   await node.start()
   return { node, ownsNode: true, lookup }
 }

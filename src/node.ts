@@ -5,16 +5,19 @@
  */
 import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
-import { identify } from '@libp2p/identify'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify, identifyPush } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { CLIENT_ADDRESS_DIAL_TIMEOUT, DHT_PROTOCOL } from './constants.js'
 import { loadIdentity, type Identity } from './home.js'
 import { corkedTcp } from './tcp-cork.js'
 import { halfWindowYamux } from './yamux-window.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
 import type { ServiceFactoryMap } from 'libp2p'
-import type { Identify } from '@libp2p/identify'
+import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { Startable } from '@libp2p/interface'
 
@@ -88,14 +91,37 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   listen?: string[]
   /**
+   * Addresses to announce instead of the listen addresses (e.g. a relay's public address).
+   * @default undefined (the listen addresses)
+   */
+  announce?: string[]
+  /**
+   * Dial and listen through circuit relays (`/p2p-circuit`): a broker behind NAT, or a client
+   * reaching it. Such a node also gives up on one address of a peer after 3 s, not 6.
+   * @default false
+   */
+  circuitRelay?: boolean
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
-   * @default {} (identify and ping only)
+   * @default {} (identify, identify-push and ping only)
    */
   services?: ServiceFactoryMap<S>
 }
 
 /** The services every p2pmq node runs, beside those given in `services`. */
-export type BaseServices = { identify: Identify, ping: Ping }
+export type BaseServices = { identify: Identify, identifyPush: IdentifyPush, ping: Ping }
+
+/**
+ * The DHT p2pmq peers share: its own protocol id (never the public IPFS DHT), relays as its
+ * servers, brokers and clients as clients. Every address is passed on (the default mapper drops
+ * private ones, which on a LAN are the reachable ones); the first self-query runs at once, so a
+ * lookup does not wait a second for it.
+ */
+export function p2pmqDHT (mode: 'server' | 'client'): (components: any) => KadDHT {
+  // (kad-dht's components include `ping`, which ServiceFactoryMap's typing cannot see.)
+  return kadDHT({ protocol: DHT_PROTOCOL, clientMode: mode === 'client', peerInfoMapper: passthroughMapper, initialQuerySelfInterval: 0 })
+}
+export type { KadDHT }
 export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown>> = Libp2p<BaseServices & S>
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
@@ -109,12 +135,14 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
       datastore,
-      addresses: { listen },
-      transports: webrtc != null ? [corkedTcp(), webrtc.transport] : [corkedTcp()],
+      addresses: { listen, announce: options.announce },
+      transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : [])],
+      ...(options.circuitRelay === true ? { connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [halfWindowYamux()],
       services: {
         identify: identify(),
+        identifyPush: identifyPush(),
         ping: ping(),
         ...(webrtc?.keychain != null ? { keychain: webrtc.keychain } : {}),
         ...options.services,

@@ -23,8 +23,8 @@ export interface BrokerEvents {
 export interface ClientInfo {
   peer: string
   role: ClientRole
-  /** How it is connected: 'webrtc' (a browser page, usually) or 'tcp'. */
-  via: 'webrtc' | 'tcp'
+  /** How it is connected: 'webrtc' (a browser page, usually), 'relay' (through a relay) or 'tcp'. */
+  via: 'webrtc' | 'tcp' | 'relay'
   subscriptions?: Array<{ group: string, patterns: readonly string[], prefetch: number, unacked: number }>
 }
 

@@ -55,7 +55,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly rates: RateSampler
   private readonly sessions = new Set<AnySession>()
   /** How each session's peer is connected. */
-  private readonly via = new WeakMap<AnySession, 'webrtc' | 'tcp'>()
+  private readonly via = new WeakMap<AnySession, ClientInfo['via']>()
   /** What sessions work with. */
   private readonly parts: SessionParts
   private readonly options: BrokerOptions
@@ -156,7 +156,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     if (this.startedOnce) throw new Error('A p2pmq broker service cannot start again after it stopped: build a new node (createBroker)')
     this.startedOnce = true
     if (this.journal != null) await this.recover(this.journal)
-    const opts = { maxInboundStreams: 8, maxOutboundStreams: 0 }
+    // Relayed (limited) connections too: a broker behind NAT is reached only through its relays.
+    const opts = { maxInboundStreams: 8, maxOutboundStreams: 0, runOnLimitedConnection: true }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
     await this.components.registrar.handle(CONSUMER_PROTOCOL, (s, c) => { this.accept('consumer', s, c) }, opts)
     await this.components.registrar.handle(ADMIN_PROTOCOL, (s, c) => { this.accept('admin', s, c) }, opts)
@@ -264,7 +265,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       ? new ProducerSession(peer, stream, this.parts)
       : role === 'consumer' ? new ConsumerSession(peer, stream, this.parts) : new AdminSession(peer, stream, this.parts)
     this.sessions.add(session)
-    this.via.set(session, connection.remoteAddr.toString().includes('/webrtc') ? 'webrtc' : 'tcp')
+    this.via.set(session, viaOf(connection.remoteAddr.toString()))
     this.log('%s %s joined', role, peer)
     this.safeDispatchEvent('client:join', { detail: { peer, role } })
     if (session instanceof ProducerSession) this.producers.opened(session)
@@ -349,4 +350,10 @@ function earliest (a: number | undefined, b: number | undefined): number | undef
 /** The broker service factory: `createLibp2p({ services: { mq: broker() } })`. */
 export function broker (init: BrokerInit = {}): (components: BrokerComponents) => BrokerService {
   return (components) => new BrokerService(components, init)
+}
+
+/** How a client's connection arrived: over WebRTC (direct, even when signalled through a relay), through a relay, or over TCP. */
+function viaOf (remoteAddr: string): ClientInfo['via'] {
+  if (remoteAddr.includes('/webrtc')) return 'webrtc'
+  return remoteAddr.includes('/p2p-circuit') ? 'relay' : 'tcp'
 }

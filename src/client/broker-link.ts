@@ -48,8 +48,10 @@ export interface BrokerLinkInit {
   node: Libp2p
   broker: BrokerAddress
   protocol: string
-  /** Finds a broker given by peer ID only; without it, such a broker cannot be dialed. */
+  /** Finds a broker given by peer ID only (the address book of this host). */
   lookup?: BrokerLookup
+  /** Relays a broker given by peer ID is dialed through, then looked up in (their DHT). */
+  relays?: string[]
   /** A new stream to the broker is open. */
   onStream: (stream: Stream) => void
   /** Dialing failed; the link will try again after `retryIn` ms. */
@@ -109,16 +111,37 @@ export class BrokerLink {
     }
   }
 
+  /**
+   * A stream to the broker: over an open connection if there is one; else at the multiaddr given;
+   * else, for a broker given by peer ID, at the addresses of the address book and through each
+   * relay (`<relay>/p2p-circuit/p2p/<id>`) in one dial (libp2p tries the direct ones first, each
+   * for 3 s at most), and last at the addresses the relays' DHT has for it.
+   */
   private async dial (): Promise<Stream> {
     const { peerId, addrs } = this.init.broker
-    let targets = addrs
-    if (targets == null) {
-      if (this.init.lookup == null) throw new BrokerAddressError(`Broker ${peerId.toString()} is given by peer ID only, and there is no address book here: give its multiaddr ending in /p2p/<peerId>`)
-      targets = (await this.init.lookup(peerId.toString())).map((a) => multiaddr(a))
+    const { node, protocol } = this.init
+    const options = (): { signal: AbortSignal, runOnLimitedConnection: boolean } => ({ signal: AbortSignal.timeout(this.dialTimeout), runOnLimitedConnection: true })
+    if (node.getConnections(peerId).length > 0) return await node.dialProtocol(peerId, protocol, options())
+    if (addrs != null) return await node.dialProtocol(addrs, protocol, options())
+    const relays = this.init.relays ?? []
+    let known: Multiaddr[] = []
+    if (this.init.lookup != null) {
+      try {
+        known = (await this.init.lookup(peerId.toString())).map((a) => multiaddr(a))
+      } catch (err) {
+        if (relays.length === 0) throw err
+      }
+    } else if (relays.length === 0) {
+      throw new BrokerAddressError(`Broker ${peerId.toString()} is given by peer ID only, and there is no address book or relay here: give its multiaddr ending in /p2p/<peerId>, or -relay`)
     }
-    const signal = AbortSignal.timeout(this.dialTimeout)
-    // An open connection to the broker is reused; otherwise dial its addresses.
-    const open = this.init.node.getConnections(peerId).length > 0
-    return await this.init.node.dialProtocol(open ? peerId : targets, this.init.protocol, { signal })
+    const candidates = [...known, ...relays.map((r) => multiaddr(`${r}/p2p-circuit/p2p/${peerId.toString()}`))]
+    try {
+      return await node.dialProtocol(candidates, protocol, options())
+    } catch (err) {
+      if (relays.length === 0) throw err
+      const found = await node.peerRouting.findPeer(peerId, options()).catch(() => { throw err })
+      if (found.multiaddrs.length === 0) throw err
+      return await node.dialProtocol(found.multiaddrs.map((a) => a.getComponents().at(-1)?.name === 'p2p' ? a : a.encapsulate(`/p2p/${peerId.toString()}`)), protocol, options())
+    }
   }
 }

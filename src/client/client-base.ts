@@ -21,6 +21,13 @@ export interface ClientOptions {
    */
   lookup?: BrokerLookup
   /**
+   * Relays (`p2pmq relay`) a broker given by peer ID is reached through, each a multiaddr ending
+   * in /p2p/<relay peer ID>: after the address book, the broker is dialed at
+   * `<relay>/p2p-circuit/p2p/<broker>`, then looked up in the relays' DHT.
+   * @default [] (the address book only)
+   */
+  relays?: string[]
+  /**
    * Largest frame accepted from the broker, in bytes.
    * @default 67174400 (64 MiB, the largest payload a broker takes, plus 64 KiB)
    */
@@ -72,6 +79,7 @@ export abstract class ClientBase<In extends { type: FrameType }> {
       broker: parseBrokerAddress(options.broker),
       protocol,
       lookup: options.lookup,
+      relays: options.relays,
       onRetry: options.onRetry,
       onStream: (stream) => { this.open(stream) }
     })

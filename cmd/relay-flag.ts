@@ -1,0 +1,25 @@
+/**
+ * `-relay`, shared by every command that reaches a broker and by the broker itself; apart from
+ * flags.ts, which must load no libp2p (`p2pmq -help` stays fast).
+ */
+import { parseRelayAddress } from '../src/relay.js'
+import { list, UsageError, type FlagSpec } from './flags.js'
+
+export const relaySpec = {
+  type: 'string',
+  repeatable: true,
+  value: '<multiaddr>[,…]',
+  default: '',
+  help: 'Relays (p2pmq relay), each a multiaddr ending in /p2p/<peerId>; repeat or comma-separate (default: P2PMQ_RELAY)'
+} satisfies FlagSpec
+
+/** The relays of `-relay`, else of P2PMQ_RELAY, each checked (a UsageError names a bad one). */
+export function relayList (value: string, env = process.env.P2PMQ_RELAY): string[] {
+  return list(value !== '' ? value : env ?? '').map((addr) => {
+    try {
+      return parseRelayAddress(addr)
+    } catch (err) {
+      throw new UsageError(`-relay: ${(err as Error).message}`)
+    }
+  })
+}

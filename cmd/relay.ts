@@ -1,0 +1,56 @@
+/** `p2pmq relay`: runs a relay (circuit relay v2 and p2pmq's DHT) until Ctrl+C. */
+import { existsSync, statSync } from 'node:fs'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from '../src/constants.js'
+import { defaultRelayDataDir } from '../src/home.js'
+import { createRelay } from '../src/relay.js'
+import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { listenError } from './broker.js'
+import { shutdownSignal } from './lifecycle.js'
+
+const specs = {
+  data: { type: 'string', value: '<dir>', help: 'Data directory: the relay\'s identity (peer ID) lives here (default <home>/relay)', default: '' },
+  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'TCP addresses to listen on', default: DEFAULT_RELAY_LISTEN },
+  announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to announce instead (e.g. the host\'s public address)', default: '' },
+  'max-reservations': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Brokers (peers) holding a reservation at once', default: DEFAULT_RELAY_MAX_RESERVATIONS }
+} satisfies FlagSpecs
+
+export const summary = 'Run a relay: brokers behind NAT reserve on it, clients reach them through it and find them by peer ID.'
+
+export async function run (args: string[]): Promise<number> {
+  const flags = parseFlags(args, specs)
+  if (flags.help) {
+    console.log(usage('relay', summary, specs))
+    return 0
+  }
+  const listen = tcpAddrs('listen', flags.listen)
+  const announce = flags.announce !== '' ? tcpAddrs('announce', flags.announce) : undefined
+  const dataDir = flags.data !== '' ? flags.data : defaultRelayDataDir()
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
+  const node = await createRelay({ dataDir, listen, announce, maxReservations: flags['max-reservations'] })
+    .catch((err) => { throw listenError(err, listen) ?? err })
+  console.log(`Relay peer ID: ${node.peerId.toString()}`)
+  for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
+  await shutdownSignal()
+  console.log('Stopping relay')
+  await node.stop()
+  return 0
+}
+
+/** -listen, -announce: TCP multiaddrs (`/ip4|ip6|dns…/<host>/tcp/<port>`). */
+function tcpAddrs (flag: string, value: string): string[] {
+  const addrs = list(value)
+  if (addrs.length === 0) throw new UsageError(`-${flag} needs at least one address`)
+  for (const addr of addrs) {
+    let names: string[]
+    try {
+      names = multiaddr(addr).getComponents().map((c) => c.name)
+    } catch (err) {
+      throw new UsageError(`-${flag}: "${addr}" is not a multiaddr (${(err as Error).message})`)
+    }
+    if (names.length !== 2 || names[1] !== 'tcp' || !/^(ip4|ip6|dns|dns4|dns6)$/.test(names[0]) || (flag === 'listen' && names[0].startsWith('dns'))) {
+      throw new UsageError(`-${flag}: "${addr}" is not a TCP address: give /ip4|ip6/<address>/tcp/<port>${flag === 'announce' ? ' (or /dns/<name>/tcp/<port>)' : ''}`)
+    }
+  }
+  return addrs
+}
