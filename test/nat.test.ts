@@ -366,10 +366,11 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(answers.filter((a) => a.error != null)).toEqual([])
     expect(answers.map((a) => a.n).sort((x, y) => x - y)).toEqual(range(40))
     expect(consumer.child.exitCode).toBeNull()
-    // The clients had learned the broker's LAN address (from identify) and did dial it: NAT A
-    // dropped their SYNs, and that cost them no dial timeout.
+    // While the broker was away the clients also dialed its LAN address, which they had learned
+    // (the DHT fallback answers from the peer store): NAT A dropped their SYNs. Such a dial waits
+    // 3 s at most; with the reconnect backoff (5 s at most) the clients are back well within 10 s.
     expect(t.lanSyns()).toBeGreaterThan(0)
-    expect(againMs).toBeLessThan(8_000)
+    expect(againMs).toBeLessThan(10_000)
   }, 120_000)
 
   it('with --random-fully NAT on both LANs, still relayed: every answer arrives', async () => {
