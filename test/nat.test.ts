@@ -54,21 +54,7 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
   }
 
   function p2pmq (host: Host, args: string[]): Cli {
-    const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home() }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: string[] = []
-    const err: string[] = []
-    const lines = (into: string[]) => {
-      let rest = ''
-      return (b: Buffer): void => {
-        const parts = (rest + b.toString()).split('\n')
-        rest = parts.pop() ?? ''
-        into.push(...parts)
-      }
-    }
-    child.stdout?.on('data', lines(out))
-    child.stderr?.on('data', lines(err))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-    return { child, out, err, exited }
+    return p2pmqIn(net, host, args, home())
   }
 
   it('builds in bounded time, with no route out of the public segment', () => {
