@@ -23,14 +23,6 @@ export function run (args: string[], home: string, wrap: string[] = []): Proc {
   const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
   const out: string[] = []
   const err: string[] = []
-  const lines = (into: string[]) => {
-    let rest = ''
-    return (b: Buffer): void => {
-      const parts = (rest + b.toString()).split('\n')
-      rest = parts.pop() ?? ''
-      into.push(...parts)
-    }
-  }
   child.stdout.on('data', lines(out))
   child.stderr.on('data', lines(err))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
@@ -39,6 +31,16 @@ export function run (args: string[], home: string, wrap: string[] = []): Proc {
     if (child.exitCode == null && child.signalCode == null) await exited
   })
   return { child, out, err, exited }
+}
+
+/** A data listener that adds each complete line of a child's output to `into`. */
+export function lines (into: string[]): (b: Buffer) => void {
+  let rest = ''
+  return (b) => {
+    const parts = (rest + b.toString()).split('\n')
+    rest = parts.pop() ?? ''
+    into.push(...parts)
+  }
 }
 
 export function killGroup (child: ChildProcessWithoutNullStreams): void {

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
+import { lines } from './cli-helpers.js'
 import { connectTcp, createNetwork, listenTcp, namespacesWithPrefix, netnsUnavailable, startStun, stunBinding, sweepStaleNamespaces, type Host, type Network } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
@@ -226,14 +227,6 @@ function p2pmqIn (net: Network, host: Host, args: string[], home: string): Cli {
   const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
   const out: string[] = []
   const err: string[] = []
-  const lines = (into: string[]) => {
-    let rest = ''
-    return (b: Buffer): void => {
-      const parts = (rest + b.toString()).split('\n')
-      rest = parts.pop() ?? ''
-      into.push(...parts)
-    }
-  }
   child.stdout?.on('data', lines(out))
   child.stderr?.on('data', lines(err))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
