@@ -26,6 +26,7 @@ const SYSTEM = [
   'test/cli-signals.test.ts',
   'test/identity-lock.test.ts',
   'test/nat.test.ts',
+  'test/nat-webrtc.test.ts',
   'test/package.test.ts'
 ]
 

@@ -5,7 +5,7 @@ import { createBroker, type BrokerNode } from '../src/index.js'
 import { defaultBrokerDataDir } from '../src/home.js'
 import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
-import { relayList, relaySpec } from './relay-flag.js'
+import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
 import { commandError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
@@ -38,6 +38,7 @@ const specs = {
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
   'completed-retention': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
   relay: relaySpec,
+  stun: stunSpec,
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -80,6 +81,7 @@ export async function run (args: string[]): Promise<number> {
       memory: flags.memory,
       listen,
       relays,
+      stun: stunList(flags.stun),
       maxPayload: flags['max-payload'],
       visibilityTimeout: flags['visibility-timeout'],
       maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],

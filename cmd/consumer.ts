@@ -5,7 +5,7 @@ import { DEFAULT_CLOSE_GRACE } from '../src/client/consumer.js'
 import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { list, MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
-import { relayList, relaySpec } from './relay-flag.js'
+import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
 import { shown } from './output.js'
 
@@ -26,6 +26,7 @@ const KILL_AFTER = 1_000
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
   relay: relaySpec,
+  stun: stunSpec,
   command: { type: 'string', value: '<cmd>[,…]', help: 'Commands or patterns (users.*, users.#) to subscribe to', default: DEFAULT_COMMAND },
   group: { type: 'string', value: '<name>', help: 'Consumer group: consumers of a group share messages, each group gets every message', default: DEFAULT_GROUP },
   expires: { type: 'number', value: '<ms>', help: 'Delete the group (its queues and messages) once it has had no consumer for this long' },
@@ -52,6 +53,7 @@ export async function run (args: string[]): Promise<number> {
   const consumer = await createConsumer({
     broker: flags.broker,
     relays: relayList(flags.relay),
+    stun: stunList(flags.stun),
     name: flags.name !== '' ? flags.name : undefined,
     dataDir: flags.data !== '' ? flags.data : undefined,
     onRetry: reportRetry

@@ -3,7 +3,7 @@ import { createProducer } from '../src/index.js'
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
-import { relayList, relaySpec } from './relay-flag.js'
+import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
@@ -12,6 +12,7 @@ import { commandError } from '../src/names.js'
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
   relay: relaySpec,
+  stun: stunSpec,
   command: { type: 'string', value: '<cmd>', help: 'The command each message names', default: DEFAULT_COMMAND },
   count: { type: 'number', value: '<n>', help: 'Messages to send; 0 sends forever', default: 10 },
   interval: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'Pause between messages; 0 sends as fast as the window allows', default: 1000 },
@@ -68,6 +69,7 @@ export async function run (args: string[]): Promise<number> {
   const producer = await createProducer({
     broker: flags.broker,
     relays: relayList(flags.relay),
+    stun: stunList(flags.stun),
     name: flags.name !== '' ? flags.name : undefined,
     dataDir: flags.data !== '' ? flags.data : undefined,
     window: flags.window,

@@ -1,8 +1,9 @@
 /**
- * `-relay`, shared by every command that reaches a broker and by the broker itself; apart from
+ * `-relay` and `-stun`, shared by every command that reaches a broker and by the broker itself; apart from
  * flags.ts, which must load no libp2p (`p2pmq -help` stays fast).
  */
 import { parseRelayAddress } from '../src/relay.js'
+import { parseStunServer } from '../src/stun.js'
 import { list, UsageError, type FlagSpec } from './flags.js'
 
 export const relaySpec = {
@@ -20,6 +21,25 @@ export function relayList (value: string, env = process.env.P2PMQ_RELAY): string
       return parseRelayAddress(addr)
     } catch (err) {
       throw new UsageError(`-relay: ${(err as Error).message}`)
+    }
+  })
+}
+
+export const stunSpec = {
+  type: 'string',
+  repeatable: true,
+  value: 'stun:<host>:<port>[,…]',
+  default: '',
+  help: 'STUN servers: with -relay, move from a relayed connection to a direct WebRTC one when the NATs allow (default: P2PMQ_STUN, else none)'
+} satisfies FlagSpec
+
+/** The STUN servers of `-stun`, else of P2PMQ_STUN, each checked (a UsageError names a bad one). */
+export function stunList (value: string, env = process.env.P2PMQ_STUN): string[] {
+  return list(value !== '' ? value : env ?? '').map((url) => {
+    try {
+      return parseStunServer(url)
+    } catch (err) {
+      throw new UsageError(`-stun: ${(err as Error).message}`)
     }
   })
 }

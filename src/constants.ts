@@ -108,3 +108,5 @@ export const RELAY_RETRY_MIN_DELAY = 500
 export const RELAY_RETRY_MAX_DELAY = 10_000
 /** ms a client gives one address of a broker before trying the next (libp2p's default, 6 s, makes an unreachable LAN address cost 6 s). */
 export const CLIENT_ADDRESS_DIAL_TIMEOUT = 3_000
+/** ms a relayed peer gives a direct WebRTC connection to come up (ICE through two NATs took ~0.1 s; a NAT that cannot be punched fails it at libp2p's 6 s anyway). */
+export const DIRECT_UPGRADE_TIMEOUT = 10_000

@@ -73,6 +73,7 @@ export type { SubscriptionTerms } from './subscription.js'
 export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
 export { createRelay, parseRelayAddress } from './relay.js'
+export { parseStunServer } from './stun.js'
 export type { CreateRelayOptions, RelayNode } from './relay.js'
 export { RelayReservations, relayReservations } from './relay-reservations.js'
 export type { RelayReservationsInit, RelayReservationStatus } from './relay-reservations.js'
@@ -123,6 +124,13 @@ export interface CreateBrokerOptions extends BrokerInit {
    * @default [] (no relay)
    */
   relays?: string[]
+  /**
+   * STUN servers (`stun:<host>:<port>`, never a public one unless given): with `relays`, the
+   * broker also listens on `/webrtc` through them, so a client behind another NAT can upgrade its
+   * relayed connection to a direct one (see NodeOptions.stun).
+   * @default [] (no direct upgrade)
+   */
+  stun?: string[]
 }
 
 export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservations }>
@@ -132,7 +140,7 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservatio
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], stun, ...init } = options
   relays.forEach(parseRelayAddress)
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
@@ -141,6 +149,7 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     webrtc,
     listen,
     circuitRelay: relays.length > 0,
+    stun,
     services: { mq: broker({ ...init, store }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
   // Writes are chained so the newest addresses are the ones left in the book.
@@ -183,6 +192,12 @@ export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsN
    * @default true when `broker` is a `/webrtc-direct` multiaddr, else false
    */
   webrtc?: boolean
+  /**
+   * STUN servers (`stun:<host>:<port>`): with `relays`, a broker reached through a relay is dialed
+   * again over WebRTC and the client moves to that direct connection once it is up.
+   * @default [] (stays relayed)
+   */
+  stun?: string[]
 }
 
 /** The node a client runs on (built and owned unless given), and this host's address book. */
@@ -195,6 +210,7 @@ async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p
     dataDir,
     webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct'),
     circuitRelay: relayed,
+    stun: options.stun,
     // With relays, p2pmq's DHT (served by the relays) finds a broker by peer ID.
     services: relayed ? { dht: p2pmqDHT('client') } : {}
   })

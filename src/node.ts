@@ -14,6 +14,8 @@ import { CLIENT_ADDRESS_DIAL_TIMEOUT, DHT_PROTOCOL } from './constants.js'
 import { loadIdentity, type Identity } from './home.js'
 import { corkedTcp } from './tcp-cork.js'
 import { halfWindowYamux } from './yamux-window.js'
+import { directUpgrade } from './direct-upgrade.js'
+import { parseStunServer } from './stun.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
 import type { ServiceFactoryMap } from 'libp2p'
@@ -61,6 +63,22 @@ async function loadWebRTCDirect (): Promise<ReturnType<typeof import('@libp2p/we
   }
 }
 
+/**
+ * WebRTC between two peers that reach each other through a relay (`/webrtc`: SDP over the relay,
+ * ICE with the STUN servers given), and the service that upgrades a relayed connection to it.
+ * Only with STUN servers given: without one, ICE offers only this host's own addresses, and two
+ * peers behind different NATs never get through.
+ */
+async function loadWebRTCOverRelay (stun: string[]): Promise<{ transport: ReturnType<typeof import('@libp2p/webrtc').webRTC> } | undefined> {
+  try {
+    const { webRTC } = await import('@libp2p/webrtc')
+    return { transport: webRTC({ rtcConfiguration: { iceServers: stun.map((urls) => ({ urls })) } }) }
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('@libp2p/webrtc')) return undefined
+    throw err
+  }
+}
+
 const WEBRTC_MISSING = 'WebRTC Direct (what browsers dial) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc'
 
 /** Without WebRTC installed, a node listens on its other addresses (with a warning), or fails. */
@@ -102,6 +120,14 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   circuitRelay?: boolean
   /**
+   * STUN servers (`stun:<host>:<port>`) for WebRTC through a relay: with `circuitRelay`, a node
+   * given them dials a peer it reached through a relay again over WebRTC, signalled through that
+   * relay, and once that direct connection is up closes the relayed one; a node listening through
+   * relays also listens on `/webrtc`. Never a public server unless given.
+   * @default [] (no direct upgrade: relayed connections stay relayed)
+   */
+  stun?: string[]
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
    */
@@ -126,7 +152,12 @@ export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
   const webrtc = options.webrtc === true ? await loadWebRTC(options.dataDir) : undefined
-  const listen = webrtcListenable(options.listen ?? [], options.webrtc === true && webrtc == null)
+  let listen = webrtcListenable(options.listen ?? [], options.webrtc === true && webrtc == null)
+  const stun = (options.stun ?? []).map(parseStunServer)
+  const overRelay = options.circuitRelay === true && stun.length > 0 ? await loadWebRTCOverRelay(stun) : undefined
+  if (options.circuitRelay === true && stun.length > 0 && overRelay == null) throw new Error('WebRTC through a relay (-stun) needs the optional package @libp2p/webrtc: npm install @libp2p/webrtc')
+  // A node that listens through relays listens on /webrtc beside them.
+  if (overRelay != null && listen.length > 0) listen = [...listen, '/webrtc']
   const identity = options.dataDir != null ? await loadIdentity(options.dataDir) : undefined
   let datastore: LevelDatastore | undefined
   try {
@@ -136,7 +167,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       privateKey: identity?.privateKey,
       datastore,
       addresses: { listen, announce: options.announce },
-      transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : [])],
+      transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       ...(options.circuitRelay === true ? { connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [halfWindowYamux()],
@@ -145,6 +176,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
         identifyPush: identifyPush(),
         ping: ping(),
         ...(webrtc?.keychain != null ? { keychain: webrtc.keychain } : {}),
+        ...(overRelay != null ? { directUpgrade: directUpgrade() } : {}),
         ...options.services,
         ...(identity != null ? { dataDirRelease: dataDirRelease(identity, datastore) } : {})
       } as ServiceFactoryMap<BaseServices & S>

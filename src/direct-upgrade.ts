@@ -1,0 +1,83 @@
+/**
+ * Upgrades a relayed connection to a direct one: when this node dials a peer through a relay
+ * (`<relay>/p2p-circuit/p2p/<peer>`), it dials the peer's WebRTC address through the same relay
+ * (`<relay>/p2p-circuit/webrtc/p2p/<peer>`: SDP goes over the relay, ICE with STUN punches the
+ * NATs) and, once that connection is up, aborts the relayed one. Its streams end; a broker link
+ * opens again at once, on the direct connection. When the NATs cannot be punched, the dial fails
+ * and the relayed connection stays.
+ */
+import { DIRECT_UPGRADE_TIMEOUT } from './constants.js'
+import type { ComponentLogger, Connection, Libp2pEvents, Logger, Startable } from '@libp2p/interface'
+import type { TransportManager } from '@libp2p/interface-internal'
+
+export interface DirectUpgradeInit {
+  /**
+   * ms to wait for the direct connection before keeping the relayed one.
+   * @default 10000
+   */
+  timeout?: number
+}
+
+export interface DirectUpgradeComponents {
+  transportManager: TransportManager
+  events: {
+    addEventListener: (type: 'connection:open', listener: (evt: Libp2pEvents['connection:open']) => void) => void
+    removeEventListener: (type: 'connection:open', listener: (evt: Libp2pEvents['connection:open']) => void) => void
+  }
+  logger: ComponentLogger
+}
+
+/** A relayed connection this node dialed (the other side does not try too: one attempt per pair). */
+function isOutboundRelayed (conn: Connection): boolean {
+  const addr = conn.remoteAddr.toString()
+  return conn.direction === 'outbound' && addr.includes('/p2p-circuit/') && !addr.includes('/webrtc')
+}
+
+export class DirectUpgrade implements Startable {
+  private readonly log: Logger
+  private readonly timeout: number
+  private readonly controller = new AbortController()
+  private readonly onOpen = (evt: CustomEvent<Connection>): void => {
+    if (isOutboundRelayed(evt.detail)) void this.upgrade(evt.detail)
+  }
+
+  constructor (private readonly components: DirectUpgradeComponents, init: DirectUpgradeInit = {}) {
+    this.log = components.logger.forComponent('p2pmq:direct-upgrade')
+    this.timeout = init.timeout ?? DIRECT_UPGRADE_TIMEOUT
+  }
+
+  readonly [Symbol.toStringTag] = 'p2pmq/direct-upgrade'
+
+  start (): void {
+    this.components.events.addEventListener('connection:open', this.onOpen)
+  }
+
+  stop (): void {
+    this.components.events.removeEventListener('connection:open', this.onOpen)
+    this.controller.abort()
+  }
+
+  private async upgrade (relayed: Connection): Promise<void> {
+    const peer = relayed.remotePeer.toString()
+    // `<relay>/p2p-circuit/p2p/<peer>` → `<relay>/p2p-circuit/webrtc/p2p/<peer>`
+    const addr = relayed.remoteAddr.decapsulateCode(421).encapsulate(`/webrtc/p2p/${peer}`)
+    try {
+      // Through the transport, not the connection manager: its dial queue would hand back the
+      // relayed connection still being dialed to the same peer.
+      const direct = await this.components.transportManager.dial(addr, {
+        signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(this.timeout)])
+      })
+      this.log('direct connection to %s at %a', peer, direct.remoteAddr)
+      // Aborted, not closed: a graceful close waits for the broker link's stream, which lasts,
+      // and meanwhile new streams are refused on the closing connection.
+      relayed.abort(new Error('moved to a direct connection'))
+    } catch (err) {
+      this.log('no direct connection to %s, staying relayed: %s', peer, (err as Error).message)
+    }
+  }
+}
+
+/** The service: `createLibp2p({ services: { directUpgrade: directUpgrade() } })`. */
+export function directUpgrade (init: DirectUpgradeInit = {}): (components: DirectUpgradeComponents) => DirectUpgrade {
+  return (components) => new DirectUpgrade(components, init)
+}
