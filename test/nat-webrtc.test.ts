@@ -155,7 +155,7 @@ describe.skipIf(unavailable != null)('a consumer behind a NAT with --random-full
 
 describe('-stun', () => {
   it('refuses what is not a STUN server URL, naming it, before starting anything', () => {
-    for (const bad of ['198.51.100.11:3478', 'http://198.51.100.11:3478', 'stun:', 'stun:host:port']) {
+    for (const bad of ['198.51.100.11:3478', 'http://198.51.100.11:3478', 'stun:', 'stun:198.51.100.11:port']) {
       const run = spawnSync(process.execPath, [BIN, 'consumer', '-broker=12D3KooWAbc', '-relay=/ip4/127.0.0.1/tcp/1/p2p/12D3KooWFpXH3E49WgbyscAzLs41Y6WK3EKFnvHSSuUXzENFQRpZ', `-stun=${bad}`], { encoding: 'utf8', timeout: 20_000 })
       expect(run.status, run.stderr).toBe(2)
       expect(run.stderr).toContain(`-stun: not a STUN server URL (stun:<host>:<port>): ${bad}`)
