@@ -16,13 +16,7 @@ export const relaySpec = {
 
 /** The relays of `-relay`, else of P2PMQ_RELAY, each checked (a UsageError names a bad one). */
 export function relayList (value: string, env = process.env.P2PMQ_RELAY): string[] {
-  return list(value !== '' ? value : env ?? '').map((addr) => {
-    try {
-      return parseRelayAddress(addr)
-    } catch (err) {
-      throw new UsageError(`-relay: ${(err as Error).message}`)
-    }
-  })
+  return checkedList('relay', value, env, parseRelayAddress)
 }
 
 export const stunSpec = {
@@ -35,11 +29,16 @@ export const stunSpec = {
 
 /** The STUN servers of `-stun`, else of P2PMQ_STUN, each checked (a UsageError names a bad one). */
 export function stunList (value: string, env = process.env.P2PMQ_STUN): string[] {
-  return list(value !== '' ? value : env ?? '').map((url) => {
+  return checkedList('stun', value, env, parseStunServer)
+}
+
+/** The comma-separated items of `-<flag>` (else of its environment variable), each through `parse`. */
+function checkedList (flag: string, value: string, env: string | undefined, parse: (item: string) => string): string[] {
+  return list(value !== '' ? value : env ?? '').map((item) => {
     try {
-      return parseStunServer(url)
+      return parse(item)
     } catch (err) {
-      throw new UsageError(`-stun: ${(err as Error).message}`)
+      throw new UsageError(`-${flag}: ${(err as Error).message}`)
     }
   })
 }
