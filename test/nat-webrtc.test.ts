@@ -49,15 +49,8 @@ afterEach(async () => {
 })
 
 async function scene (options: NetworkOptions): Promise<Scene> {
-  const net = await createNetwork({ publicHosts: ['relay', 'stun'], lans: { a: ['a1', 'a2'], b: ['b1'] }, ...options })
+  const net = await createNetwork({ publicHosts: ['relay', 'stun'], lans: { a: ['a1', 'a2'], b: ['b1'] }, dropUnsolicited: true, ...options })
   teardown.push(async () => { await net.teardown() })
-  // Like a home router, each NAT drops what comes in on its public side unasked. Without this, a
-  // punch packet that reaches a NAT before its own host's first packet out is delivered to the NAT
-  // itself and leaves a conntrack entry, and MASQUERADE then moves the host's flow to another port
-  // (the port its peer was told is dead): measured, the upgrade then never happened.
-  for (const nat of Object.values(net.nats)) {
-    execFileSync('ip', ['netns', 'exec', nat.ns, 'iptables', '-A', 'INPUT', '-i', 'wan', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP'])
-  }
   const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-webrtc-'))
   teardown.push(() => { rmSync(dir, { recursive: true, force: true }) })
   let homes = 0

@@ -45,6 +45,16 @@ export interface NetworkOptions {
    * @default false
    */
   randomFully?: boolean | string[]
+  /**
+   * Each NAT drops what comes in on its public side unasked (conntrack NEW), as a home router does.
+   * WebRTC hole punching needs it: without it, a punch packet that reaches a NAT before its own
+   * host's first packet out is delivered to the NAT itself and leaves a conntrack entry, and
+   * MASQUERADE then moves the host's flow to another port (the port its peer was told is dead):
+   * measured, the upgrade then never happened. Off, a TCP connect to a NAT's public address is
+   * refused rather than left unanswered.
+   * @default false
+   */
+  dropUnsolicited?: boolean
 }
 
 /** A machine in the network: a namespace with one interface, `eth0`, at `ip`. */
@@ -169,7 +179,7 @@ function sysctls (forward: boolean): string[] {
 }
 
 /** The NAT's rules: MASQUERADE out of `wan`; from `wan` into the LAN only replies. */
-function natRules (randomFully: boolean): string {
+function natRules (randomFully: boolean, dropUnsolicited: boolean): string {
   return [
     '*nat',
     ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
@@ -177,6 +187,7 @@ function natRules (randomFully: boolean): string {
     'COMMIT',
     '*filter',
     ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]',
+    ...(dropUnsolicited ? ['-A INPUT -i wan -m conntrack --ctstate NEW -j DROP'] : []),
     '-A FORWARD -i lan -o wan -j ACCEPT',
     '-A FORWARD -i lan -o lan -j ACCEPT',
     '-A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
@@ -301,7 +312,7 @@ export async function createNetwork (options: NetworkOptions = {}): Promise<Netw
           'link add lan type bridge', `addr add ${nat.lanIp}/24 dev lan`, 'link set lan up',
           ...lans[lan].flatMap((_, i) => [`link set p${i} master lan`, `link set p${i} up`])
         ])
-        await inNs(nat.ns, 'iptables-restore', [], natRules(nat.randomFully))
+        await inNs(nat.ns, 'iptables-restore', [], natRules(nat.randomFully, options.dropUnsolicited ?? false))
         await Promise.all(lans[lan].map(async (name) => { await ipBatch(hosts[name].ns, hostLines(hosts[name], nat.lanIp)) }))
       })
     ])
