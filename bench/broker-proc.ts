@@ -1,18 +1,34 @@
 /**
  * Benchmark child: the p2pmq broker, alone in its process, listening on 127.0.0.1 only.
- * argv: <dataDir> <home> <memory|durable|webrtc>. Reports { type: 'ready', addr } (and, for
+ * argv: <dataDir> <home> <memory|durable|webrtc> [net]. Reports { type: 'ready', addr } (and, for
  * webrtc, the web page's `url`), then answers 'mark' and 'stats'. `webrtc`: in memory, also
- * listening on WebRTC Direct, with the web server.
+ * listening on WebRTC Direct, with the web server. `net` (across the NAT harness), JSON of
+ * { listen, relays, stun? }: listens on `listen` instead, reserves on the relays (and with `stun`
+ * listens on /webrtc through them), and is ready once reachable through a relay.
  */
 import { createBroker } from '../src/index.js'
 import { serveBroker } from '../src/web-server.js'
-import { CpuMeter, LISTEN, die, onCommand, report } from './common.js'
+import { CpuMeter, LISTEN, die, onCommand, report, sleep } from './common.js'
+
+interface Net { listen: string, relays: string[], stun?: string[] }
+
+/** Waits until the broker's addresses include one through a relay (and, with STUN, a /webrtc one). */
+async function untilReachable (node: { getMultiaddrs: () => Array<{ toString: () => string }> }, stun: boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const addrs = node.getMultiaddrs().map((a) => a.toString())
+    if (addrs.some((a) => a.includes('/p2p-circuit')) && (!stun || addrs.some((a) => a.includes('/webrtc')))) return
+    if (Date.now() > deadline) throw new Error(`No reservation on the relay within ${timeoutMs} ms (addresses: ${addrs.join(', ')})`)
+    await sleep(20)
+  }
+}
 
 async function main (): Promise<void> {
-  const [dataDir, home, mode] = process.argv.slice(2)
-  if (dataDir == null || home == null || !['memory', 'durable', 'webrtc'].includes(mode)) throw new Error('usage: broker-proc <dataDir> <home> <memory|durable|webrtc>')
-  const listen = mode === 'webrtc' ? [LISTEN, '/ip4/127.0.0.1/udp/0/webrtc-direct'] : [LISTEN]
-  const node = await createBroker({ dataDir, home, listen, memory: mode !== 'durable' })
+  const [dataDir, home, mode, netText] = process.argv.slice(2)
+  if (dataDir == null || home == null || !['memory', 'durable', 'webrtc'].includes(mode)) throw new Error('usage: broker-proc <dataDir> <home> <memory|durable|webrtc> [net]')
+  const net = netText == null ? undefined : JSON.parse(netText) as Net
+  const listen = net != null ? [net.listen] : mode === 'webrtc' ? [LISTEN, '/ip4/127.0.0.1/udp/0/webrtc-direct'] : [LISTEN]
+  const node = await createBroker({ dataDir, home, listen, memory: mode !== 'durable', relays: net?.relays, stun: net?.stun })
   const web = mode === 'webrtc' ? await serveBroker(node, 0) : undefined
   const cpu = new CpuMeter()
   onCommand((cmd) => {
@@ -26,9 +42,11 @@ async function main (): Promise<void> {
       }
     }
   }, async () => { await web?.close(); await node.stop() })
+  if (net != null) await untilReachable(node, (net.stun ?? []).length > 0)
   const addrs = node.getMultiaddrs().map((a) => a.toString())
-  const addr = addrs.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))
-  if (addr == null) throw new Error(`The broker listens on no 127.0.0.1 TCP address: ${addrs.join(', ')}`)
+  const host = (net?.listen ?? LISTEN).split('/tcp/')[0]
+  const addr = addrs.find((a) => a.startsWith(`${host}/tcp/`))
+  if (addr == null) throw new Error(`The broker listens on no ${host} TCP address: ${addrs.join(', ')}`)
   report({ type: 'ready', addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${node.peerId.toString()}`, addrs, url: web?.url })
 }
 

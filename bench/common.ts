@@ -3,7 +3,7 @@
  * and the two ends of the IPC channel (Proc/ProcGroup in the parent, `onCommand`/`report` in a
  * child). Every child is forked with an IPC channel; it exits when the parent goes away.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -231,6 +231,12 @@ export const P2PMQ_LAUNCH = ((): { env: Record<string, string>, nodeFlags: strin
   }
 })()
 
+/** Where a child runs when not forked here: how to spawn it (e.g. `Network.run` for a host), and its own environment. */
+export interface StartIn {
+  spawn: (cmd: string, args: string[], options: SpawnOptions) => ChildProcess
+  env?: NodeJS.ProcessEnv
+}
+
 /** The children of one benchmark run: all stopped together, whatever happened. */
 export class ProcGroup {
   private readonly procs: Proc[] = []
@@ -261,14 +267,16 @@ export class ProcGroup {
     }
   }
 
-  /** Forks `script` (an absolute path to a compiled .js file) with an IPC channel. */
-  start (name: string, script: string, args: string[], execArgv: string[] = []): Proc {
-    const child = fork(script, args, {
-      env: this.env,
-      execArgv,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json'
-    })
+  /**
+   * Forks `script` (an absolute path to a compiled .js file) with an IPC channel; with `where`,
+   * spawns `node <execArgv> script <args>` through it instead (e.g. inside a network namespace),
+   * with `env` added to the group's.
+   */
+  start (name: string, script: string, args: string[], execArgv: string[] = [], where?: StartIn): Proc {
+    const options = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] as StdioOptions, serialization: 'json' as const }
+    const child = where == null
+      ? fork(script, args, { ...options, env: this.env, execArgv })
+      : where.spawn(process.execPath, [...execArgv, script, ...args], { ...options, env: { ...this.env, ...where.env } })
     const proc = new Proc(name, child)
     this.procs.push(proc)
     child.once('exit', (code, signal) => {
@@ -370,5 +378,48 @@ export class CpuMeter {
   since (): { cpuUs: number, wallMs: number } {
     const d = process.cpuUsage(this.cpu)
     return { cpuUs: d.user + d.system, wallMs: performance.now() - this.wall }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients across networks (scenario h)
+
+/** Env of a client child across the NAT harness: JSON of NetClient. */
+export const NET_CLIENT_ENV = 'BENCH_NET_CLIENT'
+
+/**
+ * A client child across the NAT harness: the broker is given by peer ID and found through
+ * `relays`; with `stun`, the client may upgrade to WebRTC; `direct`: it reports ready only once
+ * its connection to the broker is direct; `firstAnswer` (a producer): it sends one request as
+ * soon as it is connected and reports how long that took from its start.
+ */
+export interface NetClient { relays: string[], stun?: string[], direct?: boolean, firstAnswer?: boolean }
+
+export function netClient (): NetClient | undefined {
+  const raw = process.env[NET_CLIENT_ENV]
+  return raw == null || raw === '' ? undefined : JSON.parse(raw) as NetClient
+}
+
+/** The broker's peer ID, from a peer ID or a multiaddr ending in /p2p/<peerId>. */
+export function brokerPeerOf (broker: string): string {
+  return broker.split('/p2p/').at(-1) as string
+}
+
+/** How a client node is connected to the broker: one of webrtc, relay, tcp per open connection. */
+export function viasTo (node: { getConnections: () => Array<{ remotePeer: { toString: () => string }, remoteAddr: { toString: () => string } }> }, peer: string): string[] {
+  return node.getConnections().filter((c) => c.remotePeer.toString() === peer).map((c) => {
+    const addr = c.remoteAddr.toString()
+    return addr.includes('/webrtc') ? 'webrtc' : addr.includes('/p2p-circuit') ? 'relay' : 'tcp'
+  })
+}
+
+/** Waits (at most `timeoutMs`) until the client's only connections to the broker are WebRTC and its stream is open again. */
+export async function untilDirect (client: { connected: boolean, node: Parameters<typeof viasTo>[0] }, peer: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const vias = viasTo(client.node, peer)
+    if (client.connected && vias.length > 0 && vias.every((v) => v === 'webrtc')) return
+    if (Date.now() > deadline) throw new Error(`No direct connection to the broker within ${timeoutMs} ms (connected by ${vias.length > 0 ? vias.join(', ') : 'nothing'})`)
+    await sleep(20)
   }
 }

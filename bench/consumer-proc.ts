@@ -10,16 +10,22 @@
  *   are the producer's; the broker's are later by the time the publish took to reach it, which
  *   varies); inversionMs: the largest such gap seen; early: before its due time.
  * Reports 'ready' once subscribed; 'mark' starts counting, 'end' reports { type: 'counted' }.
+ * Across the NAT harness (env BENCH_NET_CLIENT, see NetClient), the broker is a peer ID found
+ * through the relays, and with `direct` 'ready' waits for the direct connection; 'ready' and
+ * 'counted' say how the consumer is connected (`vias`).
  */
 import { createConsumer, type Message } from '../src/index.js'
-import { BENCH_COMMAND, CpuMeter, die, onCommand, report } from './common.js'
+import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, report, untilDirect, viasTo } from './common.js'
 
 async function main (): Promise<void> {
   const [broker, mode, prefetchText, command] = process.argv.slice(2)
   if (broker == null || (mode !== 'ack' && mode !== 'echo' && mode !== 'check')) throw new Error('usage: consumer-proc <broker> <ack|echo|check> <prefetch> [command]')
   const prefetch = Number(prefetchText ?? 1000)
+  const net = netClient()
   const consumer = await createConsumer({
     broker,
+    relays: net?.relays,
+    stun: net?.stun,
     onRetry: (err) => { console.error(`[consumer ${process.pid}] dial failed: ${err.message}`) }
   })
   const cpu = new CpuMeter()
@@ -38,7 +44,7 @@ async function main (): Promise<void> {
       case 'end': {
         const processed = consumer.processed - markCount
         const seconds = (performance.now() - markTime) / 1000
-        report({ type: 'counted', processed, seconds, total: consumer.processed, ...cpu.since() })
+        report({ type: 'counted', processed, seconds, total: consumer.processed, vias: viasTo(consumer.node, brokerPeerOf(broker)), ...cpu.since() })
         break
       }
     }
@@ -81,7 +87,8 @@ async function main (): Promise<void> {
     ? (): undefined => undefined
     : mode === 'check' ? checkIndex : (m: Message): unknown => m.payload
   await consumer.subscribe(command ?? BENCH_COMMAND, handler, { prefetch })
-  report({ type: 'ready', peer: consumer.peerId })
+  if (net?.direct === true) await untilDirect(consumer, brokerPeerOf(broker))
+  report({ type: 'ready', peer: consumer.peerId, vias: viasTo(consumer.node, brokerPeerOf(broker)) })
 }
 
 main().catch(die)

@@ -10,11 +10,15 @@
  *   in the next 8 as an f64) and wait for their confirms
  *   (answers { type: 'filled' }).
  * - latency { warmup, count }: send() one message at a time and time each answer
- *   (answers { type: 'latency', samples } in µs).
+ *   (answers { type: 'latency', samples } in µs, and `vias`: how it is connected to the broker).
+ * Across the NAT harness (env BENCH_NET_CLIENT, see NetClient), the broker is a peer ID found
+ * through the relays; 'ready' then also reports `connectMs` (from createProducer() to the open
+ * stream), with `firstAnswer` `firstAnswerMs` (to the answer of one send(), made at once), and
+ * with `direct` `directMs` (to the stream open again on a direct connection: 'ready' waits for it).
  */
 import { createProducer } from '../src/index.js'
 import { DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
-import { BENCH_COMMAND, CpuMeter, die, onCommand, payload, report, sleep } from './common.js'
+import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, payload, report, sleep, untilDirect, viasTo } from './common.js'
 
 /** getRandomValues fills at most 64 KiB per call. */
 function randomBytes (size: number): Uint8Array {
@@ -27,8 +31,12 @@ async function main (): Promise<void> {
   const [broker, windowText] = process.argv.slice(2)
   if (broker == null) throw new Error('usage: producer-proc <broker> <window>')
   const window = Number(windowText ?? DEFAULT_PRODUCER_WINDOW)
+  const net = netClient()
+  const started = performance.now()
   const producer = await createProducer({
     broker,
+    relays: net?.relays,
+    stun: net?.stun,
     window,
     onRetry: (err) => { console.error(`[producer ${process.pid}] dial failed: ${err.message}`) }
   })
@@ -40,7 +48,7 @@ async function main (): Promise<void> {
   let confirmed = 0
   let failed = 0
   let firstFailure: string | undefined
-  let started = 0
+  let floodStarted = 0
   let scheduled = false
   const refill = (): void => {
     if (!scheduled && running) {
@@ -62,7 +70,7 @@ async function main (): Promise<void> {
     switch (cmd.cmd) {
       case 'flood':
         running = true
-        started = performance.now()
+        floodStarted = performance.now()
         pump()
         break
       case 'mark':
@@ -70,8 +78,8 @@ async function main (): Promise<void> {
         break
       case 'stop': {
         running = false
-        const seconds = (performance.now() - started) / 1000
-        report({ type: 'flooded', confirmed, failed, firstFailure, seconds, inFlight, ...cpu.since() })
+        const seconds = (performance.now() - floodStarted) / 1000
+        report({ type: 'flooded', confirmed, failed, firstFailure, seconds, inFlight, vias: viasTo(producer.node, brokerPeerOf(broker)), ...cpu.since() })
         break
       }
       case 'fill': {
@@ -113,7 +121,7 @@ async function main (): Promise<void> {
           const us = (performance.now() - t0) * 1000
           if (i >= warmup) samples.push(us)
         }
-        report({ type: 'latency', samples, ...cpu.since() })
+        report({ type: 'latency', samples, vias: viasTo(producer.node, brokerPeerOf(broker)), ...cpu.since() })
         break
       }
     }
@@ -125,7 +133,18 @@ async function main (): Promise<void> {
     if (Date.now() > deadline) throw new Error('The producer did not connect to the broker within 15 s')
     await sleep(10)
   }
-  report({ type: 'ready', peer: producer.peerId })
+  const connectMs = performance.now() - started
+  let firstAnswerMs: number | undefined
+  if (net?.firstAnswer === true) {
+    await producer.send(BENCH_COMMAND, body)
+    firstAnswerMs = performance.now() - started
+  }
+  let directMs: number | undefined
+  if (net?.direct === true) {
+    await untilDirect(producer, brokerPeerOf(broker))
+    directMs = performance.now() - started
+  }
+  report({ type: 'ready', peer: producer.peerId, connectMs, firstAnswerMs, directMs, vias: viasTo(producer.node, brokerPeerOf(broker)) })
 }
 
 main().catch(die)

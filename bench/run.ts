@@ -24,13 +24,23 @@
  *   g. startup: wall time of `p2pmq -help`, and of a `p2pmq producer` process from its spawn to
  *      its first answer from a running broker and consumer; median of BENCH_STARTUP_N runs
  *
- * a, b, c and f run the broker in memory (`-memory`).
+ *   h. across networks (bench/across.ts: the NAT harness of the tests, root, `ip`, `iptables` and
+ *      coturn's `turnserver`; skipped, saying why, without them): the broker behind NAT A, its
+ *      consumer and producer behind NAT B, given its peer ID and a relay on the public segment.
+ *      a (throughput) and c (latency, BENCH_LATENCY_N up to 2000 after up to 1000) relayed (no
+ *      STUN: every byte through the relay) and direct (STUN beside the relay: WebRTC punched
+ *      through both NATs, checked before and after timing), beside loopback (a's and c's own runs,
+ *      which h runs too); and how long the latency run's producer took from createProducer() to
+ *      its first answer (by peer ID through the relay; the DHT is the fallback, not timed) and,
+ *      direct, to its stream open on the direct connection. A fresh network per run.
+ *
+ * a, b, c, f and h run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f,g: the scenarios to run), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
+ * BENCH_ONLY (a,b,c,d,e,f,g,h: the scenarios to run), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
  * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
@@ -42,8 +52,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE,
-  type LatencyResult, type Msg, type ThroughputResult
+  type LatencyResult, type Msg, type Proc, type ThroughputResult
 } from './common.js'
+import { acrossUnavailable, checkPunched, checkVias, openAcross, type AcrossMode, type Placement } from './across.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { p2pmqStartup, type StartupResult } from './startup.js'
 
@@ -67,7 +78,12 @@ const PAGED_N = Math.round(envNumber('BENCH_PAGED_N', 1_000_000))
 const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
 const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
 const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g').split(',').map((s) => s.trim().toLowerCase()))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h').split(',').map((s) => s.trim().toLowerCase()))
+/** h's loopback rows are a's and c's runs. */
+const LOOPBACK_ONLY = new Set([...ONLY, ...(ONLY.has('h') ? ['a', 'c'] : [])])
+/** h's latency runs: fewer trips than c (a relayed one takes ~10 times as long). */
+const ACROSS_LATENCY_N = Math.min(LATENCY_N, 2000)
+const ACROSS_LATENCY_WARMUP = Math.min(LATENCY_WARMUP, 1000)
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const script = (name: string): string => join(HERE, name)
@@ -86,24 +102,37 @@ interface Env { home: string, env: NodeJS.ProcessEnv }
 
 let runCounter = 0
 
-/** A broker child: in memory (scenarios a, b, c) or with its LevelDB store (d). */
-async function startBroker (group: ProcGroup, e: Env, durable = false): Promise<{ broker: ReturnType<ProcGroup['start']>, addr: string }> {
+/** Clients fork here and dial the broker's 127.0.0.1 multiaddr. */
+const LOOPBACK: Placement = { broker: { args: [] }, client: (addr) => ({ broker: addr }) }
+
+/** A broker child: in memory (scenarios a, b, c, h) or with its LevelDB store (d). */
+async function startBroker (group: ProcGroup, e: Env, durable = false, place = LOOPBACK): Promise<{ broker: ReturnType<ProcGroup['start']>, addr: string }> {
   const dataDir = join(e.home, `broker-${++runCounter}`)
-  const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home, durable ? 'durable' : 'memory'], execArgv('broker'))
+  const broker = group.start('broker', script('broker-proc.js'), [dataDir, e.home, durable ? 'durable' : 'memory', ...place.broker.args], execArgv('broker'), place.broker.where)
   const { addr } = await broker.next<Ready>('ready')
-  if (!addr.startsWith('/ip4/127.0.0.1/tcp/')) throw new Error(`Unexpected broker address ${addr}`)
+  if (place === LOOPBACK && !addr.startsWith('/ip4/127.0.0.1/tcp/')) throw new Error(`Unexpected broker address ${addr}`)
   return { broker, addr }
 }
 
-async function p2pmqThroughput (consumers: number, durable: boolean, e: Env): Promise<ThroughputResult> {
+/** Starts a consumer or producer child as `place` says, given the broker's address. */
+function startClient (group: ProcGroup, place: Placement, addr: string, name: string, proc: string, args: string[], options?: { firstAnswer?: boolean }): Proc {
+  const { broker, where } = place.client(addr, options)
+  return group.start(name, script(`${proc}-proc.js`), [broker, ...args], execArgv(name.split(' ')[0]), where)
+}
+
+/** The clients of a run across networks, each as it said it was connected to the broker. */
+type Vias = Array<{ name: string, vias: unknown }>
+
+async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, place = LOOPBACK): Promise<ThroughputResult & { vias: Vias }> {
   const group = new ProcGroup(e.env)
   try {
-    const { broker, addr } = await startBroker(group, e, durable)
+    const { broker, addr } = await startBroker(group, e, durable, place)
     const cons = Array.from({ length: consumers }, (_, i) =>
-      group.start(`consumer ${i + 1}`, script('consumer-proc.js'), [addr, 'ack', String(PREFETCH)], execArgv('consumer')))
-    await Promise.all(cons.map(async (c) => await c.next('ready')))
-    const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
-    await producer.next('ready')
+      startClient(group, place, addr, `consumer ${i + 1}`, 'consumer', ['ack', String(PREFETCH)]))
+    // Across networks the broker is found and (direct) the connection upgraded before ready: up to 20 s.
+    await Promise.all(cons.map(async (c) => await c.next('ready', 60_000)))
+    const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)])
+    await producer.next('ready', 60_000)
 
     producer.send({ cmd: 'flood' })
     await group.sleep(WARMUP * 1000)
@@ -123,6 +152,7 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env): Pr
     // Each consumer's count over its own clock; the broker's CPU per message uses the same rate.
     const rate = counts.reduce((a, c) => a + c.processed / c.seconds, 0)
     return {
+      vias: [...counts.map((c, i) => ({ name: `consumer ${i + 1}`, vias: c.vias })), { name: 'producer', vias: flood.vias }],
       acked,
       rate,
       confirmedRate: flood.confirmed / flood.seconds,
@@ -305,25 +335,105 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
   }
 }
 
-async function p2pmqLatency (e: Env): Promise<LatencyResult> {
+/** How long the producer of a latency run took to reach the broker (across networks: by peer ID, through the relay). */
+interface Found { connectMs?: number, firstAnswerMs?: number, directMs?: number }
+
+async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N): Promise<LatencyResult & { found: Found, vias: Vias }> {
   const group = new ProcGroup(e.env)
   try {
-    const { broker, addr } = await startBroker(group, e)
-    const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'echo', '100'], execArgv('consumer'))
-    await consumer.next('ready')
-    const producer = group.start('producer', script('producer-proc.js'), [addr, String(WINDOW)], execArgv('producer'))
-    await producer.next('ready')
+    const { broker, addr } = await startBroker(group, e, false, place)
+    const consumer = startClient(group, place, addr, 'consumer', 'consumer', ['echo', '100'])
+    await consumer.next('ready', 60_000)
+    const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)], { firstAnswer: true })
+    const found = await producer.next<Ready & Found>('ready', 60_000)
     for (const p of [broker, consumer, producer]) p.send({ cmd: 'mark' })
     const lat = await producer.request<Msg & { samples: number[], cpuUs: number }>(
-      { cmd: 'latency', warmup: LATENCY_WARMUP, count: LATENCY_N }, 'latency', 300_000)
+      { cmd: 'latency', warmup, count }, 'latency', 300_000)
     const [stats, counted] = await Promise.all([
       broker.request<Stats>({ cmd: 'stats' }, 'stats'),
       consumer.request<Counted>({ cmd: 'end' }, 'counted')
     ])
-    const trips = LATENCY_WARMUP + LATENCY_N
-    return { ...latencyOf(lat.samples), cpuPerTrip: { broker: stats.cpuUs / trips, consumer: counted.cpuUs / trips, producer: lat.cpuUs / trips } }
+    const trips = warmup + count
+    return {
+      ...latencyOf(lat.samples),
+      cpuPerTrip: { broker: stats.cpuUs / trips, consumer: counted.cpuUs / trips, producer: lat.cpuUs / trips },
+      found: { connectMs: found.connectMs, firstAnswerMs: found.firstAnswerMs, directMs: found.directMs },
+      vias: [{ name: 'consumer', vias: counted.vias }, { name: 'producer', vias: lat.vias }]
+    }
   } finally {
     await group.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// h. across networks
+
+type AcrossLatency = LatencyResult & { found: Found }
+type AcrossResults = Record<AcrossMode, { tp: ThroughputResult[], lat: AcrossLatency[], errors?: string[] }>
+
+/**
+ * One round of h: a fresh network (relay, STUN, two NATs), then in each mode a throughput run (as
+ * a) and a latency run (as c, fewer trips), each with fresh processes, each checked to have run
+ * relayed or direct as its mode says. A failed run is recorded and the round goes on.
+ */
+async function acrossRound (run: number, e: Env, results: AcrossResults, progress: (text: string) => void): Promise<void> {
+  const across = await openAcross(e.home, e.env)
+  try {
+    for (const mode of ['relayed', 'direct'] as const) {
+      const r = results[mode]
+      try {
+        const tp = await p2pmqThroughput(1, false, e, across.placement(mode))
+        checkVias(mode, tp.vias)
+        if (mode === 'direct') checkPunched(across.net)
+        const lat = await p2pmqLatency(e, across.placement(mode), ACROSS_LATENCY_WARMUP, ACROSS_LATENCY_N)
+        checkVias(mode, lat.vias)
+        r.tp.push(tp)
+        r.lat.push(lat)
+        const direct = lat.found.directMs != null ? `, direct at ${int(lat.found.directMs)} ms` : ''
+        progress(`p2pmq run ${run}/${RUNS}: ${mode} ${int(tp.rate)} acked/s, latency p50 ${int(lat.p50)} µs, p99 ${int(lat.p99)} µs; ` +
+          `by peer ID: first answer ${int(lat.found.firstAnswerMs)} ms${direct}`)
+      } catch (err) {
+        (r.errors ??= []).push(`run ${run}: ${(err as Error).message}`)
+        progress(`p2pmq run ${run}/${RUNS}: ${mode} failed: ${(err as Error).message}`)
+      }
+    }
+  } finally {
+    await across.close()
+  }
+}
+
+function acrossRows (ours: Results, theirs: Results | undefined, across: AcrossResults): Row[] {
+  const ms = (n: number): string => `${int(n)} ms`
+  const noRelay = 'n/a (no relay)'
+  const found = (mode: AcrossMode, key: keyof Found): number[] => across[mode].lat.map((l) => l.found[key]).filter((n): n is number => n != null)
+  return [
+    { scenario: 'h. loopback (127.0.0.1, as a): acked msg/s', p2pmq: ours.tp1.map((r) => r.rate), rabbit: theirs?.tp1.map((r) => r.rate), unit: int },
+    { scenario: 'h. relayed (NAT A, relay, NAT B): acked msg/s', p2pmq: across.relayed.tp.map((r) => r.rate), rabbitText: noRelay, unit: int },
+    { scenario: 'h. direct (WebRTC through both NATs): acked msg/s', p2pmq: across.direct.tp.map((r) => r.rate), rabbitText: noRelay, unit: int },
+    { scenario: 'h. loopback (as c): request/answer p50 µs', p2pmq: ours.lat.map((r) => r.p50), rabbit: theirs?.lat.map((r) => r.p50), unit: int },
+    { scenario: 'h. loopback (as c): request/answer p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int },
+    { scenario: 'h. relayed: request/answer p50 µs', p2pmq: across.relayed.lat.map((r) => r.p50), rabbitText: noRelay, unit: int },
+    { scenario: 'h. relayed: request/answer p99 µs', p2pmq: across.relayed.lat.map((r) => r.p99), rabbitText: noRelay, unit: int },
+    { scenario: 'h. direct: request/answer p50 µs', p2pmq: across.direct.lat.map((r) => r.p50), rabbitText: noRelay, unit: int },
+    { scenario: 'h. direct: request/answer p99 µs', p2pmq: across.direct.lat.map((r) => r.p99), rabbitText: noRelay, unit: int },
+    { scenario: 'h. by peer ID, relayed: producer start → first answer', p2pmq: found('relayed', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, direct: producer start → first answer', p2pmq: found('direct', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, direct: producer start → direct connection', p2pmq: found('direct', 'directMs'), rabbitText: 'n/a', unit: ms }
+  ]
+}
+
+function printAcrossDetails (across: AcrossResults): void {
+  for (const mode of ['relayed', 'direct'] as const) {
+    const r = across[mode]
+    if (r.tp.length === 0 && r.errors == null) continue
+    console.log(`Details (h, ${mode}):`)
+    for (const line of details('h', r.tp)) console.log(line)
+    r.lat.forEach((c, i) => {
+      const f = c.found
+      console.log(`  h run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs; ` +
+        `producer by peer ID: stream open ${int(f.connectMs)} ms, first answer ${int(f.firstAnswerMs)} ms${f.directMs != null ? `, direct ${int(f.directMs)} ms` : ''} after createProducer()`)
+    })
+    for (const err of r.errors ?? []) console.log(`  h failed, ${err}`)
   }
 }
 
@@ -397,7 +507,7 @@ interface Results {
 async function runScenarios (name: string, system: System, progress: (text: string) => void): Promise<Results> {
   const r: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   for (let run = 1; run <= RUNS; run++) {
-    if (ONLY.has('a')) {
+    if (LOOPBACK_ONLY.has('a')) {
       const a = await system.throughput(1, false)
       r.tp1.push(a)
       progress(`${name} run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
@@ -407,7 +517,7 @@ async function runScenarios (name: string, system: System, progress: (text: stri
       r.tp4.push(b)
       progress(`${name} run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
     }
-    if (ONLY.has('c')) {
+    if (LOOPBACK_ONLY.has('c')) {
       const c = await system.latency()
       r.lat.push(c)
       progress(`${name} run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
@@ -461,6 +571,8 @@ async function main (): Promise<void> {
   const paged: PagedResult[] = []
   const browserRuns: BrowserResult[] = []
   let startup: StartupResult | undefined
+  const across: AcrossResults = { relayed: { tp: [], lat: [] }, direct: { tp: [], lat: [] } }
+  let acrossSkipped: string | undefined
   try {
     if (ONLY.has('g')) {
       startup = await p2pmqStartup(STARTUP_N, e, script)
@@ -485,6 +597,15 @@ async function main (): Promise<void> {
         throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
+    }
+    if (ONLY.has('h')) {
+      const why = acrossUnavailable()
+      if (why != null) {
+        acrossSkipped = why
+        progress(`h. across networks: skipped, ${why}`)
+      } else {
+        for (let run = 1; run <= RUNS; run++) await acrossRound(run, e, across, progress)
+      }
     }
     if (ONLY.has('f')) {
       if (!existsSync(CHROMIUM)) {
@@ -535,7 +656,10 @@ async function main (): Promise<void> {
       { scenario: `g. startup: producer's first answer, wall ms (${startup.firstAnswer.length} runs)`, p2pmq: startup.firstAnswer, rabbitText: 'n/a', unit: ms }
     )
   }
-  console.log(table(rows.filter((r) => r.p2pmq.length > 0), rabbitNote))
+  if (ONLY.has('h')) rows.push(...acrossRows(ours, theirs, across))
+  // a's and c's runs also feed h's loopback rows: their own rows only when asked for.
+  console.log(table(rows.filter((r) => r.p2pmq.length > 0 && (ONLY.has(r.scenario[0]) || r.scenario.startsWith('h.'))), rabbitNote))
+  if (acrossSkipped != null) console.log(`h. across networks: skipped, ${acrossSkipped}`)
   console.log('')
   if (browserRuns.length > 0) {
     console.log(`f. browser consumer (Chromium, WebRTC Direct): ${int(median(browserRuns.map((r) => r.rate)))} acked/s ` +
@@ -553,6 +677,7 @@ async function main (): Promise<void> {
     console.log('')
   }
   printDetails('p2pmq', ours)
+  printAcrossDetails(across)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }
 
