@@ -43,6 +43,8 @@ export interface Placement {
   broker: { args: string[], where?: StartIn }
   /** What clients are given as the broker (its multiaddr, or its peer ID across networks), and how to start one. */
   client: (brokerAddr: string, options?: { firstAnswer?: boolean }) => { broker: string, where?: StartIn }
+  /** Processes outside the run whose CPU use it reports too (the relay), by name. */
+  watched?: Record<string, number>
 }
 
 /** One network with its relay and STUN server, for the runs of one round; `close()` removes it all. */
@@ -97,6 +99,7 @@ export async function openAcross (tmp: string, env: NodeJS.ProcessEnv): Promise<
           args: [JSON.stringify({ listen: `/ip4/${hosts.a1.ip}/tcp/0`, relays: [relay.addr], stun: stunList })],
           where: run(hosts.a1)
         },
+        watched: { relay: relay.child.pid as number },
         client: (brokerAddr, options = {}) => {
           const client: NetClient = { relays: [relay.addr], stun: stunList, direct: mode === 'direct', firstAnswer: options.firstAnswer }
           return { broker: brokerAddr.split('/p2p/').at(-1) as string, where: run(hosts.b1, { [NET_CLIENT_ENV]: JSON.stringify(client) }) }

@@ -26,7 +26,7 @@ async function main (): Promise<void> {
     broker,
     relays: net?.relays,
     stun: net?.stun,
-    onRetry: (err) => { console.error(`[consumer ${process.pid}] dial failed: ${err.message}`) }
+    onRetry: (err) => { console.error(`[consumer ${process.pid}] dial failed: ${err instanceof Error && err.message !== undefined ? err.message : String(err)}`) }
   })
   const cpu = new CpuMeter()
   let markCount = 0

@@ -12,8 +12,8 @@
  * - latency { warmup, count }: send() one message at a time and time each answer
  *   (answers { type: 'latency', samples } in µs, and `vias`: how it is connected to the broker).
  * Across the NAT harness (env BENCH_NET_CLIENT, see NetClient), the broker is a peer ID found
- * through the relays; 'ready' then also reports `connectMs` (from createProducer() to the open
- * stream), with `firstAnswer` `firstAnswerMs` (to the answer of one send(), made at once), and
+ * through the relays; 'ready' then also reports `createdMs` (createProducer() resolved: its node
+ * built and started), `connectMs` (from createProducer() to the open stream), with `firstAnswer` `firstAnswerMs` (to the answer of one send(), made at once), and
  * with `direct` `directMs` (to the stream open again on a direct connection: 'ready' waits for it).
  */
 import { createProducer } from '../src/index.js'
@@ -38,8 +38,9 @@ async function main (): Promise<void> {
     relays: net?.relays,
     stun: net?.stun,
     window,
-    onRetry: (err) => { console.error(`[producer ${process.pid}] dial failed: ${err.message}`) }
+    onRetry: (err) => { console.error(`[producer ${process.pid}] dial failed: ${err instanceof Error && err.message !== undefined ? err.message : String(err)}`) }
   })
+  const createdMs = performance.now() - started
   const body = payload()
   const cpu = new CpuMeter()
 
@@ -144,7 +145,7 @@ async function main (): Promise<void> {
     await untilDirect(producer, brokerPeerOf(broker))
     directMs = performance.now() - started
   }
-  report({ type: 'ready', peer: producer.peerId, connectMs, firstAnswerMs, directMs, vias: viasTo(producer.node, brokerPeerOf(broker)) })
+  report({ type: 'ready', peer: producer.peerId, createdMs, connectMs, firstAnswerMs, directMs, vias: viasTo(producer.node, brokerPeerOf(broker)) })
 }
 
 main().catch(die)

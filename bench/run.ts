@@ -31,8 +31,10 @@
  *      STUN: every byte through the relay) and direct (STUN beside the relay: WebRTC punched
  *      through both NATs, checked before and after timing), beside loopback (a's and c's own runs,
  *      which h runs too); and how long the latency run's producer took from createProducer() to
- *      its first answer (by peer ID through the relay; the DHT is the fallback, not timed) and,
- *      direct, to its stream open on the direct connection. A fresh network per run.
+ *      its first answer (by peer ID through the relay; the DHT is the fallback, not timed), also
+ *      from its node up (createProducer() resolved: the lookup, the dial and one round trip) and,
+ *      direct, to its stream open on the direct connection. A fresh network per run; the relay's
+ *      CPU is in the details.
  *
  * a, b, c, f and h run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
@@ -51,7 +53,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BENCH_COMMAND, ProcGroup, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, cpuUsOf, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE,
   type LatencyResult, type Msg, type Proc, type ThroughputResult
 } from './common.js'
 import { acrossUnavailable, checkPunched, checkVias, openAcross, type AcrossMode, type Placement } from './across.js'
@@ -134,10 +136,16 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, pla
     const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)])
     await producer.next('ready', 60_000)
 
+    const otherCpu: Record<string, number> = {}
     producer.send({ cmd: 'flood' })
     await group.sleep(WARMUP * 1000)
     for (const p of [broker, producer, ...cons]) p.send({ cmd: 'mark' })
+    const watched = Object.entries(place.watched ?? {}).map(([name, pid]) => ({ name, pid, cpuUs: cpuUsOf(pid), at: performance.now() }))
     await group.sleep(SECONDS * 1000)
+    for (const w of watched) {
+      const cpuUs = cpuUsOf(w.pid)
+      if (cpuUs != null && w.cpuUs != null) otherCpu[w.name] = (cpuUs - w.cpuUs) / 1000 / (performance.now() - w.at)
+    }
     const [stats, flood, ...counts] = await Promise.all([
       broker.request<Stats>({ cmd: 'stats' }, 'stats'),
       producer.request<Flooded>({ cmd: 'stop' }, 'flooded'),
@@ -146,7 +154,8 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, pla
     const acked = counts.reduce((a, c) => a + c.processed, 0)
     const cpu: Record<string, number> = {
       broker: stats.cpuUs / 1000 / stats.wallMs,
-      producer: flood.cpuUs / 1000 / flood.wallMs
+      producer: flood.cpuUs / 1000 / flood.wallMs,
+      ...otherCpu
     }
     counts.forEach((c, i) => { cpu[`consumer ${i + 1}`] = c.cpuUs / 1000 / c.wallMs })
     // Each consumer's count over its own clock; the broker's CPU per message uses the same rate.
@@ -336,7 +345,7 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
 }
 
 /** How long the producer of a latency run took to reach the broker (across networks: by peer ID, through the relay). */
-interface Found { connectMs?: number, firstAnswerMs?: number, directMs?: number }
+interface Found { createdMs?: number, connectMs?: number, firstAnswerMs?: number, directMs?: number }
 
 async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N): Promise<LatencyResult & { found: Found, vias: Vias }> {
   const group = new ProcGroup(e.env)
@@ -357,7 +366,7 @@ async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, 
     return {
       ...latencyOf(lat.samples),
       cpuPerTrip: { broker: stats.cpuUs / trips, consumer: counted.cpuUs / trips, producer: lat.cpuUs / trips },
-      found: { connectMs: found.connectMs, firstAnswerMs: found.firstAnswerMs, directMs: found.directMs },
+      found: { createdMs: found.createdMs, connectMs: found.connectMs, firstAnswerMs: found.firstAnswerMs, directMs: found.directMs },
       vias: [{ name: 'consumer', vias: counted.vias }, { name: 'producer', vias: lat.vias }]
     }
   } finally {
@@ -406,6 +415,8 @@ function acrossRows (ours: Results, theirs: Results | undefined, across: AcrossR
   const ms = (n: number): string => `${int(n)} ms`
   const noRelay = 'n/a (no relay)'
   const found = (mode: AcrossMode, key: keyof Found): number[] => across[mode].lat.map((l) => l.found[key]).filter((n): n is number => n != null)
+  /** From the producer's node up (createProducer() resolved) to its first answer: the lookup, the dial, one round trip. */
+  const afterNode = (mode: AcrossMode): number[] => across[mode].lat.flatMap((l) => l.found.firstAnswerMs != null && l.found.createdMs != null ? [l.found.firstAnswerMs - l.found.createdMs] : [])
   return [
     { scenario: 'h. loopback (127.0.0.1, as a): acked msg/s', p2pmq: ours.tp1.map((r) => r.rate), rabbit: theirs?.tp1.map((r) => r.rate), unit: int },
     { scenario: 'h. relayed (NAT A, relay, NAT B): acked msg/s', p2pmq: across.relayed.tp.map((r) => r.rate), rabbitText: noRelay, unit: int },
@@ -416,9 +427,11 @@ function acrossRows (ours: Results, theirs: Results | undefined, across: AcrossR
     { scenario: 'h. relayed: request/answer p99 µs', p2pmq: across.relayed.lat.map((r) => r.p99), rabbitText: noRelay, unit: int },
     { scenario: 'h. direct: request/answer p50 µs', p2pmq: across.direct.lat.map((r) => r.p50), rabbitText: noRelay, unit: int },
     { scenario: 'h. direct: request/answer p99 µs', p2pmq: across.direct.lat.map((r) => r.p99), rabbitText: noRelay, unit: int },
-    { scenario: 'h. by peer ID, relayed: producer start → first answer', p2pmq: found('relayed', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
-    { scenario: 'h. by peer ID, direct: producer start → first answer', p2pmq: found('direct', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
-    { scenario: 'h. by peer ID, direct: producer start → direct connection', p2pmq: found('direct', 'directMs'), rabbitText: 'n/a', unit: ms }
+    { scenario: 'h. by peer ID, relayed: createProducer() → first answer', p2pmq: found('relayed', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, relayed: node up → first answer', p2pmq: afterNode('relayed'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, direct: createProducer() → first answer', p2pmq: found('direct', 'firstAnswerMs'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, direct: node up → first answer', p2pmq: afterNode('direct'), rabbitText: 'n/a', unit: ms },
+    { scenario: 'h. by peer ID, direct: createProducer() → direct connection', p2pmq: found('direct', 'directMs'), rabbitText: 'n/a', unit: ms }
   ]
 }
 
@@ -431,7 +444,7 @@ function printAcrossDetails (across: AcrossResults): void {
     r.lat.forEach((c, i) => {
       const f = c.found
       console.log(`  h run ${i + 1}: ${c.count} round trips, p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs, mean ${int(c.mean)} µs, max ${int(c.max)} µs; ` +
-        `producer by peer ID: stream open ${int(f.connectMs)} ms, first answer ${int(f.firstAnswerMs)} ms${f.directMs != null ? `, direct ${int(f.directMs)} ms` : ''} after createProducer()`)
+        `producer by peer ID: node started ${int(f.createdMs)} ms, stream open ${int(f.connectMs)} ms, first answer ${int(f.firstAnswerMs)} ms${f.directMs != null ? `, direct ${int(f.directMs)} ms` : ''} after createProducer()`)
     })
     for (const err of r.errors ?? []) console.log(`  h failed, ${err}`)
   }
