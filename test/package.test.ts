@@ -42,7 +42,7 @@ describe('the packed package in another project', () => {
     const shipped = files.map((f) => f.path)
     expect(shipped).toContain('dist/cmd/p2pmq.js')
     expect(shipped).toContain('web/dist/index.html') // the broker's web page
-    expect(shipped.filter((p) => /^(test|bench|patches|src|cmd|dist\/bench)\//.test(p) || p.endsWith('.map'))).toEqual([])
+    expect(shipped.filter((p) => /^(test|bench|patches|src|cmd|dist\/bench|dist\/test)\//.test(p) || p.endsWith('.map'))).toEqual([])
 
     const project = await tempDir('p2pmq-user-')
     await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'user-project', version: '1.0.0', private: true, type: 'module' }))
