@@ -83,7 +83,7 @@ const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h').split(',').map((s) => s.trim().toLowerCase()))
 /** h's loopback rows are a's and c's runs. */
 const LOOPBACK_ONLY = new Set([...ONLY, ...(ONLY.has('h') ? ['a', 'c'] : [])])
-/** h's latency runs: fewer trips than c (a relayed one takes ~10 times as long). */
+/** h's latency runs: fewer trips than c (a relayed one takes ~5 times as long). */
 const ACROSS_LATENCY_N = Math.min(LATENCY_N, 2000)
 const ACROSS_LATENCY_WARMUP = Math.min(LATENCY_WARMUP, 1000)
 
