@@ -28,6 +28,7 @@ const SYSTEM = [
   'test/identity-lock.test.ts',
   'test/nat.test.ts',
   'test/nat-webrtc.test.ts',
+  'test/nat-browser.test.ts',
   'test/package.test.ts'
 ]
 
