@@ -18,8 +18,11 @@ export function parseRelayAddress (addr: string): string {
   return text
 }
 
-/** Whether a browser can dial this address: WebRTC Direct (with its certhash), or WebSockets. */
+/**
+ * Whether the page can dial this address: WebRTC Direct with its certhash (not through a relay).
+ * A browser cannot dial TCP; the page carries no WebSockets transport (relays do not listen on it).
+ */
 export function isBrowserDialable (addr: string): boolean {
   const names = multiaddr(addr).getComponents().map((c) => c.name)
-  return (names.includes('webrtc-direct') && names.includes('certhash')) || names.includes('ws') || names.includes('wss')
+  return names.includes('webrtc-direct') && names.includes('certhash') && !names.includes('p2p-circuit')
 }

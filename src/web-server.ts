@@ -64,7 +64,7 @@ export interface BrokerInfo {
   webrtc: string[]
   /**
    * The relays the broker is reachable through, each at an address a browser can dial (WebRTC
-   * Direct or WebSockets) ending in /p2p/<relay>: a page dials `<relay>/p2p-circuit/p2p/<broker>`.
+   * Direct) ending in /p2p/<relay>: a page dials `<relay>/p2p-circuit/p2p/<broker>`.
    */
   relays: string[]
   /** The broker's STUN servers, for a page's direct WebRTC upgrade through a relay. */

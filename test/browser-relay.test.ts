@@ -25,13 +25,13 @@ async function staticServer (): Promise<WebServer> {
   return web
 }
 
-async function relayAndBroker (dir: string): Promise<{ relayTcp: string, relayWebRTC: string, broker: Awaited<ReturnType<typeof startBroker>> }> {
+async function relayAndBroker (dir: string, brokerArgs: string[] = []): Promise<{ relayTcp: string, relayWebRTC: string, broker: Awaited<ReturnType<typeof startBroker>> }> {
   const relay = run(['relay', '-listen=/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct'], join(dir, 'relay'))
   await until(() => relay.out.some((l) => l.includes('/webrtc-direct/')), 15_000, 'the relay to listen')
   const listening = relay.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
-  const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relayTcp}`])
+  const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relayTcp}`, ...brokerArgs])
   await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
   return { relayTcp, relayWebRTC, broker }
 }
@@ -62,12 +62,13 @@ describe.runIf(hasChromium)('the web page through a relay', () => {
     expect(errors).toEqual([])
   }, 60_000)
 
-  it('served by a broker with a relay, /api/broker names the relay at its WebRTC Direct address; the broker\'s own address comes first', async () => {
+  it('served by a broker with a relay, /api/broker names the relay at its WebRTC Direct address and the broker\'s STUN servers; the broker\'s own address comes first', async () => {
     const dir = await tempDir()
-    const { relayWebRTC, broker } = await relayAndBroker(dir)
+    // -stun names a server that is not there: nothing here dials it (the page goes direct).
+    const { relayWebRTC, broker } = await relayAndBroker(dir, ['-stun=stun:127.0.0.1:9'])
     const info = await (await fetch(new URL('/api/broker', broker.url))).json() as { relays: string[], stun: string[] }
     expect(info.relays).toEqual([relayWebRTC])
-    expect(info.stun).toEqual([])
+    expect(info.stun).toEqual(['stun:127.0.0.1:9'])
     const page = await (await browser()).newPage()
     await page.goto(`${broker.url}?subscribe=work&answer=auto`)
     await page.waitForSelector('#via[data-via="direct"]', { timeout: 15_000 })
