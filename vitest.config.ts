@@ -21,12 +21,14 @@ const UNIT = [
 ]
 const SYSTEM = [
   'test/browser.test.ts',
+  'test/browser-relay.test.ts',
   'test/page-security.test.ts',
   'test/full-disk.test.ts',
   'test/cli-signals.test.ts',
   'test/identity-lock.test.ts',
   'test/nat.test.ts',
   'test/nat-webrtc.test.ts',
+  'test/nat-browser.test.ts',
   'test/package.test.ts'
 ]
 

@@ -65,11 +65,12 @@ export async function run (args: string[]): Promise<number> {
   const dataDir = flags.data !== '' ? flags.data : defaultBrokerDataDir()
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
 
+  const stun = stunList(flags.stun)
   let node: BrokerNode | undefined
   let web: WebServer | undefined
   if (httpPort != null) {
     try {
-      web = await serveBroker(() => node, httpPort)
+      web = await serveBroker(() => node, httpPort, { stun })
     } catch (err) {
       if (!(err instanceof WebPortError)) throw err
       throw new WebPortError(`Cannot serve the web page: ${err.message}; give -http=<another port>, -http=0 (any free port) or -http=off`, err.code)
@@ -81,7 +82,7 @@ export async function run (args: string[]): Promise<number> {
       memory: flags.memory,
       listen,
       relays,
-      stun: stunList(flags.stun),
+      stun,
       maxPayload: flags['max-payload'],
       visibilityTimeout: flags['visibility-timeout'],
       maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],

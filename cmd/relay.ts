@@ -10,8 +10,8 @@ import { shutdownSignal } from './lifecycle.js'
 
 const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the relay\'s identity (peer ID) lives here (default <home>/relay)', default: '' },
-  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'TCP addresses to listen on', default: DEFAULT_RELAY_LISTEN },
-  announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to announce instead (e.g. the host\'s public address)', default: '' },
+  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, UDP WebRTC Direct for browsers', default: DEFAULT_RELAY_LISTEN },
+  announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to announce instead (e.g. the host\'s public address; TCP ones are also announced over WebRTC Direct at the -listen UDP port)', default: '' },
   'max-reservations': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Brokers (peers) holding a reservation at once', default: DEFAULT_RELAY_MAX_RESERVATIONS }
 } satisfies FlagSpecs
 
@@ -23,8 +23,8 @@ export async function run (args: string[]): Promise<number> {
     console.log(usage('relay', summary, specs))
     return 0
   }
-  const listen = tcpAddrs('listen', flags.listen)
-  const announce = flags.announce !== '' ? tcpAddrs('announce', flags.announce) : undefined
+  const listen = relayAddrs('listen', flags.listen)
+  const announce = flags.announce !== '' ? relayAddrs('announce', flags.announce) : undefined
   const dataDir = flags.data !== '' ? flags.data : defaultRelayDataDir()
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
   const node = await createRelay({ dataDir, listen, announce, maxReservations: flags['max-reservations'] })
@@ -37,8 +37,11 @@ export async function run (args: string[]): Promise<number> {
   return 0
 }
 
-/** -listen, -announce: TCP multiaddrs (`/ip4|ip6|dns…/<host>/tcp/<port>`). */
-function tcpAddrs (flag: string, value: string): string[] {
+/**
+ * -listen, -announce: TCP multiaddrs (`/ip4|ip6|dns…/<host>/tcp/<port>`) and WebRTC Direct ones
+ * (`/ip4|ip6/<address>/udp/<port>/webrtc-direct`, without a certhash: the relay has its own).
+ */
+function relayAddrs (flag: string, value: string): string[] {
   const addrs = list(value)
   if (addrs.length === 0) throw new UsageError(`-${flag} needs at least one address`)
   for (const addr of addrs) {
@@ -48,8 +51,11 @@ function tcpAddrs (flag: string, value: string): string[] {
     } catch (err) {
       throw new UsageError(`-${flag}: "${addr}" is not a multiaddr (${(err as Error).message})`)
     }
-    if (names.length !== 2 || names[1] !== 'tcp' || !/^(ip4|ip6|dns|dns4|dns6)$/.test(names[0]) || (flag === 'listen' && names[0].startsWith('dns'))) {
-      throw new UsageError(`-${flag}: "${addr}" is not a TCP address: give /ip4|ip6/<address>/tcp/<port>${flag === 'announce' ? ' (or /dns/<name>/tcp/<port>)' : ''}`)
+    const ip = /^(ip4|ip6)$/.test(names[0])
+    const tcp = names.length === 2 && names[1] === 'tcp' && (ip || (flag === 'announce' && /^(dns|dns4|dns6)$/.test(names[0])))
+    const webrtc = names.length === 3 && ip && names[1] === 'udp' && names[2] === 'webrtc-direct'
+    if (!tcp && !webrtc) {
+      throw new UsageError(`-${flag}: "${addr}" is neither a TCP address (/ip4|ip6/<address>/tcp/<port>${flag === 'announce' ? ', or /dns/<name>/tcp/<port>' : ''}) nor a WebRTC Direct one (/ip4|ip6/<address>/udp/<port>/webrtc-direct)`)
     }
   }
   return addrs

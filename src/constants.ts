@@ -99,8 +99,12 @@ export const DEFAULT_QUEUE_SWEEP_INTERVAL = 30_000
 
 /** The DHT of p2pmq's relays and peers: its own protocol id, never the public IPFS DHT. */
 export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
-/** Where `p2pmq relay` listens unless -listen says otherwise (libp2p's usual port, on every interface: a relay is for other hosts). */
-export const DEFAULT_RELAY_LISTEN = '/ip4/0.0.0.0/tcp/4001'
+/**
+ * Where `p2pmq relay` listens unless -listen says otherwise (libp2p's usual port, on every
+ * interface: a relay is for other hosts): TCP for Node peers, WebRTC Direct on the same port
+ * number over UDP for browsers (no TLS certificate needed, so a page served over https can dial it).
+ */
+export const DEFAULT_RELAY_LISTEN = '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001/webrtc-direct'
 /** Brokers (and other peers) one relay holds reservations for (libp2p's default, 15, is for a node that relays on the side). */
 export const DEFAULT_RELAY_MAX_RESERVATIONS = 1_024
 /** A lost relay reservation is made again after this wait, doubling up to the ceiling while the relay stays away. */

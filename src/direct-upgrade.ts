@@ -27,10 +27,14 @@ export interface DirectUpgradeComponents {
   logger: ComponentLogger
 }
 
-/** A relayed connection this node dialed (the other side does not try too: one attempt per pair). */
+/**
+ * A relayed connection this node dialed (the other side does not try too: one attempt per pair).
+ * Only the part after /p2p-circuit says whether it is WebRTC already: a relay may be reached over
+ * WebRTC Direct (a browser's relay).
+ */
 function isOutboundRelayed (conn: Connection): boolean {
-  const addr = conn.remoteAddr.toString()
-  return conn.direction === 'outbound' && addr.includes('/p2p-circuit/') && !addr.includes('/webrtc')
+  const path = conn.remoteAddr.toString().split('/p2p-circuit')
+  return conn.direction === 'outbound' && path.length > 1 && !(path.at(-1) ?? '').startsWith('/webrtc')
 }
 
 export class DirectUpgrade implements Startable {

@@ -1,7 +1,9 @@
 /**
  * A p2pmq relay: a libp2p node on a public address that brokers behind NAT reserve a slot on
  * (circuit relay v2), and that serves p2pmq's own DHT, where clients find a broker by peer ID.
- * It keeps no messages: it only carries streams between peers that cannot dial each other.
+ * Node peers reach it over TCP, browsers over WebRTC Direct (its certificate, and so the
+ * `/certhash/` of its address, is kept in the data directory). It keeps no messages: it only
+ * carries streams between peers that cannot dial each other.
  */
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -21,13 +23,15 @@ export interface CreateRelayOptions {
    */
   home?: string
   /**
-   * Multiaddrs to listen on.
-   * @default ['/ip4/0.0.0.0/tcp/4001']
+   * Multiaddrs to listen on: TCP, and WebRTC Direct (`/udp/<port>/webrtc-direct`) for browsers.
+   * @default ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/udp/4001/webrtc-direct']
    */
   listen?: string[]
   /**
    * Addresses to announce instead of the listen addresses, e.g. the public address of a host
    * whose interface has a private one. Brokers hand them to clients in their relayed addresses.
+   * A WebRTC Direct one needs no certhash (the relay adds its own); when only TCP ones are given,
+   * each IP one is announced over WebRTC Direct too, at the port of the WebRTC Direct listen address.
    * @default undefined (the listen addresses)
    */
   announce?: string[]
@@ -47,10 +51,12 @@ export type RelayNode = P2PMQNode<{ relay: CircuitRelayService, dht: KadDHT }>
  * brokers, and its slots are bounded by `maxReservations`.
  */
 export async function createRelay (options: CreateRelayOptions = {}): Promise<RelayNode> {
+  const listen = options.listen ?? DEFAULT_RELAY_LISTEN.split(',')
   const node = await createNode({
     dataDir: options.dataDir ?? defaultRelayDataDir(options.home),
-    listen: options.listen ?? [DEFAULT_RELAY_LISTEN],
-    announce: options.announce,
+    webrtc: listen.some(isWebRTCDirect),
+    listen,
+    announce: options.announce != null ? relayAnnounce(options.announce, listen) : undefined,
     services: {
       relay: circuitRelayServer({
         reservations: { applyDefaultLimit: false, maxReservations: options.maxReservations ?? DEFAULT_RELAY_MAX_RESERVATIONS }
@@ -62,16 +68,22 @@ export async function createRelay (options: CreateRelayOptions = {}): Promise<Re
   return node
 }
 
-/** Checks that `addr` names a relay: a multiaddr ending in /p2p/<peerId>, without /p2p-circuit. Throws TypeError. */
-export function parseRelayAddress (addr: string): string {
-  const text = addr.trim()
-  let names: string[]
-  try {
-    names = multiaddr(text).getComponents().map((c) => c.name)
-  } catch (err) {
-    throw new TypeError(`The relay address "${text}" is not a multiaddr (${(err as Error).message})`)
-  }
-  if (names.includes('p2p-circuit')) throw new TypeError(`The relay address ${text} must be the relay's own address, not one through it (/p2p-circuit)`)
-  if (names.at(-1) !== 'p2p') throw new TypeError(`The relay address ${text} must end in /p2p/<relay peer ID> (p2pmq relay prints it)`)
-  return text
+const isWebRTCDirect = (addr: string): boolean => addr.includes('/webrtc-direct')
+
+/**
+ * The announce list: as given, plus, when it names no WebRTC Direct address but the relay listens
+ * on one at a fixed port, `/ip4|ip6/<host>/udp/<port>/webrtc-direct` for each announced IP (libp2p
+ * adds the certhash). The port must be fixed: an address announced for port 0 would be useless.
+ */
+export function relayAnnounce (announce: string[], listen: string[]): string[] {
+  if (announce.some(isWebRTCDirect)) return announce
+  const udp = listen.filter(isWebRTCDirect).map((a) => multiaddr(a).getComponents().find((c) => c.name === 'udp')?.value).find((port) => port != null && port !== '0')
+  if (udp == null) return announce
+  const webrtc = announce.flatMap((a) => {
+    const host = multiaddr(a).getComponents()[0]
+    return host.name === 'ip4' || host.name === 'ip6' ? [`/${host.name}/${host.value ?? ''}/udp/${udp}/webrtc-direct`] : []
+  })
+  return [...announce, ...webrtc]
 }
+
+export { parseRelayAddress } from './relay-address.js'

@@ -15,6 +15,8 @@ import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sirv from 'sirv'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { isBrowserDialable } from './relay-address.js'
 import type { Libp2p } from '@libp2p/interface'
 
 /** The built web page: web/dist in the package (this file is dist/src/web-server.js). */
@@ -60,6 +62,13 @@ export interface BrokerInfo {
   addresses: string[]
   /** The WebRTC Direct ones: what a browser dials. */
   webrtc: string[]
+  /**
+   * The relays the broker is reachable through, each at an address a browser can dial (WebRTC
+   * Direct) ending in /p2p/<relay>: a page dials `<relay>/p2p-circuit/p2p/<broker>`.
+   */
+  relays: string[]
+  /** The broker's STUN servers, for a page's direct WebRTC upgrade through a relay. */
+  stun: string[]
 }
 
 export interface WebServer {
@@ -76,7 +85,7 @@ export interface WebServerOptions {
   host?: string
   root: string
   /** The broker's current addresses; undefined while it starts (answered 503). */
-  info: () => BrokerInfo | undefined
+  info: () => BrokerInfo | undefined | Promise<BrokerInfo | undefined>
 }
 
 /** The port cannot be listened on (another broker on this host has it, or no permission). */
@@ -145,13 +154,14 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
       return
     }
     if (path === '/api/broker') {
-      const info = options.info()
-      if (info == null) {
-        fail(503, 'The broker is starting', { 'retry-after': '1' })
-        return
-      }
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      res.end(JSON.stringify(info))
+      Promise.resolve(options.info()).then((info) => {
+        if (info == null) {
+          fail(503, 'The broker is starting', { 'retry-after': '1' })
+          return
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        res.end(JSON.stringify(info))
+      }, () => { fail(500, 'Internal error') })
       return
     }
     if (path.startsWith('/api/')) {
@@ -244,14 +254,35 @@ function hostHeaders (listenHost: string, port: number): Set<string> {
 /**
  * Serves the web page and the broker's current addresses on 127.0.0.1:`port` (0: any free port).
  * `node` may be a getter, so the port is taken before the broker starts (its info is 503 until then).
+ * `stun`: the broker's STUN servers, handed to the page with the relays.
  */
-export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), port: number): Promise<WebServer> {
+export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), port: number, options: { stun?: string[] } = {}): Promise<WebServer> {
   const current = typeof node === 'function' ? node : () => node
-  const info = (): BrokerInfo | undefined => {
+  const info = async (): Promise<BrokerInfo | undefined> => {
     const n = current()
     if (n == null) return undefined
     const addresses = n.getMultiaddrs().map(String)
-    return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
+    return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')), relays: await browserRelays(n, addresses), stun: options.stun ?? [] }
   }
   return await startWebServer({ port, root: WEB_ROOT, info })
+}
+
+/**
+ * The browser-dialable addresses of the relays the broker has a reservation on (those its
+ * `<relay>/p2p-circuit` addresses name), as each relay told them (identify).
+ */
+async function browserRelays (node: Libp2p, addresses: string[]): Promise<string[]> {
+  const ids = new Set(addresses.flatMap((a) => {
+    const m = /\/p2p\/([^/]+)\/p2p-circuit\//.exec(a)
+    return m != null ? [m[1]] : []
+  }))
+  const relays: string[] = []
+  for (const id of ids) {
+    const peer = await node.peerStore.get(peerIdFromString(id)).catch(() => undefined)
+    for (const { multiaddr } of peer?.addresses ?? []) {
+      const addr = multiaddr.toString()
+      if (isBrowserDialable(addr)) relays.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${id}`)
+    }
+  }
+  return relays
 }

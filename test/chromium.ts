@@ -6,15 +6,18 @@ import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 import { onCleanup } from './helpers.js'
 
-const CHROMIUM = '/usr/bin/chromium'
+export const CHROMIUM = '/usr/bin/chromium'
 
 export const hasChromium = existsSync(CHROMIUM)
 if (!hasChromium) console.warn(`browser tests skipped: no ${CHROMIUM} (apt-get install chromium)`)
 
-/** A Chromium closed when the test ends. */
-export async function browser (): Promise<Browser> {
+/**
+ * A Chromium closed when the test ends. `executablePath`: a wrapper that runs /usr/bin/chromium
+ * with "$@" (e.g. `ip netns exec <ns>` before it, to put the browser behind a test NAT).
+ */
+export async function browser (executablePath = CHROMIUM): Promise<Browser> {
   const b = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     // Everything stays on this machine (LIBP2P-NOTES.md): no background traffic, real local IPs.
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { run, startBroker, type Proc } from './cli-helpers.js'
+import { killGroup, run, startBroker, type Proc } from './cli-helpers.js'
 import { tempDir, until } from './helpers.js'
 
 async function startRelay (home: string, listen = '/ip4/127.0.0.1/tcp/0'): Promise<{ proc: Proc, addr: string }> {
@@ -47,13 +47,14 @@ async function answeredThrough (brokerId: string, relay: string, home: string, c
 }
 
 describe('p2pmq relay', () => {
-  it('refuses a -relay that is not a relay\'s address, and a relay -listen that is not TCP, before starting (exit 2)', async () => {
+  it('refuses a -relay that is not a relay\'s address, and a relay -listen that is neither TCP nor WebRTC Direct, before starting (exit 2)', async () => {
     const dir = await tempDir()
     const cases: Array<[string[], RegExp]> = [
       [['consumer', '-broker=12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz', '-relay=/ip4/127.0.0.1/tcp/1'], /-relay: The relay address \/ip4\/127\.0\.0\.1\/tcp\/1 must end in \/p2p\/<relay peer ID>/],
       [['broker', '-memory', '-http=off', '-relay=nonsense'], /-relay: The relay address "nonsense" is not a multiaddr/],
       [['stats', '-broker=x', '-relay=/ip4/127.0.0.1/tcp/1/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz/p2p-circuit'], /must be the relay's own address, not one through it/],
-      [['relay', '-listen=/ip4/127.0.0.1/udp/0/webrtc-direct'], /-listen: "\/ip4\/127\.0\.0\.1\/udp\/0\/webrtc-direct" is not a TCP address/]
+      [['relay', '-listen=/ip4/127.0.0.1/udp/0'], /-listen: "\/ip4\/127\.0\.0\.1\/udp\/0" is neither a TCP address .* nor a WebRTC Direct one/],
+      [['relay', '-listen=/dns/example.com/udp/1/webrtc-direct'], /-listen: "\/dns\/example\.com\/udp\/1\/webrtc-direct" is neither/]
     ]
     for (const [args, message] of cases) {
       const proc = run(args, join(dir, 'home'))
@@ -61,6 +62,29 @@ describe('p2pmq relay', () => {
       expect(proc.err[0]).toMatch(message)
       expect(proc.err).toHaveLength(1)
     }
+  }, 60_000)
+
+  it('listens on WebRTC Direct for browsers, with a certhash that survives a restart; -announce maps onto it', async () => {
+    const dir = await tempDir()
+    const home = join(dir, 'relay')
+    const webrtcLine = async (listen: string, extra: string[] = []): Promise<string> => {
+      const proc = run(['relay', `-listen=${listen}`, ...extra], home)
+      await until(() => proc.out.some((l) => l.includes('/webrtc-direct/')), 15_000, `the relay to listen on WebRTC Direct (${proc.err.join(' ')})`)
+      const line = proc.out.find((l) => l.includes('/webrtc-direct/')) as string
+      killGroup(proc.child)
+      await proc.exited
+      return line.slice('Listening on '.length)
+    }
+    const both = '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct'
+    const first = await webrtcLine(both)
+    expect(first).toMatch(/^\/ip4\/127\.0\.0\.1\/udp\/\d+\/webrtc-direct\/certhash\/[\w-]+\/p2p\/12D3KooW\w+$/)
+    const certhash = (addr: string): string => addr.split('/certhash/')[1].split('/')[0]
+    const second = await webrtcLine(both)
+    expect(certhash(second)).toBe(certhash(first))
+    // A public TCP address announced: the same host is announced over WebRTC Direct at the listen port, with the certhash.
+    const udpPort = 20_000 + Math.floor(Math.random() * 20_000)
+    const announced = await webrtcLine(`/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/${udpPort}/webrtc-direct`, ['-announce=/ip4/198.51.100.7/tcp/4001'])
+    expect(announced).toBe(`/ip4/198.51.100.7/udp/${udpPort}/webrtc-direct/certhash/${certhash(first)}/p2p/${first.split('/p2p/')[1]}`)
   }, 60_000)
 
   it('carries a consumer and a producer that know only the broker\'s peer ID and the relay', async () => {

@@ -1,20 +1,21 @@
 /**
- * The p2pmq web page: a libp2p peer of its own in the browser (its identity: identity.ts). It dials the broker over WebRTC
- * Direct (the address comes from the broker's /api/broker), subscribes to commands as a consumer
- * and answers them, automatically or by hand. `?subscribe=a,b&answer=auto` does it on load;
- * `&group=name` joins that consumer group (its own group sees every message).
+ * The p2pmq web page: a libp2p peer of its own in the browser (its identity: identity.ts). It finds
+ * its broker from its URL (`?broker=<peer ID>&relay=<relay address>&stun=stun:<host>:<port>`, so
+ * any web server can serve it) or from the /api/broker of the broker that served it
+ * (broker-target.ts), dials the broker's WebRTC Direct address or through a relay, moving to a
+ * direct WebRTC connection when the NATs allow (page-node.ts), subscribes to commands as a
+ * consumer and answers them, automatically or by hand. `?subscribe=a,b&answer=auto` does it on
+ * load; `&group=name` joins that consumer group (its own group sees every message).
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { identify } from '@libp2p/identify'
-import { webRTCDirect } from '@libp2p/webrtc'
-import { yamux } from '@libp2p/yamux'
-import { createLibp2p } from 'libp2p'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Admin } from '../src/client/admin.js'
 import { Consumer, type Message } from '../src/client/consumer.js'
 import { Producer } from '../src/client/producer.js'
 import { payloadToText } from '../src/payload.js'
-import { pageIdentity } from './identity.js'
+import { brokerTarget, TargetError } from './broker-target.js'
+import { pageNode, viaOf } from './page-node.js'
 import type { BrokerStats } from '../src/broker/api.js'
+import type { Libp2p } from '@libp2p/interface'
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 const SVG = 'http://www.w3.org/2000/svg'
@@ -98,29 +99,37 @@ function setState (state: string): void {
   $('state').dataset.state = state
 }
 
+/** Shows how the page reaches its broker now: direct or relayed, the address, and when each first happened (ms from page start). */
+function showTransport (node: Libp2p, broker: string): void {
+  const conn = node.getConnections(peerIdFromString(broker)).find((c) => c.status === 'open')
+  if (conn == null) return
+  const addr = conn.remoteAddr.toString()
+  const via = viaOf(addr)
+  $('transport').textContent = addr
+  const el = $('via')
+  el.textContent = via
+  el.dataset.via = via
+  if (el.dataset[`${via}At`] == null) el.dataset[`${via}At`] = performance.now().toFixed(0)
+}
+
 async function main (): Promise<void> {
-  const info = await (await fetch('/api/broker')).json() as { peerId: string, webrtc: string[] }
-  if (info.webrtc.length === 0) throw new Error('The broker does not listen on WebRTC Direct')
-  const node = await createLibp2p({
-    privateKey: await pageIdentity(),
-    transports: [webRTCDirect({ rtcConfiguration: { iceServers: [] } })],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // The broker is on this machine: let the page dial loopback addresses.
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify() }
-  })
+  const params = new URLSearchParams(location.search)
+  const target = await brokerTarget(params)
+  if (target.relays.length === 0 && target.lookup != null && (await target.lookup()).length === 0) throw new TargetError('The broker does not listen on WebRTC Direct, and has no relay')
+  const node = await pageNode(target)
   $('peer').textContent = node.peerId.toString()
-  $('broker').textContent = info.peerId
-  // Each dial asks the broker's web server for its current WebRTC address: it changes when the
-  // broker restarts on another port or renews its certificate.
-  const lookup = async (): Promise<string[]> => (await (await fetch('/api/broker')).json() as { webrtc: string[] }).webrtc
-  const broker = { broker: info.peerId, node, lookup }
+  $('broker').textContent = target.peerId
+  // With /api/broker, each dial asks the broker's web server for its current WebRTC address: it
+  // changes when the broker restarts on another port or renews its certificate. Through a relay,
+  // the broker's own addresses come first, then `<relay>/p2p-circuit/p2p/<broker>`.
+  const broker = { broker: target.peerId, node, lookup: target.lookup, relays: target.relays }
   const consumer = new Consumer(broker)
   consumer.events.addEventListener('connected', () => {
     setState('connected')
-    $('transport').textContent = node.getConnections()[0]?.remoteAddr.toString() ?? ''
+    showTransport(node, target.peerId)
   })
+  // A relayed connection moved to a direct one (the streams follow it).
+  node.addEventListener('connection:open', () => { showTransport(node, target.peerId) })
   consumer.events.addEventListener('disconnected', () => { setState('reconnecting') })
   setState('connecting')
   // The dashboard: the broker pushes its stats over the same connection, every second.
@@ -137,9 +146,9 @@ async function main (): Promise<void> {
     }, (err: Error) => { $('answer').textContent = `failed: ${err.message}` })
   })
 
-  const group = new URLSearchParams(location.search).get('group') ?? undefined
+  const group = params.get('group') ?? undefined
   // `quiet`: count messages instead of listing them (the benchmark's page).
-  const quiet = new URLSearchParams(location.search).has('quiet')
+  const quiet = params.has('quiet')
   let handled = 0
   const subscribe = async (commands: string[], auto: boolean): Promise<void> => {
     await consumer.subscribe(commands, (m: Message) => {
@@ -172,7 +181,6 @@ async function main (): Promise<void> {
     const commands = String(form.get('commands')).split(',').map((c) => c.trim()).filter((c) => c !== '')
     if (commands.length > 0) void subscribe(commands, form.get('auto') != null)
   })
-  const params = new URLSearchParams(location.search)
   const wanted = params.get('subscribe')
   if (wanted != null) await subscribe(wanted.split(','), params.get('answer') === 'auto')
 }
@@ -180,5 +188,8 @@ async function main (): Promise<void> {
 main().catch((err: Error) => {
   setState('error')
   $('state').title = err.message
+  // As text: the message may quote what the URL holds.
+  $('error').textContent = err.message
+  $('error').hidden = false
   console.error(err)
 })

@@ -354,6 +354,8 @@ export function broker (init: BrokerInit = {}): (components: BrokerComponents) =
 
 /** How a client's connection arrived: over WebRTC (direct, even when signalled through a relay), through a relay, or over TCP. */
 function viaOf (remoteAddr: string): ClientInfo['via'] {
-  if (remoteAddr.includes('/webrtc')) return 'webrtc'
-  return remoteAddr.includes('/p2p-circuit') ? 'relay' : 'tcp'
+  // After the last /p2p-circuit: a relay reached over WebRTC Direct does not make the client's path WebRTC.
+  const path = remoteAddr.split('/p2p-circuit')
+  if ((path.at(-1) ?? '').includes('/webrtc')) return 'webrtc'
+  return path.length > 1 ? 'relay' : 'tcp'
 }

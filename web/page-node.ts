@@ -1,0 +1,47 @@
+/**
+ * The page's libp2p node. It dials WebRTC Direct (a broker's own address, a relay's), and, given
+ * relays, circuit relay v2 through them; given STUN servers too, it moves a relayed connection to
+ * a direct WebRTC one (SDP over the relay, ICE with those servers), as Node clients do
+ * (src/direct-upgrade.ts). No DHT: the page is told its relays, and the relay reaches the broker.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { CLIENT_ADDRESS_DIAL_TIMEOUT } from '../src/constants.js'
+import { directUpgrade } from '../src/direct-upgrade.js'
+import { pageIdentity } from './identity.js'
+import type { BrokerTarget } from './broker-target.js'
+
+/** How the page reaches its broker, from the connection's remote address. */
+export type Via = 'direct' | 'relayed'
+
+export function viaOf (remoteAddr: string): Via {
+  // `<relay>/p2p-circuit/p2p/<broker>` is relayed, whatever the relay is reached by (WebRTC
+  // Direct too); `<relay>/p2p-circuit/webrtc/p2p/<broker>` is WebRTC signalled through it: direct.
+  const parts = remoteAddr.split('/p2p-circuit')
+  return parts.length === 1 || (parts.at(-1) ?? '').startsWith('/webrtc') ? 'direct' : 'relayed'
+}
+
+export async function pageNode (target: BrokerTarget): Promise<Libp2p> {
+  const relayed = target.relays.length > 0
+  const upgrade = relayed && target.stun.length > 0
+  return await createLibp2p({
+    privateKey: await pageIdentity(),
+    transports: [
+      // Never a public STUN server: only those the URL or the broker names.
+      webRTCDirect({ rtcConfiguration: { iceServers: [] } }),
+      ...(relayed ? [circuitRelayTransport()] : []),
+      ...(upgrade ? [webRTC({ rtcConfiguration: { iceServers: target.stun.map((urls) => ({ urls })) } })] : [])
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // An unreachable address of the broker costs 3 s, not 6, before the relay is tried.
+    connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT },
+    // Brokers and relays on a LAN or this machine have private addresses: let the page dial them.
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: { identify: identify(), ...(upgrade ? { directUpgrade: directUpgrade() } : {}) }
+  })
+}
