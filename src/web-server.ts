@@ -7,6 +7,7 @@
  * rebinding), slow or huge requests are cut by timeouts and Node's header limits, and every
  * response carries a strict Content-Security-Policy.
  */
+import { localAddresses } from './reachable-addresses.js'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
@@ -250,7 +251,8 @@ export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), po
   const info = (): BrokerInfo | undefined => {
     const n = current()
     if (n == null) return undefined
-    const addresses = n.getMultiaddrs().map(String)
+    // The page runs on this host: it may use the loopback addresses a NATed broker does not announce.
+    const addresses = localAddresses(n).map(String)
     return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')) }
   }
   return await startWebServer({ port, root: WEB_ROOT, info })
