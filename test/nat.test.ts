@@ -295,7 +295,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   })
 
-  async function topology (randomFully: boolean) {
+  async function topology (randomFully: boolean, brokerArgs: (port: number, net: Network) => string[] = () => []) {
     const net = await createNetwork({ publicHosts: ['relay', 'peer'], lans: { a: ['a1'], b: ['b1'] }, randomFully })
     nets.push(net)
     // As on the Internet, a packet for LAN A's private range from elsewhere is dropped without a
@@ -319,7 +319,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(relay.addr).toMatch(new RegExp(`^${relayListen}/p2p/12D3KooW`))
     // The broker listens on its LAN address (what a broker on a LAN does), and reserves on the relay.
     const startBroker = async (port: number): Promise<{ cli: Cli, id: string }> => {
-      const cli = p2pmqIn(net, a1, ['broker', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off'], join(dir, 'broker'))
+      const cli = p2pmqIn(net, a1, ['broker', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off', ...brokerArgs(port, net)], join(dir, 'broker'))
       await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker to reserve on the relay (${cli.err.join(' ')})`)
       return { cli, id: (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length) }
     }
@@ -327,7 +327,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(broker.cli.out).toContain(`Reachable through a relay at ${relay.addr}/p2p-circuit/p2p/${broker.id}`)
     expect(broker.cli.out).toContain(`Listening on /ip4/${a1.ip}/tcp/4002/p2p/${broker.id}`)
     const client = (host: Host, name: string, args: string[]): Cli => p2pmqIn(net, host, [...args, `-broker=${broker.id}`, `-relay=${relay.addr}`], join(dir, name))
-    return { net, dir, relay, broker, startRelay, startBroker, client, peer, a1, b1, lanSyns }
+    return { net, dir, relay, broker, startRelay, startBroker, client, peer, a1, b1, lanSyns, inNatA }
   }
 
   /** Scenario 1 on `t`: every answer arrives, through the relay; returns ms from the producer's start to its first answer. */
@@ -387,6 +387,43 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     // by NAT A, cost 3 s).
     expect(t.lanSyns()).toBe(0)
     expect(againMs).toBeLessThan(10_000)
+  }, 120_000)
+
+  it('a broker that announced a port forward that is gone, restarted on a new port: the clients dial the dead address once, not at every retry', async () => {
+    // The broker announces NAT A's public address at its port, as behind a forwarded port; the
+    // forward is gone and NAT A itself holds the port, taking connections and saying nothing (a dial
+    // waits its whole 3 s), and counts them: one per dial.
+    const t = await topology(false, (port, net) => [`-announce=/ip4/${net.nats.a.publicIp}/tcp/${port}`])
+    const sink = t.net.run(t.net.nats.a.ns, process.execPath, ['-e', `
+      const net = require('node:net')
+      for (const port of [4002, 4003]) net.createServer((s) => { console.log('dial'); s.on('error', () => {}) }).listen(port, ${JSON.stringify(t.net.nats.a.publicIp)}, () => console.log('listening'))
+    `], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const sinkOut: string[] = []
+    sink.stdout?.on('data', lines(sinkOut))
+    await until(() => sinkOut.filter((l) => l === 'listening').length === 2, 10_000, 'the sink to listen')
+    const deadDials = (): number => sinkOut.filter((l) => l === 'dial').length
+    const { consumer } = await answeredRelayed(t)
+    const producer = t.client(t.peer, 'producer', ['producer', '-command=nat', '-count=40', '-interval=250', '-timeout=60000', '-json'])
+    await until(() => answersOf(producer).length >= 5, 20_000, `the first answers (${producer.err.join(' ')})`)
+    const before = deadDials()
+    await stop(t.broker.cli, 'SIGTERM')
+    const answered = answersOf(producer).length
+    // Away for 8 s: each client retries several times meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 8_000))
+    const restarted = performance.now()
+    const broker = await t.startBroker(4003)
+    await until(() => answersOf(producer).length > answered, 30_000, `an answer after the restart (${producer.err.join(' | ')})`)
+    const againMs = performance.now() - restarted
+    expect(await producer.exited, producer.err.join('\n')).toBe(0)
+    expect(answersOf(producer).map((a) => a.n).sort((x, y) => x - y)).toEqual(range(40))
+    expect(consumer.child.exitCode).toBeNull()
+    const dials = deadDials() - before
+    console.log(`broker away 8 s: ${dials} dials to its dead announced address (${before} before it went); first answer ${againMs.toFixed(0)} ms after it was started again`)
+    expect(broker.cli.out).toContain(`Announced as /ip4/${t.net.nats.a.publicIp}/tcp/4003/p2p/${broker.id}`)
+    // At most one 3 s dial per client, not one per retry: while the relay says the broker holds no reservation, the clients look nothing up
+    // and ask the relay again every second at most.
+    expect(dials).toBeLessThanOrEqual(2)
+    expect(againMs).toBeLessThan(5_000)
   }, 120_000)
 
   it('a broker behind NAT A announces no LAN or loopback address: a client behind NAT B learns none (DHT, identify, peer store)', async () => {
