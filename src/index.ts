@@ -50,6 +50,7 @@ import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
 import { relayReservations, type RelayReservations } from './relay-reservations.js'
 import { parseRelayAddress } from './relay.js'
 import { localAddresses } from './reachable-addresses.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
@@ -151,6 +152,13 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservatio
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
   const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, ...init } = options
   relays.forEach(parseRelayAddress)
+  for (const addr of announce) {
+    try {
+      multiaddr(addr)
+    } catch (err) {
+      throw new TypeError(`announce: "${addr}" is not a multiaddr (${(err as Error).message})`)
+    }
+  }
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
