@@ -37,6 +37,7 @@ const specs = {
   'queue-sweep': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue that holds nothing and did nothing between two sweeps this far apart is removed', default: DEFAULT_QUEUE_SWEEP_INTERVAL },
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
   'completed-retention': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
+  announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
   relay: relaySpec,
   stun: stunSpec,
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
@@ -55,6 +56,7 @@ export async function run (args: string[]): Promise<number> {
   const httpPort = webPort(flags.http)
   const listen = listenAddrs(flags.listen)
   const relays = relayList(flags.relay)
+  const announce = announceAddrs(flags.announce)
   if (flags['retry-max-delay'] < flags['retry-delay']) throw new UsageError(`-retry-max-delay (${flags['retry-max-delay']}) must be at least -retry-delay (${flags['retry-delay']})`)
   if (flags['dead-letter'] === '') throw new UsageError('-dead-letter takes a suffix, or off')
   if (flags['dead-letter'] !== 'off') {
@@ -82,6 +84,7 @@ export async function run (args: string[]): Promise<number> {
       memory: flags.memory,
       listen,
       relays,
+      announce,
       stun,
       maxPayload: flags['max-payload'],
       visibilityTimeout: flags['visibility-timeout'],
@@ -103,7 +106,9 @@ export async function run (args: string[]): Promise<number> {
   }
   const mq = node.services.mq
   console.log(`Broker peer ID: ${node.peerId.toString()}`)
-  for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
+  const listening = node.services.listenAddresses.get().map((a) => `${a.toString()}/p2p/${node?.peerId.toString() ?? ''}`)
+  for (const addr of listening) console.log(`Listening on ${addr}`)
+  for (const addr of node.getMultiaddrs().map(String)) if (!listening.includes(addr) && !addr.includes('/p2p-circuit')) console.log(`Announced as ${addr}`)
   reportRelayed(node)
   if (!flags.quiet) {
     mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
@@ -143,6 +148,20 @@ function listenAddrs (value: string): string[] {
     if (!ip || !(tcp || webrtc)) throw new UsageError(`-listen: cannot listen on "${addr}": give /ip4|ip6/<address>/tcp/<port> or /ip4|ip6/<address>/udp/<port>/webrtc-direct`)
   }
   return addrs
+}
+
+/** -announce: multiaddrs without /p2p/ (the broker's own peer ID is added). */
+function announceAddrs (value: string): string[] {
+  return list(value).map((addr) => {
+    let names: string[]
+    try {
+      names = multiaddr(addr).getComponents().map((c) => c.name)
+    } catch (err) {
+      throw new UsageError(`-announce: "${addr}" is not a multiaddr (${(err as Error).message})`)
+    }
+    if (names.includes('p2p') || names.includes('p2p-circuit')) throw new UsageError(`-announce: give "${addr}" without /p2p/ or /p2p-circuit (relayed addresses are announced by themselves)`)
+    return addr
+  })
 }
 
 /**

@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from '../src/constants.js'
-import { defaultRelayDataDir } from '../src/home.js'
+import { defaultRelayDataDir, homeConfigPath } from '../src/home.js'
 import { createRelay } from '../src/relay.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { listenError } from './broker.js'
@@ -31,6 +31,9 @@ export async function run (args: string[]): Promise<number> {
     .catch((err) => { throw listenError(err, listen) ?? err })
   console.log(`Relay peer ID: ${node.peerId.toString()}`)
   for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
+  const first = node.getMultiaddrs()[0]?.toString()
+  // Where the address goes on the other hosts (the home there, not necessarily this one's path).
+  if (first != null) console.log(`Brokers and clients: -relay=${first}, or P2PMQ_RELAY, or { "relay": ["${first}"] } in ${homeConfigPath()}`)
   await shutdownSignal()
   console.log('Stopping relay')
   await node.stop()

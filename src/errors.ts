@@ -83,6 +83,11 @@ export class DataDirError extends P2PMQError {
   static name = 'DataDirError'
 }
 
+/** The p2pmq home's config file cannot be used: the message names the file and the key. */
+export class HomeConfigError extends P2PMQError {
+  static name = 'HomeConfigError'
+}
+
 /** The client or service was stopped while the operation was pending. */
 export class ClosedError extends P2PMQError {
   static name = 'ClosedError'

@@ -1,14 +1,15 @@
 /**
  * The p2pmq home (`~/.p2pmq`, or `P2PMQ_HOME`): identities kept in data directories, each locked
- * while a process uses it, and the broker address book that lets a client on the same host find a
- * broker by its peer ID alone.
+ * while a process uses it, the broker address book that lets a client on the same host find a
+ * broker by its peer ID alone, and the host's config (`config.json`: relays, STUN servers).
  */
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
-import { BrokerAddressError, DataDirError } from './errors.js'
+import { BrokerAddressError, DataDirError, HomeConfigError } from './errors.js'
 import { lockIdentityDir } from './identity-lock.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -133,5 +134,82 @@ export async function lookupBrokerAddresses (peerId: string, home = p2pmqHome())
     return Array.isArray(entry.addrs) ? entry.addrs : undefined
   } catch {
     return undefined
+  }
+}
+
+/** The settings of `<home>/config.json`; each list is what its flag would take. */
+export interface HomeConfig {
+  /** Relays, as `-relay` (multiaddrs ending in /p2p/<peerId>). */
+  relay?: string[]
+  /** STUN servers, as `-stun` (`stun:<host>:<port>`). */
+  stun?: string[]
+}
+
+export const HOME_CONFIG_FILE = 'config.json'
+/** A config file is a few lines; a larger one is not one (and is not read into memory). */
+const MAX_CONFIG_BYTES = 64 * 1024
+const CONFIG_KEYS = ['relay', 'stun'] as const
+
+export function homeConfigPath (home = p2pmqHome()): string {
+  return join(home, HOME_CONFIG_FILE)
+}
+
+/**
+ * Reads `<home>/config.json` (`{ "relay": [...], "stun": [...] }`), each item checked by the
+ * parser of its key (which throws naming what is wrong). A missing file is no config; anything
+ * else wrong is a HomeConfigError naming the file and the key. Read at startup, before anything runs.
+ */
+export function readHomeConfig (parsers: Record<keyof HomeConfig, (item: string) => string>, home = p2pmqHome()): HomeConfig {
+  const path = homeConfigPath(home)
+  const fail = (why: string): never => { throw new HomeConfigError(`${path}: ${why}`) }
+  let text: string
+  try {
+    text = readSmallFile(path)
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return {}
+    if (err instanceof HomeConfigError) throw err
+    return fail(`cannot be read (${(err.code as string | undefined) ?? (err as Error).message})`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    return fail(`is not valid JSON (${(err as Error).message})`)
+  }
+  if (typeof json !== 'object' || json == null || Array.isArray(json)) return fail('must be a JSON object, e.g. { "relay": ["/ip4/…/tcp/4001/p2p/12D3KooW…"], "stun": ["stun:…:3478"] }')
+  const config: HomeConfig = {}
+  for (const [key, value] of Object.entries(json)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) return fail(`unknown key ${JSON.stringify(key)} (known: ${CONFIG_KEYS.map((k) => `"${k}"`).join(', ')})`)
+    const name = key as keyof HomeConfig
+    if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) return fail(`"${name}" must be a list of strings, e.g. "${name}": ["…"]`)
+    config[name] = (value as string[]).map((item, i) => {
+      try {
+        return parsers[name](item)
+      } catch (err) {
+        return fail(`"${name}"[${i}]: ${(err as Error).message}`)
+      }
+    })
+  }
+  return config
+}
+
+/** A regular file of at most MAX_CONFIG_BYTES, as UTF-8 (checked on the open file, before reading). */
+function readSmallFile (path: string): string {
+  // Non-blocking: a FIFO in its place must not hang the command (it is refused below).
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw new HomeConfigError(`${path}: is not a regular file`)
+    if (stats.size > MAX_CONFIG_BYTES) throw new HomeConfigError(`${path}: is ${stats.size} bytes; a config file is at most ${MAX_CONFIG_BYTES}`)
+    const buffer = Buffer.alloc(stats.size)
+    let read = 0
+    while (read < stats.size) {
+      const n = readSync(fd, buffer, read, stats.size - read, read)
+      if (n === 0) break
+      read += n
+    }
+    return buffer.subarray(0, read).toString('utf8')
+  } finally {
+    closeSync(fd)
   }
 }

@@ -49,6 +49,8 @@ import type { BrokerLookup } from './client/broker-link.js'
 import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
 import { relayReservations, type RelayReservations } from './relay-reservations.js'
 import { parseRelayAddress } from './relay.js'
+import { localAddresses } from './reachable-addresses.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
@@ -74,6 +76,7 @@ export { parseBrokerAddress } from './client/broker-link.js'
 export { createNode } from './node.js'
 export { createRelay, parseRelayAddress } from './relay.js'
 export { parseStunServer } from './stun.js'
+export { localAddresses } from './reachable-addresses.js'
 export type { CreateRelayOptions, RelayNode } from './relay.js'
 export { RelayReservations, relayReservations } from './relay-reservations.js'
 export type { RelayReservationsInit, RelayReservationStatus } from './relay-reservations.js'
@@ -125,6 +128,13 @@ export interface CreateBrokerOptions extends BrokerInit {
    */
   relays?: string[]
   /**
+   * Addresses to announce beside those the broker finds itself (its listen addresses; with
+   * `relays`, only its relayed and public ones), e.g. its host's public address, or the public
+   * end of a port forwarded to it. Each a multiaddr without /p2p/.
+   * @default [] (none)
+   */
+  announce?: string[]
+  /**
    * STUN servers (`stun:<host>:<port>`, never a public one unless given): with `relays`, the
    * broker also listens on `/webrtc` through them, so a client behind another NAT can upgrade its
    * relayed connection to a direct one (see NodeOptions.stun).
@@ -140,8 +150,15 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservatio
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], stun, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, ...init } = options
   relays.forEach(parseRelayAddress)
+  for (const addr of announce) {
+    try {
+      multiaddr(addr)
+    } catch (err) {
+      throw new TypeError(`announce: "${addr}" is not a multiaddr (${(err as Error).message})`)
+    }
+  }
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
@@ -149,6 +166,9 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     webrtc,
     listen,
     circuitRelay: relays.length > 0,
+    // Behind NAT, a LAN or loopback address would cost a client on another network a dial timeout.
+    reachableOnly: relays.length > 0,
+    appendAnnounce: announce,
     stun,
     services: { mq: broker({ ...init, store }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
@@ -156,7 +176,7 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   let recording = Promise.resolve()
   const record = (): void => {
     if (node.status !== 'started' && node.status !== 'starting') return // stopping: addresses go away
-    const addrs = node.getMultiaddrs().map((a) => a.toString())
+    const addrs = localAddresses(node).map((a) => a.toString())
     recording = recording.then(async () => { await recordBrokerAddresses(node.peerId.toString(), addrs, home ?? p2pmqHome()) })
       .catch((err) => { process.emitWarning(`p2pmq: could not record the broker's addresses: ${(err as Error).message}`) })
   }

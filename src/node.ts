@@ -16,6 +16,7 @@ import { corkedTcp } from './tcp-cork.js'
 import { halfWindowYamux } from './yamux-window.js'
 import { directUpgrade } from './direct-upgrade.js'
 import { parseStunServer } from './stun.js'
+import { listenAddresses, reachableOnly, type ListenAddresses } from './reachable-addresses.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
 import type { ServiceFactoryMap } from 'libp2p'
@@ -114,6 +115,19 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   announce?: string[]
   /**
+   * Addresses to announce beside the node's own, e.g. a public address this host cannot see on
+   * its interfaces, or a port forwarded to it (unlike `announce`, relayed addresses stay).
+   * @default [] (none)
+   */
+  appendAnnounce?: string[]
+  /**
+   * Announce (identify, the relays' DHT) only the addresses a peer on another network can reach:
+   * relayed ones, `appendAnnounce` and public ones, never loopback or private (LAN) ones. The
+   * listen addresses stay known to this host (`localAddresses`). For a node behind NAT with relays.
+   * @default false (every listen address is announced)
+   */
+  reachableOnly?: boolean
+  /**
    * Dial and listen through circuit relays (`/p2p-circuit`): a broker behind NAT, or a client
    * reaching it. Such a node also gives up on one address of a peer after 3 s, not 6.
    * @default false
@@ -135,7 +149,7 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
 }
 
 /** The services every p2pmq node runs, beside those given in `services`. */
-export type BaseServices = { identify: Identify, identifyPush: IdentifyPush, ping: Ping }
+export type BaseServices = { identify: Identify, identifyPush: IdentifyPush, ping: Ping, listenAddresses: ListenAddresses }
 
 /**
  * The DHT p2pmq peers share: its own protocol id (never the public IPFS DHT), relays as its
@@ -166,7 +180,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     const node = await createLibp2p({
       privateKey: identity?.privateKey,
       datastore,
-      addresses: { listen, announce: options.announce },
+      addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       ...(options.circuitRelay === true ? { connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } } : {}),
       connectionEncrypters: [noise()],
@@ -175,6 +189,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
         identify: identify(),
         identifyPush: identifyPush(),
         ping: ping(),
+        listenAddresses: listenAddresses(),
         ...(webrtc?.keychain != null ? { keychain: webrtc.keychain } : {}),
         ...(overRelay != null ? { directUpgrade: directUpgrade() } : {}),
         ...options.services,

@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sirv from 'sirv'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { localAddresses } from './reachable-addresses.js'
 import { isBrowserDialable } from './relay-address.js'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -261,7 +262,8 @@ export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), po
   const info = async (): Promise<BrokerInfo | undefined> => {
     const n = current()
     if (n == null) return undefined
-    const addresses = n.getMultiaddrs().map(String)
+    // The page runs on this host: it may use the loopback addresses a NATed broker does not announce.
+    const addresses = localAddresses(n).map(String)
     return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')), relays: await browserRelays(n, addresses), stun: options.stun ?? [] }
   }
   return await startWebServer({ port, root: WEB_ROOT, info })

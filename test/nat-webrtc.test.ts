@@ -40,6 +40,7 @@ interface Scene {
   brokerId: string
   /** The broker's address on LAN A, for the producer and stats beside it. */
   brokerLan: string
+  broker: Cli
 }
 
 let teardown: Array<() => Promise<void> | void> = []
@@ -84,7 +85,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   await until(() => broker.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
   const brokerLan = (broker.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
   const brokerId = brokerLan.split('/p2p/')[1]
-  return { net, run, relayAddr, stunUrl, brokerId, brokerLan }
+  return { net, run, relayAddr, stunUrl, brokerId, brokerLan, broker }
 }
 
 /** How the broker sees its consumers connected (`p2pmq stats` run beside it, on LAN A). */
@@ -130,6 +131,33 @@ describe.skipIf(unavailable != null)('a consumer behind another NAT than the bro
     expect(flows.length).toBeGreaterThan(0)
     const connectedAt = consumer.out.flatMap((l, i) => l.startsWith('Connected to broker') ? [consumer.outAt[i] - started] : [])
     console.log(`consumer connected through the relay ${connectedAt[0].toFixed(0)} ms after its start, directly over WebRTC at ${connectedAt[1].toFixed(0)} ms`)
+  })
+})
+
+/** UDP flows NAT B saw replies on (punched holes) to NAT A's public address. */
+function punchedFlows (s: Scene): string[] {
+  return execFileSync('ip', ['netns', 'exec', s.net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8' })
+    .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${s.net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
+}
+
+describe.skipIf(unavailable != null)('a producer behind another NAT than the broker\'s, through a relay', () => {
+  it('sends steadily while its own connection moves to a direct WebRTC one: every request answered exactly once', { timeout: 90_000 }, async () => {
+    const s = await scene({})
+    // The consumer beside the broker (LAN A, direct TCP): only the producer's connection changes.
+    const consumer = s.run(s.net.hosts.a2, ['consumer', `-broker=${s.brokerLan}`, '-command=nat', '-quiet'])
+    teardown.push(async () => { consumer.child.kill('SIGTERM'); await consumer.exited })
+    await until(() => consumer.out.some((l) => l.startsWith('Subscribed to')), 20_000, `the consumer to subscribe (${consumer.err.join(' ')})`)
+    const count = 160
+    const producer = s.run(s.net.hosts.b1, ['producer', `-broker=${s.brokerId}`, `-relay=${s.relayAddr}`, `-stun=${s.stunUrl}`, '-command=nat', `-count=${count}`, '-interval=25', '-timeout=40000', '-json'])
+    expect(await producer.exited, producer.err.join('\n')).toBe(0)
+    const answers = producer.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Answer)
+    expectEveryAnswerOnce(answers, count)
+    // It joined through the relay, left when that connection closed, and joined again directly.
+    const producerId = s.broker.out.find((l) => l.startsWith('producer ') && l.endsWith(' joined'))?.split(' ')[1] as string
+    const joins = s.broker.out.filter((l) => l === `producer ${producerId} joined`)
+    console.log(`the producer joined ${joins.length} times; ${answers.length} answers, the slowest ${Math.max(...answers.map((a) => (a as { ms?: number }).ms ?? 0)).toFixed(0)} ms`)
+    expect(joins.length).toBeGreaterThanOrEqual(2)
+    expect(punchedFlows(s).length).toBeGreaterThan(0)
   })
 })
 

@@ -240,6 +240,44 @@ async function stop (cli: Cli, signal: NodeJS.Signals): Promise<void> {
   await cli.exited
 }
 
+/**
+ * What a client in `host` learns of a broker's addresses: the relays' DHT's answer to a lookup,
+ * then its peer store once it has reached the broker through the relay (identify). A library
+ * node in a child process, so it runs in the namespace.
+ */
+async function brokerAddressesSeen (net: Network, host: Host, brokerId: string, relay: string): Promise<{ dht: string[], peerStore: string[] }> {
+  const node = fileURLToPath(new URL('../dist/src/node.js', import.meta.url))
+  const script = `
+    import { createNode, p2pmqDHT } from ${JSON.stringify(node)}
+    import { peerIdFromString } from '@libp2p/peer-id'
+    import { multiaddr } from '@multiformats/multiaddr'
+    const [brokerId, relay] = process.argv.slice(1)
+    const id = peerIdFromString(brokerId)
+    const node = await createNode({ circuitRelay: true, services: { dht: p2pmqDHT('client') } })
+    await node.start()
+    await node.dial(multiaddr(relay), { signal: AbortSignal.timeout(5000) })
+    let dht = []
+    for (let i = 0; i < 40 && dht.length === 0; i++) {
+      dht = await node.peerRouting.findPeer(id, { useCache: false, signal: AbortSignal.timeout(2000) }).then((p) => p.multiaddrs.map(String), () => [])
+      if (dht.length === 0) await new Promise((r) => setTimeout(r, 250))
+    }
+    const identified = new Promise((resolve) => node.addEventListener('peer:identify', (e) => { if (e.detail.peerId.equals(id)) resolve() }))
+    await node.dial(multiaddr(relay + '/p2p-circuit/p2p/' + brokerId), { signal: AbortSignal.timeout(5000) })
+    await Promise.race([identified, new Promise((r) => setTimeout(r, 5000))])
+    const peerStore = (await node.peerStore.get(id)).addresses.map((a) => a.multiaddr.toString())
+    console.log(JSON.stringify({ dht, peerStore }))
+    await node.stop()
+  `
+  const child = net.run(host, process.execPath, ['--input-type=module', '-e', script, brokerId, relay], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] })
+  const out: string[] = []
+  const err: string[] = []
+  child.stdout?.on('data', lines(out))
+  child.stderr?.on('data', lines(err))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  expect(code, err.join('\n')).toBe(0)
+  return JSON.parse(out.find((l) => l.startsWith('{')) as string) as { dht: string[], peerStore: string[] }
+}
+
 interface Answer { n: number, answer?: string, error?: string }
 const answersOf = (cli: Cli): Answer[] => cli.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Answer)
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1)
@@ -257,7 +295,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   })
 
-  async function topology (randomFully: boolean) {
+  async function topology (randomFully: boolean, brokerArgs: (port: number, net: Network) => string[] = () => []) {
     const net = await createNetwork({ publicHosts: ['relay', 'peer'], lans: { a: ['a1'], b: ['b1'] }, randomFully })
     nets.push(net)
     // As on the Internet, a packet for LAN A's private range from elsewhere is dropped without a
@@ -281,7 +319,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(relay.addr).toMatch(new RegExp(`^${relayListen}/p2p/12D3KooW`))
     // The broker listens on its LAN address (what a broker on a LAN does), and reserves on the relay.
     const startBroker = async (port: number): Promise<{ cli: Cli, id: string }> => {
-      const cli = p2pmqIn(net, a1, ['broker', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off'], join(dir, 'broker'))
+      const cli = p2pmqIn(net, a1, ['broker', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off', ...brokerArgs(port, net)], join(dir, 'broker'))
       await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker to reserve on the relay (${cli.err.join(' ')})`)
       return { cli, id: (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length) }
     }
@@ -289,7 +327,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(broker.cli.out).toContain(`Reachable through a relay at ${relay.addr}/p2p-circuit/p2p/${broker.id}`)
     expect(broker.cli.out).toContain(`Listening on /ip4/${a1.ip}/tcp/4002/p2p/${broker.id}`)
     const client = (host: Host, name: string, args: string[]): Cli => p2pmqIn(net, host, [...args, `-broker=${broker.id}`, `-relay=${relay.addr}`], join(dir, name))
-    return { net, dir, relay, broker, startRelay, startBroker, client, peer, b1, lanSyns }
+    return { net, dir, relay, broker, startRelay, startBroker, client, peer, a1, b1, lanSyns, inNatA }
   }
 
   /** Scenario 1 on `t`: every answer arrives, through the relay; returns ms from the producer's start to its first answer. */
@@ -345,12 +383,75 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(answers.filter((a) => a.error != null)).toEqual([])
     expect(answers.map((a) => a.n).sort((x, y) => x - y)).toEqual(range(40))
     expect(consumer.child.exitCode).toBeNull()
-    // While the broker was away the clients also dialed its LAN address, which they had learned
-    // (the DHT fallback answers from the peer store): NAT A dropped their SYNs. Such a dial waits
-    // 3 s at most; with the reconnect backoff (5 s at most) the clients are back well within 10 s.
-    expect(t.lanSyns()).toBeGreaterThan(0)
+    // The broker announces no LAN address, so no client ever dialed one (each such dial, dropped
+    // by NAT A, cost 3 s).
+    expect(t.lanSyns()).toBe(0)
     expect(againMs).toBeLessThan(10_000)
   }, 120_000)
+
+  it('a broker that announced a port forward that is gone, restarted on a new port: the clients dial the dead address once, not at every retry', async () => {
+    // The broker announces NAT A's public address at its port, as behind a forwarded port; the
+    // forward is gone and NAT A itself holds the port, taking connections and saying nothing (a dial
+    // waits its whole 3 s), and counts them: one per dial.
+    const t = await topology(false, (port, net) => [`-announce=/ip4/${net.nats.a.publicIp}/tcp/${port}`])
+    const sink = t.net.run(t.net.nats.a.ns, process.execPath, ['-e', `
+      const net = require('node:net')
+      for (const port of [4002, 4003]) net.createServer((s) => { console.log('dial'); s.on('error', () => {}) }).listen(port, ${JSON.stringify(t.net.nats.a.publicIp)}, () => console.log('listening'))
+    `], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const sinkOut: string[] = []
+    sink.stdout?.on('data', lines(sinkOut))
+    await until(() => sinkOut.filter((l) => l === 'listening').length === 2, 10_000, 'the sink to listen')
+    const deadDials = (): number => sinkOut.filter((l) => l === 'dial').length
+    const { consumer } = await answeredRelayed(t)
+    const producer = t.client(t.peer, 'producer', ['producer', '-command=nat', '-count=40', '-interval=250', '-timeout=60000', '-json'])
+    await until(() => answersOf(producer).length >= 5, 20_000, `the first answers (${producer.err.join(' ')})`)
+    const before = deadDials()
+    await stop(t.broker.cli, 'SIGTERM')
+    const answered = answersOf(producer).length
+    // Away for 8 s: each client retries several times meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 8_000))
+    const restarted = performance.now()
+    const broker = await t.startBroker(4003)
+    await until(() => answersOf(producer).length > answered, 30_000, `an answer after the restart (${producer.err.join(' | ')})`)
+    const againMs = performance.now() - restarted
+    expect(await producer.exited, producer.err.join('\n')).toBe(0)
+    expect(answersOf(producer).map((a) => a.n).sort((x, y) => x - y)).toEqual(range(40))
+    expect(consumer.child.exitCode).toBeNull()
+    const dials = deadDials() - before
+    console.log(`broker away 8 s: ${dials} dials to its dead announced address (${before} before it went); first answer ${againMs.toFixed(0)} ms after it was started again`)
+    expect(broker.cli.out).toContain(`Announced as /ip4/${t.net.nats.a.publicIp}/tcp/4003/p2p/${broker.id}`)
+    // At most one 3 s dial per client, not one per retry: while the relay says the broker holds no reservation, the clients look nothing up
+    // and ask the relay again every second at most.
+    expect(dials).toBeLessThanOrEqual(2)
+    expect(againMs).toBeLessThan(5_000)
+  }, 120_000)
+
+  it('a broker behind NAT A announces no LAN or loopback address: a client behind NAT B learns none (DHT, identify, peer store)', async () => {
+    const t = await topology(false)
+    const learned = await brokerAddressesSeen(t.net, t.b1, t.broker.id, t.relay.addr)
+    console.log(`a client behind NAT B learned ${JSON.stringify(learned)}`)
+    expect(learned.dht.length).toBeGreaterThan(0)
+    expect(learned.dht.every((a) => a.includes('/p2p-circuit'))).toBe(true)
+    for (const addr of [...learned.dht, ...learned.peerStore]) expect(addr).not.toMatch(/^\/ip4\/(10\.201|127)\./)
+    // The broker's host still knows them: its address book keeps the LAN address for local clients.
+    const local = p2pmqIn(t.net, t.a1, ['stats', `-broker=${t.broker.id}`, '-json'], join(t.dir, 'broker'))
+    expect(await local.exited, local.err.join('\n')).toBe(0)
+    expect(t.lanSyns()).toBe(0)
+  }, 90_000)
+
+  it('a broker on the public segment given -announce: its address is announced (libp2p counts TEST-NET-2 as private), its loopback is not', async () => {
+    const t = await topology(false)
+    const { peer } = t.net.hosts
+    const cli = p2pmqIn(t.net, peer, ['broker', `-listen=/ip4/127.0.0.1/tcp/4005,/ip4/${peer.ip}/tcp/4005`, `-announce=/ip4/${peer.ip}/tcp/4005`, `-relay=${t.relay.addr}`, '-http=off', '-memory'], join(t.dir, 'public-broker'))
+    await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the public broker's reservation (${cli.err.join(' ')})`)
+    const id = (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length)
+    expect(cli.out).toContain(`Listening on /ip4/127.0.0.1/tcp/4005/p2p/${id}`)
+    const learned = await brokerAddressesSeen(t.net, t.b1, id, t.relay.addr)
+    console.log(`a client behind NAT B learned of the public broker ${JSON.stringify(learned)}`)
+    expect(learned.dht).toContain(`/ip4/${peer.ip}/tcp/4005`)
+    for (const addr of [...learned.dht, ...learned.peerStore]) expect(addr).not.toMatch(/^\/ip4\/127\./)
+    await stop({ child: cli.child, out: [], err: [], exited: cli.exited }, 'SIGTERM')
+  }, 90_000)
 
   it('with --random-fully NAT on both LANs, still relayed: every answer arrives', async () => {
     const t = await topology(true)

@@ -60,7 +60,24 @@ export interface BrokerLinkInit {
   dialTimeout?: number
 }
 
+/** Longest wait between two dials while the relays say the broker holds no reservation, in ms. */
+const AWAY_RETRY_MAX_DELAY = 1_000
+/** Addresses dialed from one DHT answer, at most (each may cost a 3 s dial timeout). */
+const MAX_LOOKUP_ADDRS = 4
+/** ms a lookup in the relays' DHT may take (one takes ~0.1 s). */
+const LOOKUP_TIMEOUT = 2_000
+/** ms an address from the DHT that could not be dialed is not dialed again (the relays' DHT keeps a broker's old addresses while it is away). */
+const DEAD_ADDRESS_TTL = 30_000
+
+/** Whether every dial of `err` failed because the relay holds no reservation for the peer. */
+function awayFromRelays (err: unknown): boolean {
+  const reasons = err instanceof AggregateError ? err.errors : [err]
+  return reasons.length > 0 && reasons.every((e) => /NO_RESERVATION/.test(String((e as Error)?.message)))
+}
+
 export class BrokerLink {
+  /** Addresses from the DHT whose dial failed, and when. */
+  private readonly deadAddrs = new Map<string, number>()
   private stopped = false
   private stream?: Stream
   private wake?: () => void
@@ -101,9 +118,12 @@ export class BrokerLink {
         if (this.stopped) return
       } catch (err) {
         if (this.stopped) return
-        this.init.onRetry?.(err as Error, delay)
+        // A broker away from its relays is back once it reserves again: asking a relay is cheap (one
+        // stream on a connection already open), so ask at least once a second.
+        const wait = awayFromRelays(err) ? Math.min(delay, AWAY_RETRY_MAX_DELAY) : delay
+        this.init.onRetry?.(err as Error, wait)
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay)
+          const t = setTimeout(resolve, wait)
           this.wake = () => { clearTimeout(t); resolve() }
         })
         delay = Math.min(RECONNECT_MAX_DELAY, delay * RECONNECT_FACTOR)
@@ -113,9 +133,12 @@ export class BrokerLink {
 
   /**
    * A stream to the broker: over an open connection if there is one; else at the multiaddr given;
-   * else, for a broker given by peer ID, at the addresses of the address book and through each
-   * relay (`<relay>/p2p-circuit/p2p/<id>`) in one dial (libp2p tries the direct ones first, each
-   * for 3 s at most), and last at the addresses the relays' DHT has for it.
+   * else, for a broker given by peer ID, at the addresses of the address book (same host) and
+   * through each relay (`<relay>/p2p-circuit/p2p/<id>`) in one dial (libp2p tries the direct ones
+   * first, each for 3 s at most); else, unless every relay said the broker holds no reservation
+   * (it is away), at the addresses a new lookup in the relays' DHT gives (not this node's cached
+   * ones, which go stale when the broker moves), at most MAX_LOOKUP_ADDRS of them, skipping those
+   * that failed in the last DEAD_ADDRESS_TTL ms.
    */
   private async dial (): Promise<Stream> {
     const { peerId, addrs } = this.init.broker
@@ -138,10 +161,32 @@ export class BrokerLink {
     try {
       return await node.dialProtocol(candidates, protocol, options())
     } catch (err) {
-      if (relays.length === 0) throw err
-      const found = await node.peerRouting.findPeer(peerId, options()).catch(() => { throw err })
-      if (found.multiaddrs.length === 0) throw err
-      return await node.dialProtocol(found.multiaddrs.map((a) => a.getComponents().at(-1)?.name === 'p2p' ? a : a.encapsulate(`/p2p/${peerId.toString()}`)), protocol, options())
+      // Every relay answered that the broker holds no reservation: it is away (restarting). The
+      // relays' DHT would give only its old addresses, and its query would dial them, holding up
+      // the next dial through the relays (libp2p joins dials to one peer) by a timeout each.
+      if (relays.length === 0 || (known.length === 0 && awayFromRelays(err))) throw err
+      const tried = new Set(candidates.map(String))
+      const found = await this.lookupFresh(peerId)
+      const now = Date.now()
+      for (const [addr, at] of this.deadAddrs) if (now - at > DEAD_ADDRESS_TTL) this.deadAddrs.delete(addr)
+      const fresh = found.filter((a) => !tried.has(a.toString()) && !this.deadAddrs.has(a.toString())).slice(0, MAX_LOOKUP_ADDRS)
+      if (fresh.length === 0) throw err
+      try {
+        return await node.dialProtocol(fresh, protocol, options())
+      } catch (again) {
+        for (const a of fresh) this.deadAddrs.set(a.toString(), Date.now())
+        throw again
+      }
+    }
+  }
+
+  /** The broker's addresses as the relays' DHT has them now (never this node's peer store), each ending in /p2p/<id>; [] when not found. */
+  private async lookupFresh (peerId: PeerId): Promise<Multiaddr[]> {
+    try {
+      const found = await this.init.node.peerRouting.findPeer(peerId, { useCache: false, signal: AbortSignal.timeout(LOOKUP_TIMEOUT) })
+      return found.multiaddrs.map((a) => a.getComponents().at(-1)?.name === 'p2p' ? a : a.encapsulate(`/p2p/${peerId.toString()}`))
+    } catch {
+      return []
     }
   }
 }
