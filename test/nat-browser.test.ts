@@ -90,7 +90,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   // Any web server can serve the page: here the broker's own file server, with no broker behind it.
   const web = run(hosts.web, process.execPath, ['--input-type=module', '-e',
     `const { startWebServer } = await import(${JSON.stringify(WEB_SERVER)}); await startWebServer({ port: ${WEB_PORT}, host: ${JSON.stringify(hosts.web.ip)}, root: ${JSON.stringify(WEB_ROOT)}, info: () => undefined }); console.log('serving')`])
-  await until(() => relay.out.filter((l) => l.startsWith('Listening on ')).length >= 2, 20_000, `the relay to listen (out: ${relay.out.join(" | ")}; err: ${relay.err.join(" ")})`)
+  await until(() => relay.out.filter((l) => l.startsWith('Listening on ')).length >= 2, 20_000, `the relay to listen (out: ${relay.out.join(' | ')}; err: ${relay.err.join(' ')})`)
   const listening = relay.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
