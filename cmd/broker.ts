@@ -2,8 +2,9 @@
 import { existsSync, statSync } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
+import type { ReservationFailure } from '../src/relay-reservations.js'
 import { defaultBrokerDataDir } from '../src/home.js'
-import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
+import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT, RELAY_RETRY_MAX_DELAY } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
@@ -160,8 +161,23 @@ function announceAddrs (value: string): string[] {
       throw new UsageError(`-announce: "${addr}" is not a multiaddr (${(err as Error).message})`)
     }
     if (names.includes('p2p') || names.includes('p2p-circuit')) throw new UsageError(`-announce: give "${addr}" without /p2p/ or /p2p-circuit (relayed addresses are announced by themselves)`)
+    const why = notDialable(addr)
+    if (why != null) throw new UsageError(`-announce: "${addr}" ${why}`)
     return addr
   })
+}
+
+/**
+ * Why another host could not dial `addr` (a valid multiaddr without /p2p/), or undefined: it needs
+ * a host, not 0.0.0.0 or ::, and a transport with a port other than 0 (/tcp/<port>, /udp/<port>/…).
+ */
+export function notDialable (addr: string): string | undefined {
+  const [host, port, over] = multiaddr(addr).getComponents()
+  if (!/^(ip4|ip6|dns|dns4|dns6)$/.test(host?.name ?? '')) return 'does not start with a host (/ip4|ip6/<address> or /dns/<name>)'
+  if (host.value === '0.0.0.0' || host.value === '::') return `names no host (${host.value} means every interface when listening): give the address others dial`
+  if (port == null || !(port.name === 'tcp' || (port.name === 'udp' && over != null))) return 'names no transport: give /tcp/<port> (or /udp/<port>/webrtc-direct)'
+  if (port.value === '0') return 'has port 0: give the port others dial'
+  return undefined
 }
 
 /**
@@ -191,6 +207,15 @@ function listenErrorOf (message: string): Error {
 /** Prints each address through a relay as the broker gets it (a reservation, again after a relay came back). */
 function reportRelayed (node: BrokerNode): void {
   if (node.services.relays == null) return
+  // Once per relay and run of failures: a dead relay, or an address that is no relay, is told, not looped on.
+  const tell = ({ relay, error, retryIn }: ReservationFailure): void => {
+    // libp2p says why on the line of the address, under a line about its configuration.
+    const why = /^\s*\/\S+: (?:\w*Error: )?(.*)$/m.exec(error.message)?.[1] ?? error.message.split('\n')[0]
+    console.error(`Cannot reserve a slot on the relay ${relay}: ${why}${retryIn != null ? ` (trying again, at most ${RELAY_RETRY_MAX_DELAY / 1000} s apart)` : ''}`)
+  }
+  node.services.relays.addEventListener('reservation:failed', (e) => { tell((e as CustomEvent<ReservationFailure>).detail) })
+  // (Those that failed while the broker started.)
+  for (const { failure } of node.services.relays.status()) if (failure != null) tell(failure)
   let shown = new Set<string>()
   const show = (): void => {
     const relayed = new Set(node.getMultiaddrs().map((a) => a.toString()).filter((a) => a.includes('/p2p-circuit')))

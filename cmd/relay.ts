@@ -5,7 +5,7 @@ import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from '../src/con
 import { defaultRelayDataDir, homeConfigPath } from '../src/home.js'
 import { createRelay } from '../src/relay.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
-import { listenError } from './broker.js'
+import { listenError, notDialable } from './broker.js'
 import { shutdownSignal } from './lifecycle.js'
 
 const specs = {
@@ -60,6 +60,8 @@ function relayAddrs (flag: string, value: string): string[] {
     if (!tcp && !webrtc) {
       throw new UsageError(`-${flag}: "${addr}" is neither a TCP address (/ip4|ip6/<address>/tcp/<port>${flag === 'announce' ? ', or /dns/<name>/tcp/<port>' : ''}) nor a WebRTC Direct one (/ip4|ip6/<address>/udp/<port>/webrtc-direct)`)
     }
+    const why = flag === 'announce' ? notDialable(addr) : undefined
+    if (why != null) throw new UsageError(`-announce: "${addr}" ${why}`)
   }
   return addrs
 }

@@ -3,7 +3,7 @@
  * while a process uses it, the broker address book that lets a client on the same host find a
  * broker by its peer ID alone, and the host's config (`config.json`: relays, STUN servers).
  */
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -166,13 +166,16 @@ export function readHomeConfig (parsers: Record<keyof HomeConfig, (item: string)
   try {
     text = readSmallFile(path)
   } catch (err: any) {
+    // A symbolic link to nothing (a moved dotfile) is a config that went missing, not no config.
+    if (err.code === 'ENOENT' && lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() === true) return fail(`is a symbolic link to ${readlinkSync(path)}, which does not exist`)
     if (err.code === 'ENOENT') return {}
     if (err instanceof HomeConfigError) throw err
     return fail(`cannot be read (${(err.code as string | undefined) ?? (err as Error).message})`)
   }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    // (Some editors start a UTF-8 file with a byte order mark.)
+    json = JSON.parse(text.replace(/^\uFEFF/, ''))
   } catch (err) {
     return fail(`is not valid JSON (${(err as Error).message})`)
   }

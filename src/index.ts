@@ -45,7 +45,7 @@ import { Admin } from './client/admin.js'
 import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
 import { addressBook, clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
-import type { BrokerLookup } from './client/broker-link.js'
+import { checkNotRelay, parseBrokerAddress, type BrokerLookup } from './client/broker-link.js'
 import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
 import { relayReservations, type RelayReservations } from './relay-reservations.js'
 import { parseRelayAddress } from './relay.js'
@@ -222,6 +222,8 @@ export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsN
 
 /** The node a client runs on (built and owned unless given), and this host's address book. */
 async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p, ownsNode: boolean, lookup: BrokerLookup }> {
+  // A bad -broker is told before a node is built (and left running).
+  checkNotRelay(parseBrokerAddress(options.broker), options.relays ?? [])
   const lookup = addressBook(options.home)
   if (options.node != null) return { node: options.node, ownsNode: false, lookup }
   const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)

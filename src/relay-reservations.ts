@@ -7,7 +7,7 @@
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { RELAY_RETRY_MAX_DELAY, RELAY_RETRY_MIN_DELAY } from './constants.js'
-import type { ComponentLogger, Listener, Logger, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Listener, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { TransportManager } from '@libp2p/interface-internal'
 
 export interface RelayReservationsInit {
@@ -26,6 +26,7 @@ export interface RelayReservationsInit {
 }
 
 export interface RelayReservationsComponents {
+  peerId: PeerId
   transportManager: TransportManager
   logger: ComponentLogger
 }
@@ -39,15 +40,26 @@ interface RelaySlot {
   reserving: boolean
   /** Reservation attempts so far (a bounded retry shows a few, a loop thousands). */
   attempts: number
+  /** Why the last attempt failed, while it is so (`reservation:failed` is sent once per run of failures). */
+  failure?: ReservationFailure
+}
+
+/** `reservation:failed`: reserving on a relay failed where it had not, or never, succeeded; `retryIn` undefined: never again. */
+export interface ReservationFailure {
+  relay: string
+  error: Error
+  retryIn?: number
 }
 
 export interface RelayReservationStatus {
   relay: string
   reserved: boolean
   attempts: number
+  /** Why the last attempt failed, if it did (also sent as `reservation:failed`, perhaps before anyone listened). */
+  failure?: ReservationFailure
 }
 
-export class RelayReservations implements Startable {
+export class RelayReservations extends EventTarget implements Startable {
   private readonly slots: RelaySlot[]
   private readonly log: Logger
   private readonly minDelay: number
@@ -55,6 +67,7 @@ export class RelayReservations implements Startable {
   private running = false
 
   constructor (private readonly components: RelayReservationsComponents, init: RelayReservationsInit) {
+    super()
     this.log = components.logger.forComponent('p2pmq:relay-reservations')
     this.minDelay = init.retryMinDelay ?? RELAY_RETRY_MIN_DELAY
     this.maxDelay = init.retryMaxDelay ?? RELAY_RETRY_MAX_DELAY
@@ -80,24 +93,37 @@ export class RelayReservations implements Startable {
 
   /** Each relay and whether a reservation on it is held now. */
   status (): RelayReservationStatus[] {
-    return this.slots.map((slot) => ({ relay: slot.addr.decapsulate('/p2p-circuit').toString(), reserved: (slot.listener?.getAddrs().length ?? 0) > 0, attempts: slot.attempts }))
+    return this.slots.map((slot) => ({ relay: slot.addr.decapsulate('/p2p-circuit').toString(), reserved: (slot.listener?.getAddrs().length ?? 0) > 0, attempts: slot.attempts, failure: slot.failure }))
   }
 
   private async reserve (slot: RelaySlot): Promise<void> {
     if (!this.running || slot.reserving) return
     slot.reserving = true
     slot.attempts++
+    if (slot.addr.getComponents().findLast((c) => c.name === 'p2p')?.value === this.components.peerId.toString()) {
+      // A node cannot reserve on itself; trying again would not change that.
+      this.failed(slot, new Error('it is this node itself (its own peer ID), not a relay'), undefined)
+      return
+    }
     try {
       if (slot.listener == null) await this.listen(slot)
       else await slot.listener.listen(slot.addr)
       slot.delay = this.minDelay
+      slot.failure = undefined
       this.log('reserved on %a', slot.addr)
     } catch (err) {
       this.log('reserving on %a failed, again in %d ms: %s', slot.addr, slot.delay, (err as Error).message)
+      this.failed(slot, err as Error, slot.delay)
       this.retry(slot)
     } finally {
       slot.reserving = false
     }
+  }
+
+  private failed (slot: RelaySlot, error: Error, retryIn: number | undefined): void {
+    if (slot.failure != null || !this.running) return
+    slot.failure = { relay: slot.addr.decapsulate('/p2p-circuit').toString(), error, retryIn }
+    this.dispatchEvent(new CustomEvent('reservation:failed', { detail: slot.failure }))
   }
 
   private retry (slot: RelaySlot): void {

@@ -21,9 +21,29 @@ describe('p2pmq broker -announce', () => {
     const home = await tempDir('p2pmq-announce-')
     for (const [value, error] of [
       ['nonsense', /-announce: "nonsense" is not a multiaddr/],
-      ['/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz', /-announce: give "\/ip4\/203\.0\.113\.7\/tcp\/4001\/p2p\/12D3KooW\w+" without \/p2p\//]
+      ['/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz', /-announce: give "\/ip4\/203\.0\.113\.7\/tcp\/4001\/p2p\/12D3KooW\w+" without \/p2p\//],
+      // Valid multiaddrs that no other host can dial: announced, they would only cost clients dials.
+      ['/ip4/203.0.113.7', /-announce: "\/ip4\/203\.0\.113\.7" names no transport/],
+      ['/ip4/203.0.113.7/udp/4001', /-announce: "\/ip4\/203\.0\.113\.7\/udp\/4001" names no transport/],
+      ['/ip4/203.0.113.7/tcp/0', /-announce: "\/ip4\/203\.0\.113\.7\/tcp\/0" has port 0/],
+      ['/ip4/0.0.0.0/tcp/4001', /-announce: "\/ip4\/0\.0\.0\.0\/tcp\/4001" names no host/],
+      ['/ip6/::/tcp/4001', /-announce: "\/ip6\/::\/tcp\/4001" names no host/],
+      ['/tcp/4001', /-announce: "\/tcp\/4001" does not start with a host/]
     ] as const) {
       const cli = spawnSync(process.execPath, [BIN, 'broker', '-memory', '-http=off', `-announce=${value}`], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '' } })
+      expect(cli.status, cli.stderr).toBe(2)
+      expect(cli.stderr).toMatch(error)
+    }
+  })
+
+  it('p2pmq relay -announce refuses an address no other host can dial (exit 2)', async () => {
+    const home = await tempDir('p2pmq-announce-')
+    for (const [value, error] of [
+      ['/ip4/0.0.0.0/tcp/4001', /-announce: "\/ip4\/0\.0\.0\.0\/tcp\/4001" names no host/],
+      ['/ip4/203.0.113.7/tcp/0', /-announce: "\/ip4\/203\.0\.113\.7\/tcp\/0" has port 0/],
+      ['/ip4/203.0.113.7/udp/0/webrtc-direct', /has port 0/]
+    ] as const) {
+      const cli = spawnSync(process.execPath, [BIN, 'relay', '-listen=/ip4/127.0.0.1/tcp/0', `-announce=${value}`], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, P2PMQ_HOME: home } })
       expect(cli.status, cli.stderr).toBe(2)
       expect(cli.stderr).toMatch(error)
     }

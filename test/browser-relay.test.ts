@@ -78,7 +78,7 @@ describe.runIf(hasChromium)('the web page through a relay', () => {
   it('tells what is wrong with ?broker, ?relay or ?stun on the page, as text, and dials nothing', async () => {
     const web = await staticServer()
     const page = await (await browser()).newPage()
-    const peer = RELAY_ID
+    const peer = '12D3KooWQwTEhyaQyBXBkjAtViXE1HBzUqdc4FC1nbY8sN5zWyNK'
     const relay = `/ip4/127.0.0.1/udp/9/webrtc-direct/certhash/uEiAQl5H1Lwx4KwIcXCZopWtLjk427Djmjn3oCWz_-CseFg/p2p/${RELAY_ID}`
     const cases: Array<[Record<string, string>, string]> = [
       [{ broker: '<img src=x onerror=alert(1)>' }, '?broker="<img src=x onerror=alert(1)>" is not a peer ID'],
@@ -86,6 +86,7 @@ describe.runIf(hasChromium)('the web page through a relay', () => {
       [{ broker: peer, relay: '<b>relay</b>' }, '?relay: The relay address "<b>relay</b>" is not a multiaddr'],
       [{ broker: peer, relay: `/ip4/127.0.0.1/tcp/4001/p2p/${RELAY_ID}` }, `?relay: a browser cannot dial /ip4/127.0.0.1/tcp/4001/p2p/${RELAY_ID}`],
       [{ broker: peer, relay: '/ip4/127.0.0.1/udp/9/webrtc-direct' }, 'must end in /p2p/<relay peer ID>'],
+      [{ broker: RELAY_ID, relay }, `?broker=${RELAY_ID} is the peer ID of the relay ${relay}, not of a broker`],
       [{ broker: peer, relay, stun: 'http://example.com' }, '?stun: not a STUN server URL (stun:<host>:<port>): http://example.com'],
       [{ relay }, '?relay and ?stun need ?broker='],
       [{}, 'This page\'s server has no broker (/api/broker: 503)']

@@ -5,7 +5,7 @@
  * P2PMQ_RELAY come first; a broken or hostile file is one line naming the file and key (exit 2).
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -88,7 +88,11 @@ describe('the p2pmq home\'s config.json', () => {
       ['a bad STUN server', JSON.stringify({ stun: ['http://127.0.0.1:3478'] }), /"stun"\[0\]: not a STUN server URL/],
       ['a huge file', JSON.stringify({ relay: [relay] }) + ' '.repeat(1_000_000), /is 1000\d+ bytes; a config file is at most 65536/],
       ['a directory', (path) => { mkdirSync(path) }, /is not a regular file/],
-      ['a FIFO (nothing ever writes it)', (path) => { spawnSync('mkfifo', [path]) }, /is not a regular file/]
+      ['a FIFO (nothing ever writes it)', (path) => { spawnSync('mkfifo', [path]) }, /is not a regular file/],
+      ['/dev/zero', (path) => { symlinkSync('/dev/zero', path) }, /is not a regular file/],
+      ['a symbolic link to nothing', (path) => { symlinkSync(join(dir, 'moved.json'), path) }, /is a symbolic link to \/.*\/moved\.json, which does not exist/],
+      // A byte order mark (some editors write one) is no reason to refuse the file: the relay is read.
+      ['a byte order mark', `\uFEFF${JSON.stringify({ relay: ['nonsense'] })}`, /"relay"\[0\]: The relay address "nonsense" is not a multiaddr/]
     ]
     for (const [i, [what, content, error]] of cases.entries()) {
       const home = join(dir, `home-${i}`)

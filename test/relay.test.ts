@@ -3,11 +3,15 @@
  * as real child processes on 127.0.0.1. Each process has its own p2pmq home, so the address book
  * of the host cannot help: clients find the broker only through the relay.
  */
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { killGroup, run, startBroker, type Proc } from './cli-helpers.js'
 import { tempDir, until } from './helpers.js'
+import { loadIdentity } from '../src/home.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
 async function startRelay (home: string, listen = '/ip4/127.0.0.1/tcp/0'): Promise<{ proc: Proc, addr: string }> {
   const proc = run(['relay', `-listen=${listen}`], home)
@@ -18,6 +22,8 @@ async function startRelay (home: string, listen = '/ip4/127.0.0.1/tcp/0'): Promi
   expect(addr).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${id as string}$`))
   return { proc, addr }
 }
+
+const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
 
 const relayedLines = (proc: Proc): string[] => proc.out.filter((l) => l.startsWith('Reachable through a relay at '))
 
@@ -141,4 +147,33 @@ describe('p2pmq relay', () => {
     // The consumer that was connected when the relay died is back too (its link redials).
     await until(() => early.out.filter((l) => l.startsWith('Connected to broker')).length === 2, 15_000, 'the early consumer to reconnect')
   }, 120_000)
+
+  it('a broker tells, once each, a relay it cannot reserve on (dead, or itself) and reserves on the others', { timeout: 60_000 }, async () => {
+    const dir = await tempDir()
+    const relay = await startRelay(join(dir, 'relay'))
+    // The broker's identity, made beforehand, to give it its own address as a relay.
+    const home = join(dir, 'broker')
+    const identity = await loadIdentity(join(home, 'broker'))
+    const own = peerIdFromPrivateKey(identity.privateKey).toString()
+    await identity.release()
+    const dead = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz'
+    const self = `/ip4/127.0.0.1/tcp/9/p2p/${own}`
+    const broker = await startBroker(home, ['-memory', `-relay=${dead},${self},${relay.addr}`])
+    await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the reservation on the live relay')
+    await until(() => broker.proc.err.length >= 2, 10_000, `the broker to tell the two bad relays (${broker.proc.err.join(' | ')})`)
+    expect(broker.proc.err.find((l) => l.includes(dead))).toMatch(/^Cannot reserve a slot on the relay \/ip4\/127\.0\.0\.1\/tcp\/9\/p2p\/12D3KooWFew\w+: .+ \(trying again, at most 10 s apart\)$/)
+    expect(broker.proc.err.find((l) => l.includes(own))).toBe(`Cannot reserve a slot on the relay ${self}: it is this node itself (its own peer ID), not a relay`)
+    // Retries are not told again.
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    expect(broker.proc.err.length).toBe(2)
+  })
+
+  it('a client given the relay\'s peer ID as the broker says so, before dialing (exit 2)', async () => {
+    const dir = await tempDir()
+    const relayId = '12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz'
+    const relay = `/ip4/127.0.0.1/tcp/9/p2p/${relayId}`
+    const cli = spawnSync(process.execPath, [BIN, 'consumer', `-broker=${relayId}`, `-relay=${relay}`, '-command=x'], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, P2PMQ_HOME: dir, P2PMQ_RELAY: '' } })
+    expect(cli.status, cli.stdout + cli.stderr).toBe(2)
+    expect(cli.stderr).toContain(`${relayId} is the peer ID of the relay ${relay}, not of a broker`)
+  })
 })

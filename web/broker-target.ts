@@ -60,6 +60,8 @@ export function targetFromUrl (params: URLSearchParams): BrokerTarget {
     if (!isBrowserDialable(relay)) throw new TargetError(`?relay: a browser cannot dial ${relay}: give the relay's WebRTC Direct address (/udp/<port>/webrtc-direct/certhash/…/p2p/<relay>, which p2pmq relay prints)`)
     return relay
   })
+  const relayItself = relays.find((r) => r.endsWith(`/p2p/${peerId}`))
+  if (relayItself != null) throw new TargetError(`?broker=${peerId} is the peer ID of the relay ${relayItself}, not of a broker: give the broker's (it prints "Broker peer ID: …")`)
   if (relays.length === 0) throw new TargetError('?broker=<peer ID> needs ?relay=<a relay\'s WebRTC Direct address> to reach the broker through')
   const stun = listParam(params, 'stun').map((url) => {
     try {

@@ -44,6 +44,13 @@ export function parseBrokerAddress (spec: string): BrokerAddress {
   }
 }
 
+/** Throws BrokerAddressError if the broker's peer ID is one of the relays' (dialing a relay through itself only times out, again and again). */
+export function checkNotRelay (broker: BrokerAddress, relays: string[]): void {
+  const id = broker.peerId.toString()
+  const relay = relays.find((r) => multiaddr(r).getComponents().findLast((c) => c.name === 'p2p')?.value === id)
+  if (relay != null) throw new BrokerAddressError(`${id} is the peer ID of the relay ${relay}, not of a broker: give the broker's (it prints "Broker peer ID: …")`)
+}
+
 export interface BrokerLinkInit {
   node: Libp2p
   broker: BrokerAddress
@@ -84,6 +91,7 @@ export class BrokerLink {
   private readonly dialTimeout: number
 
   constructor (private readonly init: BrokerLinkInit) {
+    checkNotRelay(init.broker, init.relays ?? [])
     this.dialTimeout = init.dialTimeout ?? 5_000
     void this.run()
   }
