@@ -8,15 +8,16 @@
  * Needs root, `ip`, `iptables`, coturn's `turnserver` and /usr/bin/chromium (as in this project's
  * CI; elsewhere skipped, saying why).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { browser, CHROMIUM, hasChromium } from './chromium.js'
+import { lines } from './cli-helpers.js'
 import { until } from './helpers.js'
-import { createNetwork, netnsUnavailable, startStun, type Host, type Network, type NetworkOptions } from './netns.js'
+import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 import type { Page } from 'playwright-core'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
@@ -24,15 +25,7 @@ const WEB_SERVER = fileURLToPath(new URL('../dist/src/web-server.js', import.met
 const WEB_ROOT = fileURLToPath(new URL('../web/dist/', import.meta.url))
 const WEB_PORT = 8080
 
-const unavailable = netnsUnavailable() ?? (() => {
-  if (!hasChromium) return `no ${CHROMIUM} (apt-get install chromium)`
-  try {
-    execFileSync('turnserver', ['--version'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return '`turnserver` is missing (.ci/run installs coturn)'
-  }
-})()
+const unavailable = netnsUnavailable() ?? (hasChromium ? undefined : `no ${CHROMIUM} (apt-get install chromium)`) ?? turnserverUnavailable()
 if (unavailable != null) console.warn(`NAT browser tests skipped: ${unavailable}`)
 
 /** A process in a namespace, its output as lines. */
@@ -69,14 +62,6 @@ async function scene (options: NetworkOptions): Promise<Scene> {
     const child = net.run(host, cmd, args, { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
     const out: string[] = []
     const err: string[] = []
-    const lines = (into: string[]) => {
-      let rest = ''
-      return (b: Buffer): void => {
-        const parts = (rest + b.toString()).split('\n')
-        rest = parts.pop() ?? ''
-        into.push(...parts)
-      }
-    }
     child.stdout?.on('data', lines(out))
     child.stderr?.on('data', lines(err))
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
@@ -90,7 +75,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   // Any web server can serve the page: here the broker's own file server, with no broker behind it.
   const web = run(hosts.web, process.execPath, ['--input-type=module', '-e',
     `const { startWebServer } = await import(${JSON.stringify(WEB_SERVER)}); await startWebServer({ port: ${WEB_PORT}, host: ${JSON.stringify(hosts.web.ip)}, root: ${JSON.stringify(WEB_ROOT)}, info: () => undefined }); console.log('serving')`])
-  await until(() => relay.out.filter((l) => l.startsWith('Listening on ')).length >= 2, 20_000, `the relay to listen (out: ${relay.out.join(" | ")}; err: ${relay.err.join(" ")})`)
+  await until(() => relay.out.filter((l) => l.startsWith('Listening on ')).length >= 2, 20_000, `the relay to listen (out: ${relay.out.join(' | ')}; err: ${relay.err.join(' ')})`)
   const listening = relay.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
@@ -161,9 +146,7 @@ describe.skipIf(unavailable != null)('the page in Chromium behind NAT B, the bro
     expect(await page.textContent('#transport')).toContain('/p2p-circuit/webrtc/')
     expect(await consumerVias(s)).toEqual(['webrtc'])
     // The direct path is a UDP flow NAT B saw replies on (a punched hole), to NAT A's public address.
-    const flows = execFileSync('ip', ['netns', 'exec', s.net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8' })
-      .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${s.net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
-    expect(flows.length).toBeGreaterThan(0)
+    expect(punchedFlows(s.net).length).toBeGreaterThan(0)
     const relayedAt = await at(page, 'relayed')
     const directAt = await at(page, 'direct')
     console.log(`page connected through the relay ${relayedAt} ms after its start, directly over WebRTC ${directAt - relayedAt} ms after that`)
