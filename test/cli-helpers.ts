@@ -14,13 +14,13 @@ export interface Proc {
 }
 
 /**
- * Runs `p2pmq <args>` with P2PMQ_HOME=home, under the command `wrap` if given (e.g. unshare);
- * stopped (its whole process group) after the test.
+ * Runs `p2pmq <args>` with P2PMQ_HOME=home (and `env` over this process's environment), under the
+ * command `wrap` if given (e.g. unshare); stopped (its whole process group) after the test.
  */
-export function run (args: string[], home: string, wrap: string[] = []): Proc {
+export function run (args: string[], home: string, wrap: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
   const argv = [...wrap, process.execPath, BIN, ...args]
   // Its own process group, so killing it also kills what it spawned (-exec commands).
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home, ...env }, detached: true })
   const out: string[] = []
   const err: string[] = []
   child.stdout.on('data', lines(out))
