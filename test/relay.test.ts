@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { killGroup, run, startBroker, type Proc } from './cli-helpers.js'
-import { tempDir, until } from './helpers.js'
+import { freeUdpPort, tempDir, until } from './helpers.js'
 
 async function startRelay (home: string, listen = '/ip4/127.0.0.1/tcp/0'): Promise<{ proc: Proc, addr: string }> {
   const proc = run(['relay', `-listen=${listen}`], home)
@@ -82,7 +82,7 @@ describe('p2pmq relay', () => {
     const second = await webrtcLine(both)
     expect(certhash(second)).toBe(certhash(first))
     // A public TCP address announced: the same host is announced over WebRTC Direct at the listen port, with the certhash.
-    const udpPort = 20_000 + Math.floor(Math.random() * 20_000)
+    const udpPort = await freeUdpPort()
     const announced = await webrtcLine(`/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/${udpPort}/webrtc-direct`, ['-announce=/ip4/198.51.100.7/tcp/4001'])
     expect(announced).toBe(`/ip4/198.51.100.7/udp/${udpPort}/webrtc-direct/certhash/${certhash(first)}/p2p/${first.split('/p2p/')[1]}`)
   }, 60_000)
