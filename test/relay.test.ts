@@ -64,6 +64,19 @@ describe('p2pmq relay', () => {
     }
   }, 60_000)
 
+  it('on every interface, tells the other hosts a TCP address of this host that is not loopback', async () => {
+    const dir = await tempDir()
+    // Listening only (nothing dials it): the addresses libp2p expands 0.0.0.0 into, loopback first.
+    const proc = run(['relay', '-listen=/ip4/0.0.0.0/tcp/0'], join(dir, 'relay'))
+    await until(() => proc.out.some((l) => l.startsWith('Brokers and clients: ')), 15_000, `the relay to listen (${proc.err.join(' ')})`)
+    const listening = proc.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
+    const hint = (proc.out.find((l) => l.startsWith('Brokers and clients: ')) as string).match(/-relay=(\S+),/)?.[1]
+    // A host with no interface but loopback has nothing better to tell.
+    const other = listening.find((a) => !a.startsWith('/ip4/127.'))
+    console.log(`listening on ${listening.join(', ')}; told ${hint ?? 'nothing'}`)
+    expect(hint).toBe(other ?? listening[0])
+  }, 30_000)
+
   it('listens on WebRTC Direct for browsers, with a certhash that survives a restart; -announce maps onto it', async () => {
     const dir = await tempDir()
     const home = join(dir, 'relay')
