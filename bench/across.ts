@@ -43,7 +43,6 @@ export interface Placement {
 /** One network with its relay and STUN server, for the runs of one round; `close()` removes it all. */
 export interface Across {
   net: Network
-  relayAddr: string
   placement: (mode: AcrossMode) => Placement
   close: () => Promise<void>
 }
@@ -102,7 +101,6 @@ export async function openAcross (tmp: string, env: NodeJS.ProcessEnv): Promise<
     const opened = net
     return {
       net,
-      relayAddr: relay.addr,
       placement,
       close: async () => {
         await opened.teardown()
