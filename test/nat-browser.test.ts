@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { browser, CHROMIUM, hasChromium } from './chromium.js'
-import { lines } from './cli-helpers.js'
+import { runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
 import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 import type { Page } from 'playwright-core'
@@ -57,16 +57,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-browser-'))
   teardown.push(() => { rmSync(dir, { recursive: true, force: true }) })
   let homes = 0
-  const run = (host: Host, cmd: string, args: string[]): Proc => {
-    const home = join(dir, `home-${homes++}`)
-    const child = net.run(host, cmd, args, { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: string[] = []
-    const err: string[] = []
-    child.stdout?.on('data', lines(out))
-    child.stderr?.on('data', lines(err))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-    return { child, out, err, exited }
-  }
+  const run = (host: Host, cmd: string, args: string[]): Proc => runIn(net, host, cmd, args, join(dir, `home-${homes++}`))
   const p2pmq = (host: Host, args: string[]): Proc => run(host, process.execPath, [BIN, ...args])
   const { hosts } = net
   const stun = await startStun(net, hosts.stun, dir)

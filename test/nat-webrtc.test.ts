@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
 import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 
@@ -48,26 +49,8 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-webrtc-'))
   teardown.push(() => { rmSync(dir, { recursive: true, force: true }) })
   let homes = 0
-  const run = (host: Host, args: string[], env: Record<string, string> = {}): Cli => {
-    const home = join(dir, `home-${homes++}`)
-    const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: string[] = []
-    const outAt: number[] = []
-    const err: string[] = []
-    const lines = (into: string[], at?: number[]) => {
-      let rest = ''
-      return (b: Buffer): void => {
-        const parts = (rest + b.toString()).split('\n')
-        rest = parts.pop() ?? ''
-        into.push(...parts)
-        at?.push(...parts.map(() => performance.now()))
-      }
-    }
-    child.stdout?.on('data', lines(out, outAt))
-    child.stderr?.on('data', lines(err))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-    return { child, out, outAt, err, exited }
-  }
+  const run = (host: Host, args: string[], env: Record<string, string> = {}): Cli =>
+    runIn(net, host, process.execPath, [BIN, ...args], join(dir, `home-${homes++}`), env)
   const { hosts } = net
   const stun = await startStun(net, hosts.stun, dir)
   const stunUrl = `stun:${stun.ip}:${stun.port}`
