@@ -11,12 +11,12 @@
  * Clients are given the broker's peer ID and the relay only (each its own p2pmq home, so no
  * address book knows the broker).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createNetwork, netnsUnavailable, startStun, type Host, type Network } from '../test/netns.js'
-import { NET_CLIENT_ENV, type NetClient, type StartIn } from './common.js'
+import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network } from '../test/netns.js'
+import { NET_CLIENT_ENV, brokerPeerOf, type NetClient, type StartIn } from './common.js'
 
 export type AcrossMode = 'relayed' | 'direct'
 
@@ -27,14 +27,7 @@ const RELAY_TIMEOUT_MS = 20_000
 
 /** Why scenario h cannot run here, or undefined when it can. */
 export function acrossUnavailable (): string | undefined {
-  const netns = netnsUnavailable()
-  if (netns != null) return netns
-  try {
-    execFileSync('turnserver', ['--version'], { stdio: 'ignore', timeout: 10_000 })
-    return undefined
-  } catch {
-    return '`turnserver` is missing (coturn, a Debian package)'
-  }
+  return netnsUnavailable() ?? turnserverUnavailable()
 }
 
 /** Where a throughput or latency run starts its broker and its clients (default: forked here, on 127.0.0.1). */
@@ -50,7 +43,6 @@ export interface Placement {
 /** One network with its relay and STUN server, for the runs of one round; `close()` removes it all. */
 export interface Across {
   net: Network
-  relayAddr: string
   placement: (mode: AcrossMode) => Placement
   close: () => Promise<void>
 }
@@ -102,14 +94,13 @@ export async function openAcross (tmp: string, env: NodeJS.ProcessEnv): Promise<
         watched: { relay: relay.child.pid as number },
         client: (brokerAddr, options = {}) => {
           const client: NetClient = { relays: [relay.addr], stun: stunList, direct: mode === 'direct', firstAnswer: options.firstAnswer }
-          return { broker: brokerAddr.split('/p2p/').at(-1) as string, where: run(hosts.b1, { [NET_CLIENT_ENV]: JSON.stringify(client) }) }
+          return { broker: brokerPeerOf(brokerAddr), where: run(hosts.b1, { [NET_CLIENT_ENV]: JSON.stringify(client) }) }
         }
       }
     }
     const opened = net
     return {
       net,
-      relayAddr: relay.addr,
       placement,
       close: async () => {
         await opened.teardown()
@@ -128,9 +119,7 @@ export async function openAcross (tmp: string, env: NodeJS.ProcessEnv): Promise<
  * address that saw replies (a punched hole), as the NAT tests check.
  */
 export function checkPunched (net: Network): void {
-  const flows = execFileSync('ip', ['netns', 'exec', net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8', timeout: 10_000 })
-    .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
-  if (flows.length === 0) throw new Error(`NAT B has no replied UDP flow to NAT A (${net.nats.a.publicIp}): the connection was not punched`)
+  if (punchedFlows(net).length === 0) throw new Error(`NAT B has no replied UDP flow to NAT A (${net.nats.a.publicIp}): the connection was not punched`)
 }
 
 /** Checks every client of a run was connected to the broker as `mode` says (all relayed, or all WebRTC). */

@@ -6,6 +6,7 @@
 import { fork, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { connectionVia } from '../src/relay-address.js'
 
 /** The command every benchmark message names. */
 export const BENCH_COMMAND = 'bench'
@@ -422,10 +423,7 @@ export function brokerPeerOf (broker: string): string {
 
 /** How a client node is connected to the broker: one of webrtc, relay, tcp per open connection. */
 export function viasTo (node: { getConnections: () => Array<{ remotePeer: { toString: () => string }, remoteAddr: { toString: () => string } }> }, peer: string): string[] {
-  return node.getConnections().filter((c) => c.remotePeer.toString() === peer).map((c) => {
-    const addr = c.remoteAddr.toString()
-    return addr.includes('/webrtc') ? 'webrtc' : addr.includes('/p2p-circuit') ? 'relay' : 'tcp'
-  })
+  return node.getConnections().filter((c) => c.remotePeer.toString() === peer).map((c) => connectionVia(c.remoteAddr.toString()))
 }
 
 /** Waits (at most `timeoutMs`) until the client's only connections to the broker are WebRTC and its stream is open again. */

@@ -106,8 +106,9 @@ export async function run (args: string[]): Promise<number> {
     throw listenError(err, listen) ?? err
   }
   const mq = node.services.mq
-  console.log(`Broker peer ID: ${node.peerId.toString()}`)
-  const listening = node.services.listenAddresses.get().map((a) => `${a.toString()}/p2p/${node?.peerId.toString() ?? ''}`)
+  const peerId = node.peerId.toString()
+  console.log(`Broker peer ID: ${peerId}`)
+  const listening = node.services.listenAddresses.get().map((a) => `${a.toString()}/p2p/${peerId}`)
   for (const addr of listening) console.log(`Listening on ${addr}`)
   for (const addr of node.getMultiaddrs().map(String)) if (!listening.includes(addr) && !addr.includes('/p2p-circuit')) console.log(`Announced as ${addr}`)
   reportRelayed(node)

@@ -1,5 +1,6 @@
 /** `p2pmq relay`: runs a relay (circuit relay v2 and p2pmq's DHT) until Ctrl+C. */
 import { existsSync, statSync } from 'node:fs'
+import { isLoopback } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from '../src/constants.js'
 import { defaultRelayDataDir, homeConfigPath } from '../src/home.js'
@@ -31,9 +32,11 @@ export async function run (args: string[]): Promise<number> {
     .catch((err) => { throw listenError(err, listen) ?? err })
   console.log(`Relay peer ID: ${node.peerId.toString()}`)
   for (const addr of node.getMultiaddrs()) console.log(`Listening on ${addr.toString()}`)
-  const first = node.getMultiaddrs()[0]?.toString()
-  // Where the address goes on the other hosts (the home there, not necessarily this one's path).
-  if (first != null) console.log(`Brokers and clients: -relay=${first}, or P2PMQ_RELAY, or { "relay": ["${first}"] } in ${homeConfigPath()}`)
+  // Where the address goes on the other hosts (the home there, not necessarily this one's path): a
+  // TCP one (Node peers dial TCP), not loopback unless the relay listens on nothing else.
+  const tcp = node.getMultiaddrs().filter((a) => a.getComponents().some((c) => c.name === 'tcp'))
+  const forOthers = (tcp.find((a) => !isLoopback(a)) ?? tcp[0])?.toString()
+  if (forOthers != null) console.log(`Brokers and clients: -relay=${forOthers}, or P2PMQ_RELAY, or { "relay": ["${forOthers}"] } in ${homeConfigPath()}`)
   await shutdownSignal()
   console.log('Stopping relay')
   await node.stop()

@@ -7,6 +7,7 @@
  * and the relayed connection stays.
  */
 import { DIRECT_UPGRADE_TIMEOUT } from './constants.js'
+import { connectionVia } from './relay-address.js'
 import type { ComponentLogger, Connection, Libp2pEvents, Logger, Startable } from '@libp2p/interface'
 import type { TransportManager } from '@libp2p/interface-internal'
 
@@ -27,14 +28,9 @@ export interface DirectUpgradeComponents {
   logger: ComponentLogger
 }
 
-/**
- * A relayed connection this node dialed (the other side does not try too: one attempt per pair).
- * Only the part after /p2p-circuit says whether it is WebRTC already: a relay may be reached over
- * WebRTC Direct (a browser's relay).
- */
+/** A relayed connection this node dialed (the other side does not try too: one attempt per pair). */
 function isOutboundRelayed (conn: Connection): boolean {
-  const path = conn.remoteAddr.toString().split('/p2p-circuit')
-  return conn.direction === 'outbound' && path.length > 1 && !(path.at(-1) ?? '').startsWith('/webrtc')
+  return conn.direction === 'outbound' && connectionVia(conn.remoteAddr.toString()) === 'relay'
 }
 
 export class DirectUpgrade implements Startable {

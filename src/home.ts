@@ -145,7 +145,7 @@ export interface HomeConfig {
   stun?: string[]
 }
 
-export const HOME_CONFIG_FILE = 'config.json'
+const HOME_CONFIG_FILE = 'config.json'
 /** A config file is a few lines; a larger one is not one (and is not read into memory). */
 const MAX_CONFIG_BYTES = 64 * 1024
 const CONFIG_KEYS = ['relay', 'stun'] as const

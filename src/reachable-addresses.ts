@@ -52,6 +52,6 @@ export function localAddresses (node: { peerId: { toString: () => string }, getM
   const listening = (node.services as { listenAddresses?: ListenAddresses }).listenAddresses?.get() ?? []
   const id = node.peerId.toString()
   const all = [...listening.map((a) => a.getComponents().at(-1)?.name === 'p2p' ? a : a.encapsulate(`/p2p/${id}`)), ...node.getMultiaddrs()]
-  const seen = new Set<string>()
-  return all.filter((a) => !seen.has(a.toString()) && seen.add(a.toString()) != null)
+  const byText = new Map(all.map((a) => [a.toString(), a]))
+  return [...byText.values()]
 }

@@ -1,6 +1,7 @@
 /**
- * Relay addresses, checked where they are given: by the CLI's flags, the API, and the web page
- * (which is why this module loads nothing of libp2p but multiaddr parsing).
+ * Relay addresses: checked where they are given (the CLI's flags, the API, the web page), and read
+ * back from a connection (whether it goes through a relay). The page uses it too, which is why
+ * this module loads nothing of libp2p but multiaddr parsing.
  */
 import { multiaddr } from '@multiformats/multiaddr'
 
@@ -25,4 +26,16 @@ export function parseRelayAddress (addr: string): string {
 export function isBrowserDialable (addr: string): boolean {
   const names = multiaddr(addr).getComponents().map((c) => c.name)
   return names.includes('webrtc-direct') && names.includes('certhash') && !names.includes('p2p-circuit')
+}
+
+/**
+ * How a connection with this remote address reaches its peer. Only the part after the last
+ * /p2p-circuit counts, since a relay may itself be reached over WebRTC Direct (a browser's relay):
+ * `<relay>/p2p-circuit/p2p/<peer>` is `relay`; `<relay>/p2p-circuit/webrtc/p2p/<peer>` (signalled
+ * through the relay, then direct) and WebRTC Direct are `webrtc`; anything else is `tcp`.
+ */
+export function connectionVia (remoteAddr: string): 'webrtc' | 'relay' | 'tcp' {
+  const path = remoteAddr.split('/p2p-circuit')
+  if ((path.at(-1) ?? '').includes('/webrtc')) return 'webrtc'
+  return path.length > 1 ? 'relay' : 'tcp'
 }

@@ -75,7 +75,7 @@ const isWebRTCDirect = (addr: string): boolean => addr.includes('/webrtc-direct'
  * on one at a fixed port, `/ip4|ip6/<host>/udp/<port>/webrtc-direct` for each announced IP (libp2p
  * adds the certhash). The port must be fixed: an address announced for port 0 would be useless.
  */
-export function relayAnnounce (announce: string[], listen: string[]): string[] {
+function relayAnnounce (announce: string[], listen: string[]): string[] {
   if (announce.some(isWebRTCDirect)) return announce
   const udp = listen.filter(isWebRTCDirect).map((a) => multiaddr(a).getComponents().find((c) => c.name === 'udp')?.value).find((port) => port != null && port !== '0')
   if (udp == null) return announce

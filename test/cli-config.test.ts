@@ -4,30 +4,18 @@
  * only `-broker=<peer ID>` reach a broker through the relay their config names; -relay and
  * P2PMQ_RELAY come first; a broken or hostile file is one line naming the file and key (exit 2).
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { killGroup, lines, run, startBroker, type Proc } from './cli-helpers.js'
-import { onCleanup, tempDir, until } from './helpers.js'
+import { run, startBroker, type Proc } from './cli-helpers.js'
+import { tempDir, until } from './helpers.js'
 
-const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
 const SOME_PEER = '12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz'
 
 /** `p2pmq <args>` with this home and exactly these relay/STUN variables (empty: unset). */
 function runWith (args: string[], home: string, env: { P2PMQ_RELAY?: string, P2PMQ_STUN?: string } = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '', ...env }, detached: true })
-  const out: string[] = []
-  const err: string[] = []
-  child.stdout.on('data', lines(out))
-  child.stderr.on('data', lines(err))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  onCleanup(async () => {
-    killGroup(child)
-    if (child.exitCode == null && child.signalCode == null) await exited
-  })
-  return { child, out, err, exited }
+  return run(args, home, [], { P2PMQ_RELAY: '', P2PMQ_STUN: '', ...env })
 }
 
 function writeConfig (home: string, text: string): string {

@@ -1,8 +1,9 @@
 /** The `p2pmq` CLI as real child processes, for the CLI and crash tests (built JS from `npm test`'s pretest). */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'vitest'
 import { onCleanup, until } from './helpers.js'
+import type { Host, Network } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
 
@@ -14,13 +15,13 @@ export interface Proc {
 }
 
 /**
- * Runs `p2pmq <args>` with P2PMQ_HOME=home, under the command `wrap` if given (e.g. unshare);
- * stopped (its whole process group) after the test.
+ * Runs `p2pmq <args>` with P2PMQ_HOME=home (and `env` over this process's environment), under the
+ * command `wrap` if given (e.g. unshare); stopped (its whole process group) after the test.
  */
-export function run (args: string[], home: string, wrap: string[] = []): Proc {
+export function run (args: string[], home: string, wrap: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
   const argv = [...wrap, process.execPath, BIN, ...args]
   // Its own process group, so killing it also kills what it spawned (-exec commands).
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home }, detached: true })
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, P2PMQ_HOME: home, ...env }, detached: true })
   const out: string[] = []
   const err: string[] = []
   child.stdout.on('data', lines(out))
@@ -33,14 +34,33 @@ export function run (args: string[], home: string, wrap: string[] = []): Proc {
   return { child, out, err, exited }
 }
 
-/** A data listener that adds each complete line of a child's output to `into`. */
-export function lines (into: string[]): (b: Buffer) => void {
+/** A data listener that adds each complete line of a child's output to `into` (and when it came to `at`). */
+export function lines (into: string[], at?: number[]): (b: Buffer) => void {
   let rest = ''
   return (b) => {
     const parts = (rest + b.toString()).split('\n')
     rest = parts.pop() ?? ''
     into.push(...parts)
+    at?.push(...parts.map(() => performance.now()))
   }
+}
+
+/** A command in a host of a test network: its output as lines, and when each stdout line came (performance.now()). */
+export interface NetProc { child: ChildProcess, out: string[], outAt: number[], err: string[], exited: Promise<number | null> }
+
+/**
+ * Runs `cmd args` in `host` of `net` (test/netns.ts) with P2PMQ_HOME=home and no relay or STUN
+ * server from this process's environment (`env` goes on top); killed at the network's teardown.
+ */
+export function runIn (net: Network, host: Host, cmd: string, args: string[], home: string, env: NodeJS.ProcessEnv = {}): NetProc {
+  const child = net.run(host, cmd, args, { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out: string[] = []
+  const outAt: number[] = []
+  const err: string[] = []
+  child.stdout?.on('data', lines(out, outAt))
+  child.stderr?.on('data', lines(err))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  return { child, out, outAt, err, exited }
 }
 
 export function killGroup (child: ChildProcessWithoutNullStreams): void {

@@ -1,4 +1,5 @@
 /** Shared test fixtures: temp homes, brokers and clients that are always stopped and removed. */
+import { createSocket } from 'node:dgram'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -86,3 +87,12 @@ export async function until (check: () => boolean, ms = 10_000, what = 'conditio
 }
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** A UDP port on 127.0.0.1 free a moment ago, for a listener that needs its port fixed in advance. */
+export async function freeUdpPort (): Promise<number> {
+  const socket = createSocket('udp4')
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise<void>((resolve) => socket.close(() => { resolve() }))
+  return port
+}

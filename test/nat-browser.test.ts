@@ -8,15 +8,16 @@
  * Needs root, `ip`, `iptables`, coturn's `turnserver` and /usr/bin/chromium (as in this project's
  * CI; elsewhere skipped, saying why).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { browser, CHROMIUM, hasChromium } from './chromium.js'
+import { runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
-import { createNetwork, netnsUnavailable, startStun, type Host, type Network, type NetworkOptions } from './netns.js'
+import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 import type { Page } from 'playwright-core'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
@@ -24,15 +25,7 @@ const WEB_SERVER = fileURLToPath(new URL('../dist/src/web-server.js', import.met
 const WEB_ROOT = fileURLToPath(new URL('../web/dist/', import.meta.url))
 const WEB_PORT = 8080
 
-const unavailable = netnsUnavailable() ?? (() => {
-  if (!hasChromium) return `no ${CHROMIUM} (apt-get install chromium)`
-  try {
-    execFileSync('turnserver', ['--version'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return '`turnserver` is missing (.ci/run installs coturn)'
-  }
-})()
+const unavailable = netnsUnavailable() ?? (hasChromium ? undefined : `no ${CHROMIUM} (apt-get install chromium)`) ?? turnserverUnavailable()
 if (unavailable != null) console.warn(`NAT browser tests skipped: ${unavailable}`)
 
 /** A process in a namespace, its output as lines. */
@@ -64,24 +57,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-browser-'))
   teardown.push(() => { rmSync(dir, { recursive: true, force: true }) })
   let homes = 0
-  const run = (host: Host, cmd: string, args: string[]): Proc => {
-    const home = join(dir, `home-${homes++}`)
-    const child = net.run(host, cmd, args, { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: string[] = []
-    const err: string[] = []
-    const lines = (into: string[]) => {
-      let rest = ''
-      return (b: Buffer): void => {
-        const parts = (rest + b.toString()).split('\n')
-        rest = parts.pop() ?? ''
-        into.push(...parts)
-      }
-    }
-    child.stdout?.on('data', lines(out))
-    child.stderr?.on('data', lines(err))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-    return { child, out, err, exited }
-  }
+  const run = (host: Host, cmd: string, args: string[]): Proc => runIn(net, host, cmd, args, join(dir, `home-${homes++}`))
   const p2pmq = (host: Host, args: string[]): Proc => run(host, process.execPath, [BIN, ...args])
   const { hosts } = net
   const stun = await startStun(net, hosts.stun, dir)
@@ -161,9 +137,7 @@ describe.skipIf(unavailable != null)('the page in Chromium behind NAT B, the bro
     expect(await page.textContent('#transport')).toContain('/p2p-circuit/webrtc/')
     expect(await consumerVias(s)).toEqual(['webrtc'])
     // The direct path is a UDP flow NAT B saw replies on (a punched hole), to NAT A's public address.
-    const flows = execFileSync('ip', ['netns', 'exec', s.net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8' })
-      .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${s.net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
-    expect(flows.length).toBeGreaterThan(0)
+    expect(punchedFlows(s.net).length).toBeGreaterThan(0)
     const relayedAt = await at(page, 'relayed')
     const directAt = await at(page, 'direct')
     console.log(`page connected through the relay ${relayedAt} ms after its start, directly over WebRTC ${directAt - relayedAt} ms after that`)

@@ -6,24 +6,18 @@
  * relayed. Either way every answer arrives. Needs root, `ip`, `iptables` and coturn's `turnserver`
  * (as in this project's CI; elsewhere skipped, saying why).
  */
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
-import { createNetwork, netnsUnavailable, startStun, type Host, type Network, type NetworkOptions } from './netns.js'
+import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
-const unavailable = netnsUnavailable() ?? (() => {
-  try {
-    execFileSync('turnserver', ['--version'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return '`turnserver` is missing (.ci/run installs coturn)'
-  }
-})()
+const unavailable = netnsUnavailable() ?? turnserverUnavailable()
 if (unavailable != null) console.warn(`NAT WebRTC tests skipped: ${unavailable}`)
 
 /** A `p2pmq` process in a namespace, its output as lines. */
@@ -55,26 +49,8 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pmq-nat-webrtc-'))
   teardown.push(() => { rmSync(dir, { recursive: true, force: true }) })
   let homes = 0
-  const run = (host: Host, args: string[], env: Record<string, string> = {}): Cli => {
-    const home = join(dir, `home-${homes++}`)
-    const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '', P2PMQ_STUN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: string[] = []
-    const outAt: number[] = []
-    const err: string[] = []
-    const lines = (into: string[], at?: number[]) => {
-      let rest = ''
-      return (b: Buffer): void => {
-        const parts = (rest + b.toString()).split('\n')
-        rest = parts.pop() ?? ''
-        into.push(...parts)
-        at?.push(...parts.map(() => performance.now()))
-      }
-    }
-    child.stdout?.on('data', lines(out, outAt))
-    child.stderr?.on('data', lines(err))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-    return { child, out, outAt, err, exited }
-  }
+  const run = (host: Host, args: string[], env: Record<string, string> = {}): Cli =>
+    runIn(net, host, process.execPath, [BIN, ...args], join(dir, `home-${homes++}`), env)
   const { hosts } = net
   const stun = await startStun(net, hosts.stun, dir)
   const stunUrl = `stun:${stun.ip}:${stun.port}`
@@ -126,19 +102,11 @@ describe.skipIf(unavailable != null)('a consumer behind another NAT than the bro
     await until(() => consumer.out.filter((l) => l.startsWith('Connected to broker')).length >= 2, 15_000, `the consumer to reconnect directly (${consumer.err.join(' ')})`)
     expect(await consumerVias(s)).toEqual(['webrtc'])
     // The direct path is a UDP flow NAT B saw replies on (a punched hole), to NAT A's public address.
-    const flows = execFileSync('ip', ['netns', 'exec', s.net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8' })
-      .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${s.net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
-    expect(flows.length).toBeGreaterThan(0)
+    expect(punchedFlows(s.net).length).toBeGreaterThan(0)
     const connectedAt = consumer.out.flatMap((l, i) => l.startsWith('Connected to broker') ? [consumer.outAt[i] - started] : [])
     console.log(`consumer connected through the relay ${connectedAt[0].toFixed(0)} ms after its start, directly over WebRTC at ${connectedAt[1].toFixed(0)} ms`)
   })
 })
-
-/** UDP flows NAT B saw replies on (punched holes) to NAT A's public address. */
-function punchedFlows (s: Scene): string[] {
-  return execFileSync('ip', ['netns', 'exec', s.net.nats.b.ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8' })
-    .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${s.net.nats.a.publicIp}`) && !l.includes('UNREPLIED'))
-}
 
 describe.skipIf(unavailable != null)('a producer behind another NAT than the broker\'s, through a relay', () => {
   it('sends steadily while its own connection moves to a direct WebRTC one: every request answered exactly once', { timeout: 90_000 }, async () => {
@@ -157,7 +125,7 @@ describe.skipIf(unavailable != null)('a producer behind another NAT than the bro
     const joins = s.broker.out.filter((l) => l === `producer ${producerId} joined`)
     console.log(`the producer joined ${joins.length} times; ${answers.length} answers, the slowest ${Math.max(...answers.map((a) => (a as { ms?: number }).ms ?? 0)).toFixed(0)} ms`)
     expect(joins.length).toBeGreaterThanOrEqual(2)
-    expect(punchedFlows(s).length).toBeGreaterThan(0)
+    expect(punchedFlows(s.net).length).toBeGreaterThan(0)
   })
 })
 

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
-import { lines } from './cli-helpers.js'
+import { lines, runIn } from './cli-helpers.js'
 import { connectTcp, createNetwork, listenTcp, namespacesWithPrefix, netnsUnavailable, startStun, stunBinding, sweepStaleNamespaces, type Host, type Network } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
@@ -224,13 +224,7 @@ describe.skipIf(unavailable != null)('a run that died', () => {
 
 /** `p2pmq <args>` in `host` with its own p2pmq home; its output as lines. */
 function p2pmqIn (net: Network, host: Host, args: string[], home: string): Cli {
-  const child = net.run(host, process.execPath, [BIN, ...args], { env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  const out: string[] = []
-  const err: string[] = []
-  child.stdout?.on('data', lines(out))
-  child.stderr?.on('data', lines(err))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  return { child, out, err, exited }
+  return runIn(net, host, process.execPath, [BIN, ...args], home)
 }
 
 /** Stops a `p2pmq` process by its PID and waits until it is gone. */
@@ -450,7 +444,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     console.log(`a client behind NAT B learned of the public broker ${JSON.stringify(learned)}`)
     expect(learned.dht).toContain(`/ip4/${peer.ip}/tcp/4005`)
     for (const addr of [...learned.dht, ...learned.peerStore]) expect(addr).not.toMatch(/^\/ip4\/127\./)
-    await stop({ child: cli.child, out: [], err: [], exited: cli.exited }, 'SIGTERM')
+    await stop(cli, 'SIGTERM')
   }, 90_000)
 
   it('with --random-fully NAT on both LANs, still relayed: every answer arrives', async () => {

@@ -442,3 +442,22 @@ s.bind(0, () => ask(0));`
   const results = JSON.parse(out.trim() !== '' ? out : '[]') as Array<MappedAddress | null>
   return servers.map((_, i) => results[i] ?? undefined)
 }
+
+/** Why coturn's `turnserver` (the STUN server of `startStun`) cannot run here, or undefined when it can. */
+export function turnserverUnavailable (): string | undefined {
+  try {
+    execFileSync('turnserver', ['--version'], { stdio: 'ignore', timeout: COMMAND_TIMEOUT_MS })
+    return undefined
+  } catch {
+    return '`turnserver` is missing (coturn, a Debian package; .ci/run installs it)'
+  }
+}
+
+/**
+ * The UDP flows NAT `from` saw replies on to NAT `to`'s public address: holes punched between the
+ * two LANs (a direct WebRTC connection), from the NAT's conntrack table.
+ */
+export function punchedFlows (net: Network, from = 'b', to = 'a'): string[] {
+  return execFileSync('ip', ['netns', 'exec', net.nats[from].ns, 'cat', '/proc/net/nf_conntrack'], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS })
+    .split('\n').filter((l) => l.includes('udp') && l.includes(`dst=${net.nats[to].publicIp}`) && !l.includes('UNREPLIED'))
+}

@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { createBroker, createConsumer, createNode, createProducer, createRelay } from '../src/index.js'
 import { p2pmqDHT } from '../src/node.js'
-import { DHT_PROTOCOL } from '../src/constants.js'
+import { DHT_PROTOCOL, RECONNECT_MAX_DELAY } from '../src/constants.js'
 import { onCleanup, tempDir, until } from './helpers.js'
 
 describe('the relay\'s DHT', () => {
@@ -64,5 +64,38 @@ describe('the relay\'s DHT', () => {
     const conn = producer.node.getConnections(peerIdFromString(id))[0]
     expect(conn.remoteAddr.toString()).toContain('/p2p-circuit')
     expect(broker.services.mq.stats().clients.map((c) => c.via)).toEqual(['relay', 'relay'])
+  }, 60_000)
+
+  it('a client whose broker leaves its relay asks the relay about once a second for a while, then at the usual backoff', async () => {
+    const dir = await tempDir()
+    const relay = await createRelay({ dataDir: join(dir, 'relay'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    onCleanup(async () => { await relay.stop() })
+    const relays = [relay.getMultiaddrs()[0].toString()]
+    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays })
+    await until(() => broker.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')), 10_000, 'the broker to reserve')
+    let stoppedAt = Infinity
+    const retries: Array<{ at: number, wait: number, error: string }> = []
+    const consumer = await createConsumer({
+      broker: broker.peerId.toString(),
+      home: join(dir, 'c'),
+      relays,
+      onRetry: (err, wait) => { retries.push({ at: performance.now() - stoppedAt, wait, error: err.message }) }
+    })
+    onCleanup(async () => { await consumer.stop() })
+    await until(() => consumer.connected, 10_000, 'the consumer to connect through the relay')
+    await broker.stop()
+    stoppedAt = performance.now()
+    // The broker never comes back: watch the client's retries for 28 s.
+    await new Promise((resolve) => setTimeout(resolve, 28_000))
+    const early = retries.filter((r) => r.at < 15_000)
+    const late = retries.filter((r) => r.at > 22_000)
+    console.log(`retries while the broker is away: ${early.length} in its first 15 s, ${late.length} from 22 s to 28 s (waits ${late.map((r) => r.wait).join(', ')} ms)`)
+    expect(early.some((r) => /NO_RESERVATION/.test(r.error))).toBe(true)
+    expect(early.length).toBeGreaterThanOrEqual(8)
+    expect(early.filter((r) => /NO_RESERVATION/.test(r.error)).every((r) => r.wait <= 1_000)).toBe(true)
+    // Past the fast window: at most one retry per RECONNECT_MAX_DELAY (5 s).
+    expect(late.length).toBeGreaterThan(0)
+    expect(late.length).toBeLessThanOrEqual(2)
+    expect(late.every((r) => r.wait === RECONNECT_MAX_DELAY)).toBe(true)
   }, 60_000)
 })

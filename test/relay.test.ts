@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { killGroup, run, startBroker, type Proc } from './cli-helpers.js'
-import { tempDir, until } from './helpers.js'
+import { freeUdpPort, tempDir, until } from './helpers.js'
 import { loadIdentity } from '../src/home.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
@@ -70,6 +70,19 @@ describe('p2pmq relay', () => {
     }
   }, 60_000)
 
+  it('on every interface, tells the other hosts a TCP address of this host that is not loopback', async () => {
+    const dir = await tempDir()
+    // Listening only (nothing dials it): the addresses libp2p expands 0.0.0.0 into, loopback first.
+    const proc = run(['relay', '-listen=/ip4/0.0.0.0/tcp/0'], join(dir, 'relay'))
+    await until(() => proc.out.some((l) => l.startsWith('Brokers and clients: ')), 15_000, `the relay to listen (${proc.err.join(' ')})`)
+    const listening = proc.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
+    const hint = (proc.out.find((l) => l.startsWith('Brokers and clients: ')) as string).match(/-relay=(\S+),/)?.[1]
+    // A host with no interface but loopback has nothing better to tell.
+    const other = listening.find((a) => !a.startsWith('/ip4/127.'))
+    console.log(`listening on ${listening.join(', ')}; told ${hint ?? 'nothing'}`)
+    expect(hint).toBe(other ?? listening[0])
+  }, 30_000)
+
   it('listens on WebRTC Direct for browsers, with a certhash that survives a restart; -announce maps onto it', async () => {
     const dir = await tempDir()
     const home = join(dir, 'relay')
@@ -88,7 +101,7 @@ describe('p2pmq relay', () => {
     const second = await webrtcLine(both)
     expect(certhash(second)).toBe(certhash(first))
     // A public TCP address announced: the same host is announced over WebRTC Direct at the listen port, with the certhash.
-    const udpPort = 20_000 + Math.floor(Math.random() * 20_000)
+    const udpPort = await freeUdpPort()
     const announced = await webrtcLine(`/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/${udpPort}/webrtc-direct`, ['-announce=/ip4/198.51.100.7/tcp/4001'])
     expect(announced).toBe(`/ip4/198.51.100.7/udp/${udpPort}/webrtc-direct/certhash/${certhash(first)}/p2p/${first.split('/p2p/')[1]}`)
   }, 60_000)

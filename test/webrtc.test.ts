@@ -1,17 +1,8 @@
 /** WebRTC Direct, the transport browsers use: a consumer reaches the broker over it, from Node. */
-import { createSocket } from 'node:dgram'
 import { describe, expect, it } from 'vitest'
 import { createConsumer, type AnsweredResult } from '../src/index.js'
 import { startBroker as startBrokerProc, killGroup } from './cli-helpers.js'
-import { onCleanup, producer, startBroker, tempDir, until } from './helpers.js'
-
-async function freeUdpPort (): Promise<number> {
-  const socket = createSocket('udp4')
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise<void>((resolve) => socket.close(() => { resolve() }))
-  return port
-}
+import { freeUdpPort, onCleanup, producer, startBroker, tempDir, until } from './helpers.js'
 
 describe('WebRTC Direct', () => {
   it('carries a consumer: it subscribes, answers, and the producer gets its answers', async () => {

@@ -12,6 +12,7 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { CLIENT_ADDRESS_DIAL_TIMEOUT } from '../src/constants.js'
 import { directUpgrade } from '../src/direct-upgrade.js'
+import { connectionVia } from '../src/relay-address.js'
 import { pageIdentity } from './identity.js'
 import type { BrokerTarget } from './broker-target.js'
 
@@ -19,10 +20,7 @@ import type { BrokerTarget } from './broker-target.js'
 export type Via = 'direct' | 'relayed'
 
 export function viaOf (remoteAddr: string): Via {
-  // `<relay>/p2p-circuit/p2p/<broker>` is relayed, whatever the relay is reached by (WebRTC
-  // Direct too); `<relay>/p2p-circuit/webrtc/p2p/<broker>` is WebRTC signalled through it: direct.
-  const parts = remoteAddr.split('/p2p-circuit')
-  return parts.length === 1 || (parts.at(-1) ?? '').startsWith('/webrtc') ? 'direct' : 'relayed'
+  return connectionVia(remoteAddr) === 'relay' ? 'relayed' : 'direct'
 }
 
 export async function pageNode (target: BrokerTarget): Promise<Libp2p> {

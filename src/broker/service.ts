@@ -10,6 +10,7 @@ import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, PRODUCER_PROTOCOL } from '../constan
 import { brokerOptions, type BrokerInit, type BrokerOptions } from './options.js'
 import { PayloadKind } from '../payload.js'
 import { ResultStatus } from '../protocol/frames.js'
+import { connectionVia } from '../relay-address.js'
 import { QueueEngine, type DueOrder } from './engine.js'
 import { Journal } from './journal.js'
 import { Scheduler } from './schedules.js'
@@ -265,7 +266,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       ? new ProducerSession(peer, stream, this.parts)
       : role === 'consumer' ? new ConsumerSession(peer, stream, this.parts) : new AdminSession(peer, stream, this.parts)
     this.sessions.add(session)
-    this.via.set(session, viaOf(connection.remoteAddr.toString()))
+    this.via.set(session, connectionVia(connection.remoteAddr.toString()))
     this.log('%s %s joined', role, peer)
     this.safeDispatchEvent('client:join', { detail: { peer, role } })
     if (session instanceof ProducerSession) this.producers.opened(session)
@@ -350,12 +351,4 @@ function earliest (a: number | undefined, b: number | undefined): number | undef
 /** The broker service factory: `createLibp2p({ services: { mq: broker() } })`. */
 export function broker (init: BrokerInit = {}): (components: BrokerComponents) => BrokerService {
   return (components) => new BrokerService(components, init)
-}
-
-/** How a client's connection arrived: over WebRTC (direct, even when signalled through a relay), through a relay, or over TCP. */
-function viaOf (remoteAddr: string): ClientInfo['via'] {
-  // After the last /p2p-circuit: a relay reached over WebRTC Direct does not make the client's path WebRTC.
-  const path = remoteAddr.split('/p2p-circuit')
-  if ((path.at(-1) ?? '').includes('/webrtc')) return 'webrtc'
-  return path.length > 1 ? 'relay' : 'tcp'
 }

@@ -69,6 +69,12 @@ export interface BrokerLinkInit {
 
 /** Longest wait between two dials while the relays say the broker holds no reservation, in ms. */
 const AWAY_RETRY_MAX_DELAY = 1_000
+/**
+ * ms the relays are asked at that pace once the broker is away: a broker restarting is back
+ * within seconds; one away longer is asked at the usual backoff (RECONNECT_MAX_DELAY), so that
+ * clients waiting for a broker that is gone cost its relays one request per 5 s each, not per second.
+ */
+const AWAY_FAST_RETRY_WINDOW = 20_000
 /** Addresses dialed from one DHT answer, at most (each may cost a 3 s dial timeout). */
 const MAX_LOOKUP_ADDRS = 4
 /** ms a lookup in the relays' DHT may take (one takes ~0.1 s). */
@@ -107,6 +113,8 @@ export class BrokerLink {
 
   private async run (): Promise<void> {
     let delay = RECONNECT_MIN_DELAY
+    /** When the relays first said the broker holds no reservation, since the last stream. */
+    let awaySince: number | undefined
     while (!this.stopped) {
       try {
         const stream = await this.dial()
@@ -116,6 +124,7 @@ export class BrokerLink {
         }
         this.stream = stream
         delay = RECONNECT_MIN_DELAY
+        awaySince = undefined
         const ended = new Promise<void>((resolve) => {
           stream.addEventListener('close', () => { resolve() }, { once: true })
           this.wake = resolve
@@ -127,8 +136,10 @@ export class BrokerLink {
       } catch (err) {
         if (this.stopped) return
         // A broker away from its relays is back once it reserves again: asking a relay is cheap (one
-        // stream on a connection already open), so ask at least once a second.
-        const wait = awayFromRelays(err) ? Math.min(delay, AWAY_RETRY_MAX_DELAY) : delay
+        // stream on a connection already open), so ask at least once a second, for a while.
+        const away = awayFromRelays(err)
+        if (away) awaySince ??= Date.now()
+        const wait = away && Date.now() - (awaySince ?? 0) < AWAY_FAST_RETRY_WINDOW ? Math.min(delay, AWAY_RETRY_MAX_DELAY) : delay
         this.init.onRetry?.(err as Error, wait)
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait)
