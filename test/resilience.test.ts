@@ -6,7 +6,8 @@ import {
   createBroker, createNode, createProducer
 } from '../src/index.js'
 import { FrameSplitter, FrameWriter } from '../src/protocol/codec.js'
-import { FrameType, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
+import { FrameType, PublishFlags, readBrokerToProducerFrame, writeHello, writePublish } from '../src/protocol/frames.js'
+import { decodePayload, encodePayload, payloadToText } from '../src/payload.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, tempDir, until } from './helpers.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
@@ -201,6 +202,30 @@ async function publishRaw (node: Libp2p, address: string, session: string, seqs:
   return confirms
 }
 
+/**
+ * A producer stream of `session` from `node` that sends requests ("ask") and collects the answers
+ * it gets (`<id>: <answer>`). Dropping it is left to the caller: as long as it is open, the broker
+ * sees it open, as it sees a stream whose connection the producer dropped until it notices.
+ */
+async function requestStream (node: Libp2p, address: string, session: string): Promise<{ answers: string[], request: (seq: number, id: string, payload: string) => void }> {
+  const s = await node.dialProtocol(multiaddr(address), PRODUCER_PROTOCOL)
+  const answers: string[] = []
+  const splitter = new FrameSplitter(1 << 20, (type, r) => {
+    const f = readBrokerToProducerFrame(type, r)
+    if (f.type === FrameType.Result) answers.push(`${f.id}: ${payloadToText(decodePayload(f.kind, f.payload))}`)
+  })
+  s.addEventListener('message', (e) => { splitter.push(e.data) })
+  const w = new FrameWriter((bytes) => { s.send(bytes) })
+  writeHello(w, session)
+  w.flush()
+  const request = (seq: number, id: string, payload: string): void => {
+    const p = encodePayload(payload)
+    writePublish(w, seq, PublishFlags.WantsAnswer, { command: 'ask', id, headers: undefined, kind: p.kind, payload: p.bytes })
+    w.flush()
+  }
+  return { answers, request }
+}
+
 describe('resent duplicates', () => {
   it('confirms a resent publish again and keeps one copy; a publish before Hello ends the stream', async () => {
     const broker = await startBroker()
@@ -219,6 +244,35 @@ describe('resent duplicates', () => {
     w.flush()
     await closed(bad)
     expect(broker.node.services.mq.stats().messages).toBe(4)
+  })
+
+  it('answers a resent request on the newest stream of its session, whether the answer came before the resend or after', async () => {
+    const broker = await startBroker({ memory: true })
+    const node = await createNode()
+    await node.start()
+    onCleanup(async () => { await node.stop() })
+    let release: (() => void) | undefined
+    const c = await consumer(broker)
+    await c.subscribe('ask', async (m) => {
+      if (m.payload === 'held') await new Promise<void>((resolve) => { release = resolve })
+      return `answer to ${String(m.payload)}`
+    })
+    // Answered on the first stream, whose answer the producer "lost" (it moved before reading it).
+    const first = await requestStream(node, broker.address, 'moving')
+    first.request(1, 'q1', 'quick')
+    await until(() => first.answers.length === 1, 5000, 'the answer on the first stream')
+    first.request(2, 'q2', 'held')
+    await until(() => release != null, 5000, 'the held request at the consumer')
+    // The producer moved: a second stream of the same session resends both.
+    const second = await requestStream(node, broker.address, 'moving')
+    second.request(1, 'q1', 'quick')
+    second.request(2, 'q2', 'held')
+    await until(() => second.answers.length === 1, 5000, 'the lost answer again, on the new stream')
+    release?.()
+    await until(() => second.answers.length === 2, 5000, 'the held answer, on the new stream')
+    expect(second.answers).toEqual(['q1: answer to quick', 'q2: answer to held'])
+    expect(first.answers).toEqual(['q1: answer to quick'])
+    expect(broker.node.services.mq.stats().messages).toBe(0)
   })
 
   it('remembers a session that stayed connected but idle past the dedup window', async () => {

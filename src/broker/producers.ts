@@ -4,6 +4,7 @@
  * sessions holding confirms for congested queues, and the answers kept for those not connected.
  */
 import { Mailbox, type KeptResult } from './mailbox.js'
+import { RecentAnswers } from './recent-answers.js'
 import { SeenIds } from './seen-ids.js'
 import type { Journal } from './journal.js'
 import type { QueuedMessage } from './queue.js'
@@ -26,6 +27,8 @@ export interface ProducerSeq {
   streams: number
   /** When the last of them closed. */
   closedAt: number
+  /** The answers sent to its streams last, for resends of requests whose answer was lost on the way. */
+  readonly answered: RecentAnswers
 }
 
 export interface ProducerLimits {
@@ -108,13 +111,18 @@ export class ProducerRegistry {
     }
   }
 
-  /** Sends a result to the stream the message came on, else to the same peer's newest stream, else keeps it. */
+  /**
+   * Sends a result to the newest stream of the producer session the message came from (after a
+   * reconnect the older one is dead to the producer, even while it still looks open here), else to
+   * the same peer's newest stream, else keeps it.
+   */
   relay (m: QueuedMessage, r: KeptResult): void {
-    const origin = m.origin as ProducerSession | undefined
+    const origin = (m.origin as ProducerSession | undefined)?.producerSeq
     const list = this.streams.get(m.producer)
-    const session = origin?.isOpen === true ? origin : list?.[list.length - 1]
+    const session = (origin != null ? list?.findLast((s) => s.producerSeq === origin) : undefined) ?? list?.at(-1)
     if (session != null) {
       session.sendResult(r)
+      session.producerSeq?.answered.add(r, Date.now())
     } else {
       r.keptAt = Date.now()
       this.journal?.keepAnswer(m.producer, r)
@@ -154,7 +162,7 @@ export class ProducerRegistry {
     const key = `${peer}/${session}`
     let seq = this.seqs.get(key)
     if (seq == null) {
-      seq = { peer, session, lastSeq: 0, storedSeq: 0, streams: 0, closedAt: 0 }
+      seq = { peer, session, lastSeq: 0, storedSeq: 0, streams: 0, closedAt: 0, answered: new RecentAnswers() }
       this.seqs.set(key, seq)
     }
     return seq

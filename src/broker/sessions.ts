@@ -131,6 +131,11 @@ export class ProducerSession extends Session<ProducerFrame> {
   /** Commands whose congested queues hold this session's confirms. */
   private readonly blockedOn = new Set<string>()
 
+  /** The producer session (named in Hello) this stream belongs to; a reconnect opens another stream of it. */
+  get producerSeq (): ProducerSeq | undefined {
+    return this.seq
+  }
+
   constructor (peer: string, stream: Stream, parts: SessionParts) {
     // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
     super(peer, stream, parts, readProducerFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
@@ -150,8 +155,11 @@ export class ProducerSession extends Session<ProducerFrame> {
     const w = this.channel.writer
     const wantsAnswer = (f.flags & PublishFlags.WantsAnswer) !== 0
     if (f.seq <= seq.lastSeq) {
-      // A resend of a message the broker already has: confirm it again, keep one copy.
+      // A resend of a message the broker already took: confirm it again, keep one copy. A request
+      // answered lately had its answer lost on the way (the producer moved): answer it again.
       if (!wantsAnswer && f.seq > this.takenUpTo) this.takenUpTo = f.seq
+      const answer = wantsAnswer ? seq.answered.get(f.id, Date.now()) : undefined
+      if (answer != null) this.sendResult(answer)
       return
     }
     seq.lastSeq = f.seq
