@@ -107,6 +107,17 @@ export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
 export const DEFAULT_RELAY_LISTEN = '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001/webrtc-direct'
 /** Brokers (and other peers) one relay holds reservations for (libp2p's default, 15, is for a node that relays on the side). */
 export const DEFAULT_RELAY_MAX_RESERVATIONS = 1_024
+/**
+ * A relay's bounds against a hostile peer (it serves anyone who dials it): streams one connection
+ * may have open at once (a broker or client needs a handful: a reservation, a relayed connection per
+ * broker it reaches, the DHT, identify, ping; yamux resets the rest), the receive window one stream
+ * may grow to (what the relay buffers for it), and how long a new stream may take to name its
+ * protocol (multistream-select answers every proposal, so a stream that keeps proposing costs CPU
+ * until then).
+ */
+export const RELAY_MAX_INBOUND_STREAMS = 64
+export const RELAY_MAX_STREAM_WINDOW = 1024 * 1024
+export const RELAY_PROTOCOL_NEGOTIATION_TIMEOUT = 2_000
 /** A lost relay reservation is made again after this wait, doubling up to the ceiling while the relay stays away. */
 export const RELAY_RETRY_MIN_DELAY = 500
 export const RELAY_RETRY_MAX_DELAY = 10_000

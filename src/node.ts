@@ -19,7 +19,8 @@ import { parseStunServer } from './stun.js'
 import { listenAddresses, reachableOnly, type ListenAddresses } from './reachable-addresses.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
-import type { ServiceFactoryMap } from 'libp2p'
+import type { ConnectionManagerInit, ServiceFactoryMap } from 'libp2p'
+import type { YamuxMuxerInit } from '@libp2p/yamux'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { Startable } from '@libp2p/interface'
@@ -142,6 +143,16 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   stun?: string[]
   /**
+   * yamux settings, e.g. a public node's bounds on inbound streams per connection and windows.
+   * @default undefined (@libp2p/yamux's defaults)
+   */
+  muxer?: YamuxMuxerInit
+  /**
+   * Connection manager settings (limits, timeouts), over p2pmq's own.
+   * @default undefined (libp2p's defaults)
+   */
+  connectionManager?: ConnectionManagerInit
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
    */
@@ -182,9 +193,9 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       datastore,
       addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
-      ...(options.circuitRelay === true ? { connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } } : {}),
+      connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
       connectionEncrypters: [noise()],
-      streamMuxers: [halfWindowYamux()],
+      streamMuxers: [halfWindowYamux(options.muxer)],
       services: {
         identify: identify(),
         identifyPush: identifyPush(),

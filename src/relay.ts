@@ -7,7 +7,7 @@
  */
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from './constants.js'
+import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS, RELAY_MAX_INBOUND_STREAMS, RELAY_MAX_STREAM_WINDOW, RELAY_PROTOCOL_NEGOTIATION_TIMEOUT } from './constants.js'
 import { defaultRelayDataDir } from './home.js'
 import { createNode, p2pmqDHT, type KadDHT, type P2PMQNode } from './node.js'
 
@@ -48,7 +48,9 @@ export type RelayNode = P2PMQNode<{ relay: CircuitRelayService, dht: KadDHT }>
  * Builds and starts a relay. Relayed connections have no data or time limit: libp2p's defaults
  * (128 KiB and 2 minutes per connection) would cut a consumer's stream, which lives as long as
  * the consumer; the cost is the relay's bandwidth, which is why a relay is run for one's own
- * brokers, and its slots are bounded by `maxReservations`.
+ * brokers, and its slots are bounded by `maxReservations`. Any peer may dial a relay, so its streams
+ * are bounded too (RELAY_MAX_INBOUND_STREAMS and the rest): a flood of streams costs it bounded
+ * memory and CPU, and leaves it taking new connections.
  */
 export async function createRelay (options: CreateRelayOptions = {}): Promise<RelayNode> {
   const listen = options.listen ?? DEFAULT_RELAY_LISTEN.split(',')
@@ -57,6 +59,8 @@ export async function createRelay (options: CreateRelayOptions = {}): Promise<Re
     webrtc: listen.some(isWebRTCDirect),
     listen,
     announce: options.announce != null ? relayAnnounce(options.announce, listen) : undefined,
+    muxer: { maxInboundStreams: RELAY_MAX_INBOUND_STREAMS, streamOptions: { maxStreamWindowSize: RELAY_MAX_STREAM_WINDOW } },
+    connectionManager: { inboundStreamProtocolNegotiationTimeout: RELAY_PROTOCOL_NEGOTIATION_TIMEOUT },
     services: {
       relay: circuitRelayServer({
         reservations: { applyDefaultLimit: false, maxReservations: options.maxReservations ?? DEFAULT_RELAY_MAX_RESERVATIONS }
