@@ -108,6 +108,13 @@ export const DEFAULT_RELAY_LISTEN = '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001
 /** Brokers (and other peers) one relay holds reservations for (libp2p's default, 15, is for a node that relays on the side). */
 export const DEFAULT_RELAY_MAX_RESERVATIONS = 1_024
 /**
+ * A relay's connections at most, per reservation slot: a broker's connection plus its clients'
+ * (libp2p's default, 300, would prune brokers' connections long before the slots are full).
+ */
+export const RELAY_CONNECTIONS_PER_RESERVATION = 2
+/** A relay's connections at most whatever its slots (libp2p's default). */
+export const RELAY_MIN_MAX_CONNECTIONS = 300
+/**
  * A relay's bounds against a hostile peer (it serves anyone who dials it): streams one connection
  * may have open at once (a broker or client needs a handful: a reservation, a relayed connection per
  * broker it reaches, the DHT, identify, ping; yamux resets the rest), the receive window one stream

@@ -7,7 +7,7 @@
  */
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS, RELAY_MAX_INBOUND_STREAMS, RELAY_MAX_STREAM_WINDOW, RELAY_PROTOCOL_NEGOTIATION_TIMEOUT } from './constants.js'
+import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS, RELAY_CONNECTIONS_PER_RESERVATION, RELAY_MAX_INBOUND_STREAMS, RELAY_MIN_MAX_CONNECTIONS, RELAY_MAX_STREAM_WINDOW, RELAY_PROTOCOL_NEGOTIATION_TIMEOUT } from './constants.js'
 import { defaultRelayDataDir } from './home.js'
 import { createNode, p2pmqDHT, type KadDHT, type P2PMQNode } from './node.js'
 
@@ -54,16 +54,20 @@ export type RelayNode = P2PMQNode<{ relay: CircuitRelayService, dht: KadDHT }>
  */
 export async function createRelay (options: CreateRelayOptions = {}): Promise<RelayNode> {
   const listen = options.listen ?? DEFAULT_RELAY_LISTEN.split(',')
+  const maxReservations = options.maxReservations ?? DEFAULT_RELAY_MAX_RESERVATIONS
   const node = await createNode({
     dataDir: options.dataDir ?? defaultRelayDataDir(options.home),
     webrtc: listen.some(isWebRTCDirect),
     listen,
     announce: options.announce != null ? relayAnnounce(options.announce, listen) : undefined,
     muxer: { maxInboundStreams: RELAY_MAX_INBOUND_STREAMS, streamOptions: { maxStreamWindowSize: RELAY_MAX_STREAM_WINDOW } },
-    connectionManager: { inboundStreamProtocolNegotiationTimeout: RELAY_PROTOCOL_NEGOTIATION_TIMEOUT },
+    connectionManager: {
+      inboundStreamProtocolNegotiationTimeout: RELAY_PROTOCOL_NEGOTIATION_TIMEOUT,
+      maxConnections: Math.max(RELAY_MIN_MAX_CONNECTIONS, maxReservations * RELAY_CONNECTIONS_PER_RESERVATION)
+    },
     services: {
       relay: circuitRelayServer({
-        reservations: { applyDefaultLimit: false, maxReservations: options.maxReservations ?? DEFAULT_RELAY_MAX_RESERVATIONS }
+        reservations: { applyDefaultLimit: false, maxReservations }
       }),
       dht: p2pmqDHT('server')
     }
