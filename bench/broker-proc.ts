@@ -6,7 +6,7 @@
  * { listen, relays, stun? }: listens on `listen` instead, reserves on the relays (and with `stun`
  * listens on /webrtc through them), and is ready once reachable through a relay.
  */
-import { createBroker } from '../src/index.js'
+import { createBroker, localAddresses } from '../src/index.js'
 import { serveBroker } from '../src/web-server.js'
 import { CpuMeter, LISTEN, die, onCommand, report, sleep } from './common.js'
 
@@ -43,7 +43,8 @@ async function main (): Promise<void> {
     }
   }, async () => { await web?.close(); await node.stop() })
   if (net != null) await untilReachable(node, (net.stun ?? []).length > 0)
-  const addrs = node.getMultiaddrs().map((a) => a.toString())
+  // Where it listens (with -relay it announces only relayed and public addresses, not the LAN one the bench's own clients use)
+  const addrs = localAddresses(node).map((a) => a.toString())
   const host = (net?.listen ?? LISTEN).split('/tcp/')[0]
   const addr = addrs.find((a) => a.startsWith(`${host}/tcp/`))
   if (addr == null) throw new Error(`The broker listens on no ${host} TCP address: ${addrs.join(', ')}`)
