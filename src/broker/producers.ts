@@ -145,11 +145,13 @@ export class ProducerRegistry {
     this.seenIds.add(command, id, until)
   }
 
-  /** Forgets expired kept answers, ids past the dedup window, and sessions closed longer than it. */
+  /** Forgets expired kept answers, ids past the dedup window, sessions closed longer than it, and their answers sent more than 10 s ago. */
   sweep (now: number): void {
     this.mailbox.sweep(now)
     this.seenIds.sweep(now, (command, id) => { this.journal?.forgetSeenId(command, id) })
     for (const [key, seq] of this.seqs) {
+      // (A session's answers are otherwise pruned only as it gets new ones.)
+      seq.answered.prune(now)
       if (seq.streams === 0 && now - seq.closedAt > this.limits.dedupWindow) {
         this.seqs.delete(key)
         if (seq.storedSeq > 0) this.journal?.forgetProducerSeq(seq.peer, seq.session)

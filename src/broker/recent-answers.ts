@@ -29,6 +29,11 @@ export class RecentAnswers {
     this.delete(result.id)
     this.answers.set(result.id, { result, sentAt: now })
     this.bytes += size
+    this.prune(now)
+  }
+
+  /** Forgets the answers past MAX_AGE, and the oldest beyond the count and byte bounds. */
+  prune (now: number): void {
     for (const [id, a] of this.answers) {
       if (this.answers.size <= MAX_ANSWERS && this.bytes <= MAX_BYTES && now - a.sentAt <= MAX_AGE) break
       this.delete(id)
