@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
 import type { ReservationFailure } from '../src/relay-reservations.js'
 import { defaultBrokerDataDir } from '../src/home.js'
+import { notDialable } from '../src/reachable-addresses.js'
 import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT, RELAY_RETRY_MAX_DELAY } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
@@ -166,19 +167,6 @@ function announceAddrs (value: string): string[] {
     if (why != null) throw new UsageError(`-announce: "${addr}" ${why}`)
     return addr
   })
-}
-
-/**
- * Why another host could not dial `addr` (a valid multiaddr without /p2p/), or undefined: it needs
- * a host, not 0.0.0.0 or ::, and a transport with a port other than 0 (/tcp/<port>, /udp/<port>/…).
- */
-export function notDialable (addr: string): string | undefined {
-  const [host, port, over] = multiaddr(addr).getComponents()
-  if (!/^(ip4|ip6|dns|dns4|dns6)$/.test(host?.name ?? '')) return 'does not start with a host (/ip4|ip6/<address> or /dns/<name>)'
-  if (host.value === '0.0.0.0' || host.value === '::') return `names no host (${host.value} means every interface when listening): give the address others dial`
-  if (port == null || !(port.name === 'tcp' || (port.name === 'udp' && over != null))) return 'names no transport: give /tcp/<port> (or /udp/<port>/webrtc-direct)'
-  if (port.value === '0') return 'has port 0: give the port others dial'
-  return undefined
 }
 
 /**

@@ -6,7 +6,8 @@ import { DEFAULT_RELAY_LISTEN, DEFAULT_RELAY_MAX_RESERVATIONS } from '../src/con
 import { defaultRelayDataDir, homeConfigPath } from '../src/home.js'
 import { createRelay } from '../src/relay.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
-import { listenError, notDialable } from './broker.js'
+import { listenError } from './broker.js'
+import { notDialable } from '../src/reachable-addresses.js'
 import { shutdownSignal } from './lifecycle.js'
 
 const specs = {

@@ -49,8 +49,7 @@ import { checkNotRelay, parseBrokerAddress, type BrokerLookup } from './client/b
 import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
 import { relayReservations, type RelayReservations } from './relay-reservations.js'
 import { parseRelayAddress } from './relay.js'
-import { localAddresses } from './reachable-addresses.js'
-import { multiaddr } from '@multiformats/multiaddr'
+import { localAddresses, notDialable } from './reachable-addresses.js'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
@@ -153,11 +152,13 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, ...init } = options
   relays.forEach(parseRelayAddress)
   for (const addr of announce) {
+    let why: string | undefined
     try {
-      multiaddr(addr)
+      why = notDialable(addr)
     } catch (err) {
-      throw new TypeError(`announce: "${addr}" is not a multiaddr (${(err as Error).message})`)
+      why = `is not a multiaddr (${(err as Error).message})`
     }
+    if (why != null) throw new TypeError(`announce: "${addr}" ${why}`)
   }
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))

@@ -55,3 +55,16 @@ export function localAddresses (node: { peerId: { toString: () => string }, getM
   const byText = new Map(all.map((a) => [a.toString(), a]))
   return [...byText.values()]
 }
+
+/**
+ * Why another host could not dial `addr` (a valid multiaddr without /p2p/), or undefined: it needs
+ * a host, not 0.0.0.0 or ::, and a transport with a port other than 0 (/tcp/<port>, /udp/<port>/…).
+ */
+export function notDialable (addr: string): string | undefined {
+  const [host, port, over] = multiaddr(addr).getComponents()
+  if (!/^(ip4|ip6|dns|dns4|dns6)$/.test(host?.name ?? '')) return 'does not start with a host (/ip4|ip6/<address> or /dns/<name>)'
+  if (host.value === '0.0.0.0' || host.value === '::') return `names no host (${host.value} means every interface when listening): give the address others dial`
+  if (port == null || !(port.name === 'tcp' || (port.name === 'udp' && over != null))) return 'names no transport: give /tcp/<port> (or /udp/<port>/webrtc-direct)'
+  if (port.value === '0') return 'has port 0: give the port others dial'
+  return undefined
+}

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { run, startBroker } from './cli-helpers.js'
 import { onCleanup, tempDir, until } from './helpers.js'
 import { createNode } from '../src/node.js'
+import { createBroker } from '../src/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 
@@ -33,6 +34,13 @@ describe('p2pmq broker -announce', () => {
       const cli = spawnSync(process.execPath, [BIN, 'broker', '-memory', '-http=off', `-announce=${value}`], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, P2PMQ_HOME: home, P2PMQ_RELAY: '' } })
       expect(cli.status, cli.stderr).toBe(2)
       expect(cli.stderr).toMatch(error)
+    }
+  })
+
+  it('createBroker refuses the same addresses, before it starts a node', async () => {
+    const home = await tempDir()
+    for (const [addr, why] of [['/ip4/203.0.113.7', 'names no transport'], ['/ip4/0.0.0.0/tcp/4002', 'names no host'], ['/ip4/203.0.113.7/tcp/0', 'port 0'], ['nonsense', 'is not a multiaddr']]) {
+      await expect(createBroker({ home, memory: true, announce: [addr] })).rejects.toThrow(why)
     }
   })
 
