@@ -22,7 +22,9 @@ export enum ErrorCode {
   /** Past one of the broker's limits (groups, bindings, subscriptions per stream, patterns). */
   LimitReached = 5,
   /** The broker failed (see its log). */
-  Internal = 6
+  Internal = 6,
+  /** The broker's access control list does not let this peer do it. */
+  PermissionDenied = 7
 }
 
 export class P2PMQError extends Error {
@@ -174,4 +176,14 @@ export class LimitReachedError extends AdminError {
 export class InternalError extends AdminError {
   static name = 'InternalError'
   static code = ErrorCode.Internal
+}
+
+/**
+ * The broker's access control list does not let this peer ID do it: an admin request, a publish
+ * or send (its command), or a subscription (its pattern or group); or a permission withdrawn
+ * ended a subscription. One class wherever it is refused; `code` is always `PermissionDenied`.
+ */
+export class PermissionDeniedError extends P2PMQError {
+  static name = 'PermissionDeniedError'
+  readonly code = ErrorCode.PermissionDenied
 }

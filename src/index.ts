@@ -60,7 +60,8 @@ export type { BrokerInit, BrokerComponents } from './broker/service.js'
 export type { QueuePolicy, RetryBackoff, QueueStats } from './broker/engine.js'
 export type {
   BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates,
-  ScheduleInfo, ScheduleOptions, ScheduleSpec, ScheduleRequest, DeleteOptions, AdminMethods, AdminMethod, AdminParams, AdminResult
+  ScheduleInfo, ScheduleOptions, ScheduleSpec, ScheduleRequest, DeleteOptions, AdminMethods, AdminMethod, AdminParams, AdminResult,
+  AdminLevel, ConsumeGrant, PeerGrants, AclFile, AclMode, AclInfo, Grant, AclChange, PeerRights
 } from './broker/api.js'
 export { Admin }
 export type { ClientOptions } from './client/client-base.js'

@@ -17,7 +17,7 @@ import type { AdminService } from './sessions.js'
 type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
 
 /** Every admin method but the session's own has its handler. */
-export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch'>]: Handler<M> }
+export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch' | 'whoami' | 'acl' | 'acl-allow' | 'acl-deny'>]: Handler<M> }
 
 /** What the handlers act on. */
 export interface AdminTargets {

@@ -148,6 +148,60 @@ export interface ScheduleRequest extends Omit<ScheduleSpec, 'payload'> {
   data: string
 }
 
+/** Whether a peer may read the broker's state (`read`) or also change it (`write`). */
+export type AdminLevel = 'read' | 'write'
+
+/** A right to consume: subscriptions whose patterns this pattern covers, in `group` or any group. */
+export interface ConsumeGrant {
+  pattern: string
+  /**
+   * Only in this consumer group.
+   * @default undefined (any group)
+   */
+  group?: string
+}
+
+/**
+ * What one peer ID (or `*`, any peer) may do: its entry in the access control list (the ACL
+ * file's `peers` map). A peer's rights are its own grants and `*`'s, unless it is blocked.
+ */
+export interface PeerGrants {
+  /** Command patterns it may publish and send to. */
+  produce?: string[]
+  consume?: ConsumeGrant[]
+  admin?: AdminLevel
+  /** Refused everything, at connection time, whatever `*` grants. */
+  blocked?: boolean
+}
+
+/** The access control list, as its file (`acl.json`) holds it. */
+export interface AclFile {
+  peers: Record<string, PeerGrants>
+}
+
+/**
+ * `protected`: no ACL yet; peers connecting from this host may do everything, others are refused.
+ * `acl`: the ACL decides.
+ */
+export type AclMode = 'protected' | 'acl'
+
+export interface AclInfo extends AclFile {
+  mode: AclMode
+}
+
+/** One grant, as `acl-allow` adds it and `acl-deny` withdraws it. */
+export type Grant = { produce: string } | { consume: string, group?: string } | { admin: AdminLevel }
+
+/** An `acl-allow` or `acl-deny` request: a peer ID or `*`, and the grant; `acl-deny` with no grant blocks the peer. */
+export type AclChange = { peer: string } & (Grant | Record<never, never>)
+
+/** What the asking peer may do (`whoami`): its ID, the mode and its rights (its own grants and `*`'s). */
+export interface PeerRights {
+  peer: string
+  mode: AclMode
+  rights: PeerGrants
+}
+
 /**
  * The admin protocol: each method's parameters (the request's JSON body) and result (the
  * response's). The broker's handler table, the admin client, the CLI and the page all use it.
@@ -168,6 +222,14 @@ export interface AdminMethods {
    */
   watch: { params: { interval?: number } | undefined, result: BrokerStats }
   unwatch: { params: { reqId: number }, result: { stopped: boolean } }
+  /** The asking peer's own rights; any connected peer may ask. */
+  whoami: { params: undefined, result: PeerRights }
+  /** The access control list (admin read). */
+  acl: { params: undefined, result: AclInfo }
+  /** Adds a grant (admin write); the ACL as it is after. Allowing a blocked peer unblocks it. */
+  'acl-allow': { params: AclChange & Grant, result: AclInfo }
+  /** Withdraws a grant, or with none blocks the peer (admin write); the ACL as it is after. */
+  'acl-deny': { params: AclChange, result: AclInfo }
 }
 
 export type AdminMethod = keyof AdminMethods

@@ -10,7 +10,7 @@ import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFram
 import { ClientBase, type ClientOptions } from './client-base.js'
 import { encodePayload } from '../payload.js'
 import { toString } from 'uint8arrays/to-string'
-import type { AdminMethod, AdminParams, AdminResult, BrokerStats, DeleteOptions, MessageInfo, MessageQuery, ScheduleInfo, ScheduleOptions } from '../broker/api.js'
+import type { AclInfo, AdminMethod, AdminParams, AdminResult, BrokerStats, DeleteOptions, Grant, MessageInfo, MessageQuery, PeerRights, ScheduleInfo, ScheduleOptions } from '../broker/api.js'
 
 interface Pending {
   method: string
@@ -85,6 +85,26 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
     return (await this.request('replay-dead-letters', { command, limit }, timeout)).replayed
   }
 
+  /** What this client's peer ID may do on the broker. */
+  async whoami (timeout?: number): Promise<PeerRights> {
+    return await this.request('whoami', undefined, timeout)
+  }
+
+  /** The broker's access control list (needs admin read). */
+  async acl (timeout?: number): Promise<AclInfo> {
+    return await this.request('acl', undefined, timeout)
+  }
+
+  /** Lets `peer` (a peer ID, or `*` for any peer) do what `grant` says (needs admin write); resolves with the ACL after. */
+  async allow (peer: string, grant: Grant, timeout?: number): Promise<AclInfo> {
+    return await this.request('acl-allow', { peer, ...grant }, timeout)
+  }
+
+  /** Withdraws `grant` from `peer`, or with no grant blocks the peer (needs admin write); resolves with the ACL after. */
+  async deny (peer: string, grant?: Grant, timeout?: number): Promise<AclInfo> {
+    return await this.request('acl-deny', { peer, ...grant }, timeout)
+  }
+
   /**
    * Calls `onStats` with the broker's stats now and every `interval` ms (250 to 3,600,000), until
    * stopped; it is asked again after a reconnect. Returns a function that stops it. An admin
@@ -104,8 +124,8 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   }
 
   /**
-   * Calls an admin method; rejects with the broker's refusal (an AdminError subclass by its code:
-   * InvalidArgumentError, NotFoundError, ...), or AnswerTimeoutError after `timeout` ms. A method
+   * Calls an admin method; rejects with the broker's refusal (PermissionDeniedError, or an AdminError
+   * subclass by its code: InvalidArgumentError, NotFoundError, ...), or AnswerTimeoutError after `timeout` ms. A method
    * of `AdminMethods` is typed; any other name is sent as it is (for a newer broker's methods).
    */
   async request<M extends AdminMethod> (method: M, params: AdminParams<M>, timeout?: number): Promise<AdminResult<M>>

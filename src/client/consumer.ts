@@ -8,7 +8,7 @@
  * never settled on the new one (the broker has already given it to another consumer).
  */
 import { CONSUMER_PROTOCOL, DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT } from '../constants.js'
-import { ClosedError, FrameError, RejectMessage, SubscriptionError } from '../errors.js'
+import { ClosedError, ErrorCode, FrameError, PermissionDeniedError, RejectMessage, SubscriptionError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { type FramedChannel } from '../protocol/channel.js'
 import {
@@ -87,7 +87,7 @@ export interface ConsumerEvents {
    * The broker ended a subscription it had accepted (its group was deleted), or refused it again
    * after a reconnect (e.g. its broker now holds too many groups). It is gone from this consumer.
    */
-  'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError }>
+  'subscription:ended': CustomEvent<{ subId: number, group: string, patterns: string[], error: SubscriptionError | PermissionDeniedError }>
 }
 
 /** The consumer's record of one of its subscriptions. */
@@ -258,11 +258,11 @@ export class Consumer extends ClientBase<BrokerToConsumerFrame> {
           sub.accepted = true
           answer?.resolve()
         } else if (!sub.accepted) {
-          answer?.reject(new SubscriptionError(`The broker refused the subscription: ${f.error}`, { code: f.code }))
+          answer?.reject(subscriptionError(`The broker refused the subscription: ${f.error}`, f.code))
         } else {
           answer?.resolve()
           this.subs.delete(f.subId)
-          const error = new SubscriptionError(`The broker ended the subscription: ${f.error}`, { code: f.code })
+          const error = subscriptionError(`The broker ended the subscription: ${f.error}`, f.code)
           this.events.safeDispatchEvent('subscription:ended', { detail: { subId: sub.subId, group: sub.group, patterns: sub.patterns, error } })
         }
         break
@@ -382,4 +382,9 @@ async function withTimeout<T> (value: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** The typed error of a refused or ended subscription: PermissionDeniedError for the ACL's refusals. */
+function subscriptionError (message: string, code: ErrorCode | undefined): SubscriptionError | PermissionDeniedError {
+  return code === ErrorCode.PermissionDenied ? new PermissionDeniedError(message) : new SubscriptionError(message, { code })
 }

@@ -10,7 +10,7 @@
  *   id and seq; the broker drops the duplicates of what it already took.
  */
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT, MAX_PRODUCER_WINDOW, PRODUCER_PROTOCOL } from '../constants.js'
-import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, RejectedError, AnswerTimeoutError } from '../errors.js'
+import { ClosedError, InvalidMessageError, MessageFailedError, MessageTooLargeError, PermissionDeniedError, RejectedError, AnswerTimeoutError } from '../errors.js'
 import { decodePayload, encodePayload, type Payload } from '../payload.js'
 import { type FramedChannel } from '../protocol/channel.js'
 import { FrameType, PublishFlags, RejectCode, ResultStatus, readBrokerToProducerFrame, writeHello, writePublish, type BrokerToProducerFrame, type MessageFields, type MessageResult, type Result } from '../protocol/frames.js'
@@ -288,7 +288,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
       case FrameType.Reject: {
         const o = this.publishes.get(f.seq) ?? this.sends.get(f.seq)
         if (o == null) return
-        this.settle(o, f.code === RejectCode.TooLarge ? new MessageTooLargeError(f.reason) : f.code === RejectCode.Invalid ? new InvalidMessageError(f.reason) : new RejectedError(f.reason))
+        this.settle(o, rejection(f.code, f.reason))
         break
       }
       case FrameType.Result: this.onResult(f); break
@@ -376,4 +376,14 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
 function randomId (): string {
   const bytes = crypto.getRandomValues(new Uint8Array(6))
   return Array.from(bytes, (b) => b.toString(36).padStart(2, '0')).join('')
+}
+
+/** The typed error of a Reject frame's code. */
+function rejection (code: RejectCode, reason: string): Error {
+  switch (code) {
+    case RejectCode.TooLarge: return new MessageTooLargeError(reason)
+    case RejectCode.Invalid: return new InvalidMessageError(reason)
+    case RejectCode.Forbidden: return new PermissionDeniedError(reason)
+    default: return new RejectedError(reason)
+  }
 }

@@ -52,7 +52,9 @@ export const enum RejectCode {
   Full = 2,
   Invalid = 3,
   /** The broker could not store the message (a full or read-only disk). */
-  Unavailable = 4
+  Unavailable = 4,
+  /** The broker's access control list does not let this peer publish to the command. */
+  Forbidden = 5
 }
 
 /** Producer → broker: one message. `seq` is the producer's, echoed in the confirm or reject. */
