@@ -1,10 +1,12 @@
 /** `p2pmq consumer`: subscribes to commands and answers each message, or runs a shell command for it. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createConsumer, RejectMessage, type Message } from '../src/index.js'
+import { createConsumer, PermissionDeniedError, RejectMessage, type Message } from '../src/index.js'
+import { EXIT } from './exit-codes.js'
 import { DEFAULT_CLOSE_GRACE } from '../src/client/consumer.js'
 import { DEFAULT_COMMAND, DEFAULT_GROUP, DEFAULT_PREFETCH, DEFAULT_VISIBILITY_TIMEOUT, MAX_PAYLOAD_LIMIT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { list, MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { clientIdentity, nameSpec, refusal } from './identity.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
 import { shown } from './output.js'
@@ -35,7 +37,7 @@ const specs = {
   workers: { type: 'number', value: '<n>', help: 'With -exec: how many commands run at once', default: 1 },
   timeout: { type: 'number', max: MAX_TIMER - KILL_AFTER, value: '<ms>', help: 'A handler running longer is nacked for another attempt (an -exec command\'s process group is killed)', default: DEFAULT_VISIBILITY_TIMEOUT },
   grace: { type: 'number', max: MAX_TIMER, value: '<ms>', help: 'On SIGINT/SIGTERM, how long messages being handled may take to finish; the rest go back to the broker', default: DEFAULT_CLOSE_GRACE },
-  name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home, so restarts are the same peer', default: '' },
+  name: nameSpec,
   data: { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' },
   quiet: { type: 'boolean', help: 'Do not print each message' }
 } satisfies FlagSpecs
@@ -54,14 +56,21 @@ export async function run (args: string[]): Promise<number> {
     broker: flags.broker,
     relays: relayList(flags.relay),
     stun: stunList(flags.stun),
-    name: flags.name !== '' ? flags.name : undefined,
-    dataDir: flags.data !== '' ? flags.data : undefined,
+    ...(await clientIdentity(flags)),
     onRetry: reportRetry
   })
   console.log(`Consumer peer ID: ${consumer.peerId}`)
   consumer.events.addEventListener('connected', () => { console.log(`Connected to broker ${flags.broker}`) })
   consumer.events.addEventListener('disconnected', () => { console.log('Disconnected from the broker, reconnecting') })
-  consumer.events.addEventListener('subscription:ended', (e) => { console.error(errorText(e.detail.error)) })
+  // A subscription the broker's ACL no longer allows ends the consumer (its messages go back to the queue).
+  let withdrawn = (): void => {}
+  const permissionWithdrawn = new Promise<string>((resolve) => { withdrawn = () => { resolve('withdrawn') } })
+  const fix = consumeFix(list(flags.command), flags.group)
+  consumer.events.addEventListener('subscription:ended', (e) => {
+    const err = e.detail.error
+    console.error(errorText(err instanceof PermissionDeniedError ? refusal(err, consumer.peerId, fix) : err))
+    if (err instanceof PermissionDeniedError) withdrawn()
+  })
   consumer.events.addEventListener('handler:error', (e) => { console.error(`Message ${e.detail.message.id} failed: ${errorText(e.detail.error)}`) })
 
   const children = new Set<ChildProcess>()
@@ -81,8 +90,14 @@ export async function run (args: string[]): Promise<number> {
   })
   // The subscription waits for the broker as long as it takes (it retries): a signal meanwhile,
   // say a broker that is not up, stops the consumer as one after it subscribed.
-  const stopped = shutdownSignal()
-  const early = await Promise.race([subscribed.then(() => undefined), stopped])
+  const stopped = Promise.race([shutdownSignal(), permissionWithdrawn])
+  let early: string | undefined
+  try {
+    early = await Promise.race([subscribed.then(() => undefined), stopped])
+  } catch (err) {
+    await consumer.stop()
+    throw err instanceof PermissionDeniedError ? refusal(err, consumer.peerId, fix) : err
+  }
   if (early != null) subscribed.catch(() => {}) // it fails with the close below
   else console.log(`Subscribed to ${list(flags.command).join(', ')} in group ${flags.group}`)
   const signal = await stopped
@@ -101,7 +116,12 @@ export async function run (args: string[]): Promise<number> {
   }
   await consumer.close({ grace: flags.grace })
   for (const child of children) killGroup(child, 'SIGKILL')
-  return 0
+  return signal === 'withdrawn' ? EXIT.PERMISSION_DENIED : EXIT.OK
+}
+
+/** The grant a consumer of `patterns` in `group` asks the broker's operator for. */
+function consumeFix (patterns: string[], group: string): string {
+  return patterns.length === 1 ? `consume '${patterns[0]}' -group=${group}` : `consume '<pattern>' -group=${group}, for each of ${patterns.join(', ')}`
 }
 
 /**

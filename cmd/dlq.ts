@@ -31,7 +31,7 @@ export async function run (args: string[]): Promise<number> {
       return 0
     }
     case 'replay': {
-      const replayed = await withAdmin(flags, async (admin) => await admin.replayDeadLetters(command, flags.limit, flags.timeout))
+      const replayed = await withAdmin(flags, async (admin) => await admin.replayDeadLetters(command, flags.limit, flags.timeout), 'write')
       console.log(flags.json ? JSON.stringify({ replayed }) : `${replayed} dead letter${replayed === 1 ? '' : 's'} put back`)
       return 0
     }

@@ -16,6 +16,8 @@ export const EXIT = {
   UNREACHABLE: 3,
   /** Some messages failed: a producer got errors or rejections, or stopped before all were confirmed (answered). */
   MESSAGES_FAILED: 4,
+  /** The broker's access control list does not let this peer ID do it (p2pmq id prints the peer ID to have allowed). */
+  PERMISSION_DENIED: 5,
   /** The reader of stdout went away (`| head -1`), as a shell reports SIGPIPE (128 + 13). */
   CLOSED_PIPE: 141
 } as const

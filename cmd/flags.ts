@@ -34,7 +34,12 @@ export class UsageError extends Error {
   name = 'UsageError'
 }
 
-export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flags<S> {
+/**
+ * Parses `args` by `specs`. A command that takes arguments beside its flags (`p2pmq acl allow
+ * <peer> …`) passes `positionals`: the arguments that are no flag go there in order (everything
+ * after `--` too), and flags may come anywhere among them; otherwise such an argument is an error.
+ */
+export function parseFlags<S extends FlagSpecs> (args: string[], specs: S, positionals?: string[]): Flags<S> {
   const out: Record<string, unknown> = { help: false }
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.default !== undefined) out[name] = spec.default
@@ -42,6 +47,14 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S): Flag
   const given = new Set<string>()
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]
+    if (positionals != null && arg === '--') {
+      positionals.push(...args.slice(i + 1))
+      break
+    }
+    if (positionals != null && (!arg.startsWith('-') || arg === '-')) {
+      positionals.push(arg)
+      continue
+    }
     if (!arg.startsWith('-') || arg === '-' || arg === '--') throw new UsageError(`Unexpected argument "${arg}"`)
     const body = arg.replace(/^--?/, '')
     const eq = body.indexOf('=')

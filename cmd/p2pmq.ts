@@ -1,6 +1,6 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
- * The p2pmq command: `p2pmq broker|relay|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule [flags]`.
+ * The p2pmq command: `p2pmq broker|relay|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule|id|acl [flags]`.
  *
  * The first line sets two glibc malloc settings before Node starts (they cannot be set later).
  * Payload buffers of a megabyte come and go; once one is freed, glibc raises its mmap threshold and
@@ -41,7 +41,9 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   purge: async () => await import('./purge.js'),
   queue: async () => await import('./queue.js'),
   group: async () => await import('./group.js'),
-  schedule: async () => await import('./schedule.js')
+  schedule: async () => await import('./schedule.js'),
+  id: async () => await import('./id.js'),
+  acl: async () => await import('./acl.js')
 }
 
 /**
@@ -62,7 +64,9 @@ const SUMMARIES: Record<keyof typeof commands, string> = {
   purge: 'Remove the waiting (and delayed) messages of a command; messages being processed stay.',
   queue: 'Delete one group\'s queue of a command, with its messages (queue delete).',
   group: 'Delete a group: its bindings, queues and messages (group delete).',
-  schedule: 'Periodic messages: schedule add (-every or -cron), schedule list, schedule remove -id.'
+  schedule: 'Periodic messages: schedule add (-every or -cron), schedule list, schedule remove -id.',
+  id: 'Print the peer ID this user\'s commands run as (or -name\'s); with -broker, what that broker lets it do.',
+  acl: 'Who may do what on a broker, by peer ID: acl list, acl allow <peer|*> <right>, acl deny <peer|*> [<right>].'
 }
 
 /** The version of the installed package (dist/cmd/p2pmq.js is two levels below its package.json). */
@@ -89,7 +93,7 @@ async function main (argv: string[]): Promise<number> {
 }
 
 /** The flags that choose an identity, per command (the library's message names both kinds). */
-const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', relay: '-data', consumer: '-name or -data', producer: '-name or -data' }
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', relay: '-data', consumer: '-name or -data', producer: '-name or -data', id: '-name', acl: '-name', stats: '-name', messages: '-name', dlq: '-name', purge: '-name', queue: '-name', group: '-name', schedule: '-name' }
 
 function identityFlags (err: unknown, text: string): string {
   const flags = IDENTITY_FLAGS[command]
@@ -107,6 +111,7 @@ const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', '
 function exitCodeOf (err: unknown): number {
   const name = err instanceof Error ? err.name : ''
   if (USAGE_ERRORS.has(name)) return EXIT.USAGE
+  if (name === 'PermissionDeniedError') return EXIT.PERMISSION_DENIED
   if (name === 'TimeoutError' || name === 'AnswerTimeoutError') return EXIT.UNREACHABLE // dials kept failing (libp2p's), or the broker did not answer (ours)
   return EXIT.FAILURE
 }

@@ -1,8 +1,9 @@
 /** `p2pmq producer`: sends messages and prints each answer (or confirm, with -publish). */
-import { createProducer } from '../src/index.js'
+import { createProducer, PermissionDeniedError } from '../src/index.js'
 import { DEFAULT_COMMAND, DEFAULT_PRODUCER_WINDOW, DEFAULT_SEND_TIMEOUT } from '../src/constants.js'
 import { payloadToText } from '../src/payload.js'
 import { MAX_TIMER, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { clientIdentity, nameSpec, refusal } from './identity.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
@@ -24,7 +25,7 @@ const specs = {
   id: { type: 'string', value: '<text>', help: 'Message ids (<n> is the message number); the broker drops an id it saw within its dedup window', default: '' },
   publish: { type: 'boolean', help: 'Want no answers: wait only for the broker\'s confirms' },
   json: { type: 'boolean', help: 'Print one JSON object per line: {"n","id","answer","consumer","ms"} or {"n","id","error"}' },
-  name: { type: 'string', value: '<name>', help: 'Keep this identity under the p2pmq home; answers kept for it arrive after a restart', default: '' },
+  name: nameSpec,
   data: { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' }
 } satisfies FlagSpecs
 
@@ -70,8 +71,7 @@ export async function run (args: string[]): Promise<number> {
     broker: flags.broker,
     relays: relayList(flags.relay),
     stun: stunList(flags.stun),
-    name: flags.name !== '' ? flags.name : undefined,
-    dataDir: flags.data !== '' ? flags.data : undefined,
+    ...(await clientIdentity(flags)),
     window: flags.window,
     timeout: flags.timeout,
     onRetry: reportRetry
@@ -96,6 +96,8 @@ export async function run (args: string[]): Promise<number> {
   /** Messages still out when a signal stopped the producer. */
   let unsettled = 0
   let closing = false
+  /** The broker's ACL refused a message: the producer stops sending. */
+  let denied: PermissionDeniedError | undefined
   const one = async (n: number): Promise<void> => {
     const payload = flags.payload.replaceAll('<n>', String(n))
     const id = flags.id !== '' ? flags.id.replaceAll('<n>', String(n)) : producer.newId()
@@ -119,16 +121,26 @@ export async function run (args: string[]): Promise<number> {
         return
       }
       failed++
+      if (err instanceof PermissionDeniedError) {
+        // One line says it, and nothing more is sent: every message would be refused the same.
+        if (denied == null) {
+          denied = refusal(err, producer.peerId, `produce '${flags.command}'`)
+          process.stderr.write(`p2pmq: ${errorText(denied)}\n`)
+          stopSending()
+        }
+        if (flags.json) print({ n, id, error: errorText(err) }, '')
+        return
+      }
       print({ n, id, error: errorText(err) }, `Message #${n} failed: ${shown(errorText(err))}`)
     }
   }
-  for (let n = 1; stoppedBy == null && (flags.count === 0 || n <= flags.count); n++) {
+  for (let n = 1; stoppedBy == null && denied == null && (flags.count === 0 || n <= flags.count); n++) {
     const p = one(n)
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
     // The producer's window holds publishes back; keep at most a window of calls pending here too.
     if (inFlight.size >= flags.window) await Promise.race([...inFlight, sendingStopped])
-    if (flags.interval > 0 && stoppedBy == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), sendingStopped])
+    if (flags.interval > 0 && stoppedBy == null && denied == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), sendingStopped])
   }
   await Promise.race([Promise.all(inFlight), stopped])
   closing = true
@@ -142,6 +154,7 @@ export async function run (args: string[]): Promise<number> {
   }
   const expected = flags.count === 0 ? ok + failed + unsettled : flags.count
   if (!flags.json && stoppedBy == null) console.error(`${ok} of ${expected} ${done}${failed > 0 ? `, ${failed} failed` : ''}`)
+  if (denied != null) return EXIT.PERMISSION_DENIED
   if (ok === expected && failed === 0 && unsettled === 0) return EXIT.OK
   // Nothing could be sent: the broker was never reached (a signal's stop keeps its own report).
   return !reached && stoppedBy == null ? EXIT.UNREACHABLE : EXIT.MESSAGES_FAILED

@@ -17,7 +17,7 @@ export async function run (args: string[]): Promise<number> {
     return 0
   }
   if (flags.command === '') throw new UsageError('-command=<cmd> is required')
-  const purged = await withAdmin(flags, async (admin) => await admin.purge(flags.command, flags.group !== '' ? flags.group : undefined, flags.timeout))
+  const purged = await withAdmin(flags, async (admin) => await admin.purge(flags.command, flags.group !== '' ? flags.group : undefined, flags.timeout), 'write')
   console.log(flags.json ? JSON.stringify({ purged }) : `${purged} message${purged === 1 ? '' : 's'} purged`)
   return 0
 }

@@ -24,12 +24,12 @@ export async function runDelete (what: 'queue' | 'group', args: string[]): Promi
   if (flags.group === '') throw new UsageError('-group=<name> is required')
   if (what === 'queue') {
     if (flags.command === '') throw new UsageError('-command=<cmd> is required (to delete the whole group: p2pmq group delete)')
-    const deleted = await withAdmin(flags, async (admin) => await admin.deleteQueue(flags.command, flags.group, { force: flags.force }, flags.timeout))
+    const deleted = await withAdmin(flags, async (admin) => await admin.deleteQueue(flags.command, flags.group, { force: flags.force }, flags.timeout), 'write')
     console.log(flags.json ? JSON.stringify({ deleted }) : `Queue ${flags.command} of group ${flags.group} deleted with ${deleted} message${deleted === 1 ? '' : 's'}`)
     return 0
   }
   if (flags.command !== '') throw new UsageError('group delete takes no -command (to delete one queue: p2pmq queue delete)')
-  const r = await withAdmin(flags, async (admin) => await admin.deleteGroup(flags.group, { force: flags.force }, flags.timeout))
+  const r = await withAdmin(flags, async (admin) => await admin.deleteGroup(flags.group, { force: flags.force }, flags.timeout), 'write')
   console.log(flags.json ? JSON.stringify(r) : `Group ${flags.group} deleted with ${r.queues} queue${r.queues === 1 ? '' : 's'} and ${r.messages} message${r.messages === 1 ? '' : 's'}`)
   return 0
 }

@@ -27,7 +27,7 @@ export async function run (args: string[]): Promise<number> {
       const timing = flags.cron !== '' ? { cron: flags.cron } : flags.every > 0 ? { every: flags.every } : undefined
       if (timing == null) throw new UsageError('give -every=<ms> or -cron=<expr>')
       const s = await withAdmin(flags, async (admin) =>
-        await admin.schedule(flags.command, flags.payload, { ...timing, id: flags.id !== '' ? flags.id : undefined }, flags.timeout))
+        await admin.schedule(flags.command, flags.payload, { ...timing, id: flags.id !== '' ? flags.id : undefined }, flags.timeout), 'write')
       console.log(flags.json ? JSON.stringify(s) : `Scheduled ${s.id}: ${s.command} ${s.cron ?? `every ${s.every as number} ms`}, next at ${new Date(s.nextAt).toISOString()}`)
       return 0
     }
@@ -42,7 +42,7 @@ export async function run (args: string[]): Promise<number> {
     }
     case 'remove': {
       if (flags.id === '') throw new UsageError('-id=<id> is required')
-      const removed = await withAdmin(flags, async (admin) => await admin.unschedule(flags.id, flags.timeout))
+      const removed = await withAdmin(flags, async (admin) => await admin.unschedule(flags.id, flags.timeout), 'write')
       console.log(flags.json ? JSON.stringify({ removed }) : removed ? `Removed ${flags.id}` : `No schedule ${flags.id}`)
       return removed ? EXIT.OK : EXIT.FAILURE
     }

@@ -1,10 +1,11 @@
 /**
- * The p2pmq home (`~/.p2pmq`, or `P2PMQ_HOME`): identities kept in data directories, each locked
+ * The p2pmq home (`~/.p2pmq`, or `P2PMQ_HOME`): the user's identity (`identity/peer.key`, shared by
+ * the CLI clients this user runs), identities kept in data directories, each locked
  * while a process uses it, the broker address book that lets a client on the same host find a
  * broker by its peer ID alone, and the host's config (`config.json`: relays, STUN servers).
  */
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -33,6 +34,52 @@ export function defaultRelayDataDir (home = p2pmqHome()): string {
 }
 
 const KEY_FILE = 'peer.key'
+
+/** Where the user's identity is kept: the key every CLI client command runs as unless given -name. */
+export function userIdentityPath (home = p2pmqHome()): string {
+  return join(home, 'identity', KEY_FILE)
+}
+
+/**
+ * The user's identity (`<home>/identity/peer.key`), created on first use (mode 0600). Not locked:
+ * processes of this user share it at once, as SSH clients share a key. Two processes creating it
+ * at once end with the same key: each writes its own temporary file and links it into place
+ * without overwriting, then reads back what is there.
+ */
+export async function userIdentity (home = p2pmqHome()): Promise<PrivateKey> {
+  const keyPath = userIdentityPath(home)
+  const existing = await readKeyFile(keyPath)
+  if (existing != null) return existing
+  await makeDirectory(dirname(keyPath)).catch((err) => { throw new DataDirError(`The identity directory ${dirname(keyPath)} cannot be made (${(err.code as string | undefined) ?? (err as Error).message})`) })
+  const tmp = `${keyPath}.${process.pid}.${tmpCounter++}.tmp`
+  await writeFile(tmp, privateKeyToProtobuf(await generateKeyPair('Ed25519')), { mode: 0o600 })
+  try {
+    await link(tmp, keyPath)
+  } catch (err: any) {
+    if (err.code !== 'EEXIST') throw err
+  } finally {
+    await unlink(tmp).catch(() => {})
+  }
+  const key = await readKeyFile(keyPath)
+  if (key == null) throw new DataDirError(`${keyPath} went away while it was made`)
+  return key
+}
+
+/** The key kept at `keyPath`, or undefined if there is none (a bad file is an error naming it). */
+export async function readKeyFile (keyPath: string): Promise<PrivateKey | undefined> {
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(keyPath)
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return undefined
+    throw new Error(`Cannot read the identity ${keyPath} (${(err.code as string | undefined) ?? (err as Error).message})`)
+  }
+  try {
+    return privateKeyFromProtobuf(bytes)
+  } catch (err: any) {
+    throw new Error(`${keyPath} is not a valid private key (${err.message as string}); it is an identity (peer ID): restore it from a backup, or remove it to start with a new peer ID`, { cause: err })
+  }
+}
 
 export interface Identity {
   privateKey: PrivateKey

@@ -53,7 +53,7 @@ import { localAddresses, notDialable } from './reachable-addresses.js'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
 import type { ClientOptions } from './client/client-base.js'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 
 export { broker, BrokerService }
 export type { BrokerInit, BrokerComponents } from './broker/service.js'
@@ -85,7 +85,7 @@ export { MemoryStore } from './store/store.js'
 export type { Store, StoreOp } from './store/store.js'
 export type { BaseServices, P2PMQNode, NodeOptions } from './node.js'
 export type { Payload, JsonValue } from './payload.js'
-export { p2pmqHome, clientDataDir, defaultBrokerDataDir, defaultRelayDataDir, lookupBrokerAddresses } from './home.js'
+export { userIdentity, userIdentityPath, p2pmqHome, clientDataDir, defaultBrokerDataDir, defaultRelayDataDir, lookupBrokerAddresses } from './home.js'
 export * from './errors.js'
 // The constants a user needs: protocol IDs (to allow or count streams) and the limits requests meet.
 export {
@@ -210,6 +210,12 @@ export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsN
    */
   dataDir?: string
   /**
+   * Run as this identity, e.g. `await userIdentity()` (the key the CLI runs as), shared with other
+   * processes and not locked; not with `name` or `dataDir`.
+   * @default undefined (the identity of `name` or `dataDir`, else a new one each start)
+   */
+  privateKey?: PrivateKey
+  /**
    * Dial over WebRTC Direct.
    * @default true when `broker` is a `/webrtc-direct` multiaddr, else false
    */
@@ -228,10 +234,12 @@ async function clientNode (options: CreateClientOptions): Promise<{ node: Libp2p
   checkNotRelay(parseBrokerAddress(options.broker), options.relays ?? [])
   const lookup = addressBook(options.home)
   if (options.node != null) return { node: options.node, ownsNode: false, lookup }
+  if (options.privateKey != null && (options.name != null || options.dataDir != null)) throw new TypeError('Give a client privateKey, or name or dataDir, not both')
   const dataDir = options.dataDir ?? (options.name != null ? clientDataDir(options.name, options.home) : undefined)
   const relayed = (options.relays ?? []).length > 0
   const node = await createNode<Record<string, unknown>>({
     dataDir,
+    privateKey: options.privateKey,
     webrtc: options.webrtc ?? options.broker.includes('/webrtc-direct'),
     circuitRelay: relayed,
     stun: options.stun,

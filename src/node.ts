@@ -23,7 +23,7 @@ import type { ConnectionManagerInit, ServiceFactoryMap } from 'libp2p'
 import type { YamuxMuxerInit } from '@libp2p/yamux'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
-import type { Startable } from '@libp2p/interface'
+import type { PrivateKey, Startable } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -106,6 +106,11 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   dataDir?: string
   /**
+   * Run as this identity (e.g. `userIdentity()`), not locked; not with `dataDir`.
+   * @default undefined (the identity of `dataDir`, else a new one)
+   */
+  privateKey?: PrivateKey
+  /**
    * Multiaddrs to listen on. Clients need none.
    * @default [] (listens on nothing)
    */
@@ -176,6 +181,7 @@ export type { KadDHT }
 export type P2PMQNode<S extends Record<string, unknown> = Record<string, unknown>> = Libp2p<BaseServices & S>
 
 export async function createNode<S extends Record<string, unknown> = Record<string, unknown>> (options: NodeOptions<S> = {}): Promise<P2PMQNode<S>> {
+  if (options.privateKey != null && options.dataDir != null) throw new TypeError('Give a node privateKey or dataDir, not both')
   const webrtc = options.webrtc === true ? await loadWebRTC(options.dataDir) : undefined
   let listen = webrtcListenable(options.listen ?? [], options.webrtc === true && webrtc == null)
   const stun = (options.stun ?? []).map(parseStunServer)
@@ -189,7 +195,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     datastore = webrtc?.datastore
     await datastore?.open()
     const node = await createLibp2p({
-      privateKey: identity?.privateKey,
+      privateKey: identity?.privateKey ?? options.privateKey,
       datastore,
       addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],

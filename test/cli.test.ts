@@ -13,8 +13,9 @@ describe('p2pmq CLI', () => {
   it('broker, two consumers and a producer: every answer arrives, from both consumers', async () => {
     const home = await tempDir()
     const { peerId } = await startBroker(home)
-    await startConsumer(home, [`-broker=${peerId}`, '-quiet'])
-    await startConsumer(home, ['--broker', peerId, '--quiet'])
+    // Two identities (by default both would run as this user's, one peer ID).
+    await startConsumer(home, [`-broker=${peerId}`, '-quiet', '-name=first'])
+    await startConsumer(home, ['--broker', peerId, '--quiet', '--name', 'second'])
     const producer = run(['producer', `-broker=${peerId}`, '-count=10', '-interval=0', '-json'], home)
     expect(await producer.exited).toBe(0)
     const lines = producer.out.filter((l) => l !== '').map((l) => JSON.parse(l))

@@ -1,6 +1,7 @@
 /**
- * Results kept for producers that are not connected, delivered when the same peer ID comes back.
- * Bounded in count per producer and in time.
+ * Results kept for producers that are not connected, each for its producer session (or any of
+ * its peer's, when that is unknown), handed over when a stream of it says Hello. Bounded in count
+ * per producer peer and in time.
  */
 import { Deque } from '../deque.js'
 import type { Result } from '../protocol/frames.js'
@@ -8,6 +9,8 @@ import type { Result } from '../protocol/frames.js'
 /** A Result frame's fields, kept until its producer comes back. */
 export interface KeptResult extends Omit<Result, 'type'> {
   keptAt: number
+  /** The producer session (named in its Hello) it is for; undefined: any session of the peer (its origin was not known). */
+  session?: string
   /** Where the store keeps it (set by the journal). */
   key?: Uint8Array
 }
@@ -32,14 +35,26 @@ export class Mailbox {
     }
   }
 
-  /** Removes and returns what is kept for `producer` and still within the retention time. */
-  take (producer: string, now: number): KeptResult[] {
+  /**
+   * Removes and returns what is kept for `producer` that `wanted` says is for the taker, and is
+   * still within the retention time; the rest stays, in order.
+   */
+  take (producer: string, now: number, wanted: (r: KeptResult) => boolean = () => true): KeptResult[] {
     const box = this.boxes.get(producer)
     if (box == null) return []
-    this.boxes.delete(producer)
-    const results = box.drain()
-    for (const r of results) this.removed(r)
-    return results.filter((r) => now - r.keptAt <= this.retention)
+    const taken: KeptResult[] = []
+    const left = new Deque<KeptResult>()
+    for (const r of box.drain()) {
+      if (wanted(r)) {
+        this.removed(r)
+        taken.push(r)
+      } else {
+        left.push(r)
+      }
+    }
+    if (left.length > 0) this.boxes.set(producer, left)
+    else this.boxes.delete(producer)
+    return taken.filter((r) => now - r.keptAt <= this.retention)
   }
 
   /** Drops results older than the retention time. */

@@ -59,12 +59,24 @@ export class ProducerRegistry {
     return this.mailbox.size
   }
 
-  /** A producer stream opened: it gets the answers kept for its peer. */
+  /** A producer stream opened (its answers come once it says Hello). */
   opened (session: ProducerSession): void {
     const list = this.streams.get(session.peer) ?? []
     list.push(session)
     this.streams.set(session.peer, list)
-    for (const r of this.mailbox.take(session.peer, Date.now())) session.sendResult(r)
+  }
+
+  /**
+   * A producer stream said Hello: it is a stream of producer session `name` (counted as one), and
+   * gets the answers kept for that session, those kept for any session of its peer, and those of
+   * its peer's sessions that have no stream open (a producer restarted on a kept identity). Another
+   * process sharing the peer ID and connected now keeps its own.
+   */
+  hello (stream: ProducerSession, name: string): ProducerSeq {
+    const seq = this.session(stream.peer, name)
+    const wanted = (r: KeptResult): boolean => r.session == null || r.session === name || (this.seqs.get(`${stream.peer}/${r.session}`)?.streams ?? 0) === 0
+    for (const r of this.mailbox.take(stream.peer, Date.now(), wanted)) stream.sendResult(r)
+    return seq
   }
 
   closed (session: ProducerSession): void {
@@ -113,18 +125,21 @@ export class ProducerRegistry {
 
   /**
    * Sends a result to the newest stream of the producer session the message came from (after a
-   * reconnect the older one is dead to the producer, even while it still looks open here), else to
-   * the same peer's newest stream, else keeps it.
+   * reconnect the older one is dead to the producer, even while it still looks open here), else
+   * keeps it for that session: other processes may share the peer ID, and would drop it. Only a
+   * message whose session is unknown (read back from the store) goes to the peer's newest stream
+   * that said Hello, or is kept for any of its sessions.
    */
   relay (m: QueuedMessage, r: KeptResult): void {
     const origin = (m.origin as ProducerSession | undefined)?.producerSeq
     const list = this.streams.get(m.producer)
-    const session = (origin != null ? list?.findLast((s) => s.producerSeq === origin) : undefined) ?? list?.at(-1)
-    if (session != null) {
-      session.sendResult(r)
-      session.producerSeq?.answered.add(r, Date.now())
+    const stream = origin != null ? list?.findLast((s) => s.producerSeq === origin) : list?.findLast((s) => s.producerSeq != null)
+    if (stream != null) {
+      stream.sendResult(r)
+      stream.producerSeq?.answered.add(r, Date.now())
     } else {
       r.keptAt = Date.now()
+      if (origin != null) r.session = origin.session
       this.journal?.keepAnswer(m.producer, r)
       this.mailbox.keep(m.producer, r)
     }

@@ -15,7 +15,7 @@
  *   E at:u64 queueId n    a failed message, with its payload and last error
  *   Q queueId:u32         a queue's command and group
  *   B group pattern       a group's binding (strings length-prefixed), empty value
- *   A n:u64               an answer kept for a disconnected producer
+ *   A n:u64               an answer kept for a disconnected producer (and its session)
  *   P peer session        the highest seq taken from a producer session (strings length-prefixed)
  *   I command id          a producer-supplied message id seen, until when it is remembered (u64)
  *   S id                  a periodic message (Schedule)
@@ -379,15 +379,18 @@ export function decodeQueue (value: Uint8Array): { command: string, group: strin
   return q
 }
 
+/** A kept answer: its producer, the answer, and last the producer session it is for ('' or absent in older records: any of the peer's). */
 export function encodeAnswer (producer: string, a: KeptResult): Uint8Array {
   return encode(Kind.Answer, (w) => w.str(producer).str(a.id).str(a.consumer).u8(a.status).u16(a.attempts)
-    .u8(a.kind).f64(a.keptAt).bytes(a.payload))
+    .u8(a.kind).f64(a.keptAt).bytes(a.payload).str(a.session ?? ''))
 }
 
 export function decodeAnswer (value: Uint8Array): { producer: string, answer: KeptResult } {
   const r = open(value, Kind.Answer)
   const producer = r.str()
   const answer: KeptResult = { id: r.str(), consumer: r.str(), status: r.u8(), attempts: r.u16(), kind: r.u8(), keptAt: r.f64(), payload: r.bytes() }
+  const session = r.remaining > 0 ? r.str() : ''
+  if (session !== '') answer.session = session
   r.done()
   return { producer, answer }
 }

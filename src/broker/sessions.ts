@@ -144,7 +144,7 @@ export class ProducerSession extends Session<ProducerFrame> {
   protected onFrame (f: ProducerFrame): void {
     if (f.type === FrameType.Hello) {
       if (this.seq != null) throw new FrameError('A second Hello on one producer stream')
-      this.seq = this.parts.producers.session(this.peer, f.session)
+      this.seq = this.parts.producers.hello(this, f.session)
       return
     }
     if (this.seq == null) throw new FrameError('Publish before Hello')
