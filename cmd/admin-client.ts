@@ -20,7 +20,9 @@ export const adminSpecs = {
  */
 export async function withAdmin<T> (flags: { broker: string, relay: string, name: string }, call: (admin: Admin) => Promise<T>, level: AdminLevel = 'read'): Promise<T> {
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
-  const admin = await createAdmin({ broker: flags.broker, relays: relayList(flags.relay), ...(await clientIdentity(flags)), onRetry: reportRetry })
+  let peer: string | undefined
+  const admin = await createAdmin({ broker: flags.broker, relays: relayList(flags.relay), ...(await clientIdentity(flags)), onRetry: (err, wait) => { reportRetry(err, wait, peer, `admin ${level}`) } })
+  peer = admin.peerId
   try {
     return await call(admin)
   } catch (err) {

@@ -1,5 +1,6 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
 import type { ReservationFailure } from '../src/relay-reservations.js'
@@ -42,6 +43,7 @@ const specs = {
   announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
   relay: relaySpec,
   stun: stunSpec,
+  acl: { type: 'string', value: '<file>|open', help: 'Who may do what, by peer ID: a JSON ACL file (kept in the data directory, then changed with p2pmq acl), or open (any peer, everything). Default: the kept ACL, else only peers on this host', default: '' },
   quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
 } satisfies FlagSpecs
 
@@ -66,6 +68,7 @@ export async function run (args: string[]): Promise<number> {
     const bad = commandError(`x${flags['dead-letter']}`)
     if (bad != null) throw new UsageError(`-dead-letter=${JSON.stringify(flags['dead-letter'])} does not make valid command names (${bad.replace(/"x/, '"<command>')})`)
   }
+  const acl = flags.acl !== '' ? flags.acl : undefined
   const dataDir = flags.data !== '' ? flags.data : defaultBrokerDataDir()
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
 
@@ -88,6 +91,7 @@ export async function run (args: string[]): Promise<number> {
       relays,
       announce,
       stun,
+      acl,
       maxPayload: flags['max-payload'],
       visibilityTimeout: flags['visibility-timeout'],
       maxAttempts: flags['max-attempts'] === 0 ? Infinity : flags['max-attempts'],
@@ -113,6 +117,11 @@ export async function run (args: string[]): Promise<number> {
   for (const addr of listening) console.log(`Listening on ${addr}`)
   for (const addr of node.getMultiaddrs().map(String)) if (!listening.includes(addr) && !addr.includes('/p2p-circuit')) console.log(`Announced as ${addr}`)
   reportRelayed(node)
+  reportAcl(node, acl, join(dataDir, 'acl.json'), listen, relays, announce)
+  mq.addEventListener('client:denied', (e) => {
+    const d = e.detail
+    console.error(`Refused ${d.role != null ? `${d.role} ` : ''}${d.peer}: ${d.reason}${d.suppressed > 0 ? ` (and ${d.suppressed} more refusals of it in the last minute)` : ''}`)
+  })
   if (!flags.quiet) {
     mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
     mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
@@ -213,4 +222,31 @@ function reportRelayed (node: BrokerNode): void {
   }
   node.addEventListener('self:peer:update', show)
   show()
+}
+
+/**
+ * Says which access control the broker runs with, and once, loudly (stderr), when a broker that
+ * other hosts can reach (a -listen address not on loopback, -relay or -announce) is open to any
+ * peer or has no ACL yet.
+ */
+function reportAcl (node: BrokerNode, given: string | undefined, kept: string, listen: string[], relays: string[], announce: string[]): void {
+  const mode = node.services.mq.aclMode
+  const peers = Object.keys(node.services.mq.access.acl.info().peers).length
+  if (mode === 'open') console.log('ACL: open to any peer')
+  else if (mode === 'protected') console.log('ACL: none yet (protected mode: only peers on this host)')
+  else console.log(`ACL: ${peers} peer${peers === 1 ? '' : 's'}, from ${given ?? kept}`)
+  const beyond = [...listen.filter((a) => !isLoopback(a)), ...relays.map((r) => `relay ${r}`), ...announce.map((a) => `announced ${a}`)]
+  if (beyond.length === 0 || mode === 'acl') return
+  const where = beyond.join(', ')
+  if (mode === 'open') {
+    console.error(`WARNING: this broker is OPEN (-acl=open) and reachable beyond this host (${where}): any peer that reaches it may publish, consume, purge and delete. Give -acl=<file> naming who may do what (README: Access control).`)
+  } else {
+    console.error(`WARNING: this broker has no ACL and is reachable beyond this host (${where}): every peer not on this host is refused. To let them in, give -acl=<file>, or run p2pmq acl allow <peer ID> <right> on this host (README: Access control).`)
+  }
+}
+
+/** A listen address on 127.0.0.0/8 or ::1. */
+function isLoopback (addr: string): boolean {
+  const [ip] = multiaddr(addr).getComponents()
+  return (ip.name === 'ip4' && (ip.value ?? '').startsWith('127.')) || (ip.name === 'ip6' && ip.value === '::1')
 }

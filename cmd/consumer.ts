@@ -52,13 +52,15 @@ export async function run (args: string[]): Promise<number> {
   }
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
   if (flags.workers < 1) throw new UsageError('-workers must be at least 1')
+  let peer: string | undefined
   const consumer = await createConsumer({
     broker: flags.broker,
     relays: relayList(flags.relay),
     stun: stunList(flags.stun),
     ...(await clientIdentity(flags)),
-    onRetry: reportRetry
+    onRetry: (err, wait) => { reportRetry(err, wait, peer, consumeFix(list(flags.command), flags.group)) }
   })
+  peer = consumer.peerId
   console.log(`Consumer peer ID: ${consumer.peerId}`)
   consumer.events.addEventListener('connected', () => { console.log(`Connected to broker ${flags.broker}`) })
   consumer.events.addEventListener('disconnected', () => { console.log('Disconnected from the broker, reconnecting') })

@@ -1,4 +1,6 @@
 /** Process lifecycle shared by the long-running commands: stop cleanly on SIGINT/SIGTERM. */
+import { PermissionDeniedError } from '../src/errors.js'
+import { EXIT } from './exit-codes.js'
 
 let stopRequested: Promise<string> | undefined
 
@@ -31,9 +33,28 @@ export function errorText (err: unknown): string {
   return text.replace(/\s*\n\s*/g, ' ')
 }
 
-/** Prints how a failed dial will be retried (on stderr, so stdout stays the command's output). */
-export function reportRetry (err: Error, retryIn: number): void {
-  process.stderr.write(`Cannot reach the broker: ${errorText(err)} (retrying in ${retryIn} ms)\n`)
+/**
+ * Prints how a failed dial will be retried (on stderr, so stdout stays the command's output). A
+ * broker that refuses this peer ID at connection time (PermissionDeniedError) ends the command: one
+ * line with the `p2pmq acl allow <peer> <fix>` its operator runs, exit code 5. One that closed the
+ * connection in a way libp2p cannot tell apart from that gets a hint naming `peer` when known.
+ */
+export function reportRetry (err: Error, retryIn: number, peer?: string, fix = '<right>'): void {
+  if (err instanceof PermissionDeniedError) {
+    const self = peer ?? /refuses this peer ID \(([^)]+)\)/.exec(err.message)?.[1] ?? '<peer ID>'
+    process.stderr.write(`p2pmq: ${errorText(err)}: p2pmq acl allow ${self} ${fix}\n`, () => process.exit(EXIT.PERMISSION_DENIED))
+    return
+  }
+  const why = closedAfterHandshake(err)
+    ? `it closed the connection right after the handshake (does its ACL refuse ${peer ?? 'this peer ID'}?)`
+    : errorText(err)
+  process.stderr.write(`Cannot reach the broker: ${why} (retrying in ${retryIn} ms)\n`)
+}
+
+/** libp2p's dial error when the remote ends the connection as soon as it is encrypted (it rejects with the stream's close event itself, or an EOF). */
+function closedAfterHandshake (err: unknown): boolean {
+  const e = err as { name?: string, type?: string, constructor?: { name?: string } } | undefined
+  return e?.name === 'UnexpectedEOFError' || e?.constructor?.name === 'StreamCloseEvent'
 }
 
 export function shortPeer (peer: string): string {

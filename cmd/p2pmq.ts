@@ -105,7 +105,7 @@ function identityFlags (err: unknown, text: string): string {
  * (the library's TypeError), a data directory a file is in the way of, an identity, port or listen
  * address in use.
  */
-const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'DataDirError', 'WebPortError', 'ListenError', 'HomeConfigError'])
+const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'DataDirError', 'WebPortError', 'ListenError', 'HomeConfigError', 'AclFileError'])
 
 /** The exit code of a command that threw `err` (README "Exit codes"). */
 function exitCodeOf (err: unknown): number {

@@ -50,7 +50,7 @@ export async function run (args: string[]): Promise<number> {
   const stopped = new Promise<void>((resolve) => { quitNow = resolve })
   const inFlight = new Set<Promise<void>>()
   /** Set once created: the first signal waits only while it is connected. */
-  let client: { connected: boolean } | undefined
+  let client: { connected: boolean, peerId: string } | undefined
   const stop = (signal: string): void => {
     if (stoppedBy == null) {
       stoppedBy = signal
@@ -74,7 +74,7 @@ export async function run (args: string[]): Promise<number> {
     ...(await clientIdentity(flags)),
     window: flags.window,
     timeout: flags.timeout,
-    onRetry: reportRetry
+    onRetry: (err, wait) => { reportRetry(err, wait, client?.peerId, `produce '${flags.command}'`) }
   })
   client = producer
   let reached = false
