@@ -11,7 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { userIdentity, userIdentityPath } from '../src/index.js'
 import { decodeAnswer, encodeAnswer } from '../src/broker/records.js'
-import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until } from './helpers.js'
+import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, tempDir, until } from './helpers.js'
 
 describe('the user identity', () => {
   it('is made once, mode 0600, and every concurrent caller gets the same key', async () => {
@@ -96,6 +96,27 @@ describe('producers sharing a peer ID', () => {
     expect(await answer).toBe('answer to from away')
     expect(othersResults).toEqual([])
     expect(await other.send('work', 'from the other')).toBe('answer to from the other')
+    expect(othersResults).toEqual([])
+  })
+})
+
+describe('producers sharing a peer ID, across a broker restart', () => {
+  it('the answer to a request the broker kept on disk goes to the process that sent it', async () => {
+    const broker = await restartableBroker()
+    const privateKey = await generateKeyPair('Ed25519')
+    const asker = await producer(broker.ref, { privateKey })
+    const answer = asker.send('work', 'from the asker', { timeout: 15_000 })
+    await until(() => broker.node.services.mq.stats().messages === 1, 10_000, 'the request at the broker')
+    await broker.restart()
+    await asker.ready()
+    // Another process of the same peer ID, connected after it: the newest stream of that peer.
+    const other = await producer(broker.ref, { privateKey })
+    const othersResults: unknown[] = []
+    other.events.addEventListener('result', (e) => { othersResults.push(e.detail) })
+    await other.publish('warm-up', 'x')
+    const c = await consumer(broker.ref)
+    await c.subscribe('work', (m) => `answer to ${m.payload as string}`)
+    expect(await answer).toBe('answer to from the asker')
     expect(othersResults).toEqual([])
   })
 })

@@ -127,19 +127,19 @@ export class ProducerRegistry {
    * Sends a result to the newest stream of the producer session the message came from (after a
    * reconnect the older one is dead to the producer, even while it still looks open here), else
    * keeps it for that session: other processes may share the peer ID, and would drop it. Only a
-   * message whose session is unknown (read back from the store) goes to the peer's newest stream
-   * that said Hello, or is kept for any of its sessions.
+   * message whose session is unknown (stored by an older version, or published by the broker
+   * itself) goes to the peer's newest stream that said Hello, or is kept for any of its sessions.
    */
   relay (m: QueuedMessage, r: KeptResult): void {
-    const origin = (m.origin as ProducerSession | undefined)?.producerSeq
+    const origin = m.session
     const list = this.streams.get(m.producer)
-    const stream = origin != null ? list?.findLast((s) => s.producerSeq === origin) : list?.findLast((s) => s.producerSeq != null)
+    const stream = list?.findLast(origin != null ? (s) => s.producerSeq?.session === origin : (s) => s.producerSeq != null)
     if (stream != null) {
       stream.sendResult(r)
       stream.producerSeq?.answered.add(r, Date.now())
     } else {
       r.keptAt = Date.now()
-      if (origin != null) r.session = origin.session
+      if (origin != null) r.session = origin
       this.journal?.keepAnswer(m.producer, r)
       this.mailbox.keep(m.producer, r)
     }

@@ -11,8 +11,11 @@ import type { SubscriptionTerms } from '../subscription.js'
 export interface QueuedMessage extends MessageFields {
   /** The producer's peer ID, from its authenticated connection. */
   producer: string
-  /** The session it came in on, to send its result back on the same stream while it is open. */
-  origin?: unknown
+  /**
+   * The producer session (its Hello's name) it came from: its result goes to that session's
+   * streams only, never to another process sharing the peer ID. Kept in the store.
+   */
+  session?: string
   /** When the broker took it (ms since the epoch). */
   timestamp: number
   wantsAnswer: boolean

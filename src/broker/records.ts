@@ -4,7 +4,8 @@
  *
  *   M queueId:u32 n:u64   a message copy waiting or in process in a queue, in the queue's order (a
  *                         queue of group '' holds a command's messages no group wants yet); n is
- *                         the place the engine gave it (pageOrder; dueOrder in D below)
+ *                         the place the engine gave it (pageOrder; dueOrder in D below); its value
+ *                         ends with the producer session it came from (absent before issue 12)
  *   D dueAt:f64 n:u64 queueId:u32
  *                         a message waiting for its due time (delayed, or a retry's backoff), in due
  *                         order (a positive f64 sorts as its big-endian bytes). Before delayed
@@ -280,7 +281,7 @@ const NO_PAYLOAD = new Uint8Array(0)
 export function encodeMessage (m: QueuedMessage, state: MessageState, updatedAt: number, consumer = ''): Uint8Array {
   return encode(Kind.Message, (w) => w.u8(state).u16(Math.min(m.attempts, 0xffff)).u8(m.wantsAnswer ? 1 : 0)
     .f64(m.timestamp).f64(updatedAt).f64(m.dueAt ?? 0).f64(m.expiresAt ?? 0).name(m.command).str(m.id).str(m.producer).str(consumer).str(m.lastError ?? '')
-    .headers(m.headers).u8(m.kind).bytes(m.payload))
+    .headers(m.headers).u8(m.kind).bytes(m.payload).str(m.session ?? ''))
 }
 
 export interface MessageRecord {
@@ -319,6 +320,9 @@ export function decodeMessage (value: Uint8Array): MessageRecord {
     kind: r.u8(),
     payload: r.bytes()
   }
+  // The producer session, last (absent in records of older versions).
+  const session = r.remaining > 0 ? r.str() : ''
+  if (session !== '') message.session = session
   r.done()
   return { message, state, updatedAt, consumer }
 }

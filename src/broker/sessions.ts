@@ -220,7 +220,7 @@ export class ProducerSession extends Session<ProducerFrame> {
       kind: f.kind,
       payload: f.payload,
       producer: this.peer,
-      origin: this,
+      session: seq.session,
       timestamp: now,
       wantsAnswer,
       attempts: 0,
