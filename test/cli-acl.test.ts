@@ -47,6 +47,15 @@ describe('p2pmq id', () => {
     expect(named).not.toBe(ids[0])
     const json = await p2pmq(home, ['id', '-json'])
     expect(JSON.parse(json.out[0])).toEqual({ peerId: ids[0], file: join(home, 'identity', 'peer.key') })
+
+    // A damaged key: one line naming the file, for every client command; the file is left as it is.
+    await writeFile(join(home, 'identity', 'peer.key'), 'garbage')
+    for (const args of [['id'], ['stats', '-broker=12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN']]) {
+      const r = await p2pmq(home, args)
+      expect(r.code).toBe(1)
+      expect(r.err).toHaveLength(1)
+      expect(r.err[0]).toContain(`${join(home, 'identity', 'peer.key')} is not a valid private key`)
+    }
   })
 })
 
