@@ -198,6 +198,19 @@ describe('access control', () => {
     expect(ended[0]).toBeInstanceOf(PermissionDeniedError)
     // A has no right left: disconnected.
     await until(() => broker.node.getConnections().every((c) => c.remotePeer.toString() !== a.peer), 5_000, 'A disconnected')
+    // A watch of a peer that loses admin read stops; the peer keeps its other rights and its connection.
+    await w.allow(b.peer, { admin: 'read' })
+    const watcher = await admin(broker, b.dataDir)
+    let ticks = 0
+    const stop = watcher.watch(() => { ticks++ }, 250)
+    onCleanup(stop)
+    await until(() => ticks >= 2, 5_000, 'the watch to tick')
+    await w.deny(b.peer, { admin: 'read' })
+    await sleep(300)
+    const stoppedAt = ticks
+    await sleep(1_000)
+    expect(ticks).toBe(stoppedAt)
+    await refusedWith(watcher.stats())
     const cb = await consumer(broker, { dataDir: b.dataDir })
     const got = new Set<number>()
     await cb.subscribe('jobs', async (m) => { got.add(m.payload as number) })
