@@ -139,6 +139,12 @@ describe('access control', () => {
       expect(broker.node.getConnections().filter((c) => c.remotePeer.toString() === who.peer)).toHaveLength(0)
       await p.stop()
     }
+    // An admin request of a refused peer fails at once, not at its timeout.
+    const refusedAdmin = await admin(broker, unknown.dataDir)
+    const started = Date.now()
+    await refusedWith(refusedAdmin.stats(30_000))
+    expect(Date.now() - started).toBeLessThan(5_000)
+    await refusedAdmin.stop()
     expect(told.map((d) => [d.peer, d.role])).toEqual([[unknown.peer, undefined], [blocked.peer, undefined]])
     expect(told[0].reason).toContain(`p2pmq acl allow ${unknown.peer}`)
     expect(told[1].reason).toContain('blocked')
