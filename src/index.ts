@@ -200,13 +200,6 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
       .catch((err) => { process.emitWarning(`p2pmq: could not record the broker's addresses: ${(err as Error).message}`) })
   }
   node.addEventListener('self:peer:update', record)
-  try {
-    // (The data directory exists once the node holds its identity.)
-    await access.keep()
-  } catch (err) {
-    await node.stop()
-    throw err
-  }
   await node.start()
   record()
   return node

@@ -139,6 +139,12 @@ describe('access control', () => {
       expect(broker.node.getConnections().filter((c) => c.remotePeer.toString() === who.peer)).toHaveLength(0)
       await p.stop()
     }
+    // An admin request of a refused peer fails at once, not at its timeout.
+    const refusedAdmin = await admin(broker, unknown.dataDir)
+    const started = Date.now()
+    await refusedWith(refusedAdmin.stats(30_000))
+    expect(Date.now() - started).toBeLessThan(5_000)
+    await refusedAdmin.stop()
     expect(told.map((d) => [d.peer, d.role])).toEqual([[unknown.peer, undefined], [blocked.peer, undefined]])
     expect(told[0].reason).toContain(`p2pmq acl allow ${unknown.peer}`)
     expect(told[1].reason).toContain('blocked')
@@ -198,6 +204,19 @@ describe('access control', () => {
     expect(ended[0]).toBeInstanceOf(PermissionDeniedError)
     // A has no right left: disconnected.
     await until(() => broker.node.getConnections().every((c) => c.remotePeer.toString() !== a.peer), 5_000, 'A disconnected')
+    // A watch of a peer that loses admin read stops; the peer keeps its other rights and its connection.
+    await w.allow(b.peer, { admin: 'read' })
+    const watcher = await admin(broker, b.dataDir)
+    let ticks = 0
+    const stop = watcher.watch(() => { ticks++ }, 250)
+    onCleanup(stop)
+    await until(() => ticks >= 2, 5_000, 'the watch to tick')
+    await w.deny(b.peer, { admin: 'read' })
+    await sleep(300)
+    const stoppedAt = ticks
+    await sleep(1_000)
+    expect(ticks).toBe(stoppedAt)
+    await refusedWith(watcher.stats())
     const cb = await consumer(broker, { dataDir: b.dataDir })
     const got = new Set<number>()
     await cb.subscribe('jobs', async (m) => { got.add(m.payload as number) })

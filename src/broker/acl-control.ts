@@ -46,7 +46,7 @@ export class AccessControl {
 
   /**
    * The ACL `init` says, read from `init.path` unless given. A given ACL replaces the kept one at
-   * `keep()`. Throws AclFileError naming the file and the key.
+   * `keep()` (the broker service calls it as it starts). Throws AclFileError naming the file and the key.
    */
   static async load (init: AccessControlInit = {}): Promise<AccessControl> {
     const { acl, path } = init

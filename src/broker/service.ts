@@ -178,6 +178,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   async start (): Promise<void> {
     if (this.startedOnce) throw new Error('A p2pmq broker service cannot start again after it stopped: build a new node (createBroker)')
     this.startedOnce = true
+    // An ACL given at load replaces the kept one (its directory exists now: the node's identity is in it).
+    await this.access.keep()
     if (this.journal != null) await this.recover(this.journal)
     // Relayed (limited) connections too: a broker behind NAT is reached only through its relays.
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0, runOnLimitedConnection: true }

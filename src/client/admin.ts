@@ -3,7 +3,7 @@
  * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
  */
 import { ADMIN_PROTOCOL } from '../constants.js'
-import { AnswerTimeoutError, ClosedError } from '../errors.js'
+import { AnswerTimeoutError, ClosedError, PermissionDeniedError } from '../errors.js'
 import { adminErrorOf } from '../protocol/error-codes.js'
 import { type FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
@@ -162,6 +162,16 @@ export class Admin extends ClientBase<BrokerToAdminFrame> {
   }
 
   protected onDisconnect (): void {}
+
+  /** Refused at connection time: a request waiting to be sent fails now, not at its timeout (a watch waits on). */
+  protected onRefused (err: PermissionDeniedError): void {
+    for (const [reqId, p] of this.pending) {
+      if (p.each != null) continue
+      this.pending.delete(reqId)
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+  }
 
   protected onFrame (f: BrokerToAdminFrame): void {
     if (f.type !== FrameType.Response) return

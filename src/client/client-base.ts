@@ -69,6 +69,8 @@ export abstract class ClientBase<In extends { type: FrameType }> {
   protected abstract onFrame (frame: In): void
   protected abstract onOpen (channel: FramedChannel<In>): void
   protected abstract onDisconnect (): void
+  /** The broker refused this peer at connection time (it is tried again): what waits for it may fail now. */
+  protected onRefused (_err: PermissionDeniedError): void {}
 
   constructor (options: ClientOptions, protocol: string) {
     this.node = options.node
@@ -82,7 +84,10 @@ export abstract class ClientBase<In extends { type: FrameType }> {
       relays: options.relays,
       onRetry: (err, retryIn) => {
         // Refused by the broker's ACL: waiting would only hide it.
-        if (err instanceof PermissionDeniedError) for (const w of [...this.readyWaiters]) w.reject(err)
+        if (err instanceof PermissionDeniedError) {
+          for (const w of [...this.readyWaiters]) w.reject(err)
+          this.onRefused(err)
+        }
         options.onRetry?.(err, retryIn)
       },
       onStream: (stream) => { this.open(stream) }
