@@ -41,6 +41,8 @@ export function errorText (err: unknown): string {
  */
 export function reportRetry (err: Error, retryIn: number, peer?: string, fix = '<right>'): void {
   if (err instanceof PermissionDeniedError) {
+    if (refusedAtConnection) return
+    refusedAtConnection = true
     const self = peer ?? /refuses this peer ID \(([^)]+)\)/.exec(err.message)?.[1] ?? '<peer ID>'
     process.stderr.write(`p2pmq: ${errorText(err)}: p2pmq acl allow ${self} ${fix}\n`, () => process.exit(EXIT.PERMISSION_DENIED))
     return
@@ -49,6 +51,13 @@ export function reportRetry (err: Error, retryIn: number, peer?: string, fix = '
     ? `it closed the connection right after the handshake (does its ACL refuse ${peer ?? 'this peer ID'}?)`
     : errorText(err)
   process.stderr.write(`Cannot reach the broker: ${why} (retrying in ${retryIn} ms)\n`)
+}
+
+let refusedAtConnection = false
+
+/** True once reportRetry has told that the broker refuses this peer at connection time (the command is ending with exit code 5). */
+export function wasRefusedAtConnection (): boolean {
+  return refusedAtConnection
 }
 
 /** libp2p's dial error when the remote ends the connection as soon as it is encrypted (it rejects with the stream's close event itself, or an EOF). */

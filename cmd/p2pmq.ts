@@ -16,7 +16,7 @@
 import '../src/polyfill.js'
 import { readFileSync } from 'node:fs'
 import { UsageError } from './flags.js'
-import { errorText, listenForStop } from './lifecycle.js'
+import { errorText, listenForStop, wasRefusedAtConnection } from './lifecycle.js'
 import { exitWhenOutputFails, flushed, loseUnwritableLines } from './output.js'
 import { EXIT } from './exit-codes.js'
 
@@ -136,6 +136,8 @@ async function exit (code: number): Promise<void> {
 
 /** A command that failed: one line on stderr (the stack too with P2PMQ_DEBUG), then its exit code. */
 async function fail (err: unknown): Promise<void> {
+  // Told already, in one line, by the retry report that is ending the command.
+  if (err instanceof Error && err.name === 'PermissionDeniedError' && wasRefusedAtConnection()) return await exit(EXIT.PERMISSION_DENIED)
   const hint = err instanceof UsageError ? ` (p2pmq ${LONG_RUNNING.has(command) || command in commands ? `${command} ` : ''}-help for usage)` : ''
   console.error(`p2pmq: ${identityFlags(err, errorText(err))}${hint}`)
   if (DEBUG && err instanceof Error && err.stack != null) console.error(err.stack)
