@@ -25,7 +25,8 @@ export async function readAclFile (path: string): Promise<Acl | undefined> {
     text = await readFile(path, 'utf8')
   } catch (err) {
     if (err instanceof AclFileError) throw err
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    // None there (a file in the way of its directory is the data directory's error, told when the node takes it).
+    if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined
     throw new AclFileError(`${path}: cannot read the ACL file: ${(err as Error).message}`, { cause: err })
   }
   return aclOf(text, path)
