@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config'
  * `npm test` runs all three; CI also runs unit and integration on a second Node version.
  */
 const UNIT = [
+  'test/acl.test.ts',
   'test/admin-handlers.test.ts',
   'test/codec.test.ts',
   'test/deque.test.ts',

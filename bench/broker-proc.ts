@@ -28,7 +28,7 @@ async function main (): Promise<void> {
   if (dataDir == null || home == null || !['memory', 'durable', 'webrtc'].includes(mode)) throw new Error('usage: broker-proc <dataDir> <home> <memory|durable|webrtc> [net]')
   const net = netText == null ? undefined : JSON.parse(netText) as Net
   const listen = net != null ? [net.listen] : mode === 'webrtc' ? [LISTEN, '/ip4/127.0.0.1/udp/0/webrtc-direct'] : [LISTEN]
-  const node = await createBroker({ dataDir, home, listen, memory: mode !== 'durable', relays: net?.relays, stun: net?.stun })
+  const node = await createBroker({ dataDir, home, listen, memory: mode !== 'durable', relays: net?.relays, stun: net?.stun, acl: net != null ? 'open' : undefined })
   const web = mode === 'webrtc' ? await serveBroker(node, 0) : undefined
   const cpu = new CpuMeter()
   onCommand((cmd) => {

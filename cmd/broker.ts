@@ -42,7 +42,8 @@ const specs = {
   announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
   relay: relaySpec,
   stun: stunSpec,
-  quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' }
+  quiet: { type: 'boolean', help: 'Do not log clients joining and leaving' },
+  acl: { type: 'string', value: 'open|<file>', help: 'Who may do what: a JSON ACL file (kept in the data directory), or open (any peer, everything); default: the kept ACL, else only peers on this host', default: '' }
 } satisfies FlagSpecs
 
 export const summary = 'Run a broker. Prints its peer ID and listen addresses; clients on this host can use -broker=<peerId>.'
@@ -83,6 +84,7 @@ export async function run (args: string[]): Promise<number> {
   try {
     node = await createBroker({
       dataDir,
+      acl: flags.acl !== '' ? flags.acl : undefined,
       memory: flags.memory,
       listen,
       relays,

@@ -52,16 +52,21 @@ import { parseRelayAddress } from './relay.js'
 import { localAddresses, notDialable } from './reachable-addresses.js'
 import { LevelStore } from './store/level-store.js'
 import { join } from 'node:path'
+import { AccessControl } from './broker/acl-control.js'
+import type { AclFile } from './broker/api.js'
 import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p } from '@libp2p/interface'
 
 export { broker, BrokerService }
+export { AccessControl } from './broker/acl-control.js'
+export type { AccessControlInit } from './broker/acl-control.js'
+export { AclFileError } from './broker/acl-file.js'
 export type { BrokerInit, BrokerComponents } from './broker/service.js'
 export type { QueuePolicy, RetryBackoff, QueueStats } from './broker/engine.js'
 export type {
   BrokerEvents, BrokerStats, ClientEvent, ClientInfo, ClientRole, MessageInfo, MessageQuery, MessageStateName, QueueRates,
   ScheduleInfo, ScheduleOptions, ScheduleSpec, ScheduleRequest, DeleteOptions, AdminMethods, AdminMethod, AdminParams, AdminResult,
-  AdminLevel, ConsumeGrant, PeerGrants, AclFile, AclMode, AclInfo, Grant, AclChange, PeerRights
+  AdminLevel, ConsumeGrant, PeerGrants, AclFile, AclMode, AclInfo, Grant, AclChange, PeerRights, DeniedEvent
 } from './broker/api.js'
 export { Admin }
 export type { ClientOptions } from './client/client-base.js'
@@ -93,7 +98,17 @@ export {
   MAX_PATTERNS_PER_SUBSCRIPTION, MAX_SUBSCRIPTIONS_PER_STREAM, MAX_BINDINGS_PER_GROUP, MAX_PREFETCH, MAX_PRODUCER_WINDOW
 } from './constants.js'
 
-export interface CreateBrokerOptions extends BrokerInit {
+export interface CreateBrokerOptions extends Omit<BrokerInit, 'acl'> {
+  /**
+   * Who may do what, by peer ID. `'open'`: any peer may do everything (this run; the kept ACL is
+   * left unused). The path of a JSON ACL file, or an ACL: it replaces the one kept in
+   * `<dataDir>/acl.json`. Undefined: the kept one, else protected mode (peers on this host may do
+   * everything, every other connection is refused). Changes (`Admin.allow`/`deny`) are kept there.
+   * The mode it runs in is `node.services.mq.aclMode`. A file that cannot be read or is not a
+   * valid ACL: createBroker throws AclFileError naming the file and the key.
+   * @default undefined
+   */
+  acl?: 'open' | string | AclFile
   /**
    * Where the broker keeps its identity and its message store.
    * @default `<home>/broker`
@@ -150,7 +165,7 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservatio
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, acl, ...init } = options
   relays.forEach(parseRelayAddress)
   for (const addr of announce) {
     let why: string | undefined
@@ -162,6 +177,7 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     if (why != null) throw new TypeError(`announce: "${addr}" ${why}`)
   }
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
+  const access = await AccessControl.load({ acl, path: join(dataDir, 'acl.json') })
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
   const node = await createNode({
     dataDir,
@@ -172,7 +188,8 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     reachableOnly: relays.length > 0,
     appendAnnounce: announce,
     stun,
-    services: { mq: broker({ ...init, store }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
+    connectionGater: access.gater(),
+    services: { mq: broker({ ...init, store, acl: access }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
   // Writes are chained so the newest addresses are the ones left in the book.
   let recording = Promise.resolve()

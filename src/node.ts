@@ -23,7 +23,7 @@ import type { ConnectionManagerInit, ServiceFactoryMap } from 'libp2p'
 import type { YamuxMuxerInit } from '@libp2p/yamux'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
-import type { Startable } from '@libp2p/interface'
+import type { ConnectionGater, Startable } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -153,6 +153,11 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   connectionManager?: ConnectionManagerInit
   /**
+   * libp2p's connection gater, e.g. the broker's ACL (`AccessControl.gater()`), refusing peers at connection time.
+   * @default undefined (libp2p's default gater)
+   */
+  connectionGater?: ConnectionGater
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
    */
@@ -194,6 +199,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
+      ...(options.connectionGater != null ? { connectionGater: options.connectionGater } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [halfWindowYamux(options.muxer)],
       services: {

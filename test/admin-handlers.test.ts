@@ -11,6 +11,9 @@ import { DeadLetters } from '../src/broker/dead-letters.js'
 import { Deletions } from '../src/broker/deletions.js'
 import { QueueEngine } from '../src/broker/engine.js'
 import { Scheduler } from '../src/broker/schedules.js'
+import { AccessControl } from '../src/broker/acl-control.js'
+import { Acl } from '../src/broker/acl.js'
+import { PermissionDeniedError } from '../src/errors.js'
 import type { Logger } from '@libp2p/interface'
 
 const quiet = Object.assign((): void => {}, { error: (): void => {}, trace: (): void => {}, enabled: false }) as unknown as Logger
@@ -19,6 +22,7 @@ function setup (): { admin: AdminDispatcher, engine: QueueEngine<string>, wakes:
   const engine = new QueueEngine<string>({ deliver: () => {}, completed: () => {}, failed: () => {} },
     { visibilityTimeout: 1_000, maxAttempts: 3, maxMessages: 1_000, highWater: Infinity })
   const wakes: number[] = []
+  const access = new AccessControl(Acl.open())
   const scheduler = new Scheduler(engine, undefined, (at) => { wakes.push(at) }, quiet)
   const admin = new AdminDispatcher({
     engine,
@@ -26,7 +30,9 @@ function setup (): { admin: AdminDispatcher, engine: QueueEngine<string>, wakes:
     deletions: new Deletions(engine, undefined, quiet),
     deadLetters: new DeadLetters(engine, undefined, '.dlq', quiet),
     stats: () => ({ queues: [], moreQueues: 0, clients: [], messages: engine.size, keptAnswers: 0 }),
-    messages: async () => []
+    messages: async () => [],
+    acl: () => access.acl.info(),
+    changeAcl: async (kind, raw, peer) => await access.change(kind, raw, peer)
   })
   return { admin, engine, wakes }
 }
@@ -78,5 +84,27 @@ describe('admin handler table', () => {
     expect(await admin.run('peer', 'schedules', undefined)).toMatchObject([{ id: 'tick' }])
     expect(await admin.run('peer', 'unschedule', { id: 'tick' })).toEqual({ removed: true })
     expect(await admin.run('peer', 'unschedule', { id: 'tick' })).toEqual({ removed: false })
+  })
+  it('runs a method only for a peer with the admin level it needs; whoami needs none', async () => {
+    const { admin } = setup()
+    const peer = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf'
+    const acl = Acl.of({ peers: { [peer]: { admin: 'read' }, '*': { produce: ['#'] } } })
+    const reader = acl.rights(peer, false)
+    const producer = acl.rights('12D3KooWAXBbkpsbaaYjb4jBMWm5rDjZqUnhCxZbNQVqrVJKJFZt', false)
+    for (const method of ['stats', 'messages', 'schedules', 'acl']) {
+      await expect(admin.run(peer, method, undefined, reader), method).resolves.toBeDefined()
+      const err = await admin.run(producer.peer, method, undefined, producer).catch((e: unknown) => e)
+      expect(err, method).toBeInstanceOf(PermissionDeniedError)
+      expect((err as PermissionDeniedError).code).toBe(ErrorCode.PermissionDenied)
+    }
+    for (const [method, params] of [['purge', { command: 'jobs' }], ['delete-group', { group: 'g' }], ['delete-queue', { command: 'a', group: 'g' }], ['replay-dead-letters', {}],
+      ['schedule', { command: 'tick', every: 1000, kind: 0, data: '' }], ['unschedule', { id: 'x' }], ['acl-allow', { peer, admin: 'write' }], ['acl-deny', { peer }]] as const) {
+      const err = await admin.run(peer, method, params, reader).catch((e: unknown) => e)
+      expect(err, method).toBeInstanceOf(PermissionDeniedError)
+      expect((err as Error).message, method).toContain(`may not call ${method}: it needs admin write`)
+    }
+    expect(await admin.run(producer.peer, 'whoami', undefined, producer)).toEqual({ peer: producer.peer, mode: 'open', rights: { produce: ['#'], consume: [] } })
+    // An unknown method stays an unknown method, whoever asks.
+    await expect(admin.run(producer.peer, 'nope', undefined, producer)).rejects.toBeInstanceOf(UnknownMethodError)
   })
 })

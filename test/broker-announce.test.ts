@@ -63,7 +63,7 @@ describe('p2pmq broker -announce', () => {
     await until(() => relay.out.some((l) => l.startsWith('Listening on ')), 15_000, 'the relay to listen')
     const relayAddr = (relay.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
     const home = join(dir, 'broker')
-    const broker = await startBroker(home, ['-memory', `-relay=${relayAddr}`, '-announce=/ip4/203.0.113.7/tcp/4001'])
+    const broker = await startBroker(home, ['-memory', '-acl=open', `-relay=${relayAddr}`, '-announce=/ip4/203.0.113.7/tcp/4001'])
     await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the reservation')
     expect(broker.proc.out).toContain(`Announced as /ip4/203.0.113.7/tcp/4001/p2p/${broker.peerId}`)
     const book = JSON.parse(readFileSync(join(home, 'brokers', `${broker.peerId}.json`), 'utf8')) as { addrs: string[] }

@@ -31,7 +31,7 @@ async function relayAndBroker (dir: string, brokerArgs: string[] = []): Promise<
   const listening = relay.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
-  const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relayTcp}`, ...brokerArgs])
+  const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relayTcp}`, ...brokerArgs])
   await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
   return { relayTcp, relayWebRTC, broker }
 }

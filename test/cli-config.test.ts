@@ -38,7 +38,7 @@ describe('the p2pmq home\'s config.json', () => {
   it('gives the relay: a consumer and a producer given only -broker=<peer ID> reach a broker through it; -relay and P2PMQ_RELAY come first', { timeout: 90_000 }, async () => {
     const dir = await tempDir('p2pmq-config-')
     const relay = await startRelay(join(dir, 'relay'))
-    const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relay}`])
+    const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay}`])
     await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
 
     // The clients' home: no address book entry for the broker, only the config.

@@ -70,7 +70,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const listening = relay.out.filter((l) => l.startsWith('Listening on ')).map((l) => l.slice('Listening on '.length))
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
-  const broker = p2pmq(hosts.a1, ['broker', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayTcp}`, `-stun=${stunUrl}`])
+  const broker = p2pmq(hosts.a1, ['broker', '-acl=open', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayTcp}`, `-stun=${stunUrl}`])
   await until(() => broker.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
   await until(() => web.out.includes('serving'), 10_000, `the web server (${web.err.join(' ')})`)
   const brokerLan = (broker.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)

@@ -57,7 +57,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const relay = run(hosts.relay, ['relay', `-listen=/ip4/${hosts.relay.ip}/tcp/4001`])
   await until(() => relay.out.some((l) => l.startsWith('Listening on ')), 20_000, `the relay to listen (${relay.err.join(' ')})`)
   const relayAddr = (relay.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
-  const broker = run(hosts.a1, ['broker', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayAddr}`, `-stun=${stunUrl}`])
+  const broker = run(hosts.a1, ['broker', '-acl=open', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayAddr}`, `-stun=${stunUrl}`])
   await until(() => broker.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
   const brokerLan = (broker.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
   const brokerId = brokerLan.split('/p2p/')[1]

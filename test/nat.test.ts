@@ -123,7 +123,7 @@ describe.skipIf(unavailable != null)('the NAT harness', () => {
   })
 
   it('p2pmq today across both NATs: broker on the public segment, consumer behind NAT A, producer behind NAT B; every answer arrives', async () => {
-    const broker = p2pmq(net.hosts.relay, ['broker', `-listen=/ip4/${net.hosts.relay.ip}/tcp/4001`, '-http=0'])
+    const broker = p2pmq(net.hosts.relay, ['broker', '-acl=open', `-listen=/ip4/${net.hosts.relay.ip}/tcp/4001`, '-http=0'])
     await until(() => broker.out.some((l) => l.startsWith('Web: ')), 20_000, `the broker to listen (${broker.err.join(' ')})`)
     const listen = broker.out.find((l) => l.startsWith('Listening on ')) as string
     const address = listen.slice('Listening on '.length)
@@ -313,7 +313,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     expect(relay.addr).toMatch(new RegExp(`^${relayListen}/p2p/12D3KooW`))
     // The broker listens on its LAN address (what a broker on a LAN does), and reserves on the relay.
     const startBroker = async (port: number): Promise<{ cli: Cli, id: string }> => {
-      const cli = p2pmqIn(net, a1, ['broker', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off', ...brokerArgs(port, net)], join(dir, 'broker'))
+      const cli = p2pmqIn(net, a1, ['broker', '-acl=open', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off', ...brokerArgs(port, net)], join(dir, 'broker'))
       await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker to reserve on the relay (${cli.err.join(' ')})`)
       return { cli, id: (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length) }
     }
@@ -436,7 +436,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
   it('a broker on the public segment given -announce: its address is announced (libp2p counts TEST-NET-2 as private), its loopback is not', async () => {
     const t = await topology(false)
     const { peer } = t.net.hosts
-    const cli = p2pmqIn(t.net, peer, ['broker', `-listen=/ip4/127.0.0.1/tcp/4005,/ip4/${peer.ip}/tcp/4005`, `-announce=/ip4/${peer.ip}/tcp/4005`, `-relay=${t.relay.addr}`, '-http=off', '-memory'], join(t.dir, 'public-broker'))
+    const cli = p2pmqIn(t.net, peer, ['broker', '-acl=open', `-listen=/ip4/127.0.0.1/tcp/4005,/ip4/${peer.ip}/tcp/4005`, `-announce=/ip4/${peer.ip}/tcp/4005`, `-relay=${t.relay.addr}`, '-http=off', '-memory'], join(t.dir, 'public-broker'))
     await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the public broker's reservation (${cli.err.join(' ')})`)
     const id = (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length)
     expect(cli.out).toContain(`Listening on /ip4/127.0.0.1/tcp/4005/p2p/${id}`)

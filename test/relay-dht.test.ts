@@ -22,7 +22,7 @@ describe('the relay\'s DHT', () => {
     expect(relay.getProtocols().some((p) => p.startsWith('/ipfs/kad'))).toBe(false)
     const relayAddr = relay.getMultiaddrs()[0].toString()
 
-    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays: [relayAddr] })
+    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays: [relayAddr], acl: 'open' })
     onCleanup(async () => { await broker.stop() })
     const circuit = (): string | undefined => broker.getMultiaddrs().map((a) => a.toString()).find((a) => a.includes('/p2p-circuit'))
     await until(() => circuit() != null, 10_000, 'the broker to reserve')
@@ -48,7 +48,7 @@ describe('the relay\'s DHT', () => {
     const relay = await createRelay({ dataDir: join(dir, 'relay'), listen: ['/ip4/127.0.0.1/tcp/0'] })
     onCleanup(async () => { await relay.stop() })
     const relays = [relay.getMultiaddrs()[0].toString()]
-    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays })
+    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays, acl: 'open' })
     onCleanup(async () => { await broker.stop() })
     await until(() => broker.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')), 10_000, 'the broker to reserve')
     expect(broker.services.relays?.status()).toEqual([{ relay: relays[0], reserved: true, attempts: 1 }])
@@ -71,7 +71,7 @@ describe('the relay\'s DHT', () => {
     const relay = await createRelay({ dataDir: join(dir, 'relay'), listen: ['/ip4/127.0.0.1/tcp/0'] })
     onCleanup(async () => { await relay.stop() })
     const relays = [relay.getMultiaddrs()[0].toString()]
-    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays })
+    const broker = await createBroker({ home: join(dir, 'b'), memory: true, relays, acl: 'open' })
     await until(() => broker.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')), 10_000, 'the broker to reserve')
     let stoppedAt = Infinity
     const retries: Array<{ at: number, wait: number, error: string }> = []

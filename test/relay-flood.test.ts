@@ -71,7 +71,7 @@ describe('p2pmq relay under a stream flood', () => {
     const dir = await tempDir()
     const relay = await startRelay(join(dir, 'relay'))
     const pid = relay.proc.child.pid as number
-    const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relay.addr}`])
+    const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay.addr}`])
     await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
     const consumer = run(['consumer', `-broker=${broker.peerId}`, `-relay=${relay.addr}`], join(dir, 'consumer'))
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed to default')), 15_000, 'the consumer to subscribe')

@@ -109,7 +109,7 @@ describe('p2pmq relay', () => {
   it('carries a consumer and a producer that know only the broker\'s peer ID and the relay', async () => {
     const dir = await tempDir()
     const relay = await startRelay(join(dir, 'relay'))
-    const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relay.addr}`])
+    const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay.addr}`])
     await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the broker to reserve on the relay')
     expect(relayedLines(broker.proc)[0]).toBe(`Reachable through a relay at ${relay.addr}/p2p-circuit/p2p/${broker.peerId}`)
 
@@ -131,7 +131,7 @@ describe('p2pmq relay', () => {
     const relayHome = join(dir, 'relay')
     const relay = await startRelay(relayHome)
     const port = /\/tcp\/(\d+)\//.exec(relay.addr)?.[1] as string
-    const broker = await startBroker(join(dir, 'broker'), ['-memory', `-relay=${relay.addr}`])
+    const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay.addr}`])
     await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the broker to reserve on the relay')
     const early = run(['consumer', `-broker=${broker.peerId}`, `-relay=${relay.addr}`, '-command=early'], join(dir, 'early'))
     await until(() => early.out.some((l) => l.startsWith('Subscribed to early')), 15_000, 'a consumer to subscribe before the relay dies')
@@ -171,7 +171,7 @@ describe('p2pmq relay', () => {
     await identity.release()
     const dead = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz'
     const self = `/ip4/127.0.0.1/tcp/9/p2p/${own}`
-    const broker = await startBroker(home, ['-memory', `-relay=${dead},${self},${relay.addr}`])
+    const broker = await startBroker(home, ['-memory', '-acl=open', `-relay=${dead},${self},${relay.addr}`])
     await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the reservation on the live relay')
     await until(() => broker.proc.err.length >= 2, 10_000, `the broker to tell the two bad relays (${broker.proc.err.join(' | ')})`)
     expect(broker.proc.err.find((l) => l.includes(dead))).toMatch(/^Cannot reserve a slot on the relay \/ip4\/127\.0\.0\.1\/tcp\/9\/p2p\/12D3KooWFew\w+: .+ \(trying again, at most 10 s apart\)$/)

@@ -5,19 +5,42 @@
  * its types to `AdminMethods` (api.ts) and its entry here. `watch`, the standing request (it
  * repeats `stats`), and `unwatch`, which ends one, are the admin session's own (admin-session.ts).
  */
-import { InvalidArgumentError, UnknownMethodError } from '../errors.js'
-import { MESSAGE_STATES, type AdminMethod, type AdminResult, type BrokerStats, type MessageInfo, type MessageQuery, type MessageStateName, type ScheduleSpec } from './api.js'
+import { InvalidArgumentError, PermissionDeniedError, UnknownMethodError } from '../errors.js'
+import { Rights } from './acl.js'
+import { MESSAGE_STATES, type AclInfo, type AdminLevel, type AdminMethod, type AdminResult, type BrokerStats, type MessageInfo, type MessageQuery, type MessageStateName, type PeerRights, type ScheduleSpec } from './api.js'
 import type { DeadLetters } from './dead-letters.js'
 import type { Deletions } from './deletions.js'
 import type { QueueEngine } from './engine.js'
 import type { Scheduler } from './schedules.js'
 import type { AdminService } from './sessions.js'
 
-/** Runs one admin method: `raw` is the request's parsed JSON body, not checked yet. */
-type Handler<M extends AdminMethod> = (raw: unknown, peer: string) => AdminResult<M> | Promise<AdminResult<M>>
+/** Runs one admin method of `peer` (who may do what `rights` says): `raw` is the request's parsed JSON body, not checked yet. */
+type Handler<M extends AdminMethod> = (raw: unknown, peer: string, rights: Rights) => AdminResult<M> | Promise<AdminResult<M>>
 
 /** Every admin method but the session's own has its handler. */
-export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch' | 'whoami' | 'acl' | 'acl-allow' | 'acl-deny'>]: Handler<M> }
+export type AdminHandlerTable = { [M in Exclude<AdminMethod, 'watch' | 'unwatch'>]: Handler<M> }
+
+/**
+ * The admin right each method needs (the ACL's `admin: 'read' | 'write'`); none for the asking
+ * peer's own rights and for stopping its own watch.
+ */
+export const ADMIN_LEVELS: { readonly [M in AdminMethod]: AdminLevel | undefined } = {
+  stats: 'read',
+  messages: 'read',
+  schedules: 'read',
+  watch: 'read',
+  acl: 'read',
+  schedule: 'write',
+  unschedule: 'write',
+  purge: 'write',
+  'delete-queue': 'write',
+  'delete-group': 'write',
+  'replay-dead-letters': 'write',
+  'acl-allow': 'write',
+  'acl-deny': 'write',
+  whoami: undefined,
+  unwatch: undefined
+}
 
 /** What the handlers act on. */
 export interface AdminTargets {
@@ -27,6 +50,9 @@ export interface AdminTargets {
   deadLetters: DeadLetters
   stats: () => BrokerStats
   messages: (query: MessageQuery) => Promise<MessageInfo[]>
+  acl: () => AclInfo
+  /** Applies an `acl-allow` or `acl-deny` request (parameters unchecked) of `peer`. */
+  changeAcl: (kind: 'allow' | 'deny', raw: unknown, peer: string) => Promise<AclInfo>
 }
 
 export function adminHandlers (t: AdminTargets): AdminHandlerTable {
@@ -63,7 +89,11 @@ export function adminHandlers (t: AdminTargets): AdminHandlerTable {
       if (command != null && typeof command !== 'string') throw new InvalidArgumentError('command must be a string')
       if (limit != null && !(typeof limit === 'number' && Number.isInteger(limit) && limit > 0)) throw new InvalidArgumentError('limit must be a positive integer')
       return { replayed: t.deadLetters.replay(command as string | undefined, limit as number | undefined) }
-    }
+    },
+    whoami: (_raw, peer, rights): PeerRights => ({ peer, mode: t.acl().mode, rights: rights.grants }),
+    acl: () => t.acl(),
+    'acl-allow': async (raw, peer) => await t.changeAcl('allow', raw, peer),
+    'acl-deny': async (raw, peer) => await t.changeAcl('deny', raw, peer)
   }
 }
 
@@ -75,14 +105,26 @@ export class AdminDispatcher implements AdminService {
     this.table = adminHandlers(targets)
   }
 
-  /** Runs an admin request through the table; throws UnknownMethodError for a method it lacks. */
-  async run (peer: string, method: string, raw: unknown): Promise<unknown> {
+  /**
+   * Runs an admin request through the table; throws UnknownMethodError for a method it lacks,
+   * PermissionDeniedError when `rights` lack the admin level it needs.
+   */
+  async run (peer: string, method: string, raw: unknown, rights = Rights.everything(peer)): Promise<unknown> {
     if (!Object.hasOwn(this.table, method)) throw new UnknownMethodError(`Unknown admin method "${method}"`)
-    return await this.table[method as keyof AdminHandlerTable](raw, peer)
+    checkAdmin(rights, method as keyof AdminHandlerTable)
+    return await this.table[method as keyof AdminHandlerTable](raw, peer, rights)
   }
 
   stats (): BrokerStats {
     return this.targets.stats()
+  }
+}
+
+/** Throws PermissionDeniedError when `rights` lack the admin level `method` needs. */
+export function checkAdmin (rights: Rights, method: AdminMethod): void {
+  const level = ADMIN_LEVELS[method]
+  if (level != null && !rights.mayAdmin(level)) {
+    throw new PermissionDeniedError(`${rights.peer} may not call ${method}: it needs admin ${level} in the broker's ACL`)
   }
 }
 

@@ -5,7 +5,9 @@
  */
 import { MAX_UNSENT_BYTES } from '../protocol/channel.js'
 import { readAdminFrame, writeResponse, type AdminFrame } from '../protocol/frames.js'
-import { ErrorCode, InvalidArgumentError, LimitReachedError } from '../errors.js'
+import { ErrorCode, InvalidArgumentError, LimitReachedError, PermissionDeniedError } from '../errors.js'
+import { checkAdmin } from './admin-handlers.js'
+import type { Rights } from './acl.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
 import { Session, type SessionParts } from './sessions.js'
 import type { Stream } from '@libp2p/interface'
@@ -29,15 +31,27 @@ export class AdminSession extends Session<AdminFrame> {
   /** The standing `watch` requests, by reqId. */
   private readonly watches = new Map<number, ReturnType<typeof setInterval>>()
 
-  constructor (peer: string, stream: Stream, parts: SessionParts) {
-    super(peer, stream, parts, readAdminFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
+  constructor (peer: string, stream: Stream, parts: SessionParts, rights: Rights) {
+    super(peer, stream, parts, readAdminFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
+  }
+
+  /** The ACL changed: a peer no longer allowed admin read gets no more stats from its watches. */
+  regrant (rights: Rights): void {
+    super.regrant(rights)
+    if (rights.mayAdmin('read')) return
+    for (const timer of this.watches.values()) clearInterval(timer)
+    if (this.watches.size > 0) this.denied(`${this.peer} may no longer watch the broker's stats (admin read): the broker's ACL changed`)
+    this.watches.clear()
   }
 
   protected onFrame (f: AdminFrame): void {
     const respond = (ok: boolean, value: unknown): void => {
       if (this.isOpen) writeResponse(this.channel.writer, f.reqId, ok, encoder.encode(JSON.stringify(value)))
     }
-    const refuse = (err: Error): void => { respond(false, { error: err.message, code: errorCodeOf(err) }) }
+    const refuse = (err: Error): void => {
+      if (err instanceof PermissionDeniedError) this.denied(err.message)
+      respond(false, { error: err.message, code: errorCodeOf(err) })
+    }
     let params: unknown
     try {
       params = f.body.byteLength === 0 ? undefined : JSON.parse(decoder.decode(f.body))
@@ -46,6 +60,12 @@ export class AdminSession extends Session<AdminFrame> {
       return
     }
     if (f.method === 'watch') {
+      try {
+        checkAdmin(this.rights, 'watch')
+      } catch (err) {
+        refuse(err as Error)
+        return
+      }
       if (this.watches.size >= MAX_WATCHES_PER_STREAM) {
         refuse(new LimitReachedError(`A stream holds at most ${MAX_WATCHES_PER_STREAM} watches`))
         return
@@ -70,7 +90,7 @@ export class AdminSession extends Session<AdminFrame> {
       respond(true, { stopped: timer != null })
       return
     }
-    this.parts.admin.run(this.peer, f.method, params).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
+    this.parts.admin.run(this.peer, f.method, params, this.rights).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
   }
 
   protected onClose (): void {

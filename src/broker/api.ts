@@ -18,6 +18,22 @@ export interface BrokerEvents {
   'client:leave': CustomEvent<ClientEvent>
   /** A client sent a malformed, unknown or oversized frame; its stream was ended. */
   'client:error': CustomEvent<ClientEvent>
+  /**
+   * The access control list refused a peer: a connection, a publish or send, a subscription or an
+   * admin request. At most one per peer per minute (the rest are counted in the next one).
+   */
+  'client:denied': CustomEvent<DeniedEvent>
+}
+
+/** A refusal of the access control list, as `client:denied` tells it. */
+export interface DeniedEvent {
+  peer: string
+  /** The stream's role; undefined for a connection refused at once. */
+  role?: ClientRole
+  /** What was refused and why, with how to fix it, e.g. `publish to "orders.new": no produce grant covers it`. */
+  reason: string
+  /** Refusals of this peer left untold since the last event (rate limit). */
+  suppressed: number
 }
 
 export interface ClientInfo {
@@ -181,12 +197,14 @@ export interface AclFile {
 
 /**
  * `protected`: no ACL yet; peers connecting from this host may do everything, others are refused.
- * `acl`: the ACL decides.
+ * `acl`: the ACL decides. `open`: any peer may do everything (`acl: 'open'`), until a change makes an ACL.
  */
-export type AclMode = 'protected' | 'acl'
+export type AclMode = 'protected' | 'acl' | 'open'
 
 export interface AclInfo extends AclFile {
   mode: AclMode
+  /** Set by a change that had to do more than asked, e.g. the first one in protected mode (it grants the asking peer admin write). */
+  note?: string
 }
 
 /** One grant, as `acl-allow` adds it and `acl-deny` withdraws it. */

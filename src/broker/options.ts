@@ -9,6 +9,8 @@ import {
 } from '../constants.js'
 import type { QueuePolicy, RetryBackoff } from './engine.js'
 import type { Store } from '../store/store.js'
+import type { AccessControl } from './acl-control.js'
+import type { AclFile } from './api.js'
 
 export interface BrokerInit {
   /**
@@ -109,10 +111,18 @@ export interface BrokerInit {
    * @default 30000
    */
   queueSweepInterval?: number
+  /**
+   * Who may do what, by peer ID: `'open'` (any peer, everything), an ACL, or an `AccessControl`
+   * (`AccessControl.load`: kept in a file and changed at run time; give its `gater()` to libp2p
+   * as well, to refuse peers with no right at connection time). Without it, protected mode: peers
+   * on this host may do everything, others nothing (changes, `acl-allow`, last until it stops).
+   * @default undefined (protected mode)
+   */
+  acl?: 'open' | AclFile | AccessControl
 }
 
 /** The settings a broker runs with: every option of `BrokerInit` but the store and policies, resolved. */
-export type BrokerOptions = Required<Omit<BrokerInit, 'store' | 'queues'>>
+export type BrokerOptions = Required<Omit<BrokerInit, 'store' | 'queues' | 'acl'>>
 
 /** Each option given, or its default (paging only with a store). */
 export function brokerOptions (init: BrokerInit): BrokerOptions {

@@ -25,12 +25,18 @@ import { queryMessages } from './message-query.js'
 import { RATE_INTERVAL, RateSampler, brokerStats } from './stats.js'
 import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, DeleteOptions, MessageInfo, MessageQuery, ScheduleInfo, ScheduleSpec } from './api.js'
 import type { Queue } from './queue.js'
-import type { Registrar } from '@libp2p/interface-internal'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import { AccessControl, connectionRefusal } from './acl-control.js'
+import { Acl } from './acl.js'
+import { aclOf } from './acl-file.js'
+import { PermissionDeniedError } from '../errors.js'
+import type { AclMode } from './api.js'
 
 export type { BrokerInit } from './options.js'
 
 export interface BrokerComponents {
   registrar: Registrar
+  connectionManager: ConnectionManager
   logger: ComponentLogger
   peerId: PeerId
 }
@@ -57,6 +63,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly sessions = new Set<AnySession>()
   /** How each session's peer is connected. */
   private readonly via = new WeakMap<AnySession, ClientInfo['via']>()
+  /** The connection each session is on (its remote address decides protected mode's rights). */
+  private readonly connectionOf = new WeakMap<AnySession, Connection>()
+  /** Who may do what. */
+  readonly access: AccessControl
+  private readonly stopWatchingAcl: () => void
   /** What sessions work with. */
   private readonly parts: SessionParts
   private readonly options: BrokerOptions
@@ -72,6 +83,14 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     super()
     this.log = components.logger.forComponent('p2pmq:broker')
     this.options = brokerOptions(init)
+    this.access = init.acl instanceof AccessControl
+      ? init.acl
+      : new AccessControl(init.acl === 'open' ? Acl.open() : init.acl != null ? aclOf(JSON.stringify(init.acl), 'the acl option') : Acl.protected())
+    this.access.onDenied = (d) => {
+      this.log('refused %s%s: %s%s', d.role != null ? `${d.role} ` : '', d.peer, d.reason, d.suppressed > 0 ? ` (and ${d.suppressed} more refusals in the last minute)` : '')
+      this.safeDispatchEvent('client:denied', { detail: d })
+    }
+    this.stopWatchingAcl = this.access.onChange(() => { this.regrant() })
     this.journal = init.store == null
       ? undefined
       : new Journal(init.store, this.options.completedRetention, { size: this.options.pageSize, bytes: this.options.pageBytes },
@@ -118,8 +137,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         deletions: this.deletions,
         deadLetters: this.deadLetters,
         stats: () => this.stats(),
-        messages: async (query) => await this.messages(query)
+        messages: async (query) => await this.messages(query),
+        acl: () => this.access.acl.info(),
+        changeAcl: async (kind, raw, peer) => await this.access.change(kind, raw, peer)
       }),
+      denials: { denied: (peer, reason, role) => { this.access.denied(peer, reason, role) } },
       registry: {
         closed: (s, err) => { this.closed(s, err) },
         badFrame: (s, err) => {
@@ -156,6 +178,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   async start (): Promise<void> {
     if (this.startedOnce) throw new Error('A p2pmq broker service cannot start again after it stopped: build a new node (createBroker)')
     this.startedOnce = true
+    // An ACL given at load replaces the kept one (its directory exists now: the node's identity is in it).
+    await this.access.keep()
     if (this.journal != null) await this.recover(this.journal)
     // Relayed (limited) connections too: a broker behind NAT is reached only through its relays.
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0, runOnLimitedConnection: true }
@@ -172,6 +196,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   async stop (): Promise<void> {
     this.started = false
+    this.stopWatchingAcl()
     clearInterval(this.timer)
     for (const protocol of [PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL]) {
       // Unhandling also writes the peer store, which fails on a full disk: the broker stops all the same.
@@ -260,16 +285,52 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     return this.deadLetters.replay(command, limit)
   }
 
+  /** The access control mode: `protected` (no ACL: only this host's peers), `acl` or `open`. */
+  get aclMode (): AclMode {
+    return this.access.mode
+  }
+
   private accept (role: ClientRole, stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
+    const rights = this.access.rights(peer, connection.remoteAddr)
+    if (rights.none) {
+      // Let in before the ACL changed, or by a node without the ACL's gater.
+      this.access.denied(peer, connectionRefusal(this.access.mode, rights, connection.remoteAddr), role)
+      stream.abort(new PermissionDeniedError('The broker\'s ACL grants this peer nothing'))
+      return
+    }
     const session = role === 'producer'
-      ? new ProducerSession(peer, stream, this.parts)
-      : role === 'consumer' ? new ConsumerSession(peer, stream, this.parts) : new AdminSession(peer, stream, this.parts)
+      ? new ProducerSession(peer, stream, this.parts, rights)
+      : role === 'consumer' ? new ConsumerSession(peer, stream, this.parts, rights) : new AdminSession(peer, stream, this.parts, rights)
     this.sessions.add(session)
+    this.connectionOf.set(session, connection)
     this.via.set(session, connectionVia(connection.remoteAddr.toString()))
     this.log('%s %s joined', role, peer)
     this.safeDispatchEvent('client:join', { detail: { peer, role } })
     if (session instanceof ProducerSession) this.producers.opened(session)
+  }
+
+  /**
+   * The ACL changed: every session gets its peer's new rights (ending what they no longer allow),
+   * and every peer left with none is disconnected.
+   */
+  private regrant (): void {
+    for (const s of [...this.sessions]) {
+      const connection = this.connectionOf.get(s)
+      if (connection == null) continue
+      const rights = this.access.rights(s.peer, connection.remoteAddr)
+      // What it may no longer do is ended first, so the client is told (then its connection is closed below).
+      s.regrant(rights)
+      if (rights.none) s.close()
+    }
+    for (const connection of this.components.connectionManager.getConnections()) {
+      if (connection.direction !== 'inbound') continue
+      const peer = connection.remotePeer.toString()
+      const rights = this.access.rights(peer, connection.remoteAddr)
+      if (!rights.none) continue
+      this.access.denied(peer, connectionRefusal(this.access.mode, rights, connection.remoteAddr))
+      connection.close().catch((err: Error) => { connection.abort(err) })
+    }
   }
 
   private closed (s: AnySession, err?: Error): void {

@@ -13,15 +13,16 @@ import {
 } from '../protocol/frames.js'
 import { ErrorCode, FrameError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
-import { FRAME_OVERHEAD_LIMIT, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
-import { commandError } from '../names.js'
+import { FRAME_OVERHEAD_LIMIT, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { commandError, groupError, patternError } from '../names.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { AdminSession } from './admin-session.js'
 import type { Subscription } from './queue.js'
 import type { ProducerRegistry, ProducerSeq } from './producers.js'
-import type { BrokerStats } from './api.js'
+import type { BrokerStats, ClientRole } from './api.js'
+import type { Rights } from './acl.js'
 
 export const BROKER_VERSION = '0.1.0'
 
@@ -54,10 +55,15 @@ export interface Durability {
 
 /** What an admin session serves. */
 export interface AdminService {
-  /** Runs an admin request; throws (an AdminError, with its code) to refuse it. */
-  run: (peer: string, method: string, params: unknown) => Promise<unknown>
+  /** Runs an admin request of a peer with `rights`; throws (an AdminError or PermissionDeniedError, with its code) to refuse it. */
+  run: (peer: string, method: string, params: unknown, rights: Rights) => Promise<unknown>
   /** The broker's stats now (for `watch`). */
   stats: () => BrokerStats
+}
+
+/** Refusals of the access control list, told (rate-limited) in the broker's log and events. */
+export interface Denials {
+  denied: (peer: string, reason: string, role: ClientRole) => void
 }
 
 /** The broker's list of open sessions. */
@@ -75,13 +81,16 @@ export interface SessionParts {
   readonly durability: Durability
   readonly admin: AdminService
   readonly registry: SessionRegistry
+  readonly denials: Denials
 }
 
 /** One client stream: its framed channel, the Welcome sent first, and the broker told when it ends. */
 export abstract class Session<In> {
   readonly channel: FramedChannel<In>
+  abstract readonly role: ClientRole
 
-  constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In, pauseReadingAbove?: number) {
+  /** @param rights what the peer may do (the broker gives new ones on each ACL change: `regrant`) */
+  constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In, protected rights: Rights, pauseReadingAbove?: number) {
     this.channel = new FramedChannel<In>(stream, {
       maxFrameLength: parts.limits.maxFrameLength,
       pauseReadingAbove,
@@ -104,6 +113,16 @@ export abstract class Session<In> {
 
   close (reason?: Error): void {
     this.channel.close(reason)
+  }
+
+  /** The ACL changed: from now on the peer may do what `rights` says; what it holds and may no longer is ended. */
+  regrant (rights: Rights): void {
+    this.rights = rights
+  }
+
+  /** Tells the broker a refusal of the ACL (its log line and event, rate-limited per peer). */
+  protected denied (reason: string): void {
+    this.parts.denials.denied(this.peer, reason, this.role)
   }
 
   protected abstract onFrame (frame: In): void
@@ -136,9 +155,9 @@ export class ProducerSession extends Session<ProducerFrame> {
     return this.seq
   }
 
-  constructor (peer: string, stream: Stream, parts: SessionParts) {
+  constructor (peer: string, stream: Stream, parts: SessionParts, rights: Rights) {
     // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
-    super(peer, stream, parts, readProducerFrame, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
+    super(peer, stream, parts, readProducerFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
   }
 
   protected onFrame (f: ProducerFrame): void {
@@ -170,6 +189,12 @@ export class ProducerSession extends Session<ProducerFrame> {
     }
     if (f.id.length === 0) {
       writeReject(w, f.seq, RejectCode.Invalid, 'A message needs an id')
+      return
+    }
+    if (!this.rights.mayProduce(f.command)) {
+      const reason = `${this.peer} may not ${wantsAnswer ? 'send' : 'publish'} to "${f.command}": no produce grant of the broker's ACL covers it`
+      writeReject(w, f.seq, RejectCode.Forbidden, reason)
+      this.denied(reason)
       return
     }
     if (f.payload.byteLength > this.parts.limits.maxPayload) {
@@ -277,8 +302,8 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   /** Producer peer IDs named on this stream: a Deliver carries a 4-byte ref, not a 52-byte ID. */
   private readonly producerRefs = new Map<string, number>()
 
-  constructor (peer: string, stream: Stream, parts: SessionParts) {
-    super(peer, stream, parts, readConsumerFrame)
+  constructor (peer: string, stream: Stream, parts: SessionParts, rights: Rights) {
+    super(peer, stream, parts, readConsumerFrame, rights)
   }
 
   get subscriptions (): Array<Subscription<ConsumerSession>> {
@@ -312,6 +337,12 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         }
         if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_STREAM) {
           this.subscribed(f.subId, `A consumer stream holds at most ${MAX_SUBSCRIPTIONS_PER_STREAM} subscriptions`, ErrorCode.LimitReached)
+          return
+        }
+        if (validSubscription(f.patterns, f.group) && !this.rights.mayConsume(f.patterns, f.group)) {
+          const reason = `${this.peer} may not consume ${f.patterns.map((p) => `"${p}"`).join(', ')} in group "${f.group}": no consume grant of the broker's ACL covers it`
+          this.subscribed(f.subId, reason, ErrorCode.PermissionDenied)
+          this.denied(reason)
           return
         }
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows
@@ -350,6 +381,22 @@ export class ConsumerSession extends Session<ConsumerFrame> {
     if (this.isOpen) this.subscribed(sub.subId, reason, ErrorCode.NotFound)
   }
 
+  /**
+   * The ACL changed: a subscription no longer allowed is ended (the client gets a Subscribed with
+   * PermissionDenied) and its deliveries in flight go back to their queues for others.
+   */
+  regrant (rights: Rights): void {
+    super.regrant(rights)
+    for (const sub of [...this.subs.values()]) {
+      if (rights.mayConsume(sub.patterns, sub.group)) continue
+      this.subs.delete(sub.subId)
+      this.parts.engine.unsubscribe(sub)
+      const reason = `${this.peer} may no longer consume ${sub.patterns.map((p) => `"${p}"`).join(', ')} in group "${sub.group}": the broker's ACL changed`
+      if (this.isOpen) this.subscribed(sub.subId, reason, ErrorCode.PermissionDenied)
+      this.denied(reason)
+    }
+  }
+
   /** A Subscribed frame: accepted (no error), refused or ended; with the code when the client asked for codes. */
   private subscribed (subId: number, error: string, code?: ErrorCode): void {
     writeSubscribed(this.channel.writer, subId, error, this.sendsCodes ? code : undefined)
@@ -367,6 +414,11 @@ export class ConsumerSession extends Session<ConsumerFrame> {
     for (const sub of this.subs.values()) this.parts.engine.unsubscribe(sub)
     this.subs.clear()
   }
+}
+
+/** Whether the engine would take these names (else it refuses them with InvalidArgument, not the ACL). */
+function validSubscription (patterns: readonly string[], group: string): boolean {
+  return patterns.length > 0 && patterns.length <= MAX_PATTERNS_PER_SUBSCRIPTION && groupError(group) == null && patterns.every((p) => patternError(p) == null)
 }
 
 /** A stream ended by its client's fault: a malformed, unknown or oversized frame. */

@@ -7,7 +7,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { RECONNECT_FACTOR, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY } from '../constants.js'
-import { BrokerAddressError } from '../errors.js'
+import { BrokerAddressError, PermissionDeniedError } from '../errors.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 
 /**
@@ -61,7 +61,11 @@ export interface BrokerLinkInit {
   relays?: string[]
   /** A new stream to the broker is open. */
   onStream: (stream: Stream) => void
-  /** Dialing failed; the link will try again after `retryIn` ms. */
+  /**
+   * Dialing failed; the link will try again after `retryIn` ms. A PermissionDeniedError: the
+   * broker closed the connection right after the handshake, as its ACL does to a peer it grants
+   * nothing (it is tried again every RECONNECT_MAX_DELAY ms: the operator may allow it meanwhile).
+   */
   onRetry?: (err: Error, retryIn: number) => void
   /** ms to wait for one dial. */
   dialTimeout?: number
@@ -139,7 +143,9 @@ export class BrokerLink {
         // stream on a connection already open), so ask at least once a second, for a while.
         const away = awayFromRelays(err)
         if (away) awaySince ??= Date.now()
-        const wait = away && Date.now() - (awaySince ?? 0) < AWAY_FAST_RETRY_WINDOW ? Math.min(delay, AWAY_RETRY_MAX_DELAY) : delay
+        const wait = err instanceof PermissionDeniedError
+          ? RECONNECT_MAX_DELAY
+          : away && Date.now() - (awaySince ?? 0) < AWAY_FAST_RETRY_WINDOW ? Math.min(delay, AWAY_RETRY_MAX_DELAY) : delay
         this.init.onRetry?.(err as Error, wait)
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait)
@@ -160,9 +166,26 @@ export class BrokerLink {
    * that failed in the last DEAD_ADDRESS_TTL ms.
    */
   private async dial (): Promise<Stream> {
+    // A connection this dial opened that ended before its first stream was negotiated: the broker
+    // closed it right after the handshake (its ACL's connection gater). What libp2p tells the
+    // dialer is only an UnexpectedEOFError, so the progress events tell it apart from a failed dial.
+    let opened = false
+    try {
+      return await this.dialOnce((e) => { if (e.type === 'connection:opened') opened = true })
+    } catch (err) {
+      if (opened && !this.stopped && (err as Error).name === 'UnexpectedEOFError') {
+        const self = this.init.node.peerId.toString()
+        throw new PermissionDeniedError(`The broker ${this.init.broker.peerId.toString()} closed the connection right after the handshake: it refuses this peer ID (${self}), ` +
+          `as a broker does to a peer its ACL grants nothing (or, without an ACL, to a peer not on its host): ask its operator to allow ${self}`, { cause: err })
+      }
+      throw err
+    }
+  }
+
+  private async dialOnce (onProgress: (e: { type: string }) => void): Promise<Stream> {
     const { peerId, addrs } = this.init.broker
     const { node, protocol } = this.init
-    const options = (): { signal: AbortSignal, runOnLimitedConnection: boolean } => ({ signal: AbortSignal.timeout(this.dialTimeout), runOnLimitedConnection: true })
+    const options = (): { signal: AbortSignal, runOnLimitedConnection: boolean, onProgress: (e: { type: string }) => void } => ({ signal: AbortSignal.timeout(this.dialTimeout), runOnLimitedConnection: true, onProgress })
     if (node.getConnections(peerId).length > 0) return await node.dialProtocol(peerId, protocol, options())
     if (addrs != null) return await node.dialProtocol(addrs, protocol, options())
     const relays = this.init.relays ?? []

@@ -3,7 +3,7 @@
  * keeps one stream to the broker open, and the framed channel on the current stream.
  */
 import { DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT } from '../constants.js'
-import { ClosedError } from '../errors.js'
+import { ClosedError, PermissionDeniedError } from '../errors.js'
 import { FramedChannel } from '../protocol/channel.js'
 import { FrameType } from '../protocol/frames.js'
 import { BrokerLink, parseBrokerAddress, type BrokerLookup } from './broker-link.js'
@@ -80,7 +80,11 @@ export abstract class ClientBase<In extends { type: FrameType }> {
       protocol,
       lookup: options.lookup,
       relays: options.relays,
-      onRetry: options.onRetry,
+      onRetry: (err, retryIn) => {
+        // Refused by the broker's ACL: waiting would only hide it.
+        if (err instanceof PermissionDeniedError) for (const w of [...this.readyWaiters]) w.reject(err)
+        options.onRetry?.(err, retryIn)
+      },
       onStream: (stream) => { this.open(stream) }
     })
   }
@@ -97,7 +101,9 @@ export abstract class ClientBase<In extends { type: FrameType }> {
   /**
    * Resolves once a stream to the broker is open and the broker has greeted it (so the broker's
    * limits are known); at once while that is so. After a disconnect it waits for the reconnect.
-   * Rejects with ClosedError if the client stops first, or with the signal's reason.
+   * Rejects with ClosedError if the client stops first, with PermissionDeniedError when the broker
+   * refuses this peer ID at connection time (the client keeps trying: a later `ready()` waits
+   * again), or with the signal's reason.
    */
   async ready (options: ReadyOptions = {}): Promise<void> {
     if (this.stopped) throw new ClosedError('The client is stopped')

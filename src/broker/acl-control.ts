@@ -1,0 +1,181 @@
+/**
+ * The broker's access control at run time: the ACL in force (acl.ts), where it is kept (acl-file.ts),
+ * its changes (serialised, written to disk before they take effect, then told to the broker so it
+ * re-checks its sessions), the connection gater that refuses peers with no right at all, and the
+ * refusals told at most once per peer per minute.
+ */
+import { networkInterfaces } from 'node:os'
+import { Acl, parseChange, type Rights } from './acl.js'
+import { AclFileError, aclOf, readAclFile, writeAclFile } from './acl-file.js'
+import type { AclFile, AclInfo, AclMode, ClientRole, DeniedEvent } from './api.js'
+import type { ConnectionGater, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** ms a peer's refusals are told once in. */
+export const DENIED_LOG_INTERVAL = 60_000
+/** Peers whose last refusal is remembered for the rate limit, at most. */
+const MAX_DENIED_PEERS = 10_000
+
+export interface AccessControlInit {
+  /**
+   * `'open'`: any peer may do everything (the kept ACL is left as it is, unused); the path of a
+   * JSON ACL file, or an ACL: it replaces the kept one. Undefined: the kept one, else protected mode.
+   * @default undefined
+   */
+  acl?: 'open' | string | AclFile
+  /**
+   * Where the ACL is kept (`<dataDir>/acl.json`), read at start and written on each change.
+   * @default undefined (changes last until the broker stops)
+   */
+  path?: string
+}
+
+export class AccessControl {
+  private current: Acl
+  private changing: Promise<unknown> = Promise.resolve()
+  /** An ACL given at load, not written to `path` yet. */
+  private unkept = false
+  private readonly listeners = new Set<(acl: Acl) => void>()
+  private readonly lastDenied = new Map<string, { at: number, suppressed: number }>()
+  /** Where refusals are told (the broker's log and `client:denied` event). */
+  onDenied?: (denied: DeniedEvent) => void
+
+  constructor (acl: Acl, readonly path?: string) {
+    this.current = acl
+  }
+
+  /**
+   * The ACL `init` says, read from `init.path` unless given. A given ACL replaces the kept one at
+   * `keep()` (the broker service calls it as it starts). Throws AclFileError naming the file and the key.
+   */
+  static async load (init: AccessControlInit = {}): Promise<AccessControl> {
+    const { acl, path } = init
+    if (acl === 'open') return new AccessControl(Acl.open(), path)
+    let given: Acl | undefined
+    if (typeof acl === 'string') {
+      given = await readAclFile(acl)
+      if (given == null) throw new AclFileError(`${acl}: no such ACL file`)
+    } else if (acl != null) {
+      given = aclOf(JSON.stringify(acl), 'the acl option')
+    }
+    if (given == null) return new AccessControl((path != null ? await readAclFile(path) : undefined) ?? Acl.protected(), path)
+    const access = new AccessControl(given, path)
+    access.unkept = true
+    return access
+  }
+
+  /** Writes an ACL given at `load` to its path (once its directory exists), replacing the kept one. */
+  async keep (): Promise<void> {
+    if (!this.unkept || this.path == null) return
+    await writeAclFile(this.path, this.current.toFile())
+    this.unkept = false
+  }
+
+  get acl (): Acl {
+    return this.current
+  }
+
+  get mode (): AclMode {
+    return this.current.mode
+  }
+
+  /** What `peer`, connected from `remoteAddr`, may do now. */
+  rights (peer: string, remoteAddr: Multiaddr): Rights {
+    return this.current.rights(peer, isLocalAddress(remoteAddr))
+  }
+
+  /** Calls `listener` with the new ACL after each change; returns what stops it. */
+  onChange (listener: (acl: Acl) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  /**
+   * Applies an `acl-allow` or `acl-deny` request of `asker` (its parameters still unchecked): one
+   * change at a time, kept on disk before it takes effect. Throws InvalidArgumentError,
+   * NotFoundError (no such grant to withdraw) or ConflictError (it would leave no admin writer).
+   */
+  async change (kind: 'allow' | 'deny', raw: unknown, asker: string): Promise<AclInfo> {
+    const run = this.changing.then(async () => {
+      const { peer, grant } = parseChange(raw, kind === 'allow')
+      const { acl, note } = kind === 'allow' && grant != null ? this.current.allow(peer, grant, asker) : this.current.deny(peer, grant, asker)
+      if (this.path != null) await writeAclFile(this.path, acl.toFile())
+      this.unkept = false
+      this.current = acl
+      for (const listener of this.listeners) listener(acl)
+      return note != null ? { ...acl.info(), note } : acl.info()
+    })
+    this.changing = run.catch(() => {})
+    return await run
+  }
+
+  /** Tells a refusal, unless this peer's was told less than DENIED_LOG_INTERVAL ago (then it is counted). */
+  denied (peer: string, reason: string, role?: ClientRole, now = Date.now()): void {
+    const last = this.lastDenied.get(peer)
+    if (last != null && now - last.at < DENIED_LOG_INTERVAL) {
+      last.suppressed++
+      return
+    }
+    if (this.lastDenied.size >= MAX_DENIED_PEERS) {
+      for (const [p, d] of this.lastDenied) if (now - d.at >= DENIED_LOG_INTERVAL) this.lastDenied.delete(p)
+      if (this.lastDenied.size >= MAX_DENIED_PEERS) this.lastDenied.clear()
+    }
+    this.lastDenied.delete(peer)
+    this.lastDenied.set(peer, { at: now, suppressed: 0 })
+    this.onDenied?.({ peer, role, reason, suppressed: last?.suppressed ?? 0 })
+  }
+
+  /**
+   * The connection gater (give it as libp2p's `connectionGater`, or compose it): refuses, right
+   * after the handshake, a peer with no right at all or blocked, and in protected mode a peer
+   * that is not on this host.
+   */
+  gater (): Required<Pick<ConnectionGater, 'denyInboundEncryptedConnection'>> {
+    return {
+      denyInboundEncryptedConnection: (peerId: PeerId, maConn: { remoteAddr: Multiaddr }): boolean => {
+        const peer = peerId.toString()
+        const rights = this.rights(peer, maConn.remoteAddr)
+        if (!rights.none) return false
+        this.denied(peer, connectionRefusal(this.mode, rights, maConn.remoteAddr))
+        return true
+      }
+    }
+  }
+}
+
+/** Why a connection was refused, and what fixes it. */
+export function connectionRefusal (mode: AclMode, rights: Rights, remoteAddr: Multiaddr): string {
+  if (mode === 'protected') {
+    return `connection from ${remoteAddr.toString()} refused: the broker has no ACL (protected mode) and lets in only peers on this host; ` +
+      'give it an ACL (-acl=<file>, or `p2pmq acl allow` from this host) or -acl=open'
+  }
+  if (rights.blocked) return 'connection refused: this peer is blocked by the broker\'s ACL'
+  return `connection refused: the broker's ACL grants this peer nothing; allow it with \`p2pmq acl allow ${rights.peer} <produce|consume|admin> …\``
+}
+
+let interfaceAddresses: { at: number, addrs: Set<string> } | undefined
+
+/** This host's own IP addresses (read again at most once a second). */
+function ownAddresses (): Set<string> {
+  const now = Date.now()
+  if (interfaceAddresses == null || now - interfaceAddresses.at > 1_000) {
+    const addrs = new Set<string>()
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) addrs.add(a.address)
+    interfaceAddresses = { at: now, addrs }
+  }
+  return interfaceAddresses.addrs
+}
+
+/**
+ * Whether a connection from `remoteAddr` comes from this host: a loopback address or one of this
+ * host's own, never through a relay (`/p2p-circuit`: the relay may be on this host, its peer not).
+ */
+export function isLocalAddress (remoteAddr: Multiaddr): boolean {
+  const components = remoteAddr.getComponents()
+  if (components.some((c) => c.name === 'p2p-circuit')) return false
+  const ip = components[0]
+  if (ip == null || (ip.name !== 'ip4' && ip.name !== 'ip6') || ip.value == null) return false
+  const v = ip.value.toLowerCase()
+  if (v.startsWith('127.') || v === '::1' || v.startsWith('::ffff:127.')) return true
+  return ownAddresses().has(v)
+}
