@@ -16,6 +16,7 @@ import { Producer } from '../src/client/producer.js'
 import { payloadToText } from '../src/payload.js'
 import { PermissionDeniedError, UnknownMethodError } from '../src/errors.js'
 import { allowLine, rightsText, unrestricted } from './access.js'
+import { patternError } from '../src/names.js'
 import { brokerTarget, TargetError } from './broker-target.js'
 import { pageNode, viaOf } from './page-node.js'
 import type { BrokerStats, Grant, PeerRights } from '../src/broker/api.js'
@@ -164,11 +165,29 @@ async function main (): Promise<void> {
   // changes when the broker restarts on another port or renews its certificate. Through a relay,
   // the broker's own addresses come first, then `<relay>/p2p-circuit/p2p/<broker>`.
   const broker = { broker: target.peerId, node, lookup: target.lookup, relays: target.relays }
-  // Why the page is not connected yet (a broker that refuses this peer ID says so here).
-  const consumer = new Consumer({ ...broker, onRetry: (err) => { $('retry').textContent = err.message } })
+  // Why the page is not connected yet. A broker whose ACL grants this peer ID nothing closes the
+  // connection during the handshake, which a browser's WebRTC dial sees only as a timeout (it
+  // cannot tell that from a broker that is away): after two failed dials the page says both, with
+  // the lines that would allow it (what the URL subscribes to, and the dashboard).
+  let failedDials = 0
+  const wanted = params.get('subscribe')?.split(',') ?? []
+  // (Only valid patterns: the URL is anyone's to write, and the operator may paste these lines.)
+  const connectGrants: Grant[] = [...wanted.filter((p) => patternError(p) == null).map((consume) => ({ consume })), { admin: 'read' }]
+  const consumer = new Consumer({
+    ...broker,
+    onRetry: (err) => {
+      $('retry').textContent = `not connected: ${err.message}`
+      if (++failedDials < 2 && !(err instanceof PermissionDeniedError)) return
+      const why = new PermissionDeniedError(`The broker has not taken this page's connection in ${failedDials} tries (${err.message}). ` +
+        'If it has an access control list that grants this peer ID nothing, it refuses the connection; else it may be away.')
+      for (const grant of connectGrants) refused(peer, grant, why)
+    }
+  })
   consumer.events.addEventListener('connected', () => {
     setState('connected')
     $('retry').textContent = ''
+    if (failedDials >= 2) for (const grant of connectGrants) allowed(peer, grant)
+    failedDials = 0
     showTransport(node, target.peerId)
     void checkRights()
   })
@@ -264,8 +283,7 @@ async function main (): Promise<void> {
       subscribe(commands, form.get('auto') != null).catch((err: Error) => { showError(err) })
     }
   })
-  const wanted = params.get('subscribe')
-  if (wanted != null) await subscribe(wanted.split(','), params.get('answer') === 'auto')
+  if (wanted.length > 0) await subscribe(wanted, params.get('answer') === 'auto')
 }
 
 function showError (err: Error): void {
