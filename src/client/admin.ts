@@ -3,7 +3,7 @@
  * `p2pmq stats` and `p2pmq messages` use). Requests wait for the stream to open.
  */
 import { ADMIN_PROTOCOL } from '../constants.js'
-import { AnswerTimeoutError, ClosedError, PermissionDeniedError } from '../errors.js'
+import { AnswerTimeoutError, ClosedError, type PermissionDeniedError } from '../errors.js'
 import { adminErrorOf } from '../protocol/error-codes.js'
 import { type FramedChannel } from '../protocol/channel.js'
 import { FrameType, readBrokerToAdminFrame, writeRequest, type BrokerToAdminFrame } from '../protocol/frames.js'
