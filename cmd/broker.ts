@@ -235,7 +235,7 @@ function reportAcl (node: BrokerNode, given: string | undefined, kept: string, l
   if (mode === 'open') console.log('ACL: open to any peer')
   else if (mode === 'protected') console.log('ACL: none yet (protected mode: only peers on this host)')
   else console.log(`ACL: ${peers} peer${peers === 1 ? '' : 's'}, from ${given ?? kept}`)
-  const beyond = [...listen.filter((a) => !isLoopback(a)), ...relays.map((r) => `relay ${r}`), ...announce.map((a) => `announced ${a}`)]
+  const beyond = [...listen.filter((a) => !isLoopback(a)).map((a) => `listening on ${a}`), ...(relays.length > 0 ? [`through ${relays.length} relay${relays.length === 1 ? '' : 's'}`] : []), ...announce.map((a) => `announced as ${a}`)]
   if (beyond.length === 0 || mode === 'acl') return
   const where = beyond.join(', ')
   if (mode === 'open') {

@@ -22,6 +22,7 @@ export async function clientIdentity (flags: { name: string, data?: string }): P
  * command its operator runs to allow this peer (`fix`: the grant, e.g. `produce 'orders.*'`).
  */
 export function refusal (err: PermissionDeniedError, peer: string, fix: string): PermissionDeniedError {
-  const reason = err.message.replace(/^The broker refused[^:]*: /, '')
-  return new PermissionDeniedError(`The broker refused: ${reason}; ask its operator to allow ${peer}: p2pmq acl allow ${peer} ${fix}`, { cause: err })
+  // (The consumer's errors say already what the broker did: "The broker ended the subscription: …".)
+  const what = err.message.startsWith('The broker ') ? err.message : `The broker refused: ${err.message}`
+  return new PermissionDeniedError(`${what}; ask its operator to allow ${peer}: p2pmq acl allow ${peer} ${fix}`, { cause: err })
 }

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { AclFileError, ErrorCode, PermissionDeniedError, createAdmin, createBroker, createRelay, type AclFile, type Admin, type DeniedEvent } from '../src/index.js'
 import { loadIdentity } from '../src/home.js'
 import { consumer, onCleanup, producer, sleep, startBroker, tempDir, until, type TestBroker } from './helpers.js'
+import { run } from './cli-helpers.js'
 
 /**
  * A client identity: its peer ID, and its key as `dataDir` of each client using it (a directory
@@ -295,6 +296,15 @@ describe('access control', () => {
       await chmod(join(dataDir, 'acl.json'), 0)
       await expect(createBroker({ home: dir, dataDir, memory: true })).rejects.toThrow(/cannot read the ACL file/)
     }
-    await sleep(0)
+  })
+
+  it('p2pmq broker -acl=<bad file> does not start: one line naming the file and the key', async () => {
+    const home = await tempDir()
+    const file = join(home, 'acl.json')
+    await writeFile(file, JSON.stringify({ peers: { '*': { consume: [{ pattern: 'orders..x' }] } } }))
+    const p = run(['broker', '-memory', '-http=off', `-acl=${file}`], home)
+    expect(await p.exited).toBe(2) // usage: another -acl (or the file) fixes it
+    expect(p.out.some((l) => l.startsWith('Broker peer ID'))).toBe(false)
+    expect(p.err.filter((l) => l !== '')).toEqual([expect.stringMatching(new RegExp(`^p2pmq: ${file.replaceAll('.', '\\.')}: peers\\["\\*"\\]\\.consume\\[0\\]\\.pattern: "orders\\.\\.x" is not a pattern`))])
   })
 })

@@ -116,7 +116,7 @@ describe('p2pmq acl and broker -acl', () => {
     const running = await startConsumer(userHome, [`-broker=${broker.tcp}`, '-command=orders.*', '-group=g1', '-quiet'])
     expect((await asOp(['acl', 'deny', user, 'consume', 'orders.*', '-group=g1'])).code).toBe(0)
     expect(await running.exited).toBe(5)
-    expect(running.err.some((l) => l.startsWith('The broker refused') && l.includes(`p2pmq acl allow ${user} consume 'orders.*' -group=g1`))).toBe(true)
+    expect(running.err.some((l) => l.startsWith('The broker ended the subscription: ') && l.includes(`p2pmq acl allow ${user} consume 'orders.*' -group=g1`))).toBe(true)
 
     // A produce right withdrawn: refused at once.
     expect((await asOp(['acl', 'deny', user, 'produce', 'orders.*'])).code).toBe(0)
@@ -161,7 +161,7 @@ describe('p2pmq broker: the access control it runs with', () => {
     expect(open.proc.out).toContain('ACL: open to any peer')
     await until(() => open.proc.err.some((l) => l.startsWith('WARNING:')), 5_000, 'the warning')
     expect(open.proc.err.filter((l) => l.startsWith('WARNING:'))).toHaveLength(1)
-    expect(open.proc.err.find((l) => l.startsWith('WARNING:'))).toMatch(/OPEN.*\/ip4\/0\.0\.0\.0\/tcp\/0.*-acl=<file>/)
+    expect(open.proc.err.find((l) => l.startsWith('WARNING:'))).toMatch(/OPEN.*listening on \/ip4\/0\.0\.0\.0\/tcp\/0.*-acl=<file>/)
 
     const guarded = await startBroker(home, ['-listen=/ip4/0.0.0.0/tcp/0', `-data=${join(home, 'b')}`])
     expect(guarded.proc.out).toContain('ACL: none yet (protected mode: only peers on this host)')
