@@ -23,7 +23,7 @@ import type { ConnectionManagerInit, ServiceFactoryMap } from 'libp2p'
 import type { YamuxMuxerInit } from '@libp2p/yamux'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
-import type { Startable } from '@libp2p/interface'
+import type { ConnectionGater, Startable } from '@libp2p/interface'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -153,6 +153,12 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   connectionManager?: ConnectionManagerInit
   /**
+   * Connection gaters (e.g. the broker's access list, its connections per peer): a connection,
+   * dial or address is refused when any of them refuses it.
+   * @default [] (libp2p's default gater)
+   */
+  connectionGater?: ConnectionGater | ConnectionGater[]
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
    */
@@ -194,6 +200,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
+      ...(options.connectionGater != null ? { connectionGater: composeGaters([options.connectionGater].flat()) } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [halfWindowYamux(options.muxer)],
       services: {
@@ -213,6 +220,25 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     await identity?.release()
     throw err
   }
+}
+
+type GaterCheck = (...args: any[]) => boolean | Promise<boolean>
+
+/** One gater that refuses what any of `gaters` refuses (each asked in turn; the first refusal ends it). */
+export function composeGaters (gaters: ConnectionGater[]): ConnectionGater {
+  if (gaters.length === 1) return gaters[0]
+  const composed: Record<string, GaterCheck> = {}
+  for (const gater of gaters) {
+    for (const name of Object.keys(gater) as Array<keyof ConnectionGater>) {
+      if (typeof gater[name] !== 'function' || composed[name] != null) continue
+      const checks = gaters.map((g) => g[name] as GaterCheck | undefined).filter((c): c is GaterCheck => c != null)
+      composed[name] = async (...args: unknown[]) => {
+        for (const check of checks) if (await check(...args)) return true
+        return false
+      }
+    }
+  }
+  return composed as ConnectionGater
 }
 
 /**

@@ -18,6 +18,8 @@ export interface BrokerEvents {
   'client:leave': CustomEvent<ClientEvent>
   /** A client sent a malformed, unknown or oversized frame; its stream was ended. */
   'client:error': CustomEvent<ClientEvent>
+  /** A peer reached one of the broker's limits per peer (told once per peer and limit a minute). */
+  'peer:limit': CustomEvent<{ peer: string, limit: string, message: string }>
 }
 
 export interface ClientInfo {

@@ -9,9 +9,15 @@ import { SeenIds } from './seen-ids.js'
 import type { Journal } from './journal.js'
 import type { QueuedMessage } from './queue.js'
 import type { ProducerSession } from './sessions.js'
+import type { LimitLog } from './peer-limits.js'
 
 /** Producer-supplied ids remembered at most (the oldest are forgotten first). */
 const MAX_SEEN_IDS = 1_000_000
+/**
+ * Unsent bytes past which a producer stream waiting for `drain` is behind: its answers are kept
+ * in the mailbox (bounded per peer) until it drains, not in memory without bound.
+ */
+const MAX_UNREAD_ANSWER_BYTES = 16 * 1024 * 1024
 
 /**
  * A producer session's highest seq taken. A producer resends its unconfirmed messages in seq
@@ -36,8 +42,10 @@ export interface ProducerLimits {
   dedupWindow: number
   /** ms an answer waits for its disconnected producer to reconnect. */
   answerRetention: number
-  /** Answers kept per disconnected producer. */
+  /** Answers kept per producer away or behind. */
   maxKeptAnswers: number
+  /** Payload bytes of the answers kept per producer away or behind. */
+  maxKeptAnswerBytes: number
 }
 
 export class ProducerRegistry {
@@ -50,8 +58,13 @@ export class ProducerRegistry {
   private readonly blocked = new Set<ProducerSession>()
   private readonly mailbox: Mailbox
 
-  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits) {
-    this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
+  /** Producer streams that did not take their answers: theirs wait in the mailbox until they drain. */
+  private readonly behind = new Set<ProducerSession>()
+
+  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog?: LimitLog) {
+    this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) }, limits.maxKeptAnswerBytes, (producer) => {
+      this.limitLog?.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
+    })
   }
 
   /** Answers waiting for their producers to reconnect. */
@@ -69,6 +82,7 @@ export class ProducerRegistry {
 
   closed (session: ProducerSession): void {
     this.blocked.delete(session)
+    this.behind.delete(session)
     const list = (this.streams.get(session.peer) ?? []).filter((p) => p !== session)
     if (list.length > 0) this.streams.set(session.peer, list)
     else this.streams.delete(session.peer)
@@ -120,7 +134,7 @@ export class ProducerRegistry {
     const origin = (m.origin as ProducerSession | undefined)?.producerSeq
     const list = this.streams.get(m.producer)
     const session = (origin != null ? list?.findLast((s) => s.producerSeq === origin) : undefined) ?? list?.at(-1)
-    if (session != null) {
+    if (session != null && !this.isBehind(session)) {
       session.sendResult(r)
       session.producerSeq?.answered.add(r, Date.now())
     } else {
@@ -138,6 +152,29 @@ export class ProducerRegistry {
   /** A session's seq read back from the store: as if its streams had just closed, remembered for the dedup window from now. */
   recoveredSeq (peer: string, session: string, lastSeq: number): void {
     Object.assign(this.seq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() })
+  }
+
+  /**
+   * True when `session` does not take its answers: it waits for `drain` with more than
+   * MAX_UNREAD_ANSWER_BYTES unsent (from then until `drained`, its answers go to the mailbox).
+   */
+  private isBehind (session: ProducerSession): boolean {
+    if (this.behind.has(session)) return true
+    const channel = session.channel
+    if (!channel.congested || channel.buffered <= MAX_UNREAD_ANSWER_BYTES) return false
+    this.behind.add(session)
+    this.limitLog?.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
+    return true
+  }
+
+  /** A producer stream took what was sent to it: the answers kept meanwhile follow. */
+  drained (session: ProducerSession): void {
+    if (!this.behind.delete(session)) return
+    const now = Date.now()
+    for (const r of this.mailbox.take(session.peer, now)) {
+      session.sendResult(r)
+      session.producerSeq?.answered.add(r, now)
+    }
   }
 
   /** A producer-supplied id read back from the store. */
