@@ -8,7 +8,8 @@
  * - 8 consumer streams of 256 subscriptions to the bench's command and group, prefetch 4,294,967,295,
  *   that never settle what they get;
  * - random and mutated frames on every protocol, on new streams without pause.
- * argv: <broker multiaddr>. Reports 'ready' once every attack is under way.
+ * argv: <broker multiaddr>. Reports 'ready' once every attack is under way. BENCH_HOSTILE (a comma
+ * list of sockets, partial, admin, watch, hog, fuzz; default all) runs only those.
  */
 import { connect, type Socket } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -22,6 +23,7 @@ import { BENCH_COMMAND, die, onCommand, report, sleep } from './common.js'
 const nodes: P2PMQNode[] = []
 const sockets = new Set<Socket>()
 let stopped = false
+const ATTACKS = new Set((process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,watch,hog,fuzz').split(',').map((s) => s.trim()))
 
 function frames (write: (w: FrameWriter) => void): Uint8Array {
   const parts: Uint8Array[] = []
@@ -65,13 +67,13 @@ function slowSockets (port: number): void {
 async function main (): Promise<void> {
   const [broker] = process.argv.slice(2)
   if (broker == null) throw new Error('usage: hostile-proc <broker multiaddr>')
-  slowSockets(Number(broker.split('/')[4]))
+  if (ATTACKS.has('sockets')) slowSockets(Number(broker.split('/')[4]))
 
   const frameLength = DEFAULT_MAX_PAYLOAD + FRAME_OVERHEAD_LIMIT
   const partial = new Uint8Array(frameLength + 3)
   new DataView(partial.buffer).setUint32(0, frameLength)
   partial[4] = FrameType.Publish
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < (ATTACKS.has('partial') ? 8 : 0); i++) {
     await sleep(250) // libp2p takes 5 new connections a second from one host
     const n = await node()
     await Promise.all([PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL].flatMap((p) => Array.from({ length: 8 }, async () => { send(await open(n, broker, p), partial) })))
@@ -79,11 +81,11 @@ async function main (): Promise<void> {
 
   await sleep(250)
   const admin = await node()
-  const reader = await open(admin, broker, ADMIN_PROTOCOL)
+  const reader = ATTACKS.has('admin') ? await open(admin, broker, ADMIN_PROTOCOL) : undefined
   reader?.pause()
   send(reader, frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'messages', new TextEncoder().encode('{"limit":10000}')) }))
   const watch = frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'watch', new TextEncoder().encode('{"interval":0}')) })
-  await Promise.all(Array.from({ length: 8 }, async () => {
+  await Promise.all(Array.from({ length: ATTACKS.has('watch') ? 8 : 0 }, async () => {
     const s = await open(admin, broker, ADMIN_PROTOCOL)
     s?.addEventListener('message', () => {})
     send(s, watch)
@@ -91,7 +93,7 @@ async function main (): Promise<void> {
 
   await sleep(250)
   const hog = await node()
-  await Promise.all(Array.from({ length: 8 }, async (_, k) => {
+  await Promise.all(Array.from({ length: ATTACKS.has('hog') ? 8 : 0 }, async (_, k) => {
     const s = await open(hog, broker, CONSUMER_PROTOCOL)
     s?.addEventListener('message', () => {}) // takes deliveries, never settles them
     send(s, frames((w) => { for (let i = 1; i <= 256; i++) writeSubscribe(w, k * 1000 + i, 0xffffffff, 0, DEFAULT_GROUP, [BENCH_COMMAND]) }))
@@ -103,7 +105,7 @@ async function main (): Promise<void> {
     let seed = 12
     const random = (n: number): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n }
     const protocols = [PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL]
-    while (!stopped) {
+    while (!stopped && ATTACKS.has('fuzz')) {
       const s = await open(fuzz, broker, protocols[random(3)])
       const chunks = Array.from({ length: 100 }, () => {
         const body = new Uint8Array(1 + random(64)).map(() => random(256))

@@ -324,3 +324,46 @@ describe('a broker against hostile peers', () => {
     expect(await answerRate(pair.producer, 1_000)).toBeGreaterThan(50)
   }, 180_000)
 })
+
+describe('limits per peer, through the real clients', () => {
+  it('refuses a peer\'s subscriptions past maxSubscriptionsPerPeer and maxPrefetchPerPeer with a coded error, across its streams', async () => {
+    const { startBroker: startLibraryBroker, consumer } = await import('./helpers.js')
+    const b = await startLibraryBroker({ memory: true, maxSubscriptionsPerPeer: 2, maxPrefetchPerPeer: 150 })
+    const limits: string[] = []
+    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.limit) })
+    // Two consumers on one node (one peer ID): the limits are the peer's, not a stream's.
+    const shared = await attacker()
+    const c1 = await consumer(b, { node: shared })
+    const c2 = await consumer(b, { node: shared })
+    await c1.subscribe('a', async () => {}, { prefetch: 100 })
+    await expect(c2.subscribe('b', async () => {}, { prefetch: 100 })).rejects.toMatchObject({ code: 5, message: expect.stringMatching(/at most 150 deliveries.*at most 50/) })
+    await c2.subscribe('b', async () => {}, { prefetch: 50 })
+    await expect(c1.subscribe('c', async () => {}, { prefetch: 1 })).rejects.toMatchObject({ code: 5, message: expect.stringMatching(/at most 2 subscriptions/) })
+    // A consumer that leaves gives its subscriptions back.
+    await c1.stop()
+    await until(() => b.node.services.mq.stats().clients.length === 1, 5_000, 'the first consumer to leave')
+    await c2.subscribe('c', async () => {}, { prefetch: 100 })
+    expect(limits).toEqual(['prefetch', 'subscriptions'])
+  })
+
+  it('paces a peer past publishRate by reading it slower, and loses nothing', async () => {
+    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
+    const b = await startLibraryBroker({ memory: true, publishRate: 200 })
+    const limits: string[] = []
+    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    let received = 0
+    const c = await consumer(b)
+    await c.subscribe('paced', async () => { received++ })
+    const p = await producer(b)
+    const started = Date.now()
+    await Promise.all(Array.from({ length: 600 }, async (_, i) => { await p.publish('paced', `m${i}`) }))
+    const ms = Date.now() - started
+    await until(() => received === 600, 10_000, 'every message to arrive')
+    console.log(`publish rate 200/s: 600 publishes confirmed in ${ms} ms`)
+    // A second's worth at once, then 200 a second.
+    expect(ms).toBeGreaterThan(1_800)
+    expect(ms).toBeLessThan(6_000)
+    expect(limits).toHaveLength(1)
+    expect(limits[0]).toMatch(/over 200\/s/)
+  })
+})

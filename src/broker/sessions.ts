@@ -159,20 +159,25 @@ export class ProducerSession extends Session<ProducerFrame> {
       return
     }
     if (this.seq == null) throw new FrameError('Publish before Hello')
-    const wait = this.rate?.take() ?? 0
-    if (wait > 0) {
-      // Over the peer's rate: this publish waits, and the stream is not read meanwhile.
-      const seq = this.seq
-      this.channel.holdReading()
-      setTimeout(() => {
-        if (!this.isOpen) return
-        this.publish(f, seq)
-        this.onBatchEnd()
-        this.channel.resumeReading()
-      }, wait)
-      return
-    }
+    if (this.rate != null && this.overRate(f, this.seq)) return
     this.publish(f, this.seq)
+  }
+
+  /**
+   * Over the peer's publish rate: the publish waits for its token, and the stream is not read
+   * meanwhile (backpressure; nothing is dropped). False when it may go now.
+   */
+  private overRate (f: Publish, seq: ProducerSeq): boolean {
+    const wait = this.rate?.take() ?? 0
+    if (wait === 0) return false
+    this.channel.holdReading()
+    setTimeout(() => {
+      if (!this.isOpen || this.overRate(f, seq)) return
+      this.publish(f, seq)
+      this.onBatchEnd()
+      this.channel.resumeReading()
+    }, wait)
+    return true
   }
 
   private publish (f: Publish, seq: ProducerSeq): void {
