@@ -124,8 +124,7 @@ describe('FrameSplitter with a budget', () => {
 
   it('pauses after the frame being handled, keeps the rest, and cuts it on resume', () => {
     const seen: number[] = []
-    let s: FrameSplitter | undefined
-    s = new FrameSplitter(10_000, (_t, r) => { seen.push(r.bytes().byteLength); if (seen.length === 2) s?.pause() })
+    const s: FrameSplitter = new FrameSplitter(10_000, (_t, r) => { seen.push(r.bytes().byteLength); if (seen.length === 2) s.pause() })
     const bytes = Buffer.concat([frame(1), frame(2), frame(3), frame(4)])
     s.push(bytes.subarray(0, bytes.byteLength - 2))
     expect(seen).toEqual([1, 2])
