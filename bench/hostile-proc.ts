@@ -83,7 +83,7 @@ async function main (): Promise<void> {
   const admin = await node()
   const reader = ATTACKS.has('admin') ? await open(admin, broker, ADMIN_PROTOCOL) : undefined
   reader?.pause()
-  send(reader, frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'messages', new TextEncoder().encode('{"limit":10000}')) }))
+  send(reader, frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'messages', new TextEncoder().encode('{"limit":100000}')) }))
   const watch = frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'watch', new TextEncoder().encode('{"interval":0}')) })
   await Promise.all(Array.from({ length: ATTACKS.has('watch') ? 8 : 0 }, async () => {
     const s = await open(admin, broker, ADMIN_PROTOCOL)

@@ -82,11 +82,13 @@ export const DEFAULT_MAX_PARTIAL_FRAME_BYTES = 64 * 1024 * 1024
 /**
  * A broker's connection manager, against peers that open connections and never finish their
  * handshake: connections being upgraded at once (libp2p's default, 10, let ten idle sockets lock
- * every new client out), how long one may take, new connections a second from one host (so one
- * host holds at most 5 x 5 s = 25 pending), and connections in all.
+ * every new client out), how long one may take (libp2p's 10 s: a relayed client's handshake through
+ * a busy relay needs it; 5 s made such clients redial), new connections a second from one host (so
+ * one host holds at most 5 x 10 s = 50 pending: locking clients out takes 6 hosts), and connections
+ * in all.
  */
 export const BROKER_MAX_PENDING_CONNECTIONS = 256
-export const BROKER_INBOUND_UPGRADE_TIMEOUT = 5_000
+export const BROKER_INBOUND_UPGRADE_TIMEOUT = 10_000
 export const BROKER_INBOUND_CONNECTIONS_PER_SECOND = 5
 export const BROKER_MAX_CONNECTIONS = 1_024
 

@@ -104,9 +104,6 @@ function scheduleSpec (raw: unknown): ScheduleSpec {
   return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
 }
 
-/** Most messages one `messages` request lists. */
-export const MAX_MESSAGES_QUERY = 10_000
-
 /** Checks a `messages` request's parameters. */
 function messageQuery (raw: unknown): MessageQuery {
   const p = (raw ?? {}) as Record<string, unknown>
@@ -114,7 +111,5 @@ function messageQuery (raw: unknown): MessageQuery {
   if (p.state != null && !MESSAGE_STATES.includes(p.state as MessageStateName)) throw new InvalidArgumentError(`state must be one of ${MESSAGE_STATES.join(', ')}`)
   if (p.command != null && typeof p.command !== 'string') throw new InvalidArgumentError('command must be a string')
   if (p.limit != null && !(Number.isInteger(p.limit) && (p.limit as number) > 0)) throw new InvalidArgumentError('limit must be a positive integer')
-  // Bounds one response (about 250 bytes a message) and so what a stream's requests make the broker hold.
-  if ((p.limit as number) > MAX_MESSAGES_QUERY) throw new InvalidArgumentError(`limit must be at most ${MAX_MESSAGES_QUERY}`)
   return { state: p.state as MessageStateName | undefined, command: p.command as string | undefined, limit: p.limit as number | undefined }
 }

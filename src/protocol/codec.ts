@@ -433,10 +433,14 @@ export class FrameSplitter {
     return buf
   }
 
-  /** Counts the kept bytes past the free allowance in the budget; throws past the budget. */
+  /**
+   * Counts the kept bytes past the free allowance in the budget; throws past the budget. Not while
+   * paused: what a paused stream keeps is whole frames waiting their turn (bounded by its yamux
+   * window), counted again, as a partial frame, once it is cut on.
+   */
   private charge (): void {
     const budget = this.budget
-    if (budget == null) return
+    if (budget == null || this.paused) return
     const due = Math.max(0, this.partsLength - budget.free)
     if (due <= this.charged) return
     if (!budget.take(due - this.charged)) {
