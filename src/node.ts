@@ -232,9 +232,11 @@ export function composeGaters (gaters: ConnectionGater[]): ConnectionGater {
     for (const name of Object.keys(gater) as Array<keyof ConnectionGater>) {
       if (typeof gater[name] !== 'function' || composed[name] != null) continue
       const checks = gaters.map((g) => g[name] as GaterCheck | undefined).filter((c): c is GaterCheck => c != null)
+      // filterMultiaddrForPeer says true to keep an address: kept only when every gater keeps it.
+      const refusal = name !== 'filterMultiaddrForPeer'
       composed[name] = async (...args: unknown[]) => {
-        for (const check of checks) if (await check(...args)) return true
-        return false
+        for (const check of checks) if (await check(...args) === refusal) return refusal
+        return !refusal
       }
     }
   }

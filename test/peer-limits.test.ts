@@ -134,3 +134,20 @@ describe('FrameSplitter with a budget', () => {
     expect(seen).toEqual([1, 2, 3, 4])
   })
 })
+
+describe('composeGaters', () => {
+  it('refuses what any gater refuses, and keeps an address only when every gater keeps it', async () => {
+    const { composeGaters } = await import('../src/node.js')
+    const gater = composeGaters([
+      { denyInboundEncryptedConnection: (peer) => String(peer) === 'a' },
+      { denyInboundEncryptedConnection: async (peer) => String(peer) === 'b', filterMultiaddrForPeer: async () => false },
+      { filterMultiaddrForPeer: () => true }
+    ])
+    const deny = gater.denyInboundEncryptedConnection as (peer: unknown, c: unknown) => Promise<boolean>
+    expect(await deny('a', {})).toBe(true)
+    expect(await deny('b', {})).toBe(true)
+    expect(await deny('c', {})).toBe(false)
+    expect(await (gater.filterMultiaddrForPeer as (p: unknown, m: unknown) => Promise<boolean>)('a', {})).toBe(false)
+    expect(gater.denyDialPeer).toBeUndefined()
+  })
+})
