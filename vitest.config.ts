@@ -17,6 +17,7 @@ const UNIT = [
   'test/journal.test.ts',
   'test/mailbox.test.ts',
   'test/options.test.ts',
+  'test/peer-limits.test.ts',
   'test/recent-answers.test.ts',
   'test/relay-address.test.ts',
   'test/store.test.ts',

@@ -36,13 +36,17 @@
  *      direct, to its stream open on the direct connection. A fresh network per run; the relay's
  *      CPU is in the details.
  *
- * a, b, c, f and h run the broker in memory (`-memory`).
+ *   i. hostile peers: a's run without and with bench/hostile-proc.ts attacking the broker (idle
+ *      sockets, partial largest frames, an admin stream that never reads, watch floods, a consumer
+ *      hogging the group, random frames): the pair's acked msg/s and the broker's peak RSS in both.
+ *
+ * a, b, c, f, h and i run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f,g,h: the scenarios to run), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
+ * BENCH_ONLY (a,b,c,d,e,f,g,h,i: the scenarios to run; i only when named), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
  * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
@@ -125,7 +129,7 @@ function startClient (group: ProcGroup, place: Placement, addr: string, name: st
 /** The clients of a run across networks, each as it said it was connected to the broker. */
 type Vias = Array<{ name: string, vias: unknown }>
 
-async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, place = LOOPBACK): Promise<ThroughputResult & { vias: Vias }> {
+async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, place = LOOPBACK, hostile = false): Promise<ThroughputResult & { vias: Vias, brokerPeakMB?: number }> {
   const group = new ProcGroup(e.env)
   try {
     const { broker, addr } = await startBroker(group, e, durable, place)
@@ -135,6 +139,9 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, pla
     await Promise.all(cons.map(async (c) => await c.next('ready', 60_000)))
     const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)])
     await producer.next('ready', 60_000)
+    // Scenario i: every attack of bench/hostile-proc.ts under way before the flood starts.
+    if (hostile) await group.start('hostile', script('hostile-proc.js'), [addr]).next('ready', 60_000)
+    memoryOf(broker.child.pid as number, true)
 
     const otherCpu: Record<string, number> = {}
     producer.send({ cmd: 'flood' })
@@ -169,6 +176,7 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, pla
       firstFailure: flood.firstFailure,
       backlog: stats.messages,
       brokerRssMB: stats.rss / 2 ** 20,
+      brokerPeakMB: memoryOf(broker.child.pid as number)?.peakMB,
       brokerCpuPerMsg: rate > 0 ? stats.cpuUs / (rate * stats.wallMs / 1000) : undefined,
       cpu
     }
@@ -577,6 +585,7 @@ async function main (): Promise<void> {
   const e: Env = { home, env: { ...process.env, ...P2PMQ_LAUNCH.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
+  const hostile: Array<{ quiet: Awaited<ReturnType<typeof p2pmqThroughput>>, attacked: Awaited<ReturnType<typeof p2pmqThroughput>> }> = []
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
@@ -610,6 +619,15 @@ async function main (): Promise<void> {
         throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
+    }
+    if (ONLY.has('i')) {
+      for (let run = 1; run <= RUNS; run++) {
+        const quiet = await p2pmqThroughput(1, false, e)
+        const attacked = await p2pmqThroughput(1, false, e, LOOPBACK, true)
+        hostile.push({ quiet, attacked })
+        progress(`p2pmq run ${run}/${RUNS}: hostile peers: ${int(quiet.rate)} acked/s quiet (broker peak ${int(quiet.brokerPeakMB ?? NaN)} MB), ` +
+          `${int(attacked.rate)} under attack (peak ${int(attacked.brokerPeakMB ?? NaN)} MB)`)
+      }
     }
     if (ONLY.has('h')) {
       const why = acrossUnavailable()
@@ -670,6 +688,15 @@ async function main (): Promise<void> {
     )
   }
   if (ONLY.has('h')) rows.push(...acrossRows(ours, theirs, across))
+  if (hostile.length > 0) {
+    const mb = (n: number): string => `${int(n)} MB`
+    rows.push(
+      { scenario: 'i. hostile peers: quiet, acked msg/s (as a)', p2pmq: hostile.map((h) => h.quiet.rate), rabbitText: 'n/a', unit: int },
+      { scenario: 'i. hostile peers: under attack, acked msg/s', p2pmq: hostile.map((h) => h.attacked.rate), rabbitText: 'n/a', unit: int },
+      { scenario: 'i. hostile peers: quiet, broker peak RSS', p2pmq: hostile.map((h) => h.quiet.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb },
+      { scenario: 'i. hostile peers: under attack, broker peak RSS', p2pmq: hostile.map((h) => h.attacked.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb }
+    )
+  }
   // a's and c's runs also feed h's loopback rows: their own rows only when asked for.
   console.log(table(rows.filter((r) => r.p2pmq.length > 0 && (ONLY.has(r.scenario[0]) || r.scenario.startsWith('h.'))), rabbitNote))
   if (acrossSkipped != null) console.log(`h. across networks: skipped, ${acrossSkipped}`)

@@ -6,7 +6,11 @@ import { createBroker, type BrokerNode } from '../src/index.js'
 import type { ReservationFailure } from '../src/relay-reservations.js'
 import { defaultBrokerDataDir } from '../src/home.js'
 import { notDialable } from '../src/reachable-addresses.js'
-import { DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT, RELAY_RETRY_MAX_DELAY } from '../src/constants.js'
+import {
+  DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT, RELAY_RETRY_MAX_DELAY,
+  DEFAULT_MAX_CONNECTIONS_PER_PEER, DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER, DEFAULT_MAX_PREFETCH_PER_PEER, DEFAULT_MAX_WATCHES_PER_PEER, DEFAULT_MAX_KEPT_ANSWERS,
+  DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES
+} from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
@@ -40,6 +44,14 @@ const specs = {
   'queue-sweep': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'A queue that holds nothing and did nothing between two sweeps this far apart is removed', default: DEFAULT_QUEUE_SWEEP_INTERVAL },
   'max-groups': { type: 'number', integer: true, min: 1, value: '<n>', help: 'Groups held before a subscription to a new group is refused', default: DEFAULT_MAX_GROUPS },
   'completed-retention': { type: 'number', fraction: true, max: MAX_TIMER, value: '<ms>', help: 'How long completed messages stay listed (p2pmq messages); 0 = not kept', default: DEFAULT_COMPLETED_RETENTION },
+  'max-connections-per-peer': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Connections one peer may hold; more are refused', default: DEFAULT_MAX_CONNECTIONS_PER_PEER },
+  'max-subscriptions-per-peer': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Subscriptions one peer may hold across its streams; more are refused', default: DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER },
+  'max-prefetch-per-peer': { type: 'number', integer: true, min: 1, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Sum of the prefetch of one peer\'s subscriptions; a subscription past it is refused', default: DEFAULT_MAX_PREFETCH_PER_PEER },
+  'max-watches-per-peer': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Standing watch requests one peer may hold; more are refused', default: DEFAULT_MAX_WATCHES_PER_PEER },
+  'max-kept-answers': { type: 'number', integer: true, min: 1, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Answers kept for a producer that is away or does not read; past it the oldest are dropped', default: DEFAULT_MAX_KEPT_ANSWERS },
+  'max-kept-answer-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes of the answers kept for one producer; past it the oldest are dropped', default: DEFAULT_MAX_KEPT_ANSWER_BYTES },
+  'publish-rate': { type: 'number', fraction: true, max: 1e9, value: '<msg/s>', help: 'Messages a second one peer may publish; past it its streams are read slower (0 = no limit)', default: 0 },
+  'max-partial-frame-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Bytes of partly received frames held over all streams; a stream past it is ended', default: DEFAULT_MAX_PARTIAL_FRAME_BYTES },
   announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
   relay: relaySpec,
   stun: stunSpec,
@@ -103,6 +115,14 @@ export async function run (args: string[]): Promise<number> {
       pageBytes: flags['page-bytes'],
       maxGroups: flags['max-groups'],
       queueSweepInterval: flags['queue-sweep'],
+      maxConnectionsPerPeer: flags['max-connections-per-peer'],
+      maxSubscriptionsPerPeer: flags['max-subscriptions-per-peer'],
+      maxPrefetchPerPeer: flags['max-prefetch-per-peer'],
+      maxWatchesPerPeer: flags['max-watches-per-peer'],
+      maxKeptAnswers: flags['max-kept-answers'],
+      maxKeptAnswerBytes: flags['max-kept-answer-bytes'],
+      publishRate: flags['publish-rate'],
+      maxPartialFrameBytes: flags['max-partial-frame-bytes'],
       retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
       deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
     })
@@ -126,6 +146,7 @@ export async function run (args: string[]): Promise<number> {
     mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
     mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
   }
+  mq.addEventListener('peer:limit', (e) => { console.error(`Limit reached by ${e.detail.peer}: ${e.detail.message}`) })
   mq.addEventListener('client:error', (e) => { console.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
   if (web != null) console.log(`Web: ${web.url}`)
   await shutdownSignal()

@@ -67,6 +67,31 @@ export const DEFAULT_MAX_STORED_MESSAGES = 100_000_000
 /** Messages a broker without a store holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 
+/** Connections one peer may hold to a broker at once (a client needs one; the CLI's commands share the user's identity). */
+export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 8
+/** Subscriptions one peer may hold on a broker at once, across its consumer streams. */
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER = 1_024
+/** Sum of the prefetch of one peer's subscriptions: the deliveries it may hold unacknowledged at once. */
+export const DEFAULT_MAX_PREFETCH_PER_PEER = 65_535
+/** Standing `watch` requests one peer may hold at once, across its admin streams. */
+export const DEFAULT_MAX_WATCHES_PER_PEER = 16
+/** Payload bytes of the answers kept for one producer (not connected, or not reading its stream). */
+export const DEFAULT_MAX_KEPT_ANSWER_BYTES = 64 * 1024 * 1024
+/** Bytes of partly received frames a broker holds at once, over all its streams. */
+export const DEFAULT_MAX_PARTIAL_FRAME_BYTES = 64 * 1024 * 1024
+/**
+ * A broker's connection manager, against peers that open connections and never finish their
+ * handshake: connections being upgraded at once (libp2p's default, 10, let ten idle sockets lock
+ * every new client out), how long one may take (libp2p's 10 s: a relayed client's handshake through
+ * a busy relay needs it; 5 s made such clients redial), new connections a second from one host (so
+ * one host holds at most 5 x 10 s = 50 pending: locking clients out takes 6 hosts), and connections
+ * in all.
+ */
+export const BROKER_MAX_PENDING_CONNECTIONS = 256
+export const BROKER_INBOUND_UPGRADE_TIMEOUT = 10_000
+export const BROKER_INBOUND_CONNECTIONS_PER_SECOND = 5
+export const BROKER_MAX_CONNECTIONS = 1_024
+
 /** Reconnect backoff: first delay, ceiling, growth factor. */
 export const RECONNECT_MIN_DELAY = 100
 export const RECONNECT_MAX_DELAY = 5_000

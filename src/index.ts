@@ -51,6 +51,8 @@ import { relayReservations, type RelayReservations } from './relay-reservations.
 import { parseRelayAddress } from './relay.js'
 import { localAddresses, notDialable } from './reachable-addresses.js'
 import { LevelStore } from './store/level-store.js'
+import { LimitLog, connectionsPerPeerGater } from './broker/peer-limits.js'
+import { BROKER_INBOUND_CONNECTIONS_PER_SECOND, BROKER_INBOUND_UPGRADE_TIMEOUT, BROKER_MAX_CONNECTIONS, BROKER_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from './constants.js'
 import { join } from 'node:path'
 import { AccessControl } from './broker/acl-control.js'
 import type { AclFile } from './broker/api.js'
@@ -179,6 +181,9 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const access = await AccessControl.load({ acl, path: join(dataDir, 'acl.json') })
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
+  // The gater counts a peer's connections on the node built here; its refusals are logged with the broker's.
+  let nodeRef: BrokerNode | undefined
+  const limitLog = new LimitLog((peer, limit, message) => { nodeRef?.services.mq.limitReached(peer, limit, message) })
   const node = await createNode({
     dataDir,
     webrtc,
@@ -188,9 +193,17 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
     reachableOnly: relays.length > 0,
     appendAnnounce: announce,
     stun,
-    connectionGater: access.gater(),
+    // Against peers that open connections and never finish their handshake, and a peer holding many.
+    connectionManager: {
+      maxIncomingPendingConnections: BROKER_MAX_PENDING_CONNECTIONS,
+      inboundUpgradeTimeout: BROKER_INBOUND_UPGRADE_TIMEOUT,
+      inboundConnectionThreshold: BROKER_INBOUND_CONNECTIONS_PER_SECOND,
+      maxConnections: BROKER_MAX_CONNECTIONS
+    },
+    connectionGater: [access.gater(), connectionsPerPeerGater(init.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER, (peer) => nodeRef?.getConnections(peer).length ?? 0, limitLog)],
     services: { mq: broker({ ...init, store, acl: access }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
+  nodeRef = node
   // Writes are chained so the newest addresses are the ones left in the book.
   let recording = Promise.resolve()
   const record = (): void => {

@@ -158,10 +158,11 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   connectionManager?: ConnectionManagerInit
   /**
-   * libp2p's connection gater, e.g. the broker's ACL (`AccessControl.gater()`), refusing peers at connection time.
-   * @default undefined (libp2p's default gater)
+   * Connection gaters (e.g. the broker's access list, its connections per peer): a connection,
+   * dial or address is refused when any of them refuses it.
+   * @default [] (libp2p's default gater)
    */
-  connectionGater?: ConnectionGater
+  connectionGater?: ConnectionGater | ConnectionGater[]
   /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
@@ -205,7 +206,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       addresses: { listen, announce: options.announce, appendAnnounce: options.appendAnnounce, ...(options.reachableOnly === true ? { announceFilter: reachableOnly(options.appendAnnounce) } : {}) },
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
-      ...(options.connectionGater != null ? { connectionGater: options.connectionGater } : {}),
+      ...(options.connectionGater != null ? { connectionGater: composeGaters([options.connectionGater].flat()) } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [halfWindowYamux(options.muxer)],
       services: {
@@ -225,6 +226,27 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
     await identity?.release()
     throw err
   }
+}
+
+type GaterCheck = (...args: any[]) => boolean | Promise<boolean>
+
+/** One gater that refuses what any of `gaters` refuses (each asked in turn; the first refusal ends it). */
+export function composeGaters (gaters: ConnectionGater[]): ConnectionGater {
+  if (gaters.length === 1) return gaters[0]
+  const composed: Record<string, GaterCheck> = {}
+  for (const gater of gaters) {
+    for (const name of Object.keys(gater) as Array<keyof ConnectionGater>) {
+      if (typeof gater[name] !== 'function' || composed[name] != null) continue
+      const checks = gaters.map((g) => g[name] as GaterCheck | undefined).filter((c): c is GaterCheck => c != null)
+      // filterMultiaddrForPeer says true to keep an address: kept only when every gater keeps it.
+      const refusal = name !== 'filterMultiaddrForPeer'
+      composed[name] = async (...args: unknown[]) => {
+        for (const check of checks) if (await check(...args) === refusal) return refusal
+        return !refusal
+      }
+    }
+  }
+  return composed as ConnectionGater
 }
 
 /**

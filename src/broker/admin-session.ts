@@ -20,6 +20,11 @@ const MIN_WATCH_INTERVAL = 250
 const MAX_WATCH_INTERVAL = 3_600_000
 /** Standing `watch` requests on one stream at most: each costs a timer and a stats reply per tick. */
 const MAX_WATCHES_PER_STREAM = 4
+/**
+ * Requests one stream has running at once; while that many run, or their responses wait to be
+ * sent, the stream is not read (its next requests wait in the peer, not in the broker's memory).
+ */
+export const MAX_ADMIN_REQUESTS_PER_STREAM = 8
 
 /**
  * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
@@ -30,6 +35,8 @@ export class AdminSession extends Session<AdminFrame> {
   readonly role = 'admin'
   /** The standing `watch` requests, by reqId. */
   private readonly watches = new Map<number, ReturnType<typeof setInterval>>()
+  /** Requests running now. */
+  private running = 0
 
   constructor (peer: string, stream: Stream, parts: SessionParts, rights: Rights) {
     super(peer, stream, parts, readAdminFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
@@ -41,6 +48,7 @@ export class AdminSession extends Session<AdminFrame> {
     if (rights.mayAdmin('read')) return
     for (const timer of this.watches.values()) clearInterval(timer)
     if (this.watches.size > 0) this.denied(`${this.peer} may no longer watch the broker's stats (admin read): the broker's ACL changed`)
+    this.parts.peers.releaseWatches(this.peer, this.watches.size)
     this.watches.clear()
   }
 
@@ -66,7 +74,7 @@ export class AdminSession extends Session<AdminFrame> {
         refuse(err as Error)
         return
       }
-      if (this.watches.size >= MAX_WATCHES_PER_STREAM) {
+      if (this.watches.size >= MAX_WATCHES_PER_STREAM && !this.watches.has(f.reqId)) {
         refuse(new LimitReachedError(`A stream holds at most ${MAX_WATCHES_PER_STREAM} watches`))
         return
       }
@@ -74,6 +82,13 @@ export class AdminSession extends Session<AdminFrame> {
       if (typeof asked !== 'number' || !Number.isFinite(asked)) {
         refuse(new InvalidArgumentError('interval must be a number of ms'))
         return
+      }
+      if (!this.watches.has(f.reqId)) {
+        const overPeerLimit = this.parts.peers.takeWatch(this.peer)
+        if (overPeerLimit != null) {
+          refuse(new LimitReachedError(overPeerLimit))
+          return
+        }
       }
       const interval = Math.min(MAX_WATCH_INTERVAL, Math.max(MIN_WATCH_INTERVAL, asked))
       respond(true, this.parts.admin.stats())
@@ -86,14 +101,30 @@ export class AdminSession extends Session<AdminFrame> {
       const reqId = (params as { reqId?: unknown } | undefined)?.reqId
       const timer = typeof reqId === 'number' ? this.watches.get(reqId) : undefined
       clearInterval(timer)
-      if (timer != null) this.watches.delete(reqId as number)
+      if (timer != null) {
+        this.watches.delete(reqId as number)
+        this.parts.peers.releaseWatches(this.peer)
+      }
       respond(true, { stopped: timer != null })
       return
     }
-    this.parts.admin.run(this.peer, f.method, params, this.rights).then((result) => { respond(true, result) }, (err: Error) => { refuse(err) })
+    if (++this.running >= MAX_ADMIN_REQUESTS_PER_STREAM) this.channel.holdReading()
+    const done = (): void => {
+      this.running--
+      // Read on once the responses went out, not while they pile up unsent.
+      if (!this.channel.congested) this.channel.resumeReading()
+    }
+    this.parts.admin.run(this.peer, f.method, params, this.rights).then((result) => { respond(true, result); done() }, (err: Error) => { refuse(err); done() })
+  }
+
+  protected onCongestion (congested: boolean): void {
+    if (congested) this.channel.holdReading()
+    else if (this.running < MAX_ADMIN_REQUESTS_PER_STREAM) this.channel.resumeReading()
   }
 
   protected onClose (): void {
     for (const timer of this.watches.values()) clearInterval(timer)
+    this.parts.peers.releaseWatches(this.peer, this.watches.size)
+    this.watches.clear()
   }
 }

@@ -23,6 +23,8 @@ export interface BrokerEvents {
    * admin request. At most one per peer per minute (the rest are counted in the next one).
    */
   'client:denied': CustomEvent<DeniedEvent>
+  /** A peer reached one of the broker's limits per peer (told once per peer and limit a minute). */
+  'peer:limit': CustomEvent<{ peer: string, limit: string, message: string }>
 }
 
 /** A refusal of the access control list, as `client:denied` tells it. */

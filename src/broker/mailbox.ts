@@ -1,7 +1,7 @@
 /**
  * Results kept for producers that are not connected, each for its producer session (or any of
  * its peer's, when that is unknown), handed over when a stream of it says Hello. Bounded in count
- * per producer peer and in time.
+ * and payload bytes per producer peer, and in time: past a bound the oldest go.
  */
 import { Deque } from '../deque.js'
 import type { Result } from '../protocol/frames.js'
@@ -16,23 +16,43 @@ export interface KeptResult extends Omit<Result, 'type'> {
 }
 
 export class Mailbox {
-  private readonly boxes = new Map<string, Deque<KeptResult>>()
+  private readonly boxes = new Map<string, { results: Deque<KeptResult>, bytes: number }>()
   dropped = 0
 
-  /** @param removed called for every result that leaves the mailbox: taken, expired or pushed out */
-  constructor (private readonly retention: number, private readonly maxPerProducer: number, private readonly removed: (r: KeptResult) => void = () => {}) {}
+  /**
+   * @param removed called for every result that leaves the mailbox: taken, expired or pushed out
+   * @param pushedOut called when results of `producer` are pushed out by the bounds
+   */
+  constructor (
+    private readonly retention: number,
+    private readonly maxPerProducer: number,
+    private readonly removed: (r: KeptResult) => void = () => {},
+    private readonly maxBytesPerProducer = Infinity,
+    private readonly pushedOut: (producer: string) => void = () => {}
+  ) {}
 
   keep (producer: string, result: KeptResult): void {
     let box = this.boxes.get(producer)
     if (box == null) {
-      box = new Deque()
+      box = { results: new Deque(), bytes: 0 }
       this.boxes.set(producer, box)
     }
-    box.push(result)
-    if (box.length > this.maxPerProducer) {
-      this.removed(box.shift() as KeptResult)
+    box.results.push(result)
+    box.bytes += result.payload.byteLength
+    let pushed = false
+    while (box.results.length > this.maxPerProducer || (box.bytes > this.maxBytesPerProducer && box.results.length > 1)) {
+      const r = box.results.shift() as KeptResult
+      box.bytes -= r.payload.byteLength
+      this.removed(r)
       this.dropped++
+      pushed = true
     }
+    if (pushed) this.pushedOut(producer)
+  }
+
+  /** Whether results are kept for `producer`. */
+  holds (producer: string): boolean {
+    return this.boxes.has(producer)
   }
 
   /**
@@ -43,16 +63,17 @@ export class Mailbox {
     const box = this.boxes.get(producer)
     if (box == null) return []
     const taken: KeptResult[] = []
-    const left = new Deque<KeptResult>()
-    for (const r of box.drain()) {
+    const left: { results: Deque<KeptResult>, bytes: number } = { results: new Deque(), bytes: 0 }
+    for (const r of box.results.drain()) {
       if (wanted(r)) {
         this.removed(r)
         taken.push(r)
       } else {
-        left.push(r)
+        left.results.push(r)
+        left.bytes += r.payload.byteLength
       }
     }
-    if (left.length > 0) this.boxes.set(producer, left)
+    if (left.results.length > 0) this.boxes.set(producer, left)
     else this.boxes.delete(producer)
     return taken.filter((r) => now - r.keptAt <= this.retention)
   }
@@ -60,17 +81,19 @@ export class Mailbox {
   /** Drops results older than the retention time. */
   sweep (now: number): void {
     for (const [producer, box] of this.boxes) {
-      while (box.length > 0 && now - (box.peek() as KeptResult).keptAt > this.retention) {
-        this.removed(box.shift() as KeptResult)
+      while (box.results.length > 0 && now - (box.results.peek() as KeptResult).keptAt > this.retention) {
+        const r = box.results.shift() as KeptResult
+        box.bytes -= r.payload.byteLength
+        this.removed(r)
         this.dropped++
       }
-      if (box.length === 0) this.boxes.delete(producer)
+      if (box.results.length === 0) this.boxes.delete(producer)
     }
   }
 
   get size (): number {
     let n = 0
-    for (const box of this.boxes.values()) n += box.length
+    for (const box of this.boxes.values()) n += box.results.length
     return n
   }
 }

@@ -5,7 +5,9 @@
 import {
   DEFAULT_ANSWER_RETENTION, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_LETTER_SUFFIX, DEFAULT_DEDUP_WINDOW, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_PAGE_BYTES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
-  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL
+  DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL,
+  DEFAULT_MAX_CONNECTIONS_PER_PEER, DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER, DEFAULT_MAX_PREFETCH_PER_PEER, DEFAULT_MAX_WATCHES_PER_PEER,
+  DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES
 } from '../constants.js'
 import type { QueuePolicy, RetryBackoff } from './engine.js'
 import type { Store } from '../store/store.js'
@@ -51,10 +53,52 @@ export interface BrokerInit {
    */
   answerRetention?: number
   /**
-   * Answers kept per disconnected producer.
+   * Answers kept per producer peer that is not connected, or does not read its stream; past it
+   * the oldest are dropped (and logged).
    * @default 100000
    */
   maxKeptAnswers?: number
+  /**
+   * Payload bytes of the answers kept per producer peer (as `maxKeptAnswers`).
+   * @default 67108864 (64 MiB)
+   */
+  maxKeptAnswerBytes?: number
+  /**
+   * Connections one peer may hold at once; more are refused at connection time. (Read by
+   * `createBroker`, which builds the node's connection gater.)
+   * @default 8
+   */
+  maxConnectionsPerPeer?: number
+  /**
+   * Subscriptions one peer may hold at once, across its consumer streams; more are refused
+   * (LimitReachedError).
+   * @default 1024
+   */
+  maxSubscriptionsPerPeer?: number
+  /**
+   * The sum of the prefetch of one peer's subscriptions (deliveries it may hold unacknowledged);
+   * a subscription that would pass it is refused (LimitReachedError).
+   * @default 65535
+   */
+  maxPrefetchPerPeer?: number
+  /**
+   * Standing `watch` requests one peer may hold at once, across its admin streams.
+   * @default 16
+   */
+  maxWatchesPerPeer?: number
+  /**
+   * Messages a second one peer may publish, over all its producer streams; past it the broker reads
+   * its streams slower (backpressure: nothing is dropped). 0 for no limit.
+   * @default 0 (no limit)
+   */
+  publishRate?: number
+  /**
+   * Bytes of partly received frames the broker holds at once over all streams (a peer sending large
+   * frames but for their last bytes); a stream that would pass it is ended with LimitReachedError.
+   * At least one largest frame.
+   * @default 67108864 (64 MiB)
+   */
+  maxPartialFrameBytes?: number
   /**
    * ms a disconnected producer session, and a producer-supplied message id, are remembered to drop duplicates.
    * @default 300000 (5 minutes)
@@ -136,6 +180,13 @@ export function brokerOptions (init: BrokerInit): BrokerOptions {
     highWater: init.highWater ?? DEFAULT_HIGH_WATER,
     answerRetention: init.answerRetention ?? DEFAULT_ANSWER_RETENTION,
     maxKeptAnswers: init.maxKeptAnswers ?? DEFAULT_MAX_KEPT_ANSWERS,
+    maxKeptAnswerBytes: init.maxKeptAnswerBytes ?? DEFAULT_MAX_KEPT_ANSWER_BYTES,
+    maxConnectionsPerPeer: init.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
+    maxSubscriptionsPerPeer: init.maxSubscriptionsPerPeer ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER,
+    maxPrefetchPerPeer: init.maxPrefetchPerPeer ?? DEFAULT_MAX_PREFETCH_PER_PEER,
+    maxWatchesPerPeer: init.maxWatchesPerPeer ?? DEFAULT_MAX_WATCHES_PER_PEER,
+    publishRate: init.publishRate ?? 0,
+    maxPartialFrameBytes: init.maxPartialFrameBytes ?? DEFAULT_MAX_PARTIAL_FRAME_BYTES,
     dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
     completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,
     retry: init.retry ?? { delay: DEFAULT_RETRY_DELAY, factor: DEFAULT_RETRY_FACTOR, maxDelay: DEFAULT_RETRY_MAX_DELAY },

@@ -9,9 +9,15 @@ import { SeenIds } from './seen-ids.js'
 import type { Journal } from './journal.js'
 import type { QueuedMessage } from './queue.js'
 import type { ProducerSession } from './sessions.js'
+import type { LimitLog } from './peer-limits.js'
 
 /** Producer-supplied ids remembered at most (the oldest are forgotten first). */
 const MAX_SEEN_IDS = 1_000_000
+/**
+ * Unsent bytes past which a producer stream waiting for `drain` is behind: its answers are kept
+ * in the mailbox (bounded per peer) until it drains, not in memory without bound.
+ */
+const MAX_UNREAD_ANSWER_BYTES = 16 * 1024 * 1024
 
 /**
  * A producer session's highest seq taken. A producer resends its unconfirmed messages in seq
@@ -36,8 +42,10 @@ export interface ProducerLimits {
   dedupWindow: number
   /** ms an answer waits for its disconnected producer to reconnect. */
   answerRetention: number
-  /** Answers kept per disconnected producer. */
+  /** Answers kept per producer away or behind. */
   maxKeptAnswers: number
+  /** Payload bytes of the answers kept per producer away or behind. */
+  maxKeptAnswerBytes: number
 }
 
 export class ProducerRegistry {
@@ -50,8 +58,13 @@ export class ProducerRegistry {
   private readonly blocked = new Set<ProducerSession>()
   private readonly mailbox: Mailbox
 
-  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits) {
-    this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) })
+  /** Producer streams that did not take their answers: theirs wait in the mailbox until they drain. */
+  private readonly behind = new Set<ProducerSession>()
+
+  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog?: LimitLog) {
+    this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) }, limits.maxKeptAnswerBytes, (producer) => {
+      this.limitLog?.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
+    })
   }
 
   /** Answers waiting for their producers to reconnect. */
@@ -68,19 +81,19 @@ export class ProducerRegistry {
 
   /**
    * A producer stream said Hello: it is a stream of producer session `name` (counted as one), and
-   * gets the answers kept for that session, those kept for any session of its peer, and those of
-   * its peer's sessions that have no stream open (a producer restarted on a kept identity). Another
-   * process sharing the peer ID and connected now keeps its own.
+   * gets the answers kept for that session and those kept for any session of its peer. Another
+   * process sharing the peer ID keeps its own, even while it is away (a new producer process is a
+   * new session: it would drop answers to requests it never made).
    */
   hello (stream: ProducerSession, name: string): ProducerSeq {
     const seq = this.session(stream.peer, name)
-    const wanted = (r: KeptResult): boolean => r.session == null || r.session === name || (this.seqs.get(`${stream.peer}/${r.session}`)?.streams ?? 0) === 0
-    for (const r of this.mailbox.take(stream.peer, Date.now(), wanted)) stream.sendResult(r)
+    for (const r of this.mailbox.take(stream.peer, Date.now(), forSession(name))) stream.sendResult(r)
     return seq
   }
 
   closed (session: ProducerSession): void {
     this.blocked.delete(session)
+    this.behind.delete(session)
     const list = (this.streams.get(session.peer) ?? []).filter((p) => p !== session)
     if (list.length > 0) this.streams.set(session.peer, list)
     else this.streams.delete(session.peer)
@@ -134,7 +147,7 @@ export class ProducerRegistry {
     const origin = m.session
     const list = this.streams.get(m.producer)
     const stream = list?.findLast(origin != null ? (s) => s.producerSeq?.session === origin : (s) => s.producerSeq != null)
-    if (stream != null) {
+    if (stream != null && !this.isBehind(stream)) {
       stream.sendResult(r)
       stream.producerSeq?.answered.add(r, Date.now())
     } else {
@@ -153,6 +166,29 @@ export class ProducerRegistry {
   /** A session's seq read back from the store: as if its streams had just closed, remembered for the dedup window from now. */
   recoveredSeq (peer: string, session: string, lastSeq: number): void {
     Object.assign(this.seq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() })
+  }
+
+  /**
+   * True when `session` does not take its answers: it waits for `drain` with more than
+   * MAX_UNREAD_ANSWER_BYTES unsent (from then until `drained`, its answers go to the mailbox).
+   */
+  private isBehind (session: ProducerSession): boolean {
+    if (this.behind.has(session)) return true
+    const channel = session.channel
+    if (!channel.congested || channel.buffered <= MAX_UNREAD_ANSWER_BYTES) return false
+    this.behind.add(session)
+    this.limitLog?.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
+    return true
+  }
+
+  /** A producer stream took what was sent to it: the answers kept meanwhile follow. */
+  drained (session: ProducerSession): void {
+    if (!this.behind.delete(session)) return
+    const now = Date.now()
+    for (const r of this.mailbox.take(session.peer, now, forSession(session.producerSeq?.session))) {
+      session.sendResult(r)
+      session.producerSeq?.answered.add(r, now)
+    }
   }
 
   /** A producer-supplied id read back from the store. */
@@ -184,4 +220,9 @@ export class ProducerRegistry {
     }
     return seq
   }
+}
+
+/** Kept answers a stream of producer session `name` takes: its own, and those whose session is unknown. */
+function forSession (name: string | undefined): (r: KeptResult) => boolean {
+  return (r) => r.session == null || r.session === name
 }

@@ -18,6 +18,7 @@ import type { KeptResult } from './mailbox.js'
 import { ConsumerSession, ProducerSession, SessionLimits, type AnySession, type Durability, type SessionParts } from './sessions.js'
 import { AdminSession } from './admin-session.js'
 import { ProducerRegistry } from './producers.js'
+import { LimitLog, PeerLimits } from './peer-limits.js'
 import { DeadLetters } from './dead-letters.js'
 import { Deletions } from './deletions.js'
 import { AdminDispatcher } from './admin-handlers.js'
@@ -96,7 +97,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       : new Journal(init.store, this.options.completedRetention, { size: this.options.pageSize, bytes: this.options.pageBytes },
         (err) => { this.log.error('writing to the message store failed, publishes are refused until it writes again: %s', err.message) },
         () => { this.log('the message store writes again') })
-    this.producers = new ProducerRegistry(this.journal, this.options)
+    const limitLog = new LimitLog((peer, limit, message) => { this.limitReached(peer, limit, message) })
+    this.producers = new ProducerRegistry(this.journal, this.options, limitLog)
     this.engine = new QueueEngine<ConsumerSession>({
       deliver: (d) => { d.sub.owner.deliver(d) },
       completed: (m, by, answer) => {
@@ -128,7 +130,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     this.rates = new RateSampler(this.engine)
     this.parts = {
       engine: this.engine,
-      limits: new SessionLimits(this.options.maxPayload),
+      limits: new SessionLimits(this.options.maxPayload, this.options.maxPartialFrameBytes),
+      peers: new PeerLimits(this.options, limitLog),
       producers: this.producers,
       durability: this.journal ?? IN_MEMORY,
       admin: new AdminDispatcher({
@@ -207,6 +210,12 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     for (const s of [...this.sessions]) s.close()
     // (It waits for the deletions still being cleared from the store.)
     await this.journal?.close()
+  }
+
+  /** Logs that `peer` reached a limit, and tells the `peer:limit` listeners (callers say it at most once a minute). */
+  limitReached (peer: string, limit: string, message: string): void {
+    this.log('limit reached: peer %s: %s', peer, message)
+    this.safeDispatchEvent('peer:limit', { detail: { peer, limit, message } })
   }
 
   isStarted (): boolean {

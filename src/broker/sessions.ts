@@ -13,7 +13,8 @@ import {
 } from '../protocol/frames.js'
 import { ErrorCode, FrameError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
-import { FRAME_OVERHEAD_LIMIT, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { DEFAULT_MAX_PARTIAL_FRAME_BYTES, FRAME_OVERHEAD_LIMIT, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { PartialFrameBudget } from '../protocol/codec.js'
 import { commandError, groupError, patternError } from '../names.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
@@ -23,6 +24,7 @@ import type { Subscription } from './queue.js'
 import type { ProducerRegistry, ProducerSeq } from './producers.js'
 import type { BrokerStats, ClientRole } from './api.js'
 import type { Rights } from './acl.js'
+import type { PeerLimits } from './peer-limits.js'
 
 export const BROKER_VERSION = '0.1.0'
 
@@ -30,10 +32,13 @@ export const BROKER_VERSION = '0.1.0'
 export class SessionLimits {
   /** The longest frame read: the largest payload and the fields around it. */
   readonly maxFrameLength: number
+  /** Bytes of partly received frames over every stream (at least one largest frame). */
+  readonly partialFrames: PartialFrameBudget
   private readonly validCommands = new Set<string>()
 
-  constructor (readonly maxPayload: number) {
+  constructor (readonly maxPayload: number, maxPartialFrameBytes = DEFAULT_MAX_PARTIAL_FRAME_BYTES) {
     this.maxFrameLength = maxPayload + FRAME_OVERHEAD_LIMIT
+    this.partialFrames = new PartialFrameBudget(Math.max(maxPartialFrameBytes, this.maxFrameLength))
   }
 
   /** Why `command` is not a valid command name, or undefined. */
@@ -77,6 +82,8 @@ export interface SessionRegistry {
 export interface SessionParts {
   readonly engine: QueueEngine<ConsumerSession>
   readonly limits: SessionLimits
+  /** Limits per peer (subscriptions, watches, publish rate). */
+  readonly peers: PeerLimits
   readonly producers: ProducerRegistry
   readonly durability: Durability
   readonly admin: AdminService
@@ -93,6 +100,7 @@ export abstract class Session<In> {
   constructor (readonly peer: string, stream: Stream, protected readonly parts: SessionParts, read: (type: number, r: any) => In, protected rights: Rights, pauseReadingAbove?: number) {
     this.channel = new FramedChannel<In>(stream, {
       maxFrameLength: parts.limits.maxFrameLength,
+      partialFrames: parts.limits.partialFrames,
       pauseReadingAbove,
       read,
       onFrame: (frame) => { this.onFrame(frame) },
@@ -149,6 +157,8 @@ export class ProducerSession extends Session<ProducerFrame> {
   private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
   private readonly blockedOn = new Set<string>()
+  /** The peer's publish rate (shared by its producer streams), when the broker limits it. */
+  private readonly rate?: ReturnType<PeerLimits['publishBucket']>
 
   /** The producer session (named in Hello) this stream belongs to; a reconnect opens another stream of it. */
   get producerSeq (): ProducerSeq | undefined {
@@ -158,6 +168,7 @@ export class ProducerSession extends Session<ProducerFrame> {
   constructor (peer: string, stream: Stream, parts: SessionParts, rights: Rights) {
     // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
     super(peer, stream, parts, readProducerFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
+    if (parts.peers.rateLimited) this.rate = parts.peers.publishBucket(peer)
   }
 
   protected onFrame (f: ProducerFrame): void {
@@ -167,7 +178,25 @@ export class ProducerSession extends Session<ProducerFrame> {
       return
     }
     if (this.seq == null) throw new FrameError('Publish before Hello')
+    if (this.rate != null && this.overRate(f, this.seq)) return
     this.publish(f, this.seq)
+  }
+
+  /**
+   * Over the peer's publish rate: the publish waits for its token, and the stream is not read
+   * meanwhile (backpressure; nothing is dropped). False when it may go now.
+   */
+  private overRate (f: Publish, seq: ProducerSeq): boolean {
+    const wait = this.rate?.take() ?? 0
+    if (wait === 0) return false
+    this.channel.holdReading()
+    setTimeout(() => {
+      if (!this.isOpen || this.overRate(f, seq)) return
+      this.publish(f, seq)
+      this.onBatchEnd()
+      this.channel.resumeReading()
+    }, wait)
+    return true
   }
 
   private publish (f: Publish, seq: ProducerSeq): void {
@@ -284,7 +313,12 @@ export class ProducerSession extends Session<ProducerFrame> {
     writeResult(this.channel.writer, r.id, r.consumer, r.status, r.attempts, r.kind, r.payload)
   }
 
+  protected onCongestion (congested: boolean): void {
+    if (!congested) this.parts.producers.drained(this)
+  }
+
   protected onClose (): void {
+    this.rate?.release()
     if (this.seq == null) return
     this.seq.streams--
     this.seq.closedAt = Date.now()
@@ -345,6 +379,11 @@ export class ConsumerSession extends Session<ConsumerFrame> {
           this.denied(reason)
           return
         }
+        const overPeerLimit = this.parts.peers.takeSubscription(this.peer, Math.min(f.prefetch, MAX_PREFETCH))
+        if (overPeerLimit != null) {
+          this.subscribed(f.subId, overPeerLimit, ErrorCode.LimitReached)
+          return
+        }
         // subscribe() may deliver at once, before the Subscribed frame: the client already knows
         // the subId, so it takes those deliveries.
         try {
@@ -352,6 +391,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
           this.subs.set(f.subId, sub)
           if (this.channel.congested) engine.pause(sub)
         } catch (err) {
+          this.parts.peers.releaseSubscription(this.peer, Math.min(f.prefetch, MAX_PREFETCH))
           // The engine refuses bad names, patterns and settings (TypeError), and limits (LimitReachedError).
           this.subscribed(f.subId, (err as Error).message, errorCodeOf(err))
           return
@@ -363,6 +403,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         const sub = this.subs.get(f.subId)
         if (sub == null) return
         this.subs.delete(f.subId)
+        this.parts.peers.releaseSubscription(this.peer, sub.prefetch)
         engine.unsubscribe(sub)
         break
       }
@@ -378,6 +419,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   ended (sub: Subscription<ConsumerSession>, reason: string): void {
     if (this.subs.get(sub.subId) !== sub) return
     this.subs.delete(sub.subId)
+    this.parts.peers.releaseSubscription(this.peer, sub.prefetch)
     if (this.isOpen) this.subscribed(sub.subId, reason, ErrorCode.NotFound)
   }
 
@@ -390,6 +432,7 @@ export class ConsumerSession extends Session<ConsumerFrame> {
     for (const sub of [...this.subs.values()]) {
       if (rights.mayConsume(sub.patterns, sub.group)) continue
       this.subs.delete(sub.subId)
+      this.parts.peers.releaseSubscription(this.peer, sub.prefetch)
       this.parts.engine.unsubscribe(sub)
       const reason = `${this.peer} may no longer consume ${sub.patterns.map((p) => `"${p}"`).join(', ')} in group "${sub.group}": the broker's ACL changed`
       if (this.isOpen) this.subscribed(sub.subId, reason, ErrorCode.PermissionDenied)
@@ -411,7 +454,10 @@ export class ConsumerSession extends Session<ConsumerFrame> {
   }
 
   protected onClose (): void {
-    for (const sub of this.subs.values()) this.parts.engine.unsubscribe(sub)
+    for (const sub of this.subs.values()) {
+      this.parts.peers.releaseSubscription(this.peer, sub.prefetch)
+      this.parts.engine.unsubscribe(sub)
+    }
     this.subs.clear()
   }
 }

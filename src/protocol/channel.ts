@@ -8,11 +8,13 @@
  * resolves at once after its first use in @libp2p/utils 7.4). A channel built with
  * `pauseReadingAbove` also stops reading its stream while more than that many bytes wait to go
  * out, for streams whose incoming frames each ask for an outgoing one: a peer that does not read
- * then cannot make this side buffer without bound.
+ * then cannot make this side buffer without bound. Its owner can also hold reading (`holdReading`),
+ * e.g. while it runs as many requests as it allows at once: the frames of the chunk being cut wait
+ * in the splitter, and the stream is paused.
  */
 import type { Stream } from '@libp2p/interface'
 import { concat } from 'uint8arrays/concat'
-import { FrameSplitter, FrameWriter, type FrameReader } from './codec.js'
+import { FrameSplitter, FrameWriter, type FrameReader, type PartialFrameBudget } from './codec.js'
 
 /** Unsent bytes (beyond one largest frame) above which a stream that answers what it reads stops reading. */
 export const MAX_UNSENT_BYTES = 4 * 1024 * 1024
@@ -23,6 +25,11 @@ export interface ChannelInit<In> {
   /** Decodes one frame of the kinds this side accepts; throws FrameError on anything else. */
   read: (type: number, reader: FrameReader) => In
   onFrame: (frame: In) => void
+  /**
+   * The broker-wide budget for bytes of partly received frames; a stream that would pass it is ended.
+   * @default undefined (no budget but maxFrameLength)
+   */
+  partialFrames?: PartialFrameBudget
   /** Called after the frames of one incoming chunk, to answer a batch with one frame. */
   onBatchEnd?: () => void
   /** Called once when the stream ends, with the reason if it was not an orderly close. */
@@ -49,13 +56,15 @@ export class FramedChannel<In> {
   private waitingForDrain = false
   private held: Uint8Array[] = []
   private heldBytes = 0
+  /** Reading stopped because too much waits to be sent, or because the owner holds it. */
   private readingPaused = false
+  private readingHeld = false
 
   constructor (readonly stream: Stream, private readonly init: ChannelInit<In>) {
     this.writer = new FrameWriter(this.send)
     this.splitter = new FrameSplitter(init.maxFrameLength, (type, reader) => {
       init.onFrame(init.read(type, reader))
-    })
+    }, init.partialFrames)
     stream.addEventListener('message', (evt) => {
       if (this.closed) return
       try {
@@ -115,6 +124,7 @@ export class FramedChannel<In> {
   private ended (err?: Error): void {
     if (this.closed) return
     this.closed = true
+    this.splitter.clear()
     this.init.onClose(err)
   }
 
@@ -153,11 +163,47 @@ export class FramedChannel<In> {
       return
     }
     if (this.waitingForDrain) return
-    if (this.readingPaused && this.stream.status === 'open' && this.stream.readStatus === 'paused') {
+    if (this.readingPaused) {
       this.readingPaused = false
-      this.stream.resume()
+      this.updateReading()
     }
     this.init.onCongestion?.(false)
+  }
+
+  /** Stops reading (after the frame being handled) until `resumeReading`. */
+  holdReading (): void {
+    if (this.readingHeld) return
+    this.readingHeld = true
+    this.updateReading()
+  }
+
+  /** Reads again (unless too much waits to be sent): the frames kept meanwhile first. */
+  resumeReading (): void {
+    if (!this.readingHeld) return
+    this.readingHeld = false
+    this.updateReading()
+  }
+
+  /** Pauses or resumes the splitter and the stream to match why reading should stop, if at all. */
+  private updateReading (): void {
+    if (this.closed) return
+    if (this.readingPaused || this.readingHeld) {
+      this.splitter.pause()
+      if (this.stream.readStatus === 'readable') this.stream.pause()
+      return
+    }
+    if (this.splitter.isPaused) {
+      try {
+        this.splitter.resume()
+        this.init.onBatchEnd?.()
+      } catch (err) {
+        this.close(err as Error)
+        return
+      }
+      // A frame handled there may have stopped reading again.
+      if (this.readingPaused || this.readingHeld || this.closed) return
+    }
+    if (this.stream.status === 'open' && this.stream.readStatus === 'paused') this.stream.resume()
   }
 
   private takeHeld (): Uint8Array {
@@ -170,8 +216,7 @@ export class FramedChannel<In> {
   private applyPressure (): void {
     const limit = this.init.pauseReadingAbove
     if (limit == null || this.readingPaused || this.buffered <= limit) return
-    if (this.stream.readStatus !== 'readable') return
     this.readingPaused = true
-    this.stream.pause()
+    this.updateReading()
   }
 }

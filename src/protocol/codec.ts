@@ -7,7 +7,7 @@
  * Every frame is `length: u32 BE` (bytes that follow) then `type: u8` then the body. Integers are
  * big-endian; a string is `u16 length` + UTF-8; bytes are `u32 length` + raw bytes.
  */
-import { MessageTooLargeError, FrameError } from '../errors.js'
+import { MessageTooLargeError, FrameError, LimitReachedError } from '../errors.js'
 
 const encoder = new TextEncoder()
 // ignoreBOM: a string that begins with U+FEFF must arrive as it was sent.
@@ -328,33 +328,60 @@ export class FrameReader {
 }
 
 /**
+ * Bytes of partly received frames, shared by every stream of a broker: what a peer sending large
+ * frames but for their last bytes makes the broker hold. A stream whose partial frame would take
+ * the total past `limit` is ended; the first `free` bytes of each stream's partial frame are not
+ * counted (every frame arrives in pieces; small ones must never be refused).
+ */
+export class PartialFrameBudget {
+  used = 0
+
+  constructor (readonly limit: number, readonly free = 64 * 1024) {}
+
+  /** Takes `bytes` more; false (and nothing taken) when that would pass the limit. */
+  take (bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false
+    this.used += bytes
+    return true
+  }
+
+  give (bytes: number): void {
+    this.used -= bytes
+  }
+}
+
+/**
  * Cuts incoming chunks into frames. Partial frames are kept as a list of chunks and joined once,
- * when the whole frame is there, so a large frame arriving in many pieces costs one copy.
+ * when the whole frame is there, so a large frame arriving in many pieces costs one copy. A
+ * paused splitter keeps what it is given (and the rest of the chunk it was cutting) until resumed.
  */
 export class FrameSplitter {
   private parts: Uint8Array[] = []
   private partsLength = 0
+  /** Bytes of the kept parts counted in the budget. */
+  private charged = 0
+  private paused = false
   private readonly reader = new FrameReader()
 
   constructor (
     private readonly maxFrameLength: number,
-    private readonly onFrame: (type: number, reader: FrameReader) => void
+    private readonly onFrame: (type: number, reader: FrameReader) => void,
+    private readonly budget?: PartialFrameBudget
   ) {}
 
-  /** Throws FrameError or MessageTooLargeError; the caller ends the stream. */
+  /** Throws FrameError or MessageTooLargeError (LimitReachedError past the budget); the caller ends the stream. */
   push (chunk: Uint8Array | { subarray: () => Uint8Array }): void {
     let buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
-    if (this.partsLength > 0) {
+    if (this.partsLength > 0 || this.paused) {
       this.parts.push(buf)
       this.partsLength += buf.byteLength
-      if (this.partsLength < 4 || this.partsLength < 4 + this.checkedLength()) return
-      buf = join(this.parts, this.partsLength)
-      this.parts = []
-      this.partsLength = 0
+      this.charge()
+      if (this.paused || this.partsLength < 4 || this.partsLength < 4 + this.checkedLength()) return
+      buf = this.takeParts()
     }
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     let pos = 0
-    while (buf.byteLength - pos >= 4) {
+    while (buf.byteLength - pos >= 4 && !this.paused) {
       const length = view.getUint32(pos)
       this.check(length)
       if (buf.byteLength - pos - 4 < length) break
@@ -367,12 +394,59 @@ export class FrameSplitter {
       this.parts.push(rest)
       this.partsLength = rest.byteLength
       if (rest.byteLength >= 4) this.checkedLength()
+      this.charge()
     }
+  }
+
+  /** Stops cutting frames (after the one being handled) until `resume`. */
+  pause (): void {
+    this.paused = true
+  }
+
+  /** Cuts the frames kept while paused (which may pause it again). Throws as `push` does. */
+  resume (): void {
+    if (!this.paused) return
+    this.paused = false
+    if (this.partsLength > 0) this.push(this.takeParts())
+  }
+
+  get isPaused (): boolean {
+    return this.paused
   }
 
   /** True when a frame has begun but not all of it has arrived. */
   get midFrame (): boolean {
     return this.partsLength > 0
+  }
+
+  /** Drops what is kept (the stream ended) and gives its bytes back to the budget. */
+  clear (): void {
+    this.parts = []
+    this.partsLength = 0
+    this.budget?.give(this.charged)
+    this.charged = 0
+  }
+
+  private takeParts (): Uint8Array {
+    const buf = join(this.parts, this.partsLength)
+    this.clear()
+    return buf
+  }
+
+  /**
+   * Counts the kept bytes past the free allowance in the budget; throws past the budget. Not while
+   * paused: what a paused stream keeps is whole frames waiting their turn (bounded by its yamux
+   * window), counted again, as a partial frame, once it is cut on.
+   */
+  private charge (): void {
+    const budget = this.budget
+    if (budget == null || this.paused) return
+    const due = Math.max(0, this.partsLength - budget.free)
+    if (due <= this.charged) return
+    if (!budget.take(due - this.charged)) {
+      throw new LimitReachedError(`The broker holds ${budget.used} bytes of partly received frames, its limit (maxPartialFrameBytes): this stream's ${this.partsLength} bytes of unfinished frames are dropped; send them again`)
+    }
+    this.charged = due
   }
 
   /** The length of the frame that the kept parts begin, checked against the limit. */
