@@ -81,13 +81,14 @@ export class ProducerRegistry {
 
   /**
    * A producer stream said Hello: it is a stream of producer session `name` (counted as one), and
-   * gets the answers kept for that session and those kept for any session of its peer. Another
-   * process sharing the peer ID keeps its own, even while it is away (a new producer process is a
-   * new session: it would drop answers to requests it never made).
+   * gets the answers kept for that session, those kept for any session of its peer, and those of
+   * its peer's sessions that have no stream open (a producer restarted on a kept identity gets them
+   * as `result` events). Another process sharing the peer ID and connected now keeps its own.
    */
   hello (stream: ProducerSession, name: string): ProducerSeq {
     const seq = this.session(stream.peer, name)
-    for (const r of this.mailbox.take(stream.peer, Date.now(), forSession(name))) stream.sendResult(r)
+    const wanted = (r: KeptResult): boolean => forSession(name)(r) || (this.seqs.get(`${stream.peer}/${r.session as string}`)?.streams ?? 0) === 0
+    for (const r of this.mailbox.take(stream.peer, Date.now(), wanted)) stream.sendResult(r)
     return seq
   }
 
