@@ -26,6 +26,7 @@ const UNIT = [
 const SYSTEM = [
   'test/browser.test.ts',
   'test/browser-relay.test.ts',
+  'test/browser-acl.test.ts',
   'test/page-security.test.ts',
   'test/full-disk.test.ts',
   'test/cli-signals.test.ts',
