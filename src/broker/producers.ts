@@ -1,7 +1,8 @@
 /**
  * What the broker knows of its producers: their open streams (to relay results to), each
  * session's highest seq (to drop resends), the ids they supplied (to drop duplicates), the
- * sessions holding confirms for congested queues, and the answers kept for those not connected.
+ * sessions holding confirms for congested queues, and the answers kept for those not connected
+ * or not reading them.
  */
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { RecentAnswers } from './recent-answers.js'
@@ -139,10 +140,11 @@ export class ProducerRegistry {
 
   /**
    * Sends a result to the newest stream of the producer session the message came from (after a
-   * reconnect the older one is dead to the producer, even while it still looks open here), else
-   * keeps it for that session: other processes may share the peer ID, and would drop it. Only a
-   * message whose session is unknown (stored by an older version, or published by the broker
-   * itself) goes to the peer's newest stream that said Hello, or is kept for any of its sessions.
+   * reconnect the older one is dead to the producer, even while it still looks open here), unless
+   * that stream is behind; else keeps it for that session: other processes may share the peer ID,
+   * and would drop it. Only a message whose session is unknown (stored by an older version, or
+   * published by the broker itself) goes to the peer's newest stream that said Hello, or is kept
+   * for any of its sessions.
    */
   relay (m: QueuedMessage, r: KeptResult): void {
     const origin = m.session
