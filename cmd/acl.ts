@@ -51,15 +51,15 @@ export async function run (args: string[]): Promise<number> {
     case 'allow':
     case 'deny': {
       const change = parseChange(action, rest, flags.group)
-      const acl = await withAdmin(flags, async (admin) => change.grant != null || action === 'allow'
-        ? await (action === 'allow' ? admin.allow(change.peer, change.grant as Grant, flags.timeout) : admin.deny(change.peer, change.grant, flags.timeout))
-        : await admin.deny(change.peer, undefined, flags.timeout), 'write')
+      const acl = await withAdmin(flags, async (admin) => action === 'allow'
+        ? await admin.allow(change.peer, change.grant as Grant, flags.timeout)
+        : await admin.deny(change.peer, change.grant, flags.timeout), 'write')
       if (flags.json) {
         console.log(JSON.stringify(acl))
         return 0
       }
       console.log(`${action === 'allow' ? 'Allowed' : change.grant != null ? 'Denied' : 'Blocked'} ${change.peer === '*' ? 'any peer' : change.peer}${change.grant != null ? ` ${grantText(change.grant)}` : ''}`)
-      const note = (acl as AclInfo & { note?: string }).note
+      const note = acl.note
       if (note != null) console.log(note)
       return 0
     }
@@ -128,7 +128,7 @@ export function grantsText (g: PeerGrants): string {
 function aclText (acl: AclInfo): string {
   const mode = acl.mode === 'protected'
     ? 'Protected mode (no ACL yet): peers on the broker\'s host may do everything, others are refused.'
-    : (acl.mode as string) === 'open' ? 'Open: any peer may do everything.' : `ACL: ${Object.keys(acl.peers).length} peer${Object.keys(acl.peers).length === 1 ? '' : 's'}`
+    : acl.mode === 'open' ? 'Open: any peer may do everything.' : `ACL: ${Object.keys(acl.peers).length} peer${Object.keys(acl.peers).length === 1 ? '' : 's'}`
   const rows = Object.entries(acl.peers).map(([peer, g]) => [peer === '*' ? '* (any peer)' : peer, g.blocked === true ? 'blocked' : '',
     (g.produce ?? []).join(', '), (g.consume ?? []).map((c) => c.group != null ? `${c.pattern}@${c.group}` : c.pattern).join(', '), g.admin ?? ''])
   return rows.length === 0 ? mode : `${mode}\n${table(['PEER', 'BLOCKED', 'PRODUCE', 'CONSUME', 'ADMIN'], rows)}`

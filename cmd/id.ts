@@ -47,7 +47,7 @@ async function namedKey (name: string): Promise<{ key: PrivateKey, file: string 
 
 function rightsText (r: PeerRights): string {
   if (r.mode === 'protected') return 'The broker has no ACL yet (protected mode): this peer, on its host, may do everything; peers on other hosts are refused.'
-  if ((r.mode as string) === 'open') return 'The broker is open: any peer may do everything.'
+  if (r.mode === 'open') return 'The broker is open: any peer may do everything.'
   const what = grantsText(r.rights)
   return what === '' ? 'The broker lets this peer do nothing.' : `The broker lets this peer: ${what}`
 }
