@@ -27,7 +27,7 @@ export function rightsText (rights: PeerGrants): string {
   return parts.length > 0 ? parts.join('; ') : 'nothing'
 }
 
-/** The rights of a broker that predates access control (it has no `whoami`): everything. */
+/** The rights of a broker that predates access control (it has no `whoami`): any peer may do everything, as in open mode. */
 export function unrestricted (peer: string): PeerRights {
-  return { peer, mode: 'protected', rights: { produce: ['#'], consume: [{ pattern: '#' }], admin: 'write' } }
+  return { peer, mode: 'open', rights: { produce: ['#'], consume: [{ pattern: '#' }], admin: 'write' } }
 }
