@@ -62,9 +62,9 @@ export class ProducerRegistry {
   /** Producer streams that did not take their answers: theirs wait in the mailbox until they drain. */
   private readonly behind = new Set<ProducerSession>()
 
-  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog?: LimitLog) {
+  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog: LimitLog) {
     this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) }, limits.maxKeptAnswerBytes, (producer) => {
-      this.limitLog?.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
+      this.limitLog.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
     })
   }
 
@@ -180,7 +180,7 @@ export class ProducerRegistry {
     const channel = session.channel
     if (!channel.congested || channel.buffered <= MAX_UNREAD_ANSWER_BYTES) return false
     this.behind.add(session)
-    this.limitLog?.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
+    this.limitLog.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
     return true
   }
 
