@@ -13,7 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { groupError, patternError } from '../src/names.js'
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { adminSpecs, table, withAdmin } from './admin-client.js'
-import type { AclInfo, Grant, PeerGrants } from '../src/index.js'
+import type { AclInfo, Grant } from '../src/index.js'
 
 const specs = {
   ...adminSpecs,
@@ -113,16 +113,6 @@ function grantText (g: Grant): string {
   if ('produce' in g) return `to produce ${g.produce}`
   if ('consume' in g) return `to consume ${g.consume}${g.group != null ? ` in group ${g.group}` : ''}`
   return `admin ${g.admin}`
-}
-
-/** What a peer's grants allow, in one line ('' for nothing). */
-export function grantsText (g: PeerGrants): string {
-  if (g.blocked === true) return 'blocked (refused everything)'
-  const parts: string[] = []
-  if ((g.produce ?? []).length > 0) parts.push(`produce ${(g.produce ?? []).join(', ')}`)
-  if ((g.consume ?? []).length > 0) parts.push(`consume ${(g.consume ?? []).map((c) => c.group != null ? `${c.pattern} (group ${c.group})` : c.pattern).join(', ')}`)
-  if (g.admin != null) parts.push(`admin ${g.admin}`)
-  return parts.join('; ')
 }
 
 function aclText (acl: AclInfo): string {
