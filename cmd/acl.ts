@@ -13,7 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { groupError, patternError } from '../src/names.js'
 import { parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { adminSpecs, table, withAdmin } from './admin-client.js'
-import type { AclInfo, Grant, PeerGrants } from '../src/index.js'
+import type { AclInfo, Grant } from '../src/index.js'
 
 const specs = {
   ...adminSpecs,
@@ -51,15 +51,15 @@ export async function run (args: string[]): Promise<number> {
     case 'allow':
     case 'deny': {
       const change = parseChange(action, rest, flags.group)
-      const acl = await withAdmin(flags, async (admin) => change.grant != null || action === 'allow'
-        ? await (action === 'allow' ? admin.allow(change.peer, change.grant as Grant, flags.timeout) : admin.deny(change.peer, change.grant, flags.timeout))
-        : await admin.deny(change.peer, undefined, flags.timeout), 'write')
+      const acl = await withAdmin(flags, async (admin) => action === 'allow'
+        ? await admin.allow(change.peer, change.grant as Grant, flags.timeout)
+        : await admin.deny(change.peer, change.grant, flags.timeout), 'write')
       if (flags.json) {
         console.log(JSON.stringify(acl))
         return 0
       }
       console.log(`${action === 'allow' ? 'Allowed' : change.grant != null ? 'Denied' : 'Blocked'} ${change.peer === '*' ? 'any peer' : change.peer}${change.grant != null ? ` ${grantText(change.grant)}` : ''}`)
-      const note = (acl as AclInfo & { note?: string }).note
+      const note = acl.note
       if (note != null) console.log(note)
       return 0
     }
@@ -115,20 +115,10 @@ function grantText (g: Grant): string {
   return `admin ${g.admin}`
 }
 
-/** What a peer's grants allow, in one line ('' for nothing). */
-export function grantsText (g: PeerGrants): string {
-  if (g.blocked === true) return 'blocked (refused everything)'
-  const parts: string[] = []
-  if ((g.produce ?? []).length > 0) parts.push(`produce ${(g.produce ?? []).join(', ')}`)
-  if ((g.consume ?? []).length > 0) parts.push(`consume ${(g.consume ?? []).map((c) => c.group != null ? `${c.pattern} (group ${c.group})` : c.pattern).join(', ')}`)
-  if (g.admin != null) parts.push(`admin ${g.admin}`)
-  return parts.join('; ')
-}
-
 function aclText (acl: AclInfo): string {
   const mode = acl.mode === 'protected'
     ? 'Protected mode (no ACL yet): peers on the broker\'s host may do everything, others are refused.'
-    : (acl.mode as string) === 'open' ? 'Open: any peer may do everything.' : `ACL: ${Object.keys(acl.peers).length} peer${Object.keys(acl.peers).length === 1 ? '' : 's'}`
+    : acl.mode === 'open' ? 'Open: any peer may do everything.' : `ACL: ${Object.keys(acl.peers).length} peer${Object.keys(acl.peers).length === 1 ? '' : 's'}`
   const rows = Object.entries(acl.peers).map(([peer, g]) => [peer === '*' ? '* (any peer)' : peer, g.blocked === true ? 'blocked' : '',
     (g.produce ?? []).join(', '), (g.consume ?? []).map((c) => c.group != null ? `${c.pattern}@${c.group}` : c.pattern).join(', '), g.admin ?? ''])
   return rows.length === 0 ? mode : `${mode}\n${table(['PEER', 'BLOCKED', 'PRODUCE', 'CONSUME', 'ADMIN'], rows)}`

@@ -4,7 +4,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { clientDataDir, loadIdentity, readKeyFile, userIdentity, userIdentityPath } from '../src/home.js'
 import { parseFlags, usage, type FlagSpecs } from './flags.js'
 import { adminSpecs, withAdmin } from './admin-client.js'
-import { grantsText } from './acl.js'
+import { describeGrants } from '../src/broker/acl.js'
 import type { PeerRights } from '../src/index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -47,7 +47,7 @@ async function namedKey (name: string): Promise<{ key: PrivateKey, file: string 
 
 function rightsText (r: PeerRights): string {
   if (r.mode === 'protected') return 'The broker has no ACL yet (protected mode): this peer, on its host, may do everything; peers on other hosts are refused.'
-  if ((r.mode as string) === 'open') return 'The broker is open: any peer may do everything.'
-  const what = grantsText(r.rights)
+  if (r.mode === 'open') return 'The broker is open: any peer may do everything.'
+  const what = describeGrants(r.rights)
   return what === '' ? 'The broker lets this peer do nothing.' : `The broker lets this peer: ${what}`
 }

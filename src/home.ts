@@ -125,16 +125,8 @@ export async function loadIdentity (dir: string): Promise<Identity> {
   const release = await lockIdentityDir(dir)
   try {
     const keyPath = join(dir, KEY_FILE)
-    let privateKey: PrivateKey
-    try {
-      const bytes = await readFile(keyPath)
-      try {
-        privateKey = privateKeyFromProtobuf(bytes)
-      } catch (err: any) {
-        throw new Error(`${keyPath} is not a valid private key (${err.message as string}); it is this node's identity (peer ID): restore it from a backup, or remove it to start with a new peer ID`, { cause: err })
-      }
-    } catch (err: any) {
-      if (err.code !== 'ENOENT') throw err
+    let privateKey = await readKeyFile(keyPath)
+    if (privateKey == null) {
       privateKey = await generateKeyPair('Ed25519')
       await writeAtomic(keyPath, privateKeyToProtobuf(privateKey), 0o600)
     }

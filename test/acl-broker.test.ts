@@ -157,6 +157,19 @@ describe('access control', () => {
     await p.publish('x', 1)
   })
 
+  it('a peer refused for holding too many connections is not told that the ACL refuses it', async () => {
+    // The CLI's commands share the user's identity: one more running than maxConnectionsPerPeer is
+    // refused by the same gater hook as a peer the ACL grants nothing, and the client cannot tell them apart.
+    const user = await identity()
+    const broker = await startBroker({ memory: true, acl: 'open', maxConnectionsPerPeer: 1 })
+    const first = await producer(broker, { dataDir: user.dataDir })
+    await first.ready()
+    const second = await producer(broker, { dataDir: user.dataDir })
+    const err = await refusedWith(second.ready())
+    expect(err.message).toContain('maxConnectionsPerPeer')
+    await second.stop()
+  })
+
   it('protected mode (no ACL): a client on this host may do everything, a relayed one is refused at connection time', async () => {
     const dir = await tempDir()
     const relay = await createRelay({ dataDir: join(dir, 'relay'), listen: ['/ip4/127.0.0.1/tcp/0'] })

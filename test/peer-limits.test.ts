@@ -1,6 +1,7 @@
 /** Limits per peer (src/broker/peer-limits.ts) and the budget for partly received frames (codec.ts), without a network. */
 import { describe, expect, it } from 'vitest'
 import { LimitLog, PeerLimits } from '../src/broker/peer-limits.js'
+import { OnceAMinute } from '../src/broker/once-a-minute.js'
 import { Mailbox, type KeptResult } from '../src/broker/mailbox.js'
 import { FrameSplitter, FrameWriter, PartialFrameBudget } from '../src/protocol/codec.js'
 import { LimitReachedError } from '../src/errors.js'
@@ -74,6 +75,20 @@ describe('LimitLog', () => {
     c.advance(60_000)
     log.reached('a', 'x', '')
     expect(lines).toEqual(['x a', 'y a', 'x b', 'x a'])
+  })
+})
+
+describe('OnceAMinute', () => {
+  it('tells a key once a minute with how many times it was held back, and forgets the longest untold first', () => {
+    const once = new OnceAMinute()
+    expect(once.tell('a', 0)).toBe(0)
+    expect(once.tell('a', 1)).toBeUndefined()
+    expect(once.tell('a', 59_999)).toBeUndefined()
+    expect(once.tell('a', 60_000)).toBe(2)
+    // 10,000 keys at most: 'a' (told first) is forgotten, so it is told again at once.
+    for (let i = 0; i < 10_000; i++) once.tell(`k${i}`, 60_001)
+    expect(once.tell('a', 60_002)).toBe(0)
+    expect(once.tell('k9999', 60_002)).toBeUndefined()
   })
 })
 

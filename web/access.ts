@@ -4,6 +4,7 @@
  * shows its rights (the admin protocol's `whoami`) and, for each thing it was refused, the one
  * line the operator runs to allow it.
  */
+import { describeGrants } from '../src/broker/acl.js'
 import type { Grant, PeerGrants, PeerRights } from '../src/broker/api.js'
 
 /** `s` quoted for a POSIX shell: names may hold spaces, quotes and `*`. */
@@ -20,14 +21,11 @@ export function allowLine (peer: string, grant: Grant): string {
 
 /** The rights of `whoami` in a few words: "produce orders.*; consume #; admin read", or "nothing". */
 export function rightsText (rights: PeerGrants): string {
-  const parts: string[] = []
-  if ((rights.produce ?? []).length > 0) parts.push(`produce ${(rights.produce ?? []).join(', ')}`)
-  if ((rights.consume ?? []).length > 0) parts.push(`consume ${(rights.consume ?? []).map((c) => c.group != null ? `${c.pattern} in ${c.group}` : c.pattern).join(', ')}`)
-  if (rights.admin != null) parts.push(`admin ${rights.admin}`)
-  return parts.length > 0 ? parts.join('; ') : 'nothing'
+  const text = describeGrants(rights)
+  return text !== '' ? text : 'nothing'
 }
 
-/** The rights of a broker that predates access control (it has no `whoami`): everything. */
+/** The rights of a broker that predates access control (it has no `whoami`): any peer may do everything, as in open mode. */
 export function unrestricted (peer: string): PeerRights {
-  return { peer, mode: 'protected', rights: { produce: ['#'], consume: [{ pattern: '#' }], admin: 'write' } }
+  return { peer, mode: 'open', rights: { produce: ['#'], consume: [{ pattern: '#' }], admin: 'write' } }
 }

@@ -10,15 +10,12 @@ import { AclFileError, aclOf, readAclFile, writeAclFile } from './acl-file.js'
 import type { AclFile, AclInfo, AclMode, ClientRole, DeniedEvent } from './api.js'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-
-/** ms a peer's refusals are told once in. */
-export const DENIED_LOG_INTERVAL = 60_000
-/** Peers whose last refusal is remembered for the rate limit, at most. */
-const MAX_DENIED_PEERS = 10_000
+import { OnceAMinute } from './once-a-minute.js'
 
 export interface AccessControlInit {
   /**
-   * `'open'`: any peer may do everything (the kept ACL is left as it is, unused); the path of a
+   * `'open'`: any peer may do everything (the kept ACL is left as it is, unused, until a change:
+   * that makes an ACL from `*` allowed everything, kept in `path` in its place); the path of a
    * JSON ACL file, or an ACL: it replaces the kept one. Undefined: the kept one, else protected mode.
    * @default undefined
    */
@@ -36,12 +33,17 @@ export class AccessControl {
   /** An ACL given at load, not written to `path` yet. */
   private unkept = false
   private readonly listeners = new Set<(acl: Acl) => void>()
-  private readonly lastDenied = new Map<string, { at: number, suppressed: number }>()
+  private readonly toldDenied = new OnceAMinute()
   /** Where refusals are told (the broker's log and `client:denied` event). */
   onDenied?: (denied: DeniedEvent) => void
 
   constructor (acl: Acl, readonly path?: string) {
     this.current = acl
+  }
+
+  /** The access control of a library `acl` option: open, the ACL given, else protected mode (kept nowhere). */
+  static of (acl?: 'open' | AclFile): AccessControl {
+    return new AccessControl(acl === 'open' ? Acl.open() : acl != null ? aclOf(JSON.stringify(acl), 'the acl option') : Acl.protected())
   }
 
   /**
@@ -109,20 +111,10 @@ export class AccessControl {
     return await run
   }
 
-  /** Tells a refusal, unless this peer's was told less than DENIED_LOG_INTERVAL ago (then it is counted). */
+  /** Tells a refusal, unless this peer's was told less than a minute ago (then it is counted). */
   denied (peer: string, reason: string, role?: ClientRole, now = Date.now()): void {
-    const last = this.lastDenied.get(peer)
-    if (last != null && now - last.at < DENIED_LOG_INTERVAL) {
-      last.suppressed++
-      return
-    }
-    if (this.lastDenied.size >= MAX_DENIED_PEERS) {
-      for (const [p, d] of this.lastDenied) if (now - d.at >= DENIED_LOG_INTERVAL) this.lastDenied.delete(p)
-      if (this.lastDenied.size >= MAX_DENIED_PEERS) this.lastDenied.clear()
-    }
-    this.lastDenied.delete(peer)
-    this.lastDenied.set(peer, { at: now, suppressed: 0 })
-    this.onDenied?.({ peer, role, reason, suppressed: last?.suppressed ?? 0 })
+    const suppressed = this.toldDenied.tell(peer, now)
+    if (suppressed != null) this.onDenied?.({ peer, role, reason, suppressed })
   }
 
   /**

@@ -222,6 +222,16 @@ export function describeGrant (grant: Grant): string {
   return `admin ${grant.admin}`
 }
 
+/** What `g` lets a peer do, in a few words: `produce orders.*; consume jobs.# in group w; admin read` ('' for nothing). */
+export function describeGrants (g: PeerGrants): string {
+  if (g.blocked === true) return 'blocked (refused everything)'
+  const parts: string[] = []
+  if ((g.produce ?? []).length > 0) parts.push(`produce ${(g.produce ?? []).join(', ')}`)
+  if ((g.consume ?? []).length > 0) parts.push(`consume ${(g.consume ?? []).map((c) => c.group != null ? `${c.pattern} in group ${c.group}` : c.pattern).join(', ')}`)
+  if (g.admin != null) parts.push(`admin ${g.admin}`)
+  return parts.join('; ')
+}
+
 /** Why `peer` is not a peer ID nor `*`, or undefined. */
 export function peerKeyError (peer: string): string | undefined {
   if (peer === ANY_PEER) return undefined

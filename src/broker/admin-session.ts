@@ -29,7 +29,8 @@ export const MAX_ADMIN_REQUESTS_PER_STREAM = 8
 /**
  * An admin client's stream: requests in, one response each out (JSON bodies). `watch` is the one
  * standing request: the broker's stats as a response now and every `interval` ms after, with the
- * same reqId, until the stream closes (the live dashboard).
+ * same reqId, until the stream closes, an `unwatch` names it, or the peer loses admin read (the
+ * live dashboard). Watches are counted per stream and per peer (PeerLimits).
  */
 export class AdminSession extends Session<AdminFrame> {
   readonly role = 'admin'

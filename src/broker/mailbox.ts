@@ -1,12 +1,13 @@
 /**
- * Results kept for producers that are not connected, each for its producer session (or any of
- * its peer's, when that is unknown), handed over when a stream of it says Hello. Bounded in count
- * and payload bytes per producer peer, and in time: past a bound the oldest go.
+ * Results kept for producer sessions that have no stream open, or whose stream does not read its
+ * answers (producers.ts: "behind"), each for its producer session (or any of its peer's, when that
+ * is unknown), handed over when a stream of it says Hello or drains. Bounded in count and payload
+ * bytes per producer peer, and in time: past a bound the oldest go.
  */
 import { Deque } from '../deque.js'
 import type { Result } from '../protocol/frames.js'
 
-/** A Result frame's fields, kept until its producer comes back. */
+/** A Result frame's fields, kept until its producer session comes back or reads again. */
 export interface KeptResult extends Omit<Result, 'type'> {
   keptAt: number
   /** The producer session (named in its Hello) it is for; undefined: any session of the peer (its origin was not known). */
@@ -48,11 +49,6 @@ export class Mailbox {
       pushed = true
     }
     if (pushed) this.pushedOut(producer)
-  }
-
-  /** Whether results are kept for `producer`. */
-  holds (producer: string): boolean {
-    return this.boxes.has(producer)
   }
 
   /**

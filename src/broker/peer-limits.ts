@@ -6,11 +6,7 @@
  * reached is logged, once per peer and limit per minute. Each check is one Map lookup.
  */
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
-
-/** ms between two log lines about the same peer and limit. */
-const LOG_INTERVAL = 60_000
-/** Peers whose last log line is remembered at most (the oldest are forgotten first). */
-const MAX_LOGGED = 10_000
+import { OnceAMinute } from './once-a-minute.js'
 
 export interface PeerLimitsInit {
   /** Subscriptions one peer holds at once, across its consumer streams. */
@@ -25,19 +21,12 @@ export interface PeerLimitsInit {
 
 /** Logs `message` about `peer` unless the same limit was logged for it within the last minute. */
 export class LimitLog {
-  private readonly last = new Map<string, number>()
+  private readonly told = new OnceAMinute()
 
   constructor (private readonly log: (peer: string, limit: string, message: string) => void, private readonly now: () => number = Date.now) {}
 
   reached (peer: string, limit: string, message: string): void {
-    const key = `${limit} ${peer}`
-    const now = this.now()
-    const at = this.last.get(key)
-    if (at != null && now - at < LOG_INTERVAL) return
-    this.last.delete(key)
-    if (this.last.size >= MAX_LOGGED) this.last.delete(this.last.keys().next().value as string)
-    this.last.set(key, now)
-    this.log(peer, limit, message)
+    if (this.told.tell(`${limit} ${peer}`, this.now()) != null) this.log(peer, limit, message)
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * What the broker knows of its producers: their open streams (to relay results to), each
  * session's highest seq (to drop resends), the ids they supplied (to drop duplicates), the
- * sessions holding confirms for congested queues, and the answers kept for those not connected.
+ * sessions holding confirms for congested queues, and the answers kept for those not connected
+ * or not reading them.
  */
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { RecentAnswers } from './recent-answers.js'
@@ -61,9 +62,9 @@ export class ProducerRegistry {
   /** Producer streams that did not take their answers: theirs wait in the mailbox until they drain. */
   private readonly behind = new Set<ProducerSession>()
 
-  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog?: LimitLog) {
+  constructor (private readonly journal: Journal | undefined, private readonly limits: ProducerLimits, private readonly limitLog: LimitLog) {
     this.mailbox = new Mailbox(limits.answerRetention, limits.maxKeptAnswers, (r) => { this.journal?.forgetAnswer(r) }, limits.maxKeptAnswerBytes, (producer) => {
-      this.limitLog?.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
+      this.limitLog.reached(producer, 'kept-answers', `more than ${limits.maxKeptAnswers} answers or ${limits.maxKeptAnswerBytes} bytes kept for it (maxKeptAnswers, maxKeptAnswerBytes): the oldest are dropped`)
     })
   }
 
@@ -139,10 +140,11 @@ export class ProducerRegistry {
 
   /**
    * Sends a result to the newest stream of the producer session the message came from (after a
-   * reconnect the older one is dead to the producer, even while it still looks open here), else
-   * keeps it for that session: other processes may share the peer ID, and would drop it. Only a
-   * message whose session is unknown (stored by an older version, or published by the broker
-   * itself) goes to the peer's newest stream that said Hello, or is kept for any of its sessions.
+   * reconnect the older one is dead to the producer, even while it still looks open here), unless
+   * that stream is behind; else keeps it for that session: other processes may share the peer ID,
+   * and would drop it. Only a message whose session is unknown (stored by an older version, or
+   * published by the broker itself) goes to the peer's newest stream that said Hello, or is kept
+   * for any of its sessions.
    */
   relay (m: QueuedMessage, r: KeptResult): void {
     const origin = m.session
@@ -178,7 +180,7 @@ export class ProducerRegistry {
     const channel = session.channel
     if (!channel.congested || channel.buffered <= MAX_UNREAD_ANSWER_BYTES) return false
     this.behind.add(session)
-    this.limitLog?.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
+    this.limitLog.reached(session.peer, 'unread-answers', `its producer stream left ${channel.buffered} bytes of answers unread: the next wait in its mailbox until it reads`)
     return true
   }
 

@@ -28,8 +28,6 @@ import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, DeleteOptions, 
 import type { Queue } from './queue.js'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { AccessControl, connectionRefusal } from './acl-control.js'
-import { Acl } from './acl.js'
-import { aclOf } from './acl-file.js'
 import { PermissionDeniedError } from '../errors.js'
 import type { AclMode } from './api.js'
 
@@ -84,9 +82,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     super()
     this.log = components.logger.forComponent('p2pmq:broker')
     this.options = brokerOptions(init)
-    this.access = init.acl instanceof AccessControl
-      ? init.acl
-      : new AccessControl(init.acl === 'open' ? Acl.open() : init.acl != null ? aclOf(JSON.stringify(init.acl), 'the acl option') : Acl.protected())
+    this.access = init.acl instanceof AccessControl ? init.acl : AccessControl.of(init.acl)
     this.access.onDenied = (d) => {
       this.log('refused %s%s: %s%s', d.role != null ? `${d.role} ` : '', d.peer, d.reason, d.suppressed > 0 ? ` (and ${d.suppressed} more refusals in the last minute)` : '')
       this.safeDispatchEvent('client:denied', { detail: d })

@@ -64,7 +64,8 @@ export interface BrokerLinkInit {
   /**
    * Dialing failed; the link will try again after `retryIn` ms. A PermissionDeniedError: the
    * broker closed the connection right after the handshake, as its ACL does to a peer it grants
-   * nothing (it is tried again every RECONNECT_MAX_DELAY ms: the operator may allow it meanwhile).
+   * nothing, and its maxConnectionsPerPeer to one more connection of a peer (it is tried again every
+   * RECONNECT_MAX_DELAY ms: the operator may allow it meanwhile).
    */
   onRetry?: (err: Error, retryIn: number) => void
   /** ms to wait for one dial. */
@@ -167,8 +168,9 @@ export class BrokerLink {
    */
   private async dial (): Promise<Stream> {
     // A connection this dial opened that ended before its first stream was negotiated: the broker
-    // closed it right after the handshake (its ACL's connection gater). What libp2p tells the
-    // dialer is only an UnexpectedEOFError, so the progress events tell it apart from a failed dial.
+    // closed it right after the handshake (its connection gater: its ACL, or its connections per
+    // peer). What libp2p tells the dialer is only an UnexpectedEOFError, so the progress events
+    // tell it apart from a failed dial; nothing tells which of the two refused.
     let opened = false
     try {
       return await this.dialOnce((e) => { if (e.type === 'connection:opened') opened = true })
@@ -176,7 +178,8 @@ export class BrokerLink {
       if (opened && !this.stopped && (err as Error).name === 'UnexpectedEOFError') {
         const self = this.init.node.peerId.toString()
         throw new PermissionDeniedError(`The broker ${this.init.broker.peerId.toString()} closed the connection right after the handshake: it refuses this peer ID (${self}), ` +
-          `as a broker does to a peer its ACL grants nothing (or, without an ACL, to a peer not on its host): ask its operator to allow ${self}`, { cause: err })
+          'as a broker does to a peer its ACL grants nothing (or, without an ACL, to a peer not on its host), and to one that holds ' +
+          `as many connections as it allows already (maxConnectionsPerPeer; each process sharing this identity holds one): ask its operator to allow ${self}`, { cause: err })
       }
       throw err
     }
