@@ -67,8 +67,13 @@ export const DEFAULT_MAX_STORED_MESSAGES = 100_000_000
 /** Messages a broker without a store holds in memory before it refuses publishes. */
 export const DEFAULT_MAX_MESSAGES = 2_000_000
 
-/** Connections one peer may hold to a broker at once (a client needs one; the CLI's commands share the user's identity). */
-export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 8
+/**
+ * Connections one peer may hold to a broker at once. A client process needs one, but the CLI's
+ * commands share the user's identity: a user's consumers, producers and admin commands on one host
+ * are one peer. What a peer's connections can hold is bounded per peer anyway (subscriptions,
+ * prefetch, watches), so this bounds only the connections' own cost.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64
 /** Subscriptions one peer may hold on a broker at once, across its consumer streams. */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER = 1_024
 /** Sum of the prefetch of one peer's subscriptions: the deliveries it may hold unacknowledged at once. */

@@ -264,8 +264,8 @@ describe('a broker against hostile peers', () => {
     expect(got).toBeGreaterThan(500)
   }, 60_000)
 
-  it('refuses a peer more than 8 connections', async () => {
-    const b = await broker()
+  it('refuses a peer more than -max-connections-per-peer connections', async () => {
+    const b = await broker(['-max-connections-per-peer=8'])
     const node = await attacker()
     for (let i = 0; i < 12; i++) {
       await node.dial(multiaddr(b.tcp), { force: true }).catch(() => {})

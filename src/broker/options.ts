@@ -66,7 +66,7 @@ export interface BrokerInit {
   /**
    * Connections one peer may hold at once; more are refused at connection time. (Read by
    * `createBroker`, which builds the node's connection gater.)
-   * @default 8
+   * @default 64
    */
   maxConnectionsPerPeer?: number
   /**
