@@ -103,7 +103,7 @@ export {
 export interface CreateBrokerOptions extends Omit<BrokerInit, 'acl'> {
   /**
    * Who may do what, by peer ID. `'open'`: any peer may do everything (this run; the kept ACL is
-   * left unused, until a change: that makes an ACL from `*` allowed everything and keeps it). The path of a JSON ACL file, or an ACL: it replaces the one kept in
+   * left unused, and changes are refused with ConflictError). The path of a JSON ACL file, or an ACL: it replaces the one kept in
    * `<dataDir>/acl.json`. Undefined: the kept one, else protected mode (peers on this host may do
    * everything, every other connection is refused). Changes (`Admin.allow`/`deny`) are kept there.
    * The mode it runs in is `node.services.mq.aclMode`. A file that cannot be read or is not a

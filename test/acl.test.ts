@@ -202,10 +202,9 @@ describe('changes', () => {
     expect(() => Acl.protected().deny(A, undefined, A)).toThrow(ConflictError)
   })
 
-  it('in open mode, the first change starts from "*" allowed everything', () => {
-    const { acl } = Acl.open().deny(B, undefined, A)
-    expect(acl.rights(B, true).none).toBe(true)
-    expect(acl.rights(C, false).mayAdmin('write')).toBe(true)
+  it('in open mode, refuses changes: kept, they would make an open broker that warns nobody', () => {
+    expect(() => Acl.open().deny(B, undefined, A)).toThrow(ConflictError)
+    expect(() => Acl.open().allow(B, { produce: '#' }, A)).toThrow(/-acl=<file>/)
   })
 
   it('checks the parameters of a change (AccessControl.change)', async () => {

@@ -14,8 +14,8 @@ import { OnceAMinute } from './once-a-minute.js'
 
 export interface AccessControlInit {
   /**
-   * `'open'`: any peer may do everything (the kept ACL is left as it is, unused, until a change:
-   * that makes an ACL from `*` allowed everything, kept in `path` in its place); the path of a
+   * `'open'`: any peer may do everything (the kept ACL is left as it is, unused; changes are
+   * refused with ConflictError); the path of a
    * JSON ACL file, or an ACL: it replaces the kept one. Undefined: the kept one, else protected mode.
    * @default undefined
    */

@@ -125,9 +125,10 @@ export class Acl {
   }
 
   /**
-   * Adds `grant` to `peer`'s entry (unblocking it); returns the ACL after. The first change of an
-   * open ACL starts from `*` allowed everything; of a protected one, from an empty ACL in which the
-   * asking peer gets admin write (the result's `note` says so).
+   * Adds `grant` to `peer`'s entry (unblocking it); returns the ACL after. The first change of a
+   * protected ACL starts from an empty ACL in which the asking peer gets admin write (the result's
+   * `note` says so); an open one is not changed (ConflictError): it would be kept as `*` allowed
+   * everything, an open broker nobody is warned about.
    */
   allow (peer: string, grant: Grant, asker: string): { acl: Acl, note?: string } {
     const { peers, note } = this.start(asker)
@@ -188,7 +189,7 @@ export class Acl {
   private start (asker: string): { peers: Map<string, PeerGrants>, note?: string } {
     if (this.mode === 'acl') return { peers: new Map([...this.peers].map(([p, g]) => [p, copyGrants(g)])) }
     if (this.mode === 'open') {
-      return { peers: new Map([[ANY_PEER, copyGrants(EVERYTHING)]]), note: 'The broker ran open: the ACL now starts from "*" allowed everything' }
+      throw new ConflictError('The broker runs open (-acl=open: any peer may do everything), so it has no ACL to change: restart it with -acl=<file>, or without -acl to use the ACL it keeps')
     }
     return { peers: new Map([[asker, { admin: 'write' }]]), note: `The broker had no ACL (protected mode): it has one now, in which ${asker} (this client) may administer it (admin write); peers on this host no longer get every right` }
   }
