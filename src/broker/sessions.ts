@@ -389,6 +389,13 @@ export class ConsumerSession extends Session<ConsumerFrame> {
         try {
           const sub = engine.subscribe(this, f.subId, f.group, f.patterns, f.prefetch, (f.flags & SubscribeFlags.SingleActive) !== 0, f.expires > 0 ? f.expires : undefined)
           this.subs.set(f.subId, sub)
+          if (!this.isOpen) {
+            // The stream ended while subscribe() delivered (a failed write): onClose ran before this subscription was in `subs`.
+            this.subs.delete(f.subId)
+            this.parts.peers.releaseSubscription(this.peer, sub.prefetch)
+            engine.unsubscribe(sub)
+            return
+          }
           if (this.channel.congested) engine.pause(sub)
         } catch (err) {
           this.parts.peers.releaseSubscription(this.peer, Math.min(f.prefetch, MAX_PREFETCH))
