@@ -5,7 +5,8 @@
  * ACL files refused with a line naming the file and the key.
  */
 import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -295,6 +296,21 @@ describe('access control', () => {
     if (process.getuid?.() !== 0) {
       await chmod(join(dataDir, 'acl.json'), 0)
       await expect(createBroker({ home: dir, dataDir, memory: true })).rejects.toThrow(/cannot read the ACL file/)
+    }
+  })
+
+  it('p2pmq broker -acl=<FIFO or symlink to /dev/zero> exits at once: not a regular file (no hang, no memory filled)', async () => {
+    const home = await tempDir()
+    const fifo = join(home, 'fifo.json')
+    execFileSync('mkfifo', [fifo])
+    const zero = join(home, 'zero.json')
+    symlinkSync('/dev/zero', zero)
+    for (const file of [fifo, zero]) {
+      const p = run(['broker', '-memory', '-http=off', `-acl=${file}`], home)
+      // On a FIFO the broker hung in open() for good; /dev/zero filled 600+ MB before failing.
+      const code = await Promise.race([p.exited, sleep(10_000).then(() => 'still running')])
+      expect(code, file).toBe(2)
+      expect(p.err.filter((l) => l !== ''), file).toEqual([`p2pmq: ${file}: the ACL file is not a regular file`])
     }
   })
 

@@ -3,7 +3,8 @@
  * stops the broker with one line naming the file and the key) and written atomically on each change
  * (a temporary file, synced, renamed over it; mode 0600).
  */
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, rename, unlink } from 'node:fs/promises'
 import { P2PMQError } from '../errors.js'
 import { Acl } from './acl.js'
 import type { AclFile } from './api.js'
@@ -20,9 +21,22 @@ export class AclFileError extends P2PMQError {
 export async function readAclFile (path: string): Promise<Acl | undefined> {
   let text: string
   try {
-    const size = (await stat(path)).size
-    if (size > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is ${size} bytes, at most ${MAX_ACL_FILE_BYTES}`)
-    text = await readFile(path, 'utf8')
+    // Non-blocking, so a FIFO in its place does not hang the broker in open() (unkillable but by SIGKILL).
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      const info = await file.stat()
+      // A device (a symlink to /dev/zero) or a FIFO has no size to check: it could fill the memory.
+      if (!info.isFile()) throw new AclFileError(`${path}: the ACL file is not a regular file`)
+      if (info.size > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is ${info.size} bytes, at most ${MAX_ACL_FILE_BYTES}`)
+      // Read at most one byte past the limit: the file may grow after stat.
+      const buf = Buffer.alloc(MAX_ACL_FILE_BYTES + 1)
+      let n = 0
+      for (let r = 1; r > 0 && n < buf.length; n += r) r = (await file.read(buf, n, buf.length - n, n)).bytesRead
+      if (n > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is over ${MAX_ACL_FILE_BYTES} bytes`)
+      text = buf.toString('utf8', 0, n)
+    } finally {
+      await file.close()
+    }
   } catch (err) {
     if (err instanceof AclFileError) throw err
     // None there (a file in the way of its directory is the data directory's error, told when the node takes it).
