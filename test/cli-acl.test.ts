@@ -2,11 +2,12 @@
  * Access control through the CLI, as a user types it, with real processes: `p2pmq id`, `p2pmq acl`,
  * `p2pmq broker -acl`, and each right with an allowed and a refused peer (two users: two homes).
  */
-import { writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, startBroker, type Proc } from './cli-helpers.js'
-import { tempDir, until } from './helpers.js'
+import { sleep, tempDir, until } from './helpers.js'
 
 /** Runs `p2pmq <args>` as the user of `home` to its end. */
 async function p2pmq (home: string, args: string[]): Promise<{ code: number | null, out: string[], err: string[] }> {
@@ -55,6 +56,33 @@ describe('p2pmq id', () => {
       expect(r.code).toBe(1)
       expect(r.err).toHaveLength(1)
       expect(r.err[0]).toContain(`${join(home, 'identity', 'peer.key')} is not a valid private key`)
+    }
+  })
+})
+
+describe('p2pmq id: a hostile identity file', () => {
+  it('refuses a FIFO, a device and a key others may read, at once, naming the file', async () => {
+    const home = await tempDir()
+    const key = join(home, 'identity', 'peer.key')
+    await mkdir(join(home, 'identity'), { recursive: true })
+    const cases: Array<[string, () => Promise<void>, string]> = [
+      // A FIFO hung `p2pmq id` (and every client command) in open() for good; /dev/zero read until the memory ran out.
+      ['fifo', async () => { execFileSync('mkfifo', [key]) }, `${key} is not a regular file`],
+      ['/dev/zero', async () => { await symlink('/dev/zero', key) }, `${key} is not a regular file`],
+      // As SSH does: a key another local user may read lets that user run as this identity.
+      ['mode 0644', async () => {
+        const made = await p2pmq(home, ['id'])
+        expect(made.code).toBe(0)
+        await chmod(key, 0o644)
+      }, `${key} may be read by other users (mode 644)`]
+    ]
+    for (const [name, make, message] of cases) {
+      await rm(key, { force: true })
+      await make()
+      const p = run(['id'], home)
+      const code = await Promise.race([p.exited, sleep(10_000).then(() => 'still running')])
+      expect(code, name).toBe(1)
+      expect(p.err.filter((l) => l !== ''), name).toEqual([expect.stringContaining(message)])
     }
   })
 })
