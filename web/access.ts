@@ -11,10 +11,15 @@ function shellQuote (s: string): string {
   return /^[\w.@%+=:,/-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`
 }
 
+/** A pattern as the last argument: after `--` when it starts with `-`, so p2pmq does not read it as a flag. */
+function patternArg (pattern: string): string {
+  return `${pattern.startsWith('-') ? '-- ' : ''}${shellQuote(pattern)}`
+}
+
 /** The command that lets `peer` do what `grant` says. */
 export function allowLine (peer: string, grant: Grant): string {
-  if ('produce' in grant) return `p2pmq acl allow ${peer} produce ${shellQuote(grant.produce)}`
-  if ('consume' in grant) return `p2pmq acl allow ${peer} consume ${shellQuote(grant.consume)}${grant.group != null ? ` -group=${shellQuote(grant.group)}` : ''}`
+  if ('produce' in grant) return `p2pmq acl allow ${peer} produce ${patternArg(grant.produce)}`
+  if ('consume' in grant) return `p2pmq acl allow ${peer} consume ${grant.group != null ? `-group=${shellQuote(grant.group)} ` : ''}${patternArg(grant.consume)}`
   return `p2pmq acl allow ${peer} admin ${grant.admin}`
 }
 
