@@ -2,7 +2,7 @@
  * Access control through the CLI, as a user types it, with real processes: `p2pmq id`, `p2pmq acl`,
  * `p2pmq broker -acl`, and each right with an allowed and a refused peer (two users: two homes).
  */
-import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -87,6 +87,34 @@ describe('p2pmq id: a hostile identity file', () => {
   })
 })
 
+describe('the refusal\'s allow line with hostile names', () => {
+  it('pasted into a shell, gives p2pmq acl exactly the name refused and runs nothing else', async () => {
+    const opHome = await tempDir()
+    const userHome = await tempDir()
+    const op = await peerIdOf(opHome)
+    const user = await peerIdOf(userHome)
+    const aclFile = join(opHome, 'acl.json')
+    await writeFile(aclFile, JSON.stringify({ peers: { [op]: { admin: 'write' }, [user]: { produce: ['orders.*'] } } }))
+    const broker = await startBroker(opHome, [`-acl=${aclFile}`, `-data=${join(opHome, 'broker-data')}`])
+    const pwned = join(userHome, 'pwned')
+    // Valid names (a command word holds no space; a group may): the old lines ran `touch` when pasted.
+    const command = `x'$(touch\${IFS}${pwned})'`
+    const group = `g;touch ${pwned}`
+    const refused = [
+      [await p2pmq(userHome, ['producer', `-broker=${broker.tcp}`, `-command=${command}`, '-count=1']), ['produce', command]],
+      [await p2pmq(userHome, ['consumer', `-broker=${broker.tcp}`, `-command=${command}`, `-group=${group}`]), ['consume', command, `-group=${group}`]]
+    ] as const
+    for (const [r, args] of refused) {
+      expect(r.code).toBe(5)
+      const line = r.err.find((l) => l.includes('p2pmq acl allow')) as string
+      const pasted = line.slice(line.indexOf('p2pmq acl allow'))
+      const argv = execFileSync('bash', ['-c', `p2pmq () { printf '%s\\0' "$@"; }\n${pasted}`], { encoding: 'utf8' }).split('\0').slice(0, -1)
+      expect(argv).toEqual(['acl', 'allow', user, ...args])
+    }
+    await expect(stat(pwned)).rejects.toThrow(/ENOENT/)
+  })
+})
+
 describe('p2pmq acl and broker -acl', () => {
   it('each right with an allowed and a refused peer, changed without a restart and kept across one', { timeout: 180_000 }, async () => {
     const opHome = await tempDir() // the operator's: the broker and its admin
@@ -104,7 +132,7 @@ describe('p2pmq acl and broker -acl', () => {
     // produce: allowed for orders.*, refused elsewhere (one line, exit 5, nothing more sent).
     expect((await asUser(['producer', '-command=orders.new', '-publish', '-count=2', '-interval=0'])).code).toBe(0)
     const refusedSend = await asUser(['producer', '-command=billing.run', '-count=3', '-interval=0'])
-    expectRefused(refusedSend, user, "produce 'billing.run'")
+    expectRefused(refusedSend, user, 'produce billing.run')
     await until(() => broker.proc.err.some((l) => l.startsWith(`Refused producer ${user}`)), 5_000, 'the broker to log the refusal')
 
     // admin read: refused, then allowed at once; write still refused.
@@ -148,7 +176,7 @@ describe('p2pmq acl and broker -acl', () => {
 
     // A produce right withdrawn: refused at once.
     expect((await asOp(['acl', 'deny', user, 'produce', 'orders.*'])).code).toBe(0)
-    expectRefused(await asUser(['producer', '-command=orders.new', '-publish', '-count=1']), user, "produce 'orders.new'")
+    expectRefused(await asUser(['producer', '-command=orders.new', '-publish', '-count=1']), user, 'produce orders.new')
 
     // Blocked: refused at connection time, whatever it was allowed.
     const blocked = await asOp(['acl', 'deny', user])

@@ -27,7 +27,7 @@ describe('the page\'s allow lines', () => {
         expect(argv.slice(0, 2), name).toEqual(['acl', 'allow'])
         const positional: string[] = []
         const flags = parseFlags(argv.slice(1), { group: { type: 'string', value: '<g>', help: '', default: '' } }, positional)
-        expect(positional, name).toEqual(['allow', PEER, 'produce' in grant ? 'produce' : 'consume', 'produce' in grant ? grant.produce : grant.consume])
+        expect(positional, name).toEqual(['allow', PEER, 'produce' in grant ? 'produce' : 'consume', 'produce' in grant ? grant.produce : (grant as { consume: string }).consume])
         expect(flags.group, name).toBe('consume' in grant ? grant.group ?? '' : '')
       }
     }

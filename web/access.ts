@@ -4,23 +4,12 @@
  * shows its rights (the admin protocol's `whoami`) and, for each thing it was refused, the one
  * line the operator runs to allow it.
  */
+import { grantArgs } from '../src/acl-line.js'
 import type { Grant, PeerGrants, PeerRights } from '../src/broker/api.js'
-
-/** `s` quoted for a POSIX shell: names may hold spaces, quotes and `*`. */
-function shellQuote (s: string): string {
-  return /^[\w.@%+=:,/-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`
-}
-
-/** A pattern as the last argument: after `--` when it starts with `-`, so p2pmq does not read it as a flag. */
-function patternArg (pattern: string): string {
-  return `${pattern.startsWith('-') ? '-- ' : ''}${shellQuote(pattern)}`
-}
 
 /** The command that lets `peer` do what `grant` says. */
 export function allowLine (peer: string, grant: Grant): string {
-  if ('produce' in grant) return `p2pmq acl allow ${peer} produce ${patternArg(grant.produce)}`
-  if ('consume' in grant) return `p2pmq acl allow ${peer} consume ${grant.group != null ? `-group=${shellQuote(grant.group)} ` : ''}${patternArg(grant.consume)}`
-  return `p2pmq acl allow ${peer} admin ${grant.admin}`
+  return `p2pmq acl allow ${peer} ${grantArgs(grant)}`
 }
 
 /** The rights of `whoami` in a few words: "produce orders.*; consume #; admin read", or "nothing". */
