@@ -226,6 +226,20 @@ describe('access control', () => {
     expect((await w.stats()).messages).toBe(0)
   })
 
+  it('two changes at once: the second is decided by the ACL the first made, not by the rights its asker had before', async () => {
+    const [a, b, x, y] = await Promise.all([identity(), identity(), identity(), identity()])
+    // Protected mode: both admins, on this host, may change it; the first change makes an ACL naming only its asker.
+    const broker = await startBroker({ memory: true })
+    const [wa, wb] = await Promise.all([admin(broker, a.dataDir), admin(broker, b.dataDir)])
+    await Promise.all([wa.whoami(), wb.whoami()])
+    const results = await Promise.allSettled([wa.allow(x.peer, { produce: 'jobs' }), wb.allow(y.peer, { produce: 'jobs' })])
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    const winner = results[0].status === 'fulfilled' ? a : b
+    const granted = results[0].status === 'fulfilled' ? x : y
+    expect((await (winner === a ? wa : wb).acl()).peers).toEqual({ [winner.peer]: { admin: 'write' }, [granted.peer]: { produce: ['jobs'] } })
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+  })
+
   it('keeps the ACL and its changes in <dataDir>/acl.json across a restart; acl: a file path replaces it', async () => {
     const [root, x] = await Promise.all([identity(), identity()])
     const home = await tempDir()
