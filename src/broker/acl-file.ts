@@ -54,11 +54,46 @@ export function aclOf (text: string, source: string): Acl {
   } catch (err) {
     throw new AclFileError(`${source}: not JSON (${(err as Error).message})`, { cause: err })
   }
+  const twice = duplicateKey(text)
+  if (twice != null) throw new AclFileError(`${source}: ${twice.at === '' ? '' : `${twice.at}: `}the key ${JSON.stringify(twice.key.length > 80 ? `${twice.key.slice(0, 77)}...` : twice.key)} is given twice (JSON keeps the last, so the first would be ignored silently)`)
   try {
     return Acl.of(raw)
   } catch (err) {
     throw new AclFileError(`${source}: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/**
+ * The first key given twice in one object of `text` (valid JSON), and where: JSON.parse keeps the
+ * last silently, so an entry such as a peer's `"blocked": true` could be undone further down.
+ */
+export function duplicateKey (text: string): { at: string, key: string } | undefined {
+  // Per open object or array: its keys (undefined for an array), whether a key comes next, and its path.
+  const stack: Array<{ keys?: Set<string>, expectKey: boolean, at: string, last?: string }> = []
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    const top = stack[stack.length - 1]
+    if (c === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      if (top?.keys != null && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string
+        if (top.keys.has(key)) return { at: top.at, key }
+        top.keys.add(key)
+        top.last = key
+        top.expectKey = false
+      }
+      i = j
+    } else if (c === '{' || c === '[') {
+      const at = top == null ? '' : top.keys != null ? `${top.at}${top.at === '' ? '' : '.'}${top.last ?? ''}` : `${top.at}[]`
+      stack.push({ keys: c === '{' ? new Set() : undefined, expectKey: c === '{', at })
+    } else if (c === '}' || c === ']') {
+      stack.pop()
+    } else if (c === ',' && top?.keys != null) {
+      top.expectKey = true
+    }
+  }
+  return undefined
 }
 
 let tmpCounter = 0
