@@ -10,6 +10,7 @@ import { clientIdentity, nameSpec, refusal } from './identity.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, reportRetry, shortPeer, shutdownSignal } from './lifecycle.js'
 import { shown } from './output.js'
+import { grantArgs, shellQuote } from '../src/acl-line.js'
 
 /**
  * The exit code of an -exec command that rejects its message: failed at once (to the dead letters
@@ -123,7 +124,7 @@ export async function run (args: string[]): Promise<number> {
 
 /** The grant a consumer of `patterns` in `group` asks the broker's operator for. */
 function consumeFix (patterns: string[], group: string): string {
-  return patterns.length === 1 ? `consume '${patterns[0]}' -group=${group}` : `consume '<pattern>' -group=${group}, for each of ${patterns.join(', ')}`
+  return patterns.length === 1 ? grantArgs({ consume: patterns[0], group }) : `consume '<pattern>' -group=${shellQuote(group)}, for each of ${patterns.map(shellQuote).join(', ')}`
 }
 
 /**

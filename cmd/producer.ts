@@ -9,6 +9,7 @@ import { errorText, reportRetry, shortPeer } from './lifecycle.js'
 import { shown } from './output.js'
 import { EXIT } from './exit-codes.js'
 import { commandError } from '../src/names.js'
+import { grantArgs } from '../src/acl-line.js'
 
 const specs = {
   broker: { type: 'string', value: '<peerId|multiaddr>', help: 'The broker: its peer ID (same host, or with -relay) or a multiaddr ending in /p2p/<peerId>', default: '' },
@@ -74,7 +75,7 @@ export async function run (args: string[]): Promise<number> {
     ...(await clientIdentity(flags)),
     window: flags.window,
     timeout: flags.timeout,
-    onRetry: (err, wait) => { reportRetry(err, wait, client?.peerId, `produce '${flags.command}'`) }
+    onRetry: (err, wait) => { reportRetry(err, wait, client?.peerId, grantArgs({ produce: flags.command })) }
   })
   client = producer
   let reached = false
@@ -124,7 +125,7 @@ export async function run (args: string[]): Promise<number> {
       if (err instanceof PermissionDeniedError) {
         // One line says it, and nothing more is sent: every message would be refused the same.
         if (denied == null) {
-          denied = refusal(err, producer.peerId, `produce '${flags.command}'`)
+          denied = refusal(err, producer.peerId, grantArgs({ produce: flags.command }))
           process.stderr.write(`p2pmq: ${errorText(denied)}\n`)
           stopSending()
         }

@@ -5,7 +5,7 @@
  * broker by its peer ID alone, and the host's config (`config.json`: relays, STUN servers).
  */
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
-import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -65,13 +65,32 @@ export async function userIdentity (home = p2pmqHome()): Promise<PrivateKey> {
   return key
 }
 
-/** The key kept at `keyPath`, or undefined if there is none (a bad file is an error naming it). */
+/** Bytes of a key file read at most (an Ed25519 key's protobuf is 68). */
+const MAX_KEY_FILE_BYTES = 4096
+
+/**
+ * The key kept at `keyPath`, or undefined if there is none (a bad file is an error naming it). As
+ * SSH does, a key others may read is refused: any local user could run as this identity.
+ */
 export async function readKeyFile (keyPath: string): Promise<PrivateKey | undefined> {
   let bytes: Uint8Array
   try {
-    bytes = await readFile(keyPath)
+    // Non-blocking: a FIFO in its place must not hang the command in open().
+    const file = await open(keyPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+    try {
+      const info = await file.stat()
+      if (!info.isFile()) throw new Error(`${keyPath} is not a regular file; it should hold this identity's private key`)
+      if ((info.mode & 0o077) !== 0) throw new Error(`${keyPath} may be read by other users (mode ${(info.mode & 0o777).toString(8)}): anyone on this host could run as this identity; chmod 600 ${keyPath} if it is yours, else remove it`)
+      const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1)
+      const { bytesRead } = await file.read(buf, 0, buf.length, 0)
+      if (bytesRead > MAX_KEY_FILE_BYTES) throw new Error(`${keyPath} is not a valid private key (over ${MAX_KEY_FILE_BYTES} bytes)`)
+      bytes = buf.subarray(0, bytesRead)
+    } finally {
+      await file.close()
+    }
   } catch (err: any) {
     if (err.code === 'ENOENT') return undefined
+    if (err.code == null) throw err
     throw new Error(`Cannot read the identity ${keyPath} (${(err.code as string | undefined) ?? (err as Error).message})`)
   }
   try {

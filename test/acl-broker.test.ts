@@ -5,7 +5,8 @@
  * ACL files refused with a line naming the file and the key.
  */
 import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -238,6 +239,20 @@ describe('access control', () => {
     expect((await w.stats()).messages).toBe(0)
   })
 
+  it('two changes at once: the second is decided by the ACL the first made, not by the rights its asker had before', async () => {
+    const [a, b, x, y] = await Promise.all([identity(), identity(), identity(), identity()])
+    // Protected mode: both admins, on this host, may change it; the first change makes an ACL naming only its asker.
+    const broker = await startBroker({ memory: true })
+    const [wa, wb] = await Promise.all([admin(broker, a.dataDir), admin(broker, b.dataDir)])
+    await Promise.all([wa.whoami(), wb.whoami()])
+    const results = await Promise.allSettled([wa.allow(x.peer, { produce: 'jobs' }), wb.allow(y.peer, { produce: 'jobs' })])
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    const winner = results[0].status === 'fulfilled' ? a : b
+    const granted = results[0].status === 'fulfilled' ? x : y
+    expect((await (winner === a ? wa : wb).acl()).peers).toEqual({ [winner.peer]: { admin: 'write' }, [granted.peer]: { produce: ['jobs'] } })
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+  })
+
   it('keeps the ACL and its changes in <dataDir>/acl.json across a restart; acl: a file path replaces it', async () => {
     const [root, x] = await Promise.all([identity(), identity()])
     const home = await tempDir()
@@ -308,6 +323,21 @@ describe('access control', () => {
     if (process.getuid?.() !== 0) {
       await chmod(join(dataDir, 'acl.json'), 0)
       await expect(createBroker({ home: dir, dataDir, memory: true })).rejects.toThrow(/cannot read the ACL file/)
+    }
+  })
+
+  it('p2pmq broker -acl=<FIFO or symlink to /dev/zero> exits at once: not a regular file (no hang, no memory filled)', async () => {
+    const home = await tempDir()
+    const fifo = join(home, 'fifo.json')
+    execFileSync('mkfifo', [fifo])
+    const zero = join(home, 'zero.json')
+    symlinkSync('/dev/zero', zero)
+    for (const file of [fifo, zero]) {
+      const p = run(['broker', '-memory', '-http=off', `-acl=${file}`], home)
+      // On a FIFO the broker hung in open() for good; /dev/zero filled 600+ MB before failing.
+      const code = await Promise.race([p.exited, sleep(10_000).then(() => 'still running')])
+      expect(code, file).toBe(2)
+      expect(p.err.filter((l) => l !== ''), file).toEqual([`p2pmq: ${file}: the ACL file is not a regular file`])
     }
   })
 

@@ -50,6 +50,17 @@ describe('ACL file', () => {
     expect(() => aclOf('{"peers": {"*": {"admin": 1}}}', '/etc/acl.json')).toThrow('/etc/acl.json: peers["*"].admin: 1 is not "read" or "write"')
   })
 
+  it('refuses a key given twice in one object (JSON.parse kept the last: a peer\'s "blocked": true undone further down)', () => {
+    const dupPeer = `{"peers": {"${A}": {"blocked": true}, "*": {"produce": ["#"]}, "${A}": {"produce": ["#"]}}}`
+    expect(() => aclOf(dupPeer, '/etc/acl.json')).toThrow(`/etc/acl.json: peers: the key "${A}" is given twice`)
+    const dupKey = '{"peers": {"*": {"consume": [{"pattern": "a", "group": "g"}], "admin": "read", "admin": "write"}}}'
+    expect(() => aclOf(dupKey, 'f')).toThrow('f: peers.*: the key "admin" is given twice')
+    expect(() => aclOf('{"peers": {}, "peers": {"*": {"admin": "write"}}}', 'f')).toThrow('f: the key "peers" is given twice')
+    // The same key in different objects, and strings holding quotes, backslashes and braces, are fine.
+    const fine = JSON.stringify({ peers: { '*': { produce: ['a\\"}{,"admin"\\', '#'], consume: [{ pattern: 'x' }, { pattern: 'y', group: '\\' }] }, [A]: { produce: ['#'] } } })
+    expect(aclOf(fine, 'f').toFile().peers['*'].consume).toEqual([{ pattern: 'x' }, { pattern: 'y', group: '\\' }])
+  })
+
   it('keeps what it read', () => {
     const file = { peers: { '*': { produce: ['#'], consume: [{ pattern: 'orders.#', group: 'billing' }] }, [A]: { admin: 'write' as const }, [B]: { blocked: true } } }
     expect(Acl.of(file).toFile()).toEqual(file)

@@ -2,11 +2,12 @@
  * Access control through the CLI, as a user types it, with real processes: `p2pmq id`, `p2pmq acl`,
  * `p2pmq broker -acl`, and each right with an allowed and a refused peer (two users: two homes).
  */
-import { writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, startBroker, type Proc } from './cli-helpers.js'
-import { tempDir, until } from './helpers.js'
+import { sleep, tempDir, until } from './helpers.js'
 
 /** Runs `p2pmq <args>` as the user of `home` to its end. */
 async function p2pmq (home: string, args: string[]): Promise<{ code: number | null, out: string[], err: string[] }> {
@@ -59,6 +60,61 @@ describe('p2pmq id', () => {
   })
 })
 
+describe('p2pmq id: a hostile identity file', () => {
+  it('refuses a FIFO, a device and a key others may read, at once, naming the file', async () => {
+    const home = await tempDir()
+    const key = join(home, 'identity', 'peer.key')
+    await mkdir(join(home, 'identity'), { recursive: true })
+    const cases: Array<[string, () => Promise<void>, string]> = [
+      // A FIFO hung `p2pmq id` (and every client command) in open() for good; /dev/zero read until the memory ran out.
+      ['fifo', async () => { execFileSync('mkfifo', [key]) }, `${key} is not a regular file`],
+      ['/dev/zero', async () => { await symlink('/dev/zero', key) }, `${key} is not a regular file`],
+      // As SSH does: a key another local user may read lets that user run as this identity.
+      ['mode 0644', async () => {
+        const made = await p2pmq(home, ['id'])
+        expect(made.code).toBe(0)
+        await chmod(key, 0o644)
+      }, `${key} may be read by other users (mode 644)`]
+    ]
+    for (const [name, make, message] of cases) {
+      await rm(key, { force: true })
+      await make()
+      const p = run(['id'], home)
+      const code = await Promise.race([p.exited, sleep(10_000).then(() => 'still running')])
+      expect(code, name).toBe(1)
+      expect(p.err.filter((l) => l !== ''), name).toEqual([expect.stringContaining(message)])
+    }
+  })
+})
+
+describe('the refusal\'s allow line with hostile names', () => {
+  it('pasted into a shell, gives p2pmq acl exactly the name refused and runs nothing else', async () => {
+    const opHome = await tempDir()
+    const userHome = await tempDir()
+    const op = await peerIdOf(opHome)
+    const user = await peerIdOf(userHome)
+    const aclFile = join(opHome, 'acl.json')
+    await writeFile(aclFile, JSON.stringify({ peers: { [op]: { admin: 'write' }, [user]: { produce: ['orders.*'] } } }))
+    const broker = await startBroker(opHome, [`-acl=${aclFile}`, `-data=${join(opHome, 'broker-data')}`])
+    const pwned = join(userHome, 'pwned')
+    // Valid names (a command word holds no space; a group may): the old lines ran `touch` when pasted.
+    const command = `x'$(touch\${IFS}${pwned})'`
+    const group = `g;touch ${pwned}`
+    const refused = [
+      [await p2pmq(userHome, ['producer', `-broker=${broker.tcp}`, `-command=${command}`, '-count=1']), ['produce', command]],
+      [await p2pmq(userHome, ['consumer', `-broker=${broker.tcp}`, `-command=${command}`, `-group=${group}`]), ['consume', command, `-group=${group}`]]
+    ] as const
+    for (const [r, args] of refused) {
+      expect(r.code).toBe(5)
+      const line = r.err.find((l) => l.includes('p2pmq acl allow')) as string
+      const pasted = line.slice(line.indexOf('p2pmq acl allow'))
+      const argv = execFileSync('bash', ['-c', `p2pmq () { printf '%s\\0' "$@"; }\n${pasted}`], { encoding: 'utf8' }).split('\0').slice(0, -1)
+      expect(argv).toEqual(['acl', 'allow', user, ...args])
+    }
+    await expect(stat(pwned)).rejects.toThrow(/ENOENT/)
+  })
+})
+
 describe('p2pmq acl and broker -acl', () => {
   it('each right with an allowed and a refused peer, changed without a restart and kept across one', { timeout: 180_000 }, async () => {
     const opHome = await tempDir() // the operator's: the broker and its admin
@@ -76,7 +132,7 @@ describe('p2pmq acl and broker -acl', () => {
     // produce: allowed for orders.*, refused elsewhere (one line, exit 5, nothing more sent).
     expect((await asUser(['producer', '-command=orders.new', '-publish', '-count=2', '-interval=0'])).code).toBe(0)
     const refusedSend = await asUser(['producer', '-command=billing.run', '-count=3', '-interval=0'])
-    expectRefused(refusedSend, user, "produce 'billing.run'")
+    expectRefused(refusedSend, user, 'produce billing.run')
     await until(() => broker.proc.err.some((l) => l.startsWith(`Refused producer ${user}`)), 5_000, 'the broker to log the refusal')
 
     // admin read: refused, then allowed at once; write still refused.
@@ -120,7 +176,7 @@ describe('p2pmq acl and broker -acl', () => {
 
     // A produce right withdrawn: refused at once.
     expect((await asOp(['acl', 'deny', user, 'produce', 'orders.*'])).code).toBe(0)
-    expectRefused(await asUser(['producer', '-command=orders.new', '-publish', '-count=1']), user, "produce 'orders.new'")
+    expectRefused(await asUser(['producer', '-command=orders.new', '-publish', '-count=1']), user, 'produce orders.new')
 
     // Blocked: refused at connection time, whatever it was allowed.
     const blocked = await asOp(['acl', 'deny', user])

@@ -5,18 +5,12 @@
  * line the operator runs to allow it.
  */
 import { describeGrants } from '../src/broker/acl.js'
+import { grantArgs } from '../src/acl-line.js'
 import type { Grant, PeerGrants, PeerRights } from '../src/broker/api.js'
-
-/** `s` quoted for a POSIX shell: names may hold spaces, quotes and `*`. */
-function shellQuote (s: string): string {
-  return /^[\w.@%+=:,/-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`
-}
 
 /** The command that lets `peer` do what `grant` says. */
 export function allowLine (peer: string, grant: Grant): string {
-  if ('produce' in grant) return `p2pmq acl allow ${peer} produce ${shellQuote(grant.produce)}`
-  if ('consume' in grant) return `p2pmq acl allow ${peer} consume ${shellQuote(grant.consume)}${grant.group != null ? ` -group=${shellQuote(grant.group)}` : ''}`
-  return `p2pmq acl allow ${peer} admin ${grant.admin}`
+  return `p2pmq acl allow ${peer} ${grantArgs(grant)}`
 }
 
 /** The rights of `whoami` in a few words: "produce orders.*; consume #; admin read", or "nothing". */

@@ -5,6 +5,7 @@
  * refusals told at most once per peer per minute.
  */
 import { networkInterfaces } from 'node:os'
+import { PermissionDeniedError } from '../errors.js'
 import { Acl, parseChange, type Rights } from './acl.js'
 import { AclFileError, aclOf, readAclFile, writeAclFile } from './acl-file.js'
 import type { AclFile, AclInfo, AclMode, ClientRole, DeniedEvent } from './api.js'
@@ -99,6 +100,12 @@ export class AccessControl {
    */
   async change (kind: 'allow' | 'deny', raw: unknown, asker: string): Promise<AclInfo> {
     const run = this.changing.then(async () => {
+      // A change waiting behind another is decided by the ACL that one made: its asker may have lost
+      // admin write meanwhile. (The mode never goes back to protected or open: before any change,
+      // the asker's rights were checked against this very ACL.)
+      if (this.current.mode === 'acl' && !this.current.rights(asker, false).mayAdmin('write')) {
+        throw new PermissionDeniedError(`${asker} may not call acl-${kind}: it needs admin write in the broker's ACL (it changed meanwhile)`)
+      }
       const { peer, grant } = parseChange(raw, kind === 'allow')
       const { acl, note } = kind === 'allow' && grant != null ? this.current.allow(peer, grant, asker) : this.current.deny(peer, grant, asker)
       if (this.path != null) await writeAclFile(this.path, acl.toFile())

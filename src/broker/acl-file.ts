@@ -3,7 +3,8 @@
  * stops the broker with one line naming the file and the key) and written atomically on each change
  * (a temporary file, synced, renamed over it; mode 0600).
  */
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, rename, unlink } from 'node:fs/promises'
 import { P2PMQError } from '../errors.js'
 import { Acl } from './acl.js'
 import type { AclFile } from './api.js'
@@ -20,9 +21,22 @@ export class AclFileError extends P2PMQError {
 export async function readAclFile (path: string): Promise<Acl | undefined> {
   let text: string
   try {
-    const size = (await stat(path)).size
-    if (size > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is ${size} bytes, at most ${MAX_ACL_FILE_BYTES}`)
-    text = await readFile(path, 'utf8')
+    // Non-blocking, so a FIFO in its place does not hang the broker in open() (unkillable but by SIGKILL).
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      const info = await file.stat()
+      // A device (a symlink to /dev/zero) or a FIFO has no size to check: it could fill the memory.
+      if (!info.isFile()) throw new AclFileError(`${path}: the ACL file is not a regular file`)
+      if (info.size > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is ${info.size} bytes, at most ${MAX_ACL_FILE_BYTES}`)
+      // Read at most one byte past the limit: the file may grow after stat.
+      const buf = Buffer.alloc(MAX_ACL_FILE_BYTES + 1)
+      let n = 0
+      for (let r = 1; r > 0 && n < buf.length; n += r) r = (await file.read(buf, n, buf.length - n, n)).bytesRead
+      if (n > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is over ${MAX_ACL_FILE_BYTES} bytes`)
+      text = buf.toString('utf8', 0, n)
+    } finally {
+      await file.close()
+    }
   } catch (err) {
     if (err instanceof AclFileError) throw err
     // None there (a file in the way of its directory is the data directory's error, told when the node takes it).
@@ -40,11 +54,46 @@ export function aclOf (text: string, source: string): Acl {
   } catch (err) {
     throw new AclFileError(`${source}: not JSON (${(err as Error).message})`, { cause: err })
   }
+  const twice = duplicateKey(text)
+  if (twice != null) throw new AclFileError(`${source}: ${twice.at === '' ? '' : `${twice.at}: `}the key ${JSON.stringify(twice.key.length > 80 ? `${twice.key.slice(0, 77)}...` : twice.key)} is given twice (JSON keeps the last, so the first would be ignored silently)`)
   try {
     return Acl.of(raw)
   } catch (err) {
     throw new AclFileError(`${source}: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/**
+ * The first key given twice in one object of `text` (valid JSON), and where: JSON.parse keeps the
+ * last silently, so an entry such as a peer's `"blocked": true` could be undone further down.
+ */
+export function duplicateKey (text: string): { at: string, key: string } | undefined {
+  // Per open object or array: its keys (undefined for an array), whether a key comes next, and its path.
+  const stack: Array<{ keys?: Set<string>, expectKey: boolean, at: string, last?: string }> = []
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    const top = stack[stack.length - 1]
+    if (c === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      if (top?.keys != null && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string
+        if (top.keys.has(key)) return { at: top.at, key }
+        top.keys.add(key)
+        top.last = key
+        top.expectKey = false
+      }
+      i = j
+    } else if (c === '{' || c === '[') {
+      const at = top == null ? '' : top.keys != null ? `${top.at}${top.at === '' ? '' : '.'}${top.last ?? ''}` : `${top.at}[]`
+      stack.push({ keys: c === '{' ? new Set() : undefined, expectKey: c === '{', at })
+    } else if (c === '}' || c === ']') {
+      stack.pop()
+    } else if (c === ',' && top?.keys != null) {
+      top.expectKey = true
+    }
+  }
+  return undefined
 }
 
 let tmpCounter = 0

@@ -13,9 +13,9 @@ import {
 } from '../protocol/frames.js'
 import { ErrorCode, FrameError } from '../errors.js'
 import { errorCodeOf } from '../protocol/error-codes.js'
-import { DEFAULT_MAX_PARTIAL_FRAME_BYTES, FRAME_OVERHEAD_LIMIT, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
+import { DEFAULT_MAX_PARTIAL_FRAME_BYTES, FRAME_OVERHEAD_LIMIT, MAX_NAME_BYTES, MAX_PATTERNS_PER_SUBSCRIPTION, MAX_PREFETCH, MAX_SUBSCRIPTIONS_PER_STREAM } from '../constants.js'
 import { PartialFrameBudget } from '../protocol/codec.js'
-import { commandError, groupError, patternError } from '../names.js'
+import { commandError, groupError, patternError, utf8Length } from '../names.js'
 import type { Stream } from '@libp2p/interface'
 import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
@@ -174,6 +174,8 @@ export class ProducerSession extends Session<ProducerFrame> {
   protected onFrame (f: ProducerFrame): void {
     if (f.type === FrameType.Hello) {
       if (this.seq != null) throw new FrameError('A second Hello on one producer stream')
+      // Each session is kept for the dedup window after its last stream: a long name a stream would keep 64 KB.
+      if (utf8Length(f.session) > MAX_NAME_BYTES) throw new FrameError(`A producer session's name is at most ${MAX_NAME_BYTES} bytes`)
       this.seq = this.parts.producers.hello(this, f.session)
       return
     }
