@@ -69,7 +69,7 @@ describe('p2pmq identities', () => {
     }
     const corrupt = join(home, 'corrupt')
     await mkdir(corrupt)
-    await writeFile(join(corrupt, 'peer.key'), 'not a key')
+    await writeFile(join(corrupt, 'peer.key'), 'not a key', { mode: 0o600 })
     const broker = run(['broker', '-http=off', '-memory', `-data=${corrupt}`], home)
     expect(await broker.exited).toBe(1) // not a usage error: the file needs restoring
     expect(broker.err.join('\n')).toContain(`${join(corrupt, 'peer.key')} is not a valid private key`)

@@ -74,8 +74,11 @@ export function killGroup (child: ChildProcessWithoutNullStreams): void {
 export async function startBroker (home: string, args: string[] = [], wrap: string[] = []): Promise<{ proc: Proc, peerId: string, tcp: string, url: string }> {
   // The web server on any free port, so brokers of tests running side by side do not collide.
   const proc = run(['broker', ...(args.some((a) => a.startsWith('-http')) ? args : ['-http=0', ...args])], home, wrap)
-  // (30 s: under the whole suite's load on two cores a start once took over 15.)
-  await until(() => proc.out.some((l) => l.startsWith('Web: ')), 30_000, 'the broker to listen and serve')
+  // (30 s: under the whole suite's load on two cores a start once took over 15.) What the broker
+  // printed goes with a timeout: a relay-flood run in the whole suite timed out here twice.
+  await until(() => proc.out.some((l) => l.startsWith('Web: ')), 30_000, 'the broker to listen and serve').catch((err: Error) => {
+    throw new Error(`${err.message}; it printed ${JSON.stringify({ out: proc.out, err: proc.err })}`)
+  })
   const peerId = proc.out.find((l) => l.startsWith('Broker peer ID: '))?.slice('Broker peer ID: '.length) ?? ''
   expect(peerId).toMatch(/^12D3KooW/)
   const listen = proc.out.find((l) => l.startsWith('Listening on'))
