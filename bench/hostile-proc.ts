@@ -16,7 +16,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_GROUP, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
-import { FrameWriter } from '../src/protocol/codec.js'
+import { frames } from '../test/raw-frames.js'
 import { FrameType, writeRequest, writeSubscribe } from '../src/protocol/frames.js'
 import { BENCH_COMMAND, die, onCommand, report, sleep } from './common.js'
 
@@ -24,14 +24,6 @@ const nodes: P2PMQNode[] = []
 const sockets = new Set<Socket>()
 let stopped = false
 const ATTACKS = new Set((process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,watch,hog,fuzz').split(',').map((s) => s.trim()))
-
-function frames (write: (w: FrameWriter) => void): Uint8Array {
-  const parts: Uint8Array[] = []
-  const w = new FrameWriter((bytes) => { parts.push(bytes) })
-  write(w)
-  w.flush()
-  return Buffer.concat(parts)
-}
 
 async function node (): Promise<P2PMQNode> {
   const n = await createNode({})

@@ -13,7 +13,8 @@ import type { Stream } from '@libp2p/interface'
 import { createConsumer, createProducer, type Consumer, type Producer } from '../src/index.js'
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
-import { FrameWriter } from '../src/protocol/codec.js'
+import type { FrameWriter } from '../src/protocol/codec.js'
+import { frames } from './raw-frames.js'
 import { FrameType, PublishFlags, writeAck, writeAnswer, writeHello, writePublish, writeRequest, writeSubscribe, writeUnsubscribe } from '../src/protocol/frames.js'
 import { startBroker } from './cli-helpers.js'
 import { onCleanup, sleep, tempDir, until } from './helpers.js'
@@ -69,15 +70,6 @@ async function attacker (): Promise<P2PMQNode> {
   await node.start()
   onCleanup(async () => { await node.stop() })
   return node
-}
-
-/** Frames as bytes, written with the project's own writer (the wire format is public). */
-function frames (write: (w: FrameWriter) => void): Uint8Array {
-  const parts: Uint8Array[] = []
-  const w = new FrameWriter((bytes) => { parts.push(bytes) })
-  write(w)
-  w.flush()
-  return Buffer.concat(parts)
 }
 
 /** Sends `bytes`, waiting for `drain` (at most `ms`) when the stream wants no more. */
