@@ -154,8 +154,9 @@ describe('a broker against hostile peers', () => {
     rss.stop()
     const after = rssMiB(b.pid) - rss.before
     console.log(`partial frames: ${sent} of 480 streams sent a frame but its last byte; RSS ${rss.before.toFixed(0)} MiB, peak +${peak.toFixed(0)}, after they left +${after.toFixed(0)}; the pair answered ${during.toFixed(0)}/s meanwhile`)
-    // Measured: +569 MiB before the budget (kept after they left), +220 after (64 MiB budget, 64 KiB free per stream, garbage).
-    expect(peak).toBeLessThan(320)
+    // Measured: +569 MiB before the budget (kept after they left), +220 after (64 MiB budget, 64 KiB free per stream, garbage);
+    // +274 on Node 24 in CI under the whole suite.
+    expect(peak).toBeLessThan(400)
     expect(during).toBeGreaterThan(50)
     expect(await pair.producer.send('victim.work', 'after')).toBe('ok')
   }, 120_000)
@@ -209,8 +210,9 @@ describe('a broker against hostile peers', () => {
     rss.stop()
     const peak = rss.peak() - rss.before
     console.log(`unread answers: RSS ${rss.before.toFixed(0)} MiB, peak +${peak.toFixed(0)}; the pair answered ${during.toFixed(0)}/s meanwhile`)
-    // Measured: +516 MiB before the bound, +224 after (16 MiB unsent, the 64 MiB mailbox, and garbage not yet collected).
-    expect(peak).toBeLessThan(320)
+    // Measured: +516 MiB before the bound, +224 after (16 MiB unsent, the 64 MiB mailbox, and garbage
+    // not yet collected); the bound leaves room for Node 24's larger heap under the whole suite.
+    expect(peak).toBeLessThan(400)
     expect(b.err.some((l) => /answers unread/.test(l))).toBe(true)
     expect(during).toBeGreaterThan(50)
   }, 90_000)
