@@ -119,8 +119,11 @@ async function makeDirectory (dir: string): Promise<void> {
   } catch (err: any) {
     if (err.code === 'EEXIST' && (await stat(dir)).isDirectory()) return
     const parent = dirname(dir)
-    if (err.code !== 'ENOENT' || parent === dir || await exists(parent)) throw err
-    await makeDirectory(parent)
+    if (err.code !== 'ENOENT' || parent === dir) throw err
+    // The parent may have been made meanwhile by another process or call (a broker and a client
+    // starting at once on a new home): then only `dir` is left to make. Under /proc this mkdir
+    // fails with ENOENT again, and that is the error.
+    if (!(await exists(parent))) await makeDirectory(parent)
     await mkdir(dir).catch((again) => { if (again.code !== 'EEXIST') throw again })
   }
 }

@@ -4,13 +4,14 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { userIdentity, userIdentityPath } from '../src/index.js'
 import { decodeAnswer, encodeAnswer } from '../src/broker/records.js'
+import { loadIdentity } from '../src/home.js'
 import { consumer, onCleanup, producer, restartableBroker, sleep, startBroker, tempDir, until } from './helpers.js'
 
 describe('the user identity', () => {
@@ -62,6 +63,18 @@ async function cuttableProxy (port: number): Promise<{ port: number, cut: () => 
   onCleanup(cut)
   return { port: proxyPort, cut, restore: async () => { await listen(proxyPort) } }
 }
+
+describe('data directories made at once', () => {
+  it('are all made when their parent is new: one call makes it, the others find it made', async () => {
+    // (A broker failed to start in CI with "cannot be made: its file system refuses it (ENOENT)":
+    // its parent appeared between its mkdir and its check of the parent. Before the fix this test
+    // failed in about 1 run of 3.)
+    const parent = join(await tempDir(), 'new', 'home')
+    const ids = await Promise.all(Array.from({ length: 64 }, async (_, i) => await loadIdentity(join(parent, `d${i % 8}`, `e${i}`))))
+    await Promise.all(ids.map(async (id) => { await id.release() }))
+    expect(ids).toHaveLength(64)
+  })
+})
 
 describe('producers sharing a peer ID', () => {
   it('hands an answer to the process that asked, also when it was away as it came, never to the other', async () => {
