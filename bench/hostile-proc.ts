@@ -7,9 +7,11 @@
  * - 8 admin streams of 1,500 `watch` requests each (every 250 ms);
  * - 8 consumer streams of 256 subscriptions to the bench's command and group, prefetch 4,294,967,295,
  *   that never settle what they get;
+ * - a producer stream that never reads, with 60,000 requests of 2 KB for a command nobody consumes;
  * - random and mutated frames on every protocol, on new streams without pause.
- * argv: <broker multiaddr>. Reports 'ready' once every attack is under way. BENCH_HOSTILE (a comma
- * list of sockets, partial, admin, watch, hog, fuzz; default all) runs only those.
+ * argv: <broker multiaddr> [attacks]. Reports 'ready' once every attack is under way. The attacks
+ * (a comma list of sockets, partial, admin, watch, hog, flight, fuzz; default all, or
+ * BENCH_HOSTILE's) run only those. All but watch and fuzz send what they send, then only hold it.
  */
 import { connect, type Socket } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -17,13 +19,13 @@ import type { Stream } from '@libp2p/interface'
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_GROUP, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
 import { frames } from '../test/raw-frames.js'
-import { FrameType, writeRequest, writeSubscribe } from '../src/protocol/frames.js'
+import { FrameType, PublishFlags, writeHello, writePublish, writeRequest, writeSubscribe } from '../src/protocol/frames.js'
 import { BENCH_COMMAND, die, onCommand, report, sleep } from './common.js'
 
 const nodes: P2PMQNode[] = []
 const sockets = new Set<Socket>()
 let stopped = false
-const ATTACKS = new Set((process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,watch,hog,fuzz').split(',').map((s) => s.trim()))
+const ATTACKS = new Set((process.argv[3] ?? process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,watch,hog,flight,fuzz').split(',').map((s) => s.trim()))
 
 async function node (): Promise<P2PMQNode> {
   const n = await createNode({})
@@ -90,6 +92,23 @@ async function main (): Promise<void> {
     s?.addEventListener('message', () => {}) // takes deliveries, never settles them
     send(s, frames((w) => { for (let i = 1; i <= 256; i++) writeSubscribe(w, k * 1000 + i, 0xffffffff, 0, DEFAULT_GROUP, [BENCH_COMMAND]) }))
   }))
+
+  if (ATTACKS.has('flight')) {
+    await sleep(250)
+    const s = await open(await node(), broker, PRODUCER_PROTOCOL)
+    s?.pause()
+    const payload = new Uint8Array(2_048)
+    for (let batch = 0; batch < 60 && s != null; batch++) {
+      const bytes = frames((w) => {
+        if (batch === 0) writeHello(w, 'attacker')
+        for (let seq = batch * 1_000 + 1; seq <= (batch + 1) * 1_000; seq++) {
+          writePublish(w, seq, PublishFlags.WantsAnswer, { command: 'attack.sink', id: `m${seq}`, headers: undefined, kind: 0, payload })
+        }
+      })
+      // The broker stops reading it past its in-flight limit: send what fits, then hold.
+      if (!s.send(bytes)) break
+    }
+  }
 
   await sleep(250)
   const fuzz = await node()

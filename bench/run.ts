@@ -36,9 +36,11 @@
  *      direct, to its stream open on the direct connection. A fresh network per run; the relay's
  *      CPU is in the details.
  *
- *   i. hostile peers: a's run without and with bench/hostile-proc.ts attacking the broker (idle
- *      sockets, partial largest frames, an admin stream that never reads, watch floods, a consumer
- *      hogging the group, random frames): the pair's acked msg/s and the broker's peak RSS in both.
+ *   i. hostile peers: a's run quiet, then with bench/hostile-proc.ts attacking the broker: the
+ *      held attacks (idle sockets, partial largest frames, an admin stream that never reads, a
+ *      consumer hogging the group, a producer with 60,000 requests in flight: each sends, then
+ *      holds what it took), then the floods (watch requests, random frames: the attacker keeps
+ *      sending, on the same 2 cores). The pair's acked msg/s and the broker's peak RSS in each.
  *
  * a, b, c, f, h and i run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
@@ -85,6 +87,9 @@ const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
 const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
 const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h').split(',').map((s) => s.trim().toLowerCase()))
+/** Scenario i's attacks (bench/hostile-proc.ts): those that send once and hold what they took, and those that keep sending. */
+const HELD_ATTACKS = 'sockets,partial,admin,hog,flight'
+const FLOODS = 'watch,fuzz'
 /** h's loopback rows are a's and c's runs. */
 const LOOPBACK_ONLY = new Set([...ONLY, ...(ONLY.has('h') ? ['a', 'c'] : [])])
 /** h's latency runs: fewer trips than c (a relayed one takes ~5 times as long). */
@@ -129,7 +134,7 @@ function startClient (group: ProcGroup, place: Placement, addr: string, name: st
 /** The clients of a run across networks, each as it said it was connected to the broker. */
 type Vias = Array<{ name: string, vias: unknown }>
 
-async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, place = LOOPBACK, hostile = false): Promise<ThroughputResult & { vias: Vias, brokerPeakMB?: number }> {
+async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, place = LOOPBACK, attacks?: string): Promise<ThroughputResult & { vias: Vias, brokerPeakMB?: number }> {
   const group = new ProcGroup(e.env)
   try {
     const { broker, addr } = await startBroker(group, e, durable, place)
@@ -139,8 +144,8 @@ async function p2pmqThroughput (consumers: number, durable: boolean, e: Env, pla
     await Promise.all(cons.map(async (c) => await c.next('ready', 60_000)))
     const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)])
     await producer.next('ready', 60_000)
-    // Scenario i: every attack of bench/hostile-proc.ts under way before the flood starts.
-    if (hostile) await group.start('hostile', script('hostile-proc.js'), [addr]).next('ready', 60_000)
+    // Scenario i: the attacks of bench/hostile-proc.ts under way before the flood starts.
+    if (attacks != null) await group.start('hostile', script('hostile-proc.js'), [addr, attacks]).next('ready', 60_000)
     memoryOf(broker.child.pid as number, true)
 
     const otherCpu: Record<string, number> = {}
@@ -585,7 +590,7 @@ async function main (): Promise<void> {
   const e: Env = { home, env: { ...process.env, ...P2PMQ_LAUNCH.env, P2PMQ_HOME: home } }
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
-  const hostile: Array<{ quiet: Awaited<ReturnType<typeof p2pmqThroughput>>, attacked: Awaited<ReturnType<typeof p2pmqThroughput>> }> = []
+  const hostile: Array<Record<'quiet' | 'held' | 'floods', Awaited<ReturnType<typeof p2pmqThroughput>>>> = []
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
@@ -623,10 +628,11 @@ async function main (): Promise<void> {
     if (ONLY.has('i')) {
       for (let run = 1; run <= RUNS; run++) {
         const quiet = await p2pmqThroughput(1, false, e)
-        const attacked = await p2pmqThroughput(1, false, e, LOOPBACK, true)
-        hostile.push({ quiet, attacked })
+        const held = await p2pmqThroughput(1, false, e, LOOPBACK, HELD_ATTACKS)
+        const floods = await p2pmqThroughput(1, false, e, LOOPBACK, FLOODS)
+        hostile.push({ quiet, held, floods })
         progress(`p2pmq run ${run}/${RUNS}: hostile peers: ${int(quiet.rate)} acked/s quiet (broker peak ${int(quiet.brokerPeakMB ?? NaN)} MB), ` +
-          `${int(attacked.rate)} under attack (peak ${int(attacked.brokerPeakMB ?? NaN)} MB)`)
+          `${int(held.rate)} under held attacks (peak ${int(held.brokerPeakMB ?? NaN)} MB), ${int(floods.rate)} under floods (peak ${int(floods.brokerPeakMB ?? NaN)} MB)`)
       }
     }
     if (ONLY.has('h')) {
@@ -692,9 +698,11 @@ async function main (): Promise<void> {
     const mb = (n: number): string => `${int(n)} MB`
     rows.push(
       { scenario: 'i. hostile peers: quiet, acked msg/s (as a)', p2pmq: hostile.map((h) => h.quiet.rate), rabbitText: 'n/a', unit: int },
-      { scenario: 'i. hostile peers: under attack, acked msg/s', p2pmq: hostile.map((h) => h.attacked.rate), rabbitText: 'n/a', unit: int },
+      { scenario: 'i. hostile peers: held attacks, acked msg/s', p2pmq: hostile.map((h) => h.held.rate), rabbitText: 'n/a', unit: int },
+      { scenario: 'i. hostile peers: floods, acked msg/s', p2pmq: hostile.map((h) => h.floods.rate), rabbitText: 'n/a', unit: int },
       { scenario: 'i. hostile peers: quiet, broker peak RSS', p2pmq: hostile.map((h) => h.quiet.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb },
-      { scenario: 'i. hostile peers: under attack, broker peak RSS', p2pmq: hostile.map((h) => h.attacked.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb }
+      { scenario: 'i. hostile peers: held attacks, broker peak RSS', p2pmq: hostile.map((h) => h.held.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb },
+      { scenario: 'i. hostile peers: floods, broker peak RSS', p2pmq: hostile.map((h) => h.floods.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb }
     )
   }
   // a's and c's runs also feed h's loopback rows: their own rows only when asked for.

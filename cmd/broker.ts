@@ -9,6 +9,7 @@ import { notDialable } from '../src/reachable-addresses.js'
 import {
   DEFAULT_PAGE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_COMPLETED_RETENTION, DEFAULT_HIGH_WATER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL, MAX_PAYLOAD_LIMIT, RELAY_RETRY_MAX_DELAY,
   DEFAULT_MAX_CONNECTIONS_PER_PEER, DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER, DEFAULT_MAX_PREFETCH_PER_PEER, DEFAULT_MAX_WATCHES_PER_PEER, DEFAULT_MAX_KEPT_ANSWERS,
+  DEFAULT_MAX_IN_FLIGHT_PER_PEER, DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER,
   DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES
 } from '../src/constants.js'
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
@@ -50,6 +51,8 @@ const specs = {
   'max-watches-per-peer': { type: 'number', integer: true, min: 1, max: 1_000_000, value: '<n>', help: 'Standing watch requests one peer may hold; more are refused', default: DEFAULT_MAX_WATCHES_PER_PEER },
   'max-kept-answers': { type: 'number', integer: true, min: 1, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Answers kept for a producer that is away or does not read; past it the oldest are dropped', default: DEFAULT_MAX_KEPT_ANSWERS },
   'max-kept-answer-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes of the answers kept for one producer; past it the oldest are dropped', default: DEFAULT_MAX_KEPT_ANSWER_BYTES },
+  'max-in-flight-per-peer': { type: 'number', integer: true, min: 1, max: MAX_MESSAGES_LIMIT, value: '<n>', help: 'Messages one peer may have sent and not yet had confirmed or answered; past it its producer streams are not read until some are', default: DEFAULT_MAX_IN_FLIGHT_PER_PEER },
+  'max-in-flight-bytes-per-peer': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes of those', default: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER },
   'publish-rate': { type: 'number', fraction: true, max: 1e9, value: '<msg/s>', help: 'Messages a second one peer may publish; past it its streams are read slower (0 = no limit)', default: 0 },
   'max-partial-frame-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Bytes of partly received frames held over all streams; a stream past it is ended', default: DEFAULT_MAX_PARTIAL_FRAME_BYTES },
   announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
@@ -121,6 +124,8 @@ export async function run (args: string[]): Promise<number> {
       maxWatchesPerPeer: flags['max-watches-per-peer'],
       maxKeptAnswers: flags['max-kept-answers'],
       maxKeptAnswerBytes: flags['max-kept-answer-bytes'],
+      maxInFlightPerPeer: flags['max-in-flight-per-peer'],
+      maxInFlightBytesPerPeer: flags['max-in-flight-bytes-per-peer'],
       publishRate: flags['publish-rate'],
       maxPartialFrameBytes: flags['max-partial-frame-bytes'],
       retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },

@@ -80,6 +80,14 @@ export const DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER = 1_024
 export const DEFAULT_MAX_PREFETCH_PER_PEER = 65_535
 /** Standing `watch` requests one peer may hold at once, across its admin streams. */
 export const DEFAULT_MAX_WATCHES_PER_PEER = 16
+/**
+ * Messages one peer may have in flight (publishes not yet confirmed, requests not yet answered),
+ * and their payload bytes: as many as the answers kept for it. A producer keeps at most `window`
+ * (2,000 by default) unconfirmed, so only a peer that ignores its confirms, or sends requests far faster
+ * than they are answered, meets these.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 100_000
+export const DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER = 64 * 1024 * 1024
 /** Payload bytes of the answers kept for one producer (not connected, or not reading its stream). */
 export const DEFAULT_MAX_KEPT_ANSWER_BYTES = 64 * 1024 * 1024
 /** Bytes of partly received frames a broker holds at once, over all its streams. */

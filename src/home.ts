@@ -4,14 +4,15 @@
  * while a process uses it, the broker address book that lets a client on the same host find a
  * broker by its peer ID alone, and the host's config (`config.json`: relays, STUN servers).
  */
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
-import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { lstatSync, readlinkSync } from 'node:fs'
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
 import { BrokerAddressError, DataDirError, HomeConfigError } from './errors.js'
 import { lockIdentityDir } from './identity-lock.js'
+import { NotSmallFileError, readSmallFile } from './small-file.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 export function p2pmqHome (): string {
@@ -73,26 +74,16 @@ const MAX_KEY_FILE_BYTES = 4096
  * SSH does, a key others may read is refused: any local user could run as this identity.
  */
 export async function readKeyFile (keyPath: string): Promise<PrivateKey | undefined> {
-  let bytes: Uint8Array
+  let file: { bytes: Uint8Array, mode: number }
   try {
-    // Non-blocking: a FIFO in its place must not hang the command in open().
-    const file = await open(keyPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
-    try {
-      const info = await file.stat()
-      if (!info.isFile()) throw new Error(`${keyPath} is not a regular file; it should hold this identity's private key`)
-      if ((info.mode & 0o077) !== 0) throw new Error(`${keyPath} may be read by other users (mode ${(info.mode & 0o777).toString(8)}): anyone on this host could run as this identity; chmod 600 ${keyPath} if it is yours, else remove it`)
-      const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1)
-      const { bytesRead } = await file.read(buf, 0, buf.length, 0)
-      if (bytesRead > MAX_KEY_FILE_BYTES) throw new Error(`${keyPath} is not a valid private key (over ${MAX_KEY_FILE_BYTES} bytes)`)
-      bytes = buf.subarray(0, bytesRead)
-    } finally {
-      await file.close()
-    }
+    file = readSmallFile(keyPath, MAX_KEY_FILE_BYTES)
   } catch (err: any) {
     if (err.code === 'ENOENT') return undefined
-    if (err.code == null) throw err
+    if (err instanceof NotSmallFileError) throw new Error(`${keyPath} ${err.reason}; it should hold this identity's private key`)
     throw new Error(`Cannot read the identity ${keyPath} (${(err.code as string | undefined) ?? (err as Error).message})`)
   }
+  const { bytes, mode } = file
+  if ((mode & 0o077) !== 0) throw new Error(`${keyPath} may be read by other users (mode ${(mode & 0o777).toString(8)}): anyone on this host could run as this identity; chmod 600 ${keyPath} if it is yours, else remove it`)
   try {
     return privateKeyFromProtobuf(bytes)
   } catch (err: any) {
@@ -225,12 +216,12 @@ export function readHomeConfig (parsers: Record<keyof HomeConfig, (item: string)
   const fail = (why: string): never => { throw new HomeConfigError(`${path}: ${why}`) }
   let text: string
   try {
-    text = readSmallFile(path)
+    text = readSmallFile(path, MAX_CONFIG_BYTES).bytes.toString('utf8')
   } catch (err: any) {
     // A symbolic link to nothing (a moved dotfile) is a config that went missing, not no config.
     if (err.code === 'ENOENT' && lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() === true) return fail(`is a symbolic link to ${readlinkSync(path)}, which does not exist`)
     if (err.code === 'ENOENT') return {}
-    if (err instanceof HomeConfigError) throw err
+    if (err instanceof NotSmallFileError) return fail(err.reason)
     return fail(`cannot be read (${(err.code as string | undefined) ?? (err as Error).message})`)
   }
   let json: unknown
@@ -255,25 +246,4 @@ export function readHomeConfig (parsers: Record<keyof HomeConfig, (item: string)
     })
   }
   return config
-}
-
-/** A regular file of at most MAX_CONFIG_BYTES, as UTF-8 (checked on the open file, before reading). */
-function readSmallFile (path: string): string {
-  // Non-blocking: a FIFO in its place must not hang the command (it is refused below).
-  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
-  try {
-    const stats = fstatSync(fd)
-    if (!stats.isFile()) throw new HomeConfigError(`${path}: is not a regular file`)
-    if (stats.size > MAX_CONFIG_BYTES) throw new HomeConfigError(`${path}: is ${stats.size} bytes; a config file is at most ${MAX_CONFIG_BYTES}`)
-    const buffer = Buffer.alloc(stats.size)
-    let read = 0
-    while (read < stats.size) {
-      const n = readSync(fd, buffer, read, stats.size - read, read)
-      if (n === 0) break
-      read += n
-    }
-    return buffer.subarray(0, read).toString('utf8')
-  } finally {
-    closeSync(fd)
-  }
 }

@@ -27,7 +27,7 @@ function setup (): { admin: AdminDispatcher, engine: QueueEngine<string>, wakes:
   const admin = new AdminDispatcher({
     engine,
     scheduler,
-    deletions: new Deletions(engine, undefined, quiet),
+    deletions: new Deletions(engine, undefined, quiet, () => {}),
     deadLetters: new DeadLetters(engine, undefined, '.dlq', quiet),
     stats: () => ({ queues: [], moreQueues: 0, clients: [], messages: engine.size, keptAnswers: 0 }),
     messages: async () => [],

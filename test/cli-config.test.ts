@@ -74,7 +74,7 @@ describe('the p2pmq home\'s config.json', () => {
       ['a relay without its peer ID', JSON.stringify({ relay: ['/ip4/127.0.0.1/tcp/1'] }), /"relay"\[0\]: The relay address \/ip4\/127\.0\.0\.1\/tcp\/1 must end in \/p2p\/<relay peer ID>/],
       ['not a multiaddr', JSON.stringify({ relay: [relay, 'nonsense'] }), /"relay"\[1\]: The relay address "nonsense" is not a multiaddr/],
       ['a bad STUN server', JSON.stringify({ stun: ['http://127.0.0.1:3478'] }), /"stun"\[0\]: not a STUN server URL/],
-      ['a huge file', JSON.stringify({ relay: [relay] }) + ' '.repeat(1_000_000), /is 1000\d+ bytes; a config file is at most 65536/],
+      ['a huge file', JSON.stringify({ relay: [relay] }) + ' '.repeat(1_000_000), /is 1000\d+ bytes, at most 65536/],
       ['a directory', (path) => { mkdirSync(path) }, /is not a regular file/],
       ['a FIFO (nothing ever writes it)', (path) => { spawnSync('mkfifo', [path]) }, /is not a regular file/],
       ['/dev/zero', (path) => { symlinkSync('/dev/zero', path) }, /is not a regular file/],

@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import type { Stream } from '@libp2p/interface'
-import { createConsumer, createProducer, type Consumer, type Producer } from '../src/index.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createAdmin, createConsumer, createProducer, type Consumer, type Producer } from '../src/index.js'
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
 import type { FrameWriter } from '../src/protocol/codec.js'
@@ -217,6 +218,36 @@ describe('a broker against hostile peers', () => {
     expect(during).toBeGreaterThan(50)
   }, 90_000)
 
+  it('bounds what one peer has in flight: 60,000 requests of 2 KB for a command nobody consumes, never reading', async () => {
+    const b = await broker()
+    const pair = await victims(b)
+    const baseline = await answerRate(pair.producer, 2_000)
+    const node = await attacker()
+    const stream = await open(node, b, PRODUCER_PROTOCOL) as Stream
+    stream.pause()
+    const payload = new Uint8Array(2_048)
+    let sent = 0
+    for (let batch = 0; batch < 60; batch++) {
+      const bytes = frames((w) => {
+        if (batch === 0) writeHello(w, 'attacker')
+        for (let i = 1; i <= 1_000; i++) publishFrame(batch * 1_000 + i, 'attack.sink', payload, PublishFlags.WantsAnswer)(w)
+      })
+      if (!await push(stream, bytes, 2_000)) break
+      sent += 1_000
+    }
+    await sleep(1_000)
+    const during = await answerRate(pair.producer, 2_000)
+    const admin = await createAdmin({ broker: b.tcp, home: b.home })
+    onCleanup(async () => { await admin.stop() })
+    const held = (await admin.stats()).messages
+    console.log(`requests in flight: ${sent} sent, the broker took ${held} (64 MiB / 2 KB = 32,768); the pair answered ${baseline.toFixed(0)}/s before, ${during.toFixed(0)}/s meanwhile`)
+    // The default maxInFlightBytesPerPeer, 64 MiB, stops reading the attacker at 32,768 requests (one more per stream may be taken).
+    expect(held).toBeLessThanOrEqual(32_768 + 2)
+    expect(held).toBeGreaterThanOrEqual(32_768)
+    expect(b.err.some((l) => /not yet confirmed or answered/.test(l))).toBe(true)
+    expect(during).toBeGreaterThan(baseline * 0.5)
+  }, 60_000)
+
   it('bounds watches per peer: 8 admin streams of 1,500 `watch` requests each barely slow the pair', async () => {
     const b = await broker()
     const pair = await victims(b)
@@ -369,6 +400,27 @@ describe('limits per peer, through the real clients', () => {
     expect(peak).toBeLessThan(240)
     expect(during).toBeGreaterThan(50)
   }, 120_000)
+
+  it('reads a peer past maxInFlightPerPeer again as its requests are answered, and loses none', async () => {
+    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
+    const b = await startLibraryBroker({ memory: true, maxInFlightPerPeer: 100 })
+    const limits: string[] = []
+    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    const p = await producer(b)
+    const answers = Promise.all(Array.from({ length: 1_000 }, async (_, i) => await p.send('held', i, { timeout: 60_000 })))
+    await until(() => limits.length === 1, 5_000, 'the in-flight limit')
+    await sleep(500)
+    // The broker took 100 (one more may be read with the 100th), the rest wait unread in the stream.
+    expect(b.node.services.mq.stats().messages).toBeLessThanOrEqual(101)
+    expect(limits[0]).toMatch(/^100 messages .* not yet confirmed or answered/)
+    // Another peer is not held meanwhile.
+    const other = await producer(b, { privateKey: await generateKeyPair('Ed25519') })
+    await other.publish('other', 'x')
+    const c = await consumer(b)
+    await c.subscribe('held', async (m) => `answer ${String(m.payload)}`, { prefetch: 10 })
+    const got = await answers
+    expect(got).toEqual(Array.from({ length: 1_000 }, (_, i) => `answer ${i}`))
+  }, 60_000)
 
   it('paces a peer past publishRate by reading it slower, and loses nothing', async () => {
     const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')

@@ -15,7 +15,7 @@ function limits (init: Partial<ConstructorParameters<typeof PeerLimits>[0]> = {}
   const c = clock()
   const logged: string[] = []
   const log = new LimitLog((peer, limit) => { logged.push(`${limit} ${peer}`) }, c.now)
-  const peers = new PeerLimits({ maxSubscriptionsPerPeer: 3, maxPrefetchPerPeer: 100, maxWatchesPerPeer: 2, publishRate: 0, ...init }, log, c.now)
+  const peers = new PeerLimits({ maxSubscriptionsPerPeer: 3, maxPrefetchPerPeer: 100, maxWatchesPerPeer: 2, publishRate: 0, maxInFlightPerPeer: 3, maxInFlightBytesPerPeer: 1000, ...init }, log, c.now)
   return { peers, logged, advance: c.advance }
 }
 
@@ -31,6 +31,47 @@ describe('PeerLimits', () => {
     peers.releaseSubscription('a', 40)
     expect(peers.takeSubscription('a', 40)).toBeUndefined()
     expect(logged).toEqual(['prefetch a', 'subscriptions a'])
+  })
+
+  it('holds a peer\'s producer streams while it has too many messages or bytes in flight, and reads them again once under', () => {
+    const { peers, logged } = limits()
+    const events: string[] = []
+    const holder = (name: string): { holdForFlight: () => void, resumeForFlight: () => void } => ({
+      holdForFlight: () => { events.push(`hold ${name}`) },
+      resumeForFlight: () => { events.push(`resume ${name}`) }
+    })
+    const s1 = holder('s1')
+    const s2 = holder('s2')
+    const flight = peers.openFlight('a')
+    expect(peers.openFlight('a')).toBe(flight) // shared by the peer's streams
+    peers.takeInFlight('a', flight, 10, s1)
+    peers.takeInFlight('a', flight, 10, s2)
+    expect(events).toEqual([])
+    peers.takeInFlight('a', flight, 10, s2) // the third message: at the limit
+    expect(events).toEqual(['hold s2'])
+    peers.takeInFlight('a', flight, 10, s1)
+    expect(events).toEqual(['hold s2', 'hold s1'])
+    peers.releaseInFlight('a', 1, 10) // 3 left: still at it
+    expect(events).toHaveLength(2)
+    peers.releaseInFlight('a', 1, 10)
+    expect(events.slice(2).sort()).toEqual(['resume s1', 'resume s2'])
+    // Bytes count the same way; another peer has its own.
+    const other = peers.openFlight('b')
+    peers.takeInFlight('b', other, 1000, s1)
+    expect(events.at(-1)).toBe('hold s1')
+    peers.releaseInFlight('b', 5, 5000) // more than taken (taken before a restart): never below 0
+    expect(other.messages).toBe(0)
+    expect(other.bytes).toBe(0)
+    expect(logged).toEqual(['in-flight a', 'in-flight b'])
+    // Forgotten once no stream is open and nothing is in flight; a closed stream is not resumed.
+    peers.closeFlight('b', other, s1)
+    expect(peers.openFlight('b')).not.toBe(other)
+    peers.takeInFlight('a', flight, 10, s1)
+    expect(events.at(-1)).toBe('hold s1')
+    peers.closeFlight('a', flight, s1)
+    const before = events.length
+    peers.releaseInFlight('a', 3, 30)
+    expect(events).toHaveLength(before)
   })
 
   it('counts watches per peer', () => {

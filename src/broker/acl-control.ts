@@ -118,6 +118,11 @@ export class AccessControl {
     return await run
   }
 
+  /** Resolves once the changes asked for so far are kept on disk (or failed). */
+  async settled (): Promise<void> {
+    await this.changing
+  }
+
   /** Tells a refusal, unless this peer's was told less than a minute ago (then it is counted). */
   denied (peer: string, reason: string, role?: ClientRole, now = Date.now()): void {
     const suppressed = this.toldDenied.tell(peer, now)

@@ -3,7 +3,7 @@
  * stops the broker with one line naming the file and the key) and written atomically on each change
  * (a temporary file, synced, renamed over it; mode 0600).
  */
-import { constants } from 'node:fs'
+import { NotSmallFileError, readSmallFile } from '../small-file.js'
 import { open, rename, unlink } from 'node:fs/promises'
 import { P2PMQError } from '../errors.js'
 import { Acl } from './acl.js'
@@ -21,24 +21,9 @@ export class AclFileError extends P2PMQError {
 export async function readAclFile (path: string): Promise<Acl | undefined> {
   let text: string
   try {
-    // Non-blocking, so a FIFO in its place does not hang the broker in open() (unkillable but by SIGKILL).
-    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-    try {
-      const info = await file.stat()
-      // A device (a symlink to /dev/zero) or a FIFO has no size to check: it could fill the memory.
-      if (!info.isFile()) throw new AclFileError(`${path}: the ACL file is not a regular file`)
-      if (info.size > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is ${info.size} bytes, at most ${MAX_ACL_FILE_BYTES}`)
-      // Read at most one byte past the limit: the file may grow after stat.
-      const buf = Buffer.alloc(MAX_ACL_FILE_BYTES + 1)
-      let n = 0
-      for (let r = 1; r > 0 && n < buf.length; n += r) r = (await file.read(buf, n, buf.length - n, n)).bytesRead
-      if (n > MAX_ACL_FILE_BYTES) throw new AclFileError(`${path}: the ACL file is over ${MAX_ACL_FILE_BYTES} bytes`)
-      text = buf.toString('utf8', 0, n)
-    } finally {
-      await file.close()
-    }
+    text = readSmallFile(path, MAX_ACL_FILE_BYTES).bytes.toString('utf8')
   } catch (err) {
-    if (err instanceof AclFileError) throw err
+    if (err instanceof NotSmallFileError) throw new AclFileError(`${path}: the ACL file ${err.reason}`)
     // None there (a file in the way of its directory is the data directory's error, told when the node takes it).
     if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined
     throw new AclFileError(`${path}: cannot read the ACL file: ${(err as Error).message}`, { cause: err })

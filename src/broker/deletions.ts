@@ -8,12 +8,15 @@ import type { Logger } from '@libp2p/interface'
 import type { DeleteOptions } from './api.js'
 import type { Deleted, QueueEngine } from './engine.js'
 import type { Journal } from './journal.js'
+import type { QueuedMessage } from './queue.js'
 
 export class Deletions {
   constructor (
     private readonly engine: QueueEngine<any>,
     private readonly journal: Journal | undefined,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** Messages taken out (those that were in memory): their producers no longer wait for them. */
+    private readonly dropped: (messages: QueuedMessage[]) => void
   ) {}
 
   /** Removes the waiting (and delayed) messages of `command`, in one group or all; returns how many. */
@@ -21,6 +24,7 @@ export class Deletions {
     const held = this.engine.size
     const { messages, paged, delayed } = this.engine.purge(command, group)
     for (const m of messages) this.journal?.purged(m)
+    this.dropped(messages)
     for (const { queue, after } of paged) {
       this.journal?.clearAfter(queue, after).catch((err: Error) => { this.log.error('purging %s from the store failed: %s', queue.name, err.message) })
     }
@@ -66,6 +70,7 @@ export class Deletions {
   cleared (d: Deleted<unknown>): void {
     this.journal?.deletedQueues(d.queues).catch((err: Error) => { this.log.error('deleting the queues of group %s from the store failed: %s', d.group, err.message) })
     if (d.wholeGroup) this.journal?.deletedGroup(d.group, d.patterns)
+    this.dropped(d.dropped)
     this.log('deleted %d queue(s) and %d message(s) of group %s', d.queues.length, d.messages, d.group)
   }
 }

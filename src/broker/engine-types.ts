@@ -45,6 +45,8 @@ export interface Deleted<Owner> {
   patterns: string[]
   /** Messages dropped: waiting, delayed, paged out and in flight. */
   messages: number
+  /** Those of them that were in memory. */
+  dropped: QueuedMessage[]
   ended: Array<Subscription<Owner>>
 }
 

@@ -430,7 +430,7 @@ export class QueueEngine<Owner> {
     if (g == null || queue == null) return undefined
     if (!force && queue.consumers.length > 0) throw new TypeError(`Queue ${command} of group "${group}" has ${queue.consumers.length} consumer(s): unsubscribe them first, or force`)
     g.idleSince = this.clock()
-    return { group, wholeGroup: false, queues: [queue], patterns: [], messages: this.dropQueues(g, [queue]), ended: [] }
+    return { group, wholeGroup: false, queues: [queue], patterns: [], ...this.dropQueues(g, [queue]), ended: [] }
   }
 
   /**
@@ -448,10 +448,10 @@ export class QueueEngine<Owner> {
       sub.queues.length = 0
     }
     const queues = [...g.queues.values()]
-    const messages = this.dropQueues(g, queues)
+    const { messages, dropped } = this.dropQueues(g, queues)
     this.topology.removeGroup(g)
     for (const sub of ended) this.events.ended?.(sub, `group "${group}" was deleted`)
-    return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, ended }
+    return { group, wholeGroup: true, queues, patterns: [...g.bindings.keys()], messages, dropped, ended }
   }
 
   /** A group's expiry kept from an earlier run (no event). */
@@ -498,19 +498,20 @@ export class QueueEngine<Owner> {
     return removed
   }
 
-  /** Takes `queues` of `g` out with every message they hold; returns how many messages. */
-  private dropQueues (g: Group, queues: Queue[]): number {
-    if (queues.length === 0) return 0
+  /** Takes `queues` of `g` out with every message they hold; returns how many messages, and those that were in memory. */
+  private dropQueues (g: Group, queues: Queue[]): { messages: number, dropped: QueuedMessage[] } {
+    if (queues.length === 0) return { messages: 0, dropped: [] }
     const gone = new Set(queues)
     const inFlight = this.deliveries.where((d) => gone.has(d.queue))
     for (const d of inFlight) this.deliveries.release(d)
     this.held -= inFlight.length
-    const { count } = this.empty(queues)
+    const { count, messages } = this.empty(queues)
     this.topology.removeQueues(g, queues)
     this.delayed.askPage()
     // Consumers whose deliveries were dropped have credit again.
     for (const sub of g.subs) this.fill(sub)
-    return inFlight.length + count
+    for (const d of inFlight) messages.push(d.message)
+    return { messages: inFlight.length + count, dropped: messages }
   }
 
   stats (): QueueStats[] {

@@ -7,7 +7,7 @@ import {
   DEFAULT_MAX_KEPT_ANSWERS, DEFAULT_MAX_MESSAGES, DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PAGE_SIZE, DEFAULT_PAGE_BYTES, DEFAULT_MAX_PAYLOAD, DEFAULT_VISIBILITY_TIMEOUT,
   DEFAULT_RETRY_DELAY, DEFAULT_RETRY_FACTOR, DEFAULT_RETRY_MAX_DELAY, DEFAULT_MAX_GROUPS, DEFAULT_STALL_TIMEOUT, DEFAULT_QUEUE_SWEEP_INTERVAL,
   DEFAULT_MAX_CONNECTIONS_PER_PEER, DEFAULT_MAX_SUBSCRIPTIONS_PER_PEER, DEFAULT_MAX_PREFETCH_PER_PEER, DEFAULT_MAX_WATCHES_PER_PEER,
-  DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES
+  DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_PER_PEER, DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER
 } from '../constants.js'
 import type { QueuePolicy, RetryBackoff } from './engine.js'
 import type { Store } from '../store/store.js'
@@ -86,6 +86,18 @@ export interface BrokerInit {
    * @default 16
    */
   maxWatchesPerPeer?: number
+  /**
+   * Messages one peer may have in flight over all its producer streams: publishes taken and not
+   * yet confirmed, requests taken and not yet answered (or failed, or deleted). Past it the broker
+   * stops reading the peer's producer streams until some are (backpressure: nothing is dropped).
+   * @default 100000
+   */
+  maxInFlightPerPeer?: number
+  /**
+   * Payload bytes of those (as `maxInFlightPerPeer`).
+   * @default 67108864 (64 MiB)
+   */
+  maxInFlightBytesPerPeer?: number
   /**
    * Messages a second one peer may publish, over all its producer streams; past it the broker reads
    * its streams slower (backpressure: nothing is dropped). 0 for no limit.
@@ -186,6 +198,8 @@ export function brokerOptions (init: BrokerInit): BrokerOptions {
     maxPrefetchPerPeer: init.maxPrefetchPerPeer ?? DEFAULT_MAX_PREFETCH_PER_PEER,
     maxWatchesPerPeer: init.maxWatchesPerPeer ?? DEFAULT_MAX_WATCHES_PER_PEER,
     publishRate: init.publishRate ?? 0,
+    maxInFlightPerPeer: init.maxInFlightPerPeer ?? DEFAULT_MAX_IN_FLIGHT_PER_PEER,
+    maxInFlightBytesPerPeer: init.maxInFlightBytesPerPeer ?? DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER,
     maxPartialFrameBytes: init.maxPartialFrameBytes ?? DEFAULT_MAX_PARTIAL_FRAME_BYTES,
     dedupWindow: init.dedupWindow ?? DEFAULT_DEDUP_WINDOW,
     completedRetention: init.completedRetention ?? DEFAULT_COMPLETED_RETENTION,

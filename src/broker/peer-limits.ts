@@ -1,8 +1,9 @@
 /**
  * Limits per peer, so one peer cannot starve the others: its connections (refused at connection
  * time by a connection gater), its subscriptions across its consumer streams, its standing
- * `watch` requests across its admin streams, and an optional publish rate (a token bucket: the
- * broker stops reading a producer stream that is over it, so nothing is dropped). Every limit
+ * `watch` requests across its admin streams, the messages and bytes it has in flight (sent and not
+ * yet confirmed or answered), and an optional publish rate (a token bucket). Past the last two the
+ * broker stops reading the peer's producer streams for a while, so nothing is dropped. Every limit
  * reached is logged, once per peer and limit per minute. Each check is one Map lookup.
  */
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
@@ -17,6 +18,30 @@ export interface PeerLimitsInit {
   maxWatchesPerPeer: number
   /** Messages per second one peer may publish; 0 (or Infinity) for no limit. */
   publishRate: number
+  /** Messages one peer may have in flight: publishes not yet confirmed, requests not yet answered. */
+  maxInFlightPerPeer: number
+  /** Payload bytes of those. */
+  maxInFlightBytesPerPeer: number
+}
+
+/** A producer stream that stops reading while its peer is over its in-flight limits. */
+export interface FlightHolder {
+  holdForFlight: () => void
+  resumeForFlight: () => void
+}
+
+/**
+ * What one peer has in flight over all its producer streams: publishes the broker took and has
+ * not confirmed, requests it took and has not answered (a request's answer, or its failure, ends
+ * it; so does its deletion). Kept while a stream of the peer is open or something is in flight.
+ */
+export class PeerFlight {
+  messages = 0
+  bytes = 0
+  /** Producer streams of the peer open now. */
+  streams = 0
+  /** Those not read until the peer is under its limits again. */
+  readonly held = new Set<FlightHolder>()
 }
 
 /** Logs `message` about `peer` unless the same limit was logged for it within the last minute. */
@@ -75,6 +100,7 @@ export class PeerLimits {
   private readonly prefetch = new PeerCount()
   private readonly watches = new PeerCount()
   private readonly buckets = new Map<string, { bucket: TokenBucket, users: number }>()
+  private readonly flights = new Map<string, PeerFlight>()
 
   constructor (readonly init: PeerLimitsInit, readonly log: LimitLog, private readonly now: () => number = Date.now) {}
 
@@ -137,6 +163,57 @@ export class PeerLimits {
         if (--held.users === 0) this.buckets.delete(peer)
       }
     }
+  }
+
+  /** The in-flight count of `peer`, shared by its producer streams; `closeFlight` when a stream closes. */
+  openFlight (peer: string): PeerFlight {
+    let flight = this.flights.get(peer)
+    if (flight == null) {
+      flight = new PeerFlight()
+      this.flights.set(peer, flight)
+    }
+    flight.streams++
+    return flight
+  }
+
+  closeFlight (peer: string, flight: PeerFlight, holder: FlightHolder): void {
+    flight.streams--
+    flight.held.delete(holder)
+    this.forgetIdle(peer, flight)
+  }
+
+  /**
+   * Counts a message `holder` took from `peer`; once the peer is at one of its limits, the holder
+   * stops reading until enough of the peer's messages are released.
+   */
+  takeInFlight (peer: string, flight: PeerFlight, bytes: number, holder: FlightHolder): void {
+    flight.messages++
+    flight.bytes += bytes
+    if (flight.messages < this.init.maxInFlightPerPeer && flight.bytes < this.init.maxInFlightBytesPerPeer) return
+    if (!flight.held.has(holder)) {
+      flight.held.add(holder)
+      holder.holdForFlight()
+    }
+    this.log.reached(peer, 'in-flight', `${flight.messages} messages (${flight.bytes} bytes) sent and not yet confirmed or answered (maxInFlightPerPeer ${this.init.maxInFlightPerPeer}, maxInFlightBytesPerPeer ${this.init.maxInFlightBytesPerPeer}): its producer streams are not read until some are`)
+  }
+
+  /** `messages` of `peer` (with `bytes` of payload) were confirmed, answered or deleted: its held streams read again once it is under its limits. */
+  releaseInFlight (peer: string, messages: number, bytes: number): void {
+    const flight = this.flights.get(peer)
+    if (flight == null) return
+    // Never below 0: what was taken before a restart is released too, and was never counted.
+    flight.messages = Math.max(0, flight.messages - messages)
+    flight.bytes = Math.max(0, flight.bytes - bytes)
+    if (flight.held.size > 0 && flight.messages < this.init.maxInFlightPerPeer && flight.bytes < this.init.maxInFlightBytesPerPeer) {
+      const held = [...flight.held]
+      flight.held.clear()
+      for (const holder of held) holder.resumeForFlight()
+    }
+    this.forgetIdle(peer, flight)
+  }
+
+  private forgetIdle (peer: string, flight: PeerFlight): void {
+    if (flight.streams === 0 && flight.messages === 0) this.flights.delete(peer)
   }
 
   private refuse (peer: string, limit: string, message: string): string {

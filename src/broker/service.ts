@@ -25,7 +25,7 @@ import { AdminDispatcher } from './admin-handlers.js'
 import { queryMessages } from './message-query.js'
 import { RATE_INTERVAL, RateSampler, brokerStats } from './stats.js'
 import type { BrokerEvents, BrokerStats, ClientInfo, ClientRole, DeleteOptions, MessageInfo, MessageQuery, ScheduleInfo, ScheduleSpec } from './api.js'
-import type { Queue } from './queue.js'
+import type { Queue, QueuedMessage } from './queue.js'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { AccessControl, connectionRefusal } from './acl-control.js'
 import { PermissionDeniedError } from '../errors.js'
@@ -69,6 +69,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly stopWatchingAcl: () => void
   /** What sessions work with. */
   private readonly parts: SessionParts
+  private readonly peers: PeerLimits
   private readonly options: BrokerOptions
   /** The timer that wakes the engine when the next delayed message is due, and when. */
   private wake?: { timer: ReturnType<typeof setTimeout>, at: number }
@@ -99,6 +100,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       deliver: (d) => { d.sub.owner.deliver(d) },
       completed: (m, by, answer) => {
         this.journal?.completed(m, by.peer)
+        this.requestLeft(m)
         if (answer == null) return
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
         // Only once the completion is on disk (waiting out a full disk): an answered message never
@@ -108,6 +110,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
         this.journal?.failed(m, by?.peer ?? '')
+        this.requestLeft(m)
         this.deadLetters.add(m, error)
         // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
@@ -122,12 +125,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     }, { ...this.options, policies: init.queues }, this.journal)
     this.scheduler = new Scheduler(this.engine, this.journal, (at) => { this.wakeAt(at) }, this.log)
     this.deadLetters = new DeadLetters(this.engine, this.journal, this.options.deadLetter, this.log)
-    this.deletions = new Deletions(this.engine, this.journal, this.log)
+    this.peers = new PeerLimits(this.options, limitLog)
+    this.deletions = new Deletions(this.engine, this.journal, this.log, (messages) => { for (const m of messages) this.requestLeft(m) })
     this.rates = new RateSampler(this.engine)
     this.parts = {
       engine: this.engine,
       limits: new SessionLimits(this.options.maxPayload, this.options.maxPartialFrameBytes),
-      peers: new PeerLimits(this.options, limitLog),
+      peers: this.peers,
       producers: this.producers,
       durability: this.journal ?? IN_MEMORY,
       admin: new AdminDispatcher({
@@ -204,8 +208,15 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
+    // An ACL change asked for before the stop is kept (its asker may not have had the answer).
+    await this.access.settled()
     // (It waits for the deletions still being cleared from the store.)
     await this.journal?.close()
+  }
+
+  /** A request left the broker (answered, failed or deleted): its producer no longer has it in flight. */
+  private requestLeft (m: QueuedMessage): void {
+    if (m.wantsAnswer) this.peers.releaseInFlight(m.producer, 1, m.payload.byteLength)
   }
 
   /** Logs that `peer` reached a limit, and tells the `peer:limit` listeners (callers say it at most once a minute). */

@@ -24,7 +24,7 @@ import type { Subscription } from './queue.js'
 import type { ProducerRegistry, ProducerSeq } from './producers.js'
 import type { BrokerStats, ClientRole } from './api.js'
 import type { Rights } from './acl.js'
-import type { PeerLimits } from './peer-limits.js'
+import type { FlightHolder, PeerFlight, PeerLimits } from './peer-limits.js'
 
 export const BROKER_VERSION = '0.1.0'
 
@@ -145,20 +145,29 @@ export abstract class Session<In> {
  * confirmed: its result confirms it. While a publish went to a congested queue the confirm is
  * held, so the producer's window fills and it waits (publisher flow control).
  */
-export class ProducerSession extends Session<ProducerFrame> {
+export class ProducerSession extends Session<ProducerFrame> implements FlightHolder {
   readonly role = 'producer'
   private seq?: ProducerSeq
   /** Seqs up to these are taken, waited for on disk, on disk, and confirmed. */
   private takenUpTo = 0
   private syncingUpTo = 0
-  /** Seqs of the publishes taken (new, not resent) since the last batch went to the store. */
+  /** Seqs of the publishes taken (new, not resent) since the last batch went to the store, and their payload bytes. */
   private newlyTaken: number[] = []
+  private newlyTakenBytes = 0
+  /** Publishes taken and not confirmed (counted in the peer's flight), and those of them on disk. */
+  private unconfirmed = { messages: 0, bytes: 0 }
+  private durableUnconfirmed = { messages: 0, bytes: 0 }
   private durableUpTo = 0
   private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
   private readonly blockedOn = new Set<string>()
   /** The peer's publish rate (shared by its producer streams), when the broker limits it. */
   private readonly rate?: ReturnType<PeerLimits['publishBucket']>
+  /** What the peer has in flight (shared by its producer streams). */
+  private readonly flight: PeerFlight
+  /** Why the stream is not read now: a publish waits for the rate's token, the peer is over its in-flight limits. */
+  private waitingForRate = false
+  private heldForFlight = false
 
   /** The producer session (named in Hello) this stream belongs to; a reconnect opens another stream of it. */
   get producerSeq (): ProducerSeq | undefined {
@@ -169,6 +178,7 @@ export class ProducerSession extends Session<ProducerFrame> {
     // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
     super(peer, stream, parts, readProducerFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
     if (parts.peers.rateLimited) this.rate = parts.peers.publishBucket(peer)
+    this.flight = parts.peers.openFlight(peer)
   }
 
   protected onFrame (f: ProducerFrame): void {
@@ -191,14 +201,31 @@ export class ProducerSession extends Session<ProducerFrame> {
   private overRate (f: Publish, seq: ProducerSeq): boolean {
     const wait = this.rate?.take() ?? 0
     if (wait === 0) return false
+    this.waitingForRate = true
     this.channel.holdReading()
     setTimeout(() => {
       if (!this.isOpen || this.overRate(f, seq)) return
+      this.waitingForRate = false
       this.publish(f, seq)
       this.onBatchEnd()
-      this.channel.resumeReading()
+      this.updateReading()
     }, wait)
     return true
+  }
+
+  holdForFlight (): void {
+    this.heldForFlight = true
+    this.channel.holdReading()
+  }
+
+  resumeForFlight (): void {
+    this.heldForFlight = false
+    this.updateReading()
+  }
+
+  private updateReading (): void {
+    if (this.waitingForRate || this.heldForFlight) this.channel.holdReading()
+    else this.channel.resumeReading()
   }
 
   private publish (f: Publish, seq: ProducerSeq): void {
@@ -263,9 +290,14 @@ export class ProducerSession extends Session<ProducerFrame> {
       return
     }
     if (dedup) this.parts.producers.rememberId(f.command, f.id)
+    const bytes = f.payload.byteLength
+    this.parts.peers.takeInFlight(this.peer, this.flight, bytes, this)
     if (wantsAnswer) return
+    this.unconfirmed.messages++
+    this.unconfirmed.bytes += bytes
     this.takenUpTo = f.seq
     this.newlyTaken.push(f.seq)
+    this.newlyTakenBytes += bytes
     if (this.parts.engine.congested(f.command)) {
       if (this.blockedOn.size === 0) this.parts.producers.block(this)
       this.blockedOn.add(f.command)
@@ -277,20 +309,25 @@ export class ProducerSession extends Session<ProducerFrame> {
     if (this.takenUpTo <= this.syncingUpTo) return
     const upTo = this.syncingUpTo = this.takenUpTo
     const taken = this.newlyTaken
+    const bytes = this.newlyTakenBytes
     this.newlyTaken = []
-    this.parts.durability.whenDurable((err) => { this.durable(taken, upTo, err) })
+    this.newlyTakenBytes = 0
+    this.parts.durability.whenDurable((err) => { this.durable(taken, bytes, upTo, err) })
   }
 
   /**
    * Seqs up to `upTo` are on disk, or the publishes `taken` among them could not be written: those
    * are rejected (a resend or a send in the range was stored before, and is not).
    */
-  private durable (taken: number[], upTo: number, err?: Error): void {
-    if (err != null && this.isOpen) {
+  private durable (taken: number[], bytes: number, upTo: number, err?: Error): void {
+    if (!this.isOpen) return
+    if (err != null) {
       for (const seq of taken) {
         writeReject(this.channel.writer, seq, RejectCode.Unavailable, `The broker could not store the message: ${err.message}`)
       }
     }
+    this.durableUnconfirmed.messages += taken.length
+    this.durableUnconfirmed.bytes += bytes
     this.durableUpTo = upTo
     this.flushConfirm()
   }
@@ -309,6 +346,12 @@ export class ProducerSession extends Session<ProducerFrame> {
     if (this.durableUpTo <= this.confirmedUpTo || this.blockedOn.size > 0 || !this.isOpen) return
     writeConfirm(this.channel.writer, this.durableUpTo)
     this.confirmedUpTo = this.durableUpTo
+    const { messages, bytes } = this.durableUnconfirmed
+    if (messages === 0) return
+    this.durableUnconfirmed = { messages: 0, bytes: 0 }
+    this.unconfirmed.messages -= messages
+    this.unconfirmed.bytes -= bytes
+    this.parts.peers.releaseInFlight(this.peer, messages, bytes)
   }
 
   sendResult (r: KeptResult): void {
@@ -321,6 +364,9 @@ export class ProducerSession extends Session<ProducerFrame> {
 
   protected onClose (): void {
     this.rate?.release()
+    // Its unconfirmed publishes are no longer waited for here: the producer sends them again on a new stream.
+    this.parts.peers.releaseInFlight(this.peer, this.unconfirmed.messages, this.unconfirmed.bytes)
+    this.parts.peers.closeFlight(this.peer, this.flight, this)
     if (this.seq == null) return
     this.seq.streams--
     this.seq.closedAt = Date.now()

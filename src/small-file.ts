@@ -1,0 +1,32 @@
+/**
+ * Reading a small file a user or operator names (an ACL, a key, a config) without trusting what is
+ * there: opened non-blocking, so a FIFO in its place does not hang the process in open() (a broker
+ * so hung is killed only by SIGKILL); refused unless a regular file (a symbolic link to /dev/zero
+ * has no size to check, and would fill the memory); its size checked before reading, and no more
+ * than one byte past the limit read (it may grow meanwhile).
+ */
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs'
+
+/** A file that is not a small regular file; `reason` completes "<the file> …". */
+export class NotSmallFileError extends Error {
+  constructor (readonly reason: string) {
+    super(reason)
+  }
+}
+
+/** The bytes of the regular file at `path` (at most `max`), and its mode. File system errors (ENOENT, EACCES) are thrown as they are. */
+export function readSmallFile (path: string, max: number): { bytes: Buffer, mode: number } {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw new NotSmallFileError('is not a regular file')
+    if (stats.size > max) throw new NotSmallFileError(`is ${stats.size} bytes, at most ${max}`)
+    const bytes = Buffer.alloc(max + 1)
+    let read = 0
+    for (let n = 1; n > 0 && read < bytes.length; read += n) n = readSync(fd, bytes, read, bytes.length - read, read)
+    if (read > max) throw new NotSmallFileError(`is over ${max} bytes`)
+    return { bytes: bytes.subarray(0, read), mode: stats.mode }
+  } finally {
+    closeSync(fd)
+  }
+}
