@@ -83,8 +83,8 @@ export const DEFAULT_MAX_WATCHES_PER_PEER = 16
 /**
  * Messages one peer may have in flight (publishes not yet confirmed, requests not yet answered),
  * and their payload bytes: as many as the answers kept for it. A producer keeps at most `window`
- * (2,000 by default) unconfirmed, so only a peer that ignores its confirms, or sends requests far faster
- * than they are answered, meets these.
+ * (2,000 by default) unconfirmed, so mostly a peer that ignores its confirms, or sends requests
+ * far faster than they are answered, meets the count; the bytes slow producers of large messages.
  */
 export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 100_000
 export const DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER = 64 * 1024 * 1024

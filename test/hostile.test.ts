@@ -248,6 +248,31 @@ describe('a broker against hostile peers', () => {
     expect(during).toBeGreaterThan(baseline * 0.5)
   }, 60_000)
 
+  it('holds a peer at its in-flight limit on its new streams too: 50 streams opened, each with 5 requests, then closed', async () => {
+    const b = await broker(['-max-in-flight-per-peer=100'])
+    const node = await attacker()
+    const request = (seq: number): (w: FrameWriter) => void => publishFrame(seq, 'attack.sink', new Uint8Array(10), PublishFlags.WantsAnswer)
+    const first = await open(node, b, PRODUCER_PROTOCOL) as Stream
+    first.pause()
+    await push(first, frames((w) => { writeHello(w, 'first'); for (let i = 1; i <= 200; i++) request(i)(w) }))
+    const admin = await createAdmin({ broker: b.tcp, home: b.home })
+    onCleanup(async () => { await admin.stop() })
+    let taken = 0
+    for (const end = Date.now() + 5_000; taken < 100 && Date.now() < end; await sleep(50)) taken = (await admin.stats()).messages
+    expect(taken).toBe(100)
+    for (let k = 0; k < 50; k++) {
+      const s = await open(node, b, PRODUCER_PROTOCOL)
+      if (s == null) continue
+      await push(s, frames((w) => { writeHello(w, `s${k}`); for (let i = 1; i <= 5; i++) request(i)(w) }))
+      await s.close().catch(() => {})
+    }
+    await sleep(1_000)
+    const held = (await admin.stats()).messages
+    console.log(`in-flight limit 100: the broker took ${held} requests from 1 stream of 200 and 50 new streams of 5`)
+    // Before new streams were held at once, each took one request past the limit (114 measured).
+    expect(held).toBeLessThanOrEqual(101)
+  }, 60_000)
+
   it('bounds watches per peer: 8 admin streams of 1,500 `watch` requests each barely slow the pair', async () => {
     const b = await broker()
     const pair = await victims(b)
@@ -420,6 +445,20 @@ describe('limits per peer, through the real clients', () => {
     await c.subscribe('held', async (m) => `answer ${String(m.payload)}`, { prefetch: 10 })
     const got = await answers
     expect(got).toEqual(Array.from({ length: 1_000 }, (_, i) => `answer ${i}`))
+  }, 60_000)
+
+  it('with a store, counts only the requests in memory: those waiting on disk behind a full page do not hold their producer', async () => {
+    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
+    const b = await startLibraryBroker({ pageSize: 10, maxInFlightPerPeer: 50 })
+    const limits: string[] = []
+    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    const p = await producer(b)
+    const answers = Promise.all(Array.from({ length: 300 }, async (_, i) => await p.send('paged', i, { timeout: 60_000 })))
+    await until(() => b.node.services.mq.stats().messages === 300, 10_000, 'all 300 requests taken')
+    expect(limits).toEqual([])
+    const c = await consumer(b)
+    await c.subscribe('paged', async (m) => `answer ${String(m.payload)}`, { prefetch: 10 })
+    expect(await answers).toEqual(Array.from({ length: 300 }, (_, i) => `answer ${i}`))
   }, 60_000)
 
   it('paces a peer past publishRate by reading it slower, and loses nothing', async () => {

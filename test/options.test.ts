@@ -32,4 +32,10 @@ describe('BrokerInit defaults', () => {
     expect(memory.pageSize).toBe(Infinity)
     expect(memory.maxMessages).toBe(Number(/, (\d+) without/.exec(documented.get('maxMessages') ?? '')?.[1]))
   })
+
+  it('refuses an in-flight limit under 1: no producer could send', () => {
+    expect(() => brokerOptions({ maxInFlightPerPeer: 0 })).toThrow(/maxInFlightPerPeer must be at least 1 \(it is 0\)/)
+    expect(() => brokerOptions({ maxInFlightBytesPerPeer: Number.NaN })).toThrow(RangeError)
+    expect(brokerOptions({ maxInFlightPerPeer: 1 }).maxInFlightPerPeer).toBe(1)
+  })
 })

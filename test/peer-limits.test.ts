@@ -33,8 +33,8 @@ describe('PeerLimits', () => {
     expect(logged).toEqual(['prefetch a', 'subscriptions a'])
   })
 
-  it('holds a peer\'s producer streams while it has too many messages or bytes in flight, and reads them again once under', () => {
-    const { peers, logged } = limits()
+  it('holds a peer\'s producer streams while it has too many messages or bytes in flight, and reads them again under 90% of them', () => {
+    const { peers, logged } = limits({ maxInFlightPerPeer: 10 })
     const events: string[] = []
     const holder = (name: string): { holdForFlight: () => void, resumeForFlight: () => void } => ({
       holdForFlight: () => { events.push(`hold ${name}`) },
@@ -42,35 +42,45 @@ describe('PeerLimits', () => {
     })
     const s1 = holder('s1')
     const s2 = holder('s2')
-    const flight = peers.openFlight('a')
-    expect(peers.openFlight('a')).toBe(flight) // shared by the peer's streams
-    peers.takeInFlight('a', flight, 10, s1)
-    peers.takeInFlight('a', flight, 10, s2)
+    const flight = peers.openFlight('a', s1)
+    expect(peers.openFlight('a', s2)).toBe(flight) // shared by the peer's streams
+    const take = (n: number, bytes: number, by: typeof s1): void => {
+      peers.addInFlight(flight, n, bytes)
+      peers.holdIfOver('a', flight, by)
+    }
+    take(9, 90, s1)
     expect(events).toEqual([])
-    peers.takeInFlight('a', flight, 10, s2) // the third message: at the limit
+    take(1, 10, s2) // the tenth message: at the limit
     expect(events).toEqual(['hold s2'])
-    peers.takeInFlight('a', flight, 10, s1)
+    take(1, 10, s1)
+    take(1, 10, s1) // held once
     expect(events).toEqual(['hold s2', 'hold s1'])
-    peers.releaseInFlight('a', 1, 10) // 3 left: still at it
-    expect(events).toHaveLength(2)
+    // A stream opened meanwhile is held at once.
+    const s3 = holder('s3')
+    peers.openFlight('a', s3)
+    expect(events.at(-1)).toBe('hold s3')
+    peers.releaseInFlight('a', 3, 30) // 9 left: under the limit, not under 90% of it
+    expect(events).toHaveLength(3)
     peers.releaseInFlight('a', 1, 10)
-    expect(events.slice(2).sort()).toEqual(['resume s1', 'resume s2'])
+    expect(events.slice(3).sort()).toEqual(['resume s1', 'resume s2', 'resume s3'])
     // Bytes count the same way; another peer has its own.
-    const other = peers.openFlight('b')
-    peers.takeInFlight('b', other, 1000, s1)
+    const other = peers.openFlight('b', s1)
+    peers.addInFlight(other, 1, 1000)
+    peers.holdIfOver('b', other, s1)
     expect(events.at(-1)).toBe('hold s1')
     peers.releaseInFlight('b', 5, 5000) // more than taken (taken before a restart): never below 0
     expect(other.messages).toBe(0)
     expect(other.bytes).toBe(0)
+    expect(events.at(-1)).toBe('resume s1')
     expect(logged).toEqual(['in-flight a', 'in-flight b'])
     // Forgotten once no stream is open and nothing is in flight; a closed stream is not resumed.
     peers.closeFlight('b', other, s1)
-    expect(peers.openFlight('b')).not.toBe(other)
-    peers.takeInFlight('a', flight, 10, s1)
+    expect(peers.openFlight('b', s1)).not.toBe(other)
+    take(10, 10, s1)
     expect(events.at(-1)).toBe('hold s1')
     peers.closeFlight('a', flight, s1)
     const before = events.length
-    peers.releaseInFlight('a', 3, 30)
+    peers.releaseInFlight('a', 10, 10)
     expect(events).toHaveLength(before)
   })
 

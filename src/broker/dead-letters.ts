@@ -33,7 +33,7 @@ export class DeadLetters {
       wantsAnswer: false,
       attempts: 0
     })
-    if (!taken) this.log.error('dead letter %s of %s dropped: the broker is full', m.id, m.command)
+    if (taken === 0) this.log.error('dead letter %s of %s dropped: the broker is full', m.id, m.command)
   }
 
   /** Messages waiting in each command's dead-letter queue(s), by the command they failed in. */
@@ -72,7 +72,7 @@ export class DeadLetters {
           const original = headers['x-dead-letter-command'] ?? dlq.slice(0, -suffix.length)
           for (const h of DEAD_LETTER_HEADERS) delete headers[h]
           const copy = { ...m, command: original, headers, timestamp: Date.now(), attempts: 0, key: undefined, pageOrder: undefined, lastError: undefined, dueAt: undefined }
-          if (!this.engine.publish(copy)) {
+          if (this.engine.publish(copy) === 0) {
             // The broker is full (fan-out to several groups): the dead letter's record stays, so a
             // restart brings it back.
             this.log.error('replay of dead letter %s refused: the broker is full', m.id)

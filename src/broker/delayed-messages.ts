@@ -29,7 +29,7 @@ export class DelayedMessages {
   /** Delayed messages that went only to the store while a page was being read: the page may lack them. */
   private storedWhileLoading: DueOrder[] = []
 
-  constructor (private readonly pageSize: number, private readonly pageBytes: number, private readonly events: Pick<EngineEvents<unknown>, 'delayedUntil' | 'delayedPageNeeded'>) {}
+  constructor (private readonly pageSize: number, private readonly pageBytes: number, private readonly events: Pick<EngineEvents<unknown>, 'delayedUntil' | 'delayedPageNeeded' | 'pagedOut'>) {}
 
   /** When the next one in memory is due, if any. */
   get nextDue (): number | undefined {
@@ -58,6 +58,7 @@ export class DelayedMessages {
       if (this.onDisk > 0 || this.heap.length >= this.pageSize || this.bytes >= this.pageBytes) {
         this.onDisk++
         if (this.loading) this.storedWhileLoading.push({ at, order })
+        this.events.pagedOut?.(message)
         return
       }
       this.tail = { at, order }
@@ -182,7 +183,10 @@ export class DelayedMessages {
     }
     if (dropped.size === 0) return
     this.heap.remove((s) => dropped.has(s))
-    for (const s of dropped) this.bytes -= s.message.payload.byteLength
+    for (const s of dropped) {
+      this.bytes -= s.message.payload.byteLength
+      this.events.pagedOut?.(s.message)
+    }
     this.onDisk += dropped.size
     this.tail = { at: tail.at, order: tail.order }
     this.generation++ // a page being read after the old tail would skip the dropped ones

@@ -24,7 +24,6 @@ export class Deletions {
     const held = this.engine.size
     const { messages, paged, delayed } = this.engine.purge(command, group)
     for (const m of messages) this.journal?.purged(m)
-    this.dropped(messages)
     for (const { queue, after } of paged) {
       this.journal?.clearAfter(queue, after).catch((err: Error) => { this.log.error('purging %s from the store failed: %s', queue.name, err.message) })
     }
@@ -32,6 +31,8 @@ export class Deletions {
       this.journal?.clearDelayed(delayed.queues, delayed.after).catch((err: Error) => { this.log.error('purging delayed messages of %s from the store failed: %s', command, err.message) })
     }
     const purged = held - this.engine.size
+    // Last: releasing them may let a held producer publish again, and the store is cleared above only up to now.
+    this.dropped(messages)
     this.log('purged %d messages of %s%s', purged, command, group != null ? `@${group}` : '')
     return purged
   }

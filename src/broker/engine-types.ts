@@ -25,6 +25,8 @@ export interface EngineEvents<Owner> {
   expired?: (delivery: InFlight<Owner>) => void
   /** A congested queue is no longer congested: confirms held for it may go. */
   relieved?: (queue: Queue) => void
+  /** A message went to the store only (a page is full): it no longer takes memory. */
+  pagedOut?: (message: QueuedMessage) => void
   /** A message is delayed until `at`: call `promote()` then. */
   delayedUntil?: (at: number) => void
   /** A paged queue is running low: read the page after `queue.tail` and call `loadPage`. */

@@ -84,11 +84,11 @@ export class QueueEngine<Owner> {
   }
 
   /**
-   * Takes a message and routes it. Returns false, keeping nothing, when the broker is full.
-   * `message.attempts` should be 0.
+   * Takes a message and routes it: returns the copies made (one per group whose queue takes it,
+   * or one unrouted), or 0, keeping nothing, when the broker is full. `message.attempts` should be 0.
    */
-  publish (message: QueuedMessage): boolean {
-    if (this.held >= this.options.maxMessages) return false
+  publish (message: QueuedMessage): number {
+    if (this.held >= this.options.maxMessages) return 0
     const queues = this.topology.route(message.command)
     // Every group's copy is made before any is delivered (delivering raises the attempt count)
     // and before any is stored (storing gives the message its own key).
@@ -103,7 +103,7 @@ export class QueueEngine<Owner> {
       this.dispatch(queue)
       if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
-    return true
+    return queues.length
   }
 
   /** True when a message with this command would go to a congested queue. */
@@ -586,6 +586,7 @@ export class QueueEngine<Owner> {
     const beyond = message.pageOrder != null && message.pageOrder > queue.tail
     if (beyond && (queue.onDisk > 0 || (due && this.pageFull(queue)))) {
       queue.addOnDisk()
+      this.events.pagedOut?.(message)
       return
     }
     if (beyond) queue.inMemoryUpTo(message.pageOrder as number)

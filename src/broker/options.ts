@@ -88,8 +88,9 @@ export interface BrokerInit {
   maxWatchesPerPeer?: number
   /**
    * Messages one peer may have in flight over all its producer streams: publishes taken and not
-   * yet confirmed, requests taken and not yet answered (or failed, or deleted). Past it the broker
-   * stops reading the peer's producer streams until some are (backpressure: nothing is dropped).
+   * yet confirmed, and requests (a copy per group) in memory and not yet answered, failed or deleted
+   * (with a store, one that waits on disk behind a full page no longer counts). At it the broker
+   * stops reading the peer's producer streams until it is under 90% (backpressure: nothing is dropped).
    * @default 100000
    */
   maxInFlightPerPeer?: number
@@ -180,8 +181,12 @@ export interface BrokerInit {
 /** The settings a broker runs with: every option of `BrokerInit` but the store and policies, resolved. */
 export type BrokerOptions = Required<Omit<BrokerInit, 'store' | 'queues' | 'acl'>>
 
-/** Each option given, or its default (paging only with a store). */
+/** Each option given, or its default (paging only with a store). Throws RangeError on an in-flight limit under 1 (no producer could send). */
 export function brokerOptions (init: BrokerInit): BrokerOptions {
+  for (const key of ['maxInFlightPerPeer', 'maxInFlightBytesPerPeer'] as const) {
+    const value = init[key]
+    if (value != null && !(value >= 1)) throw new RangeError(`${key} must be at least 1 (it is ${value})`)
+  }
   return {
     maxPayload: init.maxPayload ?? DEFAULT_MAX_PAYLOAD,
     visibilityTimeout: init.visibilityTimeout ?? DEFAULT_VISIBILITY_TIMEOUT,

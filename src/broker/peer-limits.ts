@@ -32,8 +32,10 @@ export interface FlightHolder {
 
 /**
  * What one peer has in flight over all its producer streams: publishes the broker took and has
- * not confirmed, requests it took and has not answered (a request's answer, or its failure, ends
- * it; so does its deletion). Kept while a stream of the peer is open or something is in flight.
+ * not confirmed, and the copies of requests it took that are in its memory, not yet answered
+ * (an answer, a failure, a deletion ends one; so does its going to the store only, behind a full
+ * page: it then takes no memory, and the store's size is bounded by maxMessages). Kept while a
+ * stream of the peer is open or something is in flight.
  */
 export class PeerFlight {
   messages = 0
@@ -165,14 +167,18 @@ export class PeerLimits {
     }
   }
 
-  /** The in-flight count of `peer`, shared by its producer streams; `closeFlight` when a stream closes. */
-  openFlight (peer: string): PeerFlight {
+  /**
+   * The in-flight count of `peer`, shared by its producer streams; `closeFlight` when the stream
+   * closes. A stream opened while the peer is at its limits is not read until it is under them.
+   */
+  openFlight (peer: string, holder: FlightHolder): PeerFlight {
     let flight = this.flights.get(peer)
     if (flight == null) {
       flight = new PeerFlight()
       this.flights.set(peer, flight)
     }
     flight.streams++
+    this.holdIfOver(peer, flight, holder)
     return flight
   }
 
@@ -182,29 +188,33 @@ export class PeerLimits {
     this.forgetIdle(peer, flight)
   }
 
-  /**
-   * Counts a message `holder` took from `peer`; once the peer is at one of its limits, the holder
-   * stops reading until enough of the peer's messages are released.
-   */
-  takeInFlight (peer: string, flight: PeerFlight, bytes: number, holder: FlightHolder): void {
-    flight.messages++
+  /** Counts `messages` taken from `peer` (with `bytes` of payload); `holdIfOver` once they are taken. */
+  addInFlight (flight: PeerFlight, messages: number, bytes: number): void {
+    flight.messages += messages
     flight.bytes += bytes
-    if (flight.messages < this.init.maxInFlightPerPeer && flight.bytes < this.init.maxInFlightBytesPerPeer) return
-    if (!flight.held.has(holder)) {
-      flight.held.add(holder)
-      holder.holdForFlight()
-    }
-    this.log.reached(peer, 'in-flight', `${flight.messages} messages (${flight.bytes} bytes) sent and not yet confirmed or answered (maxInFlightPerPeer ${this.init.maxInFlightPerPeer}, maxInFlightBytesPerPeer ${this.init.maxInFlightBytesPerPeer}): its producer streams are not read until some are`)
   }
 
-  /** `messages` of `peer` (with `bytes` of payload) were confirmed, answered or deleted: its held streams read again once it is under its limits. */
+  /** At one of its limits, `peer`'s stream `holder` stops reading until enough of its messages are released. */
+  holdIfOver (peer: string, flight: PeerFlight, holder: FlightHolder): void {
+    const { maxInFlightPerPeer: max, maxInFlightBytesPerPeer: maxBytes } = this.init
+    if ((flight.messages < max && flight.bytes < maxBytes) || flight.held.has(holder)) return
+    flight.held.add(holder)
+    holder.holdForFlight()
+    this.log.reached(peer, 'in-flight', `${flight.messages} messages (${flight.bytes} bytes) sent and not yet confirmed or answered (maxInFlightPerPeer ${max}, maxInFlightBytesPerPeer ${maxBytes}): its producer streams are not read until some are`)
+  }
+
+  /**
+   * `messages` of `peer` (with `bytes` of payload) were confirmed, answered, deleted or stored
+   * only: its held streams read again once it is under 90% of its limits (not on every answer
+   * while it sits at one).
+   */
   releaseInFlight (peer: string, messages: number, bytes: number): void {
     const flight = this.flights.get(peer)
     if (flight == null) return
     // Never below 0: what was taken before a restart is released too, and was never counted.
     flight.messages = Math.max(0, flight.messages - messages)
     flight.bytes = Math.max(0, flight.bytes - bytes)
-    if (flight.held.size > 0 && flight.messages < this.init.maxInFlightPerPeer && flight.bytes < this.init.maxInFlightBytesPerPeer) {
+    if (flight.held.size > 0 && flight.messages < this.init.maxInFlightPerPeer * 0.9 && flight.bytes < this.init.maxInFlightBytesPerPeer * 0.9) {
       const held = [...flight.held]
       flight.held.clear()
       for (const holder of held) holder.resumeForFlight()

@@ -152,7 +152,7 @@ export class Scheduler {
         wantsAnswer: false,
         attempts: 0
       })
-      if (!taken) this.log.error('scheduled message %s of %s dropped: the broker is full', s.id, s.command)
+      if (taken === 0) this.log.error('scheduled message %s of %s dropped: the broker is full', s.id, s.command)
       if (this.schedules.has(s)) this.journal?.schedule(s)
       else this.journal?.unschedule(s.id)
     }

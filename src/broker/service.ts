@@ -116,6 +116,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
         this.whenStored((err) => { if (err == null) this.producers.relay(m, result) })
       },
+      pagedOut: (m) => { this.requestLeft(m) },
       delayedUntil: (at) => { this.wakeAt(at) },
       pageNeeded: (queue) => { this.readPage(queue) },
       delayedPageNeeded: (after, generation) => { this.readDelayedPage(after, generation) },
@@ -208,13 +209,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     clearInterval(this.sampler)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
-    // An ACL change asked for before the stop is kept (its asker may not have had the answer).
+    // An ACL change asked for before the stop is kept on disk (its asker's stream is closed by now).
     await this.access.settled()
     // (It waits for the deletions still being cleared from the store.)
     await this.journal?.close()
   }
 
-  /** A request left the broker (answered, failed or deleted): its producer no longer has it in flight. */
+  /** A request left the broker's memory (answered, failed, deleted, or stored only): its producer no longer has it in flight. */
   private requestLeft (m: QueuedMessage): void {
     if (m.wantsAnswer) this.peers.releaseInFlight(m.producer, 1, m.payload.byteLength)
   }

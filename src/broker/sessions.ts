@@ -178,7 +178,7 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     // Confirms, rejects and results answer publishes: a producer that does not read them is not read.
     super(peer, stream, parts, readProducerFrame, rights, MAX_UNSENT_BYTES + parts.limits.maxFrameLength)
     if (parts.peers.rateLimited) this.rate = parts.peers.publishBucket(peer)
-    this.flight = parts.peers.openFlight(peer)
+    this.flight = parts.peers.openFlight(peer, this)
   }
 
   protected onFrame (f: ProducerFrame): void {
@@ -220,7 +220,9 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
 
   resumeForFlight (): void {
     this.heldForFlight = false
-    this.updateReading()
+    // Not on the releasing caller's stack (an engine event, a purge between its two halves): the
+    // frames kept meanwhile publish again, which that caller does not expect.
+    queueMicrotask(() => { this.updateReading() })
   }
 
   private updateReading (): void {
@@ -270,8 +272,12 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       writeReject(w, f.seq, RejectCode.Unavailable, `The broker could not store the message: ${failure.message}`)
       return
     }
+    // Counted before it is taken: a request may fail (and be released) before publish returns.
+    const bytes = f.payload.byteLength
+    const peers = this.parts.peers
+    peers.addInFlight(this.flight, 1, bytes)
     const now = Date.now()
-    const taken = this.parts.engine.publish({
+    const copies = this.parts.engine.publish({
       command: f.command,
       id: f.id,
       headers: f.headers,
@@ -285,13 +291,15 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       dueAt: f.delay > 0 ? now + f.delay : undefined,
       expiresAt: f.ttl > 0 ? now + f.ttl : undefined
     })
-    if (!taken) {
+    if (copies === 0) {
+      peers.releaseInFlight(this.peer, 1, bytes)
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
     if (dedup) this.parts.producers.rememberId(f.command, f.id)
-    const bytes = f.payload.byteLength
-    this.parts.peers.takeInFlight(this.peer, this.flight, bytes, this)
+    // Each group's copy of a request is answered, and released, on its own.
+    if (wantsAnswer && copies > 1) peers.addInFlight(this.flight, copies - 1, (copies - 1) * bytes)
+    peers.holdIfOver(this.peer, this.flight, this)
     if (wantsAnswer) return
     this.unconfirmed.messages++
     this.unconfirmed.bytes += bytes
@@ -364,9 +372,9 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
 
   protected onClose (): void {
     this.rate?.release()
+    this.parts.peers.closeFlight(this.peer, this.flight, this)
     // Its unconfirmed publishes are no longer waited for here: the producer sends them again on a new stream.
     this.parts.peers.releaseInFlight(this.peer, this.unconfirmed.messages, this.unconfirmed.bytes)
-    this.parts.peers.closeFlight(this.peer, this.flight, this)
     if (this.seq == null) return
     this.seq.streams--
     this.seq.closedAt = Date.now()
