@@ -18,7 +18,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_GROUP, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
-import { frames } from '../test/raw-frames.js'
+import { frames, sendAll } from '../test/raw-frames.js'
 import { FrameType, PublishFlags, writeHello, writePublish, writeRequest, writeSubscribe } from '../src/protocol/frames.js'
 import { BENCH_COMMAND, die, onCommand, report, sleep } from './common.js'
 
@@ -106,7 +106,7 @@ async function main (): Promise<void> {
         }
       })
       // The broker stops reading it past its in-flight limit: send what fits, then hold.
-      if (!s.send(bytes)) break
+      if (!await sendAll(s, bytes, 2_000)) break
     }
   }
 

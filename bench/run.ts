@@ -87,8 +87,8 @@ const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
 const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
 const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h').split(',').map((s) => s.trim().toLowerCase()))
-/** Scenario i's attacks (bench/hostile-proc.ts): those that send once and hold what they took, and those that keep sending. */
-const HELD_ATTACKS = 'sockets,partial,admin,hog,flight'
+/** Scenario i's attacks (bench/hostile-proc.ts): those that send once and hold what they took (or BENCH_HOSTILE's), and those that keep sending. */
+const HELD_ATTACKS = process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,hog,flight'
 const FLOODS = 'watch,fuzz'
 /** h's loopback rows are a's and c's runs. */
 const LOOPBACK_ONLY = new Set([...ONLY, ...(ONLY.has('h') ? ['a', 'c'] : [])])

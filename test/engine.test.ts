@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { QueueEngine, type EngineOptions, type InFlight } from '../src/broker/engine.js'
-import type { Queue, QueuedMessage } from '../src/broker/queue.js'
+import type { Queue, QueuedMessage, Subscription } from '../src/broker/queue.js'
+import { Deliveries } from '../src/broker/deliveries.js'
 import { persistence } from './persistence.js'
 import type { Persistence } from '../src/broker/persistence.js'
 
@@ -671,5 +672,25 @@ describe('persistence', () => {
       'adopted work@g',
       'requeued a work@g'
     ])
+  })
+})
+
+describe('Deliveries', () => {
+  it('drops settled deliveries kept behind one held for long: the list stays about twice those in flight', () => {
+    const deliveries = new Deliveries<string>()
+    const sub = { owner: 'c', unacked: 0, timedOut: false } as unknown as Subscription<string>
+    const queue = { inFlight: 0, delivered: 0 } as unknown as Queue
+    const message = (): QueuedMessage => msg('work')
+    deliveries.start(sub, queue, message(), 30_000) // held, never settled
+    let peak = 0
+    for (let i = 0; i < 100_000; i++) {
+      const d = deliveries.start(sub, queue, message(), 30_000 + i)
+      deliveries.settle('c', d.tag)
+      peak = Math.max(peak, deliveries.tracked)
+    }
+    // Before, all 100,001 stayed (each with its message) until the first one's deadline.
+    expect(peak).toBeLessThanOrEqual(2 + 1024 + 1)
+    expect(deliveries.nextExpired(30_000)?.tag).toBe(1)
+    expect(deliveries.nextExpired(Infinity)).toBeUndefined()
   })
 })

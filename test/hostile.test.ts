@@ -15,7 +15,7 @@ import { createAdmin, createConsumer, createProducer, type Consumer, type Produc
 import { createNode, type P2PMQNode } from '../src/node.js'
 import { ADMIN_PROTOCOL, CONSUMER_PROTOCOL, DEFAULT_MAX_PAYLOAD, FRAME_OVERHEAD_LIMIT, PRODUCER_PROTOCOL } from '../src/constants.js'
 import type { FrameWriter } from '../src/protocol/codec.js'
-import { frames } from './raw-frames.js'
+import { frames, sendAll } from './raw-frames.js'
 import { FrameType, PublishFlags, writeAck, writeAnswer, writeHello, writePublish, writeRequest, writeSubscribe, writeUnsubscribe } from '../src/protocol/frames.js'
 import { startBroker } from './cli-helpers.js'
 import { onCleanup, sleep, tempDir, until } from './helpers.js'
@@ -71,18 +71,6 @@ async function attacker (): Promise<P2PMQNode> {
   await node.start()
   onCleanup(async () => { await node.stop() })
   return node
-}
-
-/** Sends `bytes`, waiting for `drain` (at most `ms`) when the stream wants no more. */
-async function push (stream: Stream, bytes: Uint8Array, ms = 5_000): Promise<boolean> {
-  try {
-    if (stream.send(bytes)) return true
-  } catch { return false }
-  return await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => { resolve(false) }, ms)
-    stream.addEventListener('drain', () => { clearTimeout(timer); resolve(true) }, { once: true })
-    stream.addEventListener('close', () => { clearTimeout(timer); resolve(false) }, { once: true })
-  })
 }
 
 async function open (node: P2PMQNode, b: Broker, protocol: string): Promise<Stream | undefined> {
@@ -143,7 +131,7 @@ describe('a broker against hostile peers', () => {
       nodes.push(node)
       await Promise.all([PRODUCER_PROTOCOL, CONSUMER_PROTOCOL, ADMIN_PROTOCOL].flatMap((protocol) => Array.from({ length: 8 }, async () => {
         const s = await open(node, b, protocol)
-        if (s != null && await push(s, partial, 10_000)) sent++
+        if (s != null && await sendAll(s, partial, 10_000)) sent++
       })))
     }))
     await sleep(2_000)
@@ -175,7 +163,7 @@ describe('a broker against hostile peers', () => {
     stream.pause() // never reads
     const body = new TextEncoder().encode(JSON.stringify({ limit: 3_000 }))
     const requests = frames((w) => { for (let i = 1; i <= 1_500; i++) writeRequest(w, i, 'messages', body) })
-    await push(stream, requests)
+    await sendAll(stream, requests)
     await sleep(6_000)
     const during = await answerRate(pair.producer, 2_000)
     rss.stop()
@@ -204,7 +192,7 @@ describe('a broker against hostile peers', () => {
         if (batch === 0) writeHello(w, 'attacker')
         for (let i = 1; i <= 1_000; i++) publishFrame(batch * 1_000 + i, 'attack.echo', payload, PublishFlags.WantsAnswer)(w)
       })
-      if (!await push(stream, bytes, 2_000)) break
+      if (!await sendAll(stream, bytes, 2_000)) break
     }
     await sleep(8_000)
     const during = await answerRate(pair.producer, 2_000)
@@ -232,7 +220,7 @@ describe('a broker against hostile peers', () => {
         if (batch === 0) writeHello(w, 'attacker')
         for (let i = 1; i <= 1_000; i++) publishFrame(batch * 1_000 + i, 'attack.sink', payload, PublishFlags.WantsAnswer)(w)
       })
-      if (!await push(stream, bytes, 2_000)) break
+      if (!await sendAll(stream, bytes, 2_000)) break
       sent += 1_000
     }
     await sleep(1_000)
@@ -254,7 +242,7 @@ describe('a broker against hostile peers', () => {
     const request = (seq: number): (w: FrameWriter) => void => publishFrame(seq, 'attack.sink', new Uint8Array(10), PublishFlags.WantsAnswer)
     const first = await open(node, b, PRODUCER_PROTOCOL) as Stream
     first.pause()
-    await push(first, frames((w) => { writeHello(w, 'first'); for (let i = 1; i <= 200; i++) request(i)(w) }))
+    await sendAll(first, frames((w) => { writeHello(w, 'first'); for (let i = 1; i <= 200; i++) request(i)(w) }))
     const admin = await createAdmin({ broker: b.tcp, home: b.home })
     onCleanup(async () => { await admin.stop() })
     let taken = 0
@@ -263,7 +251,7 @@ describe('a broker against hostile peers', () => {
     for (let k = 0; k < 50; k++) {
       const s = await open(node, b, PRODUCER_PROTOCOL)
       if (s == null) continue
-      await push(s, frames((w) => { writeHello(w, `s${k}`); for (let i = 1; i <= 5; i++) request(i)(w) }))
+      await sendAll(s, frames((w) => { writeHello(w, `s${k}`); for (let i = 1; i <= 5; i++) request(i)(w) }))
       await s.close().catch(() => {})
     }
     await sleep(1_000)
@@ -284,7 +272,7 @@ describe('a broker against hostile peers', () => {
       const s = await open(node, b, ADMIN_PROTOCOL)
       if (s == null) return
       s.addEventListener('message', (e) => { if (/LimitReached|at most/.test(Buffer.from(e.data.subarray()).toString())) refused++ })
-      await push(s, watch)
+      await sendAll(s, watch)
     }))
     await sleep(1_000)
     const during = await answerRate(pair.producer, 3_000)
@@ -301,7 +289,7 @@ describe('a broker against hostile peers', () => {
       const s = await open(node, b, CONSUMER_PROTOCOL)
       if (s == null) return
       s.addEventListener('message', () => {}) // reads its deliveries, never settles them
-      await push(s, frames((w) => {
+      await sendAll(s, frames((w) => {
         for (let i = 1; i <= 256; i++) writeSubscribe(w, stream * 1000 + i, 0xffffffff, 0, 'victims', ['victim.work'])
       }))
     }))
@@ -363,7 +351,7 @@ describe('a broker against hostile peers', () => {
             chunks.push(frame)
           }
         }
-        await push(s, Buffer.concat(chunks), 1_000)
+        await sendAll(s, Buffer.concat(chunks), 1_000)
         s.abort(new Error('done'))
       }))
       streams += 6
@@ -409,7 +397,7 @@ describe('limits per peer, through the real clients', () => {
         const stream = await open(node, b, PRODUCER_PROTOCOL)
         if (stream == null) return
         opened++
-        await push(stream, frames((w) => { writeHello(w, name(batch * 50 + j)); publishFrame(1, 'victim.spam', new Uint8Array(1))(w) }))
+        await sendAll(stream, frames((w) => { writeHello(w, name(batch * 50 + j)); publishFrame(1, 'victim.spam', new Uint8Array(1))(w) }))
         await sleep(20)
         await stream.close().catch(() => { stream.abort(new Error('done')) })
       }))
