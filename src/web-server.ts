@@ -7,7 +7,7 @@
  * rebinding), slow or huge requests are cut by timeouts and Node's header limits, and every
  * response carries a strict Content-Security-Policy.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { existsSync } from 'node:fs'
@@ -50,6 +50,8 @@ const REVALIDATE = 'no-cache'
 const HEADERS_TIMEOUT = 10_000
 const REQUEST_TIMEOUT = 30_000
 const MAX_CONNECTIONS = 256
+/** ms a connection refused for a broken request stays open after its 4xx, reading nothing more. */
+const REFUSED_LINGER = 1_000
 /**
  * Responses one connection may have unwritten. Node parses every request a client pipelines, and a
  * file response holds its file open until written: one connection that sent 1,000 requests and
@@ -205,8 +207,20 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   })
   server.maxConnections = MAX_CONNECTIONS
   server.maxHeadersCount = 100
-  // A client's broken request (bad syntax, headers too large or too slow) gets Node's own 4xx
-  // and ends that connection only (its default clientError handling).
+  // A client's broken request (bad syntax, headers too large or too slow) gets a 4xx and ends
+  // that connection only. Node's own handling destroys the socket right after writing the 4xx:
+  // when the request is still arriving (20 KB of headers), the reset reaches the client first and
+  // it sees ECONNRESET, not the answer. So the answer ends the connection, which is destroyed a
+  // moment later.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
+      socket.destroy()
+      return
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    setTimeout(() => { socket.destroy() }, REFUSED_LINGER).unref()
+  })
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
