@@ -56,6 +56,7 @@ export interface LatencyResult {
   cpuPerTrip?: Record<string, number>
   p50: number
   p99: number
+  p999: number
   mean: number
   max: number
 }
@@ -73,6 +74,7 @@ export function latencyOf (samplesUs: number[]): LatencyResult {
     count: sorted.length,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
+    p999: percentile(sorted, 0.999),
     mean: sorted.length > 0 ? sum / sorted.length : NaN,
     max: sorted.length > 0 ? sorted[sorted.length - 1] : NaN
   }

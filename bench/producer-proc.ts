@@ -9,7 +9,8 @@
  *   or already compressed payloads are; `numbered`: the index in the first 4 bytes, the due time or 0
  *   in the next 8 as an f64) and wait for their confirms
  *   (answers { type: 'filled' }).
- * - latency { warmup, count }: send() one message at a time and time each answer
+ * - latency { warmup, count, interval }: send() one message at a time and time each answer; with
+ *   `interval` (ms), the sends start that far apart (at once when the answer comes later)
  *   (answers { type: 'latency', samples } in µs, and `vias`: how it is connected to the broker).
  * Across the NAT harness (env BENCH_NET_CLIENT, see NetClient), the broker is a peer ID found
  * through the relays; 'ready' then also reports `createdMs` (createProducer() resolved: its node
@@ -115,8 +116,12 @@ async function main (): Promise<void> {
       case 'latency': {
         const warmup = Number(cmd.warmup)
         const count = Number(cmd.count)
+        const interval = Number(cmd.interval ?? 0)
         const samples: number[] = []
+        const start = performance.now()
         for (let i = 0; i < warmup + count; i++) {
+          const wait = start + i * interval - performance.now()
+          if (wait > 0) await sleep(wait)
           const t0 = performance.now()
           await producer.send(BENCH_COMMAND, body)
           const us = (performance.now() - t0) * 1000

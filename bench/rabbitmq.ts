@@ -116,7 +116,7 @@ export async function rabbitThroughput (consumers: number, durable: boolean, o: 
   })
 }
 
-export async function rabbitLatency (warmup: number, count: number, o: RabbitRunOptions): Promise<LatencyResult> {
+export async function rabbitLatency (warmup: number, count: number, o: RabbitRunOptions, interval = 0): Promise<LatencyResult> {
   return await withQueue(false, async (queue) => {
     const group = new ProcGroup(o.env)
     try {
@@ -124,7 +124,7 @@ export async function rabbitLatency (warmup: number, count: number, o: RabbitRun
       await responder.next('ready')
       const requester = group.start('rabbit requester', SELF, ['requester', queue])
       await requester.next('ready')
-      const { samples } = await requester.request<Msg & { samples: number[] }>({ cmd: 'latency', warmup, count }, 'latency', 300_000)
+      const { samples } = await requester.request<Msg & { samples: number[] }>({ cmd: 'latency', warmup, count, interval }, 'latency', 300_000)
       return latencyOf(samples)
     } finally {
       await group.close()
@@ -233,8 +233,12 @@ async function requesterRole (queue: string): Promise<void> {
     if (cmd.cmd !== 'latency') return
     const warmup = Number(cmd.warmup)
     const count = Number(cmd.count)
+    const interval = Number(cmd.interval ?? 0)
     const samples: number[] = []
+    const start = performance.now()
     for (let i = 0; i < warmup + count; i++) {
+      const wait = start + i * interval - performance.now()
+      if (wait > 0) await sleep(wait)
       const id = String(i)
       const t0 = performance.now()
       const answered = new Promise<void>((resolve) => { waiting = { id, resolve } })

@@ -42,13 +42,18 @@
  *      holds what it took), then the floods (watch requests, random frames: the attacker keeps
  *      sending, on the same 2 cores). The pair's acked msg/s and the broker's peak RSS in each.
  *
+ *   j. c at a steady pace, as users meet it: one request every 1 ms and every 10 ms (each started
+ *      on its tick, at once when the answer came later), to a broker in memory and to a durable
+ *      one; RabbitMQ with the same pacing. p50, p99 and p99.9 in µs, and CPU per round trip of
+ *      each p2pmq process in the details.
+ *
  * a, b, c, f, h and i run the broker in memory (`-memory`).
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
- * BENCH_ONLY (a,b,c,d,e,f,g,h,i: the scenarios to run; i only when named), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
+ * BENCH_ONLY (a,b,c,d,e,f,g,h,i,j: the scenarios to run; i and j only when named), BENCH_STARTUP_N (5: runs of each command in g), BENCH_BACKLOG (1000000,10000000: the backlogs of e; none to skip),
  * BENCH_PAGED (unrouted,delayed,large: the paged backlogs of e; also queued, for comparison; none to skip), BENCH_PAGED_N (1000000),
  * BENCH_LARGE_N (1500), BENCH_DELAY (60000), BENCH_PROF (comma list of broker,consumer,producer: run those
  * children with --cpu-prof; profiles go to BENCH_PROF_DIR, default <tmp>/p2pmq-bench-prof).
@@ -92,6 +97,11 @@ const HELD_ATTACKS = process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,hog,fli
 const FLOODS = 'watch,fuzz'
 /** h's loopback rows are a's and c's runs. */
 const LOOPBACK_ONLY = new Set([...ONLY, ...(ONLY.has('h') ? ['a', 'c'] : [])])
+/** j's paces: ms between the starts of two requests. Each run takes about 10 s of trips (at most BENCH_LATENCY_N) after 1 s of warm-up. */
+const PACES = [1, 10]
+const pacedCount = (interval: number): number => Math.min(LATENCY_N, Math.round(10_000 / interval))
+const pacedWarmup = (interval: number): number => Math.round(1_000 / interval)
+
 /** h's latency runs: fewer trips than c (a relayed one takes ~5 times as long). */
 const ACROSS_LATENCY_N = Math.min(LATENCY_N, 2000)
 const ACROSS_LATENCY_WARMUP = Math.min(LATENCY_WARMUP, 1000)
@@ -360,17 +370,17 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
 /** How long the producer of a latency run took to reach the broker (across networks: by peer ID, through the relay). */
 interface Found { createdMs?: number, connectMs?: number, firstAnswerMs?: number, directMs?: number }
 
-async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N): Promise<LatencyResult & { found: Found, vias: Vias }> {
+async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N, paced: { interval?: number, durable?: boolean } = {}): Promise<LatencyResult & { found: Found, vias: Vias }> {
   const group = new ProcGroup(e.env)
   try {
-    const { broker, addr } = await startBroker(group, e, false, place)
+    const { broker, addr } = await startBroker(group, e, paced.durable === true, place)
     const consumer = startClient(group, place, addr, 'consumer', 'consumer', ['echo', '100'])
     await consumer.next('ready', 60_000)
     const producer = startClient(group, place, addr, 'producer', 'producer', [String(WINDOW)], { firstAnswer: true })
     const found = await producer.next<Ready & Found>('ready', 60_000)
     for (const p of [broker, consumer, producer]) p.send({ cmd: 'mark' })
     const lat = await producer.request<Msg & { samples: number[], cpuUs: number }>(
-      { cmd: 'latency', warmup, count }, 'latency', 300_000)
+      { cmd: 'latency', warmup, count, interval: paced.interval ?? 0 }, 'latency', 300_000)
     const [stats, counted] = await Promise.all([
       broker.request<Stats>({ cmd: 'stats' }, 'stats'),
       consumer.request<Counted>({ cmd: 'end' }, 'counted')
@@ -591,6 +601,7 @@ async function main (): Promise<void> {
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   const hostile: Array<Record<'quiet' | 'held' | 'floods', Awaited<ReturnType<typeof p2pmqThroughput>>>> = []
+  const paced: Array<{ interval: number, memory: LatencyResult, durable: LatencyResult, rabbit?: LatencyResult }> = []
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
@@ -610,6 +621,7 @@ async function main (): Promise<void> {
     // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
     const rabbit = await import('./rabbitmq.js').catch((err: Error) => err)
     const unreachable = rabbit instanceof Error ? undefined : await rabbit.probeRabbit(1_000)
+    const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
     if (rabbit instanceof Error) {
       rabbitNote = 'n/a (amqplib not installed)'
       progress(`RabbitMQ: skipped, amqplib could not be loaded (${rabbit.message})`)
@@ -619,11 +631,24 @@ async function main (): Promise<void> {
     } else {
       const { rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } = rabbit
       rabbitDetails = `prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes`
-      const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
       theirs = await runScenarios('RabbitMQ', {
         throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
         latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
       }, progress)
+    }
+    if (ONLY.has('j')) {
+      const rabbitLatency = rabbit instanceof Error || unreachable != null ? undefined : rabbit.rabbitLatency
+      for (let run = 1; run <= RUNS; run++) {
+        for (const interval of PACES) {
+          const [warmup, count] = [pacedWarmup(interval), pacedCount(interval)]
+          const memory = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval })
+          const durable = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true })
+          const theirs = await rabbitLatency?.(warmup, count, o, interval)
+          paced.push({ interval, memory, durable, rabbit: theirs })
+          const p = (r: LatencyResult): string => `p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, p99.9 ${int(r.p999)} µs`
+          progress(`run ${run}/${RUNS}: one request every ${interval} ms: p2pmq in memory ${p(memory)}; durable ${p(durable)}` + (theirs != null ? `; RabbitMQ ${p(theirs)}` : ''))
+        }
+      }
     }
     if (ONLY.has('i')) {
       for (let run = 1; run <= RUNS; run++) {
@@ -705,6 +730,16 @@ async function main (): Promise<void> {
       { scenario: 'i. hostile peers: floods, broker peak RSS', p2pmq: hostile.map((h) => h.floods.brokerPeakMB ?? NaN), rabbitText: 'n/a', unit: mb }
     )
   }
+  for (const interval of PACES) {
+    const runs = paced.filter((r) => r.interval === interval)
+    const rabbitRuns = runs.some((r) => r.rabbit == null) ? undefined : runs.map((r) => r.rabbit as LatencyResult)
+    for (const [name, pick] of [['p50', (r: LatencyResult) => r.p50], ['p99', (r: LatencyResult) => r.p99], ['p99.9', (r: LatencyResult) => r.p999]] as const) {
+      rows.push(
+        { scenario: `j. 1 request every ${interval} ms, in memory: ${name} µs`, p2pmq: runs.map((r) => pick(r.memory)), rabbit: rabbitRuns?.map(pick), unit: int },
+        { scenario: `j. 1 request every ${interval} ms, durable: ${name} µs`, p2pmq: runs.map((r) => pick(r.durable)), rabbitText: 'n/a (its reply queues are not persistent)', unit: int }
+      )
+    }
+  }
   // a's and c's runs also feed h's loopback rows: their own rows only when asked for.
   console.log(table(rows.filter((r) => r.p2pmq.length > 0 && (ONLY.has(r.scenario[0]) || r.scenario.startsWith('h.'))), rabbitNote))
   if (acrossSkipped != null) console.log(`h. across networks: skipped, ${acrossSkipped}`)
@@ -725,6 +760,12 @@ async function main (): Promise<void> {
     console.log('')
   }
   printDetails('p2pmq', ours)
+  for (const r of paced) {
+    for (const [mode, lat] of [['in memory', r.memory], ['durable', r.durable]] as const) {
+      const cpu = Object.entries(lat.cpuPerTrip ?? {}).map(([role, us]) => `${role} ${int(us)} µs`).join(', ')
+      console.log(`  j every ${r.interval} ms, ${mode}: ${lat.count} round trips, p50 ${int(lat.p50)} µs, p99 ${int(lat.p99)} µs, p99.9 ${int(lat.p999)} µs, max ${int(lat.max)} µs; CPU per round trip: ${cpu}`)
+    }
+  }
   printAcrossDetails(across)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
 }
