@@ -18,7 +18,7 @@ import type { FrameWriter } from '../src/protocol/codec.js'
 import { frames, sendAll } from './raw-frames.js'
 import { FrameType, PublishFlags, writeAck, writeAnswer, writeHello, writePublish, writeRequest, writeSubscribe, writeUnsubscribe } from '../src/protocol/frames.js'
 import { startBroker } from './cli-helpers.js'
-import { onCleanup, sleep, tempDir, until } from './helpers.js'
+import { consumer, onCleanup, producer, sleep, startBroker as startLibraryBroker, tempDir, until } from './helpers.js'
 
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
 
@@ -364,11 +364,16 @@ describe('a broker against hostile peers', () => {
 })
 
 describe('limits per peer, through the real clients', () => {
-  it('refuses a peer\'s subscriptions past maxSubscriptionsPerPeer and maxPrefetchPerPeer with a coded error, across its streams', async () => {
-    const { startBroker: startLibraryBroker, consumer } = await import('./helpers.js')
-    const b = await startLibraryBroker({ memory: true, maxSubscriptionsPerPeer: 2, maxPrefetchPerPeer: 150 })
+  /** A library broker with `init`, and what it reports of the limits peers reach (`peer:limit`: the message, or what `pick` takes). */
+  async function limitedBroker (init: Parameters<typeof startLibraryBroker>[0], pick = (d: { limit: string, message: string }): string => d.message): Promise<{ b: Awaited<ReturnType<typeof startLibraryBroker>>, limits: string[] }> {
+    const b = await startLibraryBroker(init)
     const limits: string[] = []
-    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.limit) })
+    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(pick(e.detail)) })
+    return { b, limits }
+  }
+
+  it('refuses a peer\'s subscriptions past maxSubscriptionsPerPeer and maxPrefetchPerPeer with a coded error, across its streams', async () => {
+    const { b, limits } = await limitedBroker({ memory: true, maxSubscriptionsPerPeer: 2, maxPrefetchPerPeer: 150 }, (d) => d.limit)
     // Two consumers on one node (one peer ID): the limits are the peer's, not a stream's.
     const shared = await attacker()
     const c1 = await consumer(b, { node: shared })
@@ -415,10 +420,7 @@ describe('limits per peer, through the real clients', () => {
   }, 120_000)
 
   it('reads a peer past maxInFlightPerPeer again as its requests are answered, and loses none', async () => {
-    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
-    const b = await startLibraryBroker({ memory: true, maxInFlightPerPeer: 100 })
-    const limits: string[] = []
-    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    const { b, limits } = await limitedBroker({ memory: true, maxInFlightPerPeer: 100 })
     const p = await producer(b)
     const answers = Promise.all(Array.from({ length: 1_000 }, async (_, i) => await p.send('held', i, { timeout: 60_000 })))
     await until(() => limits.length === 1, 5_000, 'the in-flight limit')
@@ -436,10 +438,7 @@ describe('limits per peer, through the real clients', () => {
   }, 60_000)
 
   it('with a store, counts only the requests in memory: those waiting on disk behind a full page do not hold their producer', async () => {
-    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
-    const b = await startLibraryBroker({ pageSize: 10, maxInFlightPerPeer: 50 })
-    const limits: string[] = []
-    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    const { b, limits } = await limitedBroker({ pageSize: 10, maxInFlightPerPeer: 50 })
     const p = await producer(b)
     const answers = Promise.all(Array.from({ length: 300 }, async (_, i) => await p.send('paged', i, { timeout: 60_000 })))
     await until(() => b.node.services.mq.stats().messages === 300, 10_000, 'all 300 requests taken')
@@ -450,10 +449,7 @@ describe('limits per peer, through the real clients', () => {
   }, 60_000)
 
   it('paces a peer past publishRate by reading it slower, and loses nothing', async () => {
-    const { startBroker: startLibraryBroker, producer, consumer } = await import('./helpers.js')
-    const b = await startLibraryBroker({ memory: true, publishRate: 200 })
-    const limits: string[] = []
-    b.node.services.mq.addEventListener('peer:limit', (e) => { limits.push(e.detail.message) })
+    const { b, limits } = await limitedBroker({ memory: true, publishRate: 200 })
     let received = 0
     const c = await consumer(b)
     await c.subscribe('paced', async () => { received++ })
