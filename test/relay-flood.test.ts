@@ -109,7 +109,14 @@ describe('p2pmq relay under a stream flood', () => {
     expect(consumer.out.filter((l) => l.startsWith('Connected to broker')).length).toBeLessThanOrEqual(2)
 
     // SIGTERM while an attacker holds its streams open: the relay exits within a few seconds.
-    expect(await flood(relay.addr, attackers)).toBeGreaterThan(0) // streams held open (its node is stopped after the test)
+    // (A relay still busy with the first flood, or past its 5 new connections a second from this
+    // host, may not take the attacker's connection at once: once in CI it did not. Up to 5 tries.)
+    let held: number | undefined
+    for (let i = 0; i < 5 && held == null; i++) {
+      if (i > 0) await sleep(1_000)
+      held = await flood(relay.addr, attackers)
+    }
+    expect(held).toBeGreaterThan(0) // streams held open (its node is stopped after the test)
     const stopping = Date.now()
     process.kill(pid, 'SIGTERM')
     expect(await relay.proc.exited).toBe(0)
