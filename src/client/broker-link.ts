@@ -10,9 +10,6 @@ import { RECONNECT_FACTOR, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY } from '../c
 import { BrokerAddressError, PermissionDeniedError } from '../errors.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 
-/** What a dial meets when the peer closes its connection right after the handshake. */
-const CLOSED_ON_OPEN = new Set(['UnexpectedEOFError', 'ConnectionClosedError', 'ConnectionClosingError', 'MuxerClosedError', 'StreamResetError', 'StreamAbortedError', 'StreamStateError'])
-
 /**
  * Where a broker given by peer ID listens: its addresses, or a BrokerAddressError saying why they
  * are not known. On Node, the address book under the p2pmq home (`addressBook` in home.ts).
@@ -172,14 +169,15 @@ export class BrokerLink {
   private async dial (): Promise<Stream> {
     // A connection this dial opened that ended before its first stream was negotiated: the broker
     // closed it right after the handshake (its connection gater: its ACL, or its connections per
-    // peer). What libp2p tells the dialer is only that the connection or stream ended (mostly an
-    // UnexpectedEOFError; under load, the close may come first and the stream not open at all), so
-    // the progress events tell it apart from a failed dial; nothing tells which of the two refused.
+    // peer). What libp2p tells the dialer is only an UnexpectedEOFError, so the progress events
+    // tell it apart from a failed dial; nothing tells which of the two refused. (Other errors after
+    // a connection opened are not taken as a refusal: a relayed dial opens the relay's connection
+    // first, and a circuit that fails then is no refusal.)
     let opened = false
     try {
       return await this.dialOnce((e) => { if (e.type === 'connection:opened') opened = true })
     } catch (err) {
-      if (opened && !this.stopped && CLOSED_ON_OPEN.has((err as Error).name)) {
+      if (opened && !this.stopped && (err as Error).name === 'UnexpectedEOFError') {
         const self = this.init.node.peerId.toString()
         throw new PermissionDeniedError(`The broker ${this.init.broker.peerId.toString()} closed the connection right after the handshake: it refuses this peer ID (${self}), ` +
           'as a broker does to a peer its ACL grants nothing (or, without an ACL, to a peer not on its host), and to one that holds ' +
