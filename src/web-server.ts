@@ -63,7 +63,7 @@ export interface BrokerInfo {
   peerId: string
   /** Every address the broker listens on, current. */
   addresses: string[]
-  /** The WebRTC Direct ones: what a browser dials. */
+  /** The WebRTC Direct ones, not through a relay: what a browser dials first. */
   webrtc: string[]
   /**
    * The relays the broker is reachable through, each at an address a browser can dial (WebRTC
@@ -278,7 +278,7 @@ export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), po
     if (n == null) return undefined
     // The page runs on this host: it may use the loopback addresses a NATed broker does not announce.
     const addresses = localAddresses(n).map(String)
-    return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter((a) => a.includes('/webrtc-direct/')), relays: await browserRelays(n, addresses), stun: options.stun ?? [] }
+    return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter(isBrowserDialable), relays: await browserRelays(n, addresses), stun: options.stun ?? [] }
   }
   return await startWebServer({ port, root: WEB_ROOT, info })
 }

@@ -1,8 +1,10 @@
 /**
  * The page's libp2p node. It dials WebRTC Direct (a broker's own address, a relay's), and, given
- * relays, circuit relay v2 through them; given STUN servers too, it moves a relayed connection to
- * a direct WebRTC one (SDP over the relay, ICE with those servers), as Node clients do
- * (src/direct-upgrade.ts). No DHT: the page is told its relays, and the relay reaches the broker.
+ * relays, circuit relay v2 through them. A relayed connection moves to a direct one when it can
+ * (src/direct-upgrade.ts): to the broker's own WebRTC Direct address, when the broker served the
+ * page (a slow handshake may have sent the first dial to the relay), and, given STUN servers, to
+ * direct WebRTC (SDP over the relay, ICE with those servers), as Node clients do. No DHT: the
+ * page is told its relays, and the relay reaches the broker.
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -25,14 +27,15 @@ export function viaOf (remoteAddr: string): Via {
 
 export async function pageNode (target: BrokerTarget): Promise<Libp2p> {
   const relayed = target.relays.length > 0
-  const upgrade = relayed && target.stun.length > 0
+  const punch = relayed && target.stun.length > 0
+  const upgrade = punch || (relayed && target.lookup != null)
   return await createLibp2p({
     privateKey: await pageIdentity(),
     transports: [
       // Never a public STUN server: only those the URL or the broker names.
       webRTCDirect({ rtcConfiguration: { iceServers: [] } }),
       ...(relayed ? [circuitRelayTransport()] : []),
-      ...(upgrade ? [webRTC({ rtcConfiguration: { iceServers: target.stun.map((urls) => ({ urls })) } })] : [])
+      ...(punch ? [webRTC({ rtcConfiguration: { iceServers: target.stun.map((urls) => ({ urls })) } })] : [])
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -40,6 +43,6 @@ export async function pageNode (target: BrokerTarget): Promise<Libp2p> {
     connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT },
     // Brokers and relays on a LAN or this machine have private addresses: let the page dial them.
     connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), ...(upgrade ? { directUpgrade: directUpgrade() } : {}) }
+    services: { identify: identify(), ...(upgrade ? { directUpgrade: directUpgrade({ addresses: target.lookup, punch }) } : {}) }
   })
 }
