@@ -117,13 +117,14 @@ async function main (): Promise<void> {
         const warmup = Number(cmd.warmup)
         const count = Number(cmd.count)
         const interval = Number(cmd.interval ?? 0)
+        const options = { transient: cmd.transient !== false }
         const samples: number[] = []
         const start = performance.now()
         for (let i = 0; i < warmup + count; i++) {
           const wait = start + i * interval - performance.now()
           if (wait > 0) await sleep(wait)
           const t0 = performance.now()
-          await producer.send(BENCH_COMMAND, body)
+          await producer.send(BENCH_COMMAND, body, options)
           const us = (performance.now() - t0) * 1000
           if (i >= warmup) samples.push(us)
         }

@@ -43,8 +43,9 @@
  *      sending, on the same 2 cores). The pair's acked msg/s and the broker's peak RSS in each.
  *
  *   j. c at a steady pace, as users meet it: one request every 1 ms and every 10 ms (each started
- *      on its tick, at once when the answer came later), to a broker in memory and to a durable
- *      one; RabbitMQ with the same pacing. p50, p99 and p99.9 in µs, and CPU per round trip of
+ *      on its tick, at once when the answer came later), to a broker in memory, to a durable one
+ *      (durable requests), and to a durable one with transient requests (a send's default);
+ *      RabbitMQ with the same pacing. p50, p99 and p99.9 in µs, and CPU per round trip of
  *      each p2pmq process in the details.
  *
  * a, b, c, f, h and i run the broker in memory (`-memory`).
@@ -370,7 +371,8 @@ async function p2pmqPagedBacklog (spec: PagedSpec, e: Env): Promise<PagedResult>
 /** How long the producer of a latency run took to reach the broker (across networks: by peer ID, through the relay). */
 interface Found { createdMs?: number, connectMs?: number, firstAnswerMs?: number, directMs?: number }
 
-async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N, paced: { interval?: number, durable?: boolean } = {}): Promise<LatencyResult & { found: Found, vias: Vias }> {
+/** `durable`: a broker with a store; `transient`: the sends' own (their default, true), which only a durable broker heeds. */
+async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, count = LATENCY_N, paced: { interval?: number, durable?: boolean, transient?: boolean } = {}): Promise<LatencyResult & { found: Found, vias: Vias }> {
   const group = new ProcGroup(e.env)
   try {
     const { broker, addr } = await startBroker(group, e, paced.durable === true, place)
@@ -380,7 +382,7 @@ async function p2pmqLatency (e: Env, place = LOOPBACK, warmup = LATENCY_WARMUP, 
     const found = await producer.next<Ready & Found>('ready', 60_000)
     for (const p of [broker, consumer, producer]) p.send({ cmd: 'mark' })
     const lat = await producer.request<Msg & { samples: number[], cpuUs: number }>(
-      { cmd: 'latency', warmup, count, interval: paced.interval ?? 0 }, 'latency', 300_000)
+      { cmd: 'latency', warmup, count, interval: paced.interval ?? 0, transient: paced.transient ?? true }, 'latency', 300_000)
     const [stats, counted] = await Promise.all([
       broker.request<Stats>({ cmd: 'stats' }, 'stats'),
       consumer.request<Counted>({ cmd: 'end' }, 'counted')
@@ -601,7 +603,7 @@ async function main (): Promise<void> {
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   const hostile: Array<Record<'quiet' | 'held' | 'floods', Awaited<ReturnType<typeof p2pmqThroughput>>>> = []
-  const paced: Array<{ interval: number, memory: LatencyResult, durable: LatencyResult, rabbit?: LatencyResult }> = []
+  const paced: Array<{ interval: number, memory: LatencyResult, durable: LatencyResult, transient: LatencyResult, rabbit?: LatencyResult }> = []
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
@@ -642,11 +644,13 @@ async function main (): Promise<void> {
         for (const interval of PACES) {
           const [warmup, count] = [pacedWarmup(interval), pacedCount(interval)]
           const memory = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval })
-          const durable = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true })
+          const durable = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true, transient: false })
+          const transient = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true, transient: true })
           const theirs = await rabbitLatency?.(warmup, count, o, interval)
-          paced.push({ interval, memory, durable, rabbit: theirs })
+          paced.push({ interval, memory, durable, transient, rabbit: theirs })
           const p = (r: LatencyResult): string => `p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, p99.9 ${int(r.p999)} µs`
-          progress(`run ${run}/${RUNS}: one request every ${interval} ms: p2pmq in memory ${p(memory)}; durable ${p(durable)}` + (theirs != null ? `; RabbitMQ ${p(theirs)}` : ''))
+          progress(`run ${run}/${RUNS}: one request every ${interval} ms: p2pmq in memory ${p(memory)}; durable ${p(durable)}; durable, transient requests ${p(transient)}` +
+            (theirs != null ? `; RabbitMQ ${p(theirs)}` : ''))
         }
       }
     }
@@ -736,7 +740,8 @@ async function main (): Promise<void> {
     for (const [name, pick] of [['p50', (r: LatencyResult) => r.p50], ['p99', (r: LatencyResult) => r.p99], ['p99.9', (r: LatencyResult) => r.p999]] as const) {
       rows.push(
         { scenario: `j. 1 request every ${interval} ms, in memory: ${name} µs`, p2pmq: runs.map((r) => pick(r.memory)), rabbit: rabbitRuns?.map(pick), unit: int },
-        { scenario: `j. 1 request every ${interval} ms, durable: ${name} µs`, p2pmq: runs.map((r) => pick(r.durable)), rabbitText: 'n/a (its reply queues are not persistent)', unit: int }
+        { scenario: `j. 1 request every ${interval} ms, durable: ${name} µs`, p2pmq: runs.map((r) => pick(r.durable)), rabbitText: 'n/a (its reply queues are not persistent)', unit: int },
+        { scenario: `j. 1 request every ${interval} ms, durable broker, transient requests: ${name} µs`, p2pmq: runs.map((r) => pick(r.transient)), rabbit: rabbitRuns?.map(pick), unit: int }
       )
     }
   }
@@ -761,7 +766,7 @@ async function main (): Promise<void> {
   }
   printDetails('p2pmq', ours)
   for (const r of paced) {
-    for (const [mode, lat] of [['in memory', r.memory], ['durable', r.durable]] as const) {
+    for (const [mode, lat] of [['in memory', r.memory], ['durable', r.durable], ['durable broker, transient requests', r.transient]] as const) {
       const cpu = Object.entries(lat.cpuPerTrip ?? {}).map(([role, us]) => `${role} ${int(us)} µs`).join(', ')
       console.log(`  j every ${r.interval} ms, ${mode}: ${lat.count} round trips, p50 ${int(lat.p50)} µs, p99 ${int(lat.p99)} µs, p99.9 ${int(lat.p999)} µs, max ${int(lat.max)} µs; CPU per round trip: ${cpu}`)
     }

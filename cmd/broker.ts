@@ -15,7 +15,7 @@ import {
 import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
-import { commandError } from '../src/names.js'
+import { commandError, patternError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
 
 /** Node's longest timer (about 24.8 days): a longer time would fire at once. */
@@ -29,6 +29,7 @@ const specs = {
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
   http: { type: 'string', value: '<port>', help: 'Serve the web page and /api/broker on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
+  transient: { type: 'string', value: '<pattern>[,…]', help: 'Keep the messages of these commands in memory only, even with a store (lost if the broker stops)', default: '' },
   listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
   'max-payload': { type: 'number', integer: true, min: 1, max: MAX_PAYLOAD_LIMIT, value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
@@ -83,6 +84,11 @@ export async function run (args: string[]): Promise<number> {
     const bad = commandError(`x${flags['dead-letter']}`)
     if (bad != null) throw new UsageError(`-dead-letter=${JSON.stringify(flags['dead-letter'])} does not make valid command names (${bad.replace(/"x/, '"<command>')})`)
   }
+  const transient = list(flags.transient)
+  for (const pattern of transient) {
+    const bad = patternError(pattern)
+    if (bad != null) throw new UsageError(`-transient: ${bad}`)
+  }
   const acl = flags.acl !== '' ? flags.acl : undefined
   const dataDir = flags.data !== '' ? flags.data : defaultBrokerDataDir()
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new UsageError(`-data=${dataDir} is not a directory`)
@@ -129,7 +135,8 @@ export async function run (args: string[]): Promise<number> {
       publishRate: flags['publish-rate'],
       maxPartialFrameBytes: flags['max-partial-frame-bytes'],
       retry: { delay: flags['retry-delay'], factor: flags['retry-factor'], maxDelay: flags['retry-max-delay'] },
-      deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter']
+      deadLetter: flags['dead-letter'] === 'off' ? false : flags['dead-letter'],
+      queues: transient.map((pattern) => ({ pattern, transient: true }))
     })
   } catch (err) {
     await web?.close()

@@ -25,6 +25,7 @@ const specs = {
   ttl: { type: 'number', value: '<ms>', help: 'Each message expires (fails, never delivered) after this', default: 0 },
   id: { type: 'string', value: '<text>', help: 'Message ids (<n> is the message number); the broker drops an id it saw within its dedup window', default: '' },
   publish: { type: 'boolean', help: 'Want no answers: wait only for the broker\'s confirms' },
+  transient: { type: 'string', value: '<true|false>', help: 'The broker keeps the messages in memory only (lost if it stops); default true for sends, false with -publish', default: '' },
   json: { type: 'boolean', help: 'Print one JSON object per line: {"n","id","answer","consumer","ms"} or {"n","id","error"}' },
   name: nameSpec,
   data: { type: 'string', value: '<dir>', help: 'Keep the identity in this directory', default: '' }
@@ -39,6 +40,8 @@ export async function run (args: string[]): Promise<number> {
     return 0
   }
   if (flags.broker === '') throw new UsageError('-broker=<peerId|multiaddr> is required')
+  if (!['', 'true', 'false'].includes(flags.transient)) throw new UsageError(`-transient=${JSON.stringify(flags.transient)}: give true or false`)
+  const transient = flags.transient === '' ? undefined : flags.transient === 'true'
   const badCommand = commandError(flags.command)
   if (badCommand != null) throw new UsageError(badCommand)
   // The first SIGINT/SIGTERM stops sending; while connected it waits for the messages out, saying
@@ -102,7 +105,7 @@ export async function run (args: string[]): Promise<number> {
   const one = async (n: number): Promise<void> => {
     const payload = flags.payload.replaceAll('<n>', String(n))
     const id = flags.id !== '' ? flags.id.replaceAll('<n>', String(n)) : producer.newId()
-    const options = { id, delay: flags.delay > 0 ? flags.delay : undefined, ttl: flags.ttl > 0 ? flags.ttl : undefined }
+    const options = { id, delay: flags.delay > 0 ? flags.delay : undefined, ttl: flags.ttl > 0 ? flags.ttl : undefined, transient }
     const t0 = performance.now()
     const ms = (): number => Math.round((performance.now() - t0) * 1000) / 1000
     try {

@@ -21,8 +21,10 @@ describe('admin', () => {
       if (m.payload === 'hold') await gate.promise
       return 'ok'
     }, { group: 'workers' })
-    expect(await p.send('work', 'quick')).toBe('ok')
-    await expect(p.send('work', 'reject')).rejects.toThrow(/not this one/)
+    // Finished messages are listed from the store: durable ones only (a send is transient by default).
+    expect(await p.send('work', 'quick', { transient: false })).toBe('ok')
+    expect(await p.send('work', 'transient')).toBe('ok')
+    await expect(p.send('work', 'reject', { transient: false })).rejects.toThrow(/not this one/)
     const held = p.send('work', 'hold')
     const a = await admin(broker)
     await until(() => broker.node.services.mq.stats().queues.some((q) => q.inFlight === 1), 5000, 'the held message in flight')
@@ -44,7 +46,7 @@ describe('admin', () => {
     await sleep(1_100) // a rate sample
     const stats = await a.stats()
     const work = stats.queues.find((q) => q.command === 'work')
-    expect(work).toMatchObject({ group: 'workers', depth: 0, inFlight: 0, consumers: 1, published: 3, acked: 2, failed: 1 })
+    expect(work).toMatchObject({ group: 'workers', depth: 0, inFlight: 0, consumers: 1, published: 4, acked: 3, failed: 1 })
     expect(work?.rates.published).toBeGreaterThanOrEqual(0)
     expect(stats.clients.map((x) => x.role).sort()).toEqual(['admin', 'consumer', 'producer'])
   })

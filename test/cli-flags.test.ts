@@ -22,7 +22,8 @@ describe('p2pmq flags', () => {
       ['-dead-letter=.#', /-dead-letter=".#" does not make valid command names/],
       ['-dead-letter=.*', /does not make valid command names/],
       ['-dead-letter=.a\u0007', /does not make valid command names/],
-      ['-dead-letter=.' + 'x'.repeat(300), /does not make valid command names/]
+      ['-dead-letter=.' + 'x'.repeat(300), /does not make valid command names/],
+      ['-transient=metrics.#,a..b', /-transient: .*a\.\.b/]
     ]
     for (const [flag, message] of bad) {
       const broker = run(['broker', '-memory', '-http=off', flag], home)
@@ -30,6 +31,9 @@ describe('p2pmq flags', () => {
       expect(broker.err.join('\n'), flag).toMatch(message)
       expect(broker.out, flag).toEqual([])
     }
+    const producer = run(['producer', '-broker=12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz', '-transient=yes'], home)
+    expect(await producer.exited).toBe(2)
+    expect(producer.err.join('\n')).toContain('-transient="yes": give true or false')
   }, 60_000)
 
   it('a -listen port in use is one line naming the address (exit 2)', async () => {

@@ -8,7 +8,7 @@ describe('durability', () => {
   it('keeps unfinished messages across a restart, and drops what a producer resends of them', async () => {
     const broker = await restartableBroker()
     const p = await producer(broker.ref, { name: 'p1' })
-    const sends = [1, 2, 3].map(async (i) => await p.send('work', `send ${i}`, { timeout: 20_000 }))
+    const sends = [1, 2, 3].map(async (i) => await p.send('work', `send ${i}`, { timeout: 20_000, transient: false }))
     await p.publish('work', 'publish 1')
     await p.publish('work', 'publish 2')
     await until(() => broker.node.services.mq.stats().messages === 5, 5000, '5 messages at the broker')
@@ -182,16 +182,17 @@ describe('durability', () => {
     expect(broker.node.services.mq.stats().messages).toBe(1)
   })
 
-  it('keeps an answer for a disconnected producer across a restart', async () => {
+  it('keeps the answer to a durable send for a disconnected producer across a restart (a transient send\'s, in memory only)', async () => {
     const broker = await restartableBroker()
     const first = await producer(broker.ref, { name: 'away' })
-    const lost = first.send('slow', 'question', { timeout: 20_000 }).catch(() => 'stopped')
-    await until(() => broker.node.services.mq.stats().messages === 1, 5000, 'the message at the broker')
+    const lost = first.send('slow', 'question', { timeout: 20_000, transient: false }).catch(() => 'stopped')
+    const lostToo = first.send('slow', 'transient', { timeout: 20_000 }).catch(() => 'stopped')
+    await until(() => broker.node.services.mq.stats().messages === 2, 5000, 'the messages at the broker')
     await first.stop()
-    expect(await lost).toBe('stopped')
+    expect([await lost, await lostToo]).toEqual(['stopped', 'stopped'])
     const c = await consumer(broker.ref)
     await c.subscribe('slow', (m) => `answer to ${m.payload as string}`)
-    await until(() => broker.node.services.mq.stats().keptAnswers === 1, 5000, 'the kept answer')
+    await until(() => broker.node.services.mq.stats().keptAnswers === 2, 5000, 'the kept answers')
 
     await broker.restart()
     expect(broker.node.services.mq.stats().keptAnswers).toBe(1)

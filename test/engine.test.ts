@@ -502,6 +502,50 @@ describe('paging', () => {
   })
 })
 
+describe('transient messages', () => {
+  it('are never given to persistence nor paged out: past a full page they wait in memory (ahead of the paged part); retries and delays too', () => {
+    const stored: string[] = []
+    const pagedOut: string[] = []
+    const deliveries: string[] = []
+    let now = 1_000
+    const engine = new QueueEngine<Owner>({
+      deliver: (d) => { deliveries.push(d.message.id) },
+      completed: () => {},
+      failed: () => {},
+      pagedOut: (m) => { pagedOut.push(m.id) }
+    }, {
+      visibilityTimeout: 1_000,
+      maxAttempts: Infinity,
+      maxMessages: 1_000,
+      highWater: Infinity,
+      pageSize: 2,
+      clock: () => now,
+      retry: { delay: 100, factor: 1, maxDelay: 100 },
+      policies: [{ pattern: 'metrics.#', transient: true }]
+    }, persistence({ enqueued: (m) => { stored.push(m.id) }, delayed: (m) => { stored.push(m.id) }, requeued: (m) => { stored.push(m.id) } }))
+    const durable = publishMany(engine, 'work', 3) // the third is paged out
+    const transient = [msg('work'), msg('work'), { ...msg('work'), dueAt: now + 50 }].map((m) => ({ ...m, transient: true }))
+    for (const m of transient) engine.publish(m)
+    const byPolicy = msg('metrics.cpu')
+    engine.publish(byPolicy)
+    expect(byPolicy.transient).toBe(true)
+    expect(stored).toEqual(durable)
+    expect(pagedOut).toEqual([durable[2]])
+    expect(engine.size).toBe(7)
+    engine.subscribe('c', 0, 'g', ['work'], 10)
+    expect(deliveries).toEqual([durable[0], durable[1], transient[0].id, transient[1].id])
+    engine.nack('c', 1, true, 'try again') // durable[0]: delayed for its retry, written
+    engine.nack('c', 3, true, 'try again') // transient[0]: delayed for its retry, in memory
+    expect(stored).toEqual([...durable, durable[0]])
+    now += 100
+    engine.promote()
+    // The transient ones, due, go ahead of the paged part; durable[0], due, waits behind it on disk.
+    expect(deliveries.slice(4)).toEqual([transient[2].id, transient[0].id])
+    expect(pagedOut).toEqual([durable[2], durable[0]])
+    expect(new Set(stored)).toEqual(new Set(durable))
+  })
+})
+
 describe('paging delayed messages', () => {
   it('reads a message stored in the middle of a page being read, that the page lacks', () => {
     let now = 0

@@ -96,6 +96,25 @@ describe.runIf(probe != null)('a full or read-only disk', () => {
     await until(() => got.includes('stored before the disk filled'), 5000, 'the stored message')
   })
 
+  it('a full one: transient messages need no disk, so sends and transient publishes are still taken and answered', async () => {
+    const dir = tmpfs()
+    const home = await tempDir()
+    const node = await createBroker({ home, dataDir: join(dir, 'broker') })
+    onCleanup(async () => { await node.stop() })
+    const ref = { address: node.getMultiaddrs()[0].toString(), home }
+    const c = await consumer(ref)
+    await c.subscribe('rpc', (m) => `done ${m.payload as string}`)
+    const p = await producer(ref)
+    expect(await p.send('rpc', 'before')).toBe('done before')
+
+    fill(dir)
+
+    await expect(p.publish('rpc', new Uint8Array(64 * 1024))).rejects.toThrow(/could not store the message/)
+    for (let i = 0; i < 10; i++) expect(await p.send('rpc', `s${i}`)).toBe(`done s${i}`)
+    await p.publish('rpc', 'transient publish', { transient: true })
+    await expect(p.send('rpc', 'durable send', { transient: false })).rejects.toThrow(/could not store the message/)
+  })
+
   it('a full one with a paged backlog: consumers drain it all, publishes resume once there is room, stop is prompt', async () => {
     const dir = tmpfs('16m')
     const home = await tempDir()

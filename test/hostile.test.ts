@@ -437,10 +437,10 @@ describe('limits per peer, through the real clients', () => {
     expect(got).toEqual(Array.from({ length: 1_000 }, (_, i) => `answer ${i}`))
   }, 60_000)
 
-  it('with a store, counts only the requests in memory: those waiting on disk behind a full page do not hold their producer', async () => {
+  it('with a store, counts only the requests in memory: durable ones waiting on disk behind a full page do not hold their producer', async () => {
     const { b, limits } = await limitedBroker({ pageSize: 10, maxInFlightPerPeer: 50 })
     const p = await producer(b)
-    const answers = Promise.all(Array.from({ length: 300 }, async (_, i) => await p.send('paged', i, { timeout: 60_000 })))
+    const answers = Promise.all(Array.from({ length: 300 }, async (_, i) => await p.send('paged', i, { timeout: 60_000, transient: false })))
     await until(() => b.node.services.mq.stats().messages === 300, 10_000, 'all 300 requests taken')
     expect(limits).toEqual([])
     const c = await consumer(b)

@@ -83,6 +83,12 @@ export interface QueuePolicy {
    * @default undefined (never deleted for idleness)
    */
   expires?: number
+  /**
+   * Its messages are transient: kept in memory only, even by a broker with a store (see
+   * QueuedMessage.transient), as if each were published with `transient: true`.
+   * @default false (each message's own choice)
+   */
+  transient?: boolean
 }
 
 /** How long a nacked message waits before its next attempt: delay × factor^(failures − 1), at most maxDelay. */

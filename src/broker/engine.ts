@@ -67,6 +67,7 @@ export class QueueEngine<Owner> {
 
   private readonly pageSize: number
   private readonly pageBytes: number
+  private readonly transientPolicies: boolean
 
   /** `persistence` keeps the engine's state across a restart (the journal); without it nothing is paged out. */
   constructor (private readonly events: EngineEvents<Owner>, private readonly options: EngineOptions, private readonly persistence?: Persistence) {
@@ -76,6 +77,7 @@ export class QueueEngine<Owner> {
     this.pageBytes = persistence == null ? Infinity : options.pageBytes ?? Infinity
     this.delayed = new DelayedMessages(this.pageSize, this.pageBytes, events)
     this.topology = new Topology(options.policies ?? [], this.clock)
+    this.transientPolicies = (options.policies ?? []).some((p) => p.transient === true)
   }
 
   /** Messages held: waiting (unrouted ones too), delayed, paged out and in flight. */
@@ -104,6 +106,11 @@ export class QueueEngine<Owner> {
       if (!queue.congested && queue.ready.length + queue.onDisk >= this.options.highWater && queue.consumers.length > 0 && !queue.stalled) this.congest(queue)
     }
     return queues.length
+  }
+
+  /** True when every queue a message with this command goes to keeps it transient by policy (QueuePolicy.transient). */
+  transientByPolicy (command: string): boolean {
+    return this.transientPolicies && this.topology.route(command).every((q) => q.policy?.transient === true)
   }
 
   /** True when a message with this command would go to a congested queue. */
@@ -548,6 +555,7 @@ export class QueueEngine<Owner> {
   private admit (queue: Queue, message: QueuedMessage): void {
     const ttl = queue.policy?.ttl
     if (ttl != null && message.expiresAt == null) message.expiresAt = message.timestamp + ttl
+    if (queue.policy?.transient === true) message.transient = true
     if (message.dueAt != null && message.dueAt > this.clock()) {
       this.delayInOrder(queue, message)
     } else {
@@ -557,10 +565,11 @@ export class QueueEngine<Owner> {
 
   /**
    * Gives `message` the next place in `queue`'s order, has it stored there, and enqueues it.
-   * Without persistence nothing pages, so no place is given (no field added to the hot path's messages).
+   * Without persistence nothing pages, so no place is given (no field added to the hot path's
+   * messages); nor to a transient message, which stays in memory (ahead of any paged-out part).
    */
   private enqueueInOrder (queue: Queue, message: QueuedMessage): void {
-    if (this.persistence != null) {
+    if (this.persistence != null && message.transient !== true) {
       message.pageOrder = this.nextOrder++
       message.dueOrder = undefined
       this.persistence.enqueued(message, queue)
@@ -568,9 +577,9 @@ export class QueueEngine<Owner> {
     this.enqueue(queue, message)
   }
 
-  /** Gives `message` (which has its `dueAt`) the next place among the delayed ones, has it stored there, and delays it. */
+  /** Gives `message` (which has its `dueAt`) the next place among the delayed ones, has it stored there, and delays it (a transient one: in memory only). */
   private delayInOrder (queue: Queue, message: QueuedMessage): void {
-    if (this.persistence != null) {
+    if (this.persistence != null && message.transient !== true) {
       message.dueOrder = this.nextOrder++
       message.pageOrder = undefined
       this.persistence.delayed(message, queue)

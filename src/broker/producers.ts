@@ -4,6 +4,7 @@
  * sessions holding confirms for congested queues, and the answers kept for those not connected
  * or not reading them.
  */
+import { MAX_PRODUCER_WINDOW } from '../constants.js'
 import { Mailbox, type KeptResult } from './mailbox.js'
 import { RecentAnswers } from './recent-answers.js'
 import { SeenIds } from './seen-ids.js'
@@ -30,6 +31,10 @@ export interface ProducerSeq {
   lastSeq: number
   /** The lastSeq the store has (so resends are dropped after a broker restart too). */
   storedSeq: number
+  /** The lastSeq read back from the store at the start (0: none): transient messages up to it were lost with the broker. */
+  restoredSeq: number
+  /** Transient seqs up to `restoredSeq` taken again since the start. */
+  retaken?: Set<number>
   /** Producer streams of this session open now; the record is kept while any is. */
   streams: number
   /** When the last of them closed. */
@@ -119,11 +124,11 @@ export class ProducerRegistry {
     return this.seenIds.has(command, id, Date.now())
   }
 
-  /** Remembers a producer-supplied id of a message the broker took. */
-  rememberId (command: string, id: string): void {
+  /** Remembers a producer-supplied id of a message the broker took (in the store too unless the message is transient). */
+  rememberId (command: string, id: string, transient: boolean): void {
     const until = Date.now() + this.limits.dedupWindow
     this.seenIds.add(command, id, until)
-    this.journal?.seenId(command, id, until)
+    if (!transient) this.journal?.seenId(command, id, until)
   }
 
   /** The session holds confirms for congested queues; its `unblock()` is called when one is relieved. */
@@ -156,7 +161,7 @@ export class ProducerRegistry {
     } else {
       r.keptAt = Date.now()
       if (origin != null) r.session = origin
-      this.journal?.keepAnswer(m.producer, r)
+      if (m.transient !== true) this.journal?.keepAnswer(m.producer, r)
       this.mailbox.keep(m.producer, r)
     }
   }
@@ -168,7 +173,7 @@ export class ProducerRegistry {
 
   /** A session's seq read back from the store: as if its streams had just closed, remembered for the dedup window from now. */
   recoveredSeq (peer: string, session: string, lastSeq: number): void {
-    Object.assign(this.seq(peer, session), { lastSeq, storedSeq: lastSeq, closedAt: Date.now() })
+    Object.assign(this.seq(peer, session), { lastSeq, storedSeq: lastSeq, restoredSeq: lastSeq, closedAt: Date.now() })
   }
 
   /**
@@ -218,7 +223,7 @@ export class ProducerRegistry {
     const key = `${peer}/${session}`
     let seq = this.seqs.get(key)
     if (seq == null) {
-      seq = { peer, session, lastSeq: 0, storedSeq: 0, streams: 0, closedAt: 0, answered: new RecentAnswers() }
+      seq = { peer, session, lastSeq: 0, storedSeq: 0, restoredSeq: 0, streams: 0, closedAt: 0, answered: new RecentAnswers() }
       this.seqs.set(key, seq)
     }
     return seq
@@ -228,4 +233,19 @@ export class ProducerRegistry {
 /** Kept answers a stream of producer session `name` takes: its own, and those whose session is unknown. */
 function forSession (name: string | undefined): (r: KeptResult) => boolean {
   return (r) => r.session == null || r.session === name
+}
+
+/**
+ * True when publish `n` of session `seq` is a resend of one the broker took, which it keeps no
+ * second copy of. A transient one at or below the seq read back at the start was lost with the
+ * broker: it is taken again, once (recorded here). Within a producer's window of that seq only:
+ * a seq further back was confirmed or answered long ago.
+ */
+export function isResend (seq: ProducerSeq, n: number, transient: boolean): boolean {
+  if (n > seq.lastSeq) return false
+  if (!transient || n > seq.restoredSeq || n <= seq.restoredSeq - MAX_PRODUCER_WINDOW) return true
+  seq.retaken ??= new Set()
+  if (seq.retaken.has(n)) return true
+  seq.retaken.add(n)
+  return false
 }

@@ -19,6 +19,11 @@ export interface QueuedMessage extends MessageFields {
   /** When the broker took it (ms since the epoch). */
   timestamp: number
   wantsAnswer: boolean
+  /**
+   * Kept in memory only, never written to the store nor paged out (the publish said so, or its
+   * queue's policy does): lost if the broker stops.
+   */
+  transient?: boolean
   /** Deliveries so far. */
   attempts: number
   lastError?: string

@@ -105,7 +105,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         const result: KeptResult = { id: m.id, consumer: by.peer, status: ResultStatus.Answered, attempts: m.attempts, kind: answer.kind, payload: answer.payload, keptAt: 0 }
         // Only once the completion is on disk (waiting out a full disk): an answered message never
         // comes back after a restart. (If the broker stops first, it comes back and is answered then.)
-        this.whenStored((err) => { if (err == null) this.producers.relay(m, result) })
+        this.relayWhenStored(m, result)
       },
       failed: (m, error, by) => {
         this.log('message %s (%s) failed after %d attempts: %s', m.id, m.command, m.attempts, error)
@@ -114,7 +114,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
         this.deadLetters.add(m, error)
         // The producer is told, whether it waits for an answer or only published.
         const result: KeptResult = { id: m.id, consumer: by?.peer ?? '', status: ResultStatus.Failed, attempts: m.attempts, kind: PayloadKind.String, payload: new TextEncoder().encode(error), keptAt: 0 }
-        this.whenStored((err) => { if (err == null) this.producers.relay(m, result) })
+        this.relayWhenStored(m, result)
       },
       pagedOut: (m) => { this.requestLeft(m) },
       delayedUntil: (at) => { this.wakeAt(at) },
@@ -173,10 +173,13 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     if (recovered.messages + recovered.answers > 0) this.log('recovered %d messages and %d kept answers from the store', recovered.messages, recovered.answers)
   }
 
-  /** Calls `done` once what was written is on disk, waiting while the store cannot write (an error only if it stops first); at once without a store. */
-  private whenStored (done: (err?: Error) => void): void {
-    if (this.journal == null) done()
-    else this.journal.whenStored(done)
+  /**
+   * Relays a result once what was written is on disk, waiting while the store cannot write (not
+   * at all if it stops first); at once without a store, or for a transient message (nothing of it was written).
+   */
+  private relayWhenStored (m: QueuedMessage, result: KeptResult): void {
+    if (this.journal == null || m.transient === true) this.producers.relay(m, result)
+    else this.journal.whenStored((err) => { if (err == null) this.producers.relay(m, result) })
   }
 
   async start (): Promise<void> {

@@ -21,7 +21,7 @@ import type { InFlight, QueueEngine } from './engine.js'
 import type { KeptResult } from './mailbox.js'
 import type { AdminSession } from './admin-session.js'
 import type { Subscription } from './queue.js'
-import type { ProducerRegistry, ProducerSeq } from './producers.js'
+import { isResend, type ProducerRegistry, type ProducerSeq } from './producers.js'
 import type { BrokerStats, ClientRole } from './api.js'
 import type { Rights } from './acl.js'
 import type { FlightHolder, PeerFlight, PeerLimits } from './peer-limits.js'
@@ -151,12 +151,17 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
   /** Seqs up to these are taken, waited for on disk, on disk, and confirmed. */
   private takenUpTo = 0
   private syncingUpTo = 0
-  /** Seqs of the publishes taken (new, not resent) since the last batch went to the store, and their payload bytes. */
-  private newlyTaken: number[] = []
-  private newlyTakenBytes = 0
+  /**
+   * The publishes taken (new, not resent) since the last batch went to the store: the seqs of
+   * those the store keeps (rejected if it cannot write them), and the count and payload bytes of all.
+   */
+  private newlyStored: number[] = []
+  private newlyTaken = { messages: 0, bytes: 0 }
   /** Publishes taken and not confirmed (counted in the peer's flight), and those of them on disk. */
   private unconfirmed = { messages: 0, bytes: 0 }
   private durableUnconfirmed = { messages: 0, bytes: 0 }
+  /** This batch took a message the store keeps: the session's seq is written at its end. */
+  private seqToStore = false
   private durableUpTo = 0
   private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
@@ -233,7 +238,8 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
   private publish (f: Publish, seq: ProducerSeq): void {
     const w = this.channel.writer
     const wantsAnswer = (f.flags & PublishFlags.WantsAnswer) !== 0
-    if (f.seq <= seq.lastSeq) {
+    const transient = (f.flags & PublishFlags.Transient) !== 0 || this.parts.engine.transientByPolicy(f.command)
+    if (isResend(seq, f.seq, transient)) {
       // A resend of a message the broker already took: confirm it again, keep one copy. A request
       // answered lately had its answer lost on the way (the producer moved): answer it again.
       if (!wantsAnswer && f.seq > this.takenUpTo) this.takenUpTo = f.seq
@@ -241,7 +247,7 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       if (answer != null) this.sendResult(answer)
       return
     }
-    seq.lastSeq = f.seq
+    if (f.seq > seq.lastSeq) seq.lastSeq = f.seq
     const invalid = this.parts.limits.commandError(f.command)
     if (invalid != null) {
       writeReject(w, f.seq, RejectCode.Invalid, invalid)
@@ -268,7 +274,7 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       return
     }
     const failure = this.parts.durability.failure
-    if (failure != null) {
+    if (failure != null && !transient) {
       writeReject(w, f.seq, RejectCode.Unavailable, `The broker could not store the message: ${failure.message}`)
       return
     }
@@ -287,6 +293,7 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       session: seq.session,
       timestamp: now,
       wantsAnswer,
+      transient,
       attempts: 0,
       dueAt: f.delay > 0 ? now + f.delay : undefined,
       expiresAt: f.ttl > 0 ? now + f.ttl : undefined
@@ -296,7 +303,10 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
       writeReject(w, f.seq, RejectCode.Full, 'The broker is full: too many messages are waiting')
       return
     }
-    if (dedup) this.parts.producers.rememberId(f.command, f.id)
+    if (dedup) this.parts.producers.rememberId(f.command, f.id, transient)
+    // Its seq is written at the batch's end so a resend after a restart is dropped: only for a
+    // message the store keeps (a transient one resent then is taken again).
+    if (!transient) this.seqToStore = true
     // Each group's copy of a request is answered, and released, on its own.
     if (wantsAnswer && copies > 1) peers.addInFlight(this.flight, copies - 1, (copies - 1) * bytes)
     peers.holdIfOver(this.peer, this.flight, this)
@@ -304,8 +314,9 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     this.unconfirmed.messages++
     this.unconfirmed.bytes += bytes
     this.takenUpTo = f.seq
-    this.newlyTaken.push(f.seq)
-    this.newlyTakenBytes += bytes
+    if (!transient) this.newlyStored.push(f.seq)
+    this.newlyTaken.messages++
+    this.newlyTaken.bytes += bytes
     if (this.parts.engine.congested(f.command)) {
       if (this.blockedOn.size === 0) this.parts.producers.block(this)
       this.blockedOn.add(f.command)
@@ -313,28 +324,33 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
   }
 
   protected onBatchEnd (): void {
-    if (this.seq != null && this.seq.lastSeq > this.seq.storedSeq) this.parts.producers.storeSeq(this.seq)
+    if (this.seq != null && this.seqToStore && this.seq.lastSeq > this.seq.storedSeq) this.parts.producers.storeSeq(this.seq)
+    this.seqToStore = false
     if (this.takenUpTo <= this.syncingUpTo) return
+    // Nothing before waits for the disk: transient publishes alone are confirmed at once.
+    const waiting = this.durableUpTo < this.syncingUpTo
     const upTo = this.syncingUpTo = this.takenUpTo
-    const taken = this.newlyTaken
-    const bytes = this.newlyTakenBytes
-    this.newlyTaken = []
-    this.newlyTakenBytes = 0
-    this.parts.durability.whenDurable((err) => { this.durable(taken, bytes, upTo, err) })
+    const stored = this.newlyStored
+    const { messages, bytes } = this.newlyTaken
+    this.newlyStored = []
+    this.newlyTaken = { messages: 0, bytes: 0 }
+    if (stored.length === 0 && !waiting) this.durable(stored, messages, bytes, upTo)
+    else this.parts.durability.whenDurable((err) => { this.durable(stored, messages, bytes, upTo, err) })
   }
 
   /**
-   * Seqs up to `upTo` are on disk, or the publishes `taken` among them could not be written: those
-   * are rejected (a resend or a send in the range was stored before, and is not).
+   * Seqs up to `upTo` are on disk, or the publishes `stored` among them could not be written: those
+   * are rejected (a resend or a send in the range was stored before, and is not; a transient
+   * publish needs no disk). `messages` and `bytes`: the publishes taken in the range.
    */
-  private durable (taken: number[], bytes: number, upTo: number, err?: Error): void {
+  private durable (stored: number[], messages: number, bytes: number, upTo: number, err?: Error): void {
     if (!this.isOpen) return
     if (err != null) {
-      for (const seq of taken) {
+      for (const seq of stored) {
         writeReject(this.channel.writer, seq, RejectCode.Unavailable, `The broker could not store the message: ${err.message}`)
       }
     }
-    this.durableUnconfirmed.messages += taken.length
+    this.durableUnconfirmed.messages += messages
     this.durableUnconfirmed.bytes += bytes
     this.durableUpTo = upTo
     this.flushConfirm()

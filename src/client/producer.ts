@@ -60,6 +60,15 @@ export interface PublishOptions {
    * @default 0 (no limit)
    */
   ttl?: number
+  /**
+   * Kept by the broker in memory only, even when it has a store (AMQP's delivery mode 1): no disk
+   * write, no sync before the confirm or the answer, and lost if the broker stops. Otherwise as
+   * any message (acked, retried, dead-lettered). A send's default: a producer holds its sends
+   * until they are answered and sends them again to a broker that restarted, so what a store
+   * would add is kept only while the producer waits, and the producer does that.
+   * @default false for `publish`; true for `send` and `request`
+   */
+  transient?: boolean
 }
 
 export interface SendOptions extends PublishOptions {
@@ -144,7 +153,7 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
 
   /** Publishes a message; resolves with its id once the broker has taken it. */
   publish (command: string = DEFAULT_COMMAND, payload?: unknown, options: PublishOptions = {}): Promise<string> {
-    return this.enqueue(command, payload, options, 0, Infinity)
+    return this.enqueue(command, payload, options, options.transient === true ? PublishFlags.Transient : 0, Infinity)
   }
 
   /** Sends a message and resolves with the answer's payload. */
@@ -154,7 +163,8 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
 
   /** Sends a message and resolves with its whole result: payload, answering consumer, attempts. */
   async request (command: string = DEFAULT_COMMAND, payload?: unknown, options: SendOptions = {}): Promise<AnsweredResult> {
-    return await this.enqueue(command, payload, options, PublishFlags.WantsAnswer, options.timeout ?? this.timeout)
+    const flags = PublishFlags.WantsAnswer | (options.transient !== false ? PublishFlags.Transient : 0)
+    return await this.enqueue(command, payload, options, flags, options.timeout ?? this.timeout)
   }
 
   /**

@@ -35,7 +35,9 @@ export const enum PublishFlags {
   /** A ttl:u32 (ms) follows (after the delay, if any): never deliver later. */
   Expires = 4,
   /** The id is the producer's own: drop a message whose id the broker saw within its dedup window. */
-  Dedup = 8
+  Dedup = 8,
+  /** Kept in memory only, even by a broker with a store (AMQP's delivery mode 1): lost if the broker stops. */
+  Transient = 16
 }
 
 export const enum NackFlags {
