@@ -14,6 +14,7 @@
  * through the relays, and with `direct` 'ready' waits for the direct connection; 'ready' and
  * 'counted' say how the consumer is connected (`vias`).
  */
+import '../cmd/tier-up.js'
 import { createConsumer, type Message } from '../src/index.js'
 import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, report, untilDirect, viasTo } from './common.js'
 

@@ -48,7 +48,8 @@
  *      RabbitMQ with the same pacing. p50, p99 and p99.9 in µs, and CPU per round trip of
  *      each p2pmq process in the details.
  *
- * a, b, c, f, h and i run the broker in memory (`-memory`).
+ * a, b, c, f, h and i run the broker in memory (`-memory`). Every p2pmq process runs as the CLI's
+ * do: V8's tier-up set by cmd/tier-up.js, and the broker with the node flags of cmd/p2pmq.js's first line.
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *

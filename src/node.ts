@@ -4,7 +4,6 @@
  * client connection.
  */
 import './polyfill.js'
-import { noise } from '@chainsafe/libp2p-noise'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify, identifyPush } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -14,6 +13,7 @@ import { CLIENT_ADDRESS_DIAL_TIMEOUT, DHT_PROTOCOL } from './constants.js'
 import { loadIdentity, type Identity } from './home.js'
 import { corkedTcp } from './tcp-cork.js'
 import { halfWindowYamux } from './yamux-window.js'
+import { quietNoise } from './noise-reader.js'
 import { directUpgrade } from './direct-upgrade.js'
 import { parseStunServer } from './stun.js'
 import { listenAddresses, reachableOnly, type ListenAddresses } from './reachable-addresses.js'
@@ -207,7 +207,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       transports: [corkedTcp(), ...(webrtc != null ? [webrtc.transport] : []), ...(options.circuitRelay === true ? [circuitRelayTransport()] : []), ...(overRelay != null ? [overRelay.transport] : [])],
       connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
       ...(options.connectionGater != null ? { connectionGater: composeGaters([options.connectionGater].flat()) } : {}),
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [quietNoise()],
       streamMuxers: [halfWindowYamux(options.muxer)],
       services: {
         identify: identify(),

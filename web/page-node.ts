@@ -6,7 +6,7 @@
  * direct WebRTC (SDP over the relay, ICE with those servers), as Node clients do. No DHT: the
  * page is told its relays, and the relay reaches the broker.
  */
-import { noise } from '@chainsafe/libp2p-noise'
+import { quietNoise } from '../src/noise-reader.js'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { webRTC, webRTCDirect } from '@libp2p/webrtc'
@@ -37,7 +37,7 @@ export async function pageNode (target: BrokerTarget): Promise<Libp2p> {
       ...(relayed ? [circuitRelayTransport()] : []),
       ...(punch ? [webRTC({ rtcConfiguration: { iceServers: target.stun.map((urls) => ({ urls })) } })] : [])
     ],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [quietNoise()],
     streamMuxers: [yamux()],
     // An unreachable address of the broker costs 3 s, not 6, before the relay is tried.
     connectionManager: { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT },

@@ -162,6 +162,8 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
   private durableUnconfirmed = { messages: 0, bytes: 0 }
   /** This batch took a message the store keeps: the session's seq is written at its end. */
   private seqToStore = false
+  /** This batch confirms a message the store keeps (taken now, or before and resent): its confirm waits for the disk. */
+  private confirmsStored = false
   private durableUpTo = 0
   private confirmedUpTo = 0
   /** Commands whose congested queues hold this session's confirms. */
@@ -242,7 +244,10 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     if (isResend(seq, f.seq, transient)) {
       // A resend of a message the broker already took: confirm it again, keep one copy. A request
       // answered lately had its answer lost on the way (the producer moved): answer it again.
-      if (!wantsAnswer && f.seq > this.takenUpTo) this.takenUpTo = f.seq
+      if (!wantsAnswer && f.seq > this.takenUpTo) {
+        this.takenUpTo = f.seq
+        if (!transient) this.confirmsStored = true
+      }
       const answer = wantsAnswer ? seq.answered.get(f.id, Date.now()) : undefined
       if (answer != null) this.sendResult(answer)
       return
@@ -270,7 +275,10 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     const dedup = (f.flags & PublishFlags.Dedup) !== 0
     if (dedup && this.parts.producers.seenId(f.command, f.id)) {
       // Taken already: confirmed again, not queued again.
-      if (!wantsAnswer) this.takenUpTo = f.seq
+      if (!wantsAnswer) {
+        this.takenUpTo = f.seq
+        if (!transient) this.confirmsStored = true
+      }
       return
     }
     const failure = this.parts.durability.failure
@@ -314,7 +322,10 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     this.unconfirmed.messages++
     this.unconfirmed.bytes += bytes
     this.takenUpTo = f.seq
-    if (!transient) this.newlyStored.push(f.seq)
+    if (!transient) {
+      this.newlyStored.push(f.seq)
+      this.confirmsStored = true
+    }
     this.newlyTaken.messages++
     this.newlyTaken.bytes += bytes
     if (this.parts.engine.congested(f.command)) {
@@ -326,15 +337,17 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
   protected onBatchEnd (): void {
     if (this.seq != null && this.seqToStore && this.seq.lastSeq > this.seq.storedSeq) this.parts.producers.storeSeq(this.seq)
     this.seqToStore = false
+    const confirmsStored = this.confirmsStored
+    this.confirmsStored = false
     if (this.takenUpTo <= this.syncingUpTo) return
-    // Nothing before waits for the disk: transient publishes alone are confirmed at once.
+    // Transient publishes alone, with nothing before them waiting for the disk: confirmed at once.
     const waiting = this.durableUpTo < this.syncingUpTo
     const upTo = this.syncingUpTo = this.takenUpTo
     const stored = this.newlyStored
     const { messages, bytes } = this.newlyTaken
     this.newlyStored = []
     this.newlyTaken = { messages: 0, bytes: 0 }
-    if (stored.length === 0 && !waiting) this.durable(stored, messages, bytes, upTo)
+    if (!confirmsStored && !waiting) this.durable(stored, messages, bytes, upTo)
     else this.parts.durability.whenDurable((err) => { this.durable(stored, messages, bytes, upTo, err) })
   }
 
