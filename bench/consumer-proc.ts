@@ -14,9 +14,12 @@
  * through the relays, and with `direct` 'ready' waits for the direct connection; 'ready' and
  * 'counted' say how the consumer is connected (`vias`).
  */
-import '../cmd/tier-up.js'
+import { tierUpSooner } from '../cmd/tier-up.js'
 import { createConsumer, type Message } from '../src/index.js'
 import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, report, untilDirect, viasTo } from './common.js'
+
+// As the CLI's producer and consumer run (cmd/tier-up.ts).
+tierUpSooner()
 
 async function main (): Promise<void> {
   const [broker, mode, prefetchText, command] = process.argv.slice(2)

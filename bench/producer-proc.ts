@@ -17,10 +17,13 @@
  * built and started), `connectMs` (from createProducer() to the open stream), with `firstAnswer` `firstAnswerMs` (to the answer of one send(), made at once), and
  * with `direct` `directMs` (to the stream open again on a direct connection: 'ready' waits for it).
  */
-import '../cmd/tier-up.js'
+import { tierUpSooner } from '../cmd/tier-up.js'
 import { createProducer } from '../src/index.js'
 import { DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, payload, report, sleep, untilDirect, viasTo } from './common.js'
+
+// As the CLI's producer and consumer run (cmd/tier-up.ts).
+tierUpSooner()
 
 /** getRandomValues fills at most 64 KiB per call. */
 function randomBytes (size: number): Uint8Array {
