@@ -131,7 +131,7 @@ describe.runIf(probe != null)('a full or read-only disk', () => {
 
     // A send stored before the disk fills, answered while it is full.
     let answer: unknown
-    const asked = p.send('ask', 'question', { timeout: 60_000 }).then((a) => { answer = a })
+    const asked = p.send('ask', 'question', { timeout: 60_000, transient: false }).then((a) => { answer = a })
     await until(() => node.services.mq.stats().messages === backlog + 1, 5000, 'the send stored')
     fill(dir)
     const refused = await Promise.allSettled([1, 2, 3].map(async (n) => { await p.publish('disk', `while full ${n}`.padEnd(64 * 1024, '.')) }))
