@@ -199,9 +199,11 @@ describe('a broker against hostile peers', () => {
     rss.stop()
     const peak = rss.peak() - rss.before
     console.log(`unread answers: RSS ${rss.before.toFixed(0)} MiB, peak +${peak.toFixed(0)}; the pair answered ${during.toFixed(0)}/s meanwhile`)
-    // Measured: +516 MiB before the bound, +224 after (16 MiB unsent, the 64 MiB mailbox, and garbage
-    // not yet collected); the bound leaves room for Node 24's larger heap under the whole suite.
-    expect(peak).toBeLessThan(400)
+    // Measured: +516 MiB before the bound, +224 after on Node 20 (16 MiB unsent, the 64 MiB mailbox,
+    // and garbage not yet collected); on Node 24, whose heap grows larger before it collects, +374
+    // alone and +403 under the whole suite in CI. (A thin margin against +516: more answers would
+    // widen it, at the cost of a longer test.)
+    expect(peak).toBeLessThan(450)
     expect(b.err.some((l) => /answers unread/.test(l))).toBe(true)
     expect(during).toBeGreaterThan(50)
   }, 90_000)
