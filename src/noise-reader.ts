@@ -10,7 +10,7 @@ import { noise, type NoiseInit } from '@chainsafe/libp2p-noise'
 import type { ConnectionEncrypter, SecuredConnection } from '@libp2p/interface'
 
 type NoiseFactory = ReturnType<typeof noise>
-type LengthReader = ((data: { byteLength: number }) => number) & { quietAtEnd?: true }
+type LengthReader = (data: { byteLength: number }) => number
 
 export function quietNoise (init?: NoiseInit): NoiseFactory {
   const factory = noise(init)
@@ -28,7 +28,7 @@ export function quietNoise (init?: NoiseInit): NoiseFactory {
 function quietAtEnd<T extends SecuredConnection<any>> (secured: T): T {
   const decoder = (secured.connection as unknown as { decoder?: { lengthDecoder?: LengthReader } }).decoder
   const read = decoder?.lengthDecoder
-  if (decoder == null || typeof read !== 'function' || read.quietAtEnd === true) return secured // not the noise this was written for
-  decoder.lengthDecoder = Object.assign((data: { byteLength: number }) => data.byteLength === 0 ? 0 : read(data), { quietAtEnd: true as const })
+  if (decoder == null || typeof read !== 'function') return secured // not the noise this was written for
+  decoder.lengthDecoder = (data) => data.byteLength === 0 ? 0 : read(data)
   return secured
 }

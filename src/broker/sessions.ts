@@ -156,7 +156,7 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
    * those the store keeps (rejected if it cannot write them), and the count and payload bytes of all.
    */
   private newlyStored: number[] = []
-  private newlyTaken = { messages: 0, bytes: 0 }
+  private readonly newlyTaken = { messages: 0, bytes: 0 }
   /** Publishes taken and not confirmed (counted in the peer's flight), and those of them on disk. */
   private unconfirmed = { messages: 0, bytes: 0 }
   private durableUnconfirmed = { messages: 0, bytes: 0 }
@@ -346,7 +346,8 @@ export class ProducerSession extends Session<ProducerFrame> implements FlightHol
     const stored = this.newlyStored
     const { messages, bytes } = this.newlyTaken
     this.newlyStored = []
-    this.newlyTaken = { messages: 0, bytes: 0 }
+    this.newlyTaken.messages = 0
+    this.newlyTaken.bytes = 0
     if (!confirmsStored && !waiting) this.durable(stored, messages, bytes, upTo)
     else this.parts.durability.whenDurable((err) => { this.durable(stored, messages, bytes, upTo, err) })
   }
