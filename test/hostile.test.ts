@@ -169,8 +169,9 @@ describe('a broker against hostile peers', () => {
     rss.stop()
     const peak = rss.peak() - rss.before
     console.log(`admin flood: ${requests.byteLength} bytes of requests; RSS ${rss.before.toFixed(0)} MiB, peak +${peak.toFixed(0)}; the pair answered ${during.toFixed(0)}/s meanwhile`)
-    // Measured: +855 MiB before the bound, +55 after.
-    expect(peak).toBeLessThan(150)
+    // Measured: +855 MiB before the bound, +55 after on Node 20; +160 on Node 24 under the whole
+    // suite in CI (its heap grows larger before it collects).
+    expect(peak).toBeLessThan(300)
     expect(during).toBeGreaterThan(50)
   }, 60_000)
 
