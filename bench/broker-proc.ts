@@ -6,9 +6,13 @@
  * { listen, relays, stun? }: listens on `listen` instead, reserves on the relays (and with `stun`
  * listens on /webrtc through them), and is ready once reachable through a relay.
  */
+import { tierUpSooner } from '../cmd/tier-up.js'
 import { createBroker, localAddresses } from '../src/index.js'
 import { serveBroker } from '../src/web-server.js'
 import { CpuMeter, LISTEN, die, onCommand, report, sleep } from './common.js'
+
+// As the CLI's broker runs (cmd/tier-up.ts).
+tierUpSooner()
 
 interface Net { listen: string, relays: string[], stun?: string[] }
 

@@ -18,7 +18,7 @@ import { tierUpSooner } from '../cmd/tier-up.js'
 import { createConsumer, type Message } from '../src/index.js'
 import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, report, untilDirect, viasTo } from './common.js'
 
-// As the CLI's producer and consumer run (cmd/tier-up.ts).
+// As the CLI's consumer runs (cmd/tier-up.ts).
 tierUpSooner()
 
 async function main (): Promise<void> {

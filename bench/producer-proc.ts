@@ -22,7 +22,7 @@ import { createProducer } from '../src/index.js'
 import { DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { BENCH_COMMAND, CpuMeter, brokerPeerOf, die, netClient, onCommand, payload, report, sleep, untilDirect, viasTo } from './common.js'
 
-// As the CLI's producer and consumer run (cmd/tier-up.ts).
+// As the CLI's producer runs (cmd/tier-up.ts).
 tierUpSooner()
 
 /** getRandomValues fills at most 64 KiB per call. */

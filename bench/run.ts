@@ -49,8 +49,8 @@
  *      each p2pmq process in the details.
  *
  * a, b, c, f, h and i run the broker in memory (`-memory`). Every p2pmq process runs as the CLI's
- * do: the producers and consumers with V8's tier-up of cmd/tier-up.ts, the broker with the node
- * flags of cmd/p2pmq.js's first line.
+ * do: with V8's tier-up of cmd/tier-up.ts, and the broker with the node flags of cmd/p2pmq.js's
+ * first line.
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
  * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
  *

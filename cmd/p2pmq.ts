@@ -25,7 +25,7 @@ import { tierUpSooner } from './tier-up.js'
 const LONG_RUNNING = new Set(['broker', 'relay', 'consumer'])
 const command = process.argv[2]
 if (LONG_RUNNING.has(command)) void listenForStop() // (its promise, which never rejects, is awaited later)
-if (command === 'producer' || command === 'consumer') tierUpSooner()
+if (command === 'broker' || command === 'producer' || command === 'consumer') tierUpSooner()
 if (command === 'broker') loseUnwritableLines()
 else exitWhenOutputFails()
 
