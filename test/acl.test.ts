@@ -3,6 +3,7 @@
  * blocked), pattern containment, allow/deny, protected and open modes; and the run-time part's
  * rate limit and notion of "this host".
  */
+import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Acl, covers } from '../src/broker/acl.js'
@@ -252,6 +253,11 @@ describe('AccessControl', () => {
     expect(isLocalAddress(multiaddr(`/ip4/127.0.0.1/tcp/4001/p2p/${A}/p2p-circuit/p2p/${B}`))).toBe(false)
     expect(isLocalAddress(multiaddr('/ip4/203.0.113.5/tcp/4001'))).toBe(false)
     expect(isLocalAddress(multiaddr('/dns4/localhost/tcp/4001'))).toBe(false)
+    // IPv4 peers of a dual-stack socket, as multiaddr writes them (::ffff:7f00:1)
+    expect(isLocalAddress(multiaddr('/ip6/::ffff:127.0.0.1/tcp/4001'))).toBe(true)
+    expect(isLocalAddress(multiaddr('/ip6/::ffff:203.0.113.5/tcp/4001'))).toBe(false)
+    const own = Object.values(networkInterfaces()).flat().find((a) => a?.family === 'IPv4' && !a.internal)
+    if (own != null) expect(isLocalAddress(multiaddr(`/ip6/::ffff:${own.address}/tcp/4001`))).toBe(true)
   })
 
   it('its gater refuses a peer with no right, and lets the others through', () => {

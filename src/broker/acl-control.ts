@@ -179,7 +179,21 @@ export function isLocalAddress (remoteAddr: Multiaddr): boolean {
   if (components.some((c) => c.name === 'p2p-circuit')) return false
   const ip = components[0]
   if (ip == null || (ip.name !== 'ip4' && ip.name !== 'ip6') || ip.value == null) return false
-  const v = ip.value.toLowerCase()
-  if (v.startsWith('127.') || v === '::1' || v.startsWith('::ffff:127.')) return true
+  const v = ipv4Unmapped(ip.value.toLowerCase())
+  if (v.startsWith('127.') || v === '::1') return true
   return ownAddresses().has(v)
+}
+
+/**
+ * An IPv4-mapped IPv6 address as its IPv4 one (a dual-stack socket sees IPv4 peers so); others as
+ * they are. Multiaddr writes `::ffff:127.0.0.1` as `::ffff:7f00:1`.
+ */
+function ipv4Unmapped (v: string): string {
+  if (!v.startsWith('::ffff:')) return v
+  const rest = v.slice('::ffff:'.length)
+  if (rest.includes('.')) return rest
+  const groups = rest.split(':')
+  if (groups.length !== 2 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return v
+  const [high, low] = groups.map((g) => parseInt(g, 16))
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.')
 }
