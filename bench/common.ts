@@ -102,6 +102,24 @@ export function cpuUsOf (pid: number): number | undefined {
   }
 }
 
+/** The machine's CPU time so far, in /proc/stat's ticks: all of it, and what the hypervisor gave other guests (steal). Undefined off Linux. */
+export function cpuTicks (): { total: number, steal: number } | undefined {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
+    return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 }
+  } catch {
+    return undefined
+  }
+}
+
+/** The share of the cores' time stolen by the hypervisor since `before` (a noisy VM's runs are worth less), in %. */
+export function stealSince (before: ReturnType<typeof cpuTicks>): number | undefined {
+  const now = cpuTicks()
+  if (before == null || now == null || now.total <= before.total) return undefined
+  return 100 * (now.steal - before.steal) / (now.total - before.total)
+}
+
 /**
  * A process's resident memory now and its peak (VmHWM) in MB, from /proc (Linux); `reset` starts a
  * new peak (clear_refs 5). Undefined elsewhere.

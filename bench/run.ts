@@ -52,7 +52,8 @@
  * do: with V8's tier-up of cmd/tier-up.ts, and the broker with the node flags of cmd/p2pmq.js's
  * first line.
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
- * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672.
+ * and every run. A RabbitMQ column is filled when a RabbitMQ answers on 127.0.0.1:5672, each of its
+ * runs right after p2pmq's, and the last column gives p2pmq's figure over RabbitMQ's run by run.
  *
  * Environment: BENCH_RUNS (3), BENCH_SECONDS (5, measured), BENCH_WARMUP (1 s), BENCH_LATENCY_N
  * (5000), BENCH_LATENCY_WARMUP (3000), BENCH_WINDOW (the producer's default), BENCH_PREFETCH (the consumer's default),
@@ -67,7 +68,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BENCH_COMMAND, ProcGroup, cpuUsOf, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE,
+  BENCH_COMMAND, ProcGroup, cpuTicks, cpuUsOf, envNumber, killAll, latencyOf, median, memoryOf, P2PMQ_LAUNCH, PAYLOAD_SIZE, stealSince,
   type LatencyResult, type Msg, type Proc, type ThroughputResult
 } from './common.js'
 import { acrossUnavailable, checkPunched, checkVias, openAcross, type AcrossMode, type Placement } from './across.js'
@@ -503,13 +504,26 @@ interface Row {
   unit: (n: number) => string
 }
 
+/**
+ * p2pmq's figure over RabbitMQ's, run by run, and their median. Each run measures both back to
+ * back, so a noisy spell of the machine (CPU steal on a VM) shifts both figures of one run: the
+ * run's ratio keeps what the medians of each column, taken apart, mix up.
+ */
+function ratioOf (r: Row): string {
+  const theirs = r.rabbit
+  if (theirs?.length !== r.p2pmq.length) return ''
+  const ratios = r.p2pmq.map((ours, i) => ours / theirs[i])
+  return `${median(ratios).toFixed(2)} (${ratios.map((x) => x.toFixed(2)).join(' / ')})`
+}
+
 function table (rows: Row[], rabbitNote: string | undefined): string {
-  const header = ['scenario', `p2pmq (median of ${RUNS})`, 'runs', rabbitNote == null ? `RabbitMQ (median of ${RUNS})` : 'RabbitMQ']
+  const header = ['scenario', `p2pmq (median of ${RUNS})`, 'runs', rabbitNote == null ? `RabbitMQ (median of ${RUNS})` : 'RabbitMQ', 'p2pmq ÷ RabbitMQ, run by run (median)']
   const lines = rows.map((r) => [
     r.scenario,
     r.unit(median(r.p2pmq)),
     r.p2pmq.map(r.unit).join(' / '),
-    r.rabbitText ?? rabbitNote ?? (r.rabbit != null ? `${r.unit(median(r.rabbit))} (${r.rabbit.map(r.unit).join(' / ')})` : '–')
+    r.rabbitText ?? rabbitNote ?? (r.rabbit != null ? `${r.unit(median(r.rabbit))} (${r.rabbit.map(r.unit).join(' / ')})` : '–'),
+    rabbitNote == null && r.rabbitText == null ? ratioOf(r) : ''
   ])
   const all = [header, ...lines]
   const widths = header.map((_, i) => Math.max(...all.map((l) => l[i].length)))
@@ -543,32 +557,40 @@ interface Results {
   durable: ThroughputResult[]
 }
 
-/** Runs the selected scenarios RUNS times, interleaved (a, b, c, a, b, c, …) so slow drift on the machine spreads over all. */
-async function runScenarios (name: string, system: System, progress: (text: string) => void): Promise<Results> {
-  const r: Results = { tp1: [], tp4: [], lat: [], durable: [] }
+/**
+ * Runs the selected scenarios RUNS times, interleaved (a, b, c, a, b, c, …) so slow drift on the
+ * machine spreads over all, each system in turn within a run (p2pmq's, then RabbitMQ's) so that a
+ * run's two columns were measured minutes apart at most.
+ */
+async function runScenarios (systems: Array<{ name: string, system: System }>, progress: (text: string) => void): Promise<Results[]> {
+  const results = systems.map((): Results => ({ tp1: [], tp4: [], lat: [], durable: [] }))
   for (let run = 1; run <= RUNS; run++) {
-    if (LOOPBACK_ONLY.has('a')) {
-      const a = await system.throughput(1, false)
-      r.tp1.push(a)
-      progress(`${name} run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
-    }
-    if (ONLY.has('b')) {
-      const b = await system.throughput(4, false)
-      r.tp4.push(b)
-      progress(`${name} run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
-    }
-    if (LOOPBACK_ONLY.has('c')) {
-      const c = await system.latency()
-      r.lat.push(c)
-      progress(`${name} run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
-    }
-    if (ONLY.has('d')) {
-      const d = await system.throughput(1, true)
-      r.durable.push(d)
-      progress(`${name} run ${run}/${RUNS}: durable, 1 consumer ${int(d.rate)} acked/s`)
-    }
+    for (const [i, { name, system }] of systems.entries()) await runOnce(name, system, run, results[i], progress)
   }
-  return r
+  return results
+}
+
+async function runOnce (name: string, system: System, run: number, r: Results, progress: (text: string) => void): Promise<void> {
+  if (LOOPBACK_ONLY.has('a')) {
+    const a = await system.throughput(1, false)
+    r.tp1.push(a)
+    progress(`${name} run ${run}/${RUNS}: 1 consumer  ${int(a.rate)} acked/s`)
+  }
+  if (ONLY.has('b')) {
+    const b = await system.throughput(4, false)
+    r.tp4.push(b)
+    progress(`${name} run ${run}/${RUNS}: 4 consumers ${int(b.rate)} acked/s`)
+  }
+  if (LOOPBACK_ONLY.has('c')) {
+    const c = await system.latency()
+    r.lat.push(c)
+    progress(`${name} run ${run}/${RUNS}: latency p50 ${int(c.p50)} µs, p99 ${int(c.p99)} µs`)
+  }
+  if (ONLY.has('d')) {
+    const d = await system.throughput(1, true)
+    r.durable.push(d)
+    progress(`${name} run ${run}/${RUNS}: durable, 1 consumer ${int(d.rate)} acked/s`)
+  }
 }
 
 function printDetails (title: string, r: Results): void {
@@ -605,7 +627,8 @@ async function main (): Promise<void> {
   const progress = (text: string): void => { process.stderr.write(`${text}\n`) }
   let ours: Results = { tp1: [], tp4: [], lat: [], durable: [] }
   const hostile: Array<Record<'quiet' | 'held' | 'floods', Awaited<ReturnType<typeof p2pmqThroughput>>>> = []
-  const paced: Array<{ interval: number, memory: LatencyResult, durable: LatencyResult, transient: LatencyResult, rabbit?: LatencyResult }> = []
+  const paced: Array<{ interval: number, memory: LatencyResult, durable: LatencyResult, transient: LatencyResult, rabbit?: LatencyResult, steal?: number }> = []
+  const benchStart = cpuTicks()
   let theirs: Results | undefined
   let rabbitNote: string | undefined
   let rabbitDetails = ''
@@ -620,12 +643,11 @@ async function main (): Promise<void> {
       startup = await p2pmqStartup(STARTUP_N, e, script)
       progress(`p2pmq startup: -help ${int(median(startup.help))} ms, producer's first answer ${int(median(startup.firstAnswer))} ms`)
     }
-    ours = await runScenarios('p2pmq', { throughput: async (n, durable) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) }, progress)
-
-    // Loaded only now, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
+    // Loaded only here, so a missing amqplib (a devDependency) costs only the RabbitMQ column.
     const rabbit = await import('./rabbitmq.js').catch((err: Error) => err)
     const unreachable = rabbit instanceof Error ? undefined : await rabbit.probeRabbit(1_000)
     const o = { env: e.env, seconds: SECONDS, warmup: WARMUP }
+    const systems: Array<{ name: string, system: System }> = [{ name: 'p2pmq', system: { throughput: async (n: number, durable: boolean) => await p2pmqThroughput(n, durable, e), latency: async () => await p2pmqLatency(e) } }]
     if (rabbit instanceof Error) {
       rabbitNote = 'n/a (amqplib not installed)'
       progress(`RabbitMQ: skipped, amqplib could not be loaded (${rabbit.message})`)
@@ -635,24 +657,30 @@ async function main (): Promise<void> {
     } else {
       const { rabbitLatency, rabbitThroughput, RABBIT_CONFIRM_BATCH, RABBIT_PREFETCH } = rabbit
       rabbitDetails = `prefetch ${RABBIT_PREFETCH}, confirms waited for every ${RABBIT_CONFIRM_BATCH} publishes`
-      theirs = await runScenarios('RabbitMQ', {
-        throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
-        latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
-      }, progress)
+      systems.push({
+        name: 'RabbitMQ',
+        system: {
+          throughput: async (n, durable) => await rabbitThroughput(n, durable, o),
+          latency: async () => await rabbitLatency(LATENCY_WARMUP, LATENCY_N, o)
+        }
+      })
     }
+    [ours, theirs] = await runScenarios(systems, progress)
     if (ONLY.has('j')) {
       const rabbitLatency = rabbit instanceof Error || unreachable != null ? undefined : rabbit.rabbitLatency
       for (let run = 1; run <= RUNS; run++) {
         for (const interval of PACES) {
           const [warmup, count] = [pacedWarmup(interval), pacedCount(interval)]
+          const start = cpuTicks()
           const memory = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval })
           const durable = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true, transient: false })
           const transient = await p2pmqLatency(e, LOOPBACK, warmup, count, { interval, durable: true, transient: true })
           const theirs = await rabbitLatency?.(warmup, count, o, interval)
-          paced.push({ interval, memory, durable, transient, rabbit: theirs })
+          const steal = stealSince(start)
+          paced.push({ interval, memory, durable, transient, rabbit: theirs, steal })
           const p = (r: LatencyResult): string => `p50 ${int(r.p50)} µs, p99 ${int(r.p99)} µs, p99.9 ${int(r.p999)} µs`
           progress(`run ${run}/${RUNS}: one request every ${interval} ms: p2pmq in memory ${p(memory)}; durable ${p(durable)}; durable, transient requests ${p(transient)}` +
-            (theirs != null ? `; RabbitMQ ${p(theirs)}` : ''))
+            (theirs != null ? `; RabbitMQ ${p(theirs)}` : '') + stealNote(steal))
         }
       }
     }
@@ -772,9 +800,17 @@ async function main (): Promise<void> {
       const cpu = Object.entries(lat.cpuPerTrip ?? {}).map(([role, us]) => `${role} ${int(us)} µs`).join(', ')
       console.log(`  j every ${r.interval} ms, ${mode}: ${lat.count} round trips, p50 ${int(lat.p50)} µs, p99 ${int(lat.p99)} µs, p99.9 ${int(lat.p999)} µs, max ${int(lat.max)} µs; CPU per round trip: ${cpu}`)
     }
+    if (r.steal != null) console.log(`    CPU steal during these runs and RabbitMQ's beside them: ${r.steal.toFixed(1)}%`)
   }
   printAcrossDetails(across)
   if (theirs != null) printDetails(`RabbitMQ, ${rabbitDetails}`, theirs)
+  const steal = stealSince(benchStart)
+  if (steal != null) console.log(`\nCPU steal during the bench: ${steal.toFixed(1)}% of the cores' time went to other guests of the hypervisor (/proc/stat); a run with more is noisier.`)
+}
+
+/** A run's CPU steal, when there was any worth noting. */
+function stealNote (steal: number | undefined): string {
+  return steal != null && steal >= 0.5 ? ` (CPU steal ${steal.toFixed(1)}%)` : ''
 }
 
 main().then(() => {
