@@ -86,11 +86,17 @@ describe('p2pmq relay under a stream flood', () => {
 
     const started = Date.now()
     // One attacker every 400 ms: libp2p refuses more than 5 connections a second from one host.
-    // One whose connection the busy relay did not take tries once more, as an attacker would
-    // (in CI under the whole suite the relay once took only 2 of 12 first tries).
+    // One whose connection the busy relay did not take tries again a second later, up to 4 times
+    // in all, as an attacker would (in CI under the whole suite the relay took only 2 of 12 first
+    // tries, and once 2 of 12 with one retry each).
     const flooding = Promise.all(Array.from({ length: ATTACKERS }, async (_, i) => {
       await sleep(i * 400)
-      return await flood(relay.addr, attackers) ?? await flood(relay.addr, attackers)
+      for (let attempt = 0; attempt < 4; attempt++) {
+        if (attempt > 0) await sleep(1_000)
+        const opened = await flood(relay.addr, attackers)
+        if (opened != null) return opened
+      }
+      return undefined
     }))
     // During the flood, the broker keeps serving a client through the relay.
     await answeredThrough(broker.peerId, relay.addr, join(dir, 'producer'), 5)
@@ -103,7 +109,7 @@ describe('p2pmq relay under a stream flood', () => {
     expect(growth).toBeLessThan(MAX_RSS_GROWTH_MIB)
     // A relay busy answering the flood fails to take new peers' connections (their handshake times
     // out): measured, 1 of 12 taken before the bounds; after, 9 to 12 alone, 2 to 5 with the whole
-    // suite running beside it (the attackers and other tests share the CPU), before the second try.
+    // suite running beside it (the attackers and other tests share the CPU) on their first tries.
     const taken = floods.filter((f) => f != null).length
     expect(taken, 'attackers whose connection the relay took').toBeGreaterThanOrEqual(3)
     expect(opened).toBeGreaterThan(2 * STREAMS) // the flood got through to the relay

@@ -129,8 +129,10 @@ describe('the broker\'s web server', () => {
     await sleep(1_000)
     expect(await files()).toBeLessThan(before + 20 * 5)
     for (const socket of sockets) socket.destroy()
-    for (let i = 0; i < 50 && await files() > before + 2; i++) await sleep(100)
-    expect(await files()).toBeLessThanOrEqual(before + 2)
+    // A few files come and go on their own (the store's, the network's): 4 of slack, against the
+    // 20 that one leaked per connection would hold. Up to 10 s, as the broker may be slow under CI load.
+    for (let i = 0; i < 100 && await files() > before + 4; i++) await sleep(100)
+    expect(await files()).toBeLessThanOrEqual(before + 4)
     await alive(proc, url)
   })
 
