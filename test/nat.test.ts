@@ -272,7 +272,8 @@ async function brokerAddressesSeen (net: Network, host: Host, brokerId: string, 
   return JSON.parse(out.find((l) => l.startsWith('{')) as string) as { dht: string[], peerStore: string[] }
 }
 
-interface Answer { n: number, answer?: string, error?: string }
+/** A line of `producer -json`: `ms` is from the request to its answer, the broker's dial included. */
+interface Answer { n: number, answer?: string, error?: string, ms?: number }
 const answersOf = (cli: Cli): Answer[] => cli.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Answer)
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1)
 
@@ -324,18 +325,19 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     return { net, dir, relay, broker, startRelay, startBroker, client, peer, a1, b1, lanSyns, inNatA }
   }
 
-  /** Scenario 1 on `t`: every answer arrives, through the relay; returns ms from the producer's start to its first answer. */
+  /** Scenario 1 on `t`: every answer arrives, through the relay; returns the ms of the producer's first request, its dial included. */
   async function answeredRelayed (t: Awaited<ReturnType<typeof topology>>): Promise<{ consumer: Cli, firstAnswerMs: number }> {
     const consumer = t.client(t.b1, 'consumer', ['consumer', '-command=nat', '-quiet'])
     const subscribing = performance.now()
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed to')), 20_000, `the consumer to subscribe (${consumer.err.join(' ')})`)
     const subscribeMs = performance.now() - subscribing
     const started = performance.now()
-    let firstAnswerMs = -1
+    let startToAnswerMs = -1
     const producer = t.client(t.peer, 'producer', ['producer', '-command=nat', '-count=20', '-interval=0', '-timeout=15000', '-json'])
-    producer.child.stdout?.once('data', () => { firstAnswerMs = performance.now() - started })
+    producer.child.stdout?.once('data', () => { startToAnswerMs = performance.now() - started })
     expect(await producer.exited, producer.err.join('\n')).toBe(0)
     const answers = answersOf(producer)
+    const firstAnswerMs = answers.find((a) => a.n === 1)?.ms as number
     expect(answers.map((a) => a.n).sort((x, y) => x - y)).toEqual(range(20))
     for (const a of answers) expect(a.answer).toBe(`Answer to Hello world #${a.n}!`)
 
@@ -344,15 +346,17 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     const clients = (JSON.parse(stats.out.join('\n')) as { clients: Array<{ role: string, via: string }> }).clients
     expect(clients.find((c) => c.role === 'consumer')?.via).toBe('relay')
     expect(clients.find((c) => c.role === 'admin')?.via).toBe('relay')
-    console.log(`relayed: consumer subscribed in ${subscribeMs.toFixed(0)} ms, producer's first answer ${firstAnswerMs.toFixed(0)} ms after its start`)
+    console.log(`relayed: consumer subscribed in ${subscribeMs.toFixed(0)} ms, producer's first answer ${startToAnswerMs.toFixed(0)} ms after its start, ${firstAnswerMs.toFixed(0)} ms after its request`)
     return { consumer, firstAnswerMs }
   }
 
   it('a broker behind NAT A, a consumer behind NAT B and a producer on the public segment, through the relay: every answer arrives', async () => {
     const t = await topology(false)
     const { firstAnswerMs } = await answeredRelayed(t)
-    // The broker's LAN address, which it announces, must not hold the clients up (a dial timeout is 6 s).
-    expect(firstAnswerMs).toBeLessThan(5_000)
+    // The broker's LAN address, which it announces, must not hold the clients up: a producer that
+    // waited out its dial (CLIENT_ADDRESS_DIAL_TIMEOUT, 3 s) answers its first request no sooner.
+    // (Measured from the request, not the process: Node loading the CLI took up to 3 s in CI.)
+    expect(firstAnswerMs).toBeLessThan(3_000)
   }, 90_000)
 
   it('the relay killed and restarted on its port and identity, the broker restarted on a new port: consumer and producer carry on, nothing lost', async () => {
