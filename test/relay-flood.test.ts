@@ -62,7 +62,7 @@ async function flood (relay: string, attackers: P2PMQNode[]): Promise<number | u
 
 async function answeredThrough (brokerId: string, relay: string, home: string, count: number): Promise<void> {
   const producer = run(['producer', `-broker=${brokerId}`, `-relay=${relay}`, `-count=${count}`, '-interval=0'], home)
-  expect(await producer.exited).toBe(0)
+  expect(await producer.exited, producer.err.join('\n')).toBe(0)
   expect(producer.err).toContain(`${count} of ${count} answered`)
 }
 
@@ -86,17 +86,12 @@ describe('p2pmq relay under a stream flood', () => {
 
     const started = Date.now()
     // One attacker every 400 ms: libp2p refuses more than 5 connections a second from one host.
-    // One whose connection the busy relay did not take tries again a second later, up to 4 times
-    // in all, as an attacker would (in CI under the whole suite the relay took only 2 of 12 first
-    // tries, and once 2 of 12 with one retry each).
+    // One whose connection the busy relay did not take tries once more, as an attacker would.
+    // (With up to 4 tries a second apart, the relayed client once found no way in for 30 s in CI:
+    // every peer here comes from 127.0.0.1, so all share the relay's limits on new connections.)
     const flooding = Promise.all(Array.from({ length: ATTACKERS }, async (_, i) => {
       await sleep(i * 400)
-      for (let attempt = 0; attempt < 4; attempt++) {
-        if (attempt > 0) await sleep(1_000)
-        const opened = await flood(relay.addr, attackers)
-        if (opened != null) return opened
-      }
-      return undefined
+      return await flood(relay.addr, attackers) ?? await flood(relay.addr, attackers)
     }))
     // During the flood, the broker keeps serving a client through the relay.
     await answeredThrough(broker.peerId, relay.addr, join(dir, 'producer'), 5)
@@ -108,11 +103,11 @@ describe('p2pmq relay under a stream flood', () => {
     console.log(`relay flood: ${opened} streams from ${floods.filter((f) => f != null).length} of ${ATTACKERS} peers; RSS ${before.toFixed(0)} MiB -> peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)})`)
     expect(growth).toBeLessThan(MAX_RSS_GROWTH_MIB)
     // A relay busy answering the flood fails to take new peers' connections (their handshake times
-    // out): measured, 1 of 12 taken before the bounds; after, 9 to 12 alone, 2 to 5 with the whole
-    // suite running beside it (the attackers and other tests share the CPU) on their first tries.
+    // out): measured, 1 of 12 taken before the bounds; after, 7 to 12 alone, 2 to 5 with the whole
+    // suite running beside it (the attackers and other tests share the CPU), with a second try.
     const taken = floods.filter((f) => f != null).length
-    expect(taken, 'attackers whose connection the relay took').toBeGreaterThanOrEqual(3)
-    expect(opened).toBeGreaterThan(2 * STREAMS) // the flood got through to the relay
+    expect(taken, 'attackers whose connection the relay took').toBeGreaterThanOrEqual(2)
+    expect(opened).toBeGreaterThan(1.5 * STREAMS) // the flood got through to the relay
 
     // After the flood, too: the answers come from the consumer subscribed before it (its link may
     // have redialed once while the relay was busy).
