@@ -1,4 +1,5 @@
 /** Process lifecycle shared by the long-running commands: stop cleanly on SIGINT/SIGTERM. */
+import { closedAfterHandshake } from '../src/client/broker-link.js'
 import { PermissionDeniedError } from '../src/errors.js'
 import { EXIT } from './exit-codes.js'
 
@@ -58,12 +59,6 @@ let refusedAtConnection = false
 /** True once reportRetry has told that the broker refuses this peer at connection time (the command is ending with exit code 5). */
 export function wasRefusedAtConnection (): boolean {
   return refusedAtConnection
-}
-
-/** libp2p's dial error when the remote ends the connection as soon as it is encrypted (it rejects with the stream's close event itself, or an EOF). */
-function closedAfterHandshake (err: unknown): boolean {
-  const e = err as { name?: string, type?: string, constructor?: { name?: string } } | undefined
-  return e?.name === 'UnexpectedEOFError' || e?.constructor?.name === 'StreamCloseEvent'
 }
 
 export function shortPeer (peer: string): string {

@@ -11,6 +11,18 @@ import { BrokerAddressError, PermissionDeniedError } from '../errors.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 
 /**
+ * libp2p's dial error when the remote ends the connection as soon as it is encrypted: an
+ * UnexpectedEOFError from the protocol negotiation's read, or the stream's close event itself when
+ * its write was waiting for the stream to drain. (Once in CI under load, a refused client retried
+ * until its timeout, each failure taken for this by the CLI's hint but not by `dial`, which then
+ * knew only the EOF.)
+ */
+export function closedAfterHandshake (err: unknown): boolean {
+  const e = err as { name?: string, constructor?: { name?: string } } | undefined
+  return e?.name === 'UnexpectedEOFError' || e?.constructor?.name === 'StreamCloseEvent'
+}
+
+/**
  * Where a broker given by peer ID listens: its addresses, or a BrokerAddressError saying why they
  * are not known. On Node, the address book under the p2pmq home (`addressBook` in home.ts).
  */
@@ -169,15 +181,15 @@ export class BrokerLink {
   private async dial (): Promise<Stream> {
     // A connection this dial opened that ended before its first stream was negotiated: the broker
     // closed it right after the handshake (its connection gater: its ACL, or its connections per
-    // peer). What libp2p tells the dialer is only an UnexpectedEOFError, so the progress events
-    // tell it apart from a failed dial; nothing tells which of the two refused. (Other errors after
+    // peer). What libp2p tells the dialer is only an EOF, so the progress events tell it apart
+    // from a failed dial; nothing tells which of the two refused. (Other errors after
     // a connection opened are not taken as a refusal: a relayed dial opens the relay's connection
     // first, and a circuit that fails then is no refusal.)
     let opened = false
     try {
       return await this.dialOnce((e) => { if (e.type === 'connection:opened') opened = true })
     } catch (err) {
-      if (opened && !this.stopped && (err as Error).name === 'UnexpectedEOFError') {
+      if (opened && !this.stopped && closedAfterHandshake(err)) {
         const self = this.init.node.peerId.toString()
         throw new PermissionDeniedError(`The broker ${this.init.broker.peerId.toString()} closed the connection right after the handshake: it refuses this peer ID (${self}), ` +
           'as a broker does to a peer its ACL grants nothing (or, without an ACL, to a peer not on its host), and to one that holds ' +
