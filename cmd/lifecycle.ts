@@ -1,5 +1,5 @@
 /** Process lifecycle shared by the long-running commands: stop cleanly on SIGINT/SIGTERM. */
-import { closedAfterHandshake } from '../src/client/broker-link.js'
+import { closedAfterHandshake } from '../src/client/refusal.js'
 import { PermissionDeniedError } from '../src/errors.js'
 import { EXIT } from './exit-codes.js'
 

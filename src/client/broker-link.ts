@@ -8,19 +8,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { RECONNECT_FACTOR, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY } from '../constants.js'
 import { BrokerAddressError, PermissionDeniedError } from '../errors.js'
+import { closedAfterHandshake } from './refusal.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
-
-/**
- * libp2p's dial error when the remote ends the connection as soon as it is encrypted: an
- * UnexpectedEOFError from the protocol negotiation's read, or the stream's close event itself when
- * its write was waiting for the stream to drain. (Once in CI under load, a refused client retried
- * until its timeout, each failure taken for this by the CLI's hint but not by `dial`, which then
- * knew only the EOF.)
- */
-export function closedAfterHandshake (err: unknown): boolean {
-  const e = err as { name?: string, constructor?: { name?: string } } | undefined
-  return e?.name === 'UnexpectedEOFError' || e?.constructor?.name === 'StreamCloseEvent'
-}
 
 /**
  * Where a broker given by peer ID listens: its addresses, or a BrokerAddressError saying why they
