@@ -170,10 +170,10 @@ export class BrokerLink {
   private async dial (): Promise<Stream> {
     // A connection this dial opened that ended before its first stream was negotiated: the broker
     // closed it right after the handshake (its connection gater: its ACL, or its connections per
-    // peer). What libp2p tells the dialer is only an EOF, so the progress events tell it apart
-    // from a failed dial; nothing tells which of the two refused. (Other errors after
-    // a connection opened are not taken as a refusal: a relayed dial opens the relay's connection
-    // first, and a circuit that fails then is no refusal.)
+    // peer). All libp2p tells the dialer is that the stream closed (closedAfterHandshake), so the
+    // progress events tell it apart from a failed dial; nothing tells which of the two refused.
+    // (Other errors after a connection opened are not taken as a refusal: a relayed dial opens the
+    // relay's connection first, and a circuit that fails then is no refusal.)
     let opened = false
     try {
       return await this.dialOnce((e) => { if (e.type === 'connection:opened') opened = true })
