@@ -51,7 +51,6 @@ async function victims (b: Broker): Promise<{ producer: Producer, consumer: Cons
   return { producer, consumer, received: () => received }
 }
 
-/** Answers a second over `ms`, from 32 sends kept in flight (each given up after 5 s). */
 /**
  * The share of its answer rate before an attack that the pair must keep during it. A 2 s rate on
  * this shared 2-core machine varies 2x run to run (CI once measured 10,768/s before an attack and
@@ -59,6 +58,7 @@ async function victims (b: Broker): Promise<{ producer: Producer, consumer: Cons
  */
 const KEPT_RATE = 0.25
 
+/** Answers a second over `ms`, from 32 sends kept in flight (each given up after 5 s). */
 async function answerRate (producer: Producer, ms: number): Promise<number> {
   const end = Date.now() + ms
   let answered = 0
