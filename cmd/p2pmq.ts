@@ -14,7 +14,7 @@
  * with the default, 234 MB with this, at the same throughput (a, b and d within the machine's noise).
  */
 import '../src/polyfill.js'
-import { readFileSync } from 'node:fs'
+import { packageVersion } from '../src/package-version.js'
 import { UsageError } from './flags.js'
 import { errorText, listenForStop, wasRefusedAtConnection } from './lifecycle.js'
 import { exitWhenOutputFails, flushed, loseUnwritableLines } from './output.js'
@@ -71,15 +71,10 @@ const SUMMARIES: Record<keyof typeof commands, string> = {
   acl: 'Who may do what on a broker, by peer ID: acl list, acl allow <peer|*> <right>, acl deny <peer|*> [<right>].'
 }
 
-/** The version of the installed package (dist/cmd/p2pmq.js is two levels below its package.json). */
-function version (): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-}
-
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
   if (name === '--version' || name === '-version' || name === 'version') {
-    console.log(version())
+    console.log(packageVersion())
     return EXIT.OK
   }
   if (name == null || name === '-help' || name === '--help' || name === '-h' || name === 'help') {

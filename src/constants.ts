@@ -105,6 +105,12 @@ export const BROKER_INBOUND_UPGRADE_TIMEOUT = 10_000
 export const BROKER_INBOUND_CONNECTIONS_PER_SECOND = 5
 export const BROKER_MAX_CONNECTIONS = 1_024
 
+/**
+ * ms between samples of the broker's event loop delay (prom-client's `nodejs_eventloop_lag_*`).
+ * Its default, 10 ms, wakes an idle broker 100 times a second: 1.2% of a core here, against 0.1% at 100 ms.
+ */
+export const EVENT_LOOP_MONITORING_PRECISION = 100
+
 /** Reconnect backoff: first delay, ceiling, growth factor. */
 export const RECONNECT_MIN_DELAY = 100
 export const RECONNECT_MAX_DELAY = 5_000

@@ -46,18 +46,19 @@ import { Consumer } from './client/consumer.js'
 import { Producer, type ProducerOptions } from './client/producer.js'
 import { addressBook, clientDataDir, defaultBrokerDataDir, p2pmqHome, recordBrokerAddresses } from './home.js'
 import { checkNotRelay, parseBrokerAddress, type BrokerLookup } from './client/broker-link.js'
-import { createNode, p2pmqDHT, type P2PMQNode } from './node.js'
+import { createNode, p2pmqDHT, type NodeOptions, type P2PMQNode } from './node.js'
 import { relayReservations, type RelayReservations } from './relay-reservations.js'
 import { parseRelayAddress } from './relay.js'
 import { localAddresses, notDialable } from './reachable-addresses.js'
 import { LevelStore } from './store/level-store.js'
 import { LimitLog, connectionsPerPeerGater } from './broker/peer-limits.js'
-import { BROKER_INBOUND_CONNECTIONS_PER_SECOND, BROKER_INBOUND_UPGRADE_TIMEOUT, BROKER_MAX_CONNECTIONS, BROKER_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from './constants.js'
+import { EVENT_LOOP_MONITORING_PRECISION, BROKER_INBOUND_CONNECTIONS_PER_SECOND, BROKER_INBOUND_UPGRADE_TIMEOUT, BROKER_MAX_CONNECTIONS, BROKER_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from './constants.js'
 import { join } from 'node:path'
 import { AccessControl } from './broker/acl-control.js'
 import type { AclFile } from './broker/api.js'
 import type { ClientOptions } from './client/client-base.js'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
 
 export { broker, BrokerService }
 export { AccessControl } from './broker/acl-control.js'
@@ -100,7 +101,7 @@ export {
   MAX_PATTERNS_PER_SUBSCRIPTION, MAX_SUBSCRIPTIONS_PER_STREAM, MAX_BINDINGS_PER_GROUP, MAX_PREFETCH, MAX_PRODUCER_WINDOW
 } from './constants.js'
 
-export interface CreateBrokerOptions extends Omit<BrokerInit, 'acl'> {
+export interface CreateBrokerOptions extends Omit<BrokerInit, 'acl' | 'metrics'> {
   /**
    * Who may do what, by peer ID. `'open'`: any peer may do everything (this run; the kept ACL is
    * left unused, and changes are refused with ConflictError). The path of a JSON ACL file, or an ACL: it replaces the one kept in
@@ -158,6 +159,12 @@ export interface CreateBrokerOptions extends Omit<BrokerInit, 'acl'> {
    * @default [] (no direct upgrade)
    */
   stun?: string[]
+  /**
+   * Keep Prometheus metrics, the broker's and libp2p's, in a registry of their own
+   * (`node.services.mq.metrics`), which the web server serves at `GET /metrics`.
+   * @default true
+   */
+  metrics?: boolean
 }
 
 export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservations }>
@@ -167,7 +174,7 @@ export type BrokerNode = P2PMQNode<{ mq: BrokerService, relays?: RelayReservatio
  * `dataDir`, and records its addresses in the address book so local clients find it by peer ID.
  */
 export async function createBroker (options: CreateBrokerOptions = {}): Promise<BrokerNode> {
-  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, acl, ...init } = options
+  const { home, dataDir = defaultBrokerDataDir(home), listen = ['/ip4/127.0.0.1/tcp/0'], memory = false, webrtc: wantsWebrtc, relays = [], announce = [], stun, acl, metrics = true, ...init } = options
   relays.forEach(parseRelayAddress)
   for (const addr of announce) {
     let why: string | undefined
@@ -181,6 +188,7 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   const webrtc = wantsWebrtc ?? listen.some((a) => a.includes('/webrtc-direct'))
   const access = await AccessControl.load({ acl, path: join(dataDir, 'acl.json') })
   const store = init.store ?? (memory ? undefined : new LevelStore(join(dataDir, 'store')))
+  const prometheus = metrics ? await brokerRegistry() : undefined
   // The gater counts a peer's connections on the node built here; its refusals are logged with the broker's.
   let nodeRef: BrokerNode | undefined
   const limitLog = new LimitLog((peer, limit, message) => { nodeRef?.services.mq.limitReached(peer, limit, message) })
@@ -201,7 +209,8 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
       maxConnections: BROKER_MAX_CONNECTIONS
     },
     connectionGater: [access.gater(), connectionsPerPeerGater(init.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER, (peer) => nodeRef?.getConnections(peer).length ?? 0, limitLog)],
-    services: { mq: broker({ ...init, store, acl: access }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
+    metrics: prometheus?.libp2p,
+    services: { mq: broker({ ...init, store, acl: access, metrics: prometheus?.registry }), ...(relays.length > 0 ? { relays: relayReservations({ relays }) } : {}) }
   })
   nodeRef = node
   // Writes are chained so the newest addresses are the ones left in the book.
@@ -216,6 +225,17 @@ export async function createBroker (options: CreateBrokerOptions = {}): Promise<
   await node.start()
   record()
   return node
+}
+
+/**
+ * A registry for a broker's metrics and libp2p's. prom-client and @libp2p/prometheus-metrics are
+ * loaded here only (~50 and ~90 ms): a program of clients does not pay for them.
+ */
+async function brokerRegistry (): Promise<{ registry: Registry, libp2p: NonNullable<NodeOptions['metrics']> }> {
+  const [{ Registry }, { prometheusMetrics }] = await Promise.all([import('prom-client'), import('@libp2p/prometheus-metrics')])
+  const registry = new Registry()
+  // preserveExistingMetrics: otherwise it clears prom-client's global registry, which the program around the broker may use.
+  return { registry, libp2p: prometheusMetrics({ registry, preserveExistingMetrics: true, defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION } }) }
 }
 
 export interface CreateClientOptions extends Omit<ClientOptions, 'node' | 'ownsNode' | 'lookup'> {

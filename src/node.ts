@@ -19,7 +19,7 @@ import { parseStunServer } from './stun.js'
 import { listenAddresses, reachableOnly, type ListenAddresses } from './reachable-addresses.js'
 import { join } from 'node:path'
 import type { LevelDatastore } from 'datastore-level'
-import type { ConnectionManagerInit, ServiceFactoryMap } from 'libp2p'
+import type { ConnectionManagerInit, Libp2pInit, ServiceFactoryMap } from 'libp2p'
 import type { YamuxMuxerInit } from '@libp2p/yamux'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
@@ -164,6 +164,11 @@ export interface NodeOptions<S extends Record<string, unknown> = Record<string, 
    */
   connectionGater?: ConnectionGater | ConnectionGater[]
   /**
+   * libp2p's metrics (e.g. `prometheusMetrics()` of @libp2p/prometheus-metrics).
+   * @default undefined (none)
+   */
+  metrics?: Libp2pInit['metrics']
+  /**
    * Extra services, e.g. `{ mq: broker() }`.
    * @default {} (identify, identify-push and ping only)
    */
@@ -208,6 +213,7 @@ export async function createNode<S extends Record<string, unknown> = Record<stri
       connectionManager: { ...(options.circuitRelay === true ? { addressDialTimeout: CLIENT_ADDRESS_DIAL_TIMEOUT } : {}), ...options.connectionManager },
       ...(options.connectionGater != null ? { connectionGater: composeGaters([options.connectionGater].flat()) } : {}),
       connectionEncrypters: [quietNoise()],
+      ...(options.metrics != null ? { metrics: options.metrics } : {}),
       streamMuxers: [halfWindowYamux(options.muxer)],
       services: {
         identify: identify(),

@@ -1,6 +1,6 @@
 /**
- * The broker's web server: the built web page (files under `root`, served by sirv), and `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
- * find the WebRTC address to dial (it changes when the certificate is renewed).
+ * The broker's web server: the built web page (files under `root`, served by sirv), `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
+ * find the WebRTC address to dial (it changes when the certificate is renewed), and `GET /metrics` for Prometheus.
  *
  * Hardened for a server that lives inside the broker: nothing a client sends can throw out of a
  * request (bad URLs and methods get a 4xx), the Host header must name this server (DNS
@@ -19,6 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { localAddresses } from './reachable-addresses.js'
 import { isBrowserDialable } from './relay-address.js'
 import type { Libp2p } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
 
 /** The built web page: web/dist in the package (this file is dist/src/web-server.js). */
 export const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
@@ -89,6 +90,8 @@ export interface WebServerOptions {
   root: string
   /** The broker's current addresses; undefined while it starts (answered 503). */
   info: () => BrokerInfo | undefined | Promise<BrokerInfo | undefined>
+  /** `GET /metrics`: the registry to expose; undefined while the broker starts (503), null when it keeps no metrics (404, as without this option). */
+  metrics?: () => Registry | null | undefined
 }
 
 /** The port cannot be listened on (another broker on this host has it, or no permission). */
@@ -164,6 +167,22 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
         }
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
         res.end(JSON.stringify(info))
+      }, () => { fail(500, 'Internal error') })
+      return
+    }
+    if (path === '/metrics' && options.metrics != null) {
+      const registry = options.metrics()
+      if (registry === null) {
+        fail(404, 'This broker keeps no metrics')
+        return
+      }
+      if (registry == null) {
+        fail(503, 'The broker is starting', { 'retry-after': '1' })
+        return
+      }
+      registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' })
+        res.end(text)
       }, () => { fail(500, 'Internal error') })
       return
     }
@@ -266,12 +285,15 @@ function hostHeaders (listenHost: string, port: number): Set<string> {
   return hosts
 }
 
+/** A libp2p node with the broker service (its metrics, when it keeps them). */
+type BrokerLike = Libp2p<{ mq: { metrics?: Registry } }>
+
 /**
- * Serves the web page and the broker's current addresses on 127.0.0.1:`port` (0: any free port).
- * `node` may be a getter, so the port is taken before the broker starts (its info is 503 until then).
- * `stun`: the broker's STUN servers, handed to the page with the relays.
+ * Serves the web page, the broker's current addresses and its metrics on 127.0.0.1:`port` (0: any
+ * free port). `node` may be a getter, so the port is taken before the broker starts (its info is
+ * 503 until then). `stun`: the broker's STUN servers, handed to the page with the relays.
  */
-export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), port: number, options: { stun?: string[] } = {}): Promise<WebServer> {
+export async function serveBroker (node: BrokerLike | (() => BrokerLike | undefined), port: number, options: { stun?: string[] } = {}): Promise<WebServer> {
   const current = typeof node === 'function' ? node : () => node
   const info = async (): Promise<BrokerInfo | undefined> => {
     const n = current()
@@ -280,7 +302,7 @@ export async function serveBroker (node: Libp2p | (() => Libp2p | undefined), po
     const addresses = localAddresses(n).map(String)
     return { peerId: n.peerId.toString(), addresses, webrtc: addresses.filter(isBrowserDialable), relays: await browserRelays(n, addresses), stun: options.stun ?? [] }
   }
-  return await startWebServer({ port, root: WEB_ROOT, info })
+  return await startWebServer({ port, root: WEB_ROOT, info, metrics: () => { const n = current(); return n == null ? undefined : n.services.mq.metrics ?? null } })
 }
 
 /**

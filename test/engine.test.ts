@@ -74,7 +74,7 @@ describe('QueueEngine', () => {
     expect(t.deliveries).toEqual([])
     expect(t.engine.size).toBe(3)
     expect(t.engine.stats()).toEqual([
-      { command: 'jobs', group: '', depth: 3, inFlight: 0, delayed: 0, consumers: 0, published: 3, delivered: 0, acked: 0, nacked: 0, failed: 0 }
+      { command: 'jobs', group: '', depth: 3, inFlight: 0, delayed: 0, consumers: 0, published: 3, delivered: 0, acked: 0, nacked: 0, failed: 0, expired: 0 }
     ])
 
     t.engine.subscribe('b', 1, 'g', ['other'], 10)
@@ -316,7 +316,7 @@ describe('QueueEngine', () => {
     publishMany(t.engine, 'work', 6)
     t.engine.ack('a', t.deliveries[0].tag)
     expect(t.engine.stats()).toEqual([
-      { command: 'work', group: 'g', depth: 1, inFlight: 4, delayed: 0, consumers: 2, published: 6, delivered: 5, acked: 1, nacked: 0, failed: 0 }
+      { command: 'work', group: 'g', depth: 1, inFlight: 4, delayed: 0, consumers: 2, published: 6, delivered: 5, acked: 1, nacked: 0, failed: 0, expired: 0 }
     ])
     expect(t.engine.size).toBe(5)
   })

@@ -34,7 +34,7 @@ async function sh (cmd: string, args: string[], cwd: string, ms: number, env = U
 }
 
 describe('the packed package in another project', () => {
-  it('installs from its tarball with no install step of ours; `npx p2pmq demo` and `p2pmq broker` (TCP and its page, without the optional WebRTC) run there', async () => {
+  it('installs from its tarball with no install step of ours; `npx p2pmq demo` and `p2pmq broker` (TCP, its page and its metrics, without the optional WebRTC) run there', async () => {
     const packDir = await tempDir('p2pmq-pack-')
     const packed = await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], REPO, 60_000, process.env)
     expect(packed.code, packed.err).toBe(0)
@@ -67,9 +67,13 @@ describe('the packed package in another project', () => {
     await until(() => /^Web: http/m.test(brokerOut), 30_000, 'the broker to serve its page')
     expect(brokerOut).toMatch(/^Listening on \/ip4\/127\.0\.0\.1\/tcp\//m)
     expect(brokerErr).toMatch(/needs the optional package @libp2p\/webrtc/)
-    const page = await fetch(/^Web: (\S+)/m.exec(brokerOut)?.[1] ?? '')
+    const web = /^Web: (\S+)/m.exec(brokerOut)?.[1] ?? ''
+    const page = await fetch(web)
     expect(page.status).toBe(200)
     expect(await page.text()).toMatch(/<html/i)
+    // Its metrics, with the installed package's version.
+    const metrics = await fetch(new URL('metrics', web))
+    expect(await metrics.text()).toMatch(/^p2pmq_info\{version="\d+\.\d+\.\d+",peer_id="12D3KooW\w+"\} 1$/m)
 
     const imported = await sh('node', ['--input-type=module', '-e', "import('p2pmq').then((m) => console.log(typeof m.createBroker, typeof m.createProducer))"], project, 30_000)
     expect(imported.out.trim(), imported.err).toBe('function function')

@@ -32,7 +32,7 @@ async function p2pmq (nodeFlags: string[], args: string[], home: string): Promis
 
 describe('p2pmq startup', () => {
   it('-help loads no libp2p, and lists every command with the summary its module gives', async () => {
-    const { code, out, err } = await p2pmq(refusing(/^(libp2p|@libp2p\/|@chainsafe\/|classic-level|datastore-level)/), ['-help'], '/nonexistent')
+    const { code, out, err } = await p2pmq(refusing(/^(libp2p|@libp2p\/|@chainsafe\/|classic-level|datastore-level|prom-client)/), ['-help'], '/nonexistent')
     expect(err).toBe('')
     expect(code).toBe(0)
     const modules = ['broker', 'relay', 'consumer', 'producer', 'demo', 'demo-users-servers', 'demo-fanout', 'messages', 'stats', 'dlq', 'purge', 'queue', 'group', 'schedule']
@@ -42,11 +42,11 @@ describe('p2pmq startup', () => {
     }
   }, 60_000)
 
-  it('a producer over TCP loads no WebRTC, and gets its answer', async () => {
+  it('a producer over TCP loads no WebRTC and no metrics, and gets its answer', async () => {
     const broker = await startBroker({ memory: true })
     const c = await consumer(broker)
     await c.subscribe('hello', (m) => `hi ${m.payload as string}`)
-    const { code, out, err } = await p2pmq(refusing(/^(@libp2p\/webrtc|node-datachannel|@libp2p\/keychain)/), [
+    const { code, out, err } = await p2pmq(refusing(/^(@libp2p\/webrtc|node-datachannel|@libp2p\/keychain|prom-client|@libp2p\/prometheus-metrics)/), [
       'producer', `-broker=${broker.address}`, '-command=hello', '-count=1', '-payload=you'
     ], broker.home)
     expect(err).not.toMatch(/refused/)

@@ -142,5 +142,8 @@ export interface QueueStats {
   delivered: number
   acked: number
   nacked: number
+  /** Expired ones included. */
   failed: number
+  /** Failed because their time to live ran out before a delivery. */
+  expired: number
 }

@@ -535,7 +535,8 @@ export class QueueEngine<Owner> {
         delivered: q.delivered,
         acked: q.acked,
         nacked: q.nacked,
-        failed: q.failed
+        failed: q.failed,
+        expired: q.expired
       })
     }
     return out
@@ -702,6 +703,7 @@ export class QueueEngine<Owner> {
       if (queue.congested && queue.ready.length + queue.onDisk <= this.options.highWater / 2) this.relieve(queue)
       if (message.expiresAt == null || message.expiresAt > this.clock()) return message
       message.lastError = 'expired'
+      queue.expired++
       this.fail(queue, message, 'expired', undefined)
     }
     return undefined

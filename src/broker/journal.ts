@@ -62,6 +62,11 @@ export class Journal implements Persistence {
     }, onRecover)
   }
 
+  /** Calls `observer` with the seconds each batch took to write and sync. */
+  observeWrites (observer: (seconds: number) => void): void {
+    this.commit.onWritten = observer
+  }
+
   /** Why the store is not writing now (a full disk), or undefined. */
   get failure (): Error | undefined {
     return this.commit.failure

@@ -13,6 +13,7 @@ import type { QueuePolicy, RetryBackoff } from './engine.js'
 import type { Store } from '../store/store.js'
 import type { AccessControl } from './acl-control.js'
 import type { AclFile } from './api.js'
+import type { Registry } from 'prom-client'
 
 export interface BrokerInit {
   /**
@@ -176,10 +177,16 @@ export interface BrokerInit {
    * @default undefined (protected mode)
    */
   acl?: 'open' | AclFile | AccessControl
+  /**
+   * A prom-client registry the broker puts its metrics in when it starts (queues, clients, store:
+   * see the README's Metrics). `createBroker` gives one, which its web server's `GET /metrics` serves.
+   * @default undefined (no metrics)
+   */
+  metrics?: Registry
 }
 
-/** The settings a broker runs with: every option of `BrokerInit` but the store and policies, resolved. */
-export type BrokerOptions = Required<Omit<BrokerInit, 'store' | 'queues' | 'acl'>>
+/** The settings a broker runs with: every option of `BrokerInit` but the store, policies, ACL and metrics, resolved. */
+export type BrokerOptions = Required<Omit<BrokerInit, 'store' | 'queues' | 'acl' | 'metrics'>>
 
 /** Each option given, or its default (paging only with a store). Throws RangeError on an in-flight limit under 1 (no producer could send). */
 export function brokerOptions (init: BrokerInit): BrokerOptions {

@@ -107,7 +107,10 @@ export class Queue {
   delivered = 0
   acked = 0
   nacked = 0
+  /** Failed ones, expired among them. */
   failed = 0
+  /** Failed because their time to live ran out before a delivery. */
+  expired = 0
 
   /** `group` is '' for the messages of a command no group wants yet; the first group that does takes the queue. */
   constructor (readonly command: string, public group: string) {}

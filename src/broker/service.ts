@@ -30,6 +30,7 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { AccessControl, connectionRefusal } from './acl-control.js'
 import { PermissionDeniedError } from '../errors.js'
 import type { AclMode } from './api.js'
+import type { Registry } from 'prom-client'
 
 export type { BrokerInit } from './options.js'
 
@@ -66,6 +67,8 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private readonly connectionOf = new WeakMap<AnySession, Connection>()
   /** Who may do what. */
   readonly access: AccessControl
+  /** Where its metrics are, when it was given a registry. */
+  readonly metrics?: Registry
   private readonly stopWatchingAcl: () => void
   /** What sessions work with. */
   private readonly parts: SessionParts
@@ -83,6 +86,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     super()
     this.log = components.logger.forComponent('p2pmq:broker')
     this.options = brokerOptions(init)
+    this.metrics = init.metrics
     this.access = init.acl instanceof AccessControl ? init.acl : AccessControl.of(init.acl)
     this.access.onDenied = (d) => {
       this.log('refused %s%s: %s%s', d.role != null ? `${d.role} ` : '', d.peer, d.reason, d.suppressed > 0 ? ` (and ${d.suppressed} more refusals in the last minute)` : '')
@@ -188,6 +192,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     // An ACL given at load replaces the kept one (its directory exists now: the node's identity is in it).
     await this.access.keep()
     if (this.journal != null) await this.recover(this.journal)
+    if (this.metrics != null) {
+      // Loaded only here: prom-client takes ~50 ms to load, which a program of clients need not pay.
+      const [{ registerBrokerMetrics }, { packageVersion }] = await Promise.all([import('./metrics.js'), import('../package-version.js')])
+      registerBrokerMetrics(this.metrics, this, { version: packageVersion(), peerId: this.components.peerId.toString() })
+    }
     // Relayed (limited) connections too: a broker behind NAT is reached only through its relays.
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0, runOnLimitedConnection: true }
     await this.components.registrar.handle(PRODUCER_PROTOCOL, (s, c) => { this.accept('producer', s, c) }, opts)
@@ -236,6 +245,27 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   /** Queues (with their rates over the last second), clients and totals, as they are now. */
   stats (): BrokerStats {
     return brokerStats(this.engine, this.rates, (queues) => this.deadLetters.counts(queues), this.clients(), this.producers.keptAnswers)
+  }
+
+  /** Whether messages are kept in a store (not in memory only). */
+  get hasStore (): boolean {
+    return this.journal != null
+  }
+
+  /** Reads the bytes the message store takes on disk; undefined without a store on disk. */
+  get storeBytes (): (() => Promise<number>) | undefined {
+    const store = this.journal?.store
+    return store?.diskBytes?.bind(store)
+  }
+
+  /** Why the message store is not writing now (a full disk), or undefined. */
+  get storeFailure (): Error | undefined {
+    return this.journal?.failure
+  }
+
+  /** Calls `observer` with the seconds each of the store's batches took to write and sync (nothing without a store). */
+  observeStoreWrites (observer: (seconds: number) => void): void {
+    this.journal?.observeWrites(observer)
   }
 
   private clients (): ClientInfo[] {

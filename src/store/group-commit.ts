@@ -38,6 +38,8 @@ export class GroupCommit {
   /** Batches written, and ops in them, since the start. */
   batches = 0
   written = 0
+  /** Told how long each batch took to write and sync, in seconds (for the store's metrics). */
+  onWritten?: (seconds: number) => void
 
   /**
    * @param onError called when the store stops writing (not again for each retry)
@@ -173,7 +175,9 @@ export class GroupCommit {
     this.gathering = empty()
     let error: Error | undefined
     try {
+      const started = performance.now()
       await this.store.write(batch.ops)
+      this.onWritten?.((performance.now() - started) / 1000)
       this.batches++
       this.written += batch.ops.length
     } catch (err) {

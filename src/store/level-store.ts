@@ -131,10 +131,20 @@ export class LevelStore implements Store {
     await this.reopening
   }
 
+  /** Bytes of its files (tables, logs, manifest). */
+  async diskBytes (): Promise<number> {
+    return await this.bytesOf(() => true)
+  }
+
   private async logBytes (): Promise<number> {
+    return await this.bytesOf((name) => name.endsWith('.log'))
+  }
+
+  private async bytesOf (counted: (name: string) => boolean): Promise<number> {
     let bytes = 0
     for (const name of await readdir(this.location)) {
-      if (name.endsWith('.log')) bytes += (await stat(join(this.location, name)).catch(() => ({ size: 0 }))).size
+      // A file LevelDB removes meanwhile (a compaction) counts nothing.
+      if (counted(name)) bytes += (await stat(join(this.location, name)).catch(() => ({ size: 0 }))).size
     }
     return bytes
   }

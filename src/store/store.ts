@@ -19,6 +19,8 @@ export interface Store {
   keys: (prefix: Uint8Array) => AsyncIterable<Uint8Array>
   /** Deletes every key from `from` (inclusive) to `to` (exclusive). */
   clear: (from: Uint8Array, to: Uint8Array) => Promise<void>
+  /** Bytes the store takes on disk; absent for a store that keeps nothing on disk. */
+  diskBytes?: () => Promise<number>
 }
 
 /** The first key after every key that begins with `prefix` (for a range's upper bound). */
