@@ -12,12 +12,16 @@ import {
   DEFAULT_MAX_IN_FLIGHT_PER_PEER, DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER,
   DEFAULT_MAX_KEPT_ANSWER_BYTES, DEFAULT_MAX_PARTIAL_FRAME_BYTES
 } from '../src/constants.js'
-import { list, parseFlags, usage, UsageError, type FlagSpecs } from './flags.js'
+import { list, parseFlags, usage, UsageError, type Flags, type FlagSpecs } from './flags.js'
+import { configFileLayer, envLayer } from './flag-sources.js'
 import { relayList, relaySpec, stunList, stunSpec } from './relay-flag.js'
 import { errorText, shutdownSignal } from './lifecycle.js'
+import { log } from './log.js'
 import { commandError, patternError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
 
+/** The broker's flags' environment variables: P2PMQ_BROKER_MAX_PAYLOAD for -max-payload (-relay and -stun: P2PMQ_RELAY, P2PMQ_STUN). */
+const ENV_PREFIX = 'P2PMQ_BROKER_'
 /** Node's longest timer (about 24.8 days): a longer time would fire at once. */
 const MAX_TIMER = 2 ** 31 - 1
 /** Upper bounds far past any sensible setting, so a typo (1e300 written out) is an error, not a broker that never limits. */
@@ -26,11 +30,12 @@ const MAX_MESSAGES_LIMIT = 1_000_000_000
 const MAX_PAGE_SIZE = 10_000_000
 
 const specs = {
+  config: { type: 'string', value: '<file>', help: `A JSON file of flags (keys: their names, e.g. { "max-payload": 1048576 }); each flag also has its variable, ${ENV_PREFIX}<NAME>, and a flag wins over its variable, which wins over the file`, default: '' },
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
-  http: { type: 'string', value: '<port>', help: 'Serve the web page and /api/broker on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
+  http: { type: 'string', value: '<port>', help: 'Serve the web page, /api/broker and /metrics on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
-  transient: { type: 'string', value: '<pattern>[,…]', help: 'Keep the messages of these commands in memory only, even with a store (lost if the broker stops)', default: '' },
-  listen: { type: 'string', value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
+  transient: { type: 'string', list: true, value: '<pattern>[,…]', help: 'Keep the messages of these commands in memory only, even with a store (lost if the broker stops)', default: '' },
+  listen: { type: 'string', list: true, value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
   'max-payload': { type: 'number', integer: true, min: 1, max: MAX_PAYLOAD_LIMIT, value: '<bytes>', help: 'Largest message payload accepted', default: DEFAULT_MAX_PAYLOAD },
   'visibility-timeout': { type: 'number', integer: true, min: 1, max: MAX_TIMER, value: '<ms>', help: 'How long a consumer may hold a message before another gets it', default: DEFAULT_VISIBILITY_TIMEOUT },
   'max-attempts': { type: 'number', integer: true, max: MAX_ATTEMPTS_LIMIT, value: '<n>', help: 'Deliveries of a message before it fails (0 = no limit)', default: DEFAULT_MAX_ATTEMPTS },
@@ -56,7 +61,7 @@ const specs = {
   'max-in-flight-bytes-per-peer': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Payload bytes of those', default: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_PEER },
   'publish-rate': { type: 'number', fraction: true, max: 1e9, value: '<msg/s>', help: 'Messages a second one peer may publish; past it its streams are read slower (0 = no limit)', default: 0 },
   'max-partial-frame-bytes': { type: 'number', integer: true, min: 1, value: '<bytes>', help: 'Bytes of partly received frames held over all streams; a stream past it is ended', default: DEFAULT_MAX_PARTIAL_FRAME_BYTES },
-  announce: { type: 'string', value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
+  announce: { type: 'string', list: true, value: '<multiaddr>[,…]', help: 'Also announce these addresses (e.g. this host\'s public address); with -relay, only relayed, public and these are announced, never LAN or loopback ones', default: '' },
   relay: relaySpec,
   stun: stunSpec,
   acl: { type: 'string', value: '<file>|open', help: 'Who may do what, by peer ID: a JSON ACL file (kept in the data directory, then changed with p2pmq acl), or open (any peer, everything). Default: the kept ACL, else only peers on this host', default: '' },
@@ -65,8 +70,18 @@ const specs = {
 
 export const summary = 'Run a broker. Prints its peer ID and listen addresses; clients on this host can use -broker=<peerId>.'
 
+/** The broker's flags: its command line, over its environment variables, over its -config file. */
+function brokerFlags (args: string[]): Flags<typeof specs> {
+  // The command line alone first: its own errors come first, and it may name the file.
+  const given = parseFlags(args, specs)
+  if (given.help) return given
+  const env = envLayer(ENV_PREFIX, specs)
+  const file = given.config !== '' ? given.config : env.values.config ?? ''
+  return parseFlags(args, specs, undefined, file !== '' ? [configFileLayer(file, specs), env] : [env])
+}
+
 export async function run (args: string[]): Promise<number> {
-  const flags = parseFlags(args, specs)
+  const flags = brokerFlags(args)
   if (flags.help) {
     console.log(usage('broker', summary, specs))
     return 0
@@ -152,17 +167,17 @@ export async function run (args: string[]): Promise<number> {
   reportAcl(node, acl, join(dataDir, 'acl.json'), listen, relays, announce)
   mq.addEventListener('client:denied', (e) => {
     const d = e.detail
-    console.error(`Refused ${d.role != null ? `${d.role} ` : ''}${d.peer}: ${d.reason}${d.suppressed > 0 ? ` (and ${d.suppressed} more refusals of it in the last minute)` : ''}`)
+    log.warn(`Refused ${d.role != null ? `${d.role} ` : ''}${d.peer}: ${d.reason}${d.suppressed > 0 ? ` (and ${d.suppressed} more refusals of it in the last minute)` : ''}`)
   })
   if (!flags.quiet) {
-    mq.addEventListener('client:join', (e) => { console.log(`${e.detail.role} ${e.detail.peer} joined`) })
-    mq.addEventListener('client:leave', (e) => { console.log(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
+    mq.addEventListener('client:join', (e) => { log.info(`${e.detail.role} ${e.detail.peer} joined`) })
+    mq.addEventListener('client:leave', (e) => { log.info(`${e.detail.role} ${e.detail.peer} left${e.detail.error != null ? ` (${errorText(e.detail.error)})` : ''}`) })
   }
-  mq.addEventListener('peer:limit', (e) => { console.error(`Limit reached by ${e.detail.peer}: ${e.detail.message}`) })
-  mq.addEventListener('client:error', (e) => { console.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
+  mq.addEventListener('peer:limit', (e) => { log.warn(`Limit reached by ${e.detail.peer}: ${e.detail.message}`) })
+  mq.addEventListener('client:error', (e) => { log.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
   if (web != null) console.log(`Web: ${web.url}`)
   await shutdownSignal()
-  console.log('Stopping broker')
+  log.info('Stopping broker')
   await web?.close()
   await node.stop()
   return 0
@@ -242,7 +257,7 @@ function reportRelayed (node: BrokerNode): void {
   const tell = ({ relay, error, retryIn }: ReservationFailure): void => {
     // libp2p says why on the line of the address, under a line about its configuration.
     const why = /^\s*\/\S+: (?:\w*Error: )?(.*)$/m.exec(error.message)?.[1] ?? error.message.split('\n')[0]
-    console.error(`Cannot reserve a slot on the relay ${relay}: ${why}${retryIn != null ? ` (trying again, at most ${RELAY_RETRY_MAX_DELAY / 1000} s apart)` : ''}`)
+    log.warn(`Cannot reserve a slot on the relay ${relay}: ${why}${retryIn != null ? ` (trying again, at most ${RELAY_RETRY_MAX_DELAY / 1000} s apart)` : ''}`)
   }
   node.services.relays.addEventListener('reservation:failed', (e) => { tell((e as CustomEvent<ReservationFailure>).detail) })
   // (Those that failed while the broker started.)
@@ -250,7 +265,7 @@ function reportRelayed (node: BrokerNode): void {
   let shown = new Set<string>()
   const show = (): void => {
     const relayed = new Set(node.getMultiaddrs().map((a) => a.toString()).filter((a) => a.includes('/p2p-circuit')))
-    for (const addr of relayed) if (!shown.has(addr)) console.log(`Reachable through a relay at ${addr}`)
+    for (const addr of relayed) if (!shown.has(addr)) log.info(`Reachable through a relay at ${addr}`)
     shown = relayed
   }
   node.addEventListener('self:peer:update', show)

@@ -19,9 +19,22 @@ export interface FlagSpec {
   fraction?: boolean
   /** For strings: the flag may be given several times; the values are joined with ','. */
   repeatable?: boolean
+  /** For strings: a comma-separated list (a config file may give it as an array). */
+  list?: boolean
   /** For numbers: at least `min` (default 0) and at most `max`. */
   min?: number
   max?: number
+  /** Its environment variable, where it is not the command's prefix and its name (`P2PMQ_RELAY`, shared by every command). */
+  env?: string
+}
+
+/**
+ * Values a command's flags take below its command line (flag-sources.ts: a config file, the
+ * environment), as text the flag would take; `origin` names where one came from, for errors.
+ */
+export interface FlagLayer {
+  values: Record<string, string>
+  origin: (name: string) => string
 }
 
 /** Longest wait a Node timer takes (ms): a longer one fires at once. For flags in ms that set a timer. */
@@ -38,11 +51,15 @@ export class UsageError extends Error {
  * Parses `args` by `specs`. A command that takes arguments beside its flags (`p2pmq acl allow
  * <peer> …`) passes `positionals`: the arguments that are no flag go there in order (everything
  * after `--` too), and flags may come anywhere among them; otherwise such an argument is an error.
+ * `layers` give values over the defaults, each over the one before, and the command line over them all.
  */
-export function parseFlags<S extends FlagSpecs> (args: string[], specs: S, positionals?: string[]): Flags<S> {
+export function parseFlags<S extends FlagSpecs> (args: string[], specs: S, positionals?: string[], layers: FlagLayer[] = []): Flags<S> {
   const out: Record<string, unknown> = { help: false }
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.default !== undefined) out[name] = spec.default
+  }
+  for (const layer of layers) {
+    for (const [name, raw] of Object.entries(layer.values)) out[name] = convert(layer.origin(name), specs[name], raw)
   }
   const given = new Set<string>()
   for (let i = 0; i < args.length; i++) {
@@ -74,7 +91,7 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S, posit
       if (i + 1 >= args.length) throw new UsageError(`Flag -${name} needs a value`)
       raw = args[++i]
     }
-    const value = convert(name, spec, raw)
+    const value = convert(`Flag -${name}`, spec, raw)
     out[name] = spec.repeatable === true && given.has(name) ? `${out[name] as string},${value as string}` : value
     given.add(name)
   }
@@ -84,23 +101,24 @@ export function parseFlags<S extends FlagSpecs> (args: string[], specs: S, posit
 const WHOLE = /^[0-9]+$/
 const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
 
-function convert (name: string, spec: FlagSpec, raw: string): string | number | boolean {
+/** `raw` as the flag takes it; a UsageError says what is wrong with it, starting with `origin` (`Flag -x`, a variable, a file's key). */
+function convert (origin: string, spec: FlagSpec, raw: string): string | number | boolean {
   const type = spec.type
   if (type === 'string') return raw
   if (type === 'boolean') {
     if (['true', '1', 'yes', ''].includes(raw)) return true
     if (['false', '0', 'no'].includes(raw)) return false
-    throw new UsageError(`Flag -${name} takes true or false, not "${raw}"`)
+    throw new UsageError(`${origin} takes true or false, not "${raw}"`)
   }
   // Plain decimal digits only: Number() would also take hex (0x1F90), exponents (1e1) and spaces.
   const fraction = spec.fraction === true
   if (!(fraction ? DECIMAL : WHOLE).test(raw)) {
-    throw new UsageError(`Flag -${name} takes ${fraction ? 'a non-negative number' : 'a whole number'} in decimal digits, not "${raw}"`)
+    throw new UsageError(`${origin} takes ${fraction ? 'a non-negative number' : 'a whole number'} in decimal digits, not "${raw}"`)
   }
   const n = Number(raw)
   const max = spec.max ?? Number.MAX_SAFE_INTEGER
-  if (spec.min !== undefined && n < spec.min) throw new UsageError(`Flag -${name} must be at least ${spec.min}, not ${raw}`)
-  if (n > max) throw new UsageError(`Flag -${name} must be at most ${max}, not ${raw}`)
+  if (spec.min !== undefined && n < spec.min) throw new UsageError(`${origin} must be at least ${spec.min}, not ${raw}`)
+  if (n > max) throw new UsageError(`${origin} must be at most ${max}, not ${raw}`)
   return n
 }
 

@@ -11,6 +11,8 @@ import { list, UsageError, type FlagSpec } from './flags.js'
 export const relaySpec = {
   type: 'string',
   repeatable: true,
+  list: true,
+  env: 'P2PMQ_RELAY',
   value: '<multiaddr>[,…]',
   default: '',
   help: 'Relays (p2pmq relay), each a multiaddr ending in /p2p/<peerId>; repeat or comma-separate (default: P2PMQ_RELAY, else "relay" in <home>/config.json)'
@@ -24,6 +26,8 @@ export function relayList (value: string, env = process.env.P2PMQ_RELAY): string
 export const stunSpec = {
   type: 'string',
   repeatable: true,
+  list: true,
+  env: 'P2PMQ_STUN',
   value: 'stun:<host>:<port>[,…]',
   default: '',
   help: 'STUN servers: with -relay, move from a relayed connection to a direct WebRTC one when the NATs allow (default: P2PMQ_STUN, else "stun" in <home>/config.json, else none)'

@@ -12,7 +12,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { DEFAULT_HOME_DIRNAME } from './constants.js'
 import { BrokerAddressError, DataDirError, HomeConfigError } from './errors.js'
 import { lockIdentityDir } from './identity-lock.js'
-import { NotSmallFileError, readSmallFile } from './small-file.js'
+import { jsonObject, NotSmallFileError, readSmallFile } from './small-file.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 export function p2pmqHome (): string {
@@ -224,14 +224,7 @@ export function readHomeConfig (parsers: Record<keyof HomeConfig, (item: string)
     if (err instanceof NotSmallFileError) return fail(err.reason)
     return fail(`cannot be read (${(err.code as string | undefined) ?? (err as Error).message})`)
   }
-  let json: unknown
-  try {
-    // (Some editors start a UTF-8 file with a byte order mark.)
-    json = JSON.parse(text.replace(/^\uFEFF/, ''))
-  } catch (err) {
-    return fail(`is not valid JSON (${(err as Error).message})`)
-  }
-  if (typeof json !== 'object' || json == null || Array.isArray(json)) return fail('must be a JSON object, e.g. { "relay": ["/ip4/…/tcp/4001/p2p/12D3KooW…"], "stun": ["stun:…:3478"] }')
+  const json = jsonObject(text, '{ "relay": ["/ip4/…/tcp/4001/p2p/12D3KooW…"], "stun": ["stun:…:3478"] }', fail)
   const config: HomeConfig = {}
   for (const [key, value] of Object.entries(json)) {
     if (!(CONFIG_KEYS as readonly string[]).includes(key)) return fail(`unknown key ${JSON.stringify(key)} (known: ${CONFIG_KEYS.map((k) => `"${k}"`).join(', ')})`)

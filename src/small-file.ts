@@ -30,3 +30,18 @@ export function readSmallFile (path: string, max: number): { bytes: Buffer, mode
     closeSync(fd)
   }
 }
+
+/**
+ * A config file's text as a JSON object (a UTF-8 byte order mark, which some editors write, is
+ * allowed); otherwise `fail` is called with why, completing "<the file> …" (`example` shows the form).
+ */
+export function jsonObject (text: string, example: string, fail: (why: string) => never): Record<string, unknown> {
+  let json: unknown
+  try {
+    json = JSON.parse(text.replace(/^\uFEFF/, ''))
+  } catch (err) {
+    return fail(`is not valid JSON (${(err as Error).message})`)
+  }
+  if (typeof json !== 'object' || json == null || Array.isArray(json)) return fail(`must be a JSON object, e.g. ${example}`)
+  return json as Record<string, unknown>
+}

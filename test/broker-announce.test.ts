@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { run, startBroker } from './cli-helpers.js'
+import { logged, run, startBroker } from './cli-helpers.js'
 import { onCleanup, tempDir, until } from './helpers.js'
 import { createNode } from '../src/node.js'
 import { createBroker } from '../src/index.js'
@@ -64,7 +64,7 @@ describe('p2pmq broker -announce', () => {
     const relayAddr = (relay.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
     const home = join(dir, 'broker')
     const broker = await startBroker(home, ['-memory', '-acl=open', `-relay=${relayAddr}`, '-announce=/ip4/203.0.113.7/tcp/4001'])
-    await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the reservation')
+    await until(() => logged(broker.proc.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the reservation')
     expect(broker.proc.out).toContain(`Announced as /ip4/203.0.113.7/tcp/4001/p2p/${broker.peerId}`)
     const book = JSON.parse(readFileSync(join(home, 'brokers', `${broker.peerId}.json`), 'utf8')) as { addrs: string[] }
     expect(book.addrs).toContain(broker.tcp)

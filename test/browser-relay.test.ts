@@ -7,7 +7,7 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { run, startBroker } from './cli-helpers.js'
+import { logged, run, startBroker } from './cli-helpers.js'
 import { browser, hasChromium } from './chromium.js'
 import { onCleanup, producer, tempDir, until } from './helpers.js'
 import { createAdmin, type AnsweredResult } from '../src/index.js'
@@ -32,7 +32,7 @@ async function relayAndBroker (dir: string, brokerArgs: string[] = []): Promise<
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
   const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relayTcp}`, ...brokerArgs])
-  await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
+  await until(() => logged(broker.proc.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
   return { relayTcp, relayWebRTC, broker }
 }
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { run, startBroker, type Proc } from './cli-helpers.js'
+import { logged, type Proc, run, startBroker } from './cli-helpers.js'
 import { tempDir, until } from './helpers.js'
 
 const SOME_PEER = '12D3KooWFewg42MEWgr5KNQQCwrjvVHKCHrG1x8CffZH8jVZ7Mcz'
@@ -39,7 +39,7 @@ describe('the p2pmq home\'s config.json', () => {
     const dir = await tempDir('p2pmq-config-')
     const relay = await startRelay(join(dir, 'relay'))
     const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay}`])
-    await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
+    await until(() => logged(broker.proc.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
 
     // The clients' home: no address book entry for the broker, only the config.
     const home = join(dir, 'client')

@@ -34,6 +34,17 @@ export function run (args: string[], home: string, wrap: string[] = [], env: Nod
   return { child, out, err, exited }
 }
 
+/** A line a long-running command logs as it runs (cmd/log.ts): `<ISO time> <LEVEL> <text>`. */
+const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARN|ERROR) (.*)$/
+
+/** The texts of the lines of `lines` logged at `level`, without their stamp. */
+export function logged (lines: string[], level: 'INFO' | 'WARN' | 'ERROR'): string[] {
+  return lines.flatMap((l) => {
+    const m = LOG_LINE.exec(l)
+    return m?.[1] === level ? [m[2]] : []
+  })
+}
+
 /** A data listener that adds each complete line of a child's output to `into` (and when it came to `at`). */
 export function lines (into: string[], at?: number[]): (b: Buffer) => void {
   let rest = ''

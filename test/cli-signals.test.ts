@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { killGroup, run, startBroker } from './cli-helpers.js'
+import { killGroup, logged, run, startBroker } from './cli-helpers.js'
 import { tempDir, until } from './helpers.js'
 
 /** Why the PID-namespace test cannot run here, or undefined when it can. */
@@ -49,7 +49,7 @@ describe('p2pmq and signals', () => {
     process.kill(node as number, 'SIGTERM')
     const code = await Promise.race([proc.exited, new Promise((resolve) => setTimeout(() => resolve('still running 15 s after SIGTERM'), 15_000))])
     expect(code).toBe(0)
-    expect(proc.out).toContain('Stopping broker')
+    expect(logged(proc.out, 'INFO')).toContain('Stopping broker')
   }, 40_000)
 
   it('a producer whose broker is gone exits on the first SIGTERM or SIGINT, saying what was not confirmed (exit 4)', async () => {

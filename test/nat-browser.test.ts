@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { browser, CHROMIUM, hasChromium } from './chromium.js'
-import { runIn } from './cli-helpers.js'
+import { logged, runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
 import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 import type { Page } from 'playwright-core'
@@ -71,7 +71,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   const relayTcp = listening.find((a) => a.includes('/tcp/')) as string
   const relayWebRTC = listening.find((a) => a.includes('/webrtc-direct/')) as string
   const broker = p2pmq(hosts.a1, ['broker', '-acl=open', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayTcp}`, `-stun=${stunUrl}`])
-  await until(() => broker.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
+  await until(() => logged(broker.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
   await until(() => web.out.includes('serving'), 10_000, `the web server (${web.err.join(' ')})`)
   const brokerLan = (broker.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
   const brokerId = brokerLan.split('/p2p/')[1]

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { runIn } from './cli-helpers.js'
+import { logged, runIn } from './cli-helpers.js'
 import { until } from './helpers.js'
 import { createNetwork, netnsUnavailable, punchedFlows, startStun, turnserverUnavailable, type Host, type Network, type NetworkOptions } from './netns.js'
 
@@ -58,7 +58,7 @@ async function scene (options: NetworkOptions): Promise<Scene> {
   await until(() => relay.out.some((l) => l.startsWith('Listening on ')), 20_000, `the relay to listen (${relay.err.join(' ')})`)
   const relayAddr = (relay.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
   const broker = run(hosts.a1, ['broker', '-acl=open', `-listen=/ip4/${hosts.a1.ip}/tcp/4002`, '-http=off', '-memory', `-relay=${relayAddr}`, `-stun=${stunUrl}`])
-  await until(() => broker.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
+  await until(() => logged(broker.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker's reservation (${broker.err.join(' ')})`)
   const brokerLan = (broker.out.find((l) => l.startsWith('Listening on ')) as string).slice('Listening on '.length)
   const brokerId = brokerLan.split('/p2p/')[1]
   return { net, run, relayAddr, stunUrl, brokerId, brokerLan, broker }
@@ -121,8 +121,8 @@ describe.skipIf(unavailable != null)('a producer behind another NAT than the bro
     const answers = producer.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Answer)
     expectEveryAnswerOnce(answers, count)
     // It joined through the relay, left when that connection closed, and joined again directly.
-    const producerId = s.broker.out.find((l) => l.startsWith('producer ') && l.endsWith(' joined'))?.split(' ')[1] as string
-    const joins = s.broker.out.filter((l) => l === `producer ${producerId} joined`)
+    const producerId = logged(s.broker.out, 'INFO').find((l) => l.startsWith('producer ') && l.endsWith(' joined'))?.split(' ')[1] as string
+    const joins = logged(s.broker.out, 'INFO').filter((l) => l === `producer ${producerId} joined`)
     console.log(`the producer joined ${joins.length} times; ${answers.length} answers, the slowest ${Math.max(...answers.map((a) => (a as { ms?: number }).ms ?? 0)).toFixed(0)} ms`)
     expect(joins.length).toBeGreaterThanOrEqual(2)
     expect(punchedFlows(s.net).length).toBeGreaterThan(0)

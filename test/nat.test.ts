@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
-import { lines, runIn } from './cli-helpers.js'
+import { lines, logged, runIn } from './cli-helpers.js'
 import { connectTcp, createNetwork, listenTcp, namespacesWithPrefix, netnsUnavailable, startStun, stunBinding, sweepStaleNamespaces, type Host, type Network } from './netns.js'
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
@@ -315,11 +315,11 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     // The broker listens on its LAN address (what a broker on a LAN does), and reserves on the relay.
     const startBroker = async (port: number): Promise<{ cli: Cli, id: string }> => {
       const cli = p2pmqIn(net, a1, ['broker', '-acl=open', `-listen=/ip4/${a1.ip}/tcp/${port}`, `-relay=${relay.addr}`, '-http=off', ...brokerArgs(port, net)], join(dir, 'broker'))
-      await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker to reserve on the relay (${cli.err.join(' ')})`)
+      await until(() => logged(cli.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the broker to reserve on the relay (${cli.err.join(' ')})`)
       return { cli, id: (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length) }
     }
     const broker = await startBroker(4002)
-    expect(broker.cli.out).toContain(`Reachable through a relay at ${relay.addr}/p2p-circuit/p2p/${broker.id}`)
+    expect(logged(broker.cli.out, 'INFO')).toContain(`Reachable through a relay at ${relay.addr}/p2p-circuit/p2p/${broker.id}`)
     expect(broker.cli.out).toContain(`Listening on /ip4/${a1.ip}/tcp/4002/p2p/${broker.id}`)
     const client = (host: Host, name: string, args: string[]): Cli => p2pmqIn(net, host, [...args, `-broker=${broker.id}`, `-relay=${relay.addr}`], join(dir, name))
     return { net, dir, relay, broker, startRelay, startBroker, client, peer, a1, b1, lanSyns, inNatA }
@@ -441,7 +441,7 @@ describe.skipIf(unavailable != null)('p2pmq relayed across NATs (CLI processes, 
     const t = await topology(false)
     const { peer } = t.net.hosts
     const cli = p2pmqIn(t.net, peer, ['broker', '-acl=open', `-listen=/ip4/127.0.0.1/tcp/4005,/ip4/${peer.ip}/tcp/4005`, `-announce=/ip4/${peer.ip}/tcp/4005`, `-relay=${t.relay.addr}`, '-http=off', '-memory'], join(t.dir, 'public-broker'))
-    await until(() => cli.out.some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the public broker's reservation (${cli.err.join(' ')})`)
+    await until(() => logged(cli.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 20_000, `the public broker's reservation (${cli.err.join(' ')})`)
     const id = (cli.out.find((l) => l.startsWith('Broker peer ID: ')) as string).slice('Broker peer ID: '.length)
     expect(cli.out).toContain(`Listening on /ip4/127.0.0.1/tcp/4005/p2p/${id}`)
     const learned = await brokerAddressesSeen(t.net, t.b1, id, t.relay.addr)

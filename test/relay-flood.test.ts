@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { createNode, type P2PMQNode } from '../src/node.js'
-import { run, startBroker, type Proc } from './cli-helpers.js'
+import { logged, type Proc, run, startBroker } from './cli-helpers.js'
 import { onCleanup, sleep, tempDir, until } from './helpers.js'
 
 /** Attacker nodes (one connection each), streams each opens at once, bytes each stream carries. */
@@ -72,7 +72,7 @@ describe('p2pmq relay under a stream flood', () => {
     const relay = await startRelay(join(dir, 'relay'))
     const pid = relay.proc.child.pid as number
     const broker = await startBroker(join(dir, 'broker'), ['-memory', '-acl=open', `-relay=${relay.addr}`])
-    await until(() => broker.proc.out.some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
+    await until(() => logged(broker.proc.out, 'INFO').some((l) => l.startsWith('Reachable through a relay at ')), 15_000, 'the broker to reserve on the relay')
     const consumer = run(['consumer', `-broker=${broker.peerId}`, `-relay=${relay.addr}`], join(dir, 'consumer'))
     await until(() => consumer.out.some((l) => l.startsWith('Subscribed to default')), 15_000, 'the consumer to subscribe')
     await answeredThrough(broker.peerId, relay.addr, join(dir, 'producer'), 5)

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { killGroup, run, startBroker, type Proc } from './cli-helpers.js'
+import { killGroup, logged, type Proc, run, startBroker } from './cli-helpers.js'
 import { freeUdpPort, tempDir, until } from './helpers.js'
 import { loadIdentity } from '../src/home.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -25,7 +25,7 @@ async function startRelay (home: string, listen = '/ip4/127.0.0.1/tcp/0'): Promi
 
 const BIN = fileURLToPath(new URL('../dist/cmd/p2pmq.js', import.meta.url))
 
-const relayedLines = (proc: Proc): string[] => proc.out.filter((l) => l.startsWith('Reachable through a relay at '))
+const relayedLines = (proc: Proc): string[] => logged(proc.out, 'INFO').filter((l) => l.startsWith('Reachable through a relay at '))
 
 /** Runs `p2pmq <args>` with P2PMQ_RELAY set for that child only. */
 function runWithRelayEnv (args: string[], home: string, relay: string): Proc {
@@ -174,7 +174,7 @@ describe('p2pmq relay', () => {
     const broker = await startBroker(home, ['-memory', '-acl=open', `-relay=${dead},${self},${relay.addr}`])
     await until(() => relayedLines(broker.proc).length > 0, 15_000, 'the reservation on the live relay')
     // (Beside the one warning that this open broker is reachable through relays.)
-    const told = (): string[] => broker.proc.err.filter((l) => !l.startsWith('WARNING: '))
+    const told = (): string[] => logged(broker.proc.err, 'WARN')
     await until(() => told().length >= 2, 10_000, `the broker to tell the two bad relays (${broker.proc.err.join(' | ')})`)
     expect(told().find((l) => l.includes(dead))).toMatch(/^Cannot reserve a slot on the relay \/ip4\/127\.0\.0\.1\/tcp\/9\/p2p\/12D3KooWFew\w+: .+ \(trying again, at most 10 s apart\)$/)
     expect(told().find((l) => l.includes(own))).toBe(`Cannot reserve a slot on the relay ${self}: it is this node itself (its own peer ID), not a relay`)
