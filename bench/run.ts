@@ -48,7 +48,12 @@
  *      RabbitMQ with the same pacing. p50, p99 and p99.9 in µs, and CPU per round trip of
  *      each p2pmq process in the details.
  *
- * a, b, c, f, h and i run the broker in memory (`-memory`). Every p2pmq process runs as the CLI's
+ *   k. `p2pmq bench` (the CLI's load test, bench/cli-bench.ts) against a broker in memory, 1 producer
+ *      and 1 consumer, BENCH_CLI_COUNT (400000) publishes of 100 bytes, `-warmup` a's warm-up: its
+ *      consumers' msg/s, set beside a's (the target: at least 80% of it). RabbitMQ's PerfTest is
+ *      not here: no column.
+ *
+ * a, b, c, f, h, i and k run the broker in memory (`-memory`). Every p2pmq process runs as the CLI's
  * do: with V8's tier-up of cmd/tier-up.ts, and the broker with the node flags of cmd/p2pmq.js's
  * first line.
  * Each scenario runs BENCH_RUNS times (default 3) with fresh processes; the table shows the median
@@ -74,6 +79,7 @@ import {
 import { acrossUnavailable, checkPunched, checkVias, openAcross, type AcrossMode, type Placement } from './across.js'
 import { DEFAULT_PREFETCH, DEFAULT_PRODUCER_WINDOW } from '../src/constants.js'
 import { p2pmqStartup, type StartupResult } from './startup.js'
+import { cliBench, type CliBenchResult } from './cli-bench.js'
 
 const RUNS = Math.round(envNumber('BENCH_RUNS', 3))
 const SECONDS = envNumber('BENCH_SECONDS', 5)
@@ -82,6 +88,8 @@ const LATENCY_N = Math.round(envNumber('BENCH_LATENCY_N', 5000))
 // Long enough for V8 to optimize the hot path (p50 drops ~20% over the first few thousand trips);
 // both systems get the same warm-up.
 const LATENCY_WARMUP = Math.round(envNumber('BENCH_LATENCY_WARMUP', 3000))
+/** k's publishes: about as long a run as a's warm-up and measured seconds at a's rate here. */
+const CLI_COUNT = Math.round(envNumber('BENCH_CLI_COUNT', 400_000))
 const WINDOW = Math.round(envNumber('BENCH_WINDOW', DEFAULT_PRODUCER_WINDOW))
 const PREFETCH = Math.round(envNumber('BENCH_PREFETCH', DEFAULT_PREFETCH))
 /** BENCH_ONLY=a,c runs only those scenarios (for profiling one of them). */
@@ -95,7 +103,7 @@ const PAGED_N = Math.round(envNumber('BENCH_PAGED_N', 1_000_000))
 const LARGE_N = Math.round(envNumber('BENCH_LARGE_N', 1_500))
 const DELAY = Math.round(envNumber('BENCH_DELAY', 60_000))
 const STARTUP_N = Math.round(envNumber('BENCH_STARTUP_N', 5))
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h').split(',').map((s) => s.trim().toLowerCase()))
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'a,b,c,d,f,e,g,h,k').split(',').map((s) => s.trim().toLowerCase()))
 /** Scenario i's attacks (bench/hostile-proc.ts): those that send once and hold what they took (or BENCH_HOSTILE's), and those that keep sending. */
 const HELD_ATTACKS = process.env.BENCH_HOSTILE ?? 'sockets,partial,admin,hog,flight'
 const FLOODS = 'watch,fuzz'
@@ -643,6 +651,7 @@ async function main (): Promise<void> {
   const paged: PagedResult[] = []
   const browserRuns: BrowserResult[] = []
   let startup: StartupResult | undefined
+  const cliRuns: CliBenchResult[] = []
   const across: AcrossResults = { relayed: { tp: [], lat: [] }, direct: { tp: [], lat: [] } }
   let acrossSkipped: string | undefined
   try {
@@ -673,6 +682,19 @@ async function main (): Promise<void> {
       })
     }
     [ours, theirs] = await runScenarios(systems, progress)
+    if (ONLY.has('k')) {
+      for (let run = 1; run <= RUNS; run++) {
+        const group = new ProcGroup(e.env)
+        try {
+          const { addr } = await startBroker(group, e)
+          const k = await cliBench(addr, CLI_COUNT, WARMUP * 1000, e.env)
+          cliRuns.push(k)
+          progress(`p2pmq bench (CLI) run ${run}/${RUNS}: ${int(k.consumedPerSecond)} msg/s taken, ${int(k.producedPerSecond)} confirmed/s`)
+        } finally {
+          await group.close()
+        }
+      }
+    }
     if (ONLY.has('j')) {
       const rabbitLatency = rabbit instanceof Error || unreachable != null ? undefined : rabbit.rabbitLatency
       for (let run = 1; run <= RUNS; run++) {
@@ -752,6 +774,12 @@ async function main (): Promise<void> {
     { scenario: 'c. request/answer, 1 in flight: p99 µs', p2pmq: ours.lat.map((r) => r.p99), rabbit: theirs?.lat.map((r) => r.p99), unit: int },
     { scenario: 'd. durable work queue, 1 consumer: acked msg/s', p2pmq: ours.durable.map((r) => r.rate), rabbit: theirs?.durable.map((r) => r.rate), unit: int }
   ]
+  if (cliRuns.length > 0) {
+    rows.push(
+      { scenario: 'k. p2pmq bench (CLI), 1 producer, 1 consumer: msg/s taken', p2pmq: cliRuns.map((k) => k.consumedPerSecond), rabbitText: 'n/a (no PerfTest here)', unit: int },
+      { scenario: 'k. p2pmq bench (CLI): msg/s taken, over a\'s median', p2pmq: ours.tp1.length > 0 ? cliRuns.map((k) => k.consumedPerSecond / median(ours.tp1.map((r) => r.rate))) : [], rabbitText: 'n/a', unit: (n) => n.toFixed(2) }
+    )
+  }
   if (startup != null) {
     const ms = (n: number): string => `${int(n)} ms`
     rows.push(

@@ -25,7 +25,7 @@ import { tierUpSooner } from './tier-up.js'
 const LONG_RUNNING = new Set(['broker', 'relay', 'consumer'])
 const command = process.argv[2]
 if (LONG_RUNNING.has(command)) void listenForStop() // (its promise, which never rejects, is awaited later)
-if (command === 'broker' || command === 'producer' || command === 'consumer') tierUpSooner()
+if (command === 'broker' || command === 'producer' || command === 'consumer' || command === 'bench') tierUpSooner()
 if (command === 'broker') loseUnwritableLines()
 else exitWhenOutputFails()
 
@@ -34,6 +34,7 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   relay: async () => await import('./relay.js'),
   consumer: async () => await import('./consumer.js'),
   producer: async () => await import('./producer.js'),
+  bench: async () => await import('./bench.js'),
   demo: async () => await import('./demo.js'),
   'demo-users-servers': async () => await import('./demo-users-servers.js'),
   'demo-fanout': async () => await import('./demo-fanout.js'),
@@ -57,6 +58,7 @@ const SUMMARIES: Record<keyof typeof commands, string> = {
   relay: 'Run a relay: brokers behind NAT reserve on it, clients reach them through it and find them by peer ID.',
   consumer: 'Run a consumer. By default it prints each message and answers "Answer to <payload>".',
   producer: 'Run a producer. Sends -count messages naming -command and prints each answer; exits 0 when all arrived.',
+  bench: 'Load-test a broker: N producers and M consumers, messages of a size, a count or a duration; prints msg/s and latency percentiles.',
   demo: 'Start a broker, two consumers and a producer on 127.0.0.1 and show answers arriving from both consumers.',
   'demo-users-servers': 'Dashboard demo: two producers send num_users and num_servers every second; a consumer answers both.',
   'demo-fanout': 'Fan-out demo: two groups each get every num_users message; consumers inside a group share them.',
@@ -90,7 +92,7 @@ async function main (argv: string[]): Promise<number> {
 }
 
 /** The flags that choose an identity, per command (the library's message names both kinds). */
-const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', relay: '-data', consumer: '-name or -data', producer: '-name or -data', id: '-name', acl: '-name', stats: '-name', messages: '-name', dlq: '-name', purge: '-name', queue: '-name', group: '-name', schedule: '-name' }
+const IDENTITY_FLAGS: Record<string, string> = { broker: '-data', relay: '-data', consumer: '-name or -data', producer: '-name or -data', bench: '-name', id: '-name', acl: '-name', stats: '-name', messages: '-name', dlq: '-name', purge: '-name', queue: '-name', group: '-name', schedule: '-name' }
 
 function identityFlags (err: unknown, text: string): string {
   const flags = IDENTITY_FLAGS[command]

@@ -138,12 +138,18 @@ export async function run (args: string[]): Promise<number> {
       print({ n, id, error: errorText(err) }, `Message #${n} failed: ${shown(errorText(err))}`)
     }
   }
+  /** Resolves the wait for a free slot in the window (racing the whole set for every message cost more than the message). */
+  let slotFreed: (() => void) | undefined
   for (let n = 1; stoppedBy == null && denied == null && (flags.count === 0 || n <= flags.count); n++) {
     const p = one(n)
     inFlight.add(p)
-    void p.finally(() => inFlight.delete(p))
+    void p.finally(() => {
+      inFlight.delete(p)
+      slotFreed?.()
+      slotFreed = undefined
+    })
     // The producer's window holds publishes back; keep at most a window of calls pending here too.
-    if (inFlight.size >= flags.window) await Promise.race([...inFlight, sendingStopped])
+    if (inFlight.size >= flags.window) await Promise.race([new Promise<void>((resolve) => { slotFreed = resolve }), sendingStopped])
     if (flags.interval > 0 && stoppedBy == null && denied == null) await Promise.race([new Promise((resolve) => setTimeout(resolve, flags.interval)), sendingStopped])
   }
   await Promise.race([Promise.all(inFlight), stopped])

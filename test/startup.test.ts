@@ -35,7 +35,7 @@ describe('p2pmq startup', () => {
     const { code, out, err } = await p2pmq(refusing(/^(libp2p|@libp2p\/|@chainsafe\/|classic-level|datastore-level|prom-client)/), ['-help'], '/nonexistent')
     expect(err).toBe('')
     expect(code).toBe(0)
-    const modules = ['broker', 'relay', 'consumer', 'producer', 'demo', 'demo-users-servers', 'demo-fanout', 'messages', 'stats', 'dlq', 'purge', 'queue', 'group', 'schedule']
+    const modules = ['broker', 'relay', 'consumer', 'producer', 'bench', 'demo', 'demo-users-servers', 'demo-fanout', 'messages', 'stats', 'dlq', 'purge', 'queue', 'group', 'schedule']
     for (const name of modules) {
       const { summary } = await import(`../cmd/${name}.ts`) as { summary: string }
       expect(out).toContain(`  ${name.padEnd(10)} ${summary}\n`)

@@ -302,7 +302,15 @@ export class Producer extends ClientBase<BrokerToProducerFrame> {
         break
       }
       case FrameType.Result: this.onResult(f); break
-      case FrameType.Welcome: this.maxPayload = f.maxPayload; break
+      case FrameType.Welcome: {
+        this.maxPayload = f.maxPayload
+        // A message sent before the broker said its limit (a first publish, or one sent again on a
+        // new stream) and past it ends each stream it is sent on: sent again, it looped for ever.
+        for (const o of [...this.publishes.values(), ...this.sends.values()]) {
+          if (o.payload.byteLength > f.maxPayload) this.settle(o, new MessageTooLargeError(`Payload of ${o.payload.byteLength} bytes exceeds the broker's limit of ${f.maxPayload}`))
+        }
+        break
+      }
     }
   }
 
