@@ -74,14 +74,14 @@ class BenchWorker {
     this.worker.on('exit', () => { this.wake() })
   }
 
-  /** The next report of type `type` (an error report throws), waiting at most until `deadline`. */
-  async next<T extends WorkerReport['type']> (type: T, deadline: number, what: string): Promise<Extract<WorkerReport, { type: T }>> {
+  /** The next report of type `type` (an error report throws); past `deadline`, throws what `late` makes. */
+  async next<T extends WorkerReport['type']> (type: T, deadline = Infinity, late?: () => BenchFailed): Promise<Extract<WorkerReport, { type: T }>> {
     for (;;) {
       const error = this.reports.find((r) => r.type === 'error')
       if (error?.type === 'error') throw new BenchFailed(error.message, error.denied ? EXIT.PERMISSION_DENIED : EXIT.UNREACHABLE)
       const i = this.reports.findIndex((r) => r.type === type)
       if (i >= 0) return this.reports.splice(i, 1)[0] as Extract<WorkerReport, { type: T }>
-      if (Date.now() > deadline) throw new BenchFailed(`No ${what} within the timeout`, EXIT.UNREACHABLE)
+      if (late != null && Date.now() > deadline) throw late()
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(1_000, Math.max(0, deadline - Date.now())))
         this.wake = () => { clearTimeout(timer); resolve() }
@@ -124,22 +124,24 @@ export async function run (args: string[]): Promise<number> {
     const consumers = Array.from({ length: flags.consumers }, () => new BenchWorker({ ...base, role: 'consumer', count: 0, rate: 0 }))
     workers.push(...consumers)
     const connectBy = Date.now() + flags.timeout
-    for (const c of consumers) await c.next('ready', connectBy, 'connection and subscription of a consumer')
+    const unreachable = (who: string) => () => new BenchFailed(`Cannot reach the broker: ${who} within ${flags.timeout} ms (-timeout)`, EXIT.UNREACHABLE)
+    for (const c of consumers) await c.next('ready', connectBy, unreachable('a consumer did not connect and subscribe'))
     const senders = Array.from({ length: producers }, (_, i) => new BenchWorker({ ...base, role: 'producer', count: share(i), rate: flags.rate / producers }))
     workers.push(...senders)
-    for (const p of senders) await p.next('ready', connectBy, 'connection of a producer')
+    for (const p of senders) await p.next('ready', connectBy, unreachable('a producer did not connect'))
     // Consumers count what they take from the end of the producers' warm-up.
     for (const c of consumers) c.worker.postMessage({ measureFrom: performance.timeOrigin + performance.now() + flags.warmup })
     for (const p of senders) p.worker.postMessage('start')
     // Producers end when their count is sent (or their duration is over) and every message settled.
     const produced: Produced[] = []
-    for (const p of senders) produced.push(await p.next('produced', Infinity, 'end of a producer'))
+    // (Bounded by the producers' own timeouts: a message out longer fails.)
+    for (const p of senders) produced.push(await p.next('produced'))
     const done = produced.reduce((n, p) => n + p.done, 0)
     const takeBy = Date.now() + flags.timeout
     while (consumers.length > 0 && consumers.reduce((n, c) => n + c.received, 0) < done && Date.now() < takeBy) await new Promise((resolve) => setTimeout(resolve, 50))
     for (const c of consumers) c.worker.postMessage('stop')
     const consumed: Consumed[] = []
-    for (const c of consumers) consumed.push(await c.next('consumed', Date.now() + flags.timeout, 'end of a consumer'))
+    for (const c of consumers) consumed.push(await c.next('consumed', Date.now() + flags.timeout, () => new BenchFailed(`A consumer did not stop within ${flags.timeout} ms (-timeout)`, EXIT.MESSAGES_FAILED)))
     printResult(flags, command, produced, consumed)
     const failed = produced.reduce((n, p) => n + p.failed, 0)
     if (failed > 0) {
