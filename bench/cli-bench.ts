@@ -4,11 +4,7 @@
  * BENCH_CLI_COUNT of them, the first BENCH_WARMUP seconds left out as a leaves them; its consumers'
  * msg/s, to set beside a's.
  */
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { P2PMQ_LAUNCH } from './common.js'
-
-const COMMAND = fileURLToPath(new URL('../cmd/p2pmq.js', import.meta.url))
+import { timeCommand } from './startup.js'
 
 export interface CliBenchResult {
   /** What `p2pmq bench -json` printed. */
@@ -17,25 +13,8 @@ export interface CliBenchResult {
   latencyMs: { p50: number, p99: number }
 }
 
-/** Runs `p2pmq bench -json` against the broker at `addr`, to its end (at most `timeoutMs`). */
-export async function cliBench (addr: string, count: number, warmupMs: number, env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<CliBenchResult> {
-  const args = ['bench', `-broker=${addr}`, `-count=${count}`, `-warmup=${warmupMs}`, '-json']
-  const child = spawn(process.execPath, [...P2PMQ_LAUNCH.nodeFlags, COMMAND, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (b: Buffer) => { out += b.toString() })
-  child.stderr.on('data', (b: Buffer) => { err += b.toString() })
-  try {
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`p2pmq ${args.join(' ')} took over ${timeoutMs} ms`)) }, timeoutMs)
-      child.on('exit', (c) => { clearTimeout(timer); resolve(c) })
-    })
-    if (code !== 0) throw new Error(`p2pmq ${args.join(' ')} exited with ${String(code)}: ${err.trim()}`)
-    return JSON.parse(out) as CliBenchResult
-  } finally {
-    if (child.exitCode == null && child.signalCode == null) {
-      child.kill('SIGKILL')
-      await new Promise((resolve) => child.once('exit', resolve))
-    }
-  }
+/** Runs `p2pmq bench -json` against the broker at `addr`, to its end (at most 2 minutes). */
+export async function cliBench (addr: string, count: number, warmupMs: number, env: NodeJS.ProcessEnv): Promise<CliBenchResult> {
+  const { out } = await timeCommand(['bench', `-broker=${addr}`, `-count=${count}`, `-warmup=${warmupMs}`, '-json'], env, undefined, 120_000)
+  return JSON.parse(out) as CliBenchResult
 }

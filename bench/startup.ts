@@ -16,23 +16,26 @@ export interface StartupResult {
   firstAnswer: number[]
 }
 
-/** Runs `p2pmq <args>` and resolves with the ms from its spawn until `done` is true of a stdout line (or its exit, without `done`). */
-async function timeCommand (args: string[], env: NodeJS.ProcessEnv, done?: (line: string) => boolean): Promise<number> {
+/**
+ * Runs `p2pmq <args>` as the command starts (its first line's flags), and resolves with the ms from
+ * its spawn until `done` is true of a stdout line (or its exit 0, without `done`), and its stdout.
+ */
+export async function timeCommand (args: string[], env: NodeJS.ProcessEnv, done?: (line: string) => boolean, timeoutMs = 30_000): Promise<{ ms: number, out: string }> {
   const t0 = performance.now()
   const child = spawn(process.execPath, [...P2PMQ_LAUNCH.nodeFlags, COMMAND, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr.on('data', (b: Buffer) => { err += b.toString() })
   try {
-    return await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`p2pmq ${args.join(' ')} took over 30 s`)) }, 30_000)
+    return await new Promise<{ ms: number, out: string }>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`p2pmq ${args.join(' ')} took over ${timeoutMs} ms`)) }, timeoutMs)
       let out = ''
       child.stdout.on('data', (b: Buffer) => {
         out += b.toString()
-        if (done != null && out.split('\n').slice(0, -1).some(done)) { clearTimeout(timer); resolve(performance.now() - t0) }
+        if (done != null && out.split('\n').slice(0, -1).some(done)) { clearTimeout(timer); resolve({ ms: performance.now() - t0, out }) }
       })
       child.on('exit', (code) => {
         clearTimeout(timer)
-        if (done == null && code === 0) resolve(performance.now() - t0)
+        if (done == null && code === 0) resolve({ ms: performance.now() - t0, out })
         else reject(new Error(`p2pmq ${args.join(' ')} exited with ${String(code)} before it was done: ${err.trim()}`))
       })
     })
@@ -49,7 +52,7 @@ export async function p2pmqStartup (n: number, e: { home: string, env: NodeJS.Pr
   const help: number[] = []
   const firstAnswer: number[] = []
   const env = { ...e.env, ...P2PMQ_LAUNCH.env }
-  for (let i = 0; i < n; i++) help.push(await timeCommand(['-help'], env))
+  for (let i = 0; i < n; i++) help.push((await timeCommand(['-help'], env)).ms)
   const group = new ProcGroup(e.env)
   try {
     const broker = group.start('broker', script('broker-proc.js'), [join(e.home, 'broker-startup'), e.home, 'memory'], P2PMQ_LAUNCH.nodeFlags)
@@ -57,9 +60,10 @@ export async function p2pmqStartup (n: number, e: { home: string, env: NodeJS.Pr
     const consumer = group.start('consumer', script('consumer-proc.js'), [addr, 'echo', '10', 'startup'])
     await consumer.next('ready')
     for (let i = 0; i < n; i++) {
-      firstAnswer.push(await timeCommand([
+      const { ms } = await timeCommand([
         'producer', `-broker=${addr}`, '-command=startup', '-count=1', '-interval=0'
-      ], env, (line) => line.startsWith('Answer #1 ')))
+      ], env, (line) => line.startsWith('Answer #1 '))
+      firstAnswer.push(ms)
     }
   } finally {
     await group.close()

@@ -1,7 +1,7 @@
 /**
  * What a long-running command (`broker`) reports as it runs, after the lines it starts with: one
  * line per event, `<ISO time> <LEVEL> <text>`, INFO on stdout, WARN and ERROR on stderr. (libp2p's
- * and p2pmq's debug output is separate: the DEBUG variable, README "Logs".)
+ * and p2pmq's debug output is separate: the DEBUG variable, in the README's `p2pmq broker` paragraph.)
  */
 
 export type LogLevel = 'INFO' | 'WARN' | 'ERROR'
