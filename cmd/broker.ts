@@ -1,5 +1,6 @@
 /** `p2pmq broker`: runs a broker until Ctrl+C. */
 import { existsSync, statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBroker, type BrokerNode } from '../src/index.js'
@@ -19,6 +20,8 @@ import { errorText, shutdownSignal } from './lifecycle.js'
 import { log } from './log.js'
 import { commandError, patternError } from '../src/names.js'
 import { serveBroker, WebPortError, type WebServer } from '../src/web-server.js'
+import { startGateway, type HttpGateway } from '../src/gateway/http-gateway.js'
+import { TokenFile } from '../src/gateway/tokens.js'
 
 /** The broker's flags' environment variables: P2PMQ_BROKER_MAX_PAYLOAD for -max-payload (-relay and -stun: P2PMQ_RELAY, P2PMQ_STUN). */
 const ENV_PREFIX = 'P2PMQ_BROKER_'
@@ -33,6 +36,7 @@ const specs = {
   config: { type: 'string', value: '<file>', help: `A JSON file of flags (keys: their names, e.g. { "max-payload": 1048576 }); each flag also has its variable, ${ENV_PREFIX}<NAME>, and a flag wins over its variable, which wins over the file`, default: '' },
   data: { type: 'string', value: '<dir>', help: 'Data directory: the broker\'s identity (peer ID) and message store live here', default: '' },
   http: { type: 'string', value: '<port>', help: 'Serve the web page, /api/broker and /metrics on 127.0.0.1 at this port (0: any free port; off: none)', default: '8094' },
+  gateway: { type: 'string', value: '[<host>:]<port>', help: 'Serve the HTTP gateway (publish, send, consume over HTTP with a token: p2pmq token) at this port, on 127.0.0.1 unless a host is given (0: any free port; off: none)', default: 'off' },
   memory: { type: 'boolean', help: 'Keep messages in memory only (nothing survives a restart)' },
   transient: { type: 'string', list: true, value: '<pattern>[,…]', help: 'Keep the messages of these commands in memory only, even with a store (lost if the broker stops)', default: '' },
   listen: { type: 'string', list: true, value: '<multiaddr>[,…]', help: 'Addresses to listen on: TCP for Node peers, WebRTC Direct (UDP) for browsers', default: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct' },
@@ -89,6 +93,7 @@ export async function run (args: string[]): Promise<number> {
   // Every flag is checked before anything starts; the web port is taken before the broker starts,
   // so a port in use is a clear error before a peer ID is printed.
   const httpPort = webPort(flags.http)
+  const gatewayAt = gatewayAddress(flags.gateway)
   const listen = listenAddrs(flags.listen)
   const relays = relayList(flags.relay)
   const announce = announceAddrs(flags.announce)
@@ -176,11 +181,47 @@ export async function run (args: string[]): Promise<number> {
   mq.addEventListener('peer:limit', (e) => { log.warn(`Limit reached by ${e.detail.peer}: ${e.detail.message}`) })
   mq.addEventListener('client:error', (e) => { log.error(`${e.detail.role} ${e.detail.peer}: ${errorText(e.detail.error)}`) })
   if (web != null) console.log(`Web: ${web.url}`)
+  let gateway: HttpGateway | undefined
+  if (gatewayAt != null) {
+    try {
+      gateway = await serveGateway(node, gatewayAt, dataDir, flags['max-payload'], flags['visibility-timeout'])
+    } catch (err) {
+      await web?.close()
+      await node.stop()
+      throw err
+    }
+    console.log(`Gateway: ${gateway.url}v1/`)
+    if (mq.aclMode === 'protected' && !isLoopback(`/${isIP(gatewayAt.host) === 6 ? 'ip6' : 'ip4'}/${gatewayAt.host}`)) log.warn('The gateway listens beyond this host with no ACL: every token may do everything (the gateway\'s peers are on this host). Give the broker an ACL (-acl) to limit them')
+  }
   await shutdownSignal()
   log.info('Stopping broker')
+  await gateway?.close()
   await web?.close()
   await node.stop()
   return 0
+}
+
+/** Serves the HTTP gateway, whose token peers reach the broker on one of its TCP addresses on this host. */
+async function serveGateway (node: BrokerNode, at: { host: string, port: number }, dataDir: string, maxPayload: number, visibility: number): Promise<HttpGateway> {
+  const tcp = node.services.listenAddresses.get().map(String).filter((a) => /^\/ip[46]\/[^/]+\/tcp\/[0-9]+$/.test(a))
+    .map((a) => a.replace(/^\/ip4\/0\.0\.0\.0\//, '/ip4/127.0.0.1/').replace(/^\/ip6\/::\//, '/ip6/::1/'))
+  const local = tcp.find((a) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')) ?? tcp[0]
+  if (local == null) throw new UsageError('-gateway needs the broker to listen on a TCP address (-listen=/ip4/127.0.0.1/tcp/0,…)')
+  try {
+    return await startGateway({ ...at, broker: `${local}/p2p/${node.peerId.toString()}`, tokens: new TokenFile(dataDir), maxPayload, visibility })
+  } catch (err) {
+    if (!(err instanceof WebPortError)) throw err
+    throw new WebPortError(`Cannot serve the gateway: ${err.message}; give -gateway=<another port>, or 0 (any free port)`, err.code)
+  }
+}
+
+/** -gateway: [<host>:]<port> (host 127.0.0.1 unless given; an IPv6 one in brackets), or off (undefined). */
+function gatewayAddress (value: string): { host: string, port: number } | undefined {
+  if (value === 'off') return undefined
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?([0-9]{1,5})$/.exec(value)
+  const host = m?.[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1'
+  if (m == null || Number(m[2]) > 65535 || isIP(host) === 0) throw new UsageError(`-gateway takes [<host>:]<port> (an IP address, IPv6 in brackets; port 0-65535, 0: any free port) or off, not "${value}"`)
+  return { host, port: Number(m[2]) }
 }
 
 /** -http: a port, 0 (any free port) or off (undefined). */

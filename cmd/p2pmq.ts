@@ -1,6 +1,6 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
- * The p2pmq command: `p2pmq broker|relay|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule|id|acl [flags]`.
+ * The p2pmq command: `p2pmq broker|relay|consumer|producer|demo|messages|stats|dlq|purge|queue|group|schedule|id|acl|token [flags]`.
  *
  * The first line sets two glibc malloc settings before Node starts (they cannot be set later).
  * Payload buffers of a megabyte come and go; once one is freed, glibc raises its mmap threshold and
@@ -46,7 +46,8 @@ const commands: Record<string, () => Promise<{ run: (args: string[]) => Promise<
   group: async () => await import('./group.js'),
   schedule: async () => await import('./schedule.js'),
   id: async () => await import('./id.js'),
-  acl: async () => await import('./acl.js')
+  acl: async () => await import('./acl.js'),
+  token: async () => await import('./token.js')
 }
 
 /**
@@ -70,7 +71,8 @@ const SUMMARIES: Record<keyof typeof commands, string> = {
   group: 'Delete a group: its bindings, queues and messages (group delete).',
   schedule: 'Periodic messages: schedule add (-every or -cron), schedule list, schedule remove -id.',
   id: 'Print the peer ID this user\'s commands run as (or -name\'s); with -broker, what that broker lets it do.',
-  acl: 'Who may do what on a broker, by peer ID: acl list, acl allow <peer|*> <right>, acl deny <peer|*> [<right>].'
+  acl: 'Who may do what on a broker, by peer ID: acl list, acl allow <peer|*> <right>, acl deny <peer|*> [<right>].',
+  token: 'Tokens of the broker\'s HTTP gateway (-gateway): token add <name>, token list, token remove <name>.'
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -104,7 +106,7 @@ function identityFlags (err: unknown, text: string): string {
  * (the library's TypeError), a data directory a file is in the way of, an identity, port or listen
  * address in use.
  */
-const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'DataDirError', 'WebPortError', 'ListenError', 'HomeConfigError', 'AclFileError'])
+const USAGE_ERRORS = new Set(['UsageError', 'BrokerAddressError', 'TypeError', 'IdentityInUseError', 'DataDirError', 'WebPortError', 'ListenError', 'HomeConfigError', 'AclFileError', 'TokenFileError'])
 
 /** The exit code of a command that threw `err` (README "Exit codes"). */
 function exitCodeOf (err: unknown): number {

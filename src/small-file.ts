@@ -3,9 +3,11 @@
  * there: opened non-blocking, so a FIFO in its place does not hang the process in open() (a broker
  * so hung is killed only by SIGKILL); refused unless a regular file (a symbolic link to /dev/zero
  * has no size to check, and would fill the memory); its size checked before reading, and no more
- * than one byte past the limit read (it may grow meanwhile).
+ * than one byte past the limit read (it may grow meanwhile). And writing one, owner-only, so a
+ * reader never sees a part of it.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs'
+import { open, rename, unlink } from 'node:fs/promises'
 
 /** A file that is not a small regular file; `reason` completes "<the file> …". */
 export class NotSmallFileError extends Error {
@@ -44,4 +46,25 @@ export function jsonObject (text: string, example: string, fail: (why: string) =
   }
   if (typeof json !== 'object' || json == null || Array.isArray(json)) return fail(`must be a JSON object, e.g. ${example}`)
   return json as Record<string, unknown>
+}
+
+let tmpCounter = 0
+
+/**
+ * Writes `data` to `path` atomically (a temporary file, synced, renamed over it: readers see the
+ * old file or the new one, never a part), readable by its owner only.
+ */
+export async function writePrivateFile (path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`
+  const file = await open(tmp, 'w', 0o600)
+  try {
+    await file.writeFile(data)
+    await file.sync()
+  } catch (err) {
+    await file.close()
+    await unlink(tmp).catch(() => {})
+    throw err
+  }
+  await file.close()
+  await rename(tmp, path)
 }

@@ -2,12 +2,11 @@
  * The broker's web server: the built web page (files under `root`, served by sirv), `GET /api/broker` with the broker's peer ID and its current addresses, so a page can
  * find the WebRTC address to dial (it changes when the certificate is renewed), and `GET /metrics` for Prometheus.
  *
- * Hardened for a server that lives inside the broker: nothing a client sends can throw out of a
- * request (bad URLs and methods get a 4xx), the Host header must name this server (DNS
- * rebinding), slow or huge requests are cut by timeouts and Node's header limits, and every
- * response carries a strict Content-Security-Policy.
+ * Hardened as every server in the broker is (http-server.ts); besides, bad URLs and methods get a
+ * 4xx, the Host header must name this server (DNS rebinding), and every response carries a strict
+ * Content-Security-Policy.
  */
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { existsSync } from 'node:fs'
@@ -20,6 +19,9 @@ import { localAddresses } from './reachable-addresses.js'
 import { isBrowserDialable } from './relay-address.js'
 import type { Libp2p } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
+import { serverUrl, startHttpServer } from './http-server.js'
+
+export { WebPortError } from './http-server.js'
 
 /** The built web page: web/dist in the package (this file is dist/src/web-server.js). */
 export const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
@@ -46,19 +48,6 @@ const SECURITY_HEADERS = {
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 /** Everything else is checked again on every use (index.html names the current bundle). */
 const REVALIDATE = 'no-cache'
-
-/** Server limits against slow or abusive clients (slowloris): a request's headers must arrive in 10 s, the whole request in 30 s. */
-const HEADERS_TIMEOUT = 10_000
-const REQUEST_TIMEOUT = 30_000
-const MAX_CONNECTIONS = 256
-/** ms a connection refused for a broken request stays open after its 4xx, reading nothing more. */
-const REFUSED_LINGER = 1_000
-/**
- * Responses one connection may have unwritten. Node parses every request a client pipelines, and a
- * file response holds its file open until written: one connection that sent 1,000 requests and
- * read nothing held 1,000 files for good (browsers do not pipeline). Past this it is dropped.
- */
-const MAX_UNFINISHED_PER_CONNECTION = 4
 
 export interface BrokerInfo {
   peerId: string
@@ -94,14 +83,6 @@ export interface WebServerOptions {
   metrics?: () => Registry | null | undefined
 }
 
-/** The port cannot be listened on (another broker on this host has it, or no permission). */
-export class WebPortError extends Error {
-  name = 'WebPortError'
-  constructor (message: string, readonly code: string | undefined) {
-    super(message)
-  }
-}
-
 export async function startWebServer (options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? '127.0.0.1'
   // `dev` mode looks each file up when asked (not once at start), so a page rebuilt while the
@@ -109,26 +90,16 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   const serveFile = sirv(options.root, { dev: true, etag: true, setHeaders: (res, path) => { res.setHeader('cache-control', path.startsWith('/assets/') ? IMMUTABLE : REVALIDATE) } })
   let allowedHosts = new Set<string>()
 
-  /**
-   * Per connection: its responses not yet written, and the files they read, closed with it (a
-   * response queued behind another gets no 'close' of its own).
-   */
-  const connections = new WeakMap<Socket, { unfinished: number, files: Set<Readable> }>()
+  /** Per connection, the files its responses read, closed with it (a response queued behind another gets no 'close' of its own). */
+  const openFiles = new WeakMap<Socket, Set<Readable>>()
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket
-    let connection = connections.get(socket)
-    if (connection == null) {
-      const c = connection = { unfinished: 0, files: new Set<Readable>() }
-      connections.set(socket, c)
-      socket.once('close', () => { for (const file of c.files) file.destroy() })
+    let files = openFiles.get(socket)
+    if (files == null) {
+      const f = files = new Set<Readable>()
+      openFiles.set(socket, f)
+      socket.once('close', () => { for (const file of f) file.destroy() })
     }
-    if (connection.unfinished >= MAX_UNFINISHED_PER_CONNECTION) {
-      socket.destroy()
-      return
-    }
-    const { files } = connection
-    connection.unfinished++
-    res.once('finish', () => { connection.unfinished-- })
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
     const fail = (status: number, text: string, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra })
@@ -207,58 +178,12 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     })
   }
 
-  const server: Server = createServer({
-    headersTimeout: HEADERS_TIMEOUT,
-    requestTimeout: REQUEST_TIMEOUT,
-    connectionsCheckingInterval: 1_000
-  }, (req, res) => {
-    try {
-      handle(req, res)
-    } catch {
-      // Whatever a request does, the broker goes on: this request ends, nothing else.
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' })
-        res.end('Internal error\n')
-      } else {
-        res.destroy()
-      }
-    }
-  })
-  server.maxConnections = MAX_CONNECTIONS
-  server.maxHeadersCount = 100
-  // A client's broken request (bad syntax, headers too large or too slow) gets a 4xx and ends
-  // that connection only. Node's own handling destroys the socket right after writing the 4xx:
-  // when the request is still arriving (20 KB of headers), the reset reaches the client first and
-  // it sees ECONNRESET, not the answer. So the answer ends the connection, which is destroyed a
-  // moment later.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
-      socket.destroy()
-      return
-    }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-    setTimeout(() => { socket.destroy() }, REFUSED_LINGER).unref()
-  })
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      const where = `port ${options.port} on ${host}`
-      reject(new WebPortError(err.code === 'EADDRINUSE'
-        ? `${where} is already in use (another broker on this host?)`
-        : err.code === 'EACCES' ? `no permission to listen on ${where}` : `cannot listen on ${where}: ${err.message}`, err.code))
-    })
-    server.listen(options.port, host, () => { resolve() })
-  })
-  // After listening, a server error (e.g. out of file descriptors on accept) must not end the broker.
-  server.on('error', (err) => { process.emitWarning(`p2pmq web server: ${err.message}`) })
-  const address = server.address()
-  const port = typeof address === 'object' && address != null ? address.port : options.port
+  const { port, close } = await startHttpServer(options.port, host, handle)
   allowedHosts = hostHeaders(host, port)
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    url: serverUrl(host, port),
     port,
-    close: async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) }
+    close
   }
 }
 

@@ -3,8 +3,7 @@
  * stops the broker with one line naming the file and the key) and written atomically on each change
  * (a temporary file, synced, renamed over it; mode 0600).
  */
-import { NotSmallFileError, readSmallFile } from '../small-file.js'
-import { open, rename, unlink } from 'node:fs/promises'
+import { NotSmallFileError, readSmallFile, writePrivateFile } from '../small-file.js'
 import { P2PMQError } from '../errors.js'
 import { Acl } from './acl.js'
 import type { AclFile } from './api.js'
@@ -81,20 +80,7 @@ export function duplicateKey (text: string): { at: string, key: string } | undef
   return undefined
 }
 
-let tmpCounter = 0
-
 /** Writes `acl` to `path` atomically: readers see the old file or the new one, never a part. */
 export async function writeAclFile (path: string, acl: AclFile): Promise<void> {
-  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`
-  const file = await open(tmp, 'w', 0o600)
-  try {
-    await file.writeFile(`${JSON.stringify(acl, null, 2)}\n`)
-    await file.sync()
-  } catch (err) {
-    await file.close()
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
-  await file.close()
-  await rename(tmp, path)
+  await writePrivateFile(path, `${JSON.stringify(acl, null, 2)}\n`)
 }
