@@ -59,7 +59,7 @@ describe.runIf(hasChromium)('the web page in Chromium', () => {
     expect(numUsers?.consumers).toBe(1)
     expect(await page.textContent(`#clients li[data-peer="${pagePeer}"]`)).toContain('(browser)')
     mkdirSync('test-artifacts', { recursive: true })
-    await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
+    await page.screenshot({ path: 'test-artifacts/page-live.png', fullPage: true })
 
     // Past 1,000 queues the broker lists the deepest, and the page says how many it left out.
     await Promise.all(Array.from({ length: 1_000 }, async (_, i) => await p.publish(`spam.${i}`, i)))

@@ -19,7 +19,8 @@ import { allowLine, rightsText, unrestricted } from './access.js'
 import { patternError } from '../src/names.js'
 import { brokerTarget, TargetError } from './broker-target.js'
 import { pageNode, viaOf } from './page-node.js'
-import type { BrokerStats, Grant, PeerRights } from '../src/broker/api.js'
+import { Dashboard } from './dashboard.js'
+import type { Grant, PeerRights } from '../src/broker/api.js'
 import type { Libp2p } from '@libp2p/interface'
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
@@ -65,37 +66,6 @@ function renderValues (): void {
     chart.append(line)
     div.append(name, latest, chart)
     return div
-  }))
-}
-
-function cell (text: string | number): HTMLTableCellElement {
-  const td = document.createElement('td')
-  td.textContent = String(text)
-  return td
-}
-
-function renderStats (stats: BrokerStats): void {
-  const rows = stats.queues.map((q) => {
-    const tr = document.createElement('tr')
-    tr.dataset.queue = q.group === '' ? q.command : `${q.command}@${q.group}`
-    tr.append(cell(tr.dataset.queue), cell(q.depth), cell(q.inFlight), cell(q.delayed), cell(q.deadLetters), cell(q.consumers),
-      cell(q.rates.published.toFixed(1)), cell(q.rates.acked.toFixed(1)))
-    return tr
-  })
-  // The broker lists the deepest queues only.
-  if ((stats.moreQueues ?? 0) > 0) {
-    const tr = document.createElement('tr')
-    tr.className = 'more'
-    tr.append(cell(`and ${stats.moreQueues} more, shallower`))
-    rows.push(tr)
-  }
-  $('queues').querySelector('tbody')?.replaceChildren(...rows)
-  $('clients').replaceChildren(...stats.clients.map((c) => {
-    const li = document.createElement('li')
-    li.dataset.peer = c.peer
-    const subs = c.subscriptions?.map((s) => `${s.patterns.join(',')}@${s.group}`).join(' ') ?? ''
-    li.textContent = `${c.role} ${c.peer} (${c.via === 'webrtc' ? 'browser' : 'node'}) ${subs}`
-    return li
   }))
 }
 
@@ -202,6 +172,11 @@ async function main (): Promise<void> {
   // connection, every second. The page asks again what it may do every 10 s, so a right the
   // operator gives or takes away shows without a reload.
   const admin = new Admin(broker)
+  const dashboard = new Dashboard({
+    purge: async (command, group) => `Purged ${await admin.purge(command, group)} messages of ${command}@${group}`,
+    deleteQueue: async (command, group) => `Deleted ${command}@${group} and its ${await admin.deleteQueue(command, group)} messages`,
+    replay: async (command) => `Replayed ${await admin.replayDeadLetters(command)} dead letters of ${command}`
+  })
   let stopWatch: (() => void) | undefined
   const checkRights = async (): Promise<void> => {
     let me: PeerRights
@@ -213,26 +188,32 @@ async function main (): Promise<void> {
     }
     $('rights').textContent = rightsText(me.rights)
     const mayRead = me.rights.admin != null
+    dashboard.mayWrite = me.rights.admin === 'write'
     $('dashboard').hidden = !mayRead
     $('dashboard-denied').hidden = mayRead
     $('dashboard-ask').textContent = allowLine(peer, { admin: 'read' })
-    if (mayRead) stopWatch ??= admin.watch(renderStats, 1000)
+    if (mayRead) stopWatch ??= admin.watch((stats) => { dashboard.update(stats) }, 1000)
     else {
       stopWatch?.()
       stopWatch = undefined
     }
   }
   setInterval(() => { void checkRights() }, 10_000)
-  // The page as a producer: send a command, show the answer.
+  // The page as a producer: send a command and show the answer, or publish it (confirmed, no answer).
   const producer = new Producer(broker)
   $('send').addEventListener('submit', (e) => {
     e.preventDefault()
     const form = new FormData(e.target as HTMLFormElement)
     $('answer').textContent = '…'
     const command = String(form.get('command'))
-    producer.request(command, String(form.get('payload')), { timeout: 10_000 }).then((r) => {
+    const payload = String(form.get('payload'))
+    const publish = (e as SubmitEvent).submitter?.getAttribute('name') === 'publish'
+    const done = publish
+      ? producer.publish(command, payload).then((id) => `published ${id}`)
+      : producer.request(command, payload, { timeout: 10_000 }).then((r) => `${payloadToText(r.payload)} (from ${r.consumer})`)
+    done.then((told) => {
       allowed(peer, { produce: command })
-      $('answer').textContent = `${payloadToText(r.payload)} (from ${r.consumer})`
+      $('answer').textContent = told
     }, (err: Error) => {
       $('answer').textContent = `failed: ${err.message}`
       if (err instanceof PermissionDeniedError) refused(peer, { produce: command }, err)

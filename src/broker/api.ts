@@ -66,6 +66,24 @@ export interface BrokerStats {
   messages: number
   /** Answers waiting for their producers to reconnect. */
   keptAnswers: number
+  /** The broker itself (absent from a broker older than the field). */
+  broker?: BrokerOverview
+}
+
+/** The broker as the dashboard's overview shows it. */
+export interface BrokerOverview {
+  /** The p2pmq package version the broker runs. */
+  version: string
+  /** When the broker service started (ms since the epoch). */
+  startedAt: number
+  /** The process's resident memory and JavaScript heap in use, in bytes (absent outside Node). */
+  memory?: { rss: number, heapUsed: number }
+  /** Bytes the message store takes on disk, read every 10 s (absent without a store on disk). */
+  storeBytes?: number
+  /** Counters summed over the queues held now (a queue removed takes its counts with it). */
+  totals: { published: number, delivered: number, acked: number, failed: number }
+  /** Producer streams whose confirms flow control holds now (a consumed queue past its high-water mark). */
+  heldProducers: number
 }
 
 export type MessageStateName = 'pending' | 'in process' | 'completed' | 'error'

@@ -131,6 +131,11 @@ export class ProducerRegistry {
     if (!transient) this.journal?.seenId(command, id, until)
   }
 
+  /** Producer streams holding confirms for congested queues now. */
+  get held (): number {
+    return this.blocked.size
+  }
+
   /** The session holds confirms for congested queues; its `unblock()` is called when one is relieved. */
   block (session: ProducerSession): void {
     this.blocked.add(session)

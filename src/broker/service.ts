@@ -41,6 +41,8 @@ export interface BrokerComponents {
   peerId: PeerId
 }
 
+/** ms between two readings of the store's size on disk, for the stats (a walk of its directory). */
+const STORE_SIZE_INTERVAL = 10_000
 /** ms between sweeps of old completed records. */
 const SWEEP_INTERVAL = 5_000
 /** Node's longest timer (a longer one fires at once): a farther due time is woken for twice. */
@@ -79,6 +81,11 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
   private timer?: ReturnType<typeof setInterval>
   private sampler?: ReturnType<typeof setInterval>
   private lastSweep = 0
+  private version = 'unknown'
+  private startedAt = Date.now()
+  /** The store's size on disk at its last reading (STORE_SIZE_INTERVAL). */
+  private diskBytes?: number
+  private sizer?: ReturnType<typeof setInterval>
   private started = false
   private startedOnce = false
 
@@ -192,10 +199,18 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     // An ACL given at load replaces the kept one (its directory exists now: the node's identity is in it).
     await this.access.keep()
     if (this.journal != null) await this.recover(this.journal)
+    this.version = (await import('../package-version.js')).packageVersion()
     if (this.metrics != null) {
       // Loaded only here: prom-client takes ~50 ms to load, which a program of clients need not pay.
-      const [{ registerBrokerMetrics }, { packageVersion }] = await Promise.all([import('./metrics.js'), import('../package-version.js')])
-      registerBrokerMetrics(this.metrics, this, { version: packageVersion(), peerId: this.components.peerId.toString() })
+      const { registerBrokerMetrics } = await import('./metrics.js')
+      registerBrokerMetrics(this.metrics, this, { version: this.version, peerId: this.components.peerId.toString() })
+    }
+    const storeBytes = this.storeBytes
+    if (storeBytes != null) {
+      const read = (): void => { storeBytes().then((n) => { this.diskBytes = n }, () => {}) }
+      read()
+      this.sizer = setInterval(read, STORE_SIZE_INTERVAL)
+      this.sizer.unref?.()
     }
     // Relayed (limited) connections too: a broker behind NAT is reached only through its relays.
     const opts = { maxInboundStreams: 8, maxOutboundStreams: 0, runOnLimitedConnection: true }
@@ -207,6 +222,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
     const tick = Math.max(10, Math.min(1000, Math.floor(this.options.visibilityTimeout / 4)))
     this.timer = setInterval(() => { this.housekeeping() }, tick)
     this.timer.unref?.()
+    this.startedAt = Date.now()
     this.started = true
   }
 
@@ -219,6 +235,7 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
       await this.components.registrar.unhandle(protocol).catch((err: Error) => { this.log.error('unhandling %s failed: %s', protocol, err.message) })
     }
     clearInterval(this.sampler)
+    clearInterval(this.sizer)
     clearTimeout(this.wake?.timer)
     for (const s of [...this.sessions]) s.close()
     // An ACL change asked for before the stop is kept on disk (its asker's stream is closed by now).
@@ -244,7 +261,14 @@ export class BrokerService extends TypedEventEmitter<BrokerEvents> implements St
 
   /** Queues (with their rates over the last second), clients and totals, as they are now. */
   stats (): BrokerStats {
-    return brokerStats(this.engine, this.rates, (queues) => this.deadLetters.counts(queues), this.clients(), this.producers.keptAnswers)
+    const memory = typeof process !== 'undefined' ? process.memoryUsage() : undefined
+    return brokerStats(this.engine, this.rates, (queues) => this.deadLetters.counts(queues), this.clients(), this.producers.keptAnswers, {
+      version: this.version,
+      startedAt: this.startedAt,
+      memory: memory != null ? { rss: memory.rss, heapUsed: memory.heapUsed } : undefined,
+      storeBytes: this.diskBytes,
+      heldProducers: this.producers.held
+    })
   }
 
   /** Whether messages are kept in a store (not in memory only). */

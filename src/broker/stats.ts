@@ -2,7 +2,7 @@
  * The broker's stats: its queues with their rates (sampled once a second) and dead letters, its
  * clients and totals, as the admin `stats` and `watch` methods return them.
  */
-import type { BrokerStats, ClientInfo, QueueRates } from './api.js'
+import type { BrokerOverview, BrokerStats, ClientInfo, QueueRates } from './api.js'
 import type { QueueEngine, QueueStats } from './engine.js'
 import type { Queue } from './queue.js'
 
@@ -44,7 +44,8 @@ export function brokerStats (
   rates: RateSampler,
   deadLetters: (queues: QueueStats[]) => Map<string, number>,
   clients: ClientInfo[],
-  keptAnswers: number
+  keptAnswers: number,
+  broker: Omit<BrokerOverview, 'totals'>
 ): BrokerStats {
   const all = engine.stats()
   const dead = deadLetters(all)
@@ -54,6 +55,18 @@ export function brokerStats (
     queues: queues.map((q) => ({ ...q, rates: rates.of(q), deadLetters: dead.get(q.command) ?? 0 })),
     clients,
     messages: engine.size,
-    keptAnswers
+    keptAnswers,
+    broker: { ...broker, totals: totals(all) }
   }
+}
+
+function totals (queues: QueueStats[]): BrokerOverview['totals'] {
+  const sum = { published: 0, delivered: 0, acked: 0, failed: 0 }
+  for (const q of queues) {
+    sum.published += q.published
+    sum.delivered += q.delivered
+    sum.acked += q.acked
+    sum.failed += q.failed
+  }
+  return sum
 }
