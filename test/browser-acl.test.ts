@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { startBroker } from './cli-helpers.js'
 import { browser, hasChromium } from './chromium.js'
 import { onCleanup, tempDir } from './helpers.js'
-import { createAdmin, type AclFile } from '../src/index.js'
+import { createAdmin, createProducer, type AclFile } from '../src/index.js'
 import { loadIdentity } from '../src/home.js'
 
 /** An admin identity kept in `dir`, and its peer ID. */
@@ -58,6 +58,13 @@ describe.runIf(hasChromium)('the web page under an ACL, in Chromium', () => {
     await page.click('#subscribe button')
     await page.waitForSelector('#ask[hidden]', { state: 'attached', timeout: 10_000 })
     await page.waitForSelector('#clients li', { timeout: 5_000 })
+    // Admin read: a queue can be browsed, not purged, deleted or replayed.
+    await admin.allow(operator, { produce: 'secret' })
+    const p = await createProducer({ broker: tcp, home, node: admin.node })
+    onCleanup(async () => { await p.stop() })
+    expect(await p.send('secret', 'x')).toBe('Answer to x')
+    await page.waitForSelector('#queues tr[data-queue="secret@default"] button[data-action="browse"]', { timeout: 5_000 })
+    expect(await page.locator('#queues button[data-action="purge"], #queues button[data-action="delete"], #queues button[data-action="replay"]').count()).toBe(0)
 
     // Withdrawn again: the dashboard goes, the page says why.
     await admin.deny(pagePeer, { admin: 'read' })

@@ -26,7 +26,8 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     await billing.subscribe('orders.*', () => {}, { group: 'billing' })
     await billing.stop()
     const p = await producer(address)
-    for (let i = 0; i < 5; i++) await p.publish('orders.new', i)
+    for (let i = 0; i < 24; i++) await p.publish('orders.new', { n: i }, { headers: { shop: `s${i}` } })
+    await p.publish('orders.new', 'y'.repeat(5000))
     const worker = await consumer(address)
     const seen = new Set<string>()
     await worker.subscribe('jobs.bad', (m) => {
@@ -55,7 +56,7 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     await page.goto(url)
     await page.waitForSelector('#state[data-state="connected"]', { timeout: 15_000 })
     const pagePeer = await page.textContent('#peer') as string
-    await page.waitForSelector('#queues tr[data-queue="orders.new@billing"] td:nth-child(2):text-is("5")', { timeout: 10_000 })
+    await page.waitForSelector('#queues tr[data-queue="orders.new@billing"] td:nth-child(2):text-is("25")', { timeout: 10_000 })
     await page.waitForSelector('#queues tr[data-queue="jobs.bad@w"] td:nth-child(5):text-is("1")', { timeout: 10_000 })
 
     // The overview.
@@ -91,6 +92,8 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     expect(await page.textContent('#chart-title')).toBe('orders.new@billing')
 
     // Clients: one line per peer, with its roles.
+    // (Its streams open one after another: the latest stats may not have them all yet.)
+    await page.waitForSelector(`#clients li[data-peer="${pagePeer}"][data-roles~="consumer"][data-roles~="admin"]`, { timeout: 10_000 })
     const mine = page.locator(`#clients li[data-peer="${pagePeer}"]`)
     expect(await mine.count()).toBe(1)
     expect((await mine.getAttribute('data-roles'))?.split(' ')).toEqual(expect.arrayContaining(['admin', 'consumer']))
@@ -100,13 +103,29 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     await page.click('#chart-all')
     await new Promise((resolve) => setTimeout(resolve, 6_000))
     expect(Number(await page.locator('#queues tr[data-queue="jobs.ok@w"] td:nth-child(8)').textContent())).toBeGreaterThan(0)
+
+    // Browsing a queue's messages, 20 at a time, with headers and payloads.
+    await page.click('#queues tr[data-queue="orders.new@billing"] button[data-action="browse"]')
+    await page.waitForSelector('#browse-status:text-is("1–20")', { timeout: 5_000 })
+    const listed = async (): Promise<string[][]> => await page.locator('#browse-list tbody tr').evaluateAll((rows) => rows.map((r) => Array.from(r.children, (c) => c.textContent ?? '')))
+    const firstPage = await listed()
+    expect(firstPage).toHaveLength(20)
+    expect(firstPage[0].slice(1, 4)).toEqual(['orders.new@billing', 'pending', '0'])
+    expect(firstPage[0].slice(5)).toEqual(['shop=s0', '{"n":0}'])
+    await page.click('#browse-next')
+    await page.waitForSelector('#browse-status:text-is("21–25 (the last)")', { timeout: 5_000 })
+    const lastPage = await listed()
+    expect(lastPage.map((r) => r[6])).toEqual(['{"n":20}', '{"n":21}', '{"n":22}', '{"n":23}', `${'y'.repeat(4096)} … (5000 bytes)`])
+    expect(await page.isDisabled('#browse-next')).toBe(true)
+    await page.click('#browse-prev')
+    await page.waitForSelector('#browse-status:text-is("1–20")', { timeout: 5_000 })
     mkdirSync('test-artifacts', { recursive: true })
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
     flowing = false
 
     // Actions (this page is on the broker's host: protected mode gives it admin write).
     await page.click('#queues tr[data-queue="orders.new@billing"] button[data-action="purge"]')
-    await page.waitForSelector('#action-result:text-is("Purged 5 messages of orders.new@billing")', { timeout: 5_000 })
+    await page.waitForSelector('#action-result:text-is("Purged 25 messages of orders.new@billing")', { timeout: 5_000 })
     expect(await depth('orders.new@billing')).toBe(0)
     await page.click('#queues tr[data-queue="jobs.bad@w"] button[data-action="replay"]')
     await page.waitForSelector('#action-result:text-is("Replayed 1 dead letters of jobs.bad")', { timeout: 5_000 })

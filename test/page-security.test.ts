@@ -62,6 +62,12 @@ describe.runIf(hasChromium)('the web page against injected HTML', () => {
     expect(listed).toContain(`${CMD}: 42 → Answer to 42`)
     expect(await page.textContent('#answer')).toBe(`${ANSWER} (from ${other.peerId})`)
     expect(await page.locator('#queues tr td:first-child').allTextContents()).toContain(`echo.html@${GROUP}`)
+    // The message browser: a waiting message whose payload and header are HTML.
+    await p.publish('held.html', PAYLOAD, { headers: { note: PAYLOAD } })
+    await page.fill('#browse input[name=command]', 'held.html')
+    await page.click('#browse button:text-is("Show")')
+    await page.waitForSelector('#browse-status:text-is("1–1 (the last)")', { timeout: 5_000 })
+    expect((await page.locator('#browse-list tbody tr td').allTextContents()).slice(5)).toEqual([`note=${PAYLOAD}`, PAYLOAD])
 
     // Nothing ran, nothing was even parsed as HTML (so the CSP had nothing to block).
     await page.waitForTimeout(500) // an <img src=x> would have failed to load by now

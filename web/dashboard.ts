@@ -1,7 +1,8 @@
 /**
  * The page's dashboard, for a peer with admin read: the broker's overview, its queues (sortable,
  * filterable) with their rates over the last minutes as a chart (uPlot), its clients grouped by
- * peer, and for admin write the actions on a queue: purge, delete, replay its dead letters.
+ * peer, its messages (message-browser.ts), and for admin write the actions on a queue: purge,
+ * delete, replay its dead letters.
  *
  * The rates' history is what this page saw: the broker pushes its stats every second (`watch`),
  * and the page keeps the last HISTORY samples of the queues it shows.
@@ -30,6 +31,8 @@ export interface QueueActions {
   purge: (command: string, group: string) => Promise<string>
   deleteQueue: (command: string, group: string) => Promise<string>
   replay: (command: string) => Promise<string>
+  /** Shows the queue's waiting messages in the message browser. */
+  browse: (command: string) => void
 }
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
@@ -203,6 +206,12 @@ export class Dashboard {
   private actionsCell (q: Row): HTMLTableCellElement {
     const td = document.createElement('td')
     td.className = 'actions'
+    const browse = document.createElement('button')
+    browse.type = 'button'
+    browse.textContent = 'Browse'
+    browse.dataset.action = 'browse'
+    browse.onclick = () => { this.actions.browse(q.command) }
+    td.append(browse)
     if (!this.mayWrite) return td
     const name = queueName(q)
     const button = (label: string, question: string, act: () => Promise<string>): void => {

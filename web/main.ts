@@ -20,6 +20,7 @@ import { patternError } from '../src/names.js'
 import { brokerTarget, TargetError } from './broker-target.js'
 import { pageNode, viaOf } from './page-node.js'
 import { Dashboard } from './dashboard.js'
+import { MessageBrowser } from './message-browser.js'
 import type { Grant, PeerRights } from '../src/broker/api.js'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -172,7 +173,9 @@ async function main (): Promise<void> {
   // connection, every second. The page asks again what it may do every 10 s, so a right the
   // operator gives or takes away shows without a reload.
   const admin = new Admin(broker)
+  const browser = new MessageBrowser(async (query) => await admin.messages(query, 10_000))
   const dashboard = new Dashboard({
+    browse: (command) => { browser.show({ state: 'pending', command }) },
     purge: async (command, group) => `Purged ${await admin.purge(command, group)} messages of ${command}@${group}`,
     deleteQueue: async (command, group) => `Deleted ${command}@${group} and its ${await admin.deleteQueue(command, group)} messages`,
     replay: async (command) => `Replayed ${await admin.replayDeadLetters(command)} dead letters of ${command}`

@@ -146,6 +146,11 @@ function scheduleSpec (raw: unknown): ScheduleSpec {
   return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
 }
 
+/** The farthest a `messages` request may page: each skipped message is still read (those paged out, from disk, whole). */
+const MAX_MESSAGES_OFFSET = 10_000
+/** Messages a `messages` request with bodies lists at most: each takes up to ~5.5 KiB of JSON. */
+const MAX_BODIES_LIMIT = 1_000
+
 /** Checks a `messages` request's parameters. */
 function messageQuery (raw: unknown): MessageQuery {
   const p = (raw ?? {}) as Record<string, unknown>
@@ -153,5 +158,8 @@ function messageQuery (raw: unknown): MessageQuery {
   if (p.state != null && !MESSAGE_STATES.includes(p.state as MessageStateName)) throw new InvalidArgumentError(`state must be one of ${MESSAGE_STATES.join(', ')}`)
   if (p.command != null && typeof p.command !== 'string') throw new InvalidArgumentError('command must be a string')
   if (p.limit != null && !(Number.isInteger(p.limit) && (p.limit as number) > 0)) throw new InvalidArgumentError('limit must be a positive integer')
-  return { state: p.state as MessageStateName | undefined, command: p.command as string | undefined, limit: p.limit as number | undefined }
+  if (p.offset != null && !(Number.isInteger(p.offset) && (p.offset as number) >= 0 && (p.offset as number) <= MAX_MESSAGES_OFFSET)) throw new InvalidArgumentError(`offset must be an integer from 0 to ${MAX_MESSAGES_OFFSET}`)
+  if (p.bodies != null && typeof p.bodies !== 'boolean') throw new InvalidArgumentError('bodies must be true or false')
+  if (p.bodies === true && ((p.limit as number | undefined) ?? 0) > MAX_BODIES_LIMIT) throw new InvalidArgumentError(`with bodies, limit is at most ${MAX_BODIES_LIMIT}`)
+  return { state: p.state as MessageStateName | undefined, command: p.command as string | undefined, limit: p.limit as number | undefined, offset: p.offset as number | undefined, bodies: p.bodies as boolean | undefined }
 }

@@ -106,6 +106,10 @@ export interface MessageInfo {
   /** ms since the epoch. */
   publishedAt: number
   updatedAt: number
+  /** With `bodies`: the message's headers. */
+  headers?: Record<string, string>
+  /** With `bodies`: its payload's kind (0 none, 1 bytes, 2 string, 3 JSON), size, and first bytes (at most 4 KiB, base64). */
+  payload?: { kind: number, size: number, data: string }
 }
 
 export interface MessageQuery {
@@ -124,6 +128,16 @@ export interface MessageQuery {
    * @default 100
    */
   limit?: number
+  /**
+   * Skip this many matching messages first (the next page: `offset` + `limit`).
+   * @default 0
+   */
+  offset?: number
+  /**
+   * Give each message's headers and the start of its payload too.
+   * @default false
+   */
+  bodies?: boolean
 }
 
 /** How a periodic message repeats (`every` or `cron`, one of them), and its id and headers. */

@@ -121,7 +121,13 @@ const HANDLERS: Record<string, { target: boolean, handle: Handler }> = {
     target: false,
     handle: async (r) => {
       const q = r.query
-      const query = { state: q.get('state') ?? undefined, command: q.get('command') ?? undefined, limit: q.has('limit') ? integer(q, 'limit', 1, 100_000, 100) : undefined }
+      const query = {
+        state: q.get('state') ?? undefined,
+        command: q.get('command') ?? undefined,
+        limit: q.has('limit') ? integer(q, 'limit', 1, 100_000, 100) : undefined,
+        offset: q.has('offset') ? integer(q, 'offset', 0, 10_000, 0) : undefined,
+        bodies: q.has('bodies') ? flag(q, 'bodies', false) : undefined
+      }
       return { status: 200, body: await (await r.peer.admin()).messages(query as MessageQuery) }
     }
   },
