@@ -208,7 +208,7 @@ async function serveGateway (node: BrokerNode, at: { host: string, port: number 
   const local = tcp.find((a) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')) ?? tcp[0]
   if (local == null) throw new UsageError('-gateway needs the broker to listen on a TCP address (-listen=/ip4/127.0.0.1/tcp/0,…)')
   try {
-    return await startGateway({ ...at, broker: `${local}/p2p/${node.peerId.toString()}`, tokens: new TokenFile(dataDir), maxPayload, visibility })
+    return await startGateway({ ...at, broker: `${local}/p2p/${node.peerId.toString()}`, tokens: new TokenFile(dataDir, (err, kept) => { log.error(`Gateway: ${err.message}; ${kept ? 'the tokens read before stay in use' : 'every request is refused (503) until it can be read'}`) }), maxPayload, visibility })
   } catch (err) {
     if (!(err instanceof WebPortError)) throw err
     throw new WebPortError(`Cannot serve the gateway: ${err.message}; give -gateway=<another port>, or 0 (any free port)`, err.code)

@@ -44,6 +44,45 @@ describe('gateway tokens', () => {
     expect(tokens.lookup(token)).toBeUndefined()
   })
 
+  it('takes adds and removes made at once (no change lost, no removed token back), and refuses a new secret for old tokens', async () => {
+    const dir = await tempDir()
+    await new TokenFile(dir).add('victim')
+    const made = await Promise.all([
+      new TokenFile(dir).remove('victim'),
+      ...Array.from({ length: 10 }, async (_, i) => await new TokenFile(dir).add(`n${i}`))
+    ])
+    expect(made[0]?.name).toBe('victim')
+    expect(new TokenFile(dir).list().map((e) => e.name).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`).sort())
+
+    // Without the secret, a new one would make the kept tokens act as other peers: refused.
+    await unlink(join(dir, GATEWAY_SECRET_FILE))
+    await expect(new TokenFile(dir).add('late')).rejects.toThrow(/gateway.key is missing, and 10 token\(s\) need it/)
+    // A broken secret: lookups fail, but the tokens can still be listed and removed.
+    await writeFile(join(dir, GATEWAY_SECRET_FILE), 'short')
+    const tokens = new TokenFile(dir)
+    expect(tokens.list()).toHaveLength(10)
+    expect(await tokens.remove('n0')).toBeDefined()
+  })
+
+  it('keeps the tokens it read when the file breaks later, and says so once', async () => {
+    const dir = await tempDir()
+    const { token } = await new TokenFile(dir).add('a')
+    const told: string[] = []
+    const tokens = new TokenFile(dir, (err, kept) => { told.push(`${kept}: ${err.message}`) })
+    expect(tokens.lookup(token)?.name).toBe('a')
+    await writeFile(join(dir, TOKENS_FILE), '{garbage')
+    for (let i = 0; i < 3; i++) {
+      expect(tokens.list()[0].name).toBe('a')
+      expect(tokens.lookup(token)?.name).toBe('a')
+    }
+    expect(told).toHaveLength(1)
+    expect(told[0]).toMatch(/^true: .*gateway-tokens\.json is not valid JSON/)
+    // Never read: refused (and told).
+    const fresh = new TokenFile(dir, (err, kept) => { told.push(`${kept}: ${err.message}`) })
+    expect(() => fresh.lookup(token)).toThrow(TokenFileError)
+    expect(told[1]).toMatch(/^false: /)
+  })
+
   it('refuses hostile files with the file named, and reads nothing endless', async () => {
     const dir = await tempDir()
     const tokens = new TokenFile(dir)
@@ -54,7 +93,13 @@ describe('gateway tokens', () => {
       expect(() => fresh.list(), what).toThrow(TokenFileError)
       expect(() => fresh.list(), what).toThrow(dir)
     }
-    for (const [what, content] of [['not JSON', '{'], ['an array', '[]'], ['no list', '{"tokens": 1}'], ['a bad entry', '{"tokens": [{"name": "a"}]}'], ['a bad hash', '{"tokens": [{"name": "a", "peer": "p", "sha256": "zz", "created": "x"}]}']]) {
+    const good = JSON.parse(await readFile(path, 'utf8')).tokens[0]
+    const variants: Array<[string, string]> = [['not JSON', '{'], ['an array', '[]'], ['no list', '{"tokens": 1}'], ['a bad entry', '{"tokens": [{"name": "a"}]}'],
+      ['a bad hash', JSON.stringify({ tokens: [{ ...good, sha256: 'zz' }] })],
+      ['a name with a terminal escape', JSON.stringify({ tokens: [{ ...good, name: 'a\u001b[2J' }] })],
+      ['a peer that is not one', JSON.stringify({ tokens: [{ ...good, peer: 'not-a-peer' }] })],
+      ['two of one name', JSON.stringify({ tokens: [good, { ...good, sha256: 'a'.repeat(64) }] })]]
+    for (const [what, content] of variants) {
       await writeFile(path, content)
       await refused(what)
     }
@@ -68,6 +113,6 @@ describe('gateway tokens', () => {
     expect(new TokenFile(dir).list()).toEqual([])
     await writeFile(join(dir, GATEWAY_SECRET_FILE), 'short')
     await writeFile(path, '{"tokens": []}')
-    await refused('a secret of the wrong size')
+    await expect(new TokenFile(dir).add('b')).rejects.toThrow(/gateway.key is not 32 bytes/)
   })
 })

@@ -4,6 +4,7 @@
  * in Python (urllib only). Then hostile input, and the visibility timeout of a held message.
  */
 import { execFile } from 'node:child_process'
+import { connect } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -97,7 +98,7 @@ describe('HTTP gateway', () => {
     // Publish with fetch: JSON, with an id, a header and a ttl.
     const published = await call(`${url}publish/orders.new`, shop.token, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'p2pmq-id': 'order-1', 'p2pmq-header-region': 'eu', 'p2pmq-ttl': '60000' },
+      headers: { 'content-type': 'application/json', 'p2pmq-id': 'order-1', 'p2pmq-header-region': 'eu', 'p2pmq-header-city': Buffer.from('Zürich').toString('latin1'), 'p2pmq-ttl': '60000' },
       body: JSON.stringify({ sku: 'A1', qty: 2 })
     })
     expect(published.status, published.text).toBe(202)
@@ -108,7 +109,7 @@ describe('HTTP gateway', () => {
     const polled = await curl([...auth, `${url}consume/orders.*?wait=5000`])
     expect(polled.status, polled.body).toBe(200)
     const [m] = JSON.parse(polled.body)
-    expect(m).toMatchObject({ id: 'order-1', command: 'orders.new', headers: { region: 'eu' }, attempt: 1, producer: shop.peer, payload: { sku: 'A1', qty: 2 } })
+    expect(m).toMatchObject({ id: 'order-1', command: 'orders.new', headers: { region: 'eu', city: 'Zürich' }, attempt: 1, producer: shop.peer, payload: { sku: 'A1', qty: 2 } })
     expect(m.receipt).toMatch(/^[A-Za-z0-9_-]{24}$/)
     expect(m.deadline).toBeGreaterThan(Date.now())
     expect((await curl([...auth, '-X', 'POST', `${url}ack/${m.receipt as string}`])).status).toBe(204)
@@ -214,6 +215,20 @@ describe('HTTP gateway', () => {
     expect((await call(`${url}publish/jobs.b`, t.token, { method: 'POST', body: 'after', headers: { 'content-type': 'text/plain' } })).status).toBe(202)
     const next = await call(`${url}consume/jobs.b?wait=5000`, t.token)
     expect(next.json?.[0]).toMatchObject({ payload: 'after', attempt: 1 })
+    expect((await call(`${url}ack/${next.json[0].receipt as string}`, t.token, { method: 'POST' })).status).toBe(204)
+
+    // Long polls pipelined on one connection that closes: the ones queued behind the first go too.
+    const socket = connect(Number(new URL(url).port), '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write(`GET /v1/consume/jobs.b?wait=20000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\n\r\n`.repeat(3))
+    await sleep(500)
+    socket.destroy()
+    await sleep(300)
+    expect((await call(`${url}publish/jobs.b`, t.token, { method: 'POST', body: 'piped', headers: { 'content-type': 'text/plain' } })).status).toBe(202)
+    const started = Date.now()
+    const piped = await call(`${url}consume/jobs.b?wait=5000`, t.token)
+    expect(piped.json?.[0]).toMatchObject({ payload: 'piped', attempt: 1 })
+    expect(Date.now() - started).toBeLessThan(2_000)
   })
 
   it('refuses hostile requests with a clear status and keeps serving', async () => {
@@ -241,7 +256,10 @@ describe('HTTP gateway', () => {
       ['a missing target', post('publish', 'x'), 404],
       ['a malformed escape', call(`${url}consume/%E0%A4%A`, t.token), 400],
       ['a bad send timeout', post('send/x?timeout=abc', 'x'), 400],
-      ['a bad message query', call(`${url}messages?state=lost`, t.token), 400]
+      ['a bad message query', call(`${url}messages?state=lost`, t.token), 400],
+      ['two ids', curl(['-H', `Authorization: Bearer ${t.token}`, '-H', 'P2PMQ-Id: a', '-H', 'P2PMQ-Id: b', '-d', 'x', `${url}publish/x`]).then((r) => ({ status: r.status, json: JSON.parse(r.body) })), 400],
+      ['a __proto__ header', post('publish/x', 'x', { 'p2pmq-header-__proto__': 'x' }), 400],
+      ['a charset not UTF-8', post('publish/x', 'x', { 'content-type': 'text/plain; charset=iso-8859-1' }), 415]
     ]
     for (const [what, reply, status] of cases) {
       const r = await reply
@@ -263,6 +281,12 @@ describe('HTTP gateway', () => {
     // Raw garbage on the socket, and headers past Node's limit.
     const garbage = await curl(['--http0.9', '-X', 'BREW', '-H', `X-Big: ${'a'.repeat(20_000)}`, `${url}stats`]).catch((err: Error) => ({ status: 0, body: err.message }))
     expect([400, 431]).toContain(garbage.status)
+    // JSON nested deeper than the gateway can write out again: those messages fail alone, nothing else does.
+    for (let depth = 3_500; depth <= 5_000; depth += 5) {
+      const r = await post('publish/p1', '['.repeat(depth) + ']'.repeat(depth), { 'content-type': 'application/json' })
+      expect([202, 400, 413]).toContain(r.status)
+    }
+    for (let i = 0; i < 5; i++) expect([200, 204]).toContain((await call(`${url}consume/p1?max=100&wait=200`, t.token)).status)
     // Still serving, and the broker never logged an error for any of it.
     expect((await post('publish/still.here', 'ok', { 'content-type': 'text/plain' })).status).toBe(202)
     expect(proc.child.exitCode).toBe(null)

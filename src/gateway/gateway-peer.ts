@@ -67,7 +67,13 @@ export class GatewayPeer {
   }
 
   private async subscribe (pattern: string, group: string, prefetch: number): Promise<Poller> {
-    this.clients.consumer ??= new Consumer(this.clientOptions())
+    if (this.clients.consumer == null) {
+      const consumer = this.clients.consumer = new Consumer(this.clientOptions())
+      // Its deliveries went back to the broker with the stream: their receipts are void (410), not acked into nothing.
+      consumer.events.addEventListener('disconnected', () => {
+        for (const held of [...this.receipts.values()]) held.fail(new Error('The gateway\'s connection to the broker was lost'))
+      })
+    }
     const consumer = await this.ready(this.clients.consumer)
     const poller = new Poller(pattern, group, this.receipts, this.visibility)
     // The consumer's own handler timeout is later than the receipt's: the receipt decides.

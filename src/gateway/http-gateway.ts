@@ -40,6 +40,11 @@ const SWEEP_INTERVAL = 5_000
  * and one token must not hold them all.
  */
 const MAX_WAITING_PER_TOKEN = 64
+/**
+ * Characters of JSON one poll answers with at most (past it, the rest wait for the next poll): a
+ * thousand 1 MB payloads in base64 would pass V8's longest string (~512 MB).
+ */
+const MAX_POLL_BYTES = 64 * 1024 * 1024
 /** Message headers a request may set (P2PMQ-Header-<name>). */
 const MAX_MESSAGE_HEADERS = 64
 
@@ -182,15 +187,35 @@ async function consume (r: Request): Promise<Reply> {
     for (const h of held) h.fail(new Error('The HTTP client went away before it had the message'))
     return { status: 204 }
   }
-  if (held.length === 0) return { status: 204 }
-  r.handingOut(held)
-  return {
-    status: 200,
-    body: held.map((h) => {
-      const m = h.message
-      return { receipt: h.receipt, deadline: h.deadline, id: m.id, command: m.command, headers: m.headers, attempt: m.attempt, producer: m.producer, timestamp: m.timestamp, ...payloadJson(m.payload) }
-    })
+  // Each message is made JSON on its own: one the gateway cannot give (a payload nested too deep
+  // to write out again) fails alone, and past MAX_POLL_BYTES the rest go back for the next poll.
+  const parts: string[] = []
+  const given: Held[] = []
+  let bytes = 2
+  for (const [i, h] of held.entries()) {
+    let json: string
+    try {
+      json = JSON.stringify(messageJson(h))
+    } catch (err) {
+      h.fail(new RejectMessage(`The HTTP gateway cannot give this message: ${(err as Error).message}`))
+      continue
+    }
+    if (given.length > 0 && bytes + json.length > MAX_POLL_BYTES) {
+      poller.giveBack(held.slice(i))
+      break
+    }
+    bytes += json.length + 1
+    parts.push(json)
+    given.push(h)
   }
+  if (given.length === 0) return { status: 204 }
+  r.handingOut(given)
+  return { status: 200, raw: { type: 'application/json', bytes: `[${parts.join(',')}]` } }
+}
+
+function messageJson (h: Held): Record<string, unknown> {
+  const m = h.message
+  return { receipt: h.receipt, deadline: h.deadline, id: m.id, command: m.command, headers: m.headers, attempt: m.attempt, producer: m.producer, timestamp: m.timestamp, ...payloadJson(m.payload) }
 }
 
 function settle (r: Request, act: (held: Held) => void): Reply {
@@ -212,8 +237,11 @@ function publishOptions (req: IncomingMessage): PublishOptions {
   }
   options.delay = ms('p2pmq-delay')
   options.ttl = ms('p2pmq-ttl')
-  const id = h['p2pmq-id']
-  if (typeof id === 'string') options.id = id
+  const ids = req.headersDistinct['p2pmq-id']
+  if (ids != null) {
+    if (ids.length > 1) throw new HttpError(400, 'A message has one p2pmq-id', 'InvalidArgument')
+    options.id = utf8(ids[0])
+  }
   const transient = h['p2pmq-transient']
   if (transient != null) {
     if (transient !== 'true' && transient !== 'false') throw new HttpError(400, `p2pmq-transient takes true or false, not ${JSON.stringify(transient)}`, 'InvalidArgument')
@@ -224,10 +252,17 @@ function publishOptions (req: IncomingMessage): PublishOptions {
   for (const [name, value] of Object.entries(h)) {
     if (!name.startsWith('p2pmq-header-') || typeof value !== 'string') continue
     if (++count > MAX_MESSAGE_HEADERS) throw new HttpError(400, `A message takes at most ${MAX_MESSAGE_HEADERS} headers`, 'InvalidArgument')
-    headers[name.slice('p2pmq-header-'.length)] = value
+    const key = utf8(name.slice('p2pmq-header-'.length))
+    if (key === '__proto__') throw new HttpError(400, '__proto__ is not a header name', 'InvalidArgument')
+    headers[key] = utf8(value)
   }
   if (count > 0) options.headers = headers
   return options
+}
+
+/** A header's value as UTF-8 (Node reads header bytes as Latin-1). */
+function utf8 (value: string): string {
+  return Buffer.from(value, 'latin1').toString('utf8')
 }
 
 /** A payload as a reply's body: bytes as they are, a string as text, anything else as JSON. */
@@ -305,16 +340,22 @@ class Gateway {
       return abort.signal
     }
     let sent: Held[] = []
-    res.once('close', () => {
-      if (res.writableFinished) return
-      // The client went before it had the whole reply: what waits for it stops, and what it was given goes back now, not at its deadline.
+    // The client went before it had the whole reply: what waits for it stops, and what it was
+    // given goes back now, not at its deadline. (A request pipelined behind another gets no 'close'
+    // of its response when the client goes: its socket's close says so.)
+    const left = (): void => {
+      if (gone || res.writableFinished) return
       gone = true
       abort?.abort()
       for (const h of sent) h.fail(new Error('The HTTP client went away before it had the message'))
-    })
-    this.route(req, signal, (held) => { sent = held }).then((reply) => { this.reply(res, reply) }, (err: Error) => {
+    }
+    const socket = req.socket
+    res.once('close', left)
+    socket.once('close', left)
+    res.once('finish', () => { socket.off('close', left) })
+    this.route(req, signal, (held) => { sent = held }).then((reply) => { this.reply(res, reply, sent) }, (err: Error) => {
       const { status, code } = statusOf(err)
-      this.reply(res, { status, body: { error: status === 500 ? 'Internal error' : err.message, code }, headers: err instanceof HttpError ? err.headers : {} })
+      this.reply(res, { status, body: { error: status === 500 ? 'Internal error' : err.message, code }, headers: err instanceof HttpError ? err.headers : {} }, [])
     })
   }
 
@@ -355,7 +396,8 @@ class Gateway {
     try {
       entry = this.options.tokens.lookup(m[1])
     } catch (err) {
-      if (err instanceof TokenFileError) throw new HttpError(503, `The gateway cannot read its tokens: ${err.message}`, 'Unavailable')
+      // (Not why: the request is not authenticated yet, and the reason names the broker's files. Its log says.)
+      if (err instanceof TokenFileError) throw new HttpError(503, 'The gateway cannot read its tokens (the broker\'s log says why)', 'Unavailable')
       throw err
     }
     if (entry == null) throw new HttpError(401, 'Unknown token', 'Unauthorized', challenge)
@@ -371,8 +413,10 @@ class Gateway {
 
   /** The request's body as a payload: JSON for application/json, a string for text/*, bytes otherwise, none when empty. */
   async payload (req: IncomingMessage): Promise<Payload> {
+    const [type = '', ...params] = (req.headers['content-type'] ?? '').split(';').map((p) => p.trim().toLowerCase())
+    const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '')
+    if (charset != null && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') throw new HttpError(415, `The gateway reads bodies in UTF-8, not ${charset}`, 'UnsupportedMediaType')
     const bytes = await this.body(req)
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
     if (bytes.length === 0 && (type === '' || type === 'application/x-www-form-urlencoded')) return undefined
     if (type === 'application/json' || type.endsWith('+json')) {
       try {
@@ -404,19 +448,30 @@ class Gateway {
     return Buffer.concat(chunks)
   }
 
-  private reply (res: ServerResponse, reply: Reply): void {
+  /** Writes `reply`; whatever goes wrong ends this request only (with a 500), and what it gave goes back. */
+  private reply (res: ServerResponse, reply: Reply, given: Held[]): void {
     if (res.headersSent || res.destroyed) return
     const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...reply.headers }
     let body: Uint8Array | string | undefined
-    if (reply.raw != null) {
-      headers['content-type'] = reply.raw.type
-      body = reply.raw.bytes
-    } else if (reply.body !== undefined) {
-      headers['content-type'] = 'application/json'
-      body = JSON.stringify(reply.body)
+    try {
+      if (reply.raw != null) {
+        headers['content-type'] = reply.raw.type
+        body = reply.raw.bytes
+      } else if (reply.body !== undefined) {
+        headers['content-type'] = 'application/json'
+        body = JSON.stringify(reply.body)
+      }
+      res.writeHead(reply.status, headers)
+      res.end(body)
+    } catch {
+      for (const h of given) h.fail(new Error('The HTTP gateway could not write its reply'))
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.end('{"error":"Internal error","code":"Internal"}')
     }
-    res.writeHead(reply.status, headers)
-    res.end(body)
   }
 
   private sweep (): void {

@@ -25,17 +25,13 @@ export class VisibilityTimeoutError extends Error {
   name = 'VisibilityTimeoutError'
 }
 
-interface Waiter {
-  max: number
-  resolve: (held: Held[]) => void
-}
-
 export class Poller {
   /** Delivered to the gateway, not yet given to a poll. */
   private readonly buffer: Held[] = []
   /** Given to a poll, not yet settled. */
   private readonly given = new Set<Held>()
-  private readonly waiters = new Set<Waiter>()
+  /** Polls waiting for a delivery: the first to come is given to the first of them. */
+  private readonly waiters = new Set<(held: Held[]) => void>()
   /** ms since the epoch of its latest poll (the gateway ends a consumption idle too long). */
   lastPolled = Date.now()
   closed = false
@@ -64,9 +60,8 @@ export class Poller {
       this.receipts.set(held.receipt, held)
       const waiter = this.waiters.values().next().value
       if (waiter != null) {
-        this.waiters.delete(waiter)
         this.given.add(held)
-        waiter.resolve([held])
+        waiter([held])
       } else {
         this.buffer.push(held)
       }
@@ -81,16 +76,21 @@ export class Poller {
       const done = (held: Held[]): void => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        this.waiters.delete(waiter)
+        this.waiters.delete(done)
         this.lastPolled = Date.now()
         resolve(held)
       }
-      const waiter: Waiter = { max, resolve: done }
       const onAbort = (): void => { done([]) }
       const timer = setTimeout(() => { done([]) }, wait)
-      this.waiters.add(waiter)
+      this.waiters.add(done)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /** Puts deliveries a poll took but could not give back at the head of the buffer, for the next poll. */
+  giveBack (held: Held[]): void {
+    for (const h of held) this.given.delete(h)
+    this.buffer.unshift(...held.filter((h) => this.receipts.has(h.receipt)))
   }
 
   /** Whether an HTTP client holds one of its deliveries, or waits in a poll. */
@@ -109,7 +109,7 @@ export class Poller {
     this.closed = true
     this.onClose?.()
     for (const held of this.buffer.splice(0)) held.fail(new Error('The gateway stopped consuming this'))
-    for (const waiter of [...this.waiters]) waiter.resolve([])
+    for (const waiter of [...this.waiters]) waiter([])
   }
 
   private forget (held: Held): void {

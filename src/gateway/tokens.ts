@@ -10,19 +10,23 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { statSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { NotSmallFileError, jsonObject, readSmallFile, writePrivateFile } from '../small-file.js'
-import { P2PMQError } from '../errors.js'
+import { IdentityInUseError, P2PMQError } from '../errors.js'
+import { lockIdentityDir } from '../identity-lock.js'
 
 export const TOKENS_FILE = 'gateway-tokens.json'
 export const GATEWAY_SECRET_FILE = 'gateway.key'
 /** What every token starts with, so secret scanners and people recognise one. */
 export const TOKEN_PREFIX = 'p2pmq_'
 const SECRET_BYTES = 32
+/** The directory of the lock `p2pmq token add|remove` hold, and how long one waits for another's. */
+const LOCK_DIR = 'gateway-tokens.lock'
+const LOCK_WAIT = 10_000
 /** ms between two checks of the file. */
 const RECHECK = 1_000
 const MAX_TOKENS_FILE_BYTES = 4 * 1024 * 1024
@@ -69,10 +73,19 @@ export class TokenFile {
   readonly secretPath: string
   private entries = new Map<string, TokenEntry>()
   private secret?: Uint8Array
+  /** Why the secret cannot be used (it is read with the tokens, and only lookups need it). */
+  private secretError?: TokenFileError
   private version = ''
+  /** The version of the file last reported to `onStale`. */
+  private staleVersion = ''
   private checkedAt = -Infinity
 
-  constructor (readonly dir: string) {
+  /**
+   * @param onStale the broker's side: a file that cannot be read once one was is reported here (once
+   * per change) and the tokens read last are kept, not refused a request at a time. Without it
+   * (the CLI), it is thrown.
+   */
+  constructor (readonly dir: string, private readonly onStale?: (err: TokenFileError, kept: boolean) => void) {
     this.path = join(dir, TOKENS_FILE)
     this.secretPath = join(dir, GATEWAY_SECRET_FILE)
   }
@@ -82,7 +95,8 @@ export class TokenFile {
     this.reload()
     const hash = sha256(token)
     const entry = this.entries.get(hash)
-    if (entry == null || this.secret == null) return undefined
+    if (entry == null) return undefined
+    if (this.secret == null) throw this.secretError ?? new TokenFileError(`${this.secretPath} is missing`)
     // The map is keyed by the hash, so the comparison an attacker could time is of hashes; compared again in constant time all the same.
     return timingSafeEqual(Buffer.from(entry.sha256, 'hex'), Buffer.from(hash, 'hex')) ? entry : undefined
   }
@@ -90,7 +104,7 @@ export class TokenFile {
   /** The key pair a known `token` acts as (derived: ~1 ms, so the caller keeps it). */
   async key (token: string): Promise<PrivateKey> {
     this.reload()
-    if (this.secret == null) throw new TokenFileError(`${this.secretPath} is missing: make the tokens again (p2pmq token add)`)
+    if (this.secret == null) throw this.secretError ?? new TokenFileError(`${this.secretPath} is missing`)
     return await tokenKey(this.secret, token)
   }
 
@@ -104,26 +118,58 @@ export class TokenFile {
   async add (name: string): Promise<{ token: string, entry: TokenEntry }> {
     const bad = tokenNameError(name)
     if (bad != null) throw new TypeError(bad)
-    const entries = this.list()
-    if (entries.some((e) => e.name === name)) throw new TokenFileError(`A token named "${name}" exists; remove it first (p2pmq token remove ${name})`)
-    if (this.secret == null) {
-      this.secret = randomBytes(SECRET_BYTES)
-      // 'wx': never over a secret another process just made (its tokens would stop working).
-      await writeFile(this.secretPath, this.secret, { flag: 'wx', mode: 0o600 })
-    }
-    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
-    const key = await tokenKey(this.secret, token)
-    const entry: TokenEntry = { name, peer: peerIdFromPrivateKey(key).toString(), sha256: sha256(token), created: new Date().toISOString() }
-    await this.write([...entries, entry])
-    return { token, entry }
+    return await this.locked(async () => {
+      const entries = this.list()
+      if (entries.some((e) => e.name === name)) throw new TokenFileError(`A token named "${name}" exists; remove it first (p2pmq token remove ${name})`)
+      if (this.secret == null) {
+        if (this.secretError != null) throw this.secretError
+        // A new secret would make every kept token act as another peer than the one listed (and granted).
+        if (entries.length > 0) throw new TokenFileError(`${this.secretPath} is missing, and ${entries.length} token(s) need it: put it back, or remove them first (p2pmq token remove <name>)`)
+        this.secret = randomBytes(SECRET_BYTES)
+        // 'wx': never over a secret another process just made (its tokens would stop working).
+        await writeFile(this.secretPath, this.secret, { flag: 'wx', mode: 0o600 })
+      }
+      const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
+      const key = await tokenKey(this.secret, token)
+      const entry: TokenEntry = { name, peer: peerIdFromPrivateKey(key).toString(), sha256: sha256(token), created: new Date().toISOString() }
+      await this.write([...entries, entry])
+      return { token, entry }
+    })
   }
 
   /** Removes the token named `name`; its entry, or undefined when there is none. */
   async remove (name: string): Promise<TokenEntry | undefined> {
-    const entries = this.list()
-    const entry = entries.find((e) => e.name === name)
-    if (entry != null) await this.write(entries.filter((e) => e !== entry))
-    return entry
+    return await this.locked(async () => {
+      const entries = this.list()
+      const entry = entries.find((e) => e.name === name)
+      if (entry != null) await this.write(entries.filter((e) => e !== entry))
+      return entry
+    })
+  }
+
+  /**
+   * Runs a read-change-write of the file with its lock held, so two `p2pmq token` at once do not
+   * write over each other's change (a removed token back, an added one lost). The lock is LevelDB's
+   * (identity-lock.ts): the kernel drops it when its holder dies.
+   */
+  private async locked<T> (change: () => Promise<T>): Promise<T> {
+    const dir = join(this.dir, LOCK_DIR)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    const deadline = Date.now() + LOCK_WAIT
+    let release: (() => Promise<void>) | undefined
+    while (release == null) {
+      try {
+        release = await lockIdentityDir(dir)
+      } catch (err) {
+        if (!(err instanceof IdentityInUseError) || Date.now() > deadline) throw new TokenFileError(`Cannot lock ${dir}: another p2pmq token has held it for ${LOCK_WAIT} ms`, { cause: err })
+        await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80))
+      }
+    }
+    try {
+      return await change()
+    } finally {
+      await release()
+    }
   }
 
   private async write (entries: TokenEntry[]): Promise<void> {
@@ -146,8 +192,26 @@ export class TokenFile {
       version = 'none'
     }
     if (version === this.version) return
-    this.entries = version === 'none' ? new Map() : this.read()
-    this.secret = this.readSecret()
+    let entries: Map<string, TokenEntry>
+    try {
+      entries = version === 'none' ? new Map() : this.read()
+    } catch (err) {
+      if (this.onStale == null || !(err instanceof TokenFileError)) throw err
+      // The broker says so once for this version of the file, and keeps the tokens it read last (if any).
+      if (this.staleVersion !== version) this.onStale(err, this.version !== '')
+      this.staleVersion = version
+      if (this.version === '') throw err
+      return
+    }
+    this.entries = entries
+    try {
+      this.secret = this.readSecret()
+      this.secretError = undefined
+    } catch (err) {
+      if (!(err instanceof TokenFileError)) throw err
+      this.secret = undefined
+      this.secretError = err
+    }
     this.version = version
   }
 
@@ -162,11 +226,16 @@ export class TokenFile {
     const tokens = jsonObject(text, '{ "tokens": [] }', fail).tokens
     if (!Array.isArray(tokens)) return fail('must hold { "tokens": [ … ] }')
     const entries = new Map<string, TokenEntry>()
-    for (const t of tokens) {
+    const names = new Set<string>()
+    for (const [i, t] of tokens.entries()) {
       const e = t as Partial<TokenEntry> | null
-      if (typeof e?.name !== 'string' || typeof e.peer !== 'string' || typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256) || typeof e.created !== 'string') {
-        return fail(`has a token that is not { "name", "peer", "sha256", "created" }: ${JSON.stringify(t)?.slice(0, 200)}`)
+      // (What it prints is checked first: a name or peer of a hand-edited file may hold terminal escapes.)
+      if (typeof e?.name !== 'string' || tokenNameError(e.name) != null || typeof e.peer !== 'string' || !validPeer(e.peer) ||
+          typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256) || typeof e.created !== 'string' || !/^[0-9T:.Z-]{1,40}$/.test(e.created)) {
+        return fail(`has a token (tokens[${i}]) that is not { "name", "peer", "sha256", "created" } as p2pmq token add writes them`)
       }
+      if (names.has(e.name) || entries.has(e.sha256)) return fail(`has two tokens named "${e.name}" or of one hash (tokens[${i}])`)
+      names.add(e.name)
       entries.set(e.sha256, { name: e.name, peer: e.peer, sha256: e.sha256, created: e.created })
     }
     return entries
@@ -182,5 +251,13 @@ export class TokenFile {
       if (err instanceof TokenFileError) throw err
       throw new TokenFileError(`${this.secretPath} ${err instanceof NotSmallFileError ? err.reason : `cannot be read: ${(err as Error).message}`}`)
     }
+  }
+}
+
+function validPeer (peer: string): boolean {
+  try {
+    return peerIdFromString(peer).toString() === peer
+  } catch {
+    return false
   }
 }
