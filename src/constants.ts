@@ -176,3 +176,6 @@ export const RELAY_RETRY_MAX_DELAY = 10_000
 export const CLIENT_ADDRESS_DIAL_TIMEOUT = 3_000
 /** ms a relayed peer gives a direct WebRTC connection to come up (ICE through two NATs took ~0.1 s; a NAT that cannot be punched fails it at libp2p's 6 s anyway). */
 export const DIRECT_UPGRADE_TIMEOUT = 10_000
+
+/** The farthest an admin `messages` request may page: each skipped message is still read (those paged out, from disk, whole). */
+export const MAX_MESSAGES_OFFSET = 10_000

@@ -14,6 +14,7 @@ import UPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import type { BrokerStats, ClientInfo } from '../src/broker/api.js'
 import type { QueueStats } from '../src/broker/engine.js'
+import { $, cell } from './dom.js'
 
 /** Samples kept per queue: 5 minutes at one a second. */
 const HISTORY = 300
@@ -35,16 +36,8 @@ export interface QueueActions {
   browse: (command: string) => void
 }
 
-const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
-
 function queueName (q: QueueStats): string {
   return q.group === '' ? q.command : `${q.command}@${q.group}`
-}
-
-function cell (text: string | number): HTMLTableCellElement {
-  const td = document.createElement('td')
-  td.textContent = String(text)
-  return td
 }
 
 export function bytesText (n: number): string {

@@ -21,10 +21,10 @@ import { brokerTarget, TargetError } from './broker-target.js'
 import { pageNode, viaOf } from './page-node.js'
 import { Dashboard } from './dashboard.js'
 import { MessageBrowser } from './message-browser.js'
+import { $ } from './dom.js'
 import type { Grant, PeerRights } from '../src/broker/api.js'
 import type { Libp2p } from '@libp2p/interface'
 
-const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 const SVG = 'http://www.w3.org/2000/svg'
 
 /** The recent numeric values of each command this page received, for the latest value and a chart. */

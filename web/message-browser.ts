@@ -4,11 +4,11 @@
  * What the broker sends is put on the page as text only.
  */
 import type { MessageInfo, MessageQuery } from '../src/broker/api.js'
+import { $, cell } from './dom.js'
 
 /** Messages a page shows. */
 export const BROWSE_PAGE = 20
 
-const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
 /** A payload as the browser shows it: text for strings and JSON, hex for bytes, with … when cut. */
@@ -18,12 +18,6 @@ export function payloadPreview (p: MessageInfo['payload']): string {
   const cut = bytes.length < p.size ? ` … (${p.size} bytes)` : ''
   if (p.kind === 1) return `${Array.from(bytes.subarray(0, 64), (b) => b.toString(16).padStart(2, '0')).join(' ')}${bytes.length > 64 || cut !== '' ? ` … (${p.size} bytes)` : ''}`
   return `${decoder.decode(bytes)}${cut}`
-}
-
-function cell (text: string | number): HTMLTableCellElement {
-  const td = document.createElement('td')
-  td.textContent = String(text)
-  return td
 }
 
 export class MessageBrowser {

@@ -5,6 +5,7 @@
  * its types to `AdminMethods` (api.ts) and its entry here. `watch`, the standing request (it
  * repeats `stats`), and `unwatch`, which ends one, are the admin session's own (admin-session.ts).
  */
+import { MAX_MESSAGES_OFFSET } from '../constants.js'
 import { InvalidArgumentError, PermissionDeniedError, UnknownMethodError } from '../errors.js'
 import { Rights } from './acl.js'
 import { MESSAGE_STATES, type AclInfo, type AdminLevel, type AdminMethod, type AdminResult, type BrokerStats, type MessageInfo, type MessageQuery, type MessageStateName, type PeerRights, type ScheduleSpec } from './api.js'
@@ -146,8 +147,6 @@ function scheduleSpec (raw: unknown): ScheduleSpec {
   return { id: p.id as string | undefined, command: p.command, every: p.every as number | undefined, cron: p.cron as string | undefined, headers, kind: p.kind as number, payload: new Uint8Array(Buffer.from(p.data, 'base64')) }
 }
 
-/** The farthest a `messages` request may page: each skipped message is still read (those paged out, from disk, whole). */
-const MAX_MESSAGES_OFFSET = 10_000
 /** Messages a `messages` request with bodies lists at most: each takes up to ~5.5 KiB of JSON. */
 const MAX_BODIES_LIMIT = 1_000
 

@@ -75,7 +75,7 @@ export class GatewayPeer {
       })
     }
     const consumer = await this.ready(this.clients.consumer)
-    const poller = new Poller(pattern, group, this.receipts, this.visibility)
+    const poller = new Poller(this.receipts, this.visibility)
     // The consumer's own handler timeout is later than the receipt's: the receipt decides.
     const sub = await consumer.subscribe(pattern, poller.handler, { group, prefetch, timeout: this.visibility + 1_000 })
     poller.onClose = () => { void sub.unsubscribe() }

@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ClosedError, AnswerTimeoutError, ErrorCode, MessageFailedError, MessageTooLargeError, PermissionDeniedError, RejectMessage, RejectedError, SubscriptionError, AdminError, InvalidMessageError } from '../errors.js'
-import { DEFAULT_GROUP } from '../constants.js'
+import { DEFAULT_GROUP, MAX_MESSAGES_OFFSET } from '../constants.js'
 import { groupError, patternError } from '../names.js'
 import { serverUrl, startHttpServer } from '../http-server.js'
 import { GatewayPeer } from './gateway-peer.js'
@@ -130,7 +130,7 @@ const HANDLERS: Record<string, { target: boolean, handle: Handler }> = {
         state: q.get('state') ?? undefined,
         command: q.get('command') ?? undefined,
         limit: q.has('limit') ? integer(q, 'limit', 1, 100_000, 100) : undefined,
-        offset: q.has('offset') ? integer(q, 'offset', 0, 10_000, 0) : undefined,
+        offset: q.has('offset') ? integer(q, 'offset', 0, MAX_MESSAGES_OFFSET, 0) : undefined,
         bodies: q.has('bodies') ? flag(q, 'bodies', false) : undefined
       }
       return { status: 200, body: await (await r.peer.admin()).messages(query as MessageQuery) }
@@ -231,9 +231,7 @@ function publishOptions (req: IncomingMessage): PublishOptions {
   const h = req.headers
   const ms = (name: string): number | undefined => {
     const v = h[name]
-    if (v == null) return undefined
-    if (typeof v !== 'string' || !/^[0-9]{1,10}$/.test(v) || Number(v) > MAX_TIMER) throw new HttpError(400, `${name} takes ms, 0 to ${MAX_TIMER}, not ${JSON.stringify(v)}`, 'InvalidArgument')
-    return Number(v)
+    return v == null ? undefined : whole(String(v), name, 0, MAX_TIMER)
   }
   options.delay = ms('p2pmq-delay')
   options.ttl = ms('p2pmq-ttl')
@@ -243,10 +241,7 @@ function publishOptions (req: IncomingMessage): PublishOptions {
     options.id = utf8(ids[0])
   }
   const transient = h['p2pmq-transient']
-  if (transient != null) {
-    if (transient !== 'true' && transient !== 'false') throw new HttpError(400, `p2pmq-transient takes true or false, not ${JSON.stringify(transient)}`, 'InvalidArgument')
-    options.transient = transient === 'true'
-  }
+  if (transient != null) options.transient = bool(String(transient), 'p2pmq-transient')
   const headers: Record<string, string> = {}
   let count = 0
   for (const [name, value] of Object.entries(h)) {
@@ -279,16 +274,24 @@ function payloadJson (payload: Payload): { payload?: unknown, encoding?: 'base64
   return { payload }
 }
 
+/** A query parameter's whole number, `fallback` when it is absent. */
 function integer (q: URLSearchParams, name: string, min: number, max: number, fallback: number): number {
   const v = q.get(name)
-  if (v == null) return fallback
-  if (!/^[0-9]{1,10}$/.test(v) || Number(v) < min || Number(v) > max) throw new HttpError(400, `${name} takes a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`, 'InvalidArgument')
-  return Number(v)
+  return v == null ? fallback : whole(v, name, min, max)
 }
 
 function flag (q: URLSearchParams, name: string, fallback: boolean): boolean {
   const v = q.get(name)
-  if (v == null) return fallback
+  return v == null ? fallback : bool(v, name)
+}
+
+/** `v` (of a query parameter or a header) as a whole number from `min` to `max`; a 400 otherwise. */
+function whole (v: string, name: string, min: number, max: number): number {
+  if (!/^[0-9]{1,10}$/.test(v) || Number(v) < min || Number(v) > max) throw new HttpError(400, `${name} takes a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`, 'InvalidArgument')
+  return Number(v)
+}
+
+function bool (v: string, name: string): boolean {
   if (v !== 'true' && v !== 'false') throw new HttpError(400, `${name} takes true or false, not ${JSON.stringify(v)}`, 'InvalidArgument')
   return v === 'true'
 }

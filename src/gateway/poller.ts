@@ -42,7 +42,7 @@ export class Poller {
    * @param receipts the token's receipts, shared by its consumptions (a settle names only the receipt)
    * @param visibility ms a receipt lasts from delivery
    */
-  constructor (readonly pattern: string, readonly group: string, private readonly receipts: Map<string, Held>, private readonly visibility: number) {}
+  constructor (private readonly receipts: Map<string, Held>, private readonly visibility: number) {}
 
   /** The subscription's handler: holds the delivery until it is settled through its receipt. */
   readonly handler = async (message: Message): Promise<unknown> => {
